@@ -1,0 +1,178 @@
+//! The `footage` command line: argument definitions, dispatch, output and exit codes.
+//!
+//! Invariants: every failure prints one line `error: ...` on stderr and exits 1 (2 for bad
+//! arguments, as clap does); nothing panics on user input; JSON goes to stdout (one object per
+//! line, pretty-printed when stdout is a terminal for single objects); progress bars go to
+//! stderr and only when it is a terminal; a closed stdout pipe ends the command quietly.
+
+mod admin;
+mod demo;
+mod ingest;
+mod read;
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::input::time::parse_time;
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_FAILURE: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+
+const EXAMPLES: &str = "\
+Examples:
+  footage demo                                   build and tour a demo store
+  footage ingest clip.mp4 --officer MET-004217 --device AX-B3-00123 \\
+          --start 2026-11-20T14:03:00Z --gps track.gpx --category evidential
+  footage ingest --manifest dock-0423.jsonl      one segment per JSON line
+  footage info 42                                metadata, SHA-256, where the bytes are
+  footage get 42 --out clip.mp4                  export a segment
+  footage get 42 --offset 1048576 --length 65536 > part.bin
+  footage verify                                 re-check every chunk CRC and SHA-256
+  footage --store /srv/footage stats             counts, volumes, disk usage
+
+Exit codes: 0 success, 1 failure (or corruption found by verify), 2 bad arguments.";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "footage",
+    version,
+    about = "A storage engine for police body-worn-video footage",
+    after_help = EXAMPLES,
+    allow_negative_numbers = true
+)]
+pub struct Cli {
+    /// Store directory (created on first use)
+    #[arg(
+        long,
+        global = true,
+        env = "FOOTAGE_STORE",
+        default_value = "./footage-store",
+        value_name = "DIR"
+    )]
+    pub store: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Store a video segment (or every segment of a manifest) and print its id and SHA-256
+    Ingest(ingest::IngestArgs),
+    /// Write a segment's bytes (or a range of them) to stdout or a file
+    Get(read::GetArgs),
+    /// Print a segment's metadata as JSON
+    Info(read::InfoArgs),
+    /// Print segment, volume and disk statistics as JSON
+    Stats,
+    /// Re-read every chunk (CRC) and every segment's SHA-256; exit 1 if anything is corrupt
+    Verify(admin::VerifyArgs),
+    /// Build a demo store of synthetic footage around a London station and tour it
+    Demo(demo::DemoArgs),
+}
+
+/// Parses an RFC 3339 time for clap.
+pub(crate) fn time_arg(s: &str) -> Result<i64, String> {
+    parse_time(s).map_err(|e| e.to_string())
+}
+
+/// Parses an officer/device/case/tag/category id for clap.
+pub(crate) fn id_arg(s: &str) -> Result<String, String> {
+    crate::meta::validate_id("value", s)?;
+    Ok(s.to_string())
+}
+
+/// Parses a segment id for clap.
+pub(crate) fn segment_arg(s: &str) -> Result<u64, String> {
+    crate::store::parse_id(s).map_err(|e| e.to_string())
+}
+
+/// Prints one JSON value: pretty on a terminal, one line otherwise.
+pub(crate) fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    let text = if std::io::stdout().is_terminal() {
+        serde_json::to_string_pretty(v)?
+    } else {
+        serde_json::to_string(v)?
+    };
+    println_out(&text)
+}
+
+/// Prints one line to stdout, turning a closed pipe into a quiet exit.
+pub(crate) fn println_out(line: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|_| out.flush())
+        .map_err(anyhow::Error::from)
+}
+
+/// A progress bar on stderr, hidden when stderr is not a terminal.
+pub(crate) fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    let style = indicatif::ProgressStyle::with_template(
+        "{msg:12} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    )
+    .map(|s| s.progress_chars("=> "))
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    pb.set_style(style);
+    pb.set_message(what.to_string());
+    pb
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+            let _ = e.print();
+            return code;
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => EXIT_OK,
+        Err(e) => {
+            let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>();
+            // Show the outermost message, plus inner ones that add something.
+            let mut line = String::new();
+            for m in msg {
+                if !line.contains(&m) {
+                    if !line.is_empty() {
+                        line.push_str(": ");
+                    }
+                    line.push_str(&m);
+                }
+            }
+            eprintln!("error: {}", line.replace('\n', " "));
+            EXIT_FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Demo(args) => demo::run(args),
+        Command::Ingest(args) => ingest::run(&open(&cli.store)?, args),
+        Command::Get(args) => read::get(&open(&cli.store)?, args),
+        Command::Info(args) => read::info(&open(&cli.store)?, args),
+        Command::Stats => admin::stats(&open(&cli.store)?),
+        Command::Verify(args) => admin::verify(&open(&cli.store)?, args),
+    }
+}
+
+fn open(dir: &std::path::Path) -> anyhow::Result<crate::Store> {
+    Ok(crate::Store::open(dir)?)
+}

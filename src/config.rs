@@ -1,0 +1,171 @@
+//! The store's configuration file `footage.toml`, written with defaults when a store is
+//! created and read on every open.
+//!
+//! Invariants: `store_id` never changes after creation (volumes carry it and are refused by
+//! another store); `chunk_size` is a multiple of 4096 between 64 KiB and 16 MiB; a
+//! `volume_size` below 4 chunks is refused. Data dirs may be added later; a data dir that is
+//! removed from the list makes its segments unavailable, never deleted.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, IoContext, Result};
+
+pub const CONFIG_FILE: &str = "footage.toml";
+pub const CONFIG_VERSION: u32 = 1;
+pub const DEFAULT_CHUNK_SIZE: u32 = 1 << 20;
+pub const DEFAULT_VOLUME_SIZE: u64 = 4 << 30;
+pub const DEFAULT_CHECKPOINT_EVERY: u64 = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Version of this file's layout.
+    pub format_version: u32,
+    /// Random id written into every volume (32 hex digits).
+    pub store_id: String,
+    /// Directories that hold volumes, one per disk; relative paths are inside the store.
+    pub data_dirs: Vec<PathBuf>,
+    /// A volume is sealed once it reaches this many bytes.
+    pub volume_size: u64,
+    /// Bytes per chunk record (header + payload), a multiple of 4096.
+    pub chunk_size: u32,
+    /// A checkpoint is written after this many commits.
+    pub checkpoint_every: u64,
+}
+
+/// Settings for a new store; ignored when the store already exists.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub data_dirs: Vec<PathBuf>,
+    pub volume_size: u64,
+    pub chunk_size: u32,
+    pub checkpoint_every: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions {
+            data_dirs: vec![PathBuf::from("data")],
+            volume_size: DEFAULT_VOLUME_SIZE,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
+        }
+    }
+}
+
+impl Config {
+    pub fn new(opts: &StoreOptions) -> Config {
+        let id: [u8; 16] = rand::random();
+        Config {
+            format_version: CONFIG_VERSION,
+            store_id: id.iter().map(|b| format!("{b:02x}")).collect(),
+            data_dirs: opts.data_dirs.clone(),
+            volume_size: opts.volume_size,
+            chunk_size: opts.chunk_size,
+            checkpoint_every: opts.checkpoint_every,
+        }
+    }
+
+    pub fn validate(&self, path: &Path) -> Result<()> {
+        let bad = |what: String| Error::Config {
+            path: path.to_path_buf(),
+            what,
+        };
+        if self.format_version != CONFIG_VERSION {
+            return Err(Error::UnsupportedVersion {
+                what: "configuration",
+                path: path.to_path_buf(),
+                found: self.format_version,
+                supported: CONFIG_VERSION,
+            });
+        }
+        self.store_id_bytes()
+            .ok_or_else(|| bad("store_id must be 32 hex digits".into()))?;
+        if self.data_dirs.is_empty() {
+            return Err(bad("data_dirs must list at least one directory".into()));
+        }
+        if self.data_dirs.len() > usize::from(u16::MAX) {
+            return Err(bad("too many data_dirs".into()));
+        }
+        if !(64 * 1024..=16 << 20).contains(&self.chunk_size) || !self.chunk_size.is_multiple_of(4096) {
+            return Err(bad(format!(
+                "chunk_size {} must be a multiple of 4096 between 65536 and 16777216",
+                self.chunk_size
+            )));
+        }
+        if self.volume_size < 4 * u64::from(self.chunk_size) {
+            return Err(bad(format!(
+                "volume_size {} must be at least 4 chunks ({})",
+                self.volume_size,
+                4 * u64::from(self.chunk_size)
+            )));
+        }
+        if self.volume_size > (1u64 << 32) * 4096 {
+            return Err(bad("volume_size must be below 16 TiB".into()));
+        }
+        if self.checkpoint_every == 0 {
+            return Err(bad("checkpoint_every must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    pub fn store_id_bytes(&self) -> Option<[u8; 16]> {
+        if self.store_id.len() != 32 {
+            return None;
+        }
+        let mut out = [0u8; 16];
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = u8::from_str_radix(self.store_id.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(out)
+    }
+
+    /// Reads the configuration of the store at `root`, or creates it from `opts`.
+    pub fn load_or_create(root: &Path, opts: &StoreOptions) -> Result<Config> {
+        let path = root.join(CONFIG_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let cfg: Config = toml::from_str(&text).map_err(|e| Error::Config {
+                    path: path.clone(),
+                    what: e.to_string(),
+                })?;
+                cfg.validate(&path)?;
+                Ok(cfg)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let cfg = Config::new(opts);
+                cfg.validate(&path)?;
+                let text = toml::to_string_pretty(&cfg).map_err(|e| Error::Config {
+                    path: path.clone(),
+                    what: e.to_string(),
+                })?;
+                let tmp = root.join("footage.toml.tmp");
+                std::fs::write(
+                    &tmp,
+                    format!("# footage store configuration (see README.md)\n{text}"),
+                )
+                .at(&tmp)?;
+                std::fs::File::open(&tmp)
+                    .and_then(|f| f.sync_all())
+                    .at(&tmp)?;
+                std::fs::rename(&tmp, &path).at(&path)?;
+                crate::log::sync_dir(root)?;
+                Ok(cfg)
+            }
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+
+    /// Absolute path of data dir `i`.
+    pub fn data_dir(&self, root: &Path, i: usize) -> Option<PathBuf> {
+        self.data_dirs.get(i).map(|d| {
+            if d.is_absolute() {
+                d.clone()
+            } else {
+                root.join(d)
+            }
+        })
+    }
+}

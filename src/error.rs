@@ -1,0 +1,86 @@
+//! The store's error type: every failure a caller can see, with the fields needed to act on it.
+//!
+//! Invariants: corruption is always reported with where it is (file and offset, or segment and
+//! byte offset); messages say what is wrong and, where there is one, how to fix it. Lower
+//! layers have their own enums ([`crate::format::DecodeError`]) that convert into this one.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Result alias for the store's API.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("I/O error on {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("disk full writing {}: free space or add a data dir to footage.toml; nothing stored was lost", path.display())]
+    DiskFull { path: PathBuf },
+    #[error("corrupt data in {} at offset {offset}: {what}", path.display())]
+    Corruption {
+        path: PathBuf,
+        offset: u64,
+        what: String,
+    },
+    #[error("segment {segment} is corrupt at byte {offset}: {what}; run `footage verify` for a full report")]
+    SegmentCorrupt {
+        segment: u64,
+        offset: u64,
+        what: String,
+    },
+    #[error("segment {segment} is unreadable: {reason}")]
+    Unavailable { segment: u64, reason: String },
+    #[error("no segment with id {0}")]
+    NotFound(String),
+    #[error("store {} is locked by another process (is `footage serve` or another ingest running?)", path.display())]
+    Locked { path: PathBuf },
+    #[error("{what} in {} has format version {found}, this build reads version {supported}: use a newer footage", path.display())]
+    UnsupportedVersion {
+        what: &'static str,
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("writes to {} are refused after a failed fsync (data may not be durable): reopen the store", path.display())]
+    Poisoned { path: PathBuf },
+    #[error("bad store configuration {}: {what}", path.display())]
+    Config { path: PathBuf, what: String },
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it happened on; ENOSPC becomes [`Error::DiskFull`].
+    pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Error {
+        let path = path.into();
+        if source.raw_os_error() == Some(libc::ENOSPC)
+            || source.kind() == io::ErrorKind::StorageFull
+        {
+            return Error::DiskFull { path };
+        }
+        Error::Io { path, source }
+    }
+
+    pub fn corruption(path: impl Into<PathBuf>, offset: u64, what: impl Into<String>) -> Error {
+        Error::Corruption {
+            path: path.into(),
+            offset,
+            what: what.into(),
+        }
+    }
+}
+
+/// Adds the path to a bare `io::Result`.
+pub(crate) trait IoContext<T> {
+    fn at(self, path: &std::path::Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, path: &std::path::Path) -> Result<T> {
+        self.map_err(|e| Error::io(path, e))
+    }
+}

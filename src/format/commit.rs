@@ -1,0 +1,283 @@
+//! The commit record: the durable fact that a segment exists. It is self-describing (every
+//! field of the segment's metadata, its SHA-256 and where its chunks are), so the catalog and
+//! every index can be rebuilt from the volumes alone.
+//!
+//! ```text
+//! payload (after the 32-byte record header; kind = 2, a = segment id):
+//!   u16  commit format version (1)
+//!   u64  segment id
+//!   u64  lsn            store-wide sequence number of this commit
+//!   i64  committed_us   when the store acknowledged it
+//!   i64  start_us, i64 end_us
+//!   u64  bytes          segment length
+//!   [32] sha256         of the whole segment
+//!   u32  chunk_capacity payload bytes of every chunk but the last
+//!   str16 officer, str16 device          (u16 length + UTF-8)
+//!   list categories, list cases, list tags  (u16 count + str16 each)
+//!   u32  extent count, then per chunk in order: u32 volume id, u64 header offset, u32 length
+//!   u32  fix count, then fixes: the first as zigzag varints (time_us, lat_e7, lon_e7),
+//!        every later one as zigzag varint deltas from the previous fix
+//! ```
+
+use super::{DecodeError, Reader, Writer};
+use crate::meta::{GpsFix, SegmentMeta};
+
+pub const COMMIT_VERSION: u16 = 1;
+
+/// Where one chunk of a segment is: the volume and the offset of its record header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extent {
+    pub volume_id: u32,
+    pub offset: u64,
+    pub len: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitRecord {
+    pub segment_id: u64,
+    pub lsn: u64,
+    pub committed_us: i64,
+    pub bytes: u64,
+    pub sha256: [u8; 32],
+    pub chunk_capacity: u32,
+    pub meta: SegmentMeta,
+    pub extents: Vec<Extent>,
+}
+
+impl CommitRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u16(COMMIT_VERSION);
+        w.u64(self.segment_id);
+        w.u64(self.lsn);
+        w.i64(self.committed_us);
+        w.i64(self.meta.start_us);
+        w.i64(self.meta.end_us);
+        w.u64(self.bytes);
+        w.bytes(&self.sha256);
+        w.u32(self.chunk_capacity);
+        w.str16(&self.meta.officer);
+        w.str16(&self.meta.device);
+        w.str_list(&self.meta.categories);
+        w.str_list(&self.meta.cases);
+        w.str_list(&self.meta.tags);
+        w.u32(self.extents.len() as u32);
+        for e in &self.extents {
+            w.u32(e.volume_id);
+            w.u64(e.offset);
+            w.u32(e.len);
+        }
+        encode_track(&mut w, &self.meta.gps);
+        w.buf
+    }
+
+    /// Decodes a commit payload. With `with_gps = false` the track is skipped (reads only need
+    /// the extents), and `meta.gps` is left empty.
+    pub fn decode(data: &[u8], with_gps: bool) -> Result<CommitRecord, DecodeError> {
+        let mut r = Reader::new(data, "commit record");
+        let version = r.u16()?;
+        if version != COMMIT_VERSION {
+            return Err(DecodeError::UnsupportedVersion {
+                what: "commit record",
+                found: u32::from(version),
+                supported: u32::from(COMMIT_VERSION),
+            });
+        }
+        let segment_id = r.u64()?;
+        let lsn = r.u64()?;
+        let committed_us = r.i64()?;
+        let start_us = r.i64()?;
+        let end_us = r.i64()?;
+        let bytes = r.u64()?;
+        let sha256 = r.array::<32>()?;
+        let chunk_capacity = r.u32()?;
+        let officer = r.str16()?;
+        let device = r.str16()?;
+        let categories = r.str_list()?;
+        let cases = r.str_list()?;
+        let tags = r.str_list()?;
+        let n = r.u32()? as usize;
+        if n.saturating_mul(16) > r.remaining() {
+            return Err(DecodeError::Truncated("commit record extents"));
+        }
+        let mut extents = Vec::with_capacity(n);
+        for _ in 0..n {
+            extents.push(Extent {
+                volume_id: r.u32()?,
+                offset: r.u64()?,
+                len: r.u32()?,
+            });
+        }
+        let gps = if with_gps {
+            let gps = decode_track(&mut r)?;
+            r.finish()?;
+            gps
+        } else {
+            Vec::new()
+        };
+        let rec = CommitRecord {
+            segment_id,
+            lsn,
+            committed_us,
+            bytes,
+            sha256,
+            chunk_capacity,
+            meta: SegmentMeta {
+                officer,
+                device,
+                start_us,
+                end_us,
+                gps,
+                cases,
+                tags,
+                categories,
+            },
+            extents,
+        };
+        rec.check_layout()?;
+        Ok(rec)
+    }
+
+    /// The extents must describe exactly `bytes` bytes: full chunks, then one shorter or
+    /// equal last chunk.
+    fn check_layout(&self) -> Result<(), DecodeError> {
+        let cap = u64::from(self.chunk_capacity);
+        if cap == 0 && self.bytes > 0 {
+            return Err(DecodeError::invalid("commit record", "chunk capacity is 0"));
+        }
+        let mut total: u64 = 0;
+        let last = self.extents.len().saturating_sub(1);
+        for (i, e) in self.extents.iter().enumerate() {
+            let len = u64::from(e.len);
+            if len > cap || (i < last && len != cap) || len == 0 {
+                return Err(DecodeError::invalid(
+                    "commit record",
+                    format!("chunk {i} has length {len}, capacity {cap}"),
+                ));
+            }
+            total += len;
+        }
+        if total != self.bytes {
+            return Err(DecodeError::invalid(
+                "commit record",
+                format!("chunks hold {total} bytes, segment has {}", self.bytes),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Writes a GPS track as a count and zigzag varint deltas.
+pub fn encode_track(w: &mut Writer, gps: &[GpsFix]) {
+    w.u32(gps.len() as u32);
+    let mut prev = GpsFix {
+        time_us: 0,
+        lat_e7: 0,
+        lon_e7: 0,
+    };
+    for f in gps {
+        w.svarint(f.time_us.wrapping_sub(prev.time_us));
+        w.svarint(i64::from(f.lat_e7) - i64::from(prev.lat_e7));
+        w.svarint(i64::from(f.lon_e7) - i64::from(prev.lon_e7));
+        prev = *f;
+    }
+}
+
+/// Reads a track written by [`encode_track`].
+pub fn decode_track(r: &mut Reader) -> Result<Vec<GpsFix>, DecodeError> {
+    let n = r.u32()? as usize;
+    // Every fix takes at least 3 bytes.
+    if n.saturating_mul(3) > r.remaining() {
+        return Err(DecodeError::Truncated("GPS track"));
+    }
+    let mut out = Vec::with_capacity(n);
+    let (mut t, mut lat, mut lon) = (0i64, 0i64, 0i64);
+    for _ in 0..n {
+        t = t.wrapping_add(r.svarint()?);
+        lat = lat.saturating_add(r.svarint()?);
+        lon = lon.saturating_add(r.svarint()?);
+        let (Ok(lat_e7), Ok(lon_e7)) = (i32::try_from(lat), i32::try_from(lon)) else {
+            return Err(DecodeError::invalid("GPS track", "coordinate out of range"));
+        };
+        out.push(GpsFix {
+            time_us: t,
+            lat_e7,
+            lon_e7,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> CommitRecord {
+        CommitRecord {
+            segment_id: 9,
+            lsn: 77,
+            committed_us: 1_000,
+            bytes: 10 + 4064,
+            sha256: [3; 32],
+            chunk_capacity: 4064,
+            meta: SegmentMeta {
+                officer: "MET-004217".into(),
+                device: "AX-B3-00123".into(),
+                start_us: 5,
+                end_us: 6,
+                gps: vec![
+                    GpsFix {
+                        time_us: 5,
+                        lat_e7: 515_074_000,
+                        lon_e7: -1_278_000,
+                    },
+                    GpsFix {
+                        time_us: 5_000_005,
+                        lat_e7: -899_999_999,
+                        lon_e7: 1_800_000_000,
+                    },
+                ],
+                cases: vec!["C1".into()],
+                tags: vec![],
+                categories: vec!["evidential".into()],
+            },
+            extents: vec![
+                Extent {
+                    volume_id: 1,
+                    offset: 4064,
+                    len: 4064,
+                },
+                Extent {
+                    volume_id: 2,
+                    offset: 8160,
+                    len: 10,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn commit_round_trips_with_and_without_track() {
+        let c = sample();
+        let enc = c.encode();
+        assert_eq!(CommitRecord::decode(&enc, true).unwrap(), c);
+        let head = CommitRecord::decode(&enc, false).unwrap();
+        assert_eq!(head.extents, c.extents);
+        assert!(head.meta.gps.is_empty());
+    }
+
+    #[test]
+    fn truncated_commit_never_panics() {
+        let enc = sample().encode();
+        for n in 0..enc.len() {
+            assert!(CommitRecord::decode(&enc[..n], true).is_err(), "len {n}");
+        }
+    }
+
+    #[test]
+    fn extents_must_add_up_to_the_segment_length() {
+        let mut c = sample();
+        c.bytes += 1;
+        assert!(CommitRecord::decode(&c.encode(), true).is_err());
+    }
+}

@@ -1,0 +1,402 @@
+//! GPS tracks from GPX or CSV files.
+//!
+//! Job: read a track file a camera or a phone exported and return its fixes as
+//! [`GpsFix`] values sorted by time.
+//!
+//! Formats:
+//! - GPX 1.0/1.1: every `<trkpt>` of every `<trk>`/`<trkseg>`, each with a `<time>`;
+//!   `<rtept>` and `<wpt>` are ignored (routes and waypoints are plans, not where the
+//!   officer was);
+//! - CSV: a header naming at least the columns `time`, `lat` and `lon` (any case, any
+//!   order, more columns such as `accuracy` allowed); `time` is RFC 3339 or unix seconds.
+//!
+//! Invariants:
+//! - a file whose first non-blank byte (after an optional UTF-8 BOM) is `<` is GPX,
+//!   anything else CSV; a file that is empty or only blank holds zero fixes;
+//! - every fix went through [`GpsFix::from_degrees`]; the result is stably sorted by time;
+//! - files over [`MAX_GPS_FILE_BYTES`] are refused before being read whole;
+//! - error messages name the file and, for CSV, the 1-based line (the header is line 1).
+
+use std::io::Read;
+use std::path::Path;
+
+use crate::meta::GpsFix;
+
+use super::time::{parse_time, parse_time_or_unix};
+use super::InputError;
+
+/// Largest GPS file accepted: 256 MiB.
+pub const MAX_GPS_FILE_BYTES: u64 = 256 << 20;
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+fn strip_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(BOM).unwrap_or(bytes)
+}
+
+/// Reads a GPX or CSV track file, detecting the format from its content.
+pub fn parse_gps_file(path: &Path) -> Result<Vec<GpsFix>, InputError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    let too_big = || {
+        InputError::invalid(format!(
+            "{name}: GPS file is larger than {} MiB; split the track or drop extra columns",
+            MAX_GPS_FILE_BYTES >> 20
+        ))
+    };
+    let file = std::fs::File::open(path).map_err(|e| InputError::io(path, e))?;
+    let len = file.metadata().map_err(|e| InputError::io(path, e))?.len();
+    if len > MAX_GPS_FILE_BYTES {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    // `take` also bounds files that grow while being read, and pipes.
+    file.take(MAX_GPS_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| InputError::io(path, e))?;
+    if bytes.len() as u64 > MAX_GPS_FILE_BYTES {
+        return Err(too_big());
+    }
+    let body = strip_bom(&bytes);
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => Ok(Vec::new()),
+        Some(b'<') => parse_gpx(&bytes, &name),
+        Some(_) => parse_csv(&bytes, &name),
+    }
+}
+
+/// Parses GPX 1.0 or 1.1 content; `name` is used in error messages.
+pub fn parse_gpx(bytes: &[u8], name: &str) -> Result<Vec<GpsFix>, InputError> {
+    // XML allows nothing before `<?xml`, but exports with a leading blank line are common.
+    let body = strip_bom(bytes).trim_ascii_start();
+    let gpx = gpx::read(body).map_err(|e| {
+        InputError::invalid(format!(
+            "{name}: not a valid GPX file: {e}; export the track as GPX 1.1 or as CSV \
+             with the columns time,lat,lon"
+        ))
+    })?;
+    let mut fixes = Vec::new();
+    let mut index = 0usize;
+    for (t, track) in gpx.tracks.iter().enumerate() {
+        for (s, segment) in track.segments.iter().enumerate() {
+            for point in &segment.points {
+                index += 1;
+                let place = format!(
+                    "{name}: track point {index} (track {}, segment {})",
+                    t + 1,
+                    s + 1
+                );
+                let Some(time) = point.time else {
+                    return Err(InputError::invalid(format!(
+                        "{place} has no <time>; every track point needs a timestamp"
+                    )));
+                };
+                // gpx renders its time in ISO 8601 with a 4-digit year and nanoseconds,
+                // which is RFC 3339; anything else (years past 9999) fails to parse below.
+                let text = time.format().map_err(|e| {
+                    InputError::invalid(format!("{place} has an unusable <time>: {e}"))
+                })?;
+                let time_us = parse_time(&text).map_err(|e| e.context(&place))?;
+                let p = point.point();
+                let fix = GpsFix::from_degrees(time_us, p.y(), p.x())
+                    .map_err(|e| InputError::invalid(format!("{place}: {e}")))?;
+                fixes.push(fix);
+            }
+        }
+    }
+    fixes.sort_by_key(|f| f.time_us);
+    Ok(fixes)
+}
+
+fn csv_error(name: &str, e: &csv::Error) -> InputError {
+    let hint = "the file must be CSV with a header naming the columns time,lat,lon";
+    match e.position() {
+        Some(pos) => InputError::invalid(format!("{name} line {}: {e}; {hint}", pos.line())),
+        None => InputError::invalid(format!("{name}: {e}; {hint}")),
+    }
+}
+
+/// Parses CSV content with the columns `time`, `lat`, `lon`; `name` is used in messages.
+pub fn parse_csv(bytes: &[u8], name: &str) -> Result<Vec<GpsFix>, InputError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(strip_bom(bytes));
+    let headers = reader.headers().map_err(|e| csv_error(name, &e))?.clone();
+    // csv skips blank lines before the header but reports the header as line 1.
+    let blank_lines = strip_bom(bytes)
+        .iter()
+        .take_while(|b| b.is_ascii_whitespace())
+        .filter(|&&b| b == b'\n')
+        .count();
+    let header_line = 1 + blank_lines;
+    let find = |column: &str| -> Result<usize, InputError> {
+        let mut found = headers
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.trim().eq_ignore_ascii_case(column))
+            .map(|(i, _)| i);
+        match (found.next(), found.next()) {
+            (Some(i), None) => Ok(i),
+            (Some(_), Some(_)) => Err(InputError::invalid(format!(
+                "{name} line {header_line}: the header names the column {column:?} twice; \
+                 keep one"
+            ))),
+            (None, _) => Err(InputError::invalid(format!(
+                "{name} line {header_line}: the header must name the columns time,lat,lon \
+                 (found {:?}); add a header line such as `time,lat,lon`",
+                headers.iter().collect::<Vec<_>>().join(",")
+            ))),
+        }
+    };
+    let (ti, lai, loi) = (find("time")?, find("lat")?, find("lon")?);
+    let mut fixes = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| csv_error(name, &e))?;
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let at = format!("{name} line {line}");
+        let field = |i: usize, what: &str| -> Result<&str, InputError> {
+            match record.get(i) {
+                Some(v) if !v.is_empty() => Ok(v),
+                _ => Err(InputError::invalid(format!(
+                    "{at}: the {what} column is missing or empty; every row needs time,lat,lon"
+                ))),
+            }
+        };
+        let time_us = parse_time_or_unix(field(ti, "time")?).map_err(|e| e.context(&at))?;
+        let number = |i: usize, what: &str| -> Result<f64, InputError> {
+            let text = field(i, what)?;
+            text.parse::<f64>().map_err(|_| {
+                InputError::invalid(format!(
+                    "{at}: {what} {text:?} is not a number; write decimal degrees \
+                     such as -33.8688"
+                ))
+            })
+        };
+        let lat = number(lai, "latitude")?;
+        let lon = number(loi, "longitude")?;
+        let fix = GpsFix::from_degrees(time_us, lat, lon)
+            .map_err(|e| InputError::invalid(format!("{at}: {e}")))?;
+        fixes.push(fix);
+    }
+    fixes.sort_by_key(|f| f.time_us);
+    Ok(fixes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_763_647_380_000_000; // 2025-11-20T14:03:00Z
+
+    fn gpx_doc(points: &str) -> String {
+        format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?>
+<gpx version="1.1" creator="test" xmlns="http://www.topografix.com/GPX/1/1">
+  <trk><name>patrol</name><trkseg>{points}</trkseg></trk>
+</gpx>"#
+        )
+    }
+
+    fn err(r: Result<Vec<GpsFix>, InputError>) -> String {
+        r.unwrap_err().to_string()
+    }
+
+    #[test]
+    fn gpx_valid_multi_segment_sorted() {
+        let doc = r#"<?xml version="1.0"?>
+<gpx version="1.1" creator="t" xmlns="http://www.topografix.com/GPX/1/1">
+ <wpt lat="1" lon="1"><name>ignored</name></wpt>
+ <trk><trkseg>
+  <trkpt lat="-33.8688" lon="151.2093"><ele>12</ele><time>2025-11-20T14:03:01Z</time></trkpt>
+  <trkpt lat="-33.8689" lon="151.2094"><time>2025-11-20T15:03:00+01:00</time></trkpt>
+ </trkseg><trkseg>
+  <trkpt lat="51.5" lon="-0.12"><time>2025-11-20T14:03:02.5Z</time></trkpt>
+ </trkseg></trk>
+ <trk><trkseg><trkpt lat="0" lon="0"><time>2025-11-20T14:02:59Z</time></trkpt></trkseg></trk>
+</gpx>"#;
+        let fixes = parse_gpx(doc.as_bytes(), "t.gpx").unwrap();
+        let times: Vec<i64> = fixes.iter().map(|f| f.time_us - T0).collect();
+        assert_eq!(times, [-1_000_000, 0, 1_000_000, 2_500_000]);
+        assert_eq!(fixes[1].lat_e7, -338_689_000);
+        assert_eq!(fixes[1].lon_e7, 1_512_094_000);
+        assert_eq!(fixes[3].lon_e7, -1_200_000);
+    }
+
+    #[test]
+    fn gpx_10_and_bom_and_empty() {
+        let doc = "\u{feff}  <?xml version=\"1.0\"?>\n<gpx version=\"1.0\" creator=\"t\" \
+                   xmlns=\"http://www.topografix.com/GPX/1/0\"><trk><trkseg>\
+                   <trkpt lat=\"10\" lon=\"20\"><time>2025-11-20T14:03:00Z</time></trkpt>\
+                   </trkseg></trk></gpx>";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.gpx");
+        std::fs::write(&path, doc).unwrap();
+        let fixes = parse_gps_file(&path).unwrap();
+        assert_eq!(fixes, [GpsFix::from_degrees(T0, 10.0, 20.0).unwrap()]);
+        let empty = parse_gpx(gpx_doc("").as_bytes(), "e.gpx").unwrap();
+        assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn gpx_point_without_time() {
+        let doc = gpx_doc(
+            r#"<trkpt lat="1" lon="2"><time>2025-11-20T14:03:00Z</time></trkpt>
+               <trkpt lat="1" lon="2"></trkpt>"#,
+        );
+        let e = err(parse_gpx(doc.as_bytes(), "t.gpx"));
+        assert!(
+            e.contains("t.gpx: track point 2 (track 1, segment 1) has no <time>"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn gpx_malformed() {
+        let e = err(parse_gpx(b"<gpx><trk><trkseg>", "bad.gpx"));
+        assert!(e.starts_with("bad.gpx: not a valid GPX file"), "{e}");
+        let e = err(parse_gpx(b"<html></html>", "page.gpx"));
+        assert!(e.starts_with("page.gpx: not a valid GPX file"), "{e}");
+        let doc = gpx_doc(r#"<trkpt lat="91" lon="2"><time>2025-11-20T14:03:00Z</time></trkpt>"#);
+        let e = err(parse_gpx(doc.as_bytes(), "lat.gpx"));
+        assert!(e.starts_with("lat.gpx: not a valid GPX file"), "{e}");
+        let doc = gpx_doc(r#"<trkpt lat="1" lon="2"><time>1960-01-01T00:00:00Z</time></trkpt>"#);
+        let e = err(parse_gpx(doc.as_bytes(), "old.gpx"));
+        assert!(
+            e.contains("old.gpx: track point 1 (track 1, segment 1)"),
+            "{e}"
+        );
+        assert!(e.contains("1970..=9999"), "{e}");
+    }
+
+    #[test]
+    fn csv_rfc3339_and_extra_columns() {
+        let text = "accuracy, LON ,Time,lat\n5,151.2093,2025-11-20T14:03:01Z,-33.8688\n\
+                    7,-0.5,2025-11-20T14:03:00Z,51.5\n";
+        let fixes = parse_csv(text.as_bytes(), "t.csv").unwrap();
+        assert_eq!(fixes.len(), 2);
+        assert_eq!(fixes[0], GpsFix::from_degrees(T0, 51.5, -0.5).unwrap());
+        assert_eq!(
+            fixes[1],
+            GpsFix::from_degrees(T0 + 1_000_000, -33.8688, 151.2093).unwrap()
+        );
+    }
+
+    #[test]
+    fn csv_unix_seconds_crlf_bom_negative() {
+        let text =
+            "\u{feff}time,lat,lon\r\n1763647380.5,-12.5,-45.25\r\n\r\n1763647380,-90,-180\r\n";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("track.csv");
+        std::fs::write(&path, text).unwrap();
+        let fixes = parse_gps_file(&path).unwrap();
+        assert_eq!(
+            fixes,
+            [
+                GpsFix::from_degrees(T0, -90.0, -180.0).unwrap(),
+                GpsFix::from_degrees(T0 + 500_000, -12.5, -45.25).unwrap(),
+            ]
+        );
+        assert_eq!(fixes[1].lat_e7, -125_000_000);
+    }
+
+    #[test]
+    fn csv_stable_sort_and_header_only() {
+        let text = "time,lat,lon\n1763647380,1,1\n1763647380,2,2\n1763647379,3,3\n";
+        let fixes = parse_csv(text.as_bytes(), "t.csv").unwrap();
+        let lats: Vec<i32> = fixes.iter().map(|f| f.lat_e7 / 10_000_000).collect();
+        assert_eq!(lats, [3, 1, 2]);
+        assert!(parse_csv(b"time,lat,lon\n", "t.csv").unwrap().is_empty());
+        assert!(parse_csv(b"time,lat,lon", "t.csv").unwrap().is_empty());
+    }
+
+    #[test]
+    fn csv_bad_header() {
+        let e = err(parse_csv(b"when,lat,lon\n1763647380,1,1\n", "t.csv"));
+        assert!(
+            e.starts_with("t.csv line 1: the header must name the columns time,lat,lon"),
+            "{e}"
+        );
+        let e = err(parse_csv(b"1763647380,1,1\n", "t.csv"));
+        assert!(e.starts_with("t.csv line 1:"), "{e}");
+        let e = err(parse_csv(b"\n\ntime,lat,lat,lon\n", "t.csv"));
+        assert!(e.starts_with("t.csv line 3:"), "{e}");
+        assert!(e.contains("\"lat\" twice"), "{e}");
+    }
+
+    #[test]
+    fn csv_bad_values_name_lines() {
+        let cases: [(&str, &str); 7] = [
+            (
+                "time,lat,lon\n1763647380,1,1\n1763647380,abc,1\n",
+                "t.csv line 3: latitude \"abc\" is not a number",
+            ),
+            (
+                "time,lat,lon\n1763647380,1,x1\n",
+                "t.csv line 2: longitude \"x1\" is not a number",
+            ),
+            (
+                "time,lat,lon\n\n1763647380,1,1\n1763647380,1,1\n1763647380,91,1\n",
+                "t.csv line 5: latitude 91 is outside -90..90",
+            ),
+            (
+                "time,lat,lon\n1763647380,-91,1\n",
+                "t.csv line 2: latitude -91 is outside -90..90",
+            ),
+            (
+                "time,lat,lon\n1763647380,1,180.5\n",
+                "t.csv line 2: longitude 180.5 is outside -180..180",
+            ),
+            (
+                "time,lat,lon\n1763647380,NaN,1\n",
+                "t.csv line 2: latitude NaN is outside",
+            ),
+            (
+                "time,lat,lon\nyesterday,1,1\n",
+                "t.csv line 2: invalid time \"yesterday\"",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = err(parse_csv(text.as_bytes(), "t.csv"));
+            assert!(e.starts_with(want), "got {e:?}, want {want:?}");
+        }
+        let e = err(parse_csv(b"time,lat,lon\n1763647380,1\n", "t.csv"));
+        assert!(
+            e.starts_with("t.csv line 2: the longitude column is missing"),
+            "{e}"
+        );
+        let e = err(parse_csv(b"time,lat,lon\n1763647380,,1\n", "t.csv"));
+        assert!(
+            e.starts_with("t.csv line 2: the latitude column is missing or empty"),
+            "{e}"
+        );
+        let e = err(parse_csv(b"time,lat,lon\n1763647380,\xff,1\n", "t.csv"));
+        assert!(e.starts_with("t.csv line 2:"), "{e}");
+        let e = err(parse_csv(b"time,lat,lon\n-5,1,1\n", "t.csv"));
+        assert!(e.contains("line 2") && e.contains("1970..=9999"), "{e}");
+    }
+
+    #[test]
+    fn file_level_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let blank = dir.path().join("blank.csv");
+        std::fs::write(&blank, "\u{feff} \n").unwrap();
+        assert!(parse_gps_file(&blank).unwrap().is_empty());
+        let missing = dir.path().join("nope.gpx");
+        assert!(matches!(
+            parse_gps_file(&missing),
+            Err(InputError::Io { .. })
+        ));
+        let big = dir.path().join("big.csv");
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(MAX_GPS_FILE_BYTES + 1).unwrap();
+        let e = parse_gps_file(&big).unwrap_err().to_string();
+        assert!(
+            e.contains("big.csv: GPS file is larger than 256 MiB"),
+            "{e}"
+        );
+    }
+}

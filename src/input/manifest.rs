@@ -1,0 +1,521 @@
+//! The `footage ingest --manifest FILE.jsonl` format: one JSON object per line, one clip each.
+//!
+//! ```text
+//! {"file": "clips/a.mp4", "officer": "PC1234", "device": "CAM-07",
+//!  "start": "2026-11-20T14:03:00Z", "end": null,
+//!  "gps": [[1763647380, -33.8688, 151.2093]], "case": "C-2026-17", "tags": ["arrest"],
+//!  "category": "evidence"}
+//! ```
+//!
+//! Fields: `file`, `officer`, `device`, `start` are required; `end` (or null), `gps`
+//! (`[[unix_seconds, lat, lon], ...]`) or `gps_file` (a GPX or CSV track), `case` or `cases`,
+//! `tags`, `category` or `categories` are optional. Times are RFC 3339 strings or JSON numbers
+//! of unix seconds.
+//!
+//! Invariants:
+//! - blank lines are skipped; line numbers in errors are 1-based lines of the file;
+//! - unknown fields, wrong JSON types, bad times, bad ids (per [`validate_id`]), `end` before
+//!   `start`, and both `gps` and `gps_file` on one line are errors naming the line;
+//! - relative `file` and `gps_file` paths are resolved against the manifest's directory;
+//!   the clip itself is not opened here;
+//! - each entry's GPS track is sorted by time (stable); `case`+`cases` and
+//!   `category`+`categories` are concatenated in that order.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::meta::{validate_id, GpsFix};
+
+use super::gps::parse_gps_file;
+use super::time::{format_time, parse_time, parse_time_or_unix, unix_seconds_to_us};
+use super::InputError;
+
+/// Largest manifest file read by [`read_manifest`]: 256 MiB.
+pub const MAX_MANIFEST_BYTES: u64 = 256 << 20;
+
+/// One clip to ingest, as described by one manifest line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestEntry {
+    /// 1-based line of the manifest this entry came from.
+    pub line: usize,
+    pub file: PathBuf,
+    pub officer: String,
+    pub device: String,
+    pub start_us: i64,
+    pub end_us: Option<i64>,
+    pub gps: Vec<GpsFix>,
+    pub cases: Vec<String>,
+    pub tags: Vec<String>,
+    pub categories: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEntry {
+    file: String,
+    officer: String,
+    device: String,
+    start: Value,
+    #[serde(default)]
+    end: Value,
+    #[serde(default)]
+    gps: Option<Vec<Value>>,
+    #[serde(default)]
+    gps_file: Option<String>,
+    #[serde(default)]
+    case: Option<String>,
+    #[serde(default)]
+    cases: Option<Vec<String>>,
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    #[serde(default)]
+    category: Option<String>,
+    #[serde(default)]
+    categories: Option<Vec<String>>,
+}
+
+/// Reads and parses the manifest at `path`; relative paths inside it are resolved against
+/// its directory.
+pub fn read_manifest(path: &Path) -> Result<Vec<ManifestEntry>, InputError> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| InputError::io(path, e))?
+        .len();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    if len > MAX_MANIFEST_BYTES {
+        return Err(InputError::invalid(format!(
+            "{name}: manifest is larger than {} MiB; split it into several files",
+            MAX_MANIFEST_BYTES >> 20
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| InputError::io(path, e))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        InputError::invalid(format!(
+            "{name}: manifest is not UTF-8 text (bad byte at offset {}); save it as UTF-8",
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
+    let base = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    parse_manifest_named(&text, base, &name)
+}
+
+/// Parses manifest text; errors are prefixed `manifest line N`.
+pub fn parse_manifest(text: &str, base_dir: &Path) -> Result<Vec<ManifestEntry>, InputError> {
+    parse_manifest_named(text, base_dir, "manifest")
+}
+
+/// Parses manifest text; errors are prefixed `{name} line N`.
+pub fn parse_manifest_named(
+    text: &str,
+    base_dir: &Path,
+    name: &str,
+) -> Result<Vec<ManifestEntry>, InputError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut entries = Vec::new();
+    for (i, raw_line) in text.lines().enumerate() {
+        let line = i + 1;
+        if raw_line.trim().is_empty() {
+            continue;
+        }
+        let at = format!("{name} line {line}");
+        let entry = parse_line(raw_line, line, base_dir).map_err(|e| e.context(&at))?;
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+fn invalid(what: String) -> InputError {
+    InputError::invalid(what)
+}
+
+fn json_error(e: &serde_json::Error) -> InputError {
+    let full = e.to_string();
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    let message = full.strip_suffix(&position).unwrap_or(&full);
+    invalid(format!(
+        "{message} (column {}); each line must be one JSON object such as \
+         {{\"file\": \"a.mp4\", \"officer\": \"PC1\", \"device\": \"CAM1\", \
+         \"start\": \"2026-11-20T14:03:00Z\"}}",
+        e.column()
+    ))
+}
+
+/// Unix seconds given as a JSON number, to microseconds (integers exactly).
+fn number_to_us(n: &serde_json::Number) -> Result<i64, InputError> {
+    if n.is_i64() || n.is_u64() {
+        return parse_time_or_unix(&n.to_string());
+    }
+    unix_seconds_to_us(n.as_f64().unwrap_or(f64::NAN))
+}
+
+fn time_field(value: &Value, field: &str) -> Result<Option<i64>, InputError> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(s) => parse_time(s).map(Some).map_err(|e| e.context(field)),
+        Value::Number(n) => number_to_us(n).map(Some).map_err(|e| e.context(field)),
+        other => Err(invalid(format!(
+            "{field} must be an RFC 3339 string such as \"2026-11-20T14:03:00Z\" or a number \
+             of unix seconds, not {other}"
+        ))),
+    }
+}
+
+fn gps_point(index: usize, value: &Value) -> Result<GpsFix, InputError> {
+    let shape = || {
+        invalid(format!(
+            "gps[{index}] is {value}; each GPS point must be [unix_seconds, lat, lon], \
+             three numbers"
+        ))
+    };
+    let Value::Array(items) = value else {
+        return Err(shape());
+    };
+    let [Value::Number(t), Value::Number(lat), Value::Number(lon)] = items.as_slice() else {
+        return Err(shape());
+    };
+    let time_us = number_to_us(t).map_err(|e| e.context(&format!("gps[{index}] time")))?;
+    let (Some(lat), Some(lon)) = (lat.as_f64(), lon.as_f64()) else {
+        return Err(shape());
+    };
+    GpsFix::from_degrees(time_us, lat, lon).map_err(|e| invalid(format!("gps[{index}]: {e}")))
+}
+
+fn parse_line(text: &str, line: usize, base_dir: &Path) -> Result<ManifestEntry, InputError> {
+    if !text.trim_start().starts_with('{') {
+        return Err(invalid(format!(
+            "expected a JSON object {{...}} on each line, found {:?}; write one clip per line",
+            text.trim().chars().take(40).collect::<String>()
+        )));
+    }
+    let raw: RawEntry = serde_json::from_str(text).map_err(|e| json_error(&e))?;
+    if raw.file.trim().is_empty() {
+        return Err(invalid(
+            "file must name the clip to ingest; it is empty".into(),
+        ));
+    }
+    validate_id("officer", &raw.officer).map_err(invalid)?;
+    validate_id("device", &raw.device).map_err(invalid)?;
+    let start_us = time_field(&raw.start, "start")?
+        .ok_or_else(|| invalid("start is required; give an RFC 3339 time".into()))?;
+    let end_us = time_field(&raw.end, "end")?;
+    if let Some(end) = end_us {
+        if end < start_us {
+            return Err(invalid(format!(
+                "end {} is before start {}; swap them or fix the clock",
+                format_time(end),
+                format_time(start_us)
+            )));
+        }
+    }
+    let mut gps = match (raw.gps, raw.gps_file) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "give either gps or gps_file, not both; drop one of them".into(),
+            ))
+        }
+        (Some(points), None) => points
+            .iter()
+            .enumerate()
+            .map(|(i, v)| gps_point(i, v))
+            .collect::<Result<Vec<_>, _>>()?,
+        (None, Some(track)) => {
+            let path = base_dir.join(&track);
+            parse_gps_file(&path).map_err(|e| match e {
+                InputError::Io { source, .. } => {
+                    invalid(format!("cannot read gps_file {}: {source}", path.display()))
+                }
+                other => other.context(&format!("gps_file {track:?}")),
+            })?
+        }
+        (None, None) => Vec::new(),
+    };
+    gps.sort_by_key(|f| f.time_us);
+    let cases: Vec<String> = raw
+        .case
+        .into_iter()
+        .chain(raw.cases.into_iter().flatten())
+        .collect();
+    let tags = raw.tags.unwrap_or_default();
+    let categories: Vec<String> = raw
+        .category
+        .into_iter()
+        .chain(raw.categories.into_iter().flatten())
+        .collect();
+    for (what, list) in [("case", &cases), ("tag", &tags), ("category", &categories)] {
+        for v in list {
+            validate_id(what, v).map_err(invalid)?;
+        }
+    }
+    Ok(ManifestEntry {
+        line,
+        file: base_dir.join(raw.file),
+        officer: raw.officer,
+        device: raw.device,
+        start_us,
+        end_us,
+        gps,
+        cases,
+        tags,
+        categories,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_763_647_380_000_000; // 2025-11-20T14:03:00Z
+    const BASE: &str = "/evidence/batch7";
+
+    fn parse(text: &str) -> Result<Vec<ManifestEntry>, InputError> {
+        parse_manifest_named(text, Path::new(BASE), "manifest.jsonl")
+    }
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    fn line(extra: &str) -> String {
+        format!(
+            r#"{{"file": "a.mp4", "officer": "PC1234", "device": "CAM-07", "start": "2025-11-20T14:03:00Z"{extra}}}"#
+        )
+    }
+
+    #[test]
+    fn minimal_and_full_entries() {
+        let text = format!(
+            "\u{feff}{}\n\n   \r\n{}\r\n",
+            line(""),
+            r#"{"file": "/abs/b.mp4", "officer": "PC9", "device": "D1", "start": 1763647380.5, "end": "2025-11-20T14:13:00Z", "gps": [[1763647390, -33.5, 151.25], [1763647381.25, 90, -180]], "case": "C-1", "cases": ["C-2"], "tags": ["arrest", "use-of-force"], "category": null, "categories": ["evidence"]}"#
+        );
+        let entries = parse(&text).unwrap();
+        assert_eq!(entries.len(), 2);
+        let a = &entries[0];
+        assert_eq!(a.line, 1);
+        assert_eq!(a.file, Path::new(BASE).join("a.mp4"));
+        assert_eq!(
+            (a.officer.as_str(), a.device.as_str()),
+            ("PC1234", "CAM-07")
+        );
+        assert_eq!((a.start_us, a.end_us), (T0, None));
+        assert!(a.gps.is_empty() && a.cases.is_empty() && a.tags.is_empty());
+        assert!(a.categories.is_empty());
+        let b = &entries[1];
+        assert_eq!(b.line, 4);
+        assert_eq!(b.file, PathBuf::from("/abs/b.mp4"));
+        assert_eq!(b.start_us, T0 + 500_000);
+        assert_eq!(b.end_us, Some(T0 + 600_000_000));
+        assert_eq!(
+            b.gps,
+            [
+                GpsFix::from_degrees(T0 + 1_250_000, 90.0, -180.0).unwrap(),
+                GpsFix::from_degrees(T0 + 10_000_000, -33.5, 151.25).unwrap(),
+            ]
+        );
+        assert_eq!(b.cases, ["C-1", "C-2"]);
+        assert_eq!(b.tags, ["arrest", "use-of-force"]);
+        assert_eq!(b.categories, ["evidence"]);
+        assert!(parse("").unwrap().is_empty());
+        let nulls = parse(&line(
+            r#", "end": null, "gps": null, "case": null, "tags": null"#,
+        ));
+        assert_eq!(nulls.unwrap()[0].end_us, None);
+        let unix = parse(&line(r#", "end": 1763647400"#)).unwrap();
+        assert_eq!(unix[0].end_us, Some(T0 + 20_000_000));
+    }
+
+    #[test]
+    fn json_and_field_errors_name_the_line() {
+        let good = line("");
+        let cases: Vec<(String, &str)> = vec![
+            (
+                format!("{good}\n{{not json"),
+                "manifest.jsonl line 2: key must be a string",
+            ),
+            (
+                format!("{good}\n\n[1,2]"),
+                "manifest.jsonl line 3: expected a JSON object {...} on each line, found \"[1,2]\"",
+            ),
+            (
+                line(r#", "colour": "red""#),
+                "line 1: unknown field `colour`",
+            ),
+            (
+                r#"{"file": "a.mp4", "device": "D", "start": 0}"#.into(),
+                "line 1: missing field `officer`",
+            ),
+            (
+                line(r#", "tags": "arrest""#),
+                "line 1: invalid type: string \"arrest\", expected a sequence",
+            ),
+            (
+                r#"{"file": 5, "officer": "P", "device": "D", "start": 0}"#.into(),
+                "line 1: invalid type: integer `5`",
+            ),
+            (
+                line(r#", "file": "b.mp4""#),
+                "line 1: duplicate field `file`",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = err(&text);
+            assert!(e.contains(want), "got {e:?}, want {want:?}");
+            assert!(e.starts_with("manifest.jsonl line "), "{e}");
+            assert!(!e.contains("at line 1 column"), "{e}");
+        }
+    }
+
+    #[test]
+    fn value_errors() {
+        let base = r#"{"file": "a.mp4", "officer": "PC1", "device": "CAM1""#;
+        let cases: Vec<(String, &str)> = vec![
+            (
+                format!(r#"{base}, "start": "yesterday"}}"#),
+                "line 1: start: invalid time \"yesterday\": expected RFC 3339",
+            ),
+            (
+                format!(r#"{base}, "start": null}}"#),
+                "line 1: start is required",
+            ),
+            (
+                format!(r#"{base}, "start": true}}"#),
+                "line 1: start must be an RFC 3339 string",
+            ),
+            (
+                format!(r#"{base}, "start": -5}}"#),
+                "line 1: start: time \"-5\" is outside the years 1970..=9999",
+            ),
+            (
+                format!(r#"{base}, "start": 1e13}}"#),
+                "outside the years 1970..=9999",
+            ),
+            (
+                line(r#", "end": "2025-11-20T14:02:59Z""#),
+                "line 1: end 2025-11-20T14:02:59Z is before start 2025-11-20T14:03:00Z",
+            ),
+            (
+                line(r#", "end": {}"#),
+                "line 1: end must be an RFC 3339 string",
+            ),
+            (
+                r#"{"file": " ", "officer": "P", "device": "D", "start": 0}"#.into(),
+                "line 1: file must name the clip",
+            ),
+            (
+                r#"{"file": "a", "officer": "P C", "device": "D", "start": 0}"#.into(),
+                "line 1: officer \"P C\" contains ' '",
+            ),
+            (
+                r#"{"file": "a", "officer": "P", "device": "", "start": 0}"#.into(),
+                "line 1: device must not be empty",
+            ),
+            (
+                line(r#", "case": "ok", "cases": ["bad case"]"#),
+                "line 1: case \"bad case\" contains",
+            ),
+            (line(r#", "tags": ["é"]"#), "line 1: tag \"é\" contains"),
+            (
+                line(r#", "categories": ["x", ""]"#),
+                "line 1: category must not be empty",
+            ),
+            (
+                line(r#", "gps": [[1763647380, 1]]"#),
+                "line 1: gps[0] is [1763647380,1]; each GPS point must be [unix_seconds, lat, lon]",
+            ),
+            (
+                line(r#", "gps": [[1763647380, 1, 2], [1763647380, "1", 2]]"#),
+                "line 1: gps[1] is",
+            ),
+            (line(r#", "gps": [5]"#), "line 1: gps[0] is 5;"),
+            (line(r#", "gps": [[1763647380, 1, 2, 3]]"#), "three numbers"),
+            (
+                line(r#", "gps": [[1763647380, 91, 2]]"#),
+                "line 1: gps[0]: latitude 91 is outside -90..90",
+            ),
+            (
+                line(r#", "gps": [[1763647380, 1, -181]]"#),
+                "line 1: gps[0]: longitude -181 is outside -180..180",
+            ),
+            (
+                line(r#", "gps": [[-1, 1, 2]]"#),
+                "line 1: gps[0] time: time \"-1\" is outside",
+            ),
+            (
+                line(r#", "gps": [], "gps_file": "t.csv""#),
+                "line 1: give either gps or gps_file, not both",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = err(&text);
+            assert!(e.contains(want), "got {e:?}, want {want:?}");
+            assert!(e.starts_with("manifest.jsonl line 1:"), "{e}");
+        }
+        let e = parse_manifest(&line(r#", "x": 1"#), Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("manifest line 1: unknown field `x`"), "{e}");
+    }
+
+    #[test]
+    fn gps_file_and_read_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("tracks")).unwrap();
+        std::fs::write(
+            dir.path().join("tracks/t.csv"),
+            "time,lat,lon\n1763647381,1,2\n1763647380,3,4\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("tracks/bad.csv"),
+            "time,lat,lon\n1763647381,1,200\n",
+        )
+        .unwrap();
+        let text = format!(
+            "{}\n{}\n",
+            line(r#", "gps_file": "tracks/t.csv""#),
+            line(r#", "gps_file": "tracks/bad.csv""#)
+        );
+        let manifest = dir.path().join("batch.jsonl");
+        std::fs::write(&manifest, &text).unwrap();
+        let e = read_manifest(&manifest).unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "batch.jsonl line 2: gps_file \"tracks/bad.csv\": bad.csv line 2: longitude 200"
+            ),
+            "{e}"
+        );
+        let first = text.lines().next().unwrap_or_default();
+        std::fs::write(&manifest, first).unwrap();
+        let entries = read_manifest(&manifest).unwrap();
+        assert_eq!(entries[0].file, dir.path().join("a.mp4"));
+        assert_eq!(
+            entries[0].gps,
+            [
+                GpsFix::from_degrees(T0, 3.0, 4.0).unwrap(),
+                GpsFix::from_degrees(T0 + 1_000_000, 1.0, 2.0).unwrap(),
+            ]
+        );
+        std::fs::write(&manifest, line(r#", "gps_file": "missing.gpx""#)).unwrap();
+        let e = read_manifest(&manifest).unwrap_err().to_string();
+        assert!(
+            e.starts_with("batch.jsonl line 1: cannot read gps_file"),
+            "{e}"
+        );
+        assert!(e.contains("missing.gpx"), "{e}");
+        std::fs::write(&manifest, b"{\"file\": \"\xff\"}").unwrap();
+        let e = read_manifest(&manifest).unwrap_err().to_string();
+        assert!(e.contains("batch.jsonl: manifest is not UTF-8"), "{e}");
+        let missing = dir.path().join("nope.jsonl");
+        assert!(matches!(
+            read_manifest(&missing),
+            Err(InputError::Io { .. })
+        ));
+    }
+}

@@ -1,0 +1,47 @@
+//! # footage
+//!
+//! An embedded storage engine for police body-worn-video footage: a log-structured store of
+//! video segments (append-only volumes of CRC-checked chunk records, crash-safe tail
+//! recovery, mmap reads, idempotent ingest), with the metadata needed to find footage by
+//! officer, device, time and place.
+//!
+//! ```no_run
+//! use footage::{SegmentMeta, Store};
+//!
+//! let store = Store::open("/var/lib/footage")?;
+//! let meta = SegmentMeta {
+//!     officer: "MET-004217".into(),
+//!     device: "AX-B3-00123".into(),
+//!     start_us: 1_763_647_380_000_000,
+//!     end_us: 1_763_647_980_000_000,
+//!     ..SegmentMeta::default()
+//! };
+//! let mut w = store.begin_segment(meta)?;
+//! w.write(b"...mp4 bytes...")?;
+//! let c = w.commit()?;
+//! let bytes = store.read_range(c.id, 0, 3)?;
+//! # Ok::<(), footage::Error>(())
+//! ```
+//!
+//! The on-disk format is specified in docs/FORMAT.md and the architecture in docs/DESIGN.md.
+
+mod catalog;
+pub mod cli;
+mod config;
+mod error;
+pub mod format;
+pub mod input;
+mod log;
+pub mod meta;
+mod store;
+
+pub use catalog::checkpoint::{
+    decode_body as decode_checkpoint_body, decode_file as decode_checkpoint_file,
+};
+pub use config::{Config, StoreOptions, CONFIG_FILE};
+pub use error::{Error, Result};
+pub use meta::{GpsFix, SegmentMeta};
+pub use store::{
+    hex, now_us, parse_id, Committed, CorruptSegment, DiskStats, OpenReport, SegmentInfo,
+    SegmentReader, SegmentWriter, Stats, Store, VerifyReport, VolumeStats,
+};

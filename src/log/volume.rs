@@ -1,0 +1,181 @@
+//! One volume file: its header, and verified reads of its records.
+//!
+//! Invariants:
+//! - a sealed volume is never written again, so it is read through a read-only memory map;
+//!   the store's lock file keeps other footage processes from truncating it underneath the
+//!   map (a truncation by hand would make reads fault; hole-punched ranges read as zeros and
+//!   fail their CRC);
+//! - every record returned has passed its header CRC and payload CRC.
+
+use std::fs::{File, OpenOptions};
+use std::ops::Deref;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use memmap2::Mmap;
+use parking_lot::RwLock;
+
+use crate::error::{Error, IoContext, Result};
+use crate::format::record::{RecordHeader, HEADER_LEN};
+use crate::format::volume::{VolumeHeader, VOLUME_HEADER_LEN};
+
+/// Payload bytes of a verified record: borrowed from the map of a sealed volume, or owned.
+pub enum RecordBytes {
+    Mapped {
+        map: Arc<Mmap>,
+        start: usize,
+        len: usize,
+    },
+    Owned(Vec<u8>),
+}
+
+impl Deref for RecordBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            RecordBytes::Mapped { map, start, len } => {
+                map.get(*start..*start + *len).unwrap_or_default()
+            }
+            RecordBytes::Owned(v) => v,
+        }
+    }
+}
+
+pub struct Volume {
+    pub id: u32,
+    pub dir: u16,
+    pub path: PathBuf,
+    pub header: VolumeHeader,
+    file: File,
+    map: RwLock<Option<Arc<Mmap>>>,
+}
+
+impl Volume {
+    /// Creates a new, empty volume file (header only) and makes its directory entry durable.
+    pub fn create(path: &Path, dir: u16, header: VolumeHeader) -> Result<Volume> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .at(path)?;
+        let init = (|| {
+            file.write_all_at(&header.encode(), 0)?;
+            file.sync_all()
+        })();
+        if let Err(e) = init {
+            let _ = std::fs::remove_file(path);
+            return Err(Error::io(path, e));
+        }
+        if let Some(parent) = path.parent() {
+            super::sync_dir(parent)?;
+        }
+        Ok(Volume {
+            id: header.volume_id,
+            dir,
+            path: path.to_path_buf(),
+            header,
+            file,
+            map: RwLock::new(None),
+        })
+    }
+
+    /// Opens an existing volume and checks its header.
+    pub fn open(path: &Path, dir: u16, writable: bool) -> Result<Volume> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(writable)
+            .open(path)
+            .at(path)?;
+        let mut head = [0u8; VOLUME_HEADER_LEN];
+        file.read_exact_at(&mut head, 0)
+            .map_err(|e| Error::corruption(path, 0, format!("cannot read volume header: {e}")))?;
+        let header = VolumeHeader::decode(&head).map_err(|e| match e {
+            crate::format::DecodeError::UnsupportedVersion {
+                found, supported, ..
+            } => Error::UnsupportedVersion {
+                what: "volume",
+                path: path.to_path_buf(),
+                found,
+                supported,
+            },
+            e => Error::corruption(path, 0, e.to_string()),
+        })?;
+        Ok(Volume {
+            id: header.volume_id,
+            dir,
+            path: path.to_path_buf(),
+            header,
+            file,
+            map: RwLock::new(None),
+        })
+    }
+
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    pub fn len(&self) -> Result<u64> {
+        Ok(self.file.metadata().at(&self.path)?.len())
+    }
+
+    /// Switches reads to a memory map. Only for sealed volumes, whose bytes never change.
+    pub fn map_sealed(&self) -> Result<()> {
+        let mut slot = self.map.write();
+        if slot.is_none() {
+            // SAFETY: the volume is sealed: this process never writes it again, and the store
+            // lock keeps other footage processes out (see the module invariants).
+            let map = unsafe { Mmap::map(&self.file) }.at(&self.path)?;
+            *slot = Some(Arc::new(map));
+        }
+        Ok(())
+    }
+
+    pub fn is_mapped(&self) -> bool {
+        self.map.read().is_some()
+    }
+
+    /// Reads `len` bytes at `pos`, from the map when there is one.
+    fn read_bytes(&self, pos: u64, len: usize) -> Result<RecordBytes> {
+        if let Some(map) = self.map.read().as_ref() {
+            let start = usize::try_from(pos).unwrap_or(usize::MAX);
+            if start.checked_add(len).is_none_or(|end| end > map.len()) {
+                return Err(Error::corruption(
+                    &self.path,
+                    pos,
+                    "record extends past the end of the volume",
+                ));
+            }
+            return Ok(RecordBytes::Mapped {
+                map: Arc::clone(map),
+                start,
+                len,
+            });
+        }
+        let mut buf = vec![0u8; len];
+        self.file.read_exact_at(&mut buf, pos).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::corruption(&self.path, pos, "record extends past the end of the volume")
+            } else {
+                Error::io(&self.path, e)
+            }
+        })?;
+        Ok(RecordBytes::Owned(buf))
+    }
+
+    /// Reads and checks the record header at `pos`.
+    pub fn read_header(&self, pos: u64) -> Result<RecordHeader> {
+        let b = self.read_bytes(pos, HEADER_LEN as usize)?;
+        RecordHeader::decode(&b).map_err(|e| Error::corruption(&self.path, pos, e.to_string()))
+    }
+
+    /// Reads the record at `pos` and checks both CRCs; returns its header and payload.
+    pub fn read_record(&self, pos: u64) -> Result<(RecordHeader, RecordBytes)> {
+        let h = self.read_header(pos)?;
+        let payload = self.read_bytes(pos + HEADER_LEN, h.len as usize)?;
+        h.check_payload(&payload)
+            .map_err(|e| Error::corruption(&self.path, pos + HEADER_LEN, e.to_string()))?;
+        Ok((h, payload))
+    }
+}

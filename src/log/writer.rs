@@ -1,0 +1,195 @@
+//! Appending to an active volume, with group commit.
+//!
+//! Invariants:
+//! - records are appended at [`next_header_pos`] of the previous record's end, under the write
+//!   lock, so the volume is always a valid sequence of records followed by nothing;
+//! - a failed write cuts the file back to the previous end, so a disk-full error leaves no
+//!   partial record behind and the next append can succeed once space is freed;
+//! - `sync_to(x)` returns only when every byte below `x` is durable. Concurrent callers share
+//!   one `fdatasync`: whoever finds no sync running becomes the leader and syncs everything
+//!   written so far; the others wait for it (group commit);
+//! - after a failed fsync the writer is poisoned and refuses every later append and sync
+//!   (the kernel may have dropped the dirty pages; retrying could report success wrongly).
+
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
+
+use super::volume::Volume;
+use crate::error::{Error, Result};
+use crate::format::record::{next_header_pos, record_end, Kind, RecordHeader, HEADER_LEN};
+use crate::format::volume::Seal;
+
+struct WriteState {
+    end: u64,
+    sealed: bool,
+    poisoned: bool,
+}
+
+struct SyncState {
+    synced: u64,
+    syncing: bool,
+    poisoned: bool,
+}
+
+pub struct VolumeWriter {
+    pub volume: Arc<Volume>,
+    cap: u64,
+    state: Mutex<WriteState>,
+    sync: Mutex<SyncState>,
+    synced_cv: Condvar,
+}
+
+/// Outcome of an append.
+pub enum Appended {
+    /// Written; the record's header is at this offset.
+    At(u64),
+    /// The volume is full or sealed: seal it and append to a new one.
+    Full,
+}
+
+impl VolumeWriter {
+    /// `end` is the end of the last valid record (the file length after recovery); everything
+    /// below it is assumed durable.
+    pub fn new(volume: Arc<Volume>, end: u64, cap: u64) -> VolumeWriter {
+        VolumeWriter {
+            volume,
+            cap,
+            state: Mutex::new(WriteState {
+                end,
+                sealed: false,
+                poisoned: false,
+            }),
+            sync: Mutex::new(SyncState {
+                synced: end,
+                syncing: false,
+                poisoned: false,
+            }),
+            synced_cv: Condvar::new(),
+        }
+    }
+
+    pub fn end(&self) -> u64 {
+        self.state.lock().end
+    }
+
+    pub fn is_sealed(&self) -> bool {
+        self.state.lock().sealed
+    }
+
+    /// Appends one record. A volume accepts records until its size cap; a record that would
+    /// cross the cap goes to the next volume, unless this volume is empty (a record larger
+    /// than the cap still has to go somewhere).
+    pub fn append(&self, kind: Kind, a: u64, b: u32, payload: &[u8]) -> Result<Appended> {
+        let mut st = self.state.lock();
+        self.append_locked(&mut st, kind, a, b, payload)
+    }
+
+    fn append_locked(
+        &self,
+        st: &mut WriteState,
+        kind: Kind,
+        a: u64,
+        b: u32,
+        payload: &[u8],
+    ) -> Result<Appended> {
+        let header = RecordHeader::new(kind, payload, a, b);
+        if st.poisoned {
+            return Err(Error::Poisoned {
+                path: self.volume.path.clone(),
+            });
+        }
+        if st.sealed {
+            return Ok(Appended::Full);
+        }
+        let pos = next_header_pos(st.end);
+        let end = record_end(pos, header.len);
+        let empty = st.end <= crate::format::volume::VOLUME_HEADER_LEN as u64;
+        if end > self.cap && !empty && kind != Kind::Seal {
+            return Ok(Appended::Full);
+        }
+        if let Err(e) = self.write_record(pos, &header, payload) {
+            // Cut back so no partial record stays behind; if even that fails, stop writing.
+            if self.volume.file().set_len(st.end).is_err() {
+                st.poisoned = true;
+            }
+            return Err(Error::io(&self.volume.path, e));
+        }
+        st.end = end;
+        Ok(Appended::At(pos))
+    }
+
+    fn write_record(&self, pos: u64, header: &RecordHeader, payload: &[u8]) -> std::io::Result<()> {
+        let file = self.volume.file();
+        if payload.len() <= 64 * 1024 {
+            // Small records (commits, seals) in one write.
+            let mut buf = Vec::with_capacity(HEADER_LEN as usize + payload.len());
+            buf.extend_from_slice(&header.encode());
+            buf.extend_from_slice(payload);
+            file.write_all_at(&buf, pos)
+        } else {
+            file.write_all_at(&header.encode(), pos)?;
+            file.write_all_at(payload, pos + HEADER_LEN)
+        }
+    }
+
+    /// Returns once every byte below `upto` is durable, sharing fsyncs with concurrent callers.
+    pub fn sync_to(&self, upto: u64) -> Result<()> {
+        let mut s = self.sync.lock();
+        loop {
+            if s.poisoned {
+                return Err(Error::Poisoned {
+                    path: self.volume.path.clone(),
+                });
+            }
+            if s.synced >= upto {
+                return Ok(());
+            }
+            if s.syncing {
+                self.synced_cv.wait(&mut s);
+                continue;
+            }
+            s.syncing = true;
+            let target = self.state.lock().end;
+            drop(s);
+            let r = self.volume.file().sync_data();
+            s = self.sync.lock();
+            s.syncing = false;
+            match r {
+                Ok(()) => s.synced = s.synced.max(target),
+                Err(e) => {
+                    s.poisoned = true;
+                    self.state.lock().poisoned = true;
+                    self.synced_cv.notify_all();
+                    return Err(Error::io(&self.volume.path, e));
+                }
+            }
+            self.synced_cv.notify_all();
+        }
+    }
+
+    /// Appends a seal record and makes the whole volume durable; later appends get `Full`.
+    pub fn seal(&self, now_us: i64) -> Result<()> {
+        let seal = Seal {
+            volume_id: self.volume.id,
+            sealed_us: now_us,
+        };
+        let payload = seal.encode();
+        let end = {
+            let mut st = self.state.lock();
+            if st.sealed {
+                return Ok(());
+            }
+            let at =
+                self.append_locked(&mut st, Kind::Seal, u64::from(self.volume.id), 0, &payload)?;
+            st.sealed = true;
+            match at {
+                Appended::At(pos) => record_end(pos, payload.len() as u32),
+                Appended::Full => st.end,
+            }
+        };
+        self.sync_to(end)?;
+        self.volume.map_sealed()
+    }
+}

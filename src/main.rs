@@ -1,0 +1,5 @@
+//! The `footage` command-line tool: see `footage --help`.
+
+fn main() {
+    std::process::exit(footage::cli::main());
+}

@@ -1,0 +1,458 @@
+//! `Store`: the public face of the engine. Opens a store directory, ingests segments, reads
+//! them back, verifies them, and writes checkpoints.
+//!
+//! ```text
+//! <store>/footage.toml          configuration (data dirs, volume and chunk size, store id)
+//! <store>/LOCK                  held (flock) by the one process that owns the store
+//! <store>/catalog/checkpoint-*.ckpt   catalog snapshots (newest two)
+//! <data dir>/vol-00000001.ftv   volumes, in every data dir (by default <store>/data)
+//! ```
+//!
+//! Invariants:
+//! - one process owns a store (the LOCK file); inside it every method is safe to call from
+//!   many threads;
+//! - a segment is visible (in the catalog) only once its chunks and then its commit record
+//!   are durable; it is acknowledged (commit returns) only after that;
+//! - the catalog lock is never held while waiting for an fsync.
+
+mod ingest;
+mod open;
+mod read;
+mod stats;
+mod verify;
+
+pub use ingest::{Committed, SegmentWriter};
+pub use open::OpenReport;
+pub use read::SegmentReader;
+pub use stats::{DiskStats, Stats, VolumeStats};
+pub use verify::{CorruptSegment, VerifyReport};
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use serde::Serialize;
+
+use crate::catalog::{checkpoint, Catalog};
+use crate::config::{Config, StoreOptions};
+use crate::error::{Error, Result};
+use crate::format::commit::CommitRecord;
+use crate::format::record::Kind;
+use crate::format::volume::VolumeHeader;
+use crate::input::time::format_time;
+use crate::log::volume::Volume;
+use crate::log::writer::VolumeWriter;
+
+/// Active volumes one data dir keeps open at once (one per footage age bucket).
+const MAX_ACTIVE_PER_DIR: usize = 4;
+/// Microseconds in a day: volumes group footage by the UTC day it was recorded.
+const DAY_US: i64 = 86_400_000_000;
+
+/// Current time in microseconds since the Unix epoch.
+pub fn now_us() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// A segment id as users see it: a decimal number.
+pub fn parse_id(s: &str) -> Result<u64> {
+    s.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|&id| id > 0)
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "invalid segment id {s:?}: ids are positive whole numbers"
+            ))
+        })
+}
+
+/// One data directory (normally one disk).
+pub(crate) struct DataDir {
+    pub index: u16,
+    pub path: PathBuf,
+    /// Why the directory cannot be used, if it cannot.
+    pub failed: Mutex<Option<String>>,
+}
+
+/// Everything `info` shows about a segment.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SegmentInfo {
+    pub id: String,
+    pub officer: String,
+    pub device: String,
+    pub start: String,
+    pub end: String,
+    pub bytes: u64,
+    pub sha256: String,
+    pub categories: Vec<String>,
+    pub cases: Vec<String>,
+    pub tags: Vec<String>,
+    pub holds: Vec<String>,
+    pub gps_fixes: usize,
+    pub tier: &'static str,
+    pub ingested: String,
+}
+
+pub(crate) struct Inner {
+    pub root: PathBuf,
+    pub config: Config,
+    pub store_id: [u8; 16],
+    pub dirs: Vec<DataDir>,
+    pub volumes: RwLock<HashMap<u32, Arc<Volume>>>,
+    /// Active volume per (data dir, footage age day).
+    pub writers: Mutex<HashMap<(u16, i64), Arc<VolumeWriter>>>,
+    pub catalog: RwLock<Catalog>,
+    /// Commits hold it shared from appending their commit record until the catalog has it;
+    /// a checkpoint holds it exclusively, so it never misses a durable commit.
+    pub gate: RwLock<()>,
+    /// Dedup keys of commits in flight, so two docks sending the same file store it once.
+    pub pending: Mutex<HashSet<u64>>,
+    pub pending_cv: Condvar,
+    pub next_segment_id: AtomicU64,
+    pub next_lsn: AtomicU64,
+    pub next_volume_id: Mutex<u32>,
+    pub next_dir: AtomicUsize,
+    pub since_checkpoint: AtomicU64,
+    pub checkpoint_seq: Mutex<u64>,
+    pub report: OpenReport,
+    _lock: File,
+}
+
+/// An open store. Cheap to clone; all clones share one state.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl Store {
+    /// Opens the store at `root`, creating it with default settings if it does not exist.
+    pub fn open(root: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(root, &StoreOptions::default())
+    }
+
+    /// Opens the store at `root`; `opts` apply only if the store is created now.
+    pub fn open_with(root: impl AsRef<Path>, opts: &StoreOptions) -> Result<Store> {
+        open::open(root.as_ref(), opts)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// What opening the store found: checkpoint used, log replayed, torn tails cut, damage.
+    pub fn open_report(&self) -> &OpenReport {
+        &self.inner.report
+    }
+
+    /// Number of committed segments.
+    pub fn len(&self) -> usize {
+        self.inner.catalog.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Ids of all committed segments, ascending.
+    pub fn segment_ids(&self) -> Vec<u64> {
+        self.inner
+            .catalog
+            .read()
+            .entries()
+            .iter()
+            .map(|e| e.id)
+            .collect()
+    }
+
+    /// Heap bytes held by the catalog.
+    pub fn catalog_heap_bytes(&self) -> usize {
+        self.inner.catalog.read().heap_bytes()
+    }
+
+    /// Starts ingesting a segment; write its bytes to the returned writer, then `commit`.
+    pub fn begin_segment(&self, meta: crate::meta::SegmentMeta) -> Result<SegmentWriter> {
+        SegmentWriter::begin(Arc::clone(&self.inner), meta)
+    }
+
+    /// Ingests a whole segment from a reader.
+    pub fn ingest_reader(
+        &self,
+        meta: crate::meta::SegmentMeta,
+        mut r: impl std::io::Read,
+    ) -> Result<Committed> {
+        let mut w = self.begin_segment(meta)?;
+        w.copy_from(&mut r)?;
+        w.commit()
+    }
+
+    /// Ingests a segment held in memory.
+    pub fn ingest_bytes(&self, meta: crate::meta::SegmentMeta, data: &[u8]) -> Result<Committed> {
+        let mut w = self.begin_segment(meta)?;
+        w.write(data)?;
+        w.commit()
+    }
+
+    /// The id of a stored segment with these bytes from this device, if there is one.
+    pub fn find_duplicate(&self, device: &str, sha256: &[u8; 32]) -> Result<Option<u64>> {
+        self.inner.find_duplicate(device, sha256)
+    }
+
+    /// The full metadata of a segment.
+    pub fn info(&self, id: u64) -> Result<SegmentInfo> {
+        let rec = self.inner.load_commit(id, true)?;
+        Ok(SegmentInfo {
+            id: id.to_string(),
+            officer: rec.meta.officer,
+            device: rec.meta.device,
+            start: format_time(rec.meta.start_us),
+            end: format_time(rec.meta.end_us),
+            bytes: rec.bytes,
+            sha256: hex(&rec.sha256),
+            categories: rec.meta.categories,
+            cases: rec.meta.cases,
+            tags: rec.meta.tags,
+            holds: Vec::new(),
+            gps_fixes: rec.meta.gps.len(),
+            tier: "local",
+            ingested: format_time(rec.committed_us),
+        })
+    }
+
+    /// The GPS track of a segment.
+    pub fn track(&self, id: u64) -> Result<Vec<crate::meta::GpsFix>> {
+        Ok(self.inner.load_commit(id, true)?.meta.gps)
+    }
+
+    /// Writes a checkpoint of the catalog now.
+    pub fn checkpoint(&self) -> Result<PathBuf> {
+        self.inner.checkpoint()
+    }
+
+    /// Writes a final checkpoint and releases the store.
+    pub fn close(self) -> Result<()> {
+        if self.inner.since_checkpoint.load(Ordering::Relaxed) > 0 {
+            self.inner.checkpoint()?;
+        }
+        Ok(())
+    }
+}
+
+/// Lower-case hex of some bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Inner {
+    pub fn volume(&self, id: u32) -> Option<Arc<Volume>> {
+        self.volumes.read().get(&id).cloned()
+    }
+
+    pub fn now_us(&self) -> i64 {
+        now_us()
+    }
+
+    /// Reads and decodes the commit record of segment `id`.
+    pub fn load_commit(&self, id: u64, with_gps: bool) -> Result<CommitRecord> {
+        let entry = *self
+            .catalog
+            .read()
+            .get(id)
+            .ok_or_else(|| Error::NotFound(id.to_string()))?;
+        let vol = self
+            .volume(entry.meta_volume)
+            .ok_or_else(|| Error::Unavailable {
+                segment: id,
+                reason: format!(
+                    "volume {} holding its metadata is missing",
+                    entry.meta_volume
+                ),
+            })?;
+        let offset = entry.meta_offset();
+        let (h, payload) = vol.read_record(offset)?;
+        if h.kind != Kind::Commit || h.a != id {
+            return Err(Error::corruption(
+                &vol.path,
+                offset,
+                format!("expected the commit record of segment {id}"),
+            ));
+        }
+        CommitRecord::decode(&payload, with_gps)
+            .map_err(|e| Error::corruption(&vol.path, offset, e.to_string()))
+    }
+
+    pub fn find_duplicate(&self, device: &str, sha256: &[u8; 32]) -> Result<Option<u64>> {
+        let key = crate::catalog::dedup_key(device, sha256);
+        let candidates = self.catalog.read().dedup.candidates(key);
+        for id in candidates {
+            // A candidate whose metadata is unreadable cannot be confirmed: store again.
+            if let Ok(rec) = self.load_commit(id, false) {
+                if rec.sha256 == *sha256 && rec.meta.device == device {
+                    return Ok(Some(id));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The active writer for footage of `day` in data dir `dir`, creating a volume if needed.
+    pub fn writer_for(&self, dir: u16, day: i64) -> Result<Arc<VolumeWriter>> {
+        let mut writers = self.writers.lock();
+        if let Some(w) = writers.get(&(dir, day)) {
+            if !w.is_sealed() {
+                return Ok(Arc::clone(w));
+            }
+        }
+        // Keep few volumes open per dir: seal the one holding the oldest footage.
+        let in_dir: Vec<(u16, i64)> = writers.keys().filter(|k| k.0 == dir).copied().collect();
+        if in_dir.len() >= MAX_ACTIVE_PER_DIR {
+            if let Some(oldest) = in_dir
+                .iter()
+                .filter(|k| k.1 != day)
+                .min_by_key(|k| k.1)
+                .copied()
+            {
+                if let Some(w) = writers.remove(&oldest) {
+                    self.seal_writer(&w)?;
+                }
+            }
+        }
+        let w = Arc::new(self.create_volume(dir, day)?);
+        writers.insert((dir, day), Arc::clone(&w));
+        Ok(w)
+    }
+
+    fn create_volume(&self, dir: u16, day: i64) -> Result<VolumeWriter> {
+        let d = self
+            .dirs
+            .get(usize::from(dir))
+            .ok_or_else(|| Error::Invalid(format!("no data dir {dir}")))?;
+        if let Some(why) = d.failed.lock().clone() {
+            return Err(Error::Io {
+                path: d.path.clone(),
+                source: std::io::Error::other(why),
+            });
+        }
+        let id = {
+            let mut next = self.next_volume_id.lock();
+            let id = *next;
+            *next += 1;
+            id
+        };
+        let header = VolumeHeader {
+            volume_id: id,
+            store_id: self.store_id,
+            created_us: self.now_us(),
+            chunk_size: self.config.chunk_size,
+            age_day: day,
+        };
+        let path = d.path.join(crate::log::volume_file_name(id));
+        let vol = Arc::new(Volume::create(&path, dir, header)?);
+        let end = crate::format::volume::VOLUME_HEADER_LEN as u64;
+        self.volumes.write().insert(id, Arc::clone(&vol));
+        self.catalog.write().volumes.insert(
+            id,
+            crate::catalog::VolumeState {
+                id,
+                dir,
+                sealed: false,
+                replay_from: 0,
+            },
+        );
+        Ok(VolumeWriter::new(vol, end, self.config.volume_size))
+    }
+
+    /// Seals a writer's volume and records it in the catalog.
+    pub fn seal_writer(&self, w: &VolumeWriter) -> Result<()> {
+        w.seal(self.now_us())?;
+        // Everything in a sealed volume is applied by the time a checkpoint can run (it
+        // waits for in-flight commits), so replay can skip the whole volume.
+        if let Some(v) = self.catalog.write().volumes.get_mut(&w.volume.id) {
+            v.sealed = true;
+            v.replay_from = w.end();
+        }
+        Ok(())
+    }
+
+    /// Seals a full writer and replaces it with a fresh volume for the same key.
+    pub fn rotate(&self, dir: u16, day: i64, full: &Arc<VolumeWriter>) -> Result<()> {
+        {
+            let mut writers = self.writers.lock();
+            if writers
+                .get(&(dir, day))
+                .is_some_and(|w| Arc::ptr_eq(w, full))
+            {
+                writers.remove(&(dir, day));
+            }
+        }
+        self.seal_writer(full)
+    }
+
+    /// Picks the data dir for a new segment: round robin over the dirs that work.
+    pub fn pick_dir(&self) -> Result<u16> {
+        let n = self.dirs.len();
+        let start = self.next_dir.fetch_add(1, Ordering::Relaxed);
+        for k in 0..n {
+            let d = &self.dirs[(start + k) % n];
+            if d.failed.lock().is_none() {
+                return Ok(d.index);
+            }
+        }
+        Err(Error::Invalid(
+            "every data dir is unavailable: check the disks listed in footage.toml".into(),
+        ))
+    }
+
+    pub fn day_of(us: i64) -> i64 {
+        us.div_euclid(DAY_US)
+    }
+
+    /// Writes a checkpoint. Commits pause while the catalog is serialised (not while it is
+    /// compressed and written).
+    pub fn checkpoint(&self) -> Result<PathBuf> {
+        let mut seq = self.checkpoint_seq.lock();
+        let mut to_sync = Vec::new();
+        let body = {
+            let _gate = self.gate.write();
+            let writers: Vec<Arc<VolumeWriter>> = self.writers.lock().values().cloned().collect();
+            let mut cat = self.catalog.write();
+            for w in writers {
+                let end = w.end();
+                if let Some(v) = cat.volumes.get_mut(&w.volume.id) {
+                    v.replay_from = end;
+                }
+                to_sync.push((w, end));
+            }
+            cat.next_segment_id = cat
+                .next_segment_id
+                .max(self.next_segment_id.load(Ordering::SeqCst));
+            cat.next_lsn = cat.next_lsn.max(self.next_lsn.load(Ordering::SeqCst));
+            cat.next_volume_id = cat.next_volume_id.max(*self.next_volume_id.lock());
+            self.since_checkpoint.store(0, Ordering::Relaxed);
+            checkpoint::encode_body(&cat, &self.store_id)
+        };
+        // Replay must never start beyond what a power cut can leave: make it durable first.
+        for (w, end) in to_sync {
+            w.sync_to(end)?;
+        }
+        *seq += 1;
+        let file = checkpoint::encode_file(&body, *seq, self.now_us())
+            .map_err(|e| Error::io(&self.root, e))?;
+        checkpoint::write(&self.root.join("catalog"), *seq, &file)
+    }
+
+    /// Called after each commit: writes a checkpoint every `checkpoint_every` commits.
+    pub fn maybe_checkpoint(&self) -> Result<()> {
+        let n = self.since_checkpoint.fetch_add(1, Ordering::Relaxed) + 1;
+        if n >= self.config.checkpoint_every && self.checkpoint_seq.try_lock().is_some() {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+}

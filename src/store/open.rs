@@ -1,0 +1,323 @@
+//! Opening a store: lock, configuration, the newest valid checkpoint, then replay of the log
+//! written after it, with torn tails cut back.
+//!
+//! Invariants:
+//! - only record headers and commit records are read (never chunk payloads);
+//! - commit records are applied in LSN order; applying one already in the checkpoint is a
+//!   no-op;
+//! - a torn tail is cut only from a volume that was still active (unsealed); damage inside a
+//!   volume is reported and never "repaired" by truncation;
+//! - a data dir or volume that cannot be read makes only its own segments unavailable.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use serde::Serialize;
+
+use super::{DataDir, Inner, Store};
+use crate::catalog::{checkpoint, Catalog, VolumeState};
+use crate::config::{Config, StoreOptions};
+use crate::error::{Error, IoContext, Result};
+use crate::format::commit::CommitRecord;
+use crate::log::scan::scan;
+use crate::log::volume::Volume;
+use crate::log::writer::VolumeWriter;
+
+/// What opening the store found and did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OpenReport {
+    /// Checkpoint file the catalog was loaded from, if any.
+    pub checkpoint: Option<String>,
+    /// Checkpoints that were present but unusable, with why.
+    pub bad_checkpoints: Vec<String>,
+    /// Commit records replayed from the log.
+    pub replayed: usize,
+    /// Volumes whose headers were scanned.
+    pub scanned_volumes: usize,
+    /// Bytes cut from torn volume tails.
+    pub torn_bytes: u64,
+    /// Damaged regions found inside volumes ("volume N offsets a..b: why").
+    pub damage: Vec<String>,
+    /// Volumes that could not be opened, with why.
+    pub bad_volumes: Vec<String>,
+    /// Data dirs that could not be used, with why.
+    pub failed_dirs: Vec<String>,
+}
+
+pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
+    fs::create_dir_all(root).at(root)?;
+    let lock_path = root.join("LOCK");
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .at(&lock_path)?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            return Err(Error::Locked {
+                path: root.to_path_buf(),
+            })
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
+    }
+    let config = Config::load_or_create(root, opts)?;
+    let store_id = config.store_id_bytes().ok_or_else(|| Error::Config {
+        path: root.join(crate::config::CONFIG_FILE),
+        what: "bad store_id".into(),
+    })?;
+    let mut report = OpenReport::default();
+
+    let (mut cat, ckpt_seq) = load_checkpoint(root, &store_id, &mut report)?;
+
+    // Data dirs and the volumes in them.
+    let mut dirs = Vec::new();
+    let mut volumes: HashMap<u32, Arc<Volume>> = HashMap::new();
+    for i in 0..config.data_dirs.len() {
+        let path = config.data_dir(root, i).unwrap_or_default();
+        let dir = DataDir {
+            index: i as u16,
+            path: path.clone(),
+            failed: Mutex::new(None),
+        };
+        match list_volumes(&path) {
+            Ok(files) => {
+                for (id, file) in files {
+                    match Volume::open(&file, i as u16, true) {
+                        Ok(v) if v.header.store_id != store_id => report.bad_volumes.push(format!(
+                            "{}: belongs to another store, ignored",
+                            file.display()
+                        )),
+                        Ok(v) if v.id != id || volumes.contains_key(&id) => {
+                            report.bad_volumes.push(format!(
+                                "{}: volume id {} clashes, ignored",
+                                file.display(),
+                                v.id
+                            ))
+                        }
+                        Ok(v) => {
+                            volumes.insert(id, Arc::new(v));
+                        }
+                        Err(e) => report.bad_volumes.push(e.to_string()),
+                    }
+                }
+            }
+            Err(e) => {
+                report.failed_dirs.push(format!("{}: {e}", path.display()));
+                *dir.failed.lock() = Some(e.to_string());
+            }
+        }
+        dirs.push(dir);
+    }
+    for (id, v) in &cat.volumes {
+        let dir_ok = dirs
+            .get(usize::from(v.dir))
+            .is_some_and(|d| d.failed.lock().is_none());
+        if !volumes.contains_key(id) && dir_ok {
+            report
+                .bad_volumes
+                .push(format!("volume {id} is missing from data dir {}", v.dir));
+        }
+    }
+
+    // Replay the log after the checkpoint.
+    let mut commits: Vec<(u32, u64, CommitRecord)> = Vec::new();
+    let mut active: Vec<(Arc<Volume>, u64)> = Vec::new();
+    let mut ids: Vec<u32> = volumes.keys().copied().collect();
+    ids.sort_unstable();
+    for id in ids {
+        let Some(vol) = volumes.get(&id).cloned() else {
+            continue;
+        };
+        let known = cat.volumes.get(&id).copied();
+        let len = vol.len()?;
+        let mut from = known.map_or(0, |k| k.replay_from);
+        if from > len {
+            report.damage.push(format!(
+                "volume {id} is shorter ({len} bytes) than the checkpoint recorded ({from}): rescanned"
+            ));
+            from = 0;
+        }
+        let outcome = if known.is_some_and(|k| k.sealed && k.replay_from >= len) {
+            None
+        } else {
+            report.scanned_volumes += 1;
+            Some(scan(&vol, from))
+        };
+        let (sealed, end) = match outcome {
+            None => (true, len),
+            Some(o) => {
+                for d in &o.damage {
+                    report.damage.push(format!(
+                        "volume {id} offsets {}..{}: {}",
+                        d.from, d.to, d.what
+                    ));
+                }
+                for (pos, c) in o.commits {
+                    commits.push((id, pos, c));
+                }
+                let sealed = o.sealed || known.is_some_and(|k| k.sealed);
+                if !sealed && o.file_len > o.end {
+                    // A power cut mid-append: drop the incomplete record(s).
+                    vol.file().set_len(o.end).at(&vol.path)?;
+                    vol.file().sync_all().at(&vol.path)?;
+                    report.torn_bytes += o.file_len - o.end;
+                }
+                if !sealed && !o.damage.is_empty() {
+                    report
+                        .damage
+                        .push(format!("volume {id} will be sealed because it is damaged"));
+                }
+                if !sealed {
+                    active.push((Arc::clone(&vol), o.end));
+                }
+                (sealed, o.end)
+            }
+        };
+        if sealed {
+            vol.map_sealed()?;
+        }
+        let state = cat.volumes.entry(id).or_insert(VolumeState {
+            id,
+            dir: vol.dir,
+            sealed,
+            replay_from: 0,
+        });
+        state.dir = vol.dir;
+        state.sealed = sealed;
+        state.replay_from = if sealed { end } else { state.replay_from };
+    }
+    commits.sort_by_key(|(_, _, c)| c.lsn);
+    for (vol, pos, c) in &commits {
+        if cat.apply_commit(c, *vol, *pos) {
+            report.replayed += 1;
+        }
+    }
+    // Segments whose commit record now points at an unknown volume stay listed: `stats` and
+    // reads report them unavailable.
+    let next_volume_id = cat
+        .next_volume_id
+        .max(volumes.keys().max().map_or(1, |m| m + 1));
+    let inner = Arc::new(Inner {
+        root: root.to_path_buf(),
+        store_id,
+        dirs,
+        volumes: RwLock::new(volumes),
+        writers: Mutex::new(HashMap::new()),
+        next_segment_id: AtomicU64::new(cat.next_segment_id),
+        next_lsn: AtomicU64::new(cat.next_lsn),
+        next_volume_id: Mutex::new(next_volume_id),
+        next_dir: AtomicUsize::new(0),
+        since_checkpoint: AtomicU64::new(report.replayed as u64),
+        checkpoint_seq: Mutex::new(ckpt_seq),
+        gate: RwLock::new(()),
+        pending: Mutex::new(HashSet::new()),
+        pending_cv: Condvar::new(),
+        catalog: RwLock::new(cat),
+        report,
+        config,
+        _lock: lock,
+    });
+    reopen_active(&inner, active)?;
+    if inner
+        .since_checkpoint
+        .load(std::sync::atomic::Ordering::Relaxed)
+        > 0
+        || inner.report.torn_bytes > 0
+    {
+        inner.checkpoint()?;
+    }
+    Ok(Store { inner })
+}
+
+/// Unsealed volumes take writes again (one per data dir and age day); the others are sealed.
+fn reopen_active(inner: &Inner, active: Vec<(Arc<Volume>, u64)>) -> Result<()> {
+    let damaged: HashSet<String> = inner.report.damage.iter().cloned().collect();
+    for (vol, end) in active {
+        let w = Arc::new(VolumeWriter::new(
+            Arc::clone(&vol),
+            end,
+            inner.config.volume_size,
+        ));
+        let key = (vol.dir, vol.header.age_day);
+        let is_damaged = damaged
+            .iter()
+            .any(|d| d.starts_with(&format!("volume {} ", vol.id)));
+        let full = end + u64::from(inner.config.chunk_size) > inner.config.volume_size;
+        let mut writers = inner.writers.lock();
+        if is_damaged || full || writers.contains_key(&key) {
+            drop(writers);
+            inner.seal_writer(&w)?;
+        } else {
+            writers.insert(key, w);
+        }
+    }
+    Ok(())
+}
+
+fn load_checkpoint(
+    root: &Path,
+    store_id: &[u8; 16],
+    report: &mut OpenReport,
+) -> Result<(Catalog, u64)> {
+    let files = checkpoint::list(&root.join("catalog"))?;
+    let newest = files.first().map_or(0, |f| f.0);
+    for (seq, path) in files {
+        let data = match fs::read(&path) {
+            Ok(d) => d,
+            Err(e) => {
+                report
+                    .bad_checkpoints
+                    .push(format!("{}: {e}", path.display()));
+                continue;
+            }
+        };
+        let decoded =
+            checkpoint::decode_file(&data).and_then(|body| checkpoint::decode_body(&body));
+        match decoded {
+            Ok((cat, id)) if &id == store_id => {
+                report.checkpoint = Some(path.display().to_string());
+                return Ok((cat, newest.max(seq)));
+            }
+            Ok(_) => report
+                .bad_checkpoints
+                .push(format!("{}: belongs to another store", path.display())),
+            Err(crate::format::DecodeError::UnsupportedVersion {
+                found, supported, ..
+            }) => {
+                return Err(Error::UnsupportedVersion {
+                    what: "checkpoint",
+                    path,
+                    found,
+                    supported,
+                })
+            }
+            Err(e) => report
+                .bad_checkpoints
+                .push(format!("{}: {e}", path.display())),
+        }
+    }
+    Ok((Catalog::new(), newest))
+}
+
+/// Volume files in a data dir, creating the dir if it does not exist.
+fn list_volumes(dir: &Path) -> std::io::Result<Vec<(u32, std::path::PathBuf)>> {
+    fs::create_dir_all(dir)?;
+    let mut out = Vec::new();
+    for ent in fs::read_dir(dir)? {
+        let ent = ent?;
+        if let Some(id) = ent
+            .file_name()
+            .to_str()
+            .and_then(crate::log::parse_volume_file_name)
+        {
+            out.push((id, ent.path()));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,119 @@
+//! `stats`: segment and byte counts, volumes, and per-disk usage and free space.
+//!
+//! Invariant: stats reads file metadata and the catalog only, never volume contents.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::Store;
+use crate::error::Result;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VolumeStats {
+    pub id: u32,
+    pub dir: u16,
+    pub bytes: u64,
+    pub sealed: bool,
+    pub footage_day: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DiskStats {
+    pub path: String,
+    pub available: bool,
+    pub error: Option<String>,
+    pub volumes: usize,
+    pub volume_bytes: u64,
+    pub free_bytes: Option<u64>,
+    pub total_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    pub segments: usize,
+    pub bytes: u64,
+    pub volumes: usize,
+    pub unavailable_segments: usize,
+    pub catalog_memory_bytes: usize,
+    pub disks: Vec<DiskStats>,
+    pub volume_list: Vec<VolumeStats>,
+    pub open: super::OpenReport,
+}
+
+/// (free, total) bytes of the filesystem holding `path`.
+pub fn disk_space(path: &Path) -> Option<(u64, u64)> {
+    let c = CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `s` a properly sized out-parameter.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
+        return None;
+    }
+    let frsize = s.f_frsize as u64;
+    Some((s.f_bavail as u64 * frsize, s.f_blocks as u64 * frsize))
+}
+
+impl Store {
+    pub fn stats(&self) -> Result<Stats> {
+        let inner = &self.inner;
+        let mut volume_list: Vec<VolumeStats> = inner
+            .volumes
+            .read()
+            .values()
+            .map(|v| VolumeStats {
+                id: v.id,
+                dir: v.dir,
+                bytes: v.len().unwrap_or(0),
+                sealed: v.is_mapped(),
+                footage_day: chrono::DateTime::from_timestamp(
+                    v.header.age_day.saturating_mul(86_400),
+                    0,
+                )
+                .map(|d| d.format("%Y-%m-%d").to_string())
+                .unwrap_or_default(),
+            })
+            .collect();
+        volume_list.sort_by_key(|v| v.id);
+        let disks = inner
+            .dirs
+            .iter()
+            .map(|d| {
+                let failed = d.failed.lock().clone();
+                let mine: Vec<&VolumeStats> =
+                    volume_list.iter().filter(|v| v.dir == d.index).collect();
+                let space = disk_space(&d.path);
+                DiskStats {
+                    path: d.path.display().to_string(),
+                    available: failed.is_none(),
+                    error: failed,
+                    volumes: mine.len(),
+                    volume_bytes: mine.iter().map(|v| v.bytes).sum(),
+                    free_bytes: space.map(|s| s.0),
+                    total_bytes: space.map(|s| s.1),
+                }
+            })
+            .collect();
+        let (segments, bytes, unavailable) = {
+            let cat = inner.catalog.read();
+            let vols = inner.volumes.read();
+            let unavailable = cat
+                .entries()
+                .iter()
+                .filter(|e| !vols.contains_key(&e.meta_volume))
+                .count();
+            (cat.len(), cat.total_bytes, unavailable)
+        };
+        Ok(Stats {
+            segments,
+            bytes,
+            volumes: volume_list.len(),
+            unavailable_segments: unavailable,
+            catalog_memory_bytes: self.catalog_heap_bytes(),
+            disks,
+            volume_list,
+            open: inner.report.clone(),
+        })
+    }
+}
