@@ -15,4 +15,4 @@ fi
 echo "== cargo test"
 # Tests that need ffmpeg fail under CI=true when it is missing; set it here so a missing
 # install step cannot hide behind a skip.
-CI="${CI:-true}" cargo test --all-targets "$@"
+CI="${CI:-true}" cargo test "$@"

@@ -89,7 +89,9 @@ impl Config {
         if self.data_dirs.len() > usize::from(u16::MAX) {
             return Err(bad("too many data_dirs".into()));
         }
-        if !(64 * 1024..=16 << 20).contains(&self.chunk_size) || !self.chunk_size.is_multiple_of(4096) {
+        if !(64 * 1024..=16 << 20).contains(&self.chunk_size)
+            || !self.chunk_size.is_multiple_of(4096)
+        {
             return Err(bad(format!(
                 "chunk_size {} must be a multiple of 4096 between 65536 and 16777216",
                 self.chunk_size
