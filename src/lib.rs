@@ -35,6 +35,8 @@ pub mod input;
 mod log;
 pub mod meta;
 mod store;
+#[doc(hidden)]
+pub mod testing;
 
 pub use catalog::checkpoint::{
     decode_body as decode_checkpoint_body, decode_file as decode_checkpoint_file,

@@ -7,7 +7,7 @@
 //!
 //! Invariants:
 //! - `base` is sorted by (key, t_first, id); `mem` (an ordered set of recent postings) stays
-//!   small and is merged into `base` when it grows past [`MEM_LIMIT`];
+//!   below an eighth of `base` (or [`MEM_LIMIT`]) and is then merged into it;
 //! - for every fix of every indexed segment and every level there is a posting with the fix's
 //!   cell and `t_first <= sec(fix) <= t_last`, where `sec` floors to whole seconds and clamps
 //!   to the u32 range (so postings are a superset: candidates are checked exactly);
@@ -79,7 +79,9 @@ pub struct SpatialIndex {
 impl SpatialIndex {
     pub fn insert(&mut self, postings: Vec<Posting>) {
         self.mem.extend(postings);
-        if self.mem.len() > MEM_LIMIT {
+        // Merge when the buffer reaches an eighth of the base run (at least MEM_LIMIT), so
+        // building a large index costs O(n log n), not O(n²).
+        if self.mem.len() > MEM_LIMIT.max(self.base.len() / 8) {
             self.merge();
         }
     }
