@@ -7,6 +7,7 @@
 
 mod admin;
 mod demo;
+mod demo_data;
 mod find;
 mod ingest;
 mod read;
