@@ -9,17 +9,20 @@
 //! - an invalid header followed by no valid commit or seal record is a torn tail (a power cut
 //!   mid-write): `end` stops before it. An invalid header followed later by valid records is
 //!   damage in the middle (bit rot): it is reported and skipped, and the scan resynchronises
-//!   on the next valid commit or seal record (headers only ever start at 4064 mod 4096).
+//!   on the next valid commit or seal record (headers only ever start at 4064 mod 4096);
+//! - a record whose CRCs pass but whose format version is newer than this build's stops the
+//!   scan and is reported in `unsupported`: it is neither damage nor a torn tail.
 
 use std::os::unix::fs::FileExt;
 
 use super::volume::Volume;
+use crate::error::Error;
 use crate::format::commit::CommitRecord;
 use crate::format::record::{
     is_header_pos, next_header_pos, record_end, Kind, RecordHeader, HEADER_LEN,
 };
 use crate::format::volume::{Seal, VOLUME_HEADER_LEN};
-use crate::format::BLOCK;
+use crate::format::{DecodeError, BLOCK};
 
 /// A region the scan could not read as records.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,11 +44,20 @@ pub struct ScanOutcome {
     pub damage: Vec<Damage>,
     /// Length of the file when scanned; `len > end` means a torn tail (or trailing garbage).
     pub file_len: u64,
+    /// A record written by a newer format version stopped the scan: the volume must not be
+    /// used or cut by this build.
+    pub unsupported: Option<Error>,
 }
 
 enum Probe {
     Record(RecordHeader, Option<Box<CommitRecord>>, bool),
     Invalid(String),
+    /// A record with valid CRCs in a format version this build does not read.
+    Newer {
+        what: &'static str,
+        found: u32,
+        supported: u32,
+    },
     /// The header claims more bytes than the file holds.
     PastEnd,
 }
@@ -62,7 +74,7 @@ fn probe(vol: &Volume, pos: u64, file_len: u64) -> Probe {
     };
     let h = match RecordHeader::decode(&hb) {
         Ok(h) => h,
-        Err(e) => return Probe::Invalid(e.to_string()),
+        Err(e) => return unusable(None, e),
     };
     if record_end(pos, h.len) > file_len {
         return Probe::PastEnd;
@@ -74,7 +86,7 @@ fn probe(vol: &Volume, pos: u64, file_len: u64) -> Probe {
                 return Probe::PastEnd;
             };
             if let Err(e) = h.check_payload(&payload) {
-                return Probe::Invalid(e.to_string());
+                return unusable(Some(&h), e);
             }
             if h.kind == Kind::Seal {
                 return match Seal::decode(&payload) {
@@ -87,9 +99,31 @@ fn probe(vol: &Volume, pos: u64, file_len: u64) -> Probe {
                 Ok(_) => {
                     Probe::Invalid("commit record names another segment than its header".into())
                 }
-                Err(e) => Probe::Invalid(e.to_string()),
+                Err(e) => unusable(Some(&h), e),
             }
         }
+    }
+}
+
+/// Why a record is unusable; names the segment of a commit record whose header is valid.
+fn unusable(h: Option<&RecordHeader>, e: DecodeError) -> Probe {
+    match (e, h) {
+        (
+            DecodeError::UnsupportedVersion {
+                what,
+                found,
+                supported,
+            },
+            _,
+        ) => Probe::Newer {
+            what,
+            found,
+            supported,
+        },
+        (e, Some(h)) if h.kind == Kind::Commit => {
+            Probe::Invalid(format!("commit record of segment {}: {e}", h.a))
+        }
+        (e, _) => Probe::Invalid(e.to_string()),
     }
 }
 
@@ -114,6 +148,19 @@ pub fn scan(vol: &Volume, from: u64) -> ScanOutcome {
                 pos = next_header_pos(out.end);
             }
             Probe::PastEnd => break,
+            Probe::Newer {
+                what,
+                found,
+                supported,
+            } => {
+                out.unsupported = Some(Error::UnsupportedVersion {
+                    what,
+                    path: vol.path.clone(),
+                    found,
+                    supported,
+                });
+                break;
+            }
             Probe::Invalid(what) => match resync(vol, pos, file_len) {
                 Some(next) => {
                     out.damage.push(Damage {
@@ -135,10 +182,10 @@ fn resync(vol: &Volume, pos: u64, file_len: u64) -> Option<u64> {
     let mut q = pos + BLOCK;
     while q + HEADER_LEN <= file_len {
         debug_assert!(is_header_pos(q));
-        if let Probe::Record(h, _, _) = probe(vol, q, file_len) {
-            if h.kind != Kind::Chunk {
-                return Some(q);
-            }
+        match probe(vol, q, file_len) {
+            Probe::Record(h, _, _) if h.kind != Kind::Chunk => return Some(q),
+            Probe::Newer { .. } => return Some(q),
+            _ => {}
         }
         q += BLOCK;
     }

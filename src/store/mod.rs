@@ -272,16 +272,25 @@ impl Inner {
                 ),
             })?;
         let offset = entry.meta_offset();
-        let (h, payload) = vol.read_record(offset)?;
+        let damaged = |what: String| Error::SegmentCorrupt {
+            segment: id,
+            offset: 0,
+            what: format!(
+                "its commit record in {} at offset {offset} is damaged: {what}",
+                vol.path.display()
+            ),
+        };
+        let (h, payload) = vol.read_record(offset).map_err(|e| match e {
+            Error::Corruption { what, .. } => damaged(what),
+            other => other,
+        })?;
         if h.kind != Kind::Commit || h.a != id {
-            return Err(Error::corruption(
-                &vol.path,
-                offset,
-                format!("expected the commit record of segment {id}"),
-            ));
+            return Err(damaged(format!(
+                "found another record (kind {:?}, segment {})",
+                h.kind, h.a
+            )));
         }
-        CommitRecord::decode(&payload, with_gps)
-            .map_err(|e| Error::corruption(&vol.path, offset, e.to_string()))
+        CommitRecord::decode(&payload, with_gps).map_err(|e| damaged(e.to_string()))
     }
 
     pub fn find_duplicate(&self, device: &str, sha256: &[u8; 32]) -> Result<Option<u64>> {

@@ -7,7 +7,9 @@
 //!   no-op;
 //! - a torn tail is cut only from a volume that was still active (unsealed); damage inside a
 //!   volume is reported and never "repaired" by truncation;
-//! - a data dir or volume that cannot be read makes only its own segments unavailable.
+//! - a data dir or volume that cannot be read makes only its own segments unavailable;
+//! - a volume header or scanned record in a newer format version fails the open with
+//!   [`Error::UnsupportedVersion`]; that volume is never cut.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
@@ -97,6 +99,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
     // Data dirs and the volumes in them.
     let mut dirs = Vec::new();
     let mut volumes: HashMap<u32, Arc<Volume>> = HashMap::new();
+    let mut max_file_id = 0u32;
     for i in 0..config.data_dirs.len() {
         let path = config.data_dir(root, i).unwrap_or_default();
         let dir = DataDir {
@@ -107,6 +110,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
         match list_volumes(&path) {
             Ok(files) => {
                 for (id, file) in files {
+                    max_file_id = max_file_id.max(id);
                     match Volume::open(&file, i as u16, true) {
                         Ok(v) if v.header.store_id != store_id => report.bad_volumes.push(format!(
                             "{}: belongs to another store, ignored",
@@ -122,6 +126,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
                         Ok(v) => {
                             volumes.insert(id, Arc::new(v));
                         }
+                        Err(e @ Error::UnsupportedVersion { .. }) => return Err(e),
                         Err(e) => report.bad_volumes.push(e.to_string()),
                     }
                 }
@@ -171,6 +176,9 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
         let (sealed, end) = match outcome {
             None => (true, len),
             Some(o) => {
+                if let Some(e) = o.unsupported {
+                    return Err(e);
+                }
                 for d in &o.damage {
                     report.damage.push(format!(
                         "volume {id} offsets {}..{}: {}",
@@ -221,9 +229,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
     cat.shrink();
     // Segments whose commit record now points at an unknown volume stay listed: `stats` and
     // reads report them unavailable.
-    let next_volume_id = cat
-        .next_volume_id
-        .max(volumes.keys().max().map_or(1, |m| m + 1));
+    let next_volume_id = cat.next_volume_id.max(max_file_id.saturating_add(1));
     let inner = Arc::new(Inner {
         root: root.to_path_buf(),
         store_id,
