@@ -225,8 +225,7 @@ fn cutting_the_active_volume_at_any_point_keeps_exactly_the_whole_commits() {
     drop(w);
     drop(store);
     assert!(
-        std::fs::read_dir(orig.join("catalog")).is_err()
-            || std::fs::read_dir(orig.join("catalog")).unwrap().count() == 0,
+        !orig.join("catalog").exists() || checkpoint_files(&orig).is_empty(),
         "no checkpoint may cover the segments"
     );
     assert!(volume_files(&orig).len() >= 2);
@@ -586,7 +585,7 @@ fn assert_refused_as_newer(dir: &Path, what: &str, ctx: &str) {
         Err(e @ Error::UnsupportedVersion { .. }) => {
             let msg = e.to_string();
             assert!(msg.starts_with(what), "{ctx}: {msg}");
-            assert!(msg.contains("format version 2"), "{ctx}: {msg}");
+            assert!(msg.contains("format version "), "{ctx}: {msg}");
             assert!(msg.contains("use a newer footage"), "{ctx}: {msg}");
         }
         Err(e) => panic!("{ctx}: wrong error: {e}"),
@@ -662,7 +661,7 @@ fn a_newer_format_version_anywhere_is_refused_clearly_and_left_untouched() {
 
     // Checkpoint header: u16 version at 8, CRC of 0..60 at 60.
     let ckpt = checkpoint_files(&case).pop().unwrap();
-    patch(&ckpt, 8, &[2, 0], 0..60, 60);
+    patch(&ckpt, 8, &[3, 0], 0..60, 60);
     assert_refused_as_newer(&case, "checkpoint in ", "checkpoint");
 
     // Configuration.
