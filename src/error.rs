@@ -51,6 +51,8 @@ pub enum Error {
     Poisoned { path: PathBuf },
     #[error("bad store configuration {}: {what}", path.display())]
     Config { path: PathBuf, what: String },
+    #[error("cloud tier: {0}")]
+    Cloud(String),
 }
 
 impl Error {

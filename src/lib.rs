@@ -37,6 +37,7 @@ pub mod meta;
 mod store;
 #[doc(hidden)]
 pub mod testing;
+pub mod tier;
 
 pub use catalog::checkpoint::{
     decode_body as decode_checkpoint_body, decode_file as decode_checkpoint_file,

@@ -1,0 +1,446 @@
+//! The cloud tier: copies of segments in object storage (Azure Blob, S3, GCS, or a local
+//! directory through `file://`), through the `object_store` crate.
+//!
+//! ```text
+//! <url prefix>/<store id>/segments/<segment id, 20 digits>/part-00000 ... (64 MiB each)
+//! <url prefix>/<store id>/segments/<segment id, 20 digits>/meta.json
+//! ```
+//! `meta.json` (see [`CloudMeta`]) is written last: it carries the segment's metadata, its
+//! SHA-256 and a CRC32 per 1 MiB block, so the bytes are self-describing (`footage recover
+//! --from-cloud` rebuilds a catalog from these alone) and ranged reads are verified block by
+//! block.
+//!
+//! Invariants:
+//! - an upload is complete only once every part was read back and hashed to the segment's
+//!   SHA-256 and `meta.json` was written; only then may local bytes be dropped;
+//! - an upload that stopped part-way is resumed: parts already present with the right size
+//!   are kept (each part is written atomically by the object store) and re-verified;
+//! - every byte a ranged read returns passed its block's CRC32.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use object_store::path::Path as ObjPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// Bytes per part object.
+pub const PART_SIZE: u64 = 64 << 20;
+/// Bytes per CRC-checked block (a part holds a whole number of them).
+pub const BLOCK_SIZE: u64 = 1 << 20;
+/// Multipart upload piece size.
+const UPLOAD_CHUNK: usize = 8 << 20;
+const META_FORMAT: &str = "footage-segment";
+const META_VERSION: u32 = 1;
+
+/// The self-describing record of one uploaded segment (`meta.json`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CloudMeta {
+    pub format: String,
+    pub version: u32,
+    pub store_id: String,
+    pub id: u64,
+    pub officer: String,
+    pub device: String,
+    pub start_us: i64,
+    pub end_us: i64,
+    /// RFC 3339, for people reading the bucket.
+    pub start: String,
+    pub end: String,
+    pub bytes: u64,
+    pub sha256: String,
+    pub categories: Vec<String>,
+    pub tags: Vec<String>,
+    pub cases: Vec<String>,
+    pub holds: Vec<String>,
+    /// GPS fixes as [time_us, lat_e7, lon_e7].
+    pub gps: Vec<[i64; 3]>,
+    pub committed_us: i64,
+    pub uploaded_us: i64,
+    pub part_size: u64,
+    pub block_size: u64,
+    pub block_crc32: Vec<u32>,
+}
+
+impl CloudMeta {
+    fn check(&self, id: u64) -> Result<()> {
+        let blocks = self.bytes.div_ceil(BLOCK_SIZE);
+        if self.format != META_FORMAT
+            || self.version != META_VERSION
+            || self.id != id
+            || self.part_size != PART_SIZE
+            || self.block_size != BLOCK_SIZE
+            || self.block_crc32.len() as u64 != blocks
+        {
+            return Err(Error::Cloud(format!(
+                "meta.json of segment {id} is not a footage v{META_VERSION} record for it"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A connection to the cloud tier.
+pub struct Tier {
+    store: Arc<dyn ObjectStore>,
+    rt: tokio::runtime::Runtime,
+    url: String,
+    root: ObjPath,
+    metas: Mutex<HashMap<u64, Arc<CloudMeta>>>,
+}
+
+fn cloud<E: std::fmt::Display>(what: impl std::fmt::Display) -> impl FnOnce(E) -> Error {
+    move |e| Error::Cloud(format!("{what}: {e}"))
+}
+
+impl Tier {
+    /// Connects to `url` (file://, az://, s3://, gs://, ...) for store `store_id` (hex).
+    /// Credentials come from the usual environment variables (AZURE_*, AWS_*, GOOGLE_*).
+    pub fn open(url: &str, store_id: &str) -> Result<Tier> {
+        let parsed = url::Url::parse(url)
+            .map_err(|e| Error::Invalid(format!("cloud url {url:?} is not a URL: {e}")))?;
+        let store: Arc<dyn ObjectStore> = if parsed.scheme() == "file" {
+            let dir = parsed
+                .to_file_path()
+                .map_err(|_| Error::Invalid(format!("cloud url {url:?} is not a local path")))?;
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            Arc::new(
+                object_store::local::LocalFileSystem::new_with_prefix(&dir)
+                    .map_err(cloud(format!("cloud directory {}", dir.display())))?
+                    .with_fsync(true),
+            )
+        } else {
+            let opts = std::env::vars().filter_map(|(k, v)| {
+                let l = k.to_ascii_lowercase();
+                (l.starts_with("azure_") || l.starts_with("aws_") || l.starts_with("google_"))
+                    .then_some((l, v))
+            });
+            let (s, prefix) = object_store::parse_url_opts(&parsed, opts)
+                .map_err(cloud(format!("cloud url {url}")))?;
+            Arc::new(object_store::prefix::PrefixStore::new(s, prefix))
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Cloud(format!("cannot start the I/O runtime: {e}")))?;
+        Ok(Tier {
+            store,
+            rt,
+            url: url.to_string(),
+            root: ObjPath::from(store_id),
+            metas: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn seg_dir(&self, id: u64) -> ObjPath {
+        self.root.clone().join("segments").join(format!("{id:020}"))
+    }
+
+    fn part_path(&self, id: u64, part: u64) -> ObjPath {
+        self.seg_dir(id).join(format!("part-{part:05}"))
+    }
+
+    fn meta_path(&self, id: u64) -> ObjPath {
+        self.seg_dir(id).join("meta.json")
+    }
+
+    /// Uploads segment `meta.id` (resuming a previous attempt), verifies it and writes its
+    /// `meta.json`. `read` returns verified local bytes of the segment; `progress` gets bytes
+    /// uploaded or skipped.
+    pub fn upload(
+        &self,
+        mut meta: CloudMeta,
+        read: &mut dyn FnMut(u64, usize) -> Result<Vec<u8>>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<CloudMeta> {
+        let id = meta.id;
+        let parts = meta.bytes.div_ceil(PART_SIZE).max(1);
+        let mut crcs = Vec::with_capacity(meta.bytes.div_ceil(BLOCK_SIZE) as usize);
+        let mut hasher = Sha256::new();
+        for part in 0..parts {
+            let start = part * PART_SIZE;
+            let len = (meta.bytes - start).min(PART_SIZE);
+            let data = read(start, len as usize)?;
+            if data.len() as u64 != len {
+                return Err(Error::Invalid(format!(
+                    "segment {id}: short local read at {start}"
+                )));
+            }
+            hasher.update(&data);
+            crcs.extend(data.chunks(BLOCK_SIZE as usize).map(crc32fast::hash));
+            let path = self.part_path(id, part);
+            let present = self
+                .rt
+                .block_on(self.store.head(&path))
+                .is_ok_and(|m| m.size == len);
+            if !present {
+                self.rt.block_on(async {
+                    let upload = self
+                        .store
+                        .put_multipart(&path)
+                        .await
+                        .map_err(cloud(format!("starting upload of {path}")))?;
+                    let mut w = WriteMultipart::new_with_chunk_size(upload, UPLOAD_CHUNK);
+                    for piece in data.chunks(UPLOAD_CHUNK) {
+                        w.wait_for_capacity(4)
+                            .await
+                            .map_err(cloud(format!("uploading {path}")))?;
+                        w.write(piece);
+                    }
+                    w.finish()
+                        .await
+                        .map_err(cloud(format!("finishing upload of {path}")))?;
+                    Ok::<(), Error>(())
+                })?;
+            }
+            progress(len);
+        }
+        let local_sha = hex(&hasher.finalize());
+        if local_sha != meta.sha256 {
+            return Err(Error::SegmentCorrupt {
+                segment: id,
+                offset: 0,
+                what: "local bytes do not match the SHA-256 recorded at ingest; not uploaded"
+                    .into(),
+            });
+        }
+        meta.block_crc32 = crcs;
+        meta.part_size = PART_SIZE;
+        meta.block_size = BLOCK_SIZE;
+        // Verify what the cloud holds now, before anyone may drop the local copy.
+        self.verify_parts(&meta)?;
+        let json = serde_json::to_vec_pretty(&meta)
+            .map_err(|e| Error::Cloud(format!("encoding meta.json: {e}")))?;
+        let path = self.meta_path(id);
+        self.rt
+            .block_on(self.store.put(&path, PutPayload::from(json)))
+            .map_err(cloud(format!("writing {path}")))?;
+        self.metas.lock().insert(id, Arc::new(meta.clone()));
+        Ok(meta)
+    }
+
+    /// Reads every part back and checks the SHA-256 of the whole segment.
+    fn verify_parts(&self, meta: &CloudMeta) -> Result<()> {
+        let parts = meta.bytes.div_ceil(PART_SIZE).max(1);
+        let mut hasher = Sha256::new();
+        let mut total = 0u64;
+        for part in 0..parts {
+            let path = self.part_path(meta.id, part);
+            let data = self
+                .rt
+                .block_on(async { self.store.get(&path).await?.bytes().await })
+                .map_err(cloud(format!("reading back {path}")))?;
+            total += data.len() as u64;
+            hasher.update(&data);
+        }
+        if total != meta.bytes || hex(&hasher.finalize()) != meta.sha256 {
+            return Err(Error::Cloud(format!(
+                "the cloud copy of segment {} does not match its SHA-256; it will be uploaded again",
+                meta.id
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks the whole cloud copy of a segment against its SHA-256 (`verify --cloud`).
+    pub fn verify(&self, id: u64) -> Result<()> {
+        let meta = self.meta(id)?;
+        self.verify_parts(&meta)
+    }
+
+    /// The `meta.json` of a segment (cached).
+    pub fn meta(&self, id: u64) -> Result<Arc<CloudMeta>> {
+        if let Some(m) = self.metas.lock().get(&id) {
+            return Ok(Arc::clone(m));
+        }
+        let path = self.meta_path(id);
+        let data = self
+            .rt
+            .block_on(async { self.store.get(&path).await?.bytes().await })
+            .map_err(cloud(format!("reading {path}")))?;
+        let meta: CloudMeta = serde_json::from_slice(&data)
+            .map_err(|e| Error::Cloud(format!("{path} is not valid: {e}")))?;
+        meta.check(id)?;
+        let meta = Arc::new(meta);
+        self.metas.lock().insert(id, Arc::clone(&meta));
+        Ok(meta)
+    }
+
+    /// Reads `range` of a segment from the cloud, verifying every block it touches.
+    pub fn read_range(&self, id: u64, range: Range<u64>) -> Result<Vec<u8>> {
+        let meta = self.meta(id)?;
+        let end = range.end.min(meta.bytes);
+        if range.start >= end {
+            return Ok(Vec::new());
+        }
+        let first = range.start / BLOCK_SIZE;
+        let last = (end - 1) / BLOCK_SIZE;
+        let mut out = Vec::with_capacity((end - range.start) as usize);
+        let mut block = first;
+        while block <= last {
+            // Fetch the run of blocks that lies in one part.
+            let part = block * BLOCK_SIZE / PART_SIZE;
+            let part_last = ((part + 1) * PART_SIZE / BLOCK_SIZE - 1).min(last);
+            let from = block * BLOCK_SIZE - part * PART_SIZE;
+            let to = ((part_last + 1) * BLOCK_SIZE).min(meta.bytes) - part * PART_SIZE;
+            let path = self.part_path(id, part);
+            let data = self
+                .rt
+                .block_on(self.store.get_range(&path, from..to))
+                .map_err(cloud(format!("reading {path}")))?;
+            if data.len() as u64 != to - from {
+                return Err(Error::Cloud(format!("{path}: short read")));
+            }
+            for (i, b) in data.chunks(BLOCK_SIZE as usize).enumerate() {
+                let n = block + i as u64;
+                let want = meta.block_crc32.get(n as usize).copied();
+                if want != Some(crc32fast::hash(b)) {
+                    return Err(Error::SegmentCorrupt {
+                        segment: id,
+                        offset: n * BLOCK_SIZE,
+                        what: format!("cloud copy block {n} fails its CRC32 ({path})"),
+                    });
+                }
+                let abs = n * BLOCK_SIZE;
+                let lo = range.start.max(abs) - abs;
+                let hi = end.min(abs + b.len() as u64) - abs;
+                out.extend_from_slice(b.get(lo as usize..hi as usize).unwrap_or_default());
+            }
+            block = part_last + 1;
+        }
+        Ok(out)
+    }
+
+    /// Deletes a segment's cloud copy (meta.json first, so a half-deleted copy is never
+    /// taken for a whole one). Missing objects are fine.
+    pub fn delete(&self, id: u64) -> Result<()> {
+        self.metas.lock().remove(&id);
+        let dir = self.seg_dir(id);
+        let meta = self.meta_path(id);
+        self.rt.block_on(async {
+            match self.store.delete(&meta).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(Error::Cloud(format!("deleting {meta}: {e}"))),
+            }
+            let mut list = self.store.list(Some(&dir));
+            let mut paths = Vec::new();
+            while let Some(m) = list.next().await {
+                match m {
+                    Ok(m) => paths.push(m.location),
+                    Err(object_store::Error::NotFound { .. }) => break,
+                    Err(e) => return Err(Error::Cloud(format!("listing {dir}: {e}"))),
+                }
+            }
+            for p in paths {
+                match self.store.delete(&p).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(Error::Cloud(format!("deleting {p}: {e}"))),
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Every store id with segments under this URL, and every complete segment of one store
+    /// (for `recover --from-cloud`).
+    pub fn list_stores(&self) -> Result<Vec<String>> {
+        self.rt.block_on(async {
+            let l = self
+                .store
+                .list_with_delimiter(None)
+                .await
+                .map_err(cloud(format!("listing {}", self.url)))?;
+            Ok(l.common_prefixes
+                .iter()
+                .filter_map(|p| p.filename().map(str::to_string))
+                .collect())
+        })
+    }
+
+    /// The `meta.json` of every complete segment of this store.
+    pub fn list_metas(&self) -> Result<Vec<CloudMeta>> {
+        let dir = self.root.clone().join("segments");
+        let paths: Vec<ObjPath> = self.rt.block_on(async {
+            let mut list = self.store.list(Some(&dir));
+            let mut out = Vec::new();
+            while let Some(m) = list.next().await {
+                let m = m.map_err(cloud(format!("listing {dir}")))?;
+                if m.location.filename() == Some("meta.json") {
+                    out.push(m.location);
+                }
+            }
+            Ok::<_, Error>(out)
+        })?;
+        let mut metas = Vec::new();
+        for p in paths {
+            let data = self
+                .rt
+                .block_on(async { self.store.get(&p).await?.bytes().await })
+                .map_err(cloud(format!("reading {p}")))?;
+            let meta: CloudMeta = serde_json::from_slice(&data)
+                .map_err(|e| Error::Cloud(format!("{p} is not valid: {e}")))?;
+            meta.check(meta.id)?;
+            metas.push(meta);
+        }
+        metas.sort_by_key(|m| m.id);
+        Ok(metas)
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    crate::store::hex(b)
+}
+
+/// A `CloudMeta` for a segment, without the block CRCs (filled in by the upload).
+#[allow(clippy::too_many_arguments)]
+pub fn meta_for(
+    store_id: &str,
+    id: u64,
+    m: &crate::meta::SegmentMeta,
+    state: &crate::format::change::SegmentState,
+    bytes: u64,
+    sha256: &[u8; 32],
+    committed_us: i64,
+    uploaded_us: i64,
+) -> CloudMeta {
+    use crate::input::time::format_time;
+    CloudMeta {
+        format: META_FORMAT.into(),
+        version: META_VERSION,
+        store_id: store_id.into(),
+        id,
+        officer: m.officer.clone(),
+        device: m.device.clone(),
+        start_us: m.start_us,
+        end_us: m.end_us,
+        start: format_time(m.start_us),
+        end: format_time(m.end_us),
+        bytes,
+        sha256: hex(sha256),
+        categories: state.categories.clone(),
+        tags: state.tags.clone(),
+        cases: state.cases.clone(),
+        holds: state.holds.clone(),
+        gps: m
+            .gps
+            .iter()
+            .map(|f| [f.time_us, i64::from(f.lat_e7), i64::from(f.lon_e7)])
+            .collect(),
+        committed_us,
+        uploaded_us,
+        part_size: PART_SIZE,
+        block_size: BLOCK_SIZE,
+        block_crc32: Vec::new(),
+    }
+}
