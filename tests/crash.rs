@@ -580,13 +580,20 @@ fn patch(path: &Path, at: usize, bytes: &[u8], covered: std::ops::Range<usize>, 
     std::fs::write(path, data).unwrap();
 }
 
+/// A version number far beyond any this build (or the next few) writes.
+const FUTURE: u16 = 60_000;
+const FUTURE_U8: u8 = 200;
+
 /// Asserts that opening fails with a clear "newer format" error naming `what`.
-fn assert_refused_as_newer(dir: &Path, what: &str, ctx: &str) {
+fn assert_refused_as_newer(dir: &Path, what: &str, found: u16, ctx: &str) {
     match Store::open_with(dir, &small_options()) {
         Err(e @ Error::UnsupportedVersion { .. }) => {
             let msg = e.to_string();
             assert!(msg.starts_with(what), "{ctx}: {msg}");
-            assert!(msg.contains("format version 2"), "{ctx}: {msg}");
+            assert!(
+                msg.contains(&format!("format version {found},")),
+                "{ctx}: {msg}"
+            );
             assert!(msg.contains("use a newer footage"), "{ctx}: {msg}");
         }
         Err(e) => panic!("{ctx}: wrong error: {e}"),
@@ -604,12 +611,13 @@ fn a_newer_format_version_anywhere_is_refused_clearly_and_left_untouched() {
     let recs = records(&active);
     let last_commit = *recs.iter().rev().find(|r| r.kind == Kind::Commit).unwrap();
     let first_chunk = *recs.iter().find(|r| r.kind == Kind::Chunk).unwrap();
+    let future = FUTURE.to_le_bytes();
 
     // Volume header: u16 version at 8, CRC of 0..60 at 60.
     let case = base.path().join("volume");
     copy_dir(&orig, &case);
-    patch(&case.join("data").join(&name), 8, &[2, 0], 0..60, 60);
-    assert_refused_as_newer(&case, "volume in ", "volume header");
+    patch(&case.join("data").join(&name), 8, &future, 0..60, 60);
+    assert_refused_as_newer(&case, "volume in ", FUTURE, "volume header");
 
     // Record header (u8 version at 4, CRC of 0..28 at 28), in the scanned log: the last
     // commit record of the active volume, and a chunk in its middle.
@@ -619,8 +627,9 @@ fn a_newer_format_version_anywhere_is_refused_clearly_and_left_untouched() {
         let vol = case.join("data").join(&name);
         let len = std::fs::metadata(&vol).unwrap().len();
         let p = r.pos as usize;
-        patch(&vol, p + 4, &[2], p..p + 28, p + 28);
-        assert_refused_as_newer(&case, "record in ", &format!("{what} record header"));
+        patch(&vol, p + 4, &[FUTURE_U8], p..p + 28, p + 28);
+        let ctx = format!("{what} record header");
+        assert_refused_as_newer(&case, "record in ", FUTURE_U8.into(), &ctx);
         assert_eq!(
             std::fs::metadata(&vol).unwrap().len(),
             len,
@@ -633,11 +642,10 @@ fn a_newer_format_version_anywhere_is_refused_clearly_and_left_untouched() {
     copy_dir(&orig, &case);
     let vol = case.join("data").join(&name);
     let len = std::fs::metadata(&vol).unwrap().len();
-    let p = last_commit.pos as usize;
-    let e = last_commit.end as usize;
-    patch(&vol, p + 32, &[2, 0], p + 32..e, p + 12);
+    let (p, e) = (last_commit.pos as usize, last_commit.end as usize);
+    patch(&vol, p + 32, &future, p + 32..e, p + 12);
     patch(&vol, p, &[], p..p + 28, p + 28);
-    assert_refused_as_newer(&case, "commit record in ", "commit payload");
+    assert_refused_as_newer(&case, "commit record in ", FUTURE, "commit payload");
     assert_eq!(std::fs::metadata(&vol).unwrap().len(), len, "volume cut");
 
     // Behind a checkpoint the record is only met on read: the read fails clearly.
@@ -645,36 +653,28 @@ fn a_newer_format_version_anywhere_is_refused_clearly_and_left_untouched() {
     copy_dir(&orig, &case);
     open_small(&case).close().unwrap();
     let p = first_chunk.pos as usize;
-    patch(
-        &case.join("data").join(&name),
-        p + 4,
-        &[2],
-        p..p + 28,
-        p + 28,
-    );
+    let vol = case.join("data").join(&name);
+    patch(&vol, p + 4, &[FUTURE_U8], p..p + 28, p + 28);
     let store = open_small(&case);
     let id = first_chunk.a;
     assert!(segs.contains_key(&id));
     let e = store.read_range(id, 0, u64::MAX).unwrap_err().to_string();
     assert!(e.contains(&format!("segment {id} ")), "{e}");
-    assert!(e.contains("format version 2 is not supported"), "{e}");
+    assert!(e.contains("format version 200 is not supported"), "{e}");
     drop(store);
 
     // Checkpoint header: u16 version at 8, CRC of 0..60 at 60.
     let ckpt = checkpoint_files(&case).pop().unwrap();
-    patch(&ckpt, 8, &[2, 0], 0..60, 60);
-    assert_refused_as_newer(&case, "checkpoint in ", "checkpoint");
+    patch(&ckpt, 8, &future, 0..60, 60);
+    assert_refused_as_newer(&case, "checkpoint in ", FUTURE, "checkpoint");
 
     // Configuration.
     let case = base.path().join("config");
     copy_dir(&orig, &case);
     let cfg = case.join(footage::CONFIG_FILE);
     let text = std::fs::read_to_string(&cfg).unwrap();
-    assert!(text.contains("format_version = 1"), "{text}");
-    std::fs::write(
-        &cfg,
-        text.replace("format_version = 1", "format_version = 2"),
-    )
-    .unwrap();
-    assert_refused_as_newer(&case, "configuration in ", "configuration");
+    assert!(text.contains("format_version = 1\n"), "{text}");
+    let newer = text.replace("format_version = 1\n", "format_version = 60000\n");
+    std::fs::write(&cfg, newer).unwrap();
+    assert_refused_as_newer(&case, "configuration in ", FUTURE, "configuration");
 }
