@@ -161,17 +161,32 @@ fn cut_points(vol: &Path, from: u64, random: usize, seed: u64) -> Vec<u64> {
     cuts
 }
 
-/// Cuts a copy of `orig` at each point and checks what survives: segments whose commit
-/// record lies wholly before the cut (or in another volume) are intact, the others are gone.
+/// Cuts a copy of `orig` at each point (some with zeros or garbage after the cut) and checks
+/// what survives: segments whose commit record lies wholly before the cut (or in another
+/// volume) are intact, the others are gone.
 fn check_cuts(base: &Path, orig: &Path, segs: &Segments, cuts: &[u64]) {
     let active = active_volume(orig);
     let name = active.file_name().unwrap().to_owned();
     let commits = commit_records(orig);
     for (n, &cut) in cuts.iter().enumerate() {
-        let ctx = format!("cut at {cut} of {}", name.to_string_lossy());
+        // A power cut can also leave the file longer, its tail zeros or stale bytes.
+        let tail = match n % 3 {
+            0 => Vec::new(),
+            1 => vec![0u8; 5000 + n * 1000],
+            _ => random_bytes(n as u64, 5000 + n * 1000),
+        };
+        let ctx = format!(
+            "cut at {cut} of {}, then {} tail bytes",
+            name.to_string_lossy(),
+            tail.len()
+        );
         let case = base.join(format!("cut-{n}"));
         copy_dir(orig, &case);
-        truncate(&case.join("data").join(&name), cut);
+        let vol = case.join("data").join(&name);
+        truncate(&vol, cut);
+        let mut f = std::fs::OpenOptions::new().append(true).open(&vol).unwrap();
+        std::io::Write::write_all(&mut f, &tail).unwrap();
+        drop(f);
         let expected: Segments = segs
             .iter()
             .filter(|(id, _)| {
