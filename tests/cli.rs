@@ -459,6 +459,11 @@ fn verify_and_stats_report_the_store_and_find_corruption() {
         "{v}"
     );
     run(&store, &["get", &ia]).fails(1, &format!("segment {ia} is corrupt"));
+    let export = dir.path().join("export.mp4");
+    run(&store, &["get", &ia, "--out", export.to_str().unwrap()])
+        .fails(1, &format!("segment {ia} is corrupt"));
+    assert!(!export.exists());
+    assert!(!dir.path().join("export.footage-partial").exists());
     assert!(run(&store, &["get", &ib]).ok().stdout == b);
     assert_eq!(
         run(&store, &["verify", &ib]).ok().json()["corrupt"],
@@ -660,6 +665,7 @@ fn a_manifest_is_checked_whole_first_and_reports_failed_clips_per_line() {
     let a = random_bytes(12, 5000);
     file(dir.path(), "a.bin", &a);
     file(dir.path(), "raw.bin", &random_bytes(13, 5000));
+    file(dir.path(), "b.bin", &random_bytes(14, 5000));
     let line = |f: &str, end: &str| {
         format!(
             r#"{{"file": "{f}", "officer": "MET-1", "device": "AX-1", "start": "{START}"{end}}}"#
@@ -683,11 +689,14 @@ fn a_manifest_is_checked_whole_first_and_reports_failed_clips_per_line() {
     );
 
     // A clip that cannot be stored is reported on its line; the others are stored.
+    let gps =
+        format!(r#"{end}, "gps": [[1763647390, -33.8688, -151.2093], [1763647381, 0.5, -0.25]]"#);
     let mixed = format!(
-        "{}\n\n{}\n{}\n",
+        "{}\n\n{}\n{}\n{}\n",
         line("a.bin", &end),
         line("raw.bin", ""),
-        line("a.bin", &end)
+        line("a.bin", &end),
+        line("b.bin", &gps)
     );
     let m = file(dir.path(), "mixed.jsonl", mixed.as_bytes());
     let out = run(&store, &["ingest", "--manifest", &m]);
@@ -697,7 +706,7 @@ fn a_manifest_is_checked_whole_first_and_reports_failed_clips_per_line() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 3);
+    assert_eq!(lines.len(), 4);
     assert_eq!(lines[0]["sha256"], sha_hex(&a));
     assert_eq!(lines[0]["duplicate"], false);
     assert_eq!(lines[1]["line"], 3);
@@ -710,4 +719,17 @@ fn a_manifest_is_checked_whole_first_and_reports_failed_clips_per_line() {
     assert_eq!(lines[2]["id"], lines[0]["id"]);
     assert!(out.stderr.contains("mixed.jsonl line 3"), "{}", out.stderr);
     assert!(!out.stderr.contains("panicked"));
+    // Negative coordinates in the manifest's gps field are kept, sorted by time.
+    let id: u64 = lines[3]["id"].as_str().unwrap().parse().unwrap();
+    let track: Vec<(i64, f64, f64)> = Store::open(&store)
+        .unwrap()
+        .track(id)
+        .unwrap()
+        .iter()
+        .map(|f| (f.time_us - T0, f.lat(), f.lon()))
+        .collect();
+    assert_eq!(
+        track,
+        [(1_000_000, 0.5, -0.25), (10_000_000, -33.8688, -151.2093)]
+    );
 }
