@@ -30,18 +30,23 @@ pub mod cli;
 mod config;
 mod error;
 pub mod format;
+pub mod index;
 pub mod input;
 mod log;
 pub mod meta;
 mod store;
+#[doc(hidden)]
+pub mod testing;
 
 pub use catalog::checkpoint::{
     decode_body as decode_checkpoint_body, decode_file as decode_checkpoint_file,
 };
 pub use config::{Config, StoreOptions, CONFIG_FILE};
 pub use error::{Error, Result};
+pub use index::geo::{haversine_m, Area};
+pub use index::query::{FindResult, Hit, Page, Query};
 pub use meta::{GpsFix, SegmentMeta};
 pub use store::{
-    hex, now_us, parse_id, Committed, CorruptSegment, DiskStats, OpenReport, SegmentInfo,
-    SegmentReader, SegmentWriter, Stats, Store, VerifyReport, VolumeStats,
+    hex, now_us, parse_id, Committed, CorruptSegment, DiskStats, IndexStats, OpenReport,
+    SegmentInfo, SegmentReader, SegmentWriter, Stats, Store, VerifyReport, VolumeStats,
 };

@@ -133,3 +133,22 @@ impl SegmentMeta {
         self.gps.sort_by_key(|f| f.time_us);
     }
 }
+
+/// A GPS track as a GeoJSON Feature: a LineString (a Point for one fix) with the fix times
+/// (RFC 3339) in `properties.times`, in the same order as the coordinates.
+pub fn track_geojson(id: u64, fixes: &[GpsFix]) -> serde_json::Value {
+    let coords: Vec<[f64; 2]> = fixes.iter().map(|f| [f.lon(), f.lat()]).collect();
+    let times: Vec<String> = fixes
+        .iter()
+        .map(|f| crate::input::time::format_time(f.time_us))
+        .collect();
+    let geometry = match coords.as_slice() {
+        [one] => serde_json::json!({"type": "Point", "coordinates": one}),
+        _ => serde_json::json!({"type": "LineString", "coordinates": coords}),
+    };
+    serde_json::json!({
+        "type": "Feature",
+        "geometry": geometry,
+        "properties": {"segment": id.to_string(), "times": times},
+    })
+}

@@ -5,7 +5,7 @@
 //! ```text
 //! header, 64 bytes:
 //!  0  8  magic      b"FTGCKPT\0"
-//!  8  2  version    1
+//!  8  2  version    2 (1: before the index)
 //! 10  2  reserved   0
 //! 12  4  body_crc   CRC32 of the compressed body
 //! 16  8  body_len   compressed body length
@@ -18,9 +18,11 @@
 //!   [16] store id; u64 next_segment_id; u64 next_lsn; u32 next_volume_id
 //!   u32 name count, names as str16 (interned officer/device ids, in number order)
 //!   u32 volume count, each: u32 id, u16 dir, u8 sealed, u8 0, u64 replay_from
-//!   u64 segment count, each 52 bytes: u64 id, i64 start_us, i64 end_us, u64 bytes,
-//!       u32 meta_volume, u32 meta_block, u32 officer, u32 device, u32 flags
+//!   u64 segment count, each 60 bytes: u64 id, i64 start_us, i64 end_us, u64 bytes,
+//!       u32 meta_volume, u32 meta_block, u32 officer, u32 device, u32 flags, u64 track
 //!   u64 dedup count, each: u64 key, u64 segment id
+//!   index (see `index::Index::encode`): u64 track file length, i64 max duration,
+//!       3 label maps (cases, tags, categories), spatial postings
 //! ```
 //! Invariant: a checkpoint file either decodes completely with every CRC matching or is
 //! rejected; the loader then falls back to the previous checkpoint, then to a full log scan.
@@ -34,7 +36,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::format::{check_crc, DecodeError, Reader, Writer};
 
 pub const CHECKPOINT_MAGIC: [u8; 8] = *b"FTGCKPT\0";
-pub const CHECKPOINT_VERSION: u16 = 1;
+pub const CHECKPOINT_VERSION: u16 = 2;
 const HEADER_LEN: usize = 64;
 /// Checkpoints kept on disk: the newest and one fallback.
 const KEEP: usize = 2;
@@ -70,6 +72,7 @@ pub fn encode_body(cat: &Catalog, store_id: &[u8; 16]) -> Vec<u8> {
         w.u32(e.officer);
         w.u32(e.device);
         w.u32(e.flags);
+        w.u64(e.track);
     }
     let pairs = cat.dedup.pairs();
     w.u64(pairs.len() as u64);
@@ -77,11 +80,13 @@ pub fn encode_body(cat: &Catalog, store_id: &[u8; 16]) -> Vec<u8> {
         w.u64(k);
         w.u64(id);
     }
+    cat.index.encode(&mut w, |id| cat.get(id).is_some());
     w.buf
 }
 
-/// Rebuilds a catalog from an uncompressed body; returns it with the store id it names.
-pub fn decode_body(body: &[u8]) -> Result<(Catalog, [u8; 16]), DecodeError> {
+/// Rebuilds a catalog from an uncompressed body; returns it with the store id it names and
+/// the length of the track file it relies on.
+pub fn decode_body(body: &[u8]) -> Result<(Catalog, [u8; 16], u64), DecodeError> {
     let mut r = Reader::new(body, "checkpoint");
     let store_id = r.array::<16>()?;
     let mut cat = Catalog::new();
@@ -107,7 +112,7 @@ pub fn decode_body(body: &[u8]) -> Result<(Catalog, [u8; 16]), DecodeError> {
         cat.volumes.insert(v.id, v);
     }
     let n = usize::try_from(r.u64()?).unwrap_or(usize::MAX);
-    if n.saturating_mul(52) > r.remaining() {
+    if n.saturating_mul(60) > r.remaining() {
         return Err(DecodeError::Truncated("checkpoint segments"));
     }
     let mut entries = Vec::with_capacity(n);
@@ -123,6 +128,7 @@ pub fn decode_body(body: &[u8]) -> Result<(Catalog, [u8; 16]), DecodeError> {
             officer: r.u32()?,
             device: r.u32()?,
             flags: r.u32()?,
+            track: r.u64()?,
         };
         if e.id <= prev || e.id >= cat.next_segment_id {
             return Err(DecodeError::invalid(
@@ -151,8 +157,12 @@ pub fn decode_body(body: &[u8]) -> Result<(Catalog, [u8; 16]), DecodeError> {
         pairs.push((r.u64()?, r.u64()?));
     }
     cat.dedup = DedupIndex::from_pairs(pairs);
+    let (mut index, tracks_len) = crate::index::Index::decode(&mut r)?;
     r.finish()?;
-    Ok((cat, store_id))
+    cat.index.labels = std::mem::take(&mut index.labels);
+    cat.index.spatial = index.spatial;
+    cat.index.max_duration = cat.index.max_duration.max(index.max_duration);
+    Ok((cat, store_id, tracks_len))
 }
 
 /// Compresses a body and frames it with the checkpoint header.
@@ -289,11 +299,12 @@ mod tests {
             officer: 0,
             device: 0,
             flags: 0,
+            track: crate::index::tracks::NO_TRACK,
         }]);
         let body = encode_body(&cat, &[1; 16]);
         let file = encode_file(&body, 1, 0).unwrap();
         assert_eq!(decode_file(&file).unwrap(), body);
-        let (back, id) = decode_body(&body).unwrap();
+        let (back, id, _) = decode_body(&body).unwrap();
         assert_eq!(id, [1; 16]);
         assert_eq!(back.entries(), cat.entries());
         for i in 0..file.len() {

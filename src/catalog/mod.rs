@@ -7,6 +7,8 @@
 //!   contains part of it is safe;
 //! - an entry is small and fixed-size (see [`SegmentEntry`]): everything else about a segment
 //!   lives in its commit record on disk and is read on demand;
+//! - the index (`index`) holds exactly the segments in `entries` and changes with them, under
+//!   the same lock;
 //! - `next_segment_id`, `next_lsn` and `next_volume_id` are above every id seen.
 
 pub mod checkpoint;
@@ -20,7 +22,7 @@ use std::collections::BTreeMap;
 
 use crate::format::commit::CommitRecord;
 
-/// One committed segment, as held in memory (56 bytes).
+/// One committed segment, as held in memory (64 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentEntry {
     pub id: u64,
@@ -37,6 +39,8 @@ pub struct SegmentEntry {
     pub device: u32,
     /// Reserved for tier and state flags (0 = local only).
     pub flags: u32,
+    /// Offset of the segment's GPS track in the track file (`NO_TRACK` if it has none).
+    pub track: u64,
 }
 
 impl SegmentEntry {
@@ -57,9 +61,10 @@ pub struct VolumeState {
     pub replay_from: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Catalog {
     entries: Vec<SegmentEntry>,
+    pub index: crate::index::Index,
     pub dedup: DedupIndex,
     pub names: Interner,
     pub volumes: BTreeMap<u32, VolumeState>,
@@ -107,6 +112,9 @@ impl Catalog {
             Ok(_) => return false,
             Err(pos) => pos,
         };
+        let officer = self.names.intern(&rec.meta.officer);
+        let device = self.names.intern(&rec.meta.device);
+        let track = self.index.add(rec.segment_id, officer, device, &rec.meta);
         let entry = SegmentEntry {
             id: rec.segment_id,
             start_us: rec.meta.start_us,
@@ -114,9 +122,10 @@ impl Catalog {
             bytes: rec.bytes,
             meta_volume: volume_id,
             meta_block: (offset / crate::format::BLOCK) as u32,
-            officer: self.names.intern(&rec.meta.officer),
-            device: self.names.intern(&rec.meta.device),
+            officer,
+            device,
             flags: 0,
+            track,
         };
         // Ids are handed out in order and commits arrive nearly in order: this is an append
         // or a short move near the end.
@@ -127,13 +136,20 @@ impl Catalog {
         true
     }
 
-    /// Replaces the whole segment table (checkpoint load). `entries` must be sorted by id.
+    /// Replaces the whole segment table (checkpoint load) and rebuilds the index lists from
+    /// it. `entries` must be sorted by id.
     pub fn set_entries(&mut self, entries: Vec<SegmentEntry>) {
         self.total_bytes = entries.iter().map(|e| e.bytes).sum();
+        self.index.rebuild_lists(&entries);
         self.entries = entries;
     }
 
-    /// Bytes of heap memory held by the catalog (entries, dedup index, names).
+    /// Releases spare capacity after a bulk load or replay.
+    pub fn shrink(&mut self) {
+        self.entries.shrink_to_fit();
+    }
+
+    /// Bytes of heap memory held by the catalog (entries, dedup index, names; not the index).
     pub fn heap_bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<SegmentEntry>()
             + self.dedup.heap_bytes()
@@ -148,6 +164,6 @@ mod tests {
 
     #[test]
     fn segment_entry_stays_small() {
-        assert!(std::mem::size_of::<SegmentEntry>() <= 56);
+        assert!(std::mem::size_of::<SegmentEntry>() <= 64);
     }
 }

@@ -7,6 +7,8 @@
 
 mod admin;
 mod demo;
+mod demo_data;
+mod find;
 mod ingest;
 mod read;
 
@@ -27,7 +29,11 @@ Examples:
   footage ingest clip.mp4 --officer MET-004217 --device AX-B3-00123 \\
           --start 2026-11-20T14:03:00Z --gps track.gpx --category evidential
   footage ingest --manifest dock-0423.jsonl      one segment per JSON line
-  footage info 42                                metadata, SHA-256, where the bytes are
+  footage info 42                                metadata and SHA-256
+  footage find --officer MET-004217 --from 2026-11-24T14:00:00Z --to 2026-11-24T16:00:00Z
+  footage find --near -33.86,151.21 --radius 200 --from 2026-11-24T01:00:00Z --to 2026-11-24T03:00:00Z
+  footage find --bbox 51.50,-0.13,51.52,-0.11 --tag stop-and-search --limit 50
+  footage track 42 --geojson                     the GPS track of a segment
   footage get 42 --out clip.mp4                  export a segment
   footage get 42 --offset 1048576 --length 65536 > part.bin
   footage verify                                 re-check every chunk CRC and SHA-256
@@ -66,6 +72,10 @@ pub enum Command {
     Get(read::GetArgs),
     /// Print a segment's metadata as JSON
     Info(read::InfoArgs),
+    /// Find segments by officer, device, time, place, case, tag, category (JSON lines)
+    Find(find::FindArgs),
+    /// Print a segment's GPS track (JSON lines, or GeoJSON)
+    Track(find::TrackArgs),
     /// Print segment, volume and disk statistics as JSON
     Stats,
     /// Re-read every chunk (CRC) and every segment's SHA-256; exit 1 if anything is corrupt
@@ -168,6 +178,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Ingest(args) => ingest::run(&open(&cli.store)?, args),
         Command::Get(args) => read::get(&open(&cli.store)?, args),
         Command::Info(args) => read::info(&open(&cli.store)?, args),
+        Command::Find(args) => find::find(&open(&cli.store)?, args),
+        Command::Track(args) => find::track(&open(&cli.store)?, args),
         Command::Stats => admin::stats(&open(&cli.store)?),
         Command::Verify(args) => admin::verify(&open(&cli.store)?, args),
     }

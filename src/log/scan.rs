@@ -94,7 +94,7 @@ fn probe(vol: &Volume, pos: u64, file_len: u64) -> Probe {
                     Err(e) => Probe::Invalid(e.to_string()),
                 };
             }
-            match CommitRecord::decode(&payload, false) {
+            match CommitRecord::decode(&payload, true) {
                 Ok(c) if c.segment_id == h.a => Probe::Record(h, Some(Box::new(c)), false),
                 Ok(_) => {
                     Probe::Invalid("commit record names another segment than its header".into())

@@ -15,12 +15,14 @@
 //!   are durable; it is acknowledged (commit returns) only after that;
 //! - the catalog lock is never held while waiting for an fsync.
 
+mod find;
 mod ingest;
 mod open;
 mod read;
 mod stats;
 mod verify;
 
+pub use find::IndexStats;
 pub use ingest::{Committed, SegmentWriter};
 pub use open::OpenReport;
 pub use read::SegmentReader;
@@ -225,11 +227,6 @@ impl Store {
         })
     }
 
-    /// The GPS track of a segment.
-    pub fn track(&self, id: u64) -> Result<Vec<crate::meta::GpsFix>> {
-        Ok(self.inner.load_commit(id, true)?.meta.gps)
-    }
-
     /// Writes a checkpoint of the catalog now.
     pub fn checkpoint(&self) -> Result<PathBuf> {
         self.inner.checkpoint()
@@ -427,7 +424,7 @@ impl Inner {
     pub fn checkpoint(&self) -> Result<PathBuf> {
         let mut seq = self.checkpoint_seq.lock();
         let mut to_sync = Vec::new();
-        let body = {
+        let (body, tracks_len, (tracks_off, tracks_bytes)) = {
             let _gate = self.gate.write();
             let writers: Vec<Arc<VolumeWriter>> = self.writers.lock().values().cloned().collect();
             let mut cat = self.catalog.write();
@@ -444,16 +441,27 @@ impl Inner {
             cat.next_lsn = cat.next_lsn.max(self.next_lsn.load(Ordering::SeqCst));
             cat.next_volume_id = cat.next_volume_id.max(*self.next_volume_id.lock());
             self.since_checkpoint.store(0, Ordering::Relaxed);
-            checkpoint::encode_body(&cat, &self.store_id)
+            // Queries go on while the catalog is serialised; commits wait at the gate.
+            let cat = parking_lot::RwLockWriteGuard::downgrade(cat);
+            (
+                checkpoint::encode_body(&cat, &self.store_id),
+                cat.index.tracks.len(),
+                cat.index.tracks.pending(),
+            )
         };
-        // Replay must never start beyond what a power cut can leave: make it durable first.
+        // Replay must never start beyond what a power cut can leave: make it durable first,
+        // and the track bytes the checkpoint names too.
         for (w, end) in to_sync {
             w.sync_to(end)?;
         }
+        let track_writer = self.catalog.read().index.tracks.writer()?;
+        track_writer.write(tracks_off, &tracks_bytes)?;
         *seq += 1;
         let file = checkpoint::encode_file(&body, *seq, self.now_us())
             .map_err(|e| Error::io(&self.root, e))?;
-        checkpoint::write(&self.root.join("catalog"), *seq, &file)
+        let path = checkpoint::write(&self.root.join("catalog"), *seq, &file)?;
+        self.catalog.write().index.tracks.advance(tracks_len)?;
+        Ok(path)
     }
 
     /// Called after each commit: writes a checkpoint every `checkpoint_every` commits.

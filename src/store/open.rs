@@ -25,6 +25,7 @@ use crate::catalog::{checkpoint, Catalog, VolumeState};
 use crate::config::{Config, StoreOptions};
 use crate::error::{Error, IoContext, Result};
 use crate::format::commit::CommitRecord;
+use crate::index::tracks::TrackStore;
 use crate::log::scan::scan;
 use crate::log::volume::Volume;
 use crate::log::writer::VolumeWriter;
@@ -75,7 +76,25 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
     })?;
     let mut report = OpenReport::default();
 
-    let (mut cat, ckpt_seq) = load_checkpoint(root, &store_id, &mut report)?;
+    let (mut cat, ckpt_seq, tracks_len) = load_checkpoint(root, &store_id, &mut report)?;
+    let catalog_dir = root.join("catalog");
+    match TrackStore::open(&catalog_dir, &store_id, tracks_len)? {
+        Some(tracks) => cat.index.tracks = tracks,
+        None => {
+            // The checkpoint relies on track bytes that are gone: rebuild everything from the
+            // log (slow, but nothing is lost).
+            report.bad_checkpoints.push(format!(
+                "{}: shorter than the checkpoint needs or damaged; catalog rebuilt from the log",
+                catalog_dir
+                    .join(crate::index::tracks::TRACKS_FILE)
+                    .display()
+            ));
+            report.checkpoint = None;
+            cat = Catalog::new();
+            cat.index.tracks = TrackStore::open(&catalog_dir, &store_id, 0)?
+                .ok_or_else(|| Error::Invalid("cannot create the track file".into()))?;
+        }
+    }
 
     // Data dirs and the volumes in them.
     let mut dirs = Vec::new();
@@ -206,6 +225,8 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
             report.replayed += 1;
         }
     }
+    drop(commits);
+    cat.shrink();
     // Segments whose commit record now points at an unknown volume stay listed: `stats` and
     // reads report them unavailable.
     let next_volume_id = cat.next_volume_id.max(max_file_id.saturating_add(1));
@@ -270,7 +291,7 @@ fn load_checkpoint(
     root: &Path,
     store_id: &[u8; 16],
     report: &mut OpenReport,
-) -> Result<(Catalog, u64)> {
+) -> Result<(Catalog, u64, u64)> {
     let files = checkpoint::list(&root.join("catalog"))?;
     let newest = files.first().map_or(0, |f| f.0);
     for (seq, path) in files {
@@ -286,9 +307,9 @@ fn load_checkpoint(
         let decoded =
             checkpoint::decode_file(&data).and_then(|body| checkpoint::decode_body(&body));
         match decoded {
-            Ok((cat, id)) if &id == store_id => {
+            Ok((cat, id, tracks_len)) if &id == store_id => {
                 report.checkpoint = Some(path.display().to_string());
-                return Ok((cat, newest.max(seq)));
+                return Ok((cat, newest.max(seq), tracks_len));
             }
             Ok(_) => report
                 .bad_checkpoints
@@ -308,7 +329,7 @@ fn load_checkpoint(
                 .push(format!("{}: {e}", path.display())),
         }
     }
-    Ok((Catalog::new(), newest))
+    Ok((Catalog::new(), newest, 0))
 }
 
 /// Volume files in a data dir, creating the dir if it does not exist.

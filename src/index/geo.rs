@@ -1,0 +1,282 @@
+//! Geometry for the spatial index: the exact distance and box tests that decide a match, the
+//! grid cells fixes are indexed under, and the cell covers of query areas.
+//!
+//! Invariants:
+//! - [`haversine_m`] is computed exactly as the query semantics state (docs/DESIGN.md), so a
+//!   fix on the circle matches on every machine;
+//! - a cover is a superset: every fix that passes [`Area::contains`] lies in a cell of
+//!   [`Area::cover`] at that level (covers of circles carry slack for rounding; box covers use
+//!   the same monotone cell function as the fixes, so they need none).
+
+use crate::meta::GpsFix;
+
+/// Mean Earth radius used by the distance test, in metres.
+pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
+
+/// Grid levels, finest first: level `k` cuts latitude into 2^k rows and longitude into 2^k
+/// columns (level 16: cells of 305 m north-south, 611 m × cos(latitude) east-west).
+pub const LEVELS: [u8; 4] = [16, 13, 10, 7];
+
+/// The distance in metres between a point (1) and a fix (2), as specified.
+pub fn haversine_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
+    let p1 = lat1.to_radians();
+    let p2 = lat2.to_radians();
+    let s1 = ((p2 - p1) / 2.0).sin();
+    let s2 = ((lon2 - lon1).to_radians() / 2.0).sin();
+    let a = s1 * s1 + p1.cos() * p2.cos() * s2 * s2;
+    2.0 * EARTH_RADIUS_M * a.sqrt().min(1.0).asin()
+}
+
+/// A query area.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Area {
+    /// Within `radius_m` metres of a point.
+    Near { lat: f64, lon: f64, radius_m: f64 },
+    /// Inside a box, bounds inclusive; `min_lon > max_lon` crosses the antimeridian.
+    BBox {
+        min_lat: f64,
+        min_lon: f64,
+        max_lat: f64,
+        max_lon: f64,
+    },
+}
+
+/// A cell key: level in the top bits, then row and column.
+pub fn cell_key(level: u8, row: u32, col: u32) -> u64 {
+    (u64::from(level) << 48) | (u64::from(row) << 24) | u64::from(col)
+}
+
+fn row_of(level: u8, lat: f64) -> u32 {
+    let n = 1u32 << level;
+    let v = ((lat + 90.0) / 180.0 * f64::from(n)).floor();
+    v.clamp(0.0, f64::from(n - 1)) as u32
+}
+
+fn col_of(level: u8, lon: f64) -> u32 {
+    let n = 1u32 << level;
+    let v = ((lon + 180.0) / 360.0 * f64::from(n)).floor();
+    v.clamp(0.0, f64::from(n - 1)) as u32
+}
+
+/// The cell of a fix at `level`.
+pub fn cell_of(level: u8, fix: &GpsFix) -> u64 {
+    cell_key(level, row_of(level, fix.lat()), col_of(level, fix.lon()))
+}
+
+/// Cells of one level covering an area: rows `rows` × each column range.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cover {
+    pub level: u8,
+    pub rows: (u32, u32),
+    pub cols: Vec<(u32, u32)>,
+}
+
+impl Cover {
+    pub fn len(&self) -> u64 {
+        let rows = u64::from(self.rows.1 - self.rows.0 + 1);
+        let cols: u64 = self.cols.iter().map(|(a, b)| u64::from(b - a + 1)).sum();
+        rows * cols
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether a cell key is in the cover.
+    pub fn contains(&self, key: u64) -> bool {
+        let (level, row, col) = (
+            (key >> 48) as u8,
+            ((key >> 24) & 0xFF_FFFF) as u32,
+            (key & 0xFF_FFFF) as u32,
+        );
+        level == self.level
+            && (self.rows.0..=self.rows.1).contains(&row)
+            && self.cols.iter().any(|&(a, b)| (a..=b).contains(&col))
+    }
+
+    /// Every cell key of the cover, row by row.
+    pub fn keys(&self) -> impl Iterator<Item = u64> + '_ {
+        (self.rows.0..=self.rows.1).flat_map(move |r| {
+            self.cols
+                .iter()
+                .flat_map(move |&(a, b)| (a..=b).map(move |c| cell_key(self.level, r, c)))
+        })
+    }
+}
+
+/// Slack added to circle covers, in degrees (about 1 cm): far above f64 rounding.
+const SLACK_DEG: f64 = 1e-7;
+
+impl Area {
+    /// Whether a fix lies in the area (the exact test).
+    pub fn contains(&self, fix: &GpsFix) -> bool {
+        let (lat, lon) = (fix.lat(), fix.lon());
+        match *self {
+            Area::Near {
+                lat: plat,
+                lon: plon,
+                radius_m,
+            } => haversine_m(plat, plon, lat, lon) <= radius_m,
+            Area::BBox {
+                min_lat,
+                min_lon,
+                max_lat,
+                max_lon,
+            } => {
+                let lat_ok = min_lat <= lat && lat <= max_lat;
+                let lon_ok = if min_lon <= max_lon {
+                    min_lon <= lon && lon <= max_lon
+                } else {
+                    lon >= min_lon || lon <= max_lon
+                };
+                lat_ok && lon_ok
+            }
+        }
+    }
+
+    /// The latitude range and longitude ranges (each within -180..=180) that hold the area.
+    fn bounds(&self) -> ((f64, f64), Vec<(f64, f64)>) {
+        match *self {
+            Area::BBox {
+                min_lat,
+                min_lon,
+                max_lat,
+                max_lon,
+            } => {
+                let lons = if min_lon <= max_lon {
+                    vec![(min_lon, max_lon)]
+                } else {
+                    vec![(min_lon, 180.0), (-180.0, max_lon)]
+                };
+                ((min_lat, max_lat), lons)
+            }
+            Area::Near { lat, lon, radius_m } => {
+                let theta = radius_m / EARTH_RADIUS_M;
+                let all = vec![(-180.0, 180.0)];
+                if theta >= std::f64::consts::PI {
+                    return ((-90.0, 90.0), all);
+                }
+                let dlat = theta.to_degrees() * (1.0 + 1e-9) + SLACK_DEG;
+                let (lo, hi) = (lat - dlat, lat + dlat);
+                if lo <= -90.0 || hi >= 90.0 {
+                    // The cap holds a pole: every longitude.
+                    return ((lo.max(-90.0), hi.min(90.0)), all);
+                }
+                let ratio = theta.sin() / lat.to_radians().cos();
+                if ratio.is_nan() || ratio >= 1.0 {
+                    return ((lo, hi), all);
+                }
+                let dlon = ratio.asin().to_degrees() * (1.0 + 1e-9) + SLACK_DEG;
+                if dlon >= 180.0 {
+                    return ((lo, hi), all);
+                }
+                let (a, b) = (lon - dlon, lon + dlon);
+                let mut lons = vec![(a.max(-180.0), b.min(180.0))];
+                if a < -180.0 {
+                    lons.push((a + 360.0, 180.0));
+                }
+                if b > 180.0 {
+                    lons.push((-180.0, b - 360.0));
+                }
+                ((lo, hi), lons)
+            }
+        }
+    }
+
+    /// The cells of `level` that hold every fix in the area.
+    pub fn cover(&self, level: u8) -> Cover {
+        let ((lat0, lat1), lons) = self.bounds();
+        let mut cols: Vec<(u32, u32)> = lons
+            .iter()
+            .map(|&(a, b)| (col_of(level, a), col_of(level, b)))
+            .collect();
+        cols.sort_unstable();
+        // Merge overlapping column ranges so no cell is listed twice.
+        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(cols.len());
+        for (a, b) in cols {
+            match merged.last_mut() {
+                Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        Cover {
+            level,
+            rows: (row_of(level, lat0), row_of(level, lat1)),
+            cols: merged,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn haversine_matches_known_distances() {
+        // One degree of latitude on this sphere.
+        let d = haversine_m(0.0, 0.0, 1.0, 0.0);
+        assert!((d - 111_195.08).abs() < 0.01, "{d}");
+        assert_eq!(haversine_m(51.5, -0.12, 51.5, -0.12), 0.0);
+        // Across the antimeridian.
+        let d = haversine_m(0.0, 179.9, 0.0, -179.9);
+        assert!((d - 22_239.0).abs() < 1.0, "{d}");
+    }
+
+    #[test]
+    fn covers_hold_every_matching_fix() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for _ in 0..3000 {
+            let lat = rng.random_range(-90.0..=90.0);
+            let lon = rng.random_range(-180.0..=180.0);
+            let radius_m = 10f64.powf(rng.random_range(0.0..7.0));
+            let area = Area::Near { lat, lon, radius_m };
+            let covers: Vec<Cover> = LEVELS.iter().map(|&l| area.cover(l)).collect();
+            for _ in 0..50 {
+                // Fixes near the edge of the circle, some inside and some outside.
+                let bearing: f64 = rng.random_range(0.0..std::f64::consts::TAU);
+                let dist = radius_m * rng.random_range(0.9..1.0001);
+                let d = dist / EARTH_RADIUS_M;
+                let (p1, l1) = (lat.to_radians(), lon.to_radians());
+                let p2 = (p1.sin() * d.cos() + p1.cos() * d.sin() * bearing.cos()).asin();
+                let l2 =
+                    l1 + (bearing.sin() * d.sin() * p1.cos()).atan2(d.cos() - p1.sin() * p2.sin());
+                let mut lon2 = l2.to_degrees();
+                while lon2 > 180.0 {
+                    lon2 -= 360.0;
+                }
+                while lon2 < -180.0 {
+                    lon2 += 360.0;
+                }
+                let Ok(fix) = GpsFix::from_degrees(0, p2.to_degrees().clamp(-90.0, 90.0), lon2)
+                else {
+                    continue;
+                };
+                if area.contains(&fix) {
+                    for c in &covers {
+                        let key = cell_of(c.level, &fix);
+                        assert!(c.contains(key), "{area:?} level {} misses {fix:?}", c.level);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn antimeridian_boxes_cover_both_sides() {
+        let area = Area::BBox {
+            min_lat: -1.0,
+            min_lon: 179.0,
+            max_lat: 1.0,
+            max_lon: -179.0,
+        };
+        let east = GpsFix::from_degrees(0, 0.0, 179.5).unwrap();
+        let west = GpsFix::from_degrees(0, 0.0, -179.5).unwrap();
+        let far = GpsFix::from_degrees(0, 0.0, 0.0).unwrap();
+        assert!(area.contains(&east) && area.contains(&west) && !area.contains(&far));
+        let c = area.cover(10);
+        assert!(c.keys().any(|k| k == cell_of(10, &east)));
+        assert!(c.keys().any(|k| k == cell_of(10, &west)));
+        assert_eq!(c.cols.len(), 2);
+    }
+}

@@ -1,0 +1,402 @@
+//! Queries: the `Query` builder, its validation, and its evaluation against the catalog and
+//! index (pick the cheapest candidate source, then check every predicate exactly).
+//!
+//! Semantics (exact; tests compare with brute force):
+//! - a segment matches the window [from, to] if [start, end] overlaps it, bounds inclusive;
+//! - with an area, it must also have a GPS fix whose time is in the window and which lies in
+//!   the area ([`Area::contains`]); `hits` are the maximal runs of consecutive such fixes;
+//! - officers (and devices) OR together; every other filter ANDs;
+//! - results come sorted by (start, id); a page holds at most `limit` results and `next` is
+//!   the cursor of the last one when more follow.
+
+use serde::Serialize;
+
+use super::geo::{Area, LEVELS};
+use super::spatial::sec;
+use super::tracks::NO_TRACK;
+use super::{LabelKind, TimeList};
+use crate::catalog::{Catalog, SegmentEntry};
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+
+/// Covers with more cells than this are not looked up cell by cell (a coarser level, or the
+/// time list, serves instead).
+const MAX_COVER_CELLS: u64 = 256;
+
+/// A search over the footage. Build it with the chained methods, then run `Store::find`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Query {
+    pub officers: Vec<String>,
+    pub devices: Vec<String>,
+    pub from_us: Option<i64>,
+    pub to_us: Option<i64>,
+    pub area: Option<Area>,
+    pub case: Option<String>,
+    pub tag: Option<String>,
+    pub category: Option<String>,
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+}
+
+impl Query {
+    pub fn new() -> Query {
+        Query::default()
+    }
+    pub fn officer(mut self, id: impl Into<String>) -> Query {
+        self.officers.push(id.into());
+        self
+    }
+    pub fn device(mut self, id: impl Into<String>) -> Query {
+        self.devices.push(id.into());
+        self
+    }
+    pub fn from(mut self, us: i64) -> Query {
+        self.from_us = Some(us);
+        self
+    }
+    pub fn to(mut self, us: i64) -> Query {
+        self.to_us = Some(us);
+        self
+    }
+    pub fn near(mut self, lat: f64, lon: f64, radius_m: f64) -> Query {
+        self.area = Some(Area::Near { lat, lon, radius_m });
+        self
+    }
+    pub fn bbox(mut self, min_lat: f64, min_lon: f64, max_lat: f64, max_lon: f64) -> Query {
+        self.area = Some(Area::BBox {
+            min_lat,
+            min_lon,
+            max_lat,
+            max_lon,
+        });
+        self
+    }
+    pub fn case(mut self, id: impl Into<String>) -> Query {
+        self.case = Some(id.into());
+        self
+    }
+    pub fn tag(mut self, t: impl Into<String>) -> Query {
+        self.tag = Some(t.into());
+        self
+    }
+    pub fn category(mut self, c: impl Into<String>) -> Query {
+        self.category = Some(c.into());
+        self
+    }
+    pub fn limit(mut self, n: usize) -> Query {
+        self.limit = Some(n);
+        self
+    }
+    /// Continues after a page: pass the previous page's `next`.
+    pub fn after(mut self, cursor: impl Into<String>) -> Query {
+        self.cursor = Some(cursor.into());
+        self
+    }
+
+    /// Checks the query; the error says which argument is wrong and why.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Invalid(m));
+        if let (Some(f), Some(t)) = (self.from_us, self.to_us) {
+            if f > t {
+                return bad("--from is after --to".into());
+            }
+        }
+        let lat_ok = |v: f64| v.is_finite() && (-90.0..=90.0).contains(&v);
+        let lon_ok = |v: f64| v.is_finite() && (-180.0..=180.0).contains(&v);
+        match self.area {
+            Some(Area::Near { lat, lon, radius_m }) => {
+                if !lat_ok(lat) {
+                    return bad(format!("latitude {lat} is outside -90..90"));
+                }
+                if !lon_ok(lon) {
+                    return bad(format!("longitude {lon} is outside -180..180"));
+                }
+                if !(radius_m.is_finite() && radius_m >= 0.0) {
+                    return bad(format!(
+                        "radius {radius_m} must be a number of metres, 0 or more"
+                    ));
+                }
+            }
+            Some(Area::BBox {
+                min_lat,
+                min_lon,
+                max_lat,
+                max_lon,
+            }) => {
+                if !lat_ok(min_lat) || !lat_ok(max_lat) {
+                    return bad("box latitudes must be within -90..90".into());
+                }
+                if !lon_ok(min_lon) || !lon_ok(max_lon) {
+                    return bad("box longitudes must be within -180..180".into());
+                }
+                if min_lat > max_lat {
+                    return bad(format!(
+                        "box minimum latitude {min_lat} is above its maximum {max_lat}"
+                    ));
+                }
+            }
+            None => {}
+        }
+        if self.limit == Some(0) {
+            return bad("--limit must be at least 1".into());
+        }
+        if let Some(c) = &self.cursor {
+            parse_cursor(c)?;
+        }
+        Ok(())
+    }
+}
+
+/// A time range (µs, inclusive) of consecutive matching fixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Hit {
+    pub from_us: i64,
+    pub to_us: i64,
+}
+
+/// One matching segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FindResult {
+    pub id: u64,
+    pub start_us: i64,
+    pub end_us: i64,
+    /// Empty unless the query has an area.
+    pub hits: Vec<Hit>,
+}
+
+/// One page of results.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Page {
+    pub results: Vec<FindResult>,
+    /// Cursor for the next page (`Query::after`), if more results follow.
+    pub next: Option<String>,
+    /// Which index answered: "time", "officer", "device", "label" or "spatial".
+    pub plan: &'static str,
+}
+
+impl IntoIterator for Page {
+    type Item = FindResult;
+    type IntoIter = std::vec::IntoIter<FindResult>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.results.into_iter()
+    }
+}
+
+fn cursor_of(start: i64, id: u64) -> String {
+    format!("{start}.{id}")
+}
+
+fn parse_cursor(c: &str) -> Result<(i64, u64)> {
+    c.split_once('.')
+        .and_then(|(s, i)| Some((s.parse().ok()?, i.parse().ok()?)))
+        .ok_or_else(|| Error::Invalid(format!("invalid cursor {c:?}: pass a page's `next` value")))
+}
+
+/// The part of a (start, id) list that may overlap [lo, hi] and comes after the cursor.
+fn window(list: &[(i64, u64)], lo: i64, hi: i64, max_dur: i64, after: (i64, u64)) -> &[(i64, u64)] {
+    let min_start = lo.saturating_sub(max_dur);
+    // Both conditions hold on a prefix of the sorted list, so their union does too.
+    let a = list.partition_point(|&k| k.0 < min_start || k <= after);
+    let b = list.partition_point(|&(s, _)| s <= hi);
+    list.get(a..b.max(a)).unwrap_or_default()
+}
+
+/// Evaluates a query.
+pub fn run<'a>(cat: &'a Catalog, q: &Query) -> Result<Page> {
+    q.validate()?;
+    let idx = &cat.index;
+    let lo = q.from_us.unwrap_or(i64::MIN);
+    let hi = q.to_us.unwrap_or(i64::MAX);
+    let after = match &q.cursor {
+        Some(c) => parse_cursor(c)?,
+        None => (i64::MIN, 0),
+    };
+    let limit = q.limit.unwrap_or(usize::MAX);
+    let empty = Page::default();
+
+    let resolve = |ids: &[String]| -> Option<Vec<u32>> {
+        (!ids.is_empty()).then(|| ids.iter().filter_map(|o| cat.names.lookup(o)).collect())
+    };
+    let officers = resolve(&q.officers);
+    let devices = resolve(&q.devices);
+    if officers.as_ref().is_some_and(Vec::is_empty) || devices.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(empty);
+    }
+    let mut labels: Vec<&[u64]> = Vec::new();
+    for (kind, v) in [
+        (LabelKind::Case, &q.case),
+        (LabelKind::Tag, &q.tag),
+        (LabelKind::Category, &q.category),
+    ] {
+        if let Some(v) = v {
+            let l = idx.label(kind, v);
+            if l.is_empty() {
+                return Ok(empty);
+            }
+            labels.push(l);
+        }
+    }
+
+    // Candidate sources and their costs (items to look at).
+    let md = idx.max_duration;
+    let time = window(&idx.time, lo, hi, md, after);
+    let lists_of = |syms: &Option<Vec<u32>>, map: &'a HashMap<u32, TimeList>| {
+        syms.as_ref().map(|s| {
+            s.iter()
+                .filter_map(|k| map.get(k))
+                .map(|l| window(l, lo, hi, md, after))
+                .collect::<Vec<_>>()
+        })
+    };
+    let officer_lists = lists_of(&officers, &idx.by_officer);
+    let device_lists = lists_of(&devices, &idx.by_device);
+    let sum = |ls: &Option<Vec<&[(i64, u64)]>>| {
+        ls.as_ref()
+            .map(|v| v.iter().map(|l| l.len()).sum::<usize>())
+    };
+    let (s_lo, s_hi) = (sec(lo), sec(hi));
+    let cover = q.area.and_then(|a| {
+        LEVELS
+            .iter()
+            .map(|&l| a.cover(l))
+            .find(|c| c.len() <= MAX_COVER_CELLS)
+    });
+    let mut plan = ("time", time.len());
+    for (name, cost) in [
+        ("officer", sum(&officer_lists)),
+        ("device", sum(&device_lists)),
+        ("label", labels.iter().map(|l| l.len() * 2).min()),
+        (
+            "spatial",
+            cover
+                .as_ref()
+                .map(|c| idx.spatial.cost(c, s_lo, s_hi).saturating_mul(2)),
+        ),
+    ] {
+        if let Some(c) = cost {
+            if c < plan.1 {
+                plan = (name, c);
+            }
+        }
+    }
+
+    // Candidates as (start, id), ascending.
+    let by_ids = |mut ids: Vec<u64>| -> Vec<(i64, u64)> {
+        ids.sort_unstable();
+        ids.dedup();
+        let mut v: Vec<(i64, u64)> = ids
+            .into_iter()
+            .filter_map(|id| cat.get(id).map(|e| (e.start_us, id)))
+            .filter(|&k| k > after)
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let merged = |lists: Vec<&[(i64, u64)]>| -> Vec<(i64, u64)> {
+        let mut v: Vec<(i64, u64)> = lists.concat();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let owned: Vec<(i64, u64)>;
+    let candidates: &[(i64, u64)] = match plan.0 {
+        "officer" => {
+            owned = merged(officer_lists.unwrap_or_default());
+            &owned
+        }
+        "device" => {
+            owned = merged(device_lists.unwrap_or_default());
+            &owned
+        }
+        "label" => {
+            let shortest = labels.iter().min_by_key(|l| l.len()).copied();
+            owned = by_ids(shortest.unwrap_or_default().to_vec());
+            &owned
+        }
+        "spatial" => {
+            let mut ids = Vec::new();
+            if let Some(c) = &cover {
+                idx.spatial.lookup(c, s_lo, s_hi, |id| ids.push(id));
+            }
+            owned = by_ids(ids);
+            &owned
+        }
+        _ => time,
+    };
+
+    let mut page = Page {
+        plan: plan.0,
+        ..Page::default()
+    };
+    for &(_, id) in candidates {
+        let Some(e) = cat.get(id) else { continue };
+        if !(e.start_us <= hi && e.end_us >= lo) {
+            continue;
+        }
+        if officers.as_ref().is_some_and(|o| !o.contains(&e.officer))
+            || devices.as_ref().is_some_and(|d| !d.contains(&e.device))
+            || labels.iter().any(|l| l.binary_search(&id).is_err())
+        {
+            continue;
+        }
+        let hits = match &q.area {
+            Some(area) => {
+                let hits = hits_of(cat, e, area, lo, hi)?;
+                if hits.is_empty() {
+                    continue;
+                }
+                hits
+            }
+            None => Vec::new(),
+        };
+        if page.results.len() == limit {
+            page.next = page.results.last().map(|r| cursor_of(r.start_us, r.id));
+            break;
+        }
+        page.results.push(FindResult {
+            id,
+            start_us: e.start_us,
+            end_us: e.end_us,
+            hits,
+        });
+    }
+    Ok(page)
+}
+
+/// The runs of consecutive fixes of segment `e` inside the window and the area.
+fn hits_of(cat: &Catalog, e: &SegmentEntry, area: &Area, lo: i64, hi: i64) -> Result<Vec<Hit>> {
+    if e.track == NO_TRACK {
+        return Ok(Vec::new());
+    }
+    let t = cat.index.tracks.get(e.track, e.id)?;
+    if let Area::BBox {
+        min_lat, max_lat, ..
+    } = *area
+    {
+        // The stored bounding box rules out most non-matching tracks without decoding them.
+        let (a, _, c, _) = t.bbox;
+        if f64::from(c) / 1e7 < min_lat || f64::from(a) / 1e7 > max_lat {
+            return Ok(Vec::new());
+        }
+    }
+    let mut hits: Vec<Hit> = Vec::new();
+    let mut open = false;
+    for f in t.fixes() {
+        let f = f.map_err(|err| Error::SegmentCorrupt {
+            segment: e.id,
+            offset: 0,
+            what: format!("GPS track: {err}"),
+        })?;
+        let m = lo <= f.time_us && f.time_us <= hi && area.contains(&f);
+        match (m, open, hits.last_mut()) {
+            (true, true, Some(h)) => h.to_us = f.time_us,
+            (true, _, _) => hits.push(Hit {
+                from_us: f.time_us,
+                to_us: f.time_us,
+            }),
+            _ => {}
+        }
+        open = m;
+    }
+    Ok(hits)
+}

@@ -1,0 +1,257 @@
+//! The spatio-temporal index: for every segment, the grid cells its track visited and when,
+//! at several cell sizes, as postings sorted by (cell, first second, segment).
+//!
+//! A *visit* is a run of consecutive fixes in one cell, cut so that it never lasts more than
+//! [`MAX_VISIT_S`]; its posting holds the whole seconds of its first and last fix. A query
+//! looks up each cell of its cover and seeks to `from - MAX_VISIT_S` (no interval tree needed).
+//!
+//! Invariants:
+//! - `base` is sorted by (key, t_first, id); `mem` (an ordered set of recent postings) stays
+//!   below an eighth of `base` (or [`MEM_LIMIT`]) and is then merged into it;
+//! - for every fix of every indexed segment and every level there is a posting with the fix's
+//!   cell and `t_first <= sec(fix) <= t_last`, where `sec` floors to whole seconds and clamps
+//!   to the u32 range (so postings are a superset: candidates are checked exactly);
+//! - postings of removed segments may linger until the next rebuild; lookups skip ids the
+//!   catalog no longer has.
+
+use std::collections::BTreeSet;
+
+use super::geo::{cell_of, Cover, LEVELS};
+use crate::format::{DecodeError, Reader, Writer};
+use crate::meta::GpsFix;
+
+/// Longest a visit may last, in seconds.
+pub const MAX_VISIT_S: u32 = 3600;
+/// Postings held in the ordered insert buffer before it is merged into the base run.
+const MEM_LIMIT: usize = 1 << 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Posting {
+    pub key: u64,
+    pub t_first: u32,
+    pub t_last: u32,
+    pub id: u64,
+}
+
+/// Whole seconds of a time, clamped to u32.
+pub fn sec(time_us: i64) -> u32 {
+    time_us.div_euclid(1_000_000).clamp(0, i64::from(u32::MAX)) as u32
+}
+
+/// The postings of one segment's track.
+pub fn postings_of(id: u64, fixes: &[GpsFix]) -> Vec<Posting> {
+    let mut out = Vec::new();
+    for &level in &LEVELS {
+        let mut cur: Option<Posting> = None;
+        for f in fixes {
+            let key = cell_of(level, f);
+            let t = sec(f.time_us);
+            match &mut cur {
+                Some(p) if p.key == key && t >= p.t_first && t - p.t_first <= MAX_VISIT_S => {
+                    p.t_last = p.t_last.max(t);
+                }
+                _ => {
+                    if let Some(p) = cur.take() {
+                        out.push(p);
+                    }
+                    cur = Some(Posting {
+                        key,
+                        t_first: t,
+                        t_last: t,
+                        id,
+                    });
+                }
+            }
+        }
+        out.extend(cur);
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+#[derive(Debug, Default)]
+pub struct SpatialIndex {
+    base: Vec<Posting>,
+    mem: BTreeSet<Posting>,
+}
+
+impl SpatialIndex {
+    pub fn insert(&mut self, postings: Vec<Posting>) {
+        self.mem.extend(postings);
+        // Merge when the buffer reaches an eighth of the base run (at least MEM_LIMIT), so
+        // building a large index costs O(n log n), not O(n²).
+        if self.mem.len() > MEM_LIMIT.max(self.base.len() / 8) {
+            self.merge();
+        }
+    }
+
+    fn merge(&mut self) {
+        let mut out = Vec::with_capacity(self.base.len() + self.mem.len());
+        out.extend(self.sorted());
+        self.base = out;
+        self.mem.clear();
+    }
+
+    /// Every posting in order (the base run merged with the buffer).
+    pub fn sorted(&self) -> impl Iterator<Item = Posting> + '_ {
+        let mut a = self.base.iter().copied().peekable();
+        let mut b = self.mem.iter().copied().peekable();
+        std::iter::from_fn(move || match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x <= y => a.next(),
+            (Some(_), Some(_)) => b.next(),
+            (Some(_), None) => a.next(),
+            (None, _) => b.next(),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.base.len() + self.mem.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Postings of `key` that may hold a fix in seconds `[from, to]`.
+    fn range(run: &[Posting], key: u64, from: u32, to: u32) -> &[Posting] {
+        let lo_t = from.saturating_sub(MAX_VISIT_S);
+        let lo = run.partition_point(|p| (p.key, p.t_first) < (key, lo_t));
+        let hi = run.partition_point(|p| (p.key, p.t_first) <= (key, to));
+        run.get(lo..hi.max(lo)).unwrap_or_default()
+    }
+
+    fn mem_range(&self, key: u64, from: u32, to: u32) -> impl Iterator<Item = &Posting> {
+        let lo = Posting {
+            key,
+            t_first: from.saturating_sub(MAX_VISIT_S),
+            t_last: 0,
+            id: 0,
+        };
+        let hi = Posting {
+            key,
+            t_first: to,
+            t_last: u32::MAX,
+            id: u64::MAX,
+        };
+        self.mem.range(lo..=hi)
+    }
+
+    /// Calls `f` with the id of every posting in the cover that overlaps seconds [from, to].
+    pub fn lookup(&self, cover: &Cover, from: u32, to: u32, mut f: impl FnMut(u64)) {
+        for key in cover.keys() {
+            let base = Self::range(&self.base, key, from, to).iter();
+            for p in base.chain(self.mem_range(key, from, to)) {
+                if p.t_last >= from {
+                    f(p.id);
+                }
+            }
+        }
+    }
+
+    /// An estimate of the work of [`Self::lookup`]: postings scanned (the buffer counted by
+    /// its size, which is small).
+    pub fn cost(&self, cover: &Cover, from: u32, to: u32) -> usize {
+        cover
+            .keys()
+            .map(|key| Self::range(&self.base, key, from, to).len() + 1)
+            .sum::<usize>()
+            + self.mem.len().min(64)
+    }
+
+    /// Serialises the live postings (those `keep` accepts), delta-encoded.
+    pub fn encode(&self, w: &mut Writer, keep: impl Fn(u64) -> bool) {
+        let live = || self.sorted().filter(|p| keep(p.id));
+        w.u64(live().count() as u64);
+        let (mut pk, mut pt, mut pid) = (0u64, 0u32, 0u64);
+        for p in live() {
+            w.varint(p.key - pk);
+            let t_base = if p.key == pk { pt } else { 0 };
+            w.varint(u64::from(p.t_first - t_base));
+            w.varint(u64::from(p.t_last - p.t_first));
+            w.svarint(p.id.wrapping_sub(pid) as i64);
+            pk = p.key;
+            pt = p.t_first;
+            pid = p.id;
+        }
+    }
+
+    pub fn decode(r: &mut Reader) -> Result<SpatialIndex, DecodeError> {
+        let n = usize::try_from(r.u64()?).unwrap_or(usize::MAX);
+        if n > r.remaining() / 4 {
+            return Err(DecodeError::Truncated("spatial index"));
+        }
+        let bad = || DecodeError::invalid("spatial index", "posting out of range");
+        let mut base = Vec::with_capacity(n);
+        let (mut pk, mut pt, mut pid) = (0u64, 0u32, 0u64);
+        for _ in 0..n {
+            let key = pk.checked_add(r.varint()?).ok_or_else(bad)?;
+            let t_base = if key == pk { pt } else { 0 };
+            let dt = u32::try_from(r.varint()?).map_err(|_| bad())?;
+            let t_first = t_base.checked_add(dt).ok_or_else(bad)?;
+            let dur = u32::try_from(r.varint()?).map_err(|_| bad())?;
+            let t_last = t_first.checked_add(dur).ok_or_else(bad)?;
+            let id = pid.wrapping_add(r.svarint()? as u64);
+            let p = Posting {
+                key,
+                t_first,
+                t_last,
+                id,
+            };
+            if base.last().is_some_and(|q| *q > p) || dur > MAX_VISIT_S {
+                return Err(DecodeError::invalid(
+                    "spatial index",
+                    "postings out of order",
+                ));
+            }
+            base.push(p);
+            (pk, pt, pid) = (key, t_first, id);
+        }
+        Ok(SpatialIndex {
+            base,
+            mem: BTreeSet::new(),
+        })
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        // A B-tree node holds up to 11 postings; count it as half full.
+        (self.base.capacity() + self.mem.len() * 2) * std::mem::size_of::<Posting>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::geo::Area;
+
+    fn fix(t: i64, lat: f64, lon: f64) -> GpsFix {
+        GpsFix::from_degrees(t * 1_000_000, lat, lon).unwrap()
+    }
+
+    #[test]
+    fn lookups_find_segments_by_place_and_time_and_survive_encoding() {
+        let mut idx = SpatialIndex::default();
+        let walk: Vec<GpsFix> = (0..720)
+            .map(|i| fix(1_000 + i * 5, 51.5 + i as f64 * 1e-5, -0.12))
+            .collect();
+        idx.insert(postings_of(1, &walk));
+        idx.insert(postings_of(2, &[fix(50_000, -33.86, 151.21)]));
+        let here = Area::Near {
+            lat: 51.5,
+            lon: -0.12,
+            radius_m: 10.0,
+        };
+        let mut got = Vec::new();
+        idx.lookup(&here.cover(16), 1_000, 1_000, |id| got.push(id));
+        assert_eq!(got, vec![1]);
+        got.clear();
+        idx.lookup(&here.cover(16), 40_000, 60_000, |id| got.push(id));
+        assert!(got.is_empty());
+        let mut w = Writer::new();
+        idx.encode(&mut w, |_| true);
+        let back = SpatialIndex::decode(&mut Reader::new(&w.buf, "t")).unwrap();
+        let all: Vec<Posting> = idx.sorted().collect();
+        assert!(all.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(back.base, all);
+    }
+}

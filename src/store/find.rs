@@ -1,0 +1,87 @@
+//! Finding footage: `Store::find` runs a [`Query`] against the catalog's index under a read
+//! lock (ingest waits only for the moment a commit is applied), and `Store::track` reads a
+//! segment's GPS track from the index's track file.
+//!
+//! Invariant: results reflect one consistent catalog state (the whole query runs under one
+//! read lock).
+
+use super::Store;
+use crate::error::{Error, Result};
+use crate::index::query::{self, Page, Query};
+use crate::index::tracks::NO_TRACK;
+use crate::meta::GpsFix;
+
+/// Sizes of the index, for `stats` and benchmarks.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct IndexStats {
+    pub segments: usize,
+    pub postings: usize,
+    /// Heap bytes of the catalog (segment table, dedup, names).
+    pub catalog_heap_bytes: usize,
+    /// Heap bytes of the index (time/officer/device lists, labels, postings).
+    pub index_heap_bytes: usize,
+    /// Bytes of the track file (mapped, not heap).
+    pub track_file_bytes: u64,
+}
+
+impl Store {
+    /// Runs a query; returns one page of results sorted by (start, id).
+    pub fn find(&self, q: &Query) -> Result<Page> {
+        query::run(&self.inner.catalog.read(), q)
+    }
+
+    /// Every result of a query, fetched page by page.
+    pub fn find_all(&self, q: &Query) -> impl Iterator<Item = Result<query::FindResult>> + '_ {
+        let mut q = q.clone();
+        let page_size = q.limit.unwrap_or(1000);
+        q.limit = Some(page_size);
+        let mut buf = std::vec::IntoIter::default();
+        let mut done = false;
+        std::iter::from_fn(move || loop {
+            if let Some(r) = buf.next() {
+                return Some(Ok(r));
+            }
+            if done {
+                return None;
+            }
+            match self.find(&q) {
+                Ok(page) => {
+                    done = page.next.is_none();
+                    q.cursor = page.next;
+                    buf = page.results.into_iter();
+                }
+                Err(e) => {
+                    done = true;
+                    return Some(Err(e));
+                }
+            }
+        })
+    }
+
+    /// The GPS track of a segment (empty if it has none).
+    pub fn track(&self, id: u64) -> Result<Vec<GpsFix>> {
+        let cat = self.inner.catalog.read();
+        let e = cat.get(id).ok_or_else(|| Error::NotFound(id.to_string()))?;
+        if e.track == NO_TRACK {
+            return Ok(Vec::new());
+        }
+        let t = cat.index.tracks.get(e.track, id)?;
+        t.to_vec().map_err(|err| Error::SegmentCorrupt {
+            segment: id,
+            offset: 0,
+            what: format!("GPS track: {err}"),
+        })
+    }
+
+    /// Sizes of the catalog and index.
+    pub fn index_stats(&self) -> IndexStats {
+        let cat = self.inner.catalog.read();
+        IndexStats {
+            segments: cat.len(),
+            postings: cat.index.postings(),
+            catalog_heap_bytes: cat.heap_bytes(),
+            index_heap_bytes: cat.index.heap_bytes(),
+            track_file_bytes: cat.index.tracks.file_bytes(),
+        }
+    }
+}
