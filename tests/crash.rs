@@ -692,3 +692,135 @@ fn a_newer_format_version_anywhere_is_refused_clearly_and_left_untouched() {
     std::fs::write(&cfg, newer).unwrap();
     assert_refused_as_newer(&case, "configuration in ", FUTURE, "configuration");
 }
+
+/// A GPS track of `n` fixes south and west of Greenwich, one a second from `start`.
+fn track(seed: u64, start: i64, n: usize) -> Vec<footage::GpsFix> {
+    (0..n)
+        .map(|i| {
+            let k = (seed as f64) * 0.01 + i as f64 * 0.0001;
+            footage::GpsFix::from_degrees(start + i as i64 * 1_000_000, -33.8 - k, -151.2 + k)
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn damage_to_the_track_file_never_yields_wrong_gps_fixes() {
+    let base = tempfile::tempdir().unwrap();
+    let orig = base.path().join("orig");
+    let store = open_small(&orig);
+    let mut segs = Segments::new();
+    let mut tracks = BTreeMap::new();
+    let mut ingest = |store: &Store, k: u64| {
+        let mut m = meta("MET-1", "AX-1", T0 + k as i64);
+        m.gps = track(k, T0 + k as i64, 1 + (k as usize * 37) % 200);
+        let data = random_bytes(600 + k, 30_000 + k as usize * 1000);
+        let c = store.ingest_bytes(m.clone(), &data).unwrap();
+        segs.insert(c.id, data);
+        tracks.insert(c.id, m.gps);
+    };
+    for k in 0..6 {
+        ingest(&store, k);
+    }
+    store.checkpoint().unwrap();
+    // These tracks are only in the log (and in memory) when the store crashes.
+    for k in 6..9 {
+        ingest(&store, k);
+    }
+    drop(store);
+    let tracks_file = |dir: &Path| dir.join("catalog").join("tracks.ftt");
+    let len = std::fs::metadata(tracks_file(&orig))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    assert!(len > 64, "the checkpoint wrote tracks ({len} bytes)");
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(31);
+    let mut cases: Vec<(String, Box<dyn Fn(&Path)>)> = vec![
+        (
+            "delete".into(),
+            Box::new(|p| std::fs::remove_file(p).unwrap()),
+        ),
+        (
+            "garbage appended".into(),
+            Box::new(|p| {
+                let mut d = std::fs::read(p).unwrap();
+                d.extend(random_bytes(9, 3000));
+                std::fs::write(p, d).unwrap();
+            }),
+        ),
+    ];
+    for cut in [0, 10, 63, 64, 65, len / 2, len - 1] {
+        cases.push((format!("cut to {cut}"), Box::new(move |p| truncate(p, cut))));
+    }
+    for _ in 0..24 {
+        let at = rng.random_range(0..len);
+        let bit = rng.random_range(0..8u8);
+        cases.push((
+            format!("bit {bit} flipped at {at}"),
+            Box::new(move |p| flip_bit(p, at, bit)),
+        ));
+    }
+    for (n, (what, damage)) in cases.iter().enumerate() {
+        let ctx = format!("track file: {what}");
+        let case = base.path().join(format!("tracks-{n}"));
+        copy_dir(&orig, &case);
+        damage(&tracks_file(&case));
+        let store = Store::open_with(&case, &small_options())
+            .unwrap_or_else(|e| panic!("{ctx}: open failed: {e}"));
+        assert_holds_exactly(&store, &segs, &ctx);
+        for (id, want) in &tracks {
+            match store.track(*id) {
+                Ok(got) => assert!(got == *want, "{ctx}: segment {id} has a wrong track"),
+                Err(e) => assert!(
+                    e.to_string().contains(&format!("segment {id} ")),
+                    "{ctx}: the error does not name segment {id}: {e}"
+                ),
+            }
+        }
+        let everywhere = footage::Query::new().bbox(-40.0, -160.0, -30.0, -140.0);
+        match store.find(&everywhere) {
+            Ok(page) => {
+                let found: Vec<u64> = page.results.iter().map(|r| r.id).collect();
+                let want: Vec<u64> = tracks.keys().copied().collect();
+                assert_eq!(found, want, "{ctx}: find");
+            }
+            Err(e) => assert!(
+                tracks
+                    .keys()
+                    .any(|id| e.to_string().contains(&format!("segment {id}:"))),
+                "{ctx}: find fails without naming the segment: {e}"
+            ),
+        }
+        drop(store);
+        // New tracks after recovery; every track stays right; a query that still meets the
+        // damage names it, and deleting the track file as it says rebuilds it.
+        let store = open_small(&case);
+        let mut m = meta("MET-2", "AX-2", T0);
+        m.gps = track(99, T0, 50);
+        let c = store.ingest_bytes(m.clone(), b"after").unwrap();
+        store.close().unwrap();
+        let all: Vec<u64> = tracks.keys().copied().chain([c.id]).collect();
+        for rebuilt in [false, true] {
+            let store = open_small(&case);
+            assert_eq!(store.track(c.id).unwrap(), m.gps, "{ctx}");
+            for (id, want) in &tracks {
+                assert!(store.track(*id).unwrap() == *want, "{ctx}: segment {id}");
+            }
+            match store.find(&everywhere) {
+                Ok(page) => {
+                    let mut found: Vec<u64> = page.results.iter().map(|r| r.id).collect();
+                    found.sort_unstable();
+                    assert_eq!(found, all, "{ctx}: find after reopen");
+                    break;
+                }
+                Err(e) => {
+                    assert!(!rebuilt, "{ctx}: rebuilt track file still fails: {e}");
+                    assert!(e.to_string().contains("delete it and reopen"), "{e}");
+                    drop(store);
+                    std::fs::remove_file(tracks_file(&case)).unwrap();
+                }
+            }
+        }
+        std::fs::remove_dir_all(&case).unwrap();
+    }
+}
