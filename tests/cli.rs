@@ -602,15 +602,23 @@ fn a_store_held_by_another_process_is_reported_as_locked() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Wait until it holds the lock, watching /proc/locks (probing with another open would
+    // race with it for the lock).
+    let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(store.join("LOCK")).unwrap());
     let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = run(&store, &["stats"]);
-        if out.code == 1 && out.stderr.contains("locked") {
-            break;
-        }
+    while !std::fs::read_to_string("/proc/locks")
+        .unwrap()
+        .lines()
+        .any(|l| l.contains("FLOCK") && l.contains(&format!(":{ino} ")))
+    {
+        assert!(
+            holder.try_wait().unwrap().is_none(),
+            "the ingest ended early"
+        );
         assert!(Instant::now() < deadline, "the ingest never took the lock");
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(10));
     }
+    run(&store, &["stats"]).fails(1, "is locked by another process");
     assert!(matches!(
         Store::open(&store),
         Err(footage::Error::Locked { .. })

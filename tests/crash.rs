@@ -735,7 +735,8 @@ fn damage_to_the_track_file_never_yields_wrong_gps_fixes() {
     assert!(len > 64, "the checkpoint wrote tracks ({len} bytes)");
 
     let mut rng = rand::rngs::StdRng::seed_from_u64(31);
-    let mut cases: Vec<(String, Box<dyn Fn(&Path)>)> = vec![
+    type Corrupter = Box<dyn Fn(&Path)>;
+    let mut cases: Vec<(String, Corrupter)> = vec![
         (
             "delete".into(),
             Box::new(|p| std::fs::remove_file(p).unwrap()),
