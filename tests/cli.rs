@@ -741,3 +741,89 @@ fn a_manifest_is_checked_whole_first_and_reports_failed_clips_per_line() {
         [(1_000_000, 0.5, -0.25), (10_000_000, -33.8688, -151.2093)]
     );
 }
+
+#[test]
+fn negative_coordinates_are_accepted_where_arguments_take_coordinates() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let csv = file(
+        dir.path(),
+        "south-west.csv",
+        b"time,lat,lon\n2025-11-20T14:03:01Z,-33.8688,-151.2093\n\
+          2025-11-20T14:03:02Z,-33.8689,-151.2094\n",
+    );
+    let clip = file(dir.path(), "a.bin", &random_bytes(15, 2000));
+    let other = file(dir.path(), "b.bin", &random_bytes(16, 2000));
+    let id = id_of(
+        run(
+            &store,
+            &ingest_args(&clip, "AX-1", &["--end", END, "--gps", &csv]),
+        )
+        .ok(),
+    );
+    run(&store, &ingest_args(&other, "AX-1", &["--end", END])).ok();
+    let found = |args: &[&str]| -> Vec<String> {
+        let out = run(&store, args);
+        String::from_utf8(out.ok().stdout.clone())
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let near = "-33.8688,-151.2093";
+    assert_eq!(
+        found(&["find", "--near", near, "--radius", "50"]),
+        [id.as_str()]
+    );
+    assert_eq!(
+        found(&["find", &format!("--near={near}"), "--radius", "50"]),
+        [id.as_str()]
+    );
+    assert_eq!(
+        found(&["find", "--radius", "50", "--near", near]),
+        [id.as_str()]
+    );
+    assert_eq!(
+        found(&["find", "--bbox", "-34,-152,-33,-151"]),
+        [id.as_str()]
+    );
+    assert!(found(&["find", "--near", "-33.9,-151.3", "--radius", "50"]).is_empty());
+    // MINLON > MAXLON crosses the antimeridian: -151..180 and -180..-152 miss -151.2.
+    assert!(found(&["find", "--bbox", "-34,-151,-33,-152"]).is_empty());
+    for (args, want) in [
+        (
+            vec!["find", "--near", "-33.8688", "--radius", "50"],
+            "LAT,LON",
+        ),
+        (
+            vec!["find", "--near", "-91,-1", "--radius", "50"],
+            "latitude -91",
+        ),
+        (
+            vec!["find", "--near", "-1,-181", "--radius", "50"],
+            "longitude -181",
+        ),
+        (vec!["find", "--near", near, "--radius", "-5"], "radius -5"),
+        (
+            vec!["find", "--bbox", "-34,-152,-33"],
+            "MINLAT,MINLON,MAXLAT,MAXLON",
+        ),
+    ] {
+        let out = run(&store, &args);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(want), "{args:?}: {}", out.stderr);
+    }
+    let track: Vec<Value> = String::from_utf8(run(&store, &["track", &id]).ok().stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(track.len(), 2);
+    assert_eq!(track[0]["lat"], -33.8688);
+    assert_eq!(track[0]["lon"], -151.2093);
+}
