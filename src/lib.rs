@@ -47,6 +47,6 @@ pub use index::geo::{haversine_m, Area};
 pub use index::query::{FindResult, Hit, Page, Query};
 pub use meta::{GpsFix, SegmentMeta};
 pub use store::{
-    hex, now_us, parse_id, Committed, CorruptSegment, DiskStats, IndexStats, OpenReport,
+    hex, now_us, parse_id, Change, Committed, CorruptSegment, DiskStats, IndexStats, OpenReport,
     SegmentInfo, SegmentReader, SegmentWriter, Stats, Store, VerifyReport, VolumeStats,
 };

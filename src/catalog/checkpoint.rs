@@ -21,6 +21,9 @@
 //!   u64 segment count, each 60 bytes: u64 id, i64 start_us, i64 end_us, u64 bytes,
 //!       u32 meta_volume, u32 meta_block, u32 officer, u32 device, u32 flags, u64 track
 //!   u64 dedup count, each: u64 key, u64 segment id
+//!   u64 state count, each: u64 segment id, u64 lsn, u32 volume, segment state (see
+//!       `format::change`)
+//!   u32 volume count, each: u32 volume id, u64 live chunk bytes, u32 live commit records
 //!   index (see `index::Index::encode`): u64 track file length, i64 max duration,
 //!       3 label maps (cases, tags, categories), spatial postings
 //! ```
@@ -61,8 +64,8 @@ pub fn encode_body(cat: &Catalog, store_id: &[u8; 16]) -> Vec<u8> {
         w.u8(0);
         w.u64(v.replay_from);
     }
-    w.u64(cat.entries().len() as u64);
-    for e in cat.entries() {
+    w.u64(cat.len() as u64);
+    for e in cat.live() {
         w.u64(e.id);
         w.i64(e.start_us);
         w.i64(e.end_us);
@@ -74,11 +77,37 @@ pub fn encode_body(cat: &Catalog, store_id: &[u8; 16]) -> Vec<u8> {
         w.u32(e.flags);
         w.u64(e.track);
     }
-    let pairs = cat.dedup.pairs();
+    let pairs: Vec<(u64, u64)> = cat
+        .dedup
+        .pairs()
+        .into_iter()
+        .filter(|&(_, id)| cat.get(id).is_some())
+        .collect();
     w.u64(pairs.len() as u64);
     for (k, id) in pairs {
         w.u64(k);
         w.u64(id);
+    }
+    let mut states: Vec<(&u64, &super::StateEntry)> = cat
+        .states
+        .iter()
+        .filter(|(id, _)| cat.get(**id).is_some())
+        .collect();
+    states.sort_by_key(|(id, _)| **id);
+    w.u64(states.len() as u64);
+    for (id, s) in states {
+        w.u64(*id);
+        w.u64(s.lsn);
+        w.u32(s.volume);
+        s.state.encode(&mut w);
+    }
+    let mut live: Vec<(&u32, &(u64, u32))> = cat.volume_live.iter().collect();
+    live.sort();
+    w.u32(live.len() as u32);
+    for (v, (bytes, commits)) in live {
+        w.u32(*v);
+        w.u64(*bytes);
+        w.u32(*commits);
     }
     cat.index.encode(&mut w, |id| cat.get(id).is_some());
     w.buf
@@ -157,6 +186,25 @@ pub fn decode_body(body: &[u8]) -> Result<(Catalog, [u8; 16], u64), DecodeError>
         pairs.push((r.u64()?, r.u64()?));
     }
     cat.dedup = DedupIndex::from_pairs(pairs);
+    let n = usize::try_from(r.u64()?).unwrap_or(usize::MAX);
+    if n > r.remaining() / 20 {
+        return Err(DecodeError::Truncated("checkpoint segment states"));
+    }
+    for _ in 0..n {
+        let id = r.u64()?;
+        let lsn = r.u64()?;
+        let volume = r.u32()?;
+        let state = crate::format::change::SegmentState::decode(&mut r)?;
+        cat.states
+            .insert(id, super::StateEntry { lsn, volume, state });
+    }
+    let n = r.u32()?;
+    for _ in 0..n {
+        let v = r.u32()?;
+        let bytes = r.u64()?;
+        let commits = r.u32()?;
+        cat.volume_live.insert(v, (bytes, commits));
+    }
     let (mut index, tracks_len) = crate::index::Index::decode(&mut r)?;
     r.finish()?;
     cat.index.labels = std::mem::take(&mut index.labels);
@@ -306,7 +354,7 @@ mod tests {
         assert_eq!(decode_file(&file).unwrap(), body);
         let (back, id, _) = decode_body(&body).unwrap();
         assert_eq!(id, [1; 16]);
-        assert_eq!(back.entries(), cat.entries());
+        assert!(back.live().eq(cat.live()));
         for i in 0..file.len() {
             let mut bad = file.clone();
             bad[i] ^= 0x01;

@@ -9,7 +9,14 @@
 //!   lives in its commit record on disk and is read on demand;
 //! - the index (`index`) holds exactly the segments in `entries` and changes with them, under
 //!   the same lock;
-//! - `next_segment_id`, `next_lsn` and `next_volume_id` are above every id seen.
+//! - `next_segment_id`, `next_lsn` and `next_volume_id` are above every id seen;
+//! - a segment's mutable state (labels after changes, holds, tier flags) is in `states` once
+//!   any change record touched it, with the LSN of that record: a change record is applied
+//!   only if its LSN is newer, so replay over a checkpoint is safe;
+//! - a deleted segment is flagged at once (`get` no longer finds it) and removed from
+//!   `entries` by `compact`; index lists may name it until then and lookups skip it;
+//! - `volume_live` counts, per volume, the chunk bytes of live local segments and the commit
+//!   records of live segments: a sealed volume at (0, 0) holds nothing anyone needs.
 
 pub mod checkpoint;
 mod dedup;
@@ -18,9 +25,21 @@ mod interner;
 pub use dedup::{dedup_key, DedupIndex};
 pub use interner::Interner;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
+use crate::format::change::{ChangeRecord, Op, SegmentState, FLAG_DELETED};
 use crate::format::commit::CommitRecord;
+use crate::index::LabelKind;
+
+/// The mutable state of a segment that changes touched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateEntry {
+    /// LSN of the change record that set it.
+    pub lsn: u64,
+    /// Volume holding that change record.
+    pub volume: u32,
+    pub state: SegmentState,
+}
 
 /// One committed segment, as held in memory (64 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +91,10 @@ pub struct Catalog {
     pub next_lsn: u64,
     pub next_volume_id: u32,
     pub total_bytes: u64,
+    pub states: HashMap<u64, StateEntry>,
+    /// Per volume: (chunk bytes of live local segments, commit records of live segments).
+    pub volume_live: HashMap<u32, (u64, u32)>,
+    deleted: usize,
 }
 
 impl Catalog {
@@ -84,23 +107,113 @@ impl Catalog {
         }
     }
 
+    /// Live segments.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.len() - self.deleted
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
-    pub fn entries(&self) -> &[SegmentEntry] {
-        &self.entries
+    /// Every live segment, ascending by id.
+    pub fn live(&self) -> impl Iterator<Item = &SegmentEntry> {
+        self.entries.iter().filter(|e| e.flags & FLAG_DELETED == 0)
     }
 
+    /// A live segment.
     pub fn get(&self, id: u64) -> Option<&SegmentEntry> {
         self.entries
             .binary_search_by_key(&id, |e| e.id)
             .ok()
             .and_then(|i| self.entries.get(i))
+            .filter(|e| e.flags & FLAG_DELETED == 0)
+    }
+
+    /// The state changes gave a segment, if any did.
+    pub fn state(&self, id: u64) -> Option<&StateEntry> {
+        self.states.get(&id)
+    }
+
+    /// Applies a change record found in volume `volume_id`. Returns false if it was already
+    /// applied (or names a segment that no longer exists).
+    pub fn apply_change(&mut self, c: &ChangeRecord, volume_id: u32) -> bool {
+        self.next_lsn = self.next_lsn.max(c.lsn + 1);
+        let Ok(i) = self.entries.binary_search_by_key(&c.segment_id, |e| e.id) else {
+            return false;
+        };
+        let Some(e) = self.entries.get_mut(i) else {
+            return false;
+        };
+        if e.flags & FLAG_DELETED != 0
+            || self
+                .states
+                .get(&c.segment_id)
+                .is_some_and(|s| s.lsn >= c.lsn)
+        {
+            return false;
+        }
+        for &(v, b) in &c.freed {
+            let live = self.volume_live.entry(v).or_default();
+            live.0 = live.0.saturating_sub(b);
+        }
+        e.flags = c.state.flags;
+        let id = c.segment_id;
+        if c.op == Op::Deleted {
+            e.flags |= FLAG_DELETED;
+            let (bytes, meta_volume) = (e.bytes, e.meta_volume);
+            let live = self.volume_live.entry(meta_volume).or_default();
+            live.1 = live.1.saturating_sub(1);
+            self.total_bytes = self.total_bytes.saturating_sub(bytes);
+            self.states.remove(&id);
+            self.deleted += 1;
+            if self.deleted > 1024 && self.deleted > self.entries.len() / 64 {
+                self.compact();
+            }
+            return true;
+        }
+        let label = match c.op {
+            Op::AddCategory | Op::RemoveCategory => Some(LabelKind::Category),
+            Op::AddTag | Op::RemoveTag => Some(LabelKind::Tag),
+            Op::AddCase | Op::RemoveCase | Op::Hold => Some(LabelKind::Case),
+            _ => None,
+        };
+        if let Some(kind) = label {
+            match c.op {
+                Op::AddCategory | Op::AddTag | Op::AddCase | Op::Hold => {
+                    self.index.add_label(kind, &c.arg, id)
+                }
+                _ => self.index.remove_label(kind, &c.arg, id),
+            }
+        }
+        self.states.insert(
+            id,
+            StateEntry {
+                lsn: c.lsn,
+                volume: volume_id,
+                state: c.state.clone(),
+            },
+        );
+        true
+    }
+
+    /// Drops deleted segments from the table and the index lists.
+    pub fn compact(&mut self) {
+        if self.deleted == 0 {
+            return;
+        }
+        self.entries.retain(|e| e.flags & FLAG_DELETED == 0);
+        self.deleted = 0;
+        let entries = std::mem::take(&mut self.entries);
+        self.index.rebuild_lists(&entries);
+        self.entries = entries;
+        let live = |id: u64| self.entries.binary_search_by_key(&id, |e| e.id).is_ok();
+        for lists in self.index.labels.iter_mut() {
+            for l in lists.values_mut() {
+                l.retain(|&id| live(id));
+            }
+            lists.retain(|_, l| !l.is_empty());
+        }
     }
 
     /// Applies a commit record found at `offset` of volume `volume_id`. Returns false if the
@@ -127,6 +240,10 @@ impl Catalog {
             flags: 0,
             track,
         };
+        for x in &rec.extents {
+            self.volume_live.entry(x.volume_id).or_default().0 += u64::from(x.len);
+        }
+        self.volume_live.entry(volume_id).or_default().1 += 1;
         // Ids are handed out in order and commits arrive nearly in order: this is an append
         // or a short move near the end.
         self.entries.insert(pos, entry);
@@ -142,6 +259,7 @@ impl Catalog {
         self.total_bytes = entries.iter().map(|e| e.bytes).sum();
         self.index.rebuild_lists(&entries);
         self.entries = entries;
+        self.deleted = 0;
     }
 
     /// Releases spare capacity after a bulk load or replay.

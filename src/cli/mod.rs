@@ -6,6 +6,7 @@
 //! stderr and only when it is a terminal; a closed stdout pipe ends the command quietly.
 
 mod admin;
+mod change;
 mod demo;
 mod demo_data;
 mod find;
@@ -34,6 +35,9 @@ Examples:
   footage find --near -33.86,151.21 --radius 200 --from 2026-11-24T01:00:00Z --to 2026-11-24T03:00:00Z
   footage find --bbox 51.50,-0.13,51.52,-0.11 --tag stop-and-search --limit 50
   footage track 42 --geojson                     the GPS track of a segment
+  footage categorize 42 evidential               retention follows the longest category
+  footage hold 42 --case OP-TRIDENT-7            a legal hold blocks deletion
+  footage --actor sgt.jones release 42 --case OP-TRIDENT-7
   footage get 42 --out clip.mp4                  export a segment
   footage get 42 --offset 1048576 --length 65536 > part.bin
   footage verify                                 re-check every chunk CRC and SHA-256
@@ -60,6 +64,10 @@ pub struct Cli {
     )]
     pub store: PathBuf,
 
+    /// Who is acting, for the audit trail (default: the OS user)
+    #[arg(long, global = true, env = "FOOTAGE_ACTOR", value_name = "NAME")]
+    pub actor: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -76,6 +84,16 @@ pub enum Command {
     Find(find::FindArgs),
     /// Print a segment's GPS track (JSON lines, or GeoJSON)
     Track(find::TrackArgs),
+    /// Add a category to a segment (or take it away with --remove); retention follows it
+    Categorize(change::LabelArgs),
+    /// Add a tag to a segment (or take it away with --remove)
+    Tag(change::LabelArgs),
+    /// Link a segment to a case (or unlink it with --remove)
+    Case(change::LabelArgs),
+    /// Place a legal hold on a segment for a case: it cannot be deleted until released
+    Hold(change::HoldArgs),
+    /// Release a case's legal hold on a segment
+    Release(change::HoldArgs),
     /// Print segment, volume and disk statistics as JSON
     Stats,
     /// Re-read every chunk (CRC) and every segment's SHA-256; exit 1 if anything is corrupt
@@ -172,7 +190,20 @@ pub fn main() -> i32 {
     }
 }
 
+/// The actor named on the command line, else the OS user.
+fn actor(cli: &Cli) -> anyhow::Result<String> {
+    let name = cli
+        .actor
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("LOGNAME").ok())
+        .unwrap_or_else(|| "unknown".into());
+    crate::meta::validate_id("actor", &name).map_err(anyhow::Error::msg)?;
+    Ok(name)
+}
+
 fn run(cli: Cli) -> anyhow::Result<i32> {
+    let actor = actor(&cli)?;
     match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Ingest(args) => ingest::run(&open(&cli.store)?, args),
@@ -180,6 +211,13 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Info(args) => read::info(&open(&cli.store)?, args),
         Command::Find(args) => find::find(&open(&cli.store)?, args),
         Command::Track(args) => find::track(&open(&cli.store)?, args),
+        Command::Categorize(a) => {
+            change::label(&open(&cli.store)?, change::Label::Category, a, &actor)
+        }
+        Command::Tag(a) => change::label(&open(&cli.store)?, change::Label::Tag, a, &actor),
+        Command::Case(a) => change::label(&open(&cli.store)?, change::Label::Case, a, &actor),
+        Command::Hold(a) => change::hold(&open(&cli.store)?, a, false, &actor),
+        Command::Release(a) => change::hold(&open(&cli.store)?, a, true, &actor),
         Command::Stats => admin::stats(&open(&cli.store)?),
         Command::Verify(args) => admin::verify(&open(&cli.store)?, args),
     }

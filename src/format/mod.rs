@@ -9,6 +9,7 @@
 //!   is checked against the bytes actually present.
 
 mod bytes;
+pub mod change;
 pub mod commit;
 pub mod record;
 pub mod volume;

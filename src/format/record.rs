@@ -30,6 +30,7 @@ pub enum Kind {
     Chunk = 1,
     Commit = 2,
     Seal = 3,
+    Change = 4,
 }
 
 impl Kind {
@@ -38,6 +39,7 @@ impl Kind {
             1 => Some(Kind::Chunk),
             2 => Some(Kind::Commit),
             3 => Some(Kind::Seal),
+            4 => Some(Kind::Change),
             _ => None,
         }
     }

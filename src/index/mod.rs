@@ -110,6 +110,18 @@ impl Index {
         }
     }
 
+    pub fn remove_label(&mut self, kind: LabelKind, label: &str, id: u64) {
+        let lists = &mut self.labels[kind as usize];
+        if let Some(l) = lists.get_mut(label) {
+            if let Ok(i) = l.binary_search(&id) {
+                l.remove(i);
+            }
+            if l.is_empty() {
+                lists.remove(label);
+            }
+        }
+    }
+
     /// Rebuilds the time, officer and device lists from catalog entries (checkpoint load).
     pub fn rebuild_lists(&mut self, entries: &[crate::catalog::SegmentEntry]) {
         let mut time: TimeList = entries.iter().map(|e| (e.start_us, e.id)).collect();

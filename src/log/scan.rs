@@ -1,5 +1,5 @@
 //! Recovery scan of one volume: walks record headers from a starting offset, collects the
-//! commit records, and finds where the valid log ends.
+//! commit and change records, and finds where the valid log ends.
 //!
 //! Invariants:
 //! - only record headers (32 bytes each) and commit/seal payloads are read, never chunk
@@ -11,12 +11,15 @@
 //!   damage in the middle (bit rot): it is reported and skipped, and the scan resynchronises
 //!   on the next valid commit or seal record (headers only ever start at 4064 mod 4096);
 //! - a record whose CRCs pass but whose format version is newer than this build's stops the
-//!   scan and is reported in `unsupported`: it is neither damage nor a torn tail.
+//!   scan and is reported in `unsupported`: it is neither damage nor a torn tail;
+//! - an all-zero header is a punched hole (the records of a deleted segment): skipped, not
+//!   damage.
 
 use std::os::unix::fs::FileExt;
 
 use super::volume::Volume;
 use crate::error::Error;
+use crate::format::change::ChangeRecord;
 use crate::format::commit::CommitRecord;
 use crate::format::record::{
     is_header_pos, next_header_pos, record_end, Kind, RecordHeader, HEADER_LEN,
@@ -36,6 +39,8 @@ pub struct Damage {
 pub struct ScanOutcome {
     /// Commit records found, with the offset of each header.
     pub commits: Vec<(u64, CommitRecord)>,
+    /// Change records found, with the offset of each header.
+    pub changes: Vec<(u64, ChangeRecord)>,
     /// End of the last valid record (or of the volume header).
     pub end: u64,
     /// A seal record was found.
@@ -49,8 +54,16 @@ pub struct ScanOutcome {
     pub unsupported: Option<Error>,
 }
 
+/// A decoded metadata record.
+enum Entry {
+    Commit(Box<CommitRecord>),
+    Change(Box<ChangeRecord>),
+}
+
 enum Probe {
-    Record(RecordHeader, Option<Box<CommitRecord>>, bool),
+    Record(RecordHeader, Option<Entry>, bool),
+    /// An all-zero header: space freed by hole punching (a deleted segment's records).
+    Hole,
     Invalid(String),
     /// A record with valid CRCs in a format version this build does not read.
     Newer {
@@ -72,6 +85,9 @@ fn probe(vol: &Volume, pos: u64, file_len: u64) -> Probe {
     let Some(hb) = read_at(vol, pos, HEADER_LEN as usize) else {
         return Probe::PastEnd;
     };
+    if hb.iter().all(|&b| b == 0) {
+        return Probe::Hole;
+    }
     let h = match RecordHeader::decode(&hb) {
         Ok(h) => h,
         Err(e) => return unusable(None, e),
@@ -81,7 +97,7 @@ fn probe(vol: &Volume, pos: u64, file_len: u64) -> Probe {
     }
     match h.kind {
         Kind::Chunk => Probe::Record(h, None, false),
-        Kind::Commit | Kind::Seal => {
+        Kind::Commit | Kind::Seal | Kind::Change => {
             let Some(payload) = read_at(vol, pos + HEADER_LEN, h.len as usize) else {
                 return Probe::PastEnd;
             };
@@ -94,8 +110,16 @@ fn probe(vol: &Volume, pos: u64, file_len: u64) -> Probe {
                     Err(e) => Probe::Invalid(e.to_string()),
                 };
             }
+            if h.kind == Kind::Change {
+                return match ChangeRecord::decode(&payload, h.a) {
+                    Ok(c) => Probe::Record(h, Some(Entry::Change(Box::new(c))), false),
+                    Err(e) => unusable(Some(&h), e),
+                };
+            }
             match CommitRecord::decode(&payload, true) {
-                Ok(c) if c.segment_id == h.a => Probe::Record(h, Some(Box::new(c)), false),
+                Ok(c) if c.segment_id == h.a => {
+                    Probe::Record(h, Some(Entry::Commit(Box::new(c))), false)
+                }
                 Ok(_) => {
                     Probe::Invalid("commit record names another segment than its header".into())
                 }
@@ -139,15 +163,20 @@ pub fn scan(vol: &Volume, from: u64) -> ScanOutcome {
     let mut pos = next_header_pos(out.end);
     while pos + HEADER_LEN <= file_len && !out.sealed {
         match probe(vol, pos, file_len) {
-            Probe::Record(h, commit, sealed) => {
-                if let Some(c) = commit {
-                    out.commits.push((pos, *c));
+            Probe::Record(h, entry, sealed) => {
+                match entry {
+                    Some(Entry::Commit(c)) => out.commits.push((pos, *c)),
+                    Some(Entry::Change(c)) => out.changes.push((pos, *c)),
+                    None => {}
                 }
                 out.sealed = sealed;
                 out.end = record_end(pos, h.len);
                 pos = next_header_pos(out.end);
             }
             Probe::PastEnd => break,
+            // A punched hole: look for the next record one block on (without moving `end`,
+            // so zeros up to the end of the file still count as a torn tail).
+            Probe::Hole => pos += BLOCK,
             Probe::Newer {
                 what,
                 found,

@@ -15,6 +15,7 @@
 //!   are durable; it is acknowledged (commit returns) only after that;
 //! - the catalog lock is never held while waiting for an fsync.
 
+mod change;
 mod find;
 mod ingest;
 mod open;
@@ -22,6 +23,7 @@ mod read;
 mod stats;
 mod verify;
 
+pub use change::Change;
 pub use find::IndexStats;
 pub use ingest::{Committed, SegmentWriter};
 pub use open::OpenReport;
@@ -41,6 +43,7 @@ use serde::Serialize;
 use crate::catalog::{checkpoint, Catalog};
 use crate::config::{Config, StoreOptions};
 use crate::error::{Error, Result};
+use crate::format::change::{FLAG_EVICTED, FLAG_UPLOADED};
 use crate::format::commit::CommitRecord;
 use crate::format::record::Kind;
 use crate::format::volume::VolumeHeader;
@@ -113,6 +116,8 @@ pub(crate) struct Inner {
     /// Dedup keys of commits in flight, so two docks sending the same file store it once.
     pub pending: Mutex<HashSet<u64>>,
     pub pending_cv: Condvar,
+    /// Serialises changes to segments (each computes a new state from the current one).
+    pub change_lock: Mutex<()>,
     pub next_segment_id: AtomicU64,
     pub next_lsn: AtomicU64,
     pub next_volume_id: Mutex<u32>,
@@ -164,13 +169,7 @@ impl Store {
 
     /// Ids of all committed segments, ascending.
     pub fn segment_ids(&self) -> Vec<u64> {
-        self.inner
-            .catalog
-            .read()
-            .entries()
-            .iter()
-            .map(|e| e.id)
-            .collect()
+        self.inner.catalog.read().live().map(|e| e.id).collect()
     }
 
     /// Heap bytes held by the catalog.
@@ -209,6 +208,15 @@ impl Store {
     /// The full metadata of a segment.
     pub fn info(&self, id: u64) -> Result<SegmentInfo> {
         let rec = self.inner.load_commit(id, true)?;
+        let state = self.inner.state_with(id, Some(&rec))?;
+        let tier = match (
+            state.flags & FLAG_UPLOADED != 0,
+            state.flags & FLAG_EVICTED != 0,
+        ) {
+            (true, true) => "cloud",
+            (true, false) => "local+cloud",
+            _ => "local",
+        };
         Ok(SegmentInfo {
             id: id.to_string(),
             officer: rec.meta.officer,
@@ -217,12 +225,12 @@ impl Store {
             end: format_time(rec.meta.end_us),
             bytes: rec.bytes,
             sha256: hex(&rec.sha256),
-            categories: rec.meta.categories,
-            cases: rec.meta.cases,
-            tags: rec.meta.tags,
-            holds: Vec::new(),
+            categories: state.categories,
+            cases: state.cases,
+            tags: state.tags,
+            holds: state.holds,
             gps_fixes: rec.meta.gps.len(),
-            tier: "local",
+            tier,
             ingested: format_time(rec.committed_us),
         })
     }
@@ -441,6 +449,7 @@ impl Inner {
             cat.next_lsn = cat.next_lsn.max(self.next_lsn.load(Ordering::SeqCst));
             cat.next_volume_id = cat.next_volume_id.max(*self.next_volume_id.lock());
             self.since_checkpoint.store(0, Ordering::Relaxed);
+            cat.compact();
             // Queries go on while the catalog is serialised; commits wait at the gate.
             let cat = parking_lot::RwLockWriteGuard::downgrade(cat);
             (

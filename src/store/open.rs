@@ -24,6 +24,7 @@ use super::{DataDir, Inner, Store};
 use crate::catalog::{checkpoint, Catalog, VolumeState};
 use crate::config::{Config, StoreOptions};
 use crate::error::{Error, IoContext, Result};
+use crate::format::change::ChangeRecord;
 use crate::format::commit::CommitRecord;
 use crate::index::tracks::TrackStore;
 use crate::log::scan::scan;
@@ -39,6 +40,8 @@ pub struct OpenReport {
     pub bad_checkpoints: Vec<String>,
     /// Commit records replayed from the log.
     pub replayed: usize,
+    /// Change records (categories, holds, tiering, deletions) replayed from the log.
+    pub replayed_changes: usize,
     /// Volumes whose headers were scanned.
     pub scanned_volumes: usize,
     /// Bytes cut from torn volume tails.
@@ -151,6 +154,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
 
     // Replay the log after the checkpoint.
     let mut commits: Vec<(u32, u64, CommitRecord)> = Vec::new();
+    let mut changes: Vec<(u32, ChangeRecord)> = Vec::new();
     let mut active: Vec<(Arc<Volume>, u64)> = Vec::new();
     let mut ids: Vec<u32> = volumes.keys().copied().collect();
     ids.sort_unstable();
@@ -188,6 +192,9 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
                 for (pos, c) in o.commits {
                     commits.push((id, pos, c));
                 }
+                for (_, c) in o.changes {
+                    changes.push((id, c));
+                }
                 let sealed = o.sealed || known.is_some_and(|k| k.sealed);
                 if !sealed && o.file_len > o.end {
                     // A power cut mid-append: drop the incomplete record(s).
@@ -219,13 +226,34 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
         state.sealed = sealed;
         state.replay_from = if sealed { end } else { state.replay_from };
     }
-    commits.sort_by_key(|(_, _, c)| c.lsn);
-    for (vol, pos, c) in &commits {
-        if cat.apply_commit(c, *vol, *pos) {
-            report.replayed += 1;
+    // Commits and changes share one LSN sequence: apply them in it.
+    commits.sort_by_key(|(_, _, c)| std::cmp::Reverse(c.lsn));
+    changes.sort_by_key(|(_, c)| std::cmp::Reverse(c.lsn));
+    loop {
+        let next_commit = commits.last().map(|(_, _, c)| c.lsn);
+        let next_change = changes.last().map(|(_, c)| c.lsn);
+        let commit_first = match (next_commit, next_change) {
+            (None, None) => break,
+            (Some(a), Some(b)) => a < b,
+            (a, _) => a.is_some(),
+        };
+        match commit_first {
+            true => {
+                if let Some((vol, pos, c)) = commits.pop() {
+                    if cat.apply_commit(&c, vol, pos) {
+                        report.replayed += 1;
+                    }
+                }
+            }
+            false => {
+                if let Some((vol, c)) = changes.pop() {
+                    if cat.apply_change(&c, vol) {
+                        report.replayed_changes += 1;
+                    }
+                }
+            }
         }
     }
-    drop(commits);
     cat.shrink();
     // Segments whose commit record now points at an unknown volume stay listed: `stats` and
     // reads report them unavailable.
@@ -240,11 +268,12 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
         next_lsn: AtomicU64::new(cat.next_lsn),
         next_volume_id: Mutex::new(next_volume_id),
         next_dir: AtomicUsize::new(0),
-        since_checkpoint: AtomicU64::new(report.replayed as u64),
+        since_checkpoint: AtomicU64::new((report.replayed + report.replayed_changes) as u64),
         checkpoint_seq: Mutex::new(ckpt_seq),
         gate: RwLock::new(()),
         pending: Mutex::new(HashSet::new()),
         pending_cv: Condvar::new(),
+        change_lock: Mutex::new(()),
         catalog: RwLock::new(cat),
         report,
         config,

@@ -99,8 +99,7 @@ impl Store {
             let cat = inner.catalog.read();
             let vols = inner.volumes.read();
             let unavailable = cat
-                .entries()
-                .iter()
+                .live()
                 .filter(|e| !vols.contains_key(&e.meta_volume))
                 .count();
             (cat.len(), cat.total_bytes, unavailable)

@@ -1,0 +1,202 @@
+//! Changes to committed segments: categories, tags, cases and legal holds (and, for the tier
+//! and retention, uploads, evictions and deletions). Each is a change record in the log, made
+//! durable before it is applied and acknowledged, exactly like a commit.
+//!
+//! Invariants:
+//! - changes are serialised (`change_lock`): each computes the segment's new state from its
+//!   current state, so two concurrent changes never lose one another;
+//! - the record is durable before the catalog shows it; the commit gate is held shared from
+//!   append to apply, so a checkpoint never misses it.
+
+use std::sync::atomic::Ordering;
+
+use super::{Inner, SegmentInfo, Store};
+use crate::error::{Error, Result};
+use crate::format::change::{ChangeRecord, Op, SegmentState};
+use crate::format::commit::CommitRecord;
+use crate::format::record::{record_end, Kind};
+use crate::log::writer::Appended;
+use crate::meta::validate_id;
+
+/// A change a user asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Categorize(String),
+    Uncategorize(String),
+    Tag(String),
+    Untag(String),
+    AddCase(String),
+    RemoveCase(String),
+    /// Place a legal hold for a case: the segment cannot be deleted until it is released.
+    Hold(String),
+    Release(String),
+}
+
+impl Change {
+    fn parts(&self) -> (Op, &str, &'static str) {
+        match self {
+            Change::Categorize(s) => (Op::AddCategory, s, "category"),
+            Change::Uncategorize(s) => (Op::RemoveCategory, s, "category"),
+            Change::Tag(s) => (Op::AddTag, s, "tag"),
+            Change::Untag(s) => (Op::RemoveTag, s, "tag"),
+            Change::AddCase(s) => (Op::AddCase, s, "case"),
+            Change::RemoveCase(s) => (Op::RemoveCase, s, "case"),
+            Change::Hold(s) => (Op::Hold, s, "case"),
+            Change::Release(s) => (Op::Release, s, "case"),
+        }
+    }
+}
+
+fn add(list: &mut Vec<String>, v: &str) -> bool {
+    match list.binary_search_by(|x| x.as_str().cmp(v)) {
+        Ok(_) => false,
+        Err(i) => {
+            list.insert(i, v.to_string());
+            true
+        }
+    }
+}
+
+fn remove(list: &mut Vec<String>, v: &str) -> bool {
+    match list.binary_search_by(|x| x.as_str().cmp(v)) {
+        Ok(i) => {
+            list.remove(i);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+impl Store {
+    /// Applies a change to a segment durably and returns its new `info`. A change that would
+    /// not change anything (adding a category it has) succeeds without writing a record;
+    /// releasing a hold that is not there is an error.
+    pub fn change(&self, id: u64, change: &Change, actor: &str) -> Result<SegmentInfo> {
+        let (op, arg, what) = change.parts();
+        validate_id(what, arg).map_err(Error::Invalid)?;
+        {
+            let _serial = self.inner.change_lock.lock();
+            let mut state = self.inner.current_state(id)?;
+            let changed = match change {
+                Change::Categorize(s) => add(&mut state.categories, s),
+                Change::Uncategorize(s) => remove(&mut state.categories, s),
+                Change::Tag(s) => add(&mut state.tags, s),
+                Change::Untag(s) => remove(&mut state.tags, s),
+                Change::AddCase(s) => add(&mut state.cases, s),
+                Change::RemoveCase(s) => remove(&mut state.cases, s),
+                Change::Hold(s) => {
+                    // A hold names its case; the case goes on the segment too.
+                    let c = add(&mut state.cases, s);
+                    add(&mut state.holds, s) || c
+                }
+                Change::Release(s) => {
+                    if !remove(&mut state.holds, s) {
+                        return Err(Error::Invalid(format!(
+                            "segment {id} is not held for case {s:?}"
+                        )));
+                    }
+                    true
+                }
+            };
+            if changed {
+                self.inner
+                    .append_change(id, op, arg, state, Vec::new(), actor)?;
+            }
+        }
+        self.inner.maybe_checkpoint()?;
+        self.info(id)
+    }
+
+    /// Adds a category (`footage categorize`).
+    pub fn categorize(&self, id: u64, name: &str, actor: &str) -> Result<SegmentInfo> {
+        self.change(id, &Change::Categorize(name.into()), actor)
+    }
+
+    /// Places a legal hold for a case (`footage hold`).
+    pub fn hold(&self, id: u64, case: &str, actor: &str) -> Result<SegmentInfo> {
+        self.change(id, &Change::Hold(case.into()), actor)
+    }
+
+    /// Releases a case's legal hold (`footage release`).
+    pub fn release(&self, id: u64, case: &str, actor: &str) -> Result<SegmentInfo> {
+        self.change(id, &Change::Release(case.into()), actor)
+    }
+}
+
+impl Inner {
+    /// A segment's mutable state now.
+    pub(crate) fn current_state(&self, id: u64) -> Result<SegmentState> {
+        self.state_with(id, None)
+    }
+
+    /// A segment's mutable state now, using its commit record if the caller has it loaded.
+    pub(crate) fn state_with(
+        &self,
+        id: u64,
+        loaded: Option<&CommitRecord>,
+    ) -> Result<SegmentState> {
+        let (flags, state) = {
+            let cat = self.catalog.read();
+            let e = cat.get(id).ok_or_else(|| Error::NotFound(id.to_string()))?;
+            (e.flags, cat.state(id).map(|s| s.state.clone()))
+        };
+        if let Some(s) = state {
+            return Ok(s);
+        }
+        let labels = |r: &CommitRecord| {
+            (
+                r.meta.categories.clone(),
+                r.meta.tags.clone(),
+                r.meta.cases.clone(),
+            )
+        };
+        let (categories, tags, cases) = match loaded {
+            Some(r) => labels(r),
+            None => labels(&self.load_commit(id, false)?),
+        };
+        Ok(SegmentState {
+            categories,
+            tags,
+            cases,
+            holds: Vec::new(),
+            flags,
+        })
+    }
+
+    /// Appends a change record, makes it durable, then applies it to the catalog. The caller
+    /// holds `change_lock`.
+    pub(crate) fn append_change(
+        &self,
+        id: u64,
+        op: Op,
+        arg: &str,
+        state: SegmentState,
+        freed: Vec<(u32, u64)>,
+        actor: &str,
+    ) -> Result<()> {
+        let dir = self.pick_dir()?;
+        let day = Inner::day_of(self.now_us());
+        let _gate = self.gate.read();
+        let rec = ChangeRecord {
+            segment_id: id,
+            lsn: self.next_lsn.fetch_add(1, Ordering::SeqCst),
+            time_us: self.now_us(),
+            actor: actor.to_string(),
+            op,
+            arg: arg.to_string(),
+            state,
+            freed,
+        };
+        let payload = rec.encode();
+        let (w, pos) = loop {
+            let w = self.writer_for(dir, day)?;
+            match w.append(Kind::Change, id, 0, &payload)? {
+                Appended::At(pos) => break (w, pos),
+                Appended::Full => self.rotate(dir, day, &w)?,
+            }
+        };
+        w.sync_to(record_end(pos, payload.len() as u32))?;
+        self.catalog.write().apply_change(&rec, w.volume.id);
+        Ok(())
+    }
+}
