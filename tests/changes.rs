@@ -7,7 +7,13 @@ use common::{copy_dir, meta, small_options, T0};
 use footage::{Change, Query, Store};
 
 fn ids(store: &Store, q: Query) -> Vec<u64> {
-    store.find(&q).unwrap().results.iter().map(|r| r.id).collect()
+    store
+        .find(&q)
+        .unwrap()
+        .results
+        .iter()
+        .map(|r| r.id)
+        .collect()
 }
 
 #[test]
@@ -15,12 +21,22 @@ fn changes_show_everywhere_and_survive_reopen_crash_and_rebuild() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");
     let store = Store::open_with(&path, &small_options()).unwrap();
-    let a = store.ingest_bytes(meta("MET-1", "AX-1", T0), b"a").unwrap().id;
-    let b = store.ingest_bytes(meta("MET-2", "AX-2", T0 + 10), b"b").unwrap().id;
+    let a = store
+        .ingest_bytes(meta("MET-1", "AX-1", T0), b"a")
+        .unwrap()
+        .id;
+    let b = store
+        .ingest_bytes(meta("MET-2", "AX-2", T0 + 10), b"b")
+        .unwrap()
+        .id;
     store.categorize(a, "evidential", "sgt.jones").unwrap();
     store.hold(a, "OP-TRIDENT", "sgt.jones").unwrap();
-    store.change(b, &Change::Untag("test".into()), "pc.smith").unwrap();
-    store.change(b, &Change::AddCase("CAD-7".into()), "pc.smith").unwrap();
+    store
+        .change(b, &Change::Untag("test".into()), "pc.smith")
+        .unwrap();
+    store
+        .change(b, &Change::AddCase("CAD-7".into()), "pc.smith")
+        .unwrap();
     // Adding what is there already writes nothing and succeeds.
     store.categorize(a, "evidential", "sgt.jones").unwrap();
     let e = store.release(b, "OP-TRIDENT", "x").unwrap_err().to_string();
