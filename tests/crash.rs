@@ -143,6 +143,13 @@ fn commit_records(store_dir: &Path) -> BTreeMap<u64, (PathBuf, Rec)> {
     out
 }
 
+/// Where the original bytes of a volume really end after cutting it at `cut` and appending
+/// `tail`: appended bytes that happen to equal the originals (zeros, mostly) restore them.
+fn effective_cut(orig: &[u8], cut: u64, tail: &[u8]) -> u64 {
+    let rest = orig.get(cut as usize..).unwrap_or_default();
+    cut + rest.iter().zip(tail).take_while(|(a, b)| a == b).count() as u64
+}
+
 /// Offsets to cut a volume at: every record start and end and one byte either side, the
 /// volume header edges, and `random` more points at or after `from`.
 fn cut_points(vol: &Path, from: u64, random: usize, seed: u64) -> Vec<u64> {
@@ -168,6 +175,7 @@ fn check_cuts(base: &Path, orig: &Path, segs: &Segments, cuts: &[u64]) {
     let active = active_volume(orig);
     let name = active.file_name().unwrap().to_owned();
     let commits = commit_records(orig);
+    let original = std::fs::read(&active).unwrap();
     for (n, &cut) in cuts.iter().enumerate() {
         // A power cut can also leave the file longer, its tail zeros or stale bytes.
         let tail = match n % 3 {
@@ -187,11 +195,12 @@ fn check_cuts(base: &Path, orig: &Path, segs: &Segments, cuts: &[u64]) {
         let mut f = std::fs::OpenOptions::new().append(true).open(&vol).unwrap();
         std::io::Write::write_all(&mut f, &tail).unwrap();
         drop(f);
+        let kept = effective_cut(&original, cut, &tail);
         let expected: Segments = segs
             .iter()
             .filter(|(id, _)| {
                 let (vol, rec) = &commits[id];
-                vol != &active || rec.end <= cut
+                vol != &active || rec.end <= kept
             })
             .map(|(id, d)| (*id, d.clone()))
             .collect();
@@ -822,6 +831,128 @@ fn damage_to_the_track_file_never_yields_wrong_gps_fixes() {
                 }
             }
         }
+        std::fs::remove_dir_all(&case).unwrap();
+    }
+}
+
+/// Labels and holds of a segment, as `info` shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Labels {
+    categories: Vec<String>,
+    cases: Vec<String>,
+    tags: Vec<String>,
+    holds: Vec<String>,
+}
+
+impl Labels {
+    fn of(info: &footage::SegmentInfo) -> Labels {
+        Labels {
+            categories: info.categories.clone(),
+            cases: info.cases.clone(),
+            tags: info.tags.clone(),
+            holds: info.holds.clone(),
+        }
+    }
+
+    fn apply(&mut self, change: &footage::Change) {
+        use footage::Change::*;
+        let add = |l: &mut Vec<String>, v: &str| {
+            if !l.iter().any(|x| x == v) {
+                l.push(v.to_string());
+                l.sort();
+            }
+        };
+        match change {
+            Categorize(c) => add(&mut self.categories, c),
+            Tag(t) => add(&mut self.tags, t),
+            AddCase(c) => add(&mut self.cases, c),
+            Hold(c) => {
+                add(&mut self.cases, c);
+                add(&mut self.holds, c);
+            }
+            Release(c) => self.holds.retain(|h| h != c),
+            Uncategorize(c) => self.categories.retain(|x| x != c),
+            Untag(t) => self.tags.retain(|x| x != t),
+            RemoveCase(c) => self.cases.retain(|x| x != c),
+        }
+    }
+}
+
+#[test]
+fn cutting_the_change_log_keeps_exactly_the_acknowledged_changes() {
+    use footage::Change::*;
+    let base = tempfile::tempdir().unwrap();
+    let orig = base.path().join("orig");
+    let store = open_small(&orig);
+    let mut segs = Segments::new();
+    ingest_assorted(&store, 40, &[100_000, 10, 70_000], &mut segs);
+    let ids: Vec<u64> = segs.keys().copied().collect();
+    let initial = Labels::of(&store.info(ids[0]).unwrap());
+    let changes = [
+        (ids[0], Hold("OP-TRIDENT".into())),
+        (ids[1], Categorize("evidential".into())),
+        (ids[0], Categorize("evidential".into())),
+        (ids[2], Tag("arrest".into())),
+        (ids[0], Hold("OP-NIMROD".into())),
+        (ids[1], AddCase("CAD-7".into())),
+        (ids[0], Release("OP-TRIDENT".into())),
+        (ids[2], Untag("test".into())),
+        (ids[1], Uncategorize("evidential".into())),
+        (ids[2], Hold("OP-NIMROD".into())),
+    ];
+    for (id, c) in &changes {
+        store.change(*id, c, "sgt.jones").unwrap();
+    }
+    drop(store);
+    // The state of each segment after its first k changes.
+    let state_after = |id: u64, k: usize| {
+        let mut l = initial.clone();
+        for (_, c) in changes.iter().filter(|(i, _)| *i == id).take(k) {
+            l.apply(c);
+        }
+        l
+    };
+    let recs = all_records(&orig);
+    let (change_vol, change_recs) = recs
+        .iter()
+        .find(|(_, rs)| rs.iter().any(|r| r.kind == Kind::Change))
+        .unwrap();
+    assert!(change_recs.iter().all(|r| r.kind == Kind::Change));
+    assert_eq!(change_recs.len(), changes.len());
+    let name = change_vol.file_name().unwrap().to_owned();
+    let cuts = cut_points(change_vol, 0, 10, 41);
+    let original = std::fs::read(change_vol).unwrap();
+    for (n, &cut) in cuts.iter().enumerate() {
+        let tail = vec![0u8; if n % 2 == 1 { 9000 } else { 0 }];
+        let ctx = format!("change log cut at {cut}, then {} zeros", tail.len());
+        let case = base.path().join(format!("changes-{n}"));
+        copy_dir(&orig, &case);
+        let vol = case.join("data").join(&name);
+        truncate(&vol, cut);
+        let mut f = std::fs::OpenOptions::new().append(true).open(&vol).unwrap();
+        std::io::Write::write_all(&mut f, &tail).unwrap();
+        drop(f);
+        let cut = effective_cut(&original, cut, &tail);
+        let store = Store::open_with(&case, &small_options())
+            .unwrap_or_else(|e| panic!("{ctx}: open failed: {e}"));
+        assert_holds_exactly(&store, &segs, &ctx);
+        for &id in &ids {
+            let kept = change_recs
+                .iter()
+                .filter(|r| r.a == id && r.end <= cut)
+                .count();
+            let got = Labels::of(&store.info(id).unwrap());
+            assert_eq!(got, state_after(id, kept), "{ctx}: segment {id}");
+        }
+        // Changes go on after recovery and survive another crash.
+        let before = Labels::of(&store.info(ids[1]).unwrap());
+        store.hold(ids[1], "OP-AFTER", "pc.smith").unwrap();
+        drop(store);
+        let store = open_small(&case);
+        let mut want = before;
+        want.apply(&Hold("OP-AFTER".into()));
+        assert_eq!(Labels::of(&store.info(ids[1]).unwrap()), want, "{ctx}");
+        drop(store);
         std::fs::remove_dir_all(&case).unwrap();
     }
 }
