@@ -827,3 +827,68 @@ fn negative_coordinates_are_accepted_where_arguments_take_coordinates() {
     assert_eq!(track[0]["lat"], -33.8688);
     assert_eq!(track[0]["lon"], -151.2093);
 }
+
+/// Runs with extra environment variables.
+fn run_env(store: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
+    let out = cmd(store, args)
+        .env_remove("FOOTAGE_ACTOR")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    Out {
+        code: out.status.code().expect("killed by a signal"),
+        stdout: out.stdout,
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+#[test]
+fn only_changes_need_an_actor_and_a_bad_one_is_reported_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let clip = file(dir.path(), "a.bin", &random_bytes(17, 1000));
+    let id = id_of(run(&store, &ingest_args(&clip, "AX-1", &["--end", END])).ok());
+    // An OS user name that cannot be an actor does not get in the way of other commands.
+    for user in ["jürgen", "", "a b"] {
+        let env = [("USER", user), ("LOGNAME", user)];
+        run_env(&store, &["info", &id], &env).ok();
+        run_env(&store, &["stats"], &env).ok();
+        run_env(&store, &["verify"], &env).ok();
+        let other = file(dir.path(), "b.bin", user.as_bytes());
+        run_env(&store, &ingest_args(&other, "AX-9", &["--end", END]), &env).ok();
+        run_env(&store, &["hold", &id, "--case", "OP-1"], &env)
+            .fails(1, "the OS user name cannot name the actor");
+        let held = run_env(
+            &store,
+            &["--actor", "sgt.jones", "hold", &id, "--case", "OP-1"],
+            &env,
+        );
+        assert_eq!(held.ok().json()["holds"], serde_json::json!(["OP-1"]));
+        run_env(
+            &store,
+            &["release", &id, "--case", "OP-1", "--actor", "sgt.jones"],
+            &env,
+        )
+        .ok();
+    }
+    // A bad actor named on purpose is a bad argument.
+    let bad = run(&store, &["--actor", "sgt jones", "tag", &id, "night"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("'sgt jones' for '--actor"),
+        "{}",
+        bad.stderr
+    );
+    let env = [("FOOTAGE_ACTOR", "")];
+    let bad = run_env(&store, &["tag", &id, "night"], &env);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    let tagged = run_env(
+        &store,
+        &["tag", &id, "night"],
+        &[("FOOTAGE_ACTOR", "pc.smith")],
+    );
+    assert!(tagged.ok().json()["tags"]
+        .as_array()
+        .unwrap()
+        .contains(&"night".into()));
+}
