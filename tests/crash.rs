@@ -143,6 +143,13 @@ fn commit_records(store_dir: &Path) -> BTreeMap<u64, (PathBuf, Rec)> {
     out
 }
 
+/// Where the original bytes of a volume really end after cutting it at `cut` and appending
+/// `tail`: appended bytes that happen to equal the originals (zeros, mostly) restore them.
+fn effective_cut(orig: &[u8], cut: u64, tail: &[u8]) -> u64 {
+    let rest = orig.get(cut as usize..).unwrap_or_default();
+    cut + rest.iter().zip(tail).take_while(|(a, b)| a == b).count() as u64
+}
+
 /// Offsets to cut a volume at: every record start and end and one byte either side, the
 /// volume header edges, and `random` more points at or after `from`.
 fn cut_points(vol: &Path, from: u64, random: usize, seed: u64) -> Vec<u64> {
@@ -161,22 +168,39 @@ fn cut_points(vol: &Path, from: u64, random: usize, seed: u64) -> Vec<u64> {
     cuts
 }
 
-/// Cuts a copy of `orig` at each point and checks what survives: segments whose commit
-/// record lies wholly before the cut (or in another volume) are intact, the others are gone.
+/// Cuts a copy of `orig` at each point (some with zeros or garbage after the cut) and checks
+/// what survives: segments whose commit record lies wholly before the cut (or in another
+/// volume) are intact, the others are gone.
 fn check_cuts(base: &Path, orig: &Path, segs: &Segments, cuts: &[u64]) {
     let active = active_volume(orig);
     let name = active.file_name().unwrap().to_owned();
     let commits = commit_records(orig);
+    let original = std::fs::read(&active).unwrap();
     for (n, &cut) in cuts.iter().enumerate() {
-        let ctx = format!("cut at {cut} of {}", name.to_string_lossy());
+        // A power cut can also leave the file longer, its tail zeros or stale bytes.
+        let tail = match n % 3 {
+            0 => Vec::new(),
+            1 => vec![0u8; 5000 + n * 1000],
+            _ => random_bytes(n as u64, 5000 + n * 1000),
+        };
+        let ctx = format!(
+            "cut at {cut} of {}, then {} tail bytes",
+            name.to_string_lossy(),
+            tail.len()
+        );
         let case = base.join(format!("cut-{n}"));
         copy_dir(orig, &case);
-        truncate(&case.join("data").join(&name), cut);
+        let vol = case.join("data").join(&name);
+        truncate(&vol, cut);
+        let mut f = std::fs::OpenOptions::new().append(true).open(&vol).unwrap();
+        std::io::Write::write_all(&mut f, &tail).unwrap();
+        drop(f);
+        let kept = effective_cut(&original, cut, &tail);
         let expected: Segments = segs
             .iter()
             .filter(|(id, _)| {
                 let (vol, rec) = &commits[id];
-                vol != &active || rec.end <= cut
+                vol != &active || rec.end <= kept
             })
             .map(|(id, d)| (*id, d.clone()))
             .collect();
@@ -448,7 +472,7 @@ fn bit_flips_behind_a_checkpoint_are_found_on_read_and_by_verify() {
     let orig = base.path().join("orig");
     let segs = crashed_store(&orig);
     open_small(&orig).close().unwrap();
-    assert!(std::fs::read_dir(orig.join("catalog")).unwrap().count() > 0);
+    assert!(!checkpoint_files(&orig).is_empty());
     check_flips(base.path(), &orig, &segs, false, 36, 22);
 }
 
@@ -579,13 +603,20 @@ fn patch(path: &Path, at: usize, bytes: &[u8], covered: std::ops::Range<usize>, 
     std::fs::write(path, data).unwrap();
 }
 
+/// A version number far beyond any this build (or the next few) writes.
+const FUTURE: u16 = 60_000;
+const FUTURE_U8: u8 = 200;
+
 /// Asserts that opening fails with a clear "newer format" error naming `what`.
-fn assert_refused_as_newer(dir: &Path, what: &str, ctx: &str) {
+fn assert_refused_as_newer(dir: &Path, what: &str, found: u16, ctx: &str) {
     match Store::open_with(dir, &small_options()) {
         Err(e @ Error::UnsupportedVersion { .. }) => {
             let msg = e.to_string();
             assert!(msg.starts_with(what), "{ctx}: {msg}");
-            assert!(msg.contains("format version "), "{ctx}: {msg}");
+            assert!(
+                msg.contains(&format!("format version {found},")),
+                "{ctx}: {msg}"
+            );
             assert!(msg.contains("use a newer footage"), "{ctx}: {msg}");
         }
         Err(e) => panic!("{ctx}: wrong error: {e}"),
@@ -603,12 +634,13 @@ fn a_newer_format_version_anywhere_is_refused_clearly_and_left_untouched() {
     let recs = records(&active);
     let last_commit = *recs.iter().rev().find(|r| r.kind == Kind::Commit).unwrap();
     let first_chunk = *recs.iter().find(|r| r.kind == Kind::Chunk).unwrap();
+    let future = FUTURE.to_le_bytes();
 
     // Volume header: u16 version at 8, CRC of 0..60 at 60.
     let case = base.path().join("volume");
     copy_dir(&orig, &case);
-    patch(&case.join("data").join(&name), 8, &[2, 0], 0..60, 60);
-    assert_refused_as_newer(&case, "volume in ", "volume header");
+    patch(&case.join("data").join(&name), 8, &future, 0..60, 60);
+    assert_refused_as_newer(&case, "volume in ", FUTURE, "volume header");
 
     // Record header (u8 version at 4, CRC of 0..28 at 28), in the scanned log: the last
     // commit record of the active volume, and a chunk in its middle.
@@ -618,8 +650,9 @@ fn a_newer_format_version_anywhere_is_refused_clearly_and_left_untouched() {
         let vol = case.join("data").join(&name);
         let len = std::fs::metadata(&vol).unwrap().len();
         let p = r.pos as usize;
-        patch(&vol, p + 4, &[2], p..p + 28, p + 28);
-        assert_refused_as_newer(&case, "record in ", &format!("{what} record header"));
+        patch(&vol, p + 4, &[FUTURE_U8], p..p + 28, p + 28);
+        let ctx = format!("{what} record header");
+        assert_refused_as_newer(&case, "record in ", FUTURE_U8.into(), &ctx);
         assert_eq!(
             std::fs::metadata(&vol).unwrap().len(),
             len,
@@ -632,11 +665,10 @@ fn a_newer_format_version_anywhere_is_refused_clearly_and_left_untouched() {
     copy_dir(&orig, &case);
     let vol = case.join("data").join(&name);
     let len = std::fs::metadata(&vol).unwrap().len();
-    let p = last_commit.pos as usize;
-    let e = last_commit.end as usize;
-    patch(&vol, p + 32, &[2, 0], p + 32..e, p + 12);
+    let (p, e) = (last_commit.pos as usize, last_commit.end as usize);
+    patch(&vol, p + 32, &future, p + 32..e, p + 12);
     patch(&vol, p, &[], p..p + 28, p + 28);
-    assert_refused_as_newer(&case, "commit record in ", "commit payload");
+    assert_refused_as_newer(&case, "commit record in ", FUTURE, "commit payload");
     assert_eq!(std::fs::metadata(&vol).unwrap().len(), len, "volume cut");
 
     // Behind a checkpoint the record is only met on read: the read fails clearly.
@@ -644,36 +676,283 @@ fn a_newer_format_version_anywhere_is_refused_clearly_and_left_untouched() {
     copy_dir(&orig, &case);
     open_small(&case).close().unwrap();
     let p = first_chunk.pos as usize;
-    patch(
-        &case.join("data").join(&name),
-        p + 4,
-        &[2],
-        p..p + 28,
-        p + 28,
-    );
+    let vol = case.join("data").join(&name);
+    patch(&vol, p + 4, &[FUTURE_U8], p..p + 28, p + 28);
     let store = open_small(&case);
     let id = first_chunk.a;
     assert!(segs.contains_key(&id));
     let e = store.read_range(id, 0, u64::MAX).unwrap_err().to_string();
     assert!(e.contains(&format!("segment {id} ")), "{e}");
-    assert!(e.contains("format version 2 is not supported"), "{e}");
+    assert!(e.contains("format version 200 is not supported"), "{e}");
     drop(store);
 
     // Checkpoint header: u16 version at 8, CRC of 0..60 at 60.
     let ckpt = checkpoint_files(&case).pop().unwrap();
-    patch(&ckpt, 8, &[3, 0], 0..60, 60);
-    assert_refused_as_newer(&case, "checkpoint in ", "checkpoint");
+    patch(&ckpt, 8, &future, 0..60, 60);
+    assert_refused_as_newer(&case, "checkpoint in ", FUTURE, "checkpoint");
 
     // Configuration.
     let case = base.path().join("config");
     copy_dir(&orig, &case);
     let cfg = case.join(footage::CONFIG_FILE);
     let text = std::fs::read_to_string(&cfg).unwrap();
-    assert!(text.contains("format_version = 1"), "{text}");
-    std::fs::write(
-        &cfg,
-        text.replace("format_version = 1", "format_version = 2"),
-    )
-    .unwrap();
-    assert_refused_as_newer(&case, "configuration in ", "configuration");
+    assert!(text.contains("format_version = 1\n"), "{text}");
+    let newer = text.replace("format_version = 1\n", "format_version = 60000\n");
+    std::fs::write(&cfg, newer).unwrap();
+    assert_refused_as_newer(&case, "configuration in ", FUTURE, "configuration");
+}
+
+/// A GPS track of `n` fixes south and west of Greenwich, one a second from `start`.
+fn track(seed: u64, start: i64, n: usize) -> Vec<footage::GpsFix> {
+    (0..n)
+        .map(|i| {
+            let k = (seed as f64) * 0.01 + i as f64 * 0.0001;
+            footage::GpsFix::from_degrees(start + i as i64 * 1_000_000, -33.8 - k, -151.2 + k)
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn damage_to_the_track_file_never_yields_wrong_gps_fixes() {
+    let base = tempfile::tempdir().unwrap();
+    let orig = base.path().join("orig");
+    let store = open_small(&orig);
+    let mut segs = Segments::new();
+    let mut tracks = BTreeMap::new();
+    let mut ingest = |store: &Store, k: u64| {
+        let mut m = meta("MET-1", "AX-1", T0 + k as i64);
+        m.gps = track(k, T0 + k as i64, 1 + (k as usize * 37) % 200);
+        let data = random_bytes(600 + k, 30_000 + k as usize * 1000);
+        let c = store.ingest_bytes(m.clone(), &data).unwrap();
+        segs.insert(c.id, data);
+        tracks.insert(c.id, m.gps);
+    };
+    for k in 0..6 {
+        ingest(&store, k);
+    }
+    store.checkpoint().unwrap();
+    // These tracks are only in the log (and in memory) when the store crashes.
+    for k in 6..9 {
+        ingest(&store, k);
+    }
+    drop(store);
+    let tracks_file = |dir: &Path| dir.join("catalog").join("tracks.ftt");
+    let len = std::fs::metadata(tracks_file(&orig))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    assert!(len > 64, "the checkpoint wrote tracks ({len} bytes)");
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(31);
+    type Corrupter = Box<dyn Fn(&Path)>;
+    let mut cases: Vec<(String, Corrupter)> = vec![
+        (
+            "delete".into(),
+            Box::new(|p| std::fs::remove_file(p).unwrap()),
+        ),
+        (
+            "garbage appended".into(),
+            Box::new(|p| {
+                let mut d = std::fs::read(p).unwrap();
+                d.extend(random_bytes(9, 3000));
+                std::fs::write(p, d).unwrap();
+            }),
+        ),
+    ];
+    for cut in [0, 10, 63, 64, 65, len / 2, len - 1] {
+        cases.push((format!("cut to {cut}"), Box::new(move |p| truncate(p, cut))));
+    }
+    for _ in 0..24 {
+        let at = rng.random_range(0..len);
+        let bit = rng.random_range(0..8u8);
+        cases.push((
+            format!("bit {bit} flipped at {at}"),
+            Box::new(move |p| flip_bit(p, at, bit)),
+        ));
+    }
+    for (n, (what, damage)) in cases.iter().enumerate() {
+        let ctx = format!("track file: {what}");
+        let case = base.path().join(format!("tracks-{n}"));
+        copy_dir(&orig, &case);
+        damage(&tracks_file(&case));
+        let store = Store::open_with(&case, &small_options())
+            .unwrap_or_else(|e| panic!("{ctx}: open failed: {e}"));
+        assert_holds_exactly(&store, &segs, &ctx);
+        for (id, want) in &tracks {
+            match store.track(*id) {
+                Ok(got) => assert!(got == *want, "{ctx}: segment {id} has a wrong track"),
+                Err(e) => assert!(
+                    e.to_string().contains(&format!("segment {id} ")),
+                    "{ctx}: the error does not name segment {id}: {e}"
+                ),
+            }
+        }
+        let everywhere = footage::Query::new().bbox(-40.0, -160.0, -30.0, -140.0);
+        match store.find(&everywhere) {
+            Ok(page) => {
+                let found: Vec<u64> = page.results.iter().map(|r| r.id).collect();
+                let want: Vec<u64> = tracks.keys().copied().collect();
+                assert_eq!(found, want, "{ctx}: find");
+            }
+            Err(e) => assert!(
+                tracks
+                    .keys()
+                    .any(|id| e.to_string().contains(&format!("segment {id}:"))),
+                "{ctx}: find fails without naming the segment: {e}"
+            ),
+        }
+        drop(store);
+        // New tracks after recovery; every track stays right; a query that still meets the
+        // damage names it, and deleting the track file as it says rebuilds it.
+        let store = open_small(&case);
+        let mut m = meta("MET-2", "AX-2", T0);
+        m.gps = track(99, T0, 50);
+        let c = store.ingest_bytes(m.clone(), b"after").unwrap();
+        store.close().unwrap();
+        let all: Vec<u64> = tracks.keys().copied().chain([c.id]).collect();
+        for rebuilt in [false, true] {
+            let store = open_small(&case);
+            assert_eq!(store.track(c.id).unwrap(), m.gps, "{ctx}");
+            for (id, want) in &tracks {
+                assert!(store.track(*id).unwrap() == *want, "{ctx}: segment {id}");
+            }
+            match store.find(&everywhere) {
+                Ok(page) => {
+                    let mut found: Vec<u64> = page.results.iter().map(|r| r.id).collect();
+                    found.sort_unstable();
+                    assert_eq!(found, all, "{ctx}: find after reopen");
+                    break;
+                }
+                Err(e) => {
+                    assert!(!rebuilt, "{ctx}: rebuilt track file still fails: {e}");
+                    assert!(e.to_string().contains("delete it and reopen"), "{e}");
+                    drop(store);
+                    std::fs::remove_file(tracks_file(&case)).unwrap();
+                }
+            }
+        }
+        std::fs::remove_dir_all(&case).unwrap();
+    }
+}
+
+/// Labels and holds of a segment, as `info` shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Labels {
+    categories: Vec<String>,
+    cases: Vec<String>,
+    tags: Vec<String>,
+    holds: Vec<String>,
+}
+
+impl Labels {
+    fn of(info: &footage::SegmentInfo) -> Labels {
+        Labels {
+            categories: info.categories.clone(),
+            cases: info.cases.clone(),
+            tags: info.tags.clone(),
+            holds: info.holds.clone(),
+        }
+    }
+
+    fn apply(&mut self, change: &footage::Change) {
+        use footage::Change::*;
+        let add = |l: &mut Vec<String>, v: &str| {
+            if !l.iter().any(|x| x == v) {
+                l.push(v.to_string());
+                l.sort();
+            }
+        };
+        match change {
+            Categorize(c) => add(&mut self.categories, c),
+            Tag(t) => add(&mut self.tags, t),
+            AddCase(c) => add(&mut self.cases, c),
+            Hold(c) => {
+                add(&mut self.cases, c);
+                add(&mut self.holds, c);
+            }
+            Release(c) => self.holds.retain(|h| h != c),
+            Uncategorize(c) => self.categories.retain(|x| x != c),
+            Untag(t) => self.tags.retain(|x| x != t),
+            RemoveCase(c) => self.cases.retain(|x| x != c),
+        }
+    }
+}
+
+#[test]
+fn cutting_the_change_log_keeps_exactly_the_acknowledged_changes() {
+    use footage::Change::*;
+    let base = tempfile::tempdir().unwrap();
+    let orig = base.path().join("orig");
+    let store = open_small(&orig);
+    let mut segs = Segments::new();
+    ingest_assorted(&store, 40, &[100_000, 10, 70_000], &mut segs);
+    let ids: Vec<u64> = segs.keys().copied().collect();
+    let initial = Labels::of(&store.info(ids[0]).unwrap());
+    let changes = [
+        (ids[0], Hold("OP-TRIDENT".into())),
+        (ids[1], Categorize("evidential".into())),
+        (ids[0], Categorize("evidential".into())),
+        (ids[2], Tag("arrest".into())),
+        (ids[0], Hold("OP-NIMROD".into())),
+        (ids[1], AddCase("CAD-7".into())),
+        (ids[0], Release("OP-TRIDENT".into())),
+        (ids[2], Untag("test".into())),
+        (ids[1], Uncategorize("evidential".into())),
+        (ids[2], Hold("OP-NIMROD".into())),
+    ];
+    for (id, c) in &changes {
+        store.change(*id, c, "sgt.jones").unwrap();
+    }
+    drop(store);
+    // The state of each segment after its first k changes.
+    let state_after = |id: u64, k: usize| {
+        let mut l = initial.clone();
+        for (_, c) in changes.iter().filter(|(i, _)| *i == id).take(k) {
+            l.apply(c);
+        }
+        l
+    };
+    let recs = all_records(&orig);
+    let (change_vol, change_recs) = recs
+        .iter()
+        .find(|(_, rs)| rs.iter().any(|r| r.kind == Kind::Change))
+        .unwrap();
+    assert!(change_recs.iter().all(|r| r.kind == Kind::Change));
+    assert_eq!(change_recs.len(), changes.len());
+    let name = change_vol.file_name().unwrap().to_owned();
+    let cuts = cut_points(change_vol, 0, 10, 41);
+    let original = std::fs::read(change_vol).unwrap();
+    for (n, &cut) in cuts.iter().enumerate() {
+        let tail = vec![0u8; if n % 2 == 1 { 9000 } else { 0 }];
+        let ctx = format!("change log cut at {cut}, then {} zeros", tail.len());
+        let case = base.path().join(format!("changes-{n}"));
+        copy_dir(&orig, &case);
+        let vol = case.join("data").join(&name);
+        truncate(&vol, cut);
+        let mut f = std::fs::OpenOptions::new().append(true).open(&vol).unwrap();
+        std::io::Write::write_all(&mut f, &tail).unwrap();
+        drop(f);
+        let cut = effective_cut(&original, cut, &tail);
+        let store = Store::open_with(&case, &small_options())
+            .unwrap_or_else(|e| panic!("{ctx}: open failed: {e}"));
+        assert_holds_exactly(&store, &segs, &ctx);
+        for &id in &ids {
+            let kept = change_recs
+                .iter()
+                .filter(|r| r.a == id && r.end <= cut)
+                .count();
+            let got = Labels::of(&store.info(id).unwrap());
+            assert_eq!(got, state_after(id, kept), "{ctx}: segment {id}");
+        }
+        // Changes go on after recovery and survive another crash.
+        let before = Labels::of(&store.info(ids[1]).unwrap());
+        store.hold(ids[1], "OP-AFTER", "pc.smith").unwrap();
+        drop(store);
+        let store = open_small(&case);
+        let mut want = before;
+        want.apply(&Hold("OP-AFTER".into()));
+        assert_eq!(Labels::of(&store.info(ids[1]).unwrap()), want, "{ctx}");
+        drop(store);
+        std::fs::remove_dir_all(&case).unwrap();
+    }
 }

@@ -219,7 +219,11 @@ fn sigkill_during_ingest_loses_nothing_acknowledged_and_stores_nothing_twice() {
         let run = run_ingest(&dir, &manifest, Some(at));
         acknowledge(&run, &entries, &mut acked);
         let ctx = format!("kill {kills} at {at:?} ({} printed)", run.lines.len());
-        check_store(&dir, &entries, &acked, &ctx);
+        // Sometimes the next run, not this test, recovers the store (and may be killed
+        // while it does).
+        if !run.killed || rng.random_bool(0.6) {
+            check_store(&dir, &entries, &acked, &ctx);
+        }
         if run.killed {
             kills += 1;
         } else {

@@ -62,6 +62,8 @@ fn op() -> impl Strategy<Value = Op> {
 #[derive(Default)]
 struct Model {
     segments: BTreeMap<u64, Vec<u8>>,
+    /// Device and GPS track of each segment.
+    meta: BTreeMap<u64, (String, Vec<footage::GpsFix>)>,
     dedup: HashMap<(String, [u8; 32]), u64>,
     /// Every payload ingested so far, for re-ingesting.
     payloads: Vec<Vec<u8>>,
@@ -97,10 +99,8 @@ impl Harness {
         let device = format!("AX-{device}");
         let sha: [u8; 32] = Sha256::digest(&data).into();
         let start = T0 + i64::from(day) * DAY_US;
-        let c = self
-            .store()
-            .ingest_bytes(meta("MET-1", &device, start), &data)
-            .unwrap();
+        let m = meta("MET-1", &device, start);
+        let c = self.store().ingest_bytes(m.clone(), &data).unwrap();
         assert_eq!(c.sha256, sha);
         assert_eq!(c.bytes, data.len() as u64);
         let key = (device, sha);
@@ -118,6 +118,7 @@ impl Harness {
                 );
                 self.model.dedup.insert(key, c.id);
                 self.model.segments.insert(c.id, data.clone());
+                self.model.meta.insert(c.id, (m.device, m.gps));
             }
         }
         self.model.payloads.push(data);
@@ -197,6 +198,26 @@ impl Harness {
         }
         for ((device, sha), id) in &self.model.dedup {
             assert_eq!(store.find_duplicate(device, sha).unwrap(), Some(*id));
+        }
+        // The index agrees: tracks, and what each camera recorded.
+        for (id, (_, gps)) in &self.model.meta {
+            assert_eq!(&store.track(*id).unwrap(), gps, "track of {id}");
+        }
+        for d in 0..DEVICES {
+            let device = format!("AX-{d}");
+            let mut found: Vec<u64> = store
+                .find_all(&footage::Query::new().device(&device))
+                .map(|r| r.unwrap().id)
+                .collect();
+            found.sort_unstable();
+            let want: Vec<u64> = self
+                .model
+                .meta
+                .iter()
+                .filter(|(_, (dev, _))| *dev == device)
+                .map(|(id, _)| *id)
+                .collect();
+            assert_eq!(found, want, "find --device {device}");
         }
     }
 }

@@ -36,15 +36,21 @@ pub fn verify(store: &Store, args: VerifyArgs) -> anyhow::Result<i32> {
     let report = store.verify(ids, |n| pb.inc(n))?;
     pb.finish_and_clear();
     let failed = !report.corrupt.is_empty();
+    let summary = format!(
+        "{} of {} segments are corrupt: {}",
+        report.corrupt.len(),
+        report.checked,
+        report.corrupt.join(", ")
+    );
     print_json(&VerifyOutput {
         checked: report.checked,
         bytes: report.bytes,
         corrupt: report.corrupt,
         errors: report.errors,
     })?;
-    Ok(if failed {
-        super::EXIT_FAILURE
-    } else {
-        super::EXIT_OK
-    })
+    if failed {
+        eprintln!("error: {summary}");
+        return Ok(super::EXIT_FAILURE);
+    }
+    Ok(super::EXIT_OK)
 }

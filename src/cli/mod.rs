@@ -65,7 +65,7 @@ pub struct Cli {
     pub store: PathBuf,
 
     /// Who is acting, for the audit trail (default: the OS user)
-    #[arg(long, global = true, env = "FOOTAGE_ACTOR", value_name = "NAME")]
+    #[arg(long, global = true, env = "FOOTAGE_ACTOR", value_name = "NAME", value_parser = id_arg)]
     pub actor: Option<String>,
 
     #[command(subcommand)]
@@ -190,20 +190,22 @@ pub fn main() -> i32 {
     }
 }
 
-/// The actor named on the command line, else the OS user.
-fn actor(cli: &Cli) -> anyhow::Result<String> {
-    let name = cli
-        .actor
-        .clone()
-        .or_else(|| std::env::var("USER").ok())
-        .or_else(|| std::env::var("LOGNAME").ok())
-        .unwrap_or_else(|| "unknown".into());
-    crate::meta::validate_id("actor", &name).map_err(anyhow::Error::msg)?;
+/// The actor named on the command line (checked by clap), else the OS user.
+fn actor(named: &Option<String>) -> anyhow::Result<String> {
+    if let Some(name) = named {
+        return Ok(name.clone());
+    }
+    let name = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    crate::meta::validate_id("actor", &name).map_err(|e| {
+        anyhow::anyhow!("the OS user name cannot name the actor: {e}; pass --actor NAME")
+    })?;
     Ok(name)
 }
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
-    let actor = actor(&cli)?;
+    let actor = || actor(&cli.actor);
     match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Ingest(args) => ingest::run(&open(&cli.store)?, args),
@@ -212,12 +214,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Find(args) => find::find(&open(&cli.store)?, args),
         Command::Track(args) => find::track(&open(&cli.store)?, args),
         Command::Categorize(a) => {
-            change::label(&open(&cli.store)?, change::Label::Category, a, &actor)
+            change::label(&open(&cli.store)?, change::Label::Category, a, &actor()?)
         }
-        Command::Tag(a) => change::label(&open(&cli.store)?, change::Label::Tag, a, &actor),
-        Command::Case(a) => change::label(&open(&cli.store)?, change::Label::Case, a, &actor),
-        Command::Hold(a) => change::hold(&open(&cli.store)?, a, false, &actor),
-        Command::Release(a) => change::hold(&open(&cli.store)?, a, true, &actor),
+        Command::Tag(a) => change::label(&open(&cli.store)?, change::Label::Tag, a, &actor()?),
+        Command::Case(a) => change::label(&open(&cli.store)?, change::Label::Case, a, &actor()?),
+        Command::Hold(a) => change::hold(&open(&cli.store)?, a, false, &actor()?),
+        Command::Release(a) => change::hold(&open(&cli.store)?, a, true, &actor()?),
         Command::Stats => admin::stats(&open(&cli.store)?),
         Command::Verify(args) => admin::verify(&open(&cli.store)?, args),
     }

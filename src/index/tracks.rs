@@ -283,15 +283,22 @@ impl TrackStore {
                 .and_then(|m| m.get(offset as usize..))
                 .unwrap_or_default()
         };
-        let t = TrackRef::parse(data).map_err(|e| self.damaged(offset, e.to_string()))?;
+        let t = TrackRef::parse(data).map_err(|e| self.damaged(offset, id, e.to_string()))?;
         if t.id != id {
-            return Err(self.damaged(offset, format!("holds segment {} not {id}", t.id)));
+            return Err(self.damaged(offset, id, format!("holds segment {}", t.id)));
         }
         Ok(t)
     }
 
-    fn damaged(&self, offset: u64, what: String) -> Error {
-        Error::corruption(&self.path, offset, format!("track record: {what}"))
+    fn damaged(&self, offset: u64, id: u64, what: String) -> Error {
+        Error::corruption(
+            &self.path,
+            offset,
+            format!(
+                "track record of segment {id}: {what}; the track file is derived data: \
+                 delete it and reopen the store to rebuild it from the log"
+            ),
+        )
     }
 
     /// The bytes a checkpoint must make durable: (file offset, bytes).

@@ -1,6 +1,7 @@
 //! Finding footage: `Store::find` runs a [`Query`] against the catalog's index under a read
 //! lock (ingest waits only for the moment a commit is applied), and `Store::track` reads a
-//! segment's GPS track from the index's track file.
+//! segment's GPS track from the index's track file (or, if that copy is damaged, from the
+//! segment's commit record).
 //!
 //! Invariant: results reflect one consistent catalog state (the whole query runs under one
 //! read lock).
@@ -65,12 +66,17 @@ impl Store {
         if e.track == NO_TRACK {
             return Ok(Vec::new());
         }
-        let t = cat.index.tracks.get(e.track, id)?;
-        t.to_vec().map_err(|err| Error::SegmentCorrupt {
-            segment: id,
-            offset: 0,
-            what: format!("GPS track: {err}"),
-        })
+        let copy = cat
+            .index
+            .tracks
+            .get(e.track, id)
+            .ok()
+            .and_then(|t| t.to_vec().ok());
+        drop(cat);
+        match copy {
+            Some(fixes) => Ok(fixes),
+            None => Ok(self.inner.load_commit(id, true)?.meta.gps),
+        }
     }
 
     /// Sizes of the catalog and index.
