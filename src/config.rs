@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 
 pub const CONFIG_FILE: &str = "footage.toml";
 pub const CONFIG_VERSION: u32 = 1;
@@ -42,6 +42,9 @@ pub struct StoreOptions {
     pub volume_size: u64,
     pub chunk_size: u32,
     pub checkpoint_every: u64,
+    /// Store id (32 hex digits) for a new store; random when None. Set only to rebuild a
+    /// lost store from its cloud copies.
+    pub store_id: Option<String>,
 }
 
 impl Default for StoreOptions {
@@ -51,6 +54,7 @@ impl Default for StoreOptions {
             volume_size: DEFAULT_VOLUME_SIZE,
             chunk_size: DEFAULT_CHUNK_SIZE,
             checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
+            store_id: None,
         }
     }
 }
@@ -60,7 +64,10 @@ impl Config {
         let id: [u8; 16] = rand::random();
         Config {
             format_version: CONFIG_VERSION,
-            store_id: id.iter().map(|b| format!("{b:02x}")).collect(),
+            store_id: opts
+                .store_id
+                .clone()
+                .unwrap_or_else(|| id.iter().map(|b| format!("{b:02x}")).collect()),
             data_dirs: opts.data_dirs.clone(),
             volume_size: opts.volume_size,
             chunk_size: opts.chunk_size,
@@ -143,17 +150,10 @@ impl Config {
                     path: path.clone(),
                     what: e.to_string(),
                 })?;
-                let tmp = root.join("footage.toml.tmp");
-                std::fs::write(
-                    &tmp,
-                    format!("# footage store configuration (see README.md)\n{text}"),
-                )
-                .at(&tmp)?;
-                std::fs::File::open(&tmp)
-                    .and_then(|f| f.sync_all())
-                    .at(&tmp)?;
-                std::fs::rename(&tmp, &path).at(&path)?;
-                crate::log::sync_dir(root)?;
+                crate::log::write_atomic(
+                    &path,
+                    format!("# footage store configuration (see README.md)\n{text}").as_bytes(),
+                )?;
                 Ok(cfg)
             }
             Err(e) => Err(Error::io(&path, e)),

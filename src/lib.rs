@@ -34,6 +34,7 @@ pub mod index;
 pub mod input;
 mod log;
 pub mod meta;
+pub mod retention;
 mod store;
 #[doc(hidden)]
 pub mod testing;
@@ -49,5 +50,6 @@ pub use index::query::{FindResult, Hit, Page, Query};
 pub use meta::{GpsFix, SegmentMeta};
 pub use store::{
     hex, now_us, parse_id, Change, Committed, CorruptSegment, DiskStats, IndexStats, OpenReport,
-    SegmentInfo, SegmentReader, SegmentWriter, Stats, Store, VerifyReport, VolumeStats,
+    RecoverReport, SegmentInfo, SegmentReader, SegmentWriter, Stats, Store, VerifyReport,
+    VolumeStats,
 };

@@ -31,7 +31,7 @@
 //! rejected; the loader then falls back to the previous checkpoint, then to a full log scan.
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::{Catalog, DedupIndex, SegmentEntry, VolumeState};
@@ -312,16 +312,8 @@ pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
 
 /// Writes checkpoint `seq` atomically and removes all but the newest [`KEEP`].
 pub fn write(dir: &Path, seq: u64, file: &[u8]) -> Result<PathBuf> {
-    fs::create_dir_all(dir).at(dir)?;
-    let tmp = dir.join(format!("checkpoint-{seq:012}.tmp"));
     let dst = dir.join(file_name(seq));
-    {
-        let mut f = fs::File::create(&tmp).at(&tmp)?;
-        f.write_all(file).at(&tmp)?;
-        f.sync_all().at(&tmp)?;
-    }
-    fs::rename(&tmp, &dst).at(&dst)?;
-    crate::log::sync_dir(dir)?;
+    crate::log::write_atomic(&dst, file)?;
     for (_, old) in list(dir)?.into_iter().skip(KEEP) {
         let _ = fs::remove_file(old);
     }

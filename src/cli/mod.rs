@@ -12,6 +12,7 @@ mod demo_data;
 mod find;
 mod ingest;
 mod read;
+mod retention;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -38,6 +39,9 @@ Examples:
   footage categorize 42 evidential               retention follows the longest category
   footage hold 42 --case OP-TRIDENT-7            a legal hold blocks deletion
   footage --actor sgt.jones release 42 --case OP-TRIDENT-7
+  footage retention plan --days 7                what goes in the next week
+  footage retention apply --now 2027-01-01T00:00:00Z --dry-run
+  footage --store /srv/new recover --from-cloud --url az://evidence/station-12
   footage get 42 --out clip.mp4                  export a segment
   footage get 42 --offset 1048576 --length 65536 > part.bin
   footage verify                                 re-check every chunk CRC and SHA-256
@@ -94,6 +98,11 @@ pub enum Command {
     Hold(change::HoldArgs),
     /// Release a case's legal hold on a segment
     Release(change::HoldArgs),
+    /// Retention: what policy.toml will upload, evict and delete, and doing it
+    #[command(subcommand)]
+    Retention(retention::RetentionCommand),
+    /// Rebuild a lost store's catalog from its cloud copies into a new --store
+    Recover(retention::RecoverArgs),
     /// Print segment, volume and disk statistics as JSON
     Stats,
     /// Re-read every chunk (CRC) and every segment's SHA-256; exit 1 if anything is corrupt
@@ -220,6 +229,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Case(a) => change::label(&open(&cli.store)?, change::Label::Case, a, &actor()?),
         Command::Hold(a) => change::hold(&open(&cli.store)?, a, false, &actor()?),
         Command::Release(a) => change::hold(&open(&cli.store)?, a, true, &actor()?),
+        Command::Retention(c) => retention::run(&open(&cli.store)?, c, &actor()?),
+        Command::Recover(a) => retention::recover(&cli.store, a, &actor()?),
         Command::Stats => admin::stats(&open(&cli.store)?),
         Command::Verify(args) => admin::verify(&open(&cli.store)?, args),
     }

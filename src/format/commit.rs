@@ -11,7 +11,8 @@
 //!   i64  start_us, i64 end_us
 //!   u64  bytes          segment length
 //!   [32] sha256         of the whole segment
-//!   u32  chunk_capacity payload bytes of every chunk but the last
+//!   u32  chunk_capacity payload bytes of every chunk but the last (0, with no extents, for
+//!                       a segment recovered from the cloud tier: its bytes are only there)
 //!   str16 officer, str16 device          (u16 length + UTF-8)
 //!   list categories, list cases, list tags  (u16 count + str16 each)
 //!   u32  extent count, then per chunk in order: u32 volume id, u64 header offset, u32 length
@@ -139,9 +140,13 @@ impl CommitRecord {
     }
 
     /// The extents must describe exactly `bytes` bytes: full chunks, then one shorter or
-    /// equal last chunk.
+    /// equal last chunk. The one exception is a segment recovered from the cloud tier: no
+    /// extents and chunk capacity 0 (its bytes exist only in the cloud).
     fn check_layout(&self) -> Result<(), DecodeError> {
         let cap = u64::from(self.chunk_capacity);
+        if cap == 0 && self.extents.is_empty() {
+            return Ok(());
+        }
         if cap == 0 && self.bytes > 0 {
             return Err(DecodeError::invalid("commit record", "chunk capacity is 0"));
         }

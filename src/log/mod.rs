@@ -22,6 +22,24 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     std::fs::File::open(dir).at(dir)?.sync_all().at(dir)
 }
 
+/// Writes a whole file so that a crash leaves either the old file or the new one: a
+/// temporary file beside it, fsync, rename over, fsync of the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    std::fs::create_dir_all(dir).at(dir)?;
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = dir.join(name);
+    {
+        let mut f = std::fs::File::create(&tmp).at(&tmp)?;
+        f.write_all(bytes).at(&tmp)?;
+        f.sync_all().at(&tmp)?;
+    }
+    std::fs::rename(&tmp, path).at(path)?;
+    sync_dir(dir)
+}
+
 /// File name of volume `id`.
 pub fn volume_file_name(id: u32) -> String {
     format!("vol-{id:08}.ftv")

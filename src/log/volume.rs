@@ -11,6 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::ops::Deref;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use memmap2::Mmap;
@@ -49,6 +50,10 @@ pub struct Volume {
     pub header: VolumeHeader,
     file: File,
     map: RwLock<Option<Arc<Mmap>>>,
+    /// Held shared while a reader copies bytes it verified earlier, exclusively by `punch`.
+    punch_lock: RwLock<()>,
+    /// Bumped by every `punch`: a reader re-verifies cached bytes when it changed.
+    epoch: AtomicU64,
 }
 
 impl Volume {
@@ -78,6 +83,8 @@ impl Volume {
             header,
             file,
             map: RwLock::new(None),
+            punch_lock: RwLock::new(()),
+            epoch: AtomicU64::new(0),
         })
     }
 
@@ -109,6 +116,8 @@ impl Volume {
             header,
             file,
             map: RwLock::new(None),
+            punch_lock: RwLock::new(()),
+            epoch: AtomicU64::new(0),
         })
     }
 
@@ -120,12 +129,61 @@ impl Volume {
         Ok(self.file.metadata().at(&self.path)?.len())
     }
 
-    /// Switches reads to a memory map. Only for sealed volumes, whose bytes never change.
+    /// Frees `len` bytes at `offset` in place (the records of an evicted or deleted segment):
+    /// a hole punched with fallocate where the filesystem supports it, else zeros written.
+    /// The file keeps its length. Returns the bytes freed.
+    pub fn punch(&self, offset: u64, len: u64) -> Result<u64> {
+        use std::os::fd::AsRawFd;
+        let _w = self.punch_lock.write();
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        let fd = self.file.as_raw_fd();
+        let (off, n) = (
+            libc::off_t::try_from(offset).map_err(|_| Error::Invalid("offset too large".into()))?,
+            libc::off_t::try_from(len).map_err(|_| Error::Invalid("length too large".into()))?,
+        );
+        // SAFETY: plain syscall on an open descriptor; KEEP_SIZE never changes the length, so
+        // mappings of the file stay valid (punched pages read as zeros).
+        let rc = unsafe {
+            libc::fallocate(
+                fd,
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                off,
+                n,
+            )
+        };
+        if rc != 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EOPNOTSUPP) {
+                return Err(Error::io(&self.path, err));
+            }
+            let zeros = vec![0u8; 1 << 20];
+            let mut done = 0u64;
+            while done < len {
+                let k = (len - done).min(zeros.len() as u64) as usize;
+                self.file
+                    .write_all_at(zeros.get(..k).unwrap_or_default(), offset + done)
+                    .at(&self.path)?;
+                done += k as u64;
+            }
+        }
+        self.file.sync_data().at(&self.path)?;
+        Ok(len)
+    }
+
+    /// Runs `f` while no punch can happen; returns it with the punch epoch.
+    pub fn unpunched<T>(&self, f: impl FnOnce(u64) -> T) -> T {
+        let _r = self.punch_lock.read();
+        f(self.epoch.load(Ordering::SeqCst))
+    }
+
+    /// Switches reads to a memory map. Only for sealed volumes, whose bytes never change
+    /// except by `punch`, which zeroes ranges without changing the length.
     pub fn map_sealed(&self) -> Result<()> {
         let mut slot = self.map.write();
         if slot.is_none() {
-            // SAFETY: the volume is sealed: this process never writes it again, and the store
-            // lock keeps other footage processes out (see the module invariants).
+            // SAFETY: the volume is sealed: this process never appends to it again, only
+            // punches holes (the length never changes, readers re-verify after a punch), and
+            // the store lock keeps other footage processes out.
             let map = unsafe { Mmap::map(&self.file) }.at(&self.path)?;
             *slot = Some(Arc::new(map));
         }

@@ -20,7 +20,9 @@ mod find;
 mod ingest;
 mod open;
 mod read;
+mod recover;
 mod stats;
+mod tiering;
 mod verify;
 
 pub use change::Change;
@@ -28,6 +30,7 @@ pub use find::IndexStats;
 pub use ingest::{Committed, SegmentWriter};
 pub use open::OpenReport;
 pub use read::SegmentReader;
+pub use recover::RecoverReport;
 pub use stats::{DiskStats, Stats, VolumeStats};
 pub use verify::{CorruptSegment, VerifyReport};
 
@@ -118,6 +121,8 @@ pub(crate) struct Inner {
     pub pending_cv: Condvar,
     /// Serialises changes to segments (each computes a new state from the current one).
     pub change_lock: Mutex<()>,
+    /// The cloud tier, connected on first use.
+    pub tier: Mutex<Option<Arc<crate::tier::Tier>>>,
     pub next_segment_id: AtomicU64,
     pub next_lsn: AtomicU64,
     pub next_volume_id: Mutex<u32>,

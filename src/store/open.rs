@@ -78,6 +78,12 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
         what: "bad store_id".into(),
     })?;
     let mut report = OpenReport::default();
+    // The retention policy is written with its defaults on first use, for people to edit;
+    // it is read (and validated) only by retention and the cloud tier.
+    let policy = root.join(crate::retention::policy::POLICY_FILE);
+    if !policy.exists() {
+        crate::log::write_atomic(&policy, crate::retention::policy::DEFAULT_POLICY.as_bytes())?;
+    }
 
     let (mut cat, ckpt_seq, tracks_len) = load_checkpoint(root, &store_id, &mut report)?;
     let catalog_dir = root.join("catalog");
@@ -274,6 +280,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
         pending: Mutex::new(HashSet::new()),
         pending_cv: Condvar::new(),
         change_lock: Mutex::new(()),
+        tier: Mutex::new(None),
         catalog: RwLock::new(cat),
         report,
         config,

@@ -1,20 +1,55 @@
-//! Reads: verified chunk access, `read_range`, and a `Read + Seek` reader over a segment.
+//! Reads: verified chunk access, `read_range`, and a `Read + Seek` reader over a segment,
+//! local or (for evicted segments) through the cloud tier.
 //!
-//! Invariant: every byte handed out comes from a chunk whose header names this segment and
-//! chunk index and whose payload CRC matched; otherwise the read fails with
-//! [`Error::SegmentCorrupt`] naming the segment and the byte offset (never wrong bytes).
+//! Invariants:
+//! - every byte handed out comes from a chunk whose header names this segment and chunk
+//!   index and whose payload CRC matched, or from a cloud block whose CRC32 matched;
+//!   otherwise the read fails with [`Error::SegmentCorrupt`] naming the segment and the byte
+//!   offset (never wrong bytes);
+//! - bytes verified earlier are copied out only while no hole can be punched in their volume
+//!   and only if none was punched since they were verified (else they are re-verified);
+//! - a segment with a verified cloud copy is read from the cloud when its local bytes are
+//!   gone (evicted) or fail their checks.
 
 use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::Arc;
 
 use super::{Inner, Store};
 use crate::error::{Error, Result};
+use crate::format::change::{FLAG_EVICTED, FLAG_UPLOADED};
 use crate::format::commit::Extent;
 use crate::format::record::Kind;
-use crate::log::volume::RecordBytes;
+use crate::log::volume::{RecordBytes, Volume};
 
-/// A segment open for reading. Keeps the verified chunk it last read, so sequential reads
-/// check each chunk's CRC once.
+/// Bytes fetched from the cloud tier at a time when reading an evicted segment.
+const CLOUD_READ: u64 = 4 << 20;
+
+/// Verified bytes a reader holds, starting at segment offset `start`.
+enum Cached {
+    /// A local chunk, verified at punch epoch `epoch` of `vol`.
+    Local {
+        start: u64,
+        vol: Arc<Volume>,
+        epoch: u64,
+        bytes: RecordBytes,
+    },
+    Cloud {
+        start: u64,
+        bytes: Vec<u8>,
+    },
+}
+
+impl Cached {
+    fn span(&self) -> (u64, usize) {
+        match self {
+            Cached::Local { start, bytes, .. } => (*start, bytes.len()),
+            Cached::Cloud { start, bytes } => (*start, bytes.len()),
+        }
+    }
+}
+
+/// A segment open for reading. Keeps the verified chunk (or cloud range) it last read, so
+/// sequential reads check each chunk's CRC once.
 pub struct SegmentReader {
     inner: Arc<Inner>,
     id: u64,
@@ -22,13 +57,18 @@ pub struct SegmentReader {
     capacity: u64,
     extents: Arc<[Extent]>,
     pos: u64,
-    current: Option<(usize, RecordBytes)>,
+    current: Option<Cached>,
+    /// Read from the cloud tier (the local bytes are gone or failed).
+    from_cloud: bool,
+    /// A verified cloud copy exists to fall back on.
+    uploaded: bool,
 }
 
 impl Store {
     /// Opens segment `id` for reading.
     pub fn open_segment(&self, id: u64) -> Result<SegmentReader> {
         let rec = self.inner.load_commit(id, false)?;
+        let flags = self.inner.catalog.read().get(id).map_or(0, |e| e.flags);
         Ok(SegmentReader {
             inner: Arc::clone(&self.inner),
             id,
@@ -37,6 +77,8 @@ impl Store {
             extents: rec.extents.into(),
             pos: 0,
             current: None,
+            from_cloud: flags & FLAG_EVICTED != 0,
+            uploaded: flags & FLAG_UPLOADED != 0,
         })
     }
 
@@ -72,8 +114,51 @@ impl SegmentReader {
         self.len == 0
     }
 
-    /// Loads and verifies chunk `index`.
-    fn chunk(&self, index: usize) -> Result<RecordBytes> {
+    /// Whether the bytes come from the cloud tier.
+    pub fn is_remote(&self) -> bool {
+        self.from_cloud
+    }
+
+    /// Loads and verifies the bytes holding `pos`.
+    fn fill(&mut self, pos: u64) -> Result<Cached> {
+        if !self.from_cloud {
+            if self.capacity == 0 {
+                return Err(Error::SegmentCorrupt {
+                    segment: self.id,
+                    offset: pos,
+                    what: "commit record has no chunk size".into(),
+                });
+            }
+            let index = (pos / self.capacity) as usize;
+            match self.chunk(index) {
+                Ok((vol, epoch, bytes)) => {
+                    return Ok(Cached::Local {
+                        start: index as u64 * self.capacity,
+                        vol,
+                        epoch,
+                        bytes,
+                    })
+                }
+                Err(e) if !self.uploaded => return Err(e),
+                // The local copy is damaged or gone: the verified cloud copy serves.
+                Err(_) => self.from_cloud = true,
+            }
+        }
+        let tier = self.inner.tier()?;
+        let end = self.len.min(pos.saturating_add(CLOUD_READ));
+        let bytes = tier.read_range(self.id, pos..end)?;
+        if bytes.is_empty() {
+            return Err(Error::SegmentCorrupt {
+                segment: self.id,
+                offset: pos,
+                what: "the cloud copy is shorter than the segment".into(),
+            });
+        }
+        Ok(Cached::Cloud { start: pos, bytes })
+    }
+
+    /// Loads and verifies chunk `index`; returns it with its volume and punch epoch.
+    fn chunk(&self, index: usize) -> Result<(Arc<Volume>, u64, RecordBytes)> {
         let at = index as u64 * self.capacity;
         let corrupt = |what: String| Error::SegmentCorrupt {
             segment: self.id,
@@ -94,7 +179,8 @@ impl SegmentReader {
                     ext.volume_id
                 ),
             })?;
-        let (h, payload) = vol.read_record(ext.offset).map_err(|e| match e {
+        let (epoch, got) = vol.unpunched(|epoch| (epoch, vol.read_record(ext.offset)));
+        let (h, payload) = got.map_err(|e| match e {
             Error::Corruption { what, .. } => corrupt(format!(
                 "volume {} offset {}: {what}",
                 ext.volume_id, ext.offset
@@ -107,36 +193,64 @@ impl SegmentReader {
                 ext.volume_id, ext.offset, h.kind, h.a, h.b
             )));
         }
-        Ok(payload)
+        Ok((vol, epoch, payload))
     }
 
     /// Fills `out` from the current position; fails rather than return unverified bytes.
     fn read_into(&mut self, out: &mut [u8]) -> Result<usize> {
         let mut done = 0;
-        while done < out.len() && self.pos < self.len && self.capacity > 0 {
-            let index = (self.pos / self.capacity) as usize;
-            if self.current.as_ref().is_none_or(|(i, _)| *i != index) {
-                self.current = Some((index, self.chunk(index)?));
+        while done < out.len() && self.pos < self.len {
+            let pos = self.pos;
+            let covered = self.current.as_ref().is_some_and(|c| {
+                let (start, len) = c.span();
+                start <= pos && pos < start + len as u64
+            });
+            if !covered {
+                self.current = Some(self.fill(pos)?);
             }
-            let Some((_, bytes)) = &self.current else {
+            let Some(cached) = &self.current else {
                 break;
             };
-            let within = (self.pos - index as u64 * self.capacity) as usize;
-            let src = bytes.get(within..).unwrap_or_default();
-            let n = src.len().min(out.len() - done);
-            if n == 0 {
-                return Err(Error::SegmentCorrupt {
-                    segment: self.id,
-                    offset: self.pos,
-                    what: "chunk shorter than expected".into(),
-                });
+            let want = out.len() - done;
+            let copied = match cached {
+                Cached::Local {
+                    start,
+                    vol,
+                    epoch,
+                    bytes,
+                } => vol.unpunched(|now| {
+                    (now == *epoch).then(|| copy(bytes, pos - start, &mut out[done..], want))
+                }),
+                Cached::Cloud { start, bytes } => {
+                    Some(copy(bytes, pos - start, &mut out[done..], want))
+                }
+            };
+            match copied {
+                // A hole was punched since the chunk was verified: verify it again.
+                None => self.current = None,
+                Some(0) => {
+                    return Err(Error::SegmentCorrupt {
+                        segment: self.id,
+                        offset: pos,
+                        what: "chunk shorter than expected".into(),
+                    })
+                }
+                Some(n) => {
+                    done += n;
+                    self.pos += n as u64;
+                }
             }
-            out[done..done + n].copy_from_slice(&src[..n]);
-            done += n;
-            self.pos += n as u64;
         }
         Ok(done)
     }
+}
+
+/// Copies up to `want` bytes of `src` from `within` into `out`; returns how many.
+fn copy(src: &[u8], within: u64, out: &mut [u8], want: usize) -> usize {
+    let src = src.get(within as usize..).unwrap_or_default();
+    let n = src.len().min(want).min(out.len());
+    out[..n].copy_from_slice(&src[..n]);
+    n
 }
 
 impl Read for SegmentReader {

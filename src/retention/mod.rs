@@ -1,0 +1,270 @@
+//! Retention: decides, from `policy.toml` and each segment's categories, holds and age, what
+//! to upload, evict and delete, and does it (`footage retention plan | apply`).
+//!
+//! Invariants:
+//! - nothing held is ever deleted; nothing is evicted without a verified cloud copy; nothing
+//!   is deleted before `end + delete_after` (the longest of its categories);
+//! - a failure on one segment is reported and the others proceed; a later apply retries it;
+//! - the decisions use one snapshot of the catalog, taken at the start.
+
+pub mod policy;
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::format::change::{FLAG_EVICTED, FLAG_UPLOADED};
+use crate::index::LabelKind;
+use crate::input::time::format_time;
+use crate::store::Store;
+use policy::{Effective, Policy};
+
+/// What `retention apply` did (or, with dry_run, would do).
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    pub uploaded: usize,
+    pub evicted: usize,
+    pub deleted: usize,
+    /// Segments past delete_after kept because of a legal hold.
+    pub held: usize,
+    pub bytes_reclaimed: u64,
+    pub dry_run: bool,
+    /// Segments that failed, with why (they are retried by the next apply).
+    pub failed: Vec<String>,
+}
+
+/// One action coming up (`retention plan`).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PlanItem {
+    pub id: String,
+    pub action: &'static str,
+    pub at: String,
+    pub officer: String,
+    pub end: String,
+    pub categories: Vec<String>,
+    pub holds: Vec<String>,
+}
+
+/// What a progress callback is told.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress<'a> {
+    pub action: &'a str,
+    pub id: u64,
+    pub done: u64,
+    pub total: u64,
+}
+
+struct Candidate {
+    id: u64,
+    end_us: i64,
+    bytes: u64,
+    flags: u32,
+    eff: Effective,
+    holds: Vec<String>,
+    categories: Vec<String>,
+    officer: String,
+}
+
+fn due(end: i64, after: Option<i64>) -> Option<i64> {
+    after.map(|a| end.saturating_add(a))
+}
+
+impl Store {
+    /// The store's retention policy (policy.toml, written with defaults on first use).
+    pub fn policy(&self) -> Result<Policy> {
+        Policy::load_or_create(self.root())
+    }
+
+    fn candidates(&self, policy: &Policy) -> Vec<Candidate> {
+        let cat = self.inner.catalog.read();
+        let mut cats: HashMap<u64, Vec<String>> = HashMap::new();
+        for (name, ids) in &cat.index.labels[LabelKind::Category as usize] {
+            for id in ids {
+                cats.entry(*id).or_default().push(name.clone());
+            }
+        }
+        let mut out: Vec<Candidate> = cat
+            .live()
+            .map(|e| {
+                let categories = cats.remove(&e.id).unwrap_or_default();
+                Candidate {
+                    id: e.id,
+                    end_us: e.end_us,
+                    bytes: e.bytes,
+                    flags: e.flags,
+                    eff: policy.effective(&categories),
+                    holds: cat
+                        .state(e.id)
+                        .map(|s| s.state.holds.clone())
+                        .unwrap_or_default(),
+                    categories,
+                    officer: cat.names.name(e.officer).to_string(),
+                }
+            })
+            .collect();
+        out.sort_by_key(|c| (c.end_us, c.id));
+        out
+    }
+
+    /// What will be uploaded, evicted and deleted between `now` and `now + days`, soonest
+    /// first, so a reviewer can hold evidence before it goes.
+    pub fn retention_plan(&self, now: i64, days: u32) -> Result<Vec<PlanItem>> {
+        let policy = self.policy()?;
+        let horizon = now.saturating_add(i64::from(days) * 86_400_000_000);
+        let mut out = Vec::new();
+        for c in self.candidates(&policy) {
+            let item = |action, at: i64| PlanItem {
+                id: c.id.to_string(),
+                action,
+                at: format_time(at.max(now)),
+                officer: c.officer.clone(),
+                end: format_time(c.end_us),
+                categories: c.categories.clone(),
+                holds: c.holds.clone(),
+            };
+            let delete_at = due(c.end_us, c.eff.delete_after);
+            if let Some(at) = delete_at.filter(|&t| t <= horizon) {
+                out.push((
+                    at,
+                    item(if c.holds.is_empty() { "delete" } else { "held" }, at),
+                ));
+                if c.holds.is_empty() {
+                    continue;
+                }
+            }
+            if c.eff.upload && c.flags & FLAG_UPLOADED == 0 {
+                out.push((now, item("upload", now)));
+            }
+            let can_evict = c.eff.upload || c.flags & FLAG_UPLOADED != 0;
+            if let Some(at) = due(c.end_us, c.eff.evict_after)
+                .filter(|&t| t <= horizon && can_evict && c.flags & FLAG_EVICTED == 0)
+            {
+                out.push((at, item("evict", at)));
+            }
+        }
+        out.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
+        Ok(out.into_iter().map(|(_, i)| i).collect())
+    }
+
+    /// Uploads, evicts and deletes what the policy says is due at `now`, then evicts early
+    /// (oldest first, uploaded only) while a data disk is above the high watermark, and
+    /// drops volumes nothing needs any more.
+    pub fn retention_apply(
+        &self,
+        now: i64,
+        dry_run: bool,
+        actor: &str,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Summary> {
+        let policy = self.policy()?;
+        let list = self.candidates(&policy);
+        let total = list.len() as u64;
+        let mut s = Summary {
+            dry_run,
+            ..Summary::default()
+        };
+        let mut evictable: Vec<(i64, u64, u64)> = Vec::new();
+        for (n, c) in list.iter().enumerate() {
+            let report = |action| Progress {
+                action,
+                id: c.id,
+                done: n as u64,
+                total,
+            };
+            if due(c.end_us, c.eff.delete_after).is_some_and(|t| now >= t) {
+                if !c.holds.is_empty() {
+                    s.held += 1;
+                } else {
+                    progress(report("delete"));
+                    if dry_run {
+                        s.deleted += 1;
+                    } else {
+                        match self.delete(c.id, actor) {
+                            Ok(freed) => {
+                                s.deleted += 1;
+                                s.bytes_reclaimed += freed;
+                            }
+                            Err(e) => s.failed.push(format!("delete {}: {e}", c.id)),
+                        }
+                    }
+                    continue;
+                }
+            }
+            let mut uploaded = c.flags & FLAG_UPLOADED != 0;
+            if c.eff.upload && !uploaded {
+                progress(report("upload"));
+                if dry_run {
+                    s.uploaded += 1;
+                    uploaded = true;
+                } else {
+                    match self.upload(c.id, actor, &mut |_| {}) {
+                        Ok(_) => {
+                            s.uploaded += 1;
+                            uploaded = true;
+                        }
+                        Err(e) => s.failed.push(format!("upload {}: {e}", c.id)),
+                    }
+                }
+            }
+            if !uploaded || c.flags & FLAG_EVICTED != 0 {
+                continue;
+            }
+            if due(c.end_us, c.eff.evict_after).is_some_and(|t| now >= t) {
+                progress(report("evict"));
+                if dry_run {
+                    s.evicted += 1;
+                } else {
+                    match self.evict(c.id, actor) {
+                        Ok(freed) => {
+                            s.evicted += 1;
+                            s.bytes_reclaimed += freed;
+                        }
+                        Err(e) => s.failed.push(format!("evict {}: {e}", c.id)),
+                    }
+                }
+            } else {
+                evictable.push((c.end_us, c.id, c.bytes));
+            }
+        }
+        if !dry_run {
+            self.relieve_disk_pressure(&policy, &mut evictable, actor, &mut s);
+            match self.drop_empty_volumes(actor) {
+                Ok(freed) => s.bytes_reclaimed += freed,
+                Err(e) => s.failed.push(format!("dropping empty volumes: {e}")),
+            }
+        }
+        Ok(s)
+    }
+
+    /// Evicts uploaded segments, oldest first, while a data disk is above the watermark.
+    fn relieve_disk_pressure(
+        &self,
+        policy: &Policy,
+        evictable: &mut Vec<(i64, u64, u64)>,
+        actor: &str,
+        s: &mut Summary,
+    ) {
+        evictable.sort_unstable();
+        let Ok(stats) = self.stats() else { return };
+        for disk in stats.disks.iter().filter(|d| d.available) {
+            let (Some(total), Some(free)) = (disk.total_bytes, disk.free_bytes) else {
+                continue;
+            };
+            let used = total.saturating_sub(free) as f64;
+            let limit = policy.high_watermark * total as f64;
+            let mut excess = used - limit;
+            while excess > 0.0 && !evictable.is_empty() {
+                let (_, id, _) = evictable.remove(0);
+                match self.evict(id, actor) {
+                    Ok(freed) => {
+                        s.evicted += 1;
+                        s.bytes_reclaimed += freed;
+                        excess -= freed as f64;
+                    }
+                    Err(e) => s.failed.push(format!("evict {id}: {e}")),
+                }
+            }
+        }
+    }
+}
