@@ -1,0 +1,288 @@
+//! Retention and the cloud tier through `file://`: policy decisions with a simulated clock,
+//! holds, read-through of evicted segments, failures part-way, and recovery from the cloud.
+
+mod common;
+
+use common::{random_bytes, small_options};
+use footage::{GpsFix, Query, SegmentMeta, Store};
+use std::path::Path;
+
+const DAY: i64 = 86_400_000_000;
+const T0: i64 = 1_759_276_800_000_000; // 2025-10-01T00:00:00Z
+
+const POLICY: &str = r#"
+[cloud]
+url = "CLOUD"
+
+[category.default]
+upload = false
+evict_after = "31d"
+delete_after = "31d"
+
+[category.evidential]
+upload = true
+evict_after = "30d"
+delete_after = "2555d"
+
+[category.traffic]
+upload = true
+evict_after = "2d"
+delete_after = "90d"
+
+[category.scratch]
+upload = false
+evict_after = "1d"
+delete_after = "1d"
+
+[disk]
+high_watermark = 1.0
+"#;
+
+fn open(dir: &Path, cloud: &Path) -> Store {
+    let store = Store::open_with(dir, &small_options()).unwrap();
+    let url = format!("file://{}", cloud.display());
+    std::fs::write(dir.join("policy.toml"), POLICY.replace("CLOUD", &url)).unwrap();
+    store
+}
+
+fn meta(officer: &str, start: i64, categories: &[&str]) -> SegmentMeta {
+    SegmentMeta {
+        officer: officer.into(),
+        device: format!("AX-{officer}"),
+        start_us: start,
+        end_us: start + 600_000_000,
+        gps: vec![GpsFix::from_degrees(start, 51.508, -0.1247).unwrap()],
+        categories: categories.iter().map(|c| c.to_string()).collect(),
+        ..SegmentMeta::default()
+    }
+}
+
+fn tier(store: &Store, id: u64) -> String {
+    store.info(id).unwrap().tier.to_string()
+}
+
+#[test]
+fn policy_decides_uploads_evictions_and_deletions_and_holds_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let cloud = dir.path().join("cloud");
+    let store = open(&dir.path().join("s"), &cloud);
+    let mut ids = Vec::new();
+    let cats: [&[&str]; 6] = [
+        &[],
+        &["evidential"],
+        &["traffic"],
+        &["scratch"],
+        &["scratch", "evidential"],
+        &["mystery"],
+    ];
+    let mut data = Vec::new();
+    for (i, c) in cats.iter().enumerate() {
+        let bytes = random_bytes(i as u64, 150_000 + i * 7_000);
+        ids.push(
+            store
+                .ingest_bytes(meta(&format!("MET-{i}"), T0, c), &bytes)
+                .unwrap()
+                .id,
+        );
+        data.push(bytes);
+    }
+    let [plain, evidential, traffic, scratch, both, mystery] = ids[..] else {
+        unreachable!()
+    };
+    store.hold(plain, "OP-1", "sgt").unwrap();
+    let actor = "retention-test";
+    let end = T0 + 600_000_000;
+
+    // Day 0.5: uploads only (evidential, traffic, both); nothing is old enough for more.
+    let s = store
+        .retention_apply(end + DAY / 2, false, actor, &mut |_| {})
+        .unwrap();
+    assert_eq!(
+        (s.uploaded, s.evicted, s.deleted, s.held),
+        (3, 0, 0, 0),
+        "{s:?}"
+    );
+    assert_eq!(tier(&store, traffic), "local+cloud");
+    assert_eq!(tier(&store, plain), "local");
+    // A dry run changes nothing.
+    let dry = store
+        .retention_apply(end + 3 * DAY, true, actor, &mut |_| {})
+        .unwrap();
+    assert_eq!((dry.evicted, dry.deleted), (1, 1), "{dry:?}");
+    assert_eq!(tier(&store, traffic), "local+cloud");
+    assert!(store.info(scratch).is_ok());
+
+    // Day 3: traffic evicted (2d), scratch deleted (1d); `both` keeps evidential's terms.
+    let s = store
+        .retention_apply(end + 3 * DAY, false, actor, &mut |_| {})
+        .unwrap();
+    assert_eq!((s.uploaded, s.evicted, s.deleted), (0, 1, 1), "{s:?}");
+    assert!(s.bytes_reclaimed >= 150_000, "{s:?}");
+    assert_eq!(tier(&store, traffic), "cloud");
+    assert!(store.info(scratch).is_err());
+    assert_eq!(tier(&store, both), "local+cloud");
+    // Read-through: whole and ranges, byte-identical.
+    assert_eq!(store.read_range(traffic, 0, u64::MAX).unwrap(), data[2]);
+    for (off, len) in [(0, 1), (65_000, 70_000), (150_000 + 2 * 7_000 - 5, 100)] {
+        let want = &data[2][off as usize..(off as usize + len).min(data[2].len())];
+        assert_eq!(store.read_range(traffic, off, len as u64).unwrap(), want);
+    }
+
+    // Day 32: plain is past delete_after but held; mystery (default terms) goes; evidential
+    // and both are evicted.
+    let s = store
+        .retention_apply(end + 32 * DAY, false, actor, &mut |_| {})
+        .unwrap();
+    assert_eq!((s.evicted, s.deleted, s.held), (2, 1, 1), "{s:?}");
+    assert!(store.info(mystery).is_err());
+    assert_eq!(tier(&store, plain), "local");
+    assert_eq!(store.read_range(evidential, 0, u64::MAX).unwrap(), data[1]);
+    // The plan shows what comes next, holds included.
+    let plan = store.retention_plan(end + 32 * DAY, 100).unwrap();
+    assert!(plan
+        .iter()
+        .any(|p| p.id == traffic.to_string() && p.action == "delete"));
+    assert!(plan
+        .iter()
+        .any(|p| p.id == plain.to_string() && p.action == "held"));
+
+    // After release, the held segment goes at the next apply; deletion also removes the
+    // cloud copy and the index entry.
+    store.release(plain, "OP-1", "sgt").unwrap();
+    let s = store
+        .retention_apply(end + 100 * DAY, false, actor, &mut |_| {})
+        .unwrap();
+    assert_eq!((s.deleted, s.held), (2, 0), "{s:?}");
+    assert!(store.info(plain).is_err() && store.info(traffic).is_err());
+    let left: Vec<u64> = store
+        .find(&Query::new())
+        .unwrap()
+        .results
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(left, vec![evidential, both]);
+    let traffic_dir = walk(&cloud)
+        .into_iter()
+        .filter(|p| p.is_file() && p.to_string_lossy().contains(&format!("{traffic:020}")))
+        .count();
+    assert_eq!(
+        traffic_dir, 0,
+        "the cloud copy of a deleted segment must go"
+    );
+    // Everything survives a reopen, and verify (which reads evicted segments from the cloud)
+    // passes.
+    let root = dir.path().join("s");
+    store.close().unwrap();
+    let store = Store::open_with(&root, &small_options()).unwrap();
+    assert_eq!(tier(&store, evidential), "cloud");
+    assert!(store.verify(None, |_| {}).unwrap().corrupt.is_empty());
+    assert_eq!(store.read_range(both, 0, u64::MAX).unwrap(), data[4]);
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            }
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_failing_cloud_loses_nothing_and_the_next_apply_finishes_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let cloud = dir.path().join("cloud");
+    // The cloud is a file where a directory should be: every upload fails.
+    std::fs::write(&cloud, b"not a directory").unwrap();
+    let root = dir.path().join("s");
+    let store = open(&root, &cloud);
+    let data = random_bytes(9, 400_000);
+    let id = store
+        .ingest_bytes(meta("MET-1", T0, &["traffic"]), &data)
+        .unwrap()
+        .id;
+    let now = T0 + 10 * DAY;
+    let s = store.retention_apply(now, false, "t", &mut |_| {}).unwrap();
+    assert_eq!((s.uploaded, s.evicted), (0, 0));
+    assert_eq!(s.failed.len(), 1, "{s:?}");
+    assert_eq!(tier(&store, id), "local");
+    assert_eq!(store.read_range(id, 0, u64::MAX).unwrap(), data);
+    assert!(
+        store.evict(id, "t").is_err(),
+        "no eviction without a verified copy"
+    );
+    // A partial upload (one part written, no meta.json) is resumed and verified.
+    std::fs::remove_file(&cloud).unwrap();
+    let s = store.retention_apply(now, false, "t", &mut |_| {}).unwrap();
+    assert_eq!((s.uploaded, s.evicted), (1, 1), "{s:?}");
+    assert_eq!(store.read_range(id, 0, u64::MAX).unwrap(), data);
+    // A corrupted cloud copy is never served: the block CRC catches it.
+    let part = walk(&cloud)
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n == "part-00000"))
+        .unwrap();
+    let mut bytes = std::fs::read(&part).unwrap();
+    bytes[1234] ^= 1;
+    std::fs::write(&part, bytes).unwrap();
+    drop(store);
+    let store = Store::open_with(&root, &small_options()).unwrap();
+    let e = store.read_range(id, 0, 10).unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("segment {id}")) && e.contains("CRC"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_lost_store_is_rebuilt_from_the_cloud() {
+    let dir = tempfile::tempdir().unwrap();
+    let cloud = dir.path().join("cloud");
+    let store = open(&dir.path().join("s"), &cloud);
+    let a = random_bytes(1, 300_000);
+    let ida = store
+        .ingest_bytes(meta("MET-1", T0, &["evidential"]), &a)
+        .unwrap()
+        .id;
+    store
+        .ingest_bytes(meta("MET-2", T0, &[]), b"not uploaded")
+        .unwrap();
+    store.hold(ida, "OP-7", "sgt").unwrap();
+    let s = store
+        .retention_apply(T0 + DAY, false, "t", &mut |_| {})
+        .unwrap();
+    assert_eq!(s.uploaded, 1);
+    drop(store);
+    // The station server is lost; a new one recovers from the bucket.
+    let url = format!("file://{}", cloud.display());
+    let (new, report) = Store::recover_from_cloud(
+        &dir.path().join("new"),
+        &url,
+        None,
+        &small_options(),
+        "it-recovery",
+    )
+    .unwrap();
+    assert_eq!(report.recovered, 1);
+    let info = new.info(ida).unwrap();
+    assert_eq!((info.tier, info.officer.as_str()), ("cloud", "MET-1"));
+    assert_eq!(info.holds, ["OP-7"]);
+    assert_eq!(new.read_range(ida, 0, u64::MAX).unwrap(), a);
+    assert_eq!(
+        new.find(&Query::new().near(51.508, -0.1247, 10.0))
+            .unwrap()
+            .results
+            .len(),
+        1
+    );
+    // Recovery never overwrites an existing store.
+    assert!(
+        Store::recover_from_cloud(&dir.path().join("s"), &url, None, &small_options(), "x")
+            .is_err()
+    );
+}
