@@ -7,7 +7,10 @@
 //!   contains part of it is safe;
 //! - an entry is small and fixed-size (see [`SegmentEntry`]): everything else about a segment
 //!   lives in its commit record on disk and is read on demand;
-//! - `next_segment_id`, `next_lsn` and `next_volume_id` are above every id seen.
+//! - `next_segment_id`, `next_lsn` and `next_volume_id` are above every id seen;
+//! - after a log replay at open the tables hold no spare capacity ([`Catalog::reserve_exact`]
+//!   before, [`Catalog::shrink_to_fit`] after), so a replayed catalog costs what a loaded
+//!   checkpoint costs; a live store's `entries` still grows by doubling.
 
 pub mod checkpoint;
 mod dedup;
@@ -127,6 +130,19 @@ impl Catalog {
         true
     }
 
+    /// Makes room for up to `n` more segments without over-allocating (before a replay).
+    pub fn reserve_exact(&mut self, n: usize) {
+        self.entries.reserve_exact(n);
+        self.dedup.reserve_exact(n);
+    }
+
+    /// Releases spare capacity (after a replay): the entries and the dedup index then hold
+    /// exactly one slot per segment.
+    pub fn shrink_to_fit(&mut self) {
+        self.entries.shrink_to_fit();
+        self.dedup.compact();
+    }
+
     /// Replaces the whole segment table (checkpoint load). `entries` must be sorted by id.
     pub fn set_entries(&mut self, entries: Vec<SegmentEntry>) {
         self.total_bytes = entries.iter().map(|e| e.bytes).sum();
@@ -149,5 +165,46 @@ mod tests {
     #[test]
     fn segment_entry_stays_small() {
         assert!(std::mem::size_of::<SegmentEntry>() <= 56);
+    }
+
+    fn record(id: u64) -> CommitRecord {
+        CommitRecord {
+            segment_id: id,
+            lsn: id,
+            committed_us: 0,
+            bytes: 10,
+            sha256: [id as u8; 32],
+            chunk_capacity: 4064,
+            meta: crate::meta::SegmentMeta {
+                officer: "O-1".into(),
+                device: "D-1".into(),
+                start_us: 0,
+                end_us: 1,
+                ..crate::meta::SegmentMeta::default()
+            },
+            extents: vec![crate::format::commit::Extent {
+                volume_id: 1,
+                offset: 4064,
+                len: 10,
+            }],
+        }
+    }
+
+    #[test]
+    fn replay_leaves_no_spare_capacity() {
+        let mut cat = Catalog::new();
+        cat.reserve_exact(10_000);
+        for id in 1..=9_000 {
+            assert!(cat.apply_commit(&record(id), 1, 4064));
+        }
+        // Already applied: a no-op.
+        assert!(!cat.apply_commit(&record(5), 1, 4064));
+        cat.shrink_to_fit();
+        assert_eq!(cat.len(), 9_000);
+        assert_eq!(cat.entries.capacity(), 9_000);
+        assert_eq!(cat.dedup.len(), 9_000);
+        let per_segment = (cat.heap_bytes() - cat.names.heap_bytes()) / cat.len();
+        assert_eq!(per_segment, std::mem::size_of::<SegmentEntry>() + 16);
+        assert!(cat.get(4_321).is_some());
     }
 }

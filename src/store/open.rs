@@ -4,7 +4,7 @@
 //! Invariants:
 //! - only record headers and commit records are read (never chunk payloads);
 //! - commit records are applied in LSN order; applying one already in the checkpoint is a
-//!   no-op;
+//!   no-op; the catalog's tables are sized exactly for the result (no spare capacity);
 //! - a torn tail is cut only from a volume that was still active (unsealed); damage inside a
 //!   volume is reported and never "repaired" by truncation;
 //! - a data dir or volume that cannot be read makes only its own segments unavailable.
@@ -193,10 +193,16 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
         state.replay_from = if sealed { end } else { state.replay_from };
     }
     commits.sort_by_key(|(_, _, c)| c.lsn);
-    for (vol, pos, c) in &commits {
-        if cat.apply_commit(c, *vol, *pos) {
-            report.replayed += 1;
+    if !commits.is_empty() {
+        // Grow the tables once, by at most what the log holds, and give back what replay did
+        // not use: no doubling, so a replayed catalog costs as much memory as a loaded one.
+        cat.reserve_exact(commits.len());
+        for (vol, pos, c) in &commits {
+            if cat.apply_commit(c, *vol, *pos) {
+                report.replayed += 1;
+            }
         }
+        cat.shrink_to_fit();
     }
     // Segments whose commit record now points at an unknown volume stay listed: `stats` and
     // reads report them unavailable.
