@@ -9,7 +9,11 @@
 //!   one `fdatasync`: whoever finds no sync running becomes the leader and syncs everything
 //!   written so far; the others wait for it (group commit);
 //! - after a failed fsync the writer is poisoned and refuses every later append and sync
-//!   (the kernel may have dropped the dirty pages; retrying could report success wrongly).
+//!   (the kernel may have dropped the dirty pages; retrying could report success wrongly);
+//! - [`VolumeWriter::start_writeback`] only asks the kernel to begin writing a range early
+//!   (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, which neither waits nor makes anything
+//!   durable); durability is decided by `sync_to`'s `fdatasync` alone, which also reports any
+//!   writeback error, including one from a write-out started early.
 
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
@@ -132,6 +136,35 @@ impl VolumeWriter {
             file.write_all_at(&header.encode(), pos)?;
             file.write_all_at(payload, pos + HEADER_LEN)
         }
+    }
+
+    /// Asks the kernel to start writing bytes `from..to` to the device now, without waiting for
+    /// it, so that the `fdatasync` which later makes them durable finds little left to write
+    /// and the device works while the caller goes on (hashing, appending the next chunk).
+    /// A hint only: nothing is durable until `sync_to` says so. An error is ignored here on
+    /// purpose: a failed write-out marks the file's mapping, and the next `fdatasync` of this
+    /// descriptor reports it (the flag `SYNC_FILE_RANGE_WRITE` alone does not consume the
+    /// error), which poisons the writer.
+    pub fn start_writeback(&self, from: u64, to: u64) {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let (Ok(off), Ok(len)) = (i64::try_from(from), i64::try_from(to.saturating_sub(from)))
+            else {
+                return;
+            };
+            // SAFETY: an advisory call on an open descriptor, with no memory passed.
+            unsafe {
+                libc::sync_file_range(
+                    self.volume.file().as_raw_fd(),
+                    off,
+                    len,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = (from, to);
     }
 
     /// Returns once every byte below `upto` is durable, sharing fsyncs with concurrent callers.

@@ -1,14 +1,19 @@
 //! Ingest: the streaming segment writer.
 //!
 //! Lifecycle of a segment: `begin` (validate metadata, pick a data dir, reserve an id) →
-//! `write` (bytes are hashed and cut into chunk records of `chunk_size`, each appended to the
-//! active volume for this dir and footage day) → `commit`: the last partial chunk is written,
-//! every volume holding a chunk is fsynced up to it, the (device, SHA-256) pair is checked
-//! against stored segments (a retried dock gets the existing id back with `duplicate`), the
-//! commit record is appended and fsynced, and only then is the segment in the catalog.
+//! `write` (bytes are cut into chunk records of `chunk_size`, each appended to the active
+//! volume for this dir and footage day, and its write-out to the device started at once; the
+//! SHA-256 of a large write is computed on a helper thread at the same time, so hashing, the
+//! copy into the page cache and the device's writing overlap) → `commit`: the last partial
+//! chunk is written, every volume holding a chunk is fsynced up to it, the (device, SHA-256)
+//! pair is checked against stored segments (a retried dock gets the existing id back with
+//! `duplicate`), the commit record is appended and fsynced, and only then is the segment in
+//! the catalog.
 //!
 //! Invariants: a commit record is never written before the chunks it names are durable; a
-//! writer that is dropped without `commit` leaves only dead chunks, never a visible segment.
+//! writer that is dropped without `commit` leaves only dead chunks, never a visible segment;
+//! a writer whose `write` failed refuses to commit (its hash and length would not match the
+//! chunks on disk).
 
 use std::io::Read;
 use std::sync::atomic::Ordering;
@@ -24,6 +29,13 @@ use crate::format::record::{chunk_payload_capacity, record_end, Kind};
 use crate::log::writer::{Appended, VolumeWriter};
 use crate::meta::SegmentMeta;
 
+/// Writes at least this long hash on a helper thread while the chunks are appended; shorter
+/// ones are hashed inline (a thread costs tens of microseconds, 64 KiB hash in about 40).
+const PARALLEL_HASH_MIN: usize = 256 * 1024;
+/// Chunks `copy_from` gathers before each `write`, so a reader's bytes are hashed in large
+/// batches alongside their appends.
+const COPY_CHUNKS: usize = 8;
+
 /// What `commit` returns: the segment's id and hash, and whether it was already stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Committed {
@@ -32,6 +44,12 @@ pub struct Committed {
     pub sha256: [u8; 32],
     pub bytes: u64,
     pub duplicate: bool,
+}
+
+fn failed_earlier() -> Error {
+    Error::Invalid(
+        "an earlier write to this segment failed, so it cannot be committed: begin it again".into(),
+    )
 }
 
 fn ser_hex<S: serde::Serializer>(v: &[u8; 32], s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -57,6 +75,8 @@ pub struct SegmentWriter {
     extents: Vec<Extent>,
     /// Volumes written to, with the end of our last record in each.
     touched: Vec<(Arc<VolumeWriter>, u64)>,
+    /// An append failed: the hash and length no longer describe the chunks on disk.
+    failed: bool,
 }
 
 impl SegmentWriter {
@@ -79,6 +99,7 @@ impl SegmentWriter {
             bytes: 0,
             extents: Vec::new(),
             touched: Vec::new(),
+            failed: false,
         })
     }
 
@@ -92,10 +113,57 @@ impl SegmentWriter {
         self.bytes
     }
 
-    /// Appends bytes to the segment.
-    pub fn write(&mut self, mut data: &[u8]) -> Result<()> {
-        self.hasher.update(data);
+    /// Appends bytes to the segment. After an error the segment cannot be committed (begin
+    /// it again); what was written stays as dead chunks.
+    pub fn write(&mut self, data: &[u8]) -> Result<()> {
+        if self.failed {
+            return Err(failed_earlier());
+        }
         self.bytes += data.len() as u64;
+        let r = if data.len() < PARALLEL_HASH_MIN {
+            self.hasher.update(data);
+            self.cut(data)
+        } else {
+            self.hash_while_cutting(data)
+        };
+        if r.is_err() {
+            self.failed = true;
+        }
+        r
+    }
+
+    /// Hashes `data` on a helper thread while this thread cuts it into chunks and appends them:
+    /// the hash (about as fast as the disk) then costs no time of its own. Falls back to
+    /// hashing inline if no thread can be started.
+    fn hash_while_cutting(&mut self, data: &[u8]) -> Result<()> {
+        let mut helper_hasher = self.hasher.clone();
+        std::thread::scope(|s| {
+            let helper = std::thread::Builder::new()
+                .name("footage-sha256".into())
+                .spawn_scoped(s, move || {
+                    helper_hasher.update(data);
+                    helper_hasher
+                });
+            match helper {
+                Ok(handle) => {
+                    let r = self.cut(data);
+                    match handle.join() {
+                        Ok(h) => self.hasher = h,
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    }
+                    r
+                }
+                Err(_) => {
+                    self.hasher.update(data);
+                    self.cut(data)
+                }
+            }
+        })
+    }
+
+    /// Cuts bytes into chunks: whole chunks go straight from `data` to the volume, the rest
+    /// waits in `buf` for more bytes or for `commit`.
+    fn cut(&mut self, mut data: &[u8]) -> Result<()> {
         while !data.is_empty() {
             if self.buf.is_empty() && data.len() >= self.capacity {
                 // Whole chunks straight from the caller's buffer, without a copy.
@@ -113,32 +181,44 @@ impl SegmentWriter {
             data = rest;
             if self.buf.len() == self.capacity {
                 let chunk = std::mem::take(&mut self.buf);
-                self.append_chunk(&chunk)?;
+                let r = self.append_chunk(&chunk);
                 self.buf = chunk;
                 self.buf.clear();
+                r?;
             }
         }
         Ok(())
     }
 
-    /// Copies everything from a reader into the segment.
+    /// Copies everything from a reader into the segment, in batches of several chunks.
     pub fn copy_from(&mut self, r: &mut dyn Read) -> Result<u64> {
-        let mut buf = vec![0u8; self.capacity];
+        let mut buf = vec![0u8; self.capacity * COPY_CHUNKS];
         let mut total = 0u64;
         loop {
-            let n = match r.read(&mut buf) {
-                Ok(0) => return Ok(total),
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(Error::Io {
-                        path: "<input>".into(),
-                        source: e,
-                    })
+            // Fill the batch (short reads are normal for pipes and sockets).
+            let mut n = 0;
+            let mut eof = false;
+            while n < buf.len() {
+                match r.read(buf.get_mut(n..).unwrap_or_default()) {
+                    Ok(0) => {
+                        eof = true;
+                        break;
+                    }
+                    Ok(k) => n += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        return Err(Error::Io {
+                            path: "<input>".into(),
+                            source: e,
+                        })
+                    }
                 }
-            };
+            }
             self.write(buf.get(..n).unwrap_or_default())?;
             total += n as u64;
+            if eof {
+                return Ok(total);
+            }
         }
     }
 
@@ -162,6 +242,11 @@ impl SegmentWriter {
             match w.append(kind, self.id, b, payload)? {
                 Appended::At(pos) => {
                     let end = record_end(pos, payload.len() as u32);
+                    if kind == Kind::Chunk {
+                        // Let the device start on this chunk while the next one is cut and
+                        // hashed; the commit's fdatasync then has little left to wait for.
+                        w.start_writeback(pos, end);
+                    }
                     match self.touched.iter_mut().find(|(t, _)| Arc::ptr_eq(t, &w)) {
                         Some(t) => t.1 = end,
                         None => self.touched.push((Arc::clone(&w), end)),
@@ -176,6 +261,9 @@ impl SegmentWriter {
     /// Makes the segment durable and visible; returns its id and SHA-256. If the same device
     /// already delivered the same bytes, returns that segment with `duplicate: true`.
     pub fn commit(mut self) -> Result<Committed> {
+        if self.failed {
+            return Err(failed_earlier());
+        }
         if !self.buf.is_empty() {
             let chunk = std::mem::take(&mut self.buf);
             self.append_chunk(&chunk)?;
