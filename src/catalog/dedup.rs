@@ -35,33 +35,9 @@ impl DedupIndex {
         }
     }
 
-    /// Merges the tail into the sorted run: the tail is sorted (4096 pairs at most), the run is
-    /// extended by exactly the tail's length, and both are merged from the back, so every pair
-    /// of the run moves at most once and no second buffer is needed.
+    /// Merges the tail into the sorted run (see [`merge_into`]).
     fn merge(&mut self) {
-        if self.tail.is_empty() {
-            return;
-        }
-        self.tail.sort_unstable();
-        let old = self.sorted.len();
-        let add = self.tail.len();
-        self.sorted.reserve_exact(add);
-        self.sorted.resize(old + add, (0, 0));
-        // Backward merge: `out` is the next slot to fill from the end; `i` counts the run's
-        // pairs not yet placed, `j` the tail's. Slots at or above `out` are final; slots below
-        // `i` still hold unplaced run pairs, and `out >= i` always (out = i + j - 1).
-        let (mut i, mut j) = (old, add);
-        while j > 0 {
-            let t = self.tail[j - 1];
-            if i > 0 && self.sorted[i - 1] > t {
-                self.sorted[i + j - 1] = self.sorted[i - 1];
-                i -= 1;
-            } else {
-                self.sorted[i + j - 1] = t;
-                j -= 1;
-            }
-        }
-        self.tail.clear();
+        merge_into(&mut self.sorted, &mut self.tail);
     }
 
     /// Merges the tail and releases spare capacity (after a log replay at open, so the index
@@ -94,11 +70,11 @@ impl DedupIndex {
         out
     }
 
-    /// All pairs, sorted (for checkpoints).
+    /// All pairs, sorted (for checkpoints): a copy of the run with the tail merged in.
     pub fn pairs(&self) -> Vec<(u64, u64)> {
-        let mut all = self.sorted.clone();
-        all.extend_from_slice(&self.tail);
-        all.sort_unstable();
+        let mut all = Vec::with_capacity(self.len());
+        all.extend_from_slice(&self.sorted);
+        merge_into(&mut all, &mut self.tail.clone());
         all
     }
 
@@ -121,6 +97,34 @@ impl DedupIndex {
     pub fn heap_bytes(&self) -> usize {
         (self.sorted.capacity() + self.tail.capacity()) * 16
     }
+}
+
+/// Merges `tail` (any order, at most a few thousand pairs) into the sorted `run` and empties
+/// it: the tail is sorted, the run extended by exactly the tail's length, and both merged from
+/// the back, so every pair of the run moves at most once and no second buffer is needed.
+fn merge_into(run: &mut Vec<(u64, u64)>, tail: &mut Vec<(u64, u64)>) {
+    if tail.is_empty() {
+        return;
+    }
+    tail.sort_unstable();
+    let old = run.len();
+    let add = tail.len();
+    run.reserve_exact(add);
+    run.resize(old + add, (0, 0));
+    // `i` counts the run's pairs not yet placed, `j` the tail's; the next slot to fill from
+    // the end is `i + j - 1`, always at or above `i`, so no unplaced pair is overwritten.
+    let (mut i, mut j) = (old, add);
+    while j > 0 {
+        let t = tail[j - 1];
+        if i > 0 && run[i - 1] > t {
+            run[i + j - 1] = run[i - 1];
+            i -= 1;
+        } else {
+            run[i + j - 1] = t;
+            j -= 1;
+        }
+    }
+    tail.clear();
 }
 
 #[cfg(test)]

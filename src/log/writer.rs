@@ -85,9 +85,12 @@ impl VolumeWriter {
     /// Appends one record. A volume accepts records until its size cap; a record that would
     /// cross the cap goes to the next volume, unless this volume is empty (a record larger
     /// than the cap still has to go somewhere).
-    pub fn append(&self, kind: Kind, a: u64, b: u32, payload: &[u8]) -> Result<Appended> {
+    ///
+    /// The payload is the concatenation of `parts`, written in place one after the other, so
+    /// a payload split across buffers needs no copy.
+    pub fn append(&self, kind: Kind, a: u64, b: u32, parts: &[&[u8]]) -> Result<Appended> {
         let mut st = self.state.lock();
-        self.append_locked(&mut st, kind, a, b, payload)
+        self.append_locked(&mut st, kind, a, b, parts)
     }
 
     fn append_locked(
@@ -96,9 +99,9 @@ impl VolumeWriter {
         kind: Kind,
         a: u64,
         b: u32,
-        payload: &[u8],
+        parts: &[&[u8]],
     ) -> Result<Appended> {
-        let header = RecordHeader::new(kind, payload, a, b);
+        let header = RecordHeader::from_parts(kind, parts, a, b);
         if st.poisoned {
             return Err(Error::Poisoned {
                 path: self.volume.path.clone(),
@@ -113,7 +116,7 @@ impl VolumeWriter {
         if end > self.cap && !empty && kind != Kind::Seal {
             return Ok(Appended::Full);
         }
-        if let Err(e) = self.write_record(pos, &header, payload) {
+        if let Err(e) = self.write_record(pos, &header, parts) {
             // Cut back so no partial record stays behind; if even that fails, stop writing.
             if self.volume.file().set_len(st.end).is_err() {
                 st.poisoned = true;
@@ -124,17 +127,29 @@ impl VolumeWriter {
         Ok(Appended::At(pos))
     }
 
-    fn write_record(&self, pos: u64, header: &RecordHeader, payload: &[u8]) -> std::io::Result<()> {
+    fn write_record(
+        &self,
+        pos: u64,
+        header: &RecordHeader,
+        parts: &[&[u8]],
+    ) -> std::io::Result<()> {
         let file = self.volume.file();
-        if payload.len() <= 64 * 1024 {
-            // Small records (commits, seals) in one write.
-            let mut buf = Vec::with_capacity(HEADER_LEN as usize + payload.len());
+        if header.len <= 64 * 1024 {
+            // Small records (commits, seals, short last chunks) in one write.
+            let mut buf = Vec::with_capacity(HEADER_LEN as usize + header.len as usize);
             buf.extend_from_slice(&header.encode());
-            buf.extend_from_slice(payload);
+            for p in parts {
+                buf.extend_from_slice(p);
+            }
             file.write_all_at(&buf, pos)
         } else {
             file.write_all_at(&header.encode(), pos)?;
-            file.write_all_at(payload, pos + HEADER_LEN)
+            let mut at = pos + HEADER_LEN;
+            for p in parts {
+                file.write_all_at(p, at)?;
+                at += p.len() as u64;
+            }
+            Ok(())
         }
     }
 
@@ -214,8 +229,13 @@ impl VolumeWriter {
             if st.sealed {
                 return Ok(());
             }
-            let at =
-                self.append_locked(&mut st, Kind::Seal, u64::from(self.volume.id), 0, &payload)?;
+            let at = self.append_locked(
+                &mut st,
+                Kind::Seal,
+                u64::from(self.volume.id),
+                0,
+                &[&payload],
+            )?;
             st.sealed = true;
             match at {
                 Appended::At(pos) => record_end(pos, payload.len() as u32),
