@@ -27,6 +27,8 @@
 //! median of the per-round ratios and the ratio of best times: the disk's noise (host
 //! write-back stalls) only ever adds time, so best-time ratios are the stable figure.
 //!
+//! `FOOTAGE_BENCH_CRITERION=0` skips the criterion groups and runs only the interleaved pass.
+//!
 //! Run: `cargo bench --bench ingest`. The tables at the end give footage / raw ratios.
 
 #[path = "common/mod.rs"]
@@ -188,6 +190,12 @@ fn rounds() -> usize {
         .unwrap_or(5)
 }
 
+/// False with `FOOTAGE_BENCH_CRITERION=0`: only the interleaved pass runs (quicker, and on a
+/// noisy machine its best-of-rounds ratios are the figure that matters).
+fn criterion_runs() -> bool {
+    std::env::var("FOOTAGE_BENCH_CRITERION").map_or(true, |v| v != "0")
+}
+
 fn median_f64(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -253,6 +261,19 @@ fn bench_ingest(c: &mut Criterion) -> Vec<String> {
         let mut bufs: Vec<Vec<u8>> = (0..streams)
             .map(|i| common::random_bytes(seg, 0x5EED + i as u64))
             .collect();
+        if !criterion_runs() {
+            if rounds > 0 {
+                interleaved(
+                    &group_name,
+                    &mut bufs,
+                    per_stream,
+                    bytes,
+                    rounds,
+                    &mut paired,
+                );
+            }
+            continue;
+        }
         let mut g = c.benchmark_group(&group_name);
         g.sample_size(10)
             .sampling_mode(SamplingMode::Flat)

@@ -51,7 +51,7 @@ pub fn synthesize_store(
         };
         cat.apply_commit(&rec, 0, 0);
     }
-    cat.shrink();
+    cat.shrink_to_fit();
     let (off, bytes) = cat.index.tracks.pending();
     cat.index.tracks.writer()?.write(off, &bytes)?;
     let body = checkpoint::encode_body(&cat, &store_id);

@@ -10,6 +10,9 @@
 //! - the index (`index`) holds exactly the segments in `entries` and changes with them, under
 //!   the same lock;
 //! - `next_segment_id`, `next_lsn` and `next_volume_id` are above every id seen;
+//! - after a log replay at open the tables hold no spare capacity ([`Catalog::reserve_exact`]
+//!   before, [`Catalog::shrink_to_fit`] after), so a replayed catalog costs what a loaded
+//!   checkpoint costs; a live store's `entries` still grows by doubling;
 //! - a segment's mutable state (labels after changes, holds, tier flags) is in `states` once
 //!   any change record touched it, with the LSN of that record: a change record is applied
 //!   only if its LSN is newer, so replay over a checkpoint is safe;
@@ -253,6 +256,19 @@ impl Catalog {
         true
     }
 
+    /// Makes room for up to `n` more segments without over-allocating (before a replay).
+    pub fn reserve_exact(&mut self, n: usize) {
+        self.entries.reserve_exact(n);
+        self.dedup.reserve_exact(n);
+    }
+
+    /// Releases spare capacity (after a replay): the entries and the dedup index then hold
+    /// exactly one slot per segment.
+    pub fn shrink_to_fit(&mut self) {
+        self.entries.shrink_to_fit();
+        self.dedup.compact();
+    }
+
     /// Replaces the whole segment table (checkpoint load) and rebuilds the index lists from
     /// it. `entries` must be sorted by id.
     pub fn set_entries(&mut self, entries: Vec<SegmentEntry>) {
@@ -260,11 +276,6 @@ impl Catalog {
         self.index.rebuild_lists(&entries);
         self.entries = entries;
         self.deleted = 0;
-    }
-
-    /// Releases spare capacity after a bulk load or replay.
-    pub fn shrink(&mut self) {
-        self.entries.shrink_to_fit();
     }
 
     /// Bytes of heap memory held by the catalog (entries, dedup index, names; not the index).
@@ -283,5 +294,46 @@ mod tests {
     #[test]
     fn segment_entry_stays_small() {
         assert!(std::mem::size_of::<SegmentEntry>() <= 64);
+    }
+
+    fn record(id: u64) -> CommitRecord {
+        CommitRecord {
+            segment_id: id,
+            lsn: id,
+            committed_us: 0,
+            bytes: 10,
+            sha256: [id as u8; 32],
+            chunk_capacity: 4064,
+            meta: crate::meta::SegmentMeta {
+                officer: "O-1".into(),
+                device: "D-1".into(),
+                start_us: 0,
+                end_us: 1,
+                ..crate::meta::SegmentMeta::default()
+            },
+            extents: vec![crate::format::commit::Extent {
+                volume_id: 1,
+                offset: 4064,
+                len: 10,
+            }],
+        }
+    }
+
+    #[test]
+    fn replay_leaves_no_spare_capacity() {
+        let mut cat = Catalog::new();
+        cat.reserve_exact(10_000);
+        for id in 1..=9_000 {
+            assert!(cat.apply_commit(&record(id), 1, 4064));
+        }
+        // Already applied: a no-op.
+        assert!(!cat.apply_commit(&record(5), 1, 4064));
+        cat.shrink_to_fit();
+        assert_eq!(cat.len(), 9_000);
+        assert_eq!(cat.entries.capacity(), 9_000);
+        assert_eq!(cat.dedup.len(), 9_000);
+        let per_segment = (cat.heap_bytes() - cat.names.heap_bytes()) / cat.len();
+        assert_eq!(per_segment, std::mem::size_of::<SegmentEntry>() + 16);
+        assert!(cat.get(4_321).is_some());
     }
 }

@@ -65,6 +65,23 @@ impl RecordHeader {
         }
     }
 
+    /// The header of a payload given in pieces, which are written one after the other.
+    pub fn from_parts(kind: Kind, parts: &[&[u8]], a: u64, b: u32) -> RecordHeader {
+        let mut crc = crc32fast::Hasher::new();
+        let mut len = 0usize;
+        for p in parts {
+            crc.update(p);
+            len += p.len();
+        }
+        RecordHeader {
+            kind,
+            len: len as u32,
+            payload_crc: crc.finalize(),
+            a,
+            b,
+        }
+    }
+
     pub fn encode(&self) -> [u8; HEADER_LEN as usize] {
         let mut h = [0u8; HEADER_LEN as usize];
         h[0..4].copy_from_slice(&RECORD_MAGIC);
@@ -166,6 +183,13 @@ mod tests {
                 "bit {bit} flip undetected"
             );
         }
+    }
+
+    #[test]
+    fn header_from_parts_equals_header_of_joined_payload() {
+        let whole = RecordHeader::new(Kind::Chunk, b"hello world", 3, 1);
+        let parts = RecordHeader::from_parts(Kind::Chunk, &[b"hel", b"", b"lo world"], 3, 1);
+        assert_eq!(whole, parts);
     }
 
     #[test]

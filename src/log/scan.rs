@@ -4,6 +4,9 @@
 //! Invariants:
 //! - only record headers (32 bytes each) and commit/seal payloads are read, never chunk
 //!   payloads: opening a store does not read video;
+//! - the scan advises random access on the volume's descriptor only while it runs: normal
+//!   readahead is restored when it returns, since the same descriptor (and the map of a sealed
+//!   volume, made from it) then serves reads;
 //! - a record counts only if its header CRC passes, its payload lies inside the file and, for
 //!   commit and seal records, its payload CRC passes and it decodes;
 //! - an invalid header followed by no valid commit or seal record is a torn tail (a power cut
@@ -154,7 +157,9 @@ fn unusable(h: Option<&RecordHeader>, e: DecodeError) -> Probe {
 /// Scans `vol` from `from` (the end of a record already accounted for, or 0 for the start).
 pub fn scan(vol: &Volume, from: u64) -> ScanOutcome {
     let file_len = vol.len().unwrap_or(0);
-    advise_random(vol);
+    // Random access while scanning; the descriptor is shared with reads (and the map of a
+    // sealed volume), so normal readahead is restored when the scan ends, however it ends.
+    let _advice = RandomAccess::advise(vol);
     let mut out = ScanOutcome {
         end: from.max(VOLUME_HEADER_LEN as u64),
         file_len,
@@ -221,11 +226,29 @@ fn resync(vol: &Volume, pos: u64, file_len: u64) -> Option<u64> {
     None
 }
 
-/// Tells the kernel not to read ahead: the scan touches one header per chunk.
-fn advise_random(vol: &Volume) {
+/// Tells the kernel not to read ahead on a volume's descriptor while it lives (the scan
+/// touches one header per chunk), and restores normal readahead when dropped.
+struct RandomAccess<'a> {
+    vol: &'a Volume,
+}
+
+impl<'a> RandomAccess<'a> {
+    fn advise(vol: &'a Volume) -> RandomAccess<'a> {
+        fadvise(vol, libc::POSIX_FADV_RANDOM);
+        RandomAccess { vol }
+    }
+}
+
+impl Drop for RandomAccess<'_> {
+    fn drop(&mut self) {
+        fadvise(self.vol, libc::POSIX_FADV_NORMAL);
+    }
+}
+
+fn fadvise(vol: &Volume, advice: libc::c_int) {
     use std::os::fd::AsRawFd;
     // SAFETY: plain advisory call on an open descriptor; failure is harmless.
     unsafe {
-        libc::posix_fadvise(vol.file().as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM);
+        libc::posix_fadvise(vol.file().as_raw_fd(), 0, 0, advice);
     }
 }

@@ -9,7 +9,11 @@
 //!   one `fdatasync`: whoever finds no sync running becomes the leader and syncs everything
 //!   written so far; the others wait for it (group commit);
 //! - after a failed fsync the writer is poisoned and refuses every later append and sync
-//!   (the kernel may have dropped the dirty pages; retrying could report success wrongly).
+//!   (the kernel may have dropped the dirty pages; retrying could report success wrongly);
+//! - [`VolumeWriter::start_writeback`] only asks the kernel to begin writing a range early
+//!   (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, which neither waits nor makes anything
+//!   durable); durability is decided by `sync_to`'s `fdatasync` alone, which also reports any
+//!   writeback error, including one from a write-out started early.
 
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
@@ -81,9 +85,12 @@ impl VolumeWriter {
     /// Appends one record. A volume accepts records until its size cap; a record that would
     /// cross the cap goes to the next volume, unless this volume is empty (a record larger
     /// than the cap still has to go somewhere).
-    pub fn append(&self, kind: Kind, a: u64, b: u32, payload: &[u8]) -> Result<Appended> {
+    ///
+    /// The payload is the concatenation of `parts`, written in place one after the other, so
+    /// a payload split across buffers needs no copy.
+    pub fn append(&self, kind: Kind, a: u64, b: u32, parts: &[&[u8]]) -> Result<Appended> {
         let mut st = self.state.lock();
-        self.append_locked(&mut st, kind, a, b, payload)
+        self.append_locked(&mut st, kind, a, b, parts)
     }
 
     fn append_locked(
@@ -92,9 +99,9 @@ impl VolumeWriter {
         kind: Kind,
         a: u64,
         b: u32,
-        payload: &[u8],
+        parts: &[&[u8]],
     ) -> Result<Appended> {
-        let header = RecordHeader::new(kind, payload, a, b);
+        let header = RecordHeader::from_parts(kind, parts, a, b);
         if st.poisoned {
             return Err(Error::Poisoned {
                 path: self.volume.path.clone(),
@@ -109,7 +116,7 @@ impl VolumeWriter {
         if end > self.cap && !empty && kind != Kind::Seal {
             return Ok(Appended::Full);
         }
-        if let Err(e) = self.write_record(pos, &header, payload) {
+        if let Err(e) = self.write_record(pos, &header, parts) {
             // Cut back so no partial record stays behind; if even that fails, stop writing.
             if self.volume.file().set_len(st.end).is_err() {
                 st.poisoned = true;
@@ -120,18 +127,59 @@ impl VolumeWriter {
         Ok(Appended::At(pos))
     }
 
-    fn write_record(&self, pos: u64, header: &RecordHeader, payload: &[u8]) -> std::io::Result<()> {
+    fn write_record(
+        &self,
+        pos: u64,
+        header: &RecordHeader,
+        parts: &[&[u8]],
+    ) -> std::io::Result<()> {
         let file = self.volume.file();
-        if payload.len() <= 64 * 1024 {
-            // Small records (commits, seals) in one write.
-            let mut buf = Vec::with_capacity(HEADER_LEN as usize + payload.len());
+        if header.len <= 64 * 1024 {
+            // Small records (commits, seals, short last chunks) in one write.
+            let mut buf = Vec::with_capacity(HEADER_LEN as usize + header.len as usize);
             buf.extend_from_slice(&header.encode());
-            buf.extend_from_slice(payload);
+            for p in parts {
+                buf.extend_from_slice(p);
+            }
             file.write_all_at(&buf, pos)
         } else {
             file.write_all_at(&header.encode(), pos)?;
-            file.write_all_at(payload, pos + HEADER_LEN)
+            let mut at = pos + HEADER_LEN;
+            for p in parts {
+                file.write_all_at(p, at)?;
+                at += p.len() as u64;
+            }
+            Ok(())
         }
+    }
+
+    /// Asks the kernel to start writing bytes `from..to` to the device now, without waiting for
+    /// it, so that the `fdatasync` which later makes them durable finds little left to write
+    /// and the device works while the caller goes on (hashing, appending the next chunk).
+    /// A hint only: nothing is durable until `sync_to` says so. An error is ignored here on
+    /// purpose: a failed write-out marks the file's mapping, and the next `fdatasync` of this
+    /// descriptor reports it (the flag `SYNC_FILE_RANGE_WRITE` alone does not consume the
+    /// error), which poisons the writer.
+    pub fn start_writeback(&self, from: u64, to: u64) {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let (Ok(off), Ok(len)) = (i64::try_from(from), i64::try_from(to.saturating_sub(from)))
+            else {
+                return;
+            };
+            // SAFETY: an advisory call on an open descriptor, with no memory passed.
+            unsafe {
+                libc::sync_file_range(
+                    self.volume.file().as_raw_fd(),
+                    off,
+                    len,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = (from, to);
     }
 
     /// Returns once every byte below `upto` is durable, sharing fsyncs with concurrent callers.
@@ -181,8 +229,13 @@ impl VolumeWriter {
             if st.sealed {
                 return Ok(());
             }
-            let at =
-                self.append_locked(&mut st, Kind::Seal, u64::from(self.volume.id), 0, &payload)?;
+            let at = self.append_locked(
+                &mut st,
+                Kind::Seal,
+                u64::from(self.volume.id),
+                0,
+                &[&payload],
+            )?;
             st.sealed = true;
             match at {
                 Appended::At(pos) => record_end(pos, payload.len() as u32),

@@ -190,7 +190,7 @@ impl Inner {
         let payload = rec.encode();
         let (w, pos) = loop {
             let w = self.writer_for(dir, day)?;
-            match w.append(Kind::Change, id, 0, &payload)? {
+            match w.append(Kind::Change, id, 0, &[&payload])? {
                 Appended::At(pos) => break (w, pos),
                 Appended::Full => self.rotate(dir, day, &w)?,
             }

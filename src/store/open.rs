@@ -4,7 +4,7 @@
 //! Invariants:
 //! - only record headers and commit records are read (never chunk payloads);
 //! - commit records are applied in LSN order; applying one already in the checkpoint is a
-//!   no-op;
+//!   no-op; the catalog's tables are sized exactly for the result (no spare capacity);
 //! - a torn tail is cut only from a volume that was still active (unsealed); damage inside a
 //!   volume is reported and never "repaired" by truncation;
 //! - a data dir or volume that cannot be read makes only its own segments unavailable;
@@ -232,9 +232,14 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
         state.sealed = sealed;
         state.replay_from = if sealed { end } else { state.replay_from };
     }
-    // Commits and changes share one LSN sequence: apply them in it.
+    // Commits and changes share one LSN sequence: apply them in it. The tables grow once,
+    // by at most what the log holds, and give back what replay did not use (no doubling).
     commits.sort_by_key(|(_, _, c)| std::cmp::Reverse(c.lsn));
     changes.sort_by_key(|(_, c)| std::cmp::Reverse(c.lsn));
+    let replaying = !commits.is_empty();
+    if replaying {
+        cat.reserve_exact(commits.len());
+    }
     loop {
         let next_commit = commits.last().map(|(_, _, c)| c.lsn);
         let next_change = changes.last().map(|(_, c)| c.lsn);
@@ -243,24 +248,21 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
             (Some(a), Some(b)) => a < b,
             (a, _) => a.is_some(),
         };
-        match commit_first {
-            true => {
-                if let Some((vol, pos, c)) = commits.pop() {
-                    if cat.apply_commit(&c, vol, pos) {
-                        report.replayed += 1;
-                    }
+        if commit_first {
+            if let Some((vol, pos, c)) = commits.pop() {
+                if cat.apply_commit(&c, vol, pos) {
+                    report.replayed += 1;
                 }
             }
-            false => {
-                if let Some((vol, c)) = changes.pop() {
-                    if cat.apply_change(&c, vol) {
-                        report.replayed_changes += 1;
-                    }
-                }
+        } else if let Some((vol, c)) = changes.pop() {
+            if cat.apply_change(&c, vol) {
+                report.replayed_changes += 1;
             }
         }
     }
-    cat.shrink();
+    if replaying {
+        cat.shrink_to_fit();
+    }
     // Segments whose commit record now points at an unknown volume stay listed: `stats` and
     // reads report them unavailable.
     let next_volume_id = cat.next_volume_id.max(max_file_id.saturating_add(1));

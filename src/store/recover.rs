@@ -167,7 +167,7 @@ impl Store {
             let payload = rec.encode();
             let (w, pos) = loop {
                 let w = inner.writer_for(dir, day)?;
-                match w.append(Kind::Commit, m.id, 0, &payload)? {
+                match w.append(Kind::Commit, m.id, 0, &[&payload])? {
                     Appended::At(pos) => break (w, pos),
                     Appended::Full => inner.rotate(dir, day, &w)?,
                 }
