@@ -99,8 +99,17 @@ impl Store {
                 }
             };
             if changed {
+                let uploaded = state.flags & crate::format::change::FLAG_UPLOADED != 0;
                 self.inner
-                    .append_change(id, op, arg, state, Vec::new(), actor)?;
+                    .append_change(id, op, arg, state.clone(), Vec::new(), actor)?;
+                if uploaded {
+                    self.inner.tier()?.update_state(id, &state).map_err(|e| {
+                        Error::Cloud(format!(
+                            "the change is recorded, but the cloud copy of segment {id} still \
+                             shows the old labels (retry the change): {e}"
+                        ))
+                    })?;
+                }
             }
         }
         self.inner.maybe_checkpoint()?;

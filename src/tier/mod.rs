@@ -277,6 +277,24 @@ impl Tier {
         Ok(meta)
     }
 
+    /// Rewrites a segment's `meta.json` with its current labels and holds, so a store rebuilt
+    /// from the cloud keeps them (legal holds above all).
+    pub fn update_state(&self, id: u64, state: &crate::format::change::SegmentState) -> Result<()> {
+        let mut meta = (*self.meta(id)?).clone();
+        meta.categories = state.categories.clone();
+        meta.tags = state.tags.clone();
+        meta.cases = state.cases.clone();
+        meta.holds = state.holds.clone();
+        let json = serde_json::to_vec_pretty(&meta)
+            .map_err(|e| Error::Cloud(format!("encoding meta.json: {e}")))?;
+        let path = self.meta_path(id);
+        self.rt
+            .block_on(self.store.put(&path, PutPayload::from(json)))
+            .map_err(cloud(format!("writing {path}")))?;
+        self.metas.lock().insert(id, Arc::new(meta));
+        Ok(())
+    }
+
     /// Reads `range` of a segment from the cloud, verifying every block it touches.
     pub fn read_range(&self, id: u64, range: Range<u64>) -> Result<Vec<u8>> {
         let meta = self.meta(id)?;
