@@ -8,7 +8,7 @@
 //!   [`Area::cover`] at that level (covers of circles carry slack for rounding; box covers use
 //!   the same monotone cell function as the fixes, so they need none).
 
-use crate::meta::GpsFix;
+use crate::meta::{GpsFix, DEGREE_SCALE};
 
 /// Mean Earth radius used by the distance test, in metres.
 pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
@@ -104,6 +104,35 @@ impl Cover {
     }
 }
 
+/// An area's bounding box in 1e-7 degrees (see [`Area::e7_box`]): a latitude range and up to
+/// two longitude ranges (an empty range is `(1, 0)`), bounds inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct E7Box {
+    pub lat: (i32, i32),
+    pub lons: [(i32, i32); 2],
+}
+
+impl E7Box {
+    /// Whether a position may lie in the area.
+    #[inline]
+    pub fn holds(&self, lat_e7: i32, lon_e7: i32) -> bool {
+        self.lat.0 <= lat_e7
+            && lat_e7 <= self.lat.1
+            && self.lons.iter().any(|&(a, b)| a <= lon_e7 && lon_e7 <= b)
+    }
+
+    /// Whether a bounding box (min_lat, min_lon, max_lat, max_lon) may hold a position in the
+    /// area.
+    pub fn meets(&self, (min_lat, min_lon, max_lat, max_lon): (i32, i32, i32, i32)) -> bool {
+        min_lat <= self.lat.1
+            && max_lat >= self.lat.0
+            && self
+                .lons
+                .iter()
+                .any(|&(a, b)| a <= b && min_lon <= b && max_lon >= a)
+    }
+}
+
 /// Slack added to circle covers, in degrees (about 1 cm): far above f64 rounding.
 const SLACK_DEG: f64 = 1e-7;
 
@@ -183,6 +212,33 @@ impl Area {
         }
     }
 
+    /// A box in 1e-7 degrees holding every fix in the area: an integer test that rules out
+    /// most fixes (and whole tracks, by their bounding box) before the exact one.
+    pub fn e7_box(&self) -> E7Box {
+        let ((lat0, lat1), lons) = self.bounds();
+        // One unit of margin beyond rounding: a fix whose degrees pass a bound has an integer
+        // coordinate within a unit of that bound times 1e7.
+        let lo = |v: f64| {
+            let x = (v * DEGREE_SCALE).floor() - 1.0;
+            x.clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32
+        };
+        let hi = |v: f64| {
+            let x = (v * DEGREE_SCALE).ceil() + 1.0;
+            x.clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32
+        };
+        let mut b = E7Box {
+            lat: (lo(lat0), hi(lat1)),
+            lons: [(1, 0); 2],
+        };
+        for (slot, &(a, c)) in b.lons.iter_mut().zip(&lons) {
+            *slot = (lo(a), hi(c));
+        }
+        if lons.len() > 2 {
+            b.lons = [(i32::MIN, i32::MAX), (1, 0)];
+        }
+        b
+    }
+
     /// The cells of `level` that hold every fix in the area.
     pub fn cover(&self, level: u8) -> Cover {
         let ((lat0, lat1), lons) = self.bounds();
@@ -232,6 +288,7 @@ mod tests {
             let radius_m = 10f64.powf(rng.random_range(0.0..7.0));
             let area = Area::Near { lat, lon, radius_m };
             let covers: Vec<Cover> = LEVELS.iter().map(|&l| area.cover(l)).collect();
+            let pre = area.e7_box();
             for _ in 0..50 {
                 // Fixes near the edge of the circle, some inside and some outside.
                 let bearing: f64 = rng.random_range(0.0..std::f64::consts::TAU);
@@ -253,6 +310,12 @@ mod tests {
                     continue;
                 };
                 if area.contains(&fix) {
+                    assert!(
+                        pre.holds(fix.lat_e7, fix.lon_e7),
+                        "{area:?} box misses {fix:?}"
+                    );
+                    let b = (fix.lat_e7, fix.lon_e7, fix.lat_e7, fix.lon_e7);
+                    assert!(pre.meets(b), "{area:?} box misses {fix:?}");
                     for c in &covers {
                         let key = cell_of(c.level, &fix);
                         assert!(c.contains(key), "{area:?} level {} misses {fix:?}", c.level);
@@ -278,5 +341,45 @@ mod tests {
         assert!(c.keys().any(|k| k == cell_of(10, &east)));
         assert!(c.keys().any(|k| k == cell_of(10, &west)));
         assert_eq!(c.cols.len(), 2);
+        let pre = area.e7_box();
+        assert!(pre.holds(east.lat_e7, east.lon_e7) && pre.holds(west.lat_e7, west.lon_e7));
+        assert!(!pre.holds(far.lat_e7, far.lon_e7));
+        // A track from the far fix to the east one meets the box; one around the far fix not.
+        assert!(pre.meets((0, 0, 0, east.lon_e7)));
+        assert!(!pre.meets((0, -10, 0, 10)));
+    }
+
+    #[test]
+    fn integer_boxes_hold_boundary_fixes() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for _ in 0..20_000 {
+            let lat0: f64 = rng.random_range(-90.0..90.0);
+            let lat1: f64 = rng.random_range(lat0..=90.0);
+            let lon0: f64 = rng.random_range(-180.0..=180.0);
+            let lon1: f64 = rng.random_range(-180.0..=180.0);
+            let area = Area::BBox {
+                min_lat: lat0,
+                min_lon: lon0,
+                max_lat: lat1,
+                max_lon: lon1,
+            };
+            let pre = area.e7_box();
+            // Fixes on and just around each corner.
+            for (la, lo) in [(lat0, lon0), (lat1, lon1), (lat0, lon1), (lat1, lon0)] {
+                let (a, b) = ((la * 1e7).round() as i64, (lo * 1e7).round() as i64);
+                for da in -2..=2 {
+                    for db in -2..=2 {
+                        let fix = GpsFix {
+                            time_us: 0,
+                            lat_e7: (a + da).clamp(-900_000_000, 900_000_000) as i32,
+                            lon_e7: (b + db).clamp(-1_800_000_000, 1_800_000_000) as i32,
+                        };
+                        if area.contains(&fix) {
+                            assert!(pre.holds(fix.lat_e7, fix.lon_e7), "{area:?} {fix:?}");
+                        }
+                    }
+                }
+            }
+        }
     }
 }

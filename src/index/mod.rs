@@ -126,26 +126,61 @@ impl Index {
     pub fn rebuild_lists(&mut self, entries: &[crate::catalog::SegmentEntry]) {
         let mut time: TimeList = entries.iter().map(|e| (e.start_us, e.id)).collect();
         time.sort_unstable();
-        let mut officers: HashMap<u32, TimeList> = HashMap::new();
-        let mut devices: HashMap<u32, TimeList> = HashMap::new();
         for e in entries {
-            officers
-                .entry(e.officer)
-                .or_default()
-                .push((e.start_us, e.id));
-            devices
-                .entry(e.device)
-                .or_default()
-                .push((e.start_us, e.id));
             self.max_duration = self.max_duration.max(e.end_us.saturating_sub(e.start_us));
         }
-        for l in officers.values_mut().chain(devices.values_mut()) {
-            l.sort_unstable();
-            l.shrink_to_fit();
+        // Name numbers are dense (the interner hands them out from 0), so the lists are built
+        // in vectors indexed by number, at their exact size, without hashing every entry.
+        let names = entries
+            .iter()
+            .map(|e| e.officer.max(e.device) as usize + 1)
+            .max()
+            .unwrap_or(0);
+        if names > entries.len().saturating_mul(2) + 1024 {
+            // Sparse numbers (not from a checkpoint this build wrote): hash them.
+            let mut officers: HashMap<u32, TimeList> = HashMap::new();
+            let mut devices: HashMap<u32, TimeList> = HashMap::new();
+            for e in entries {
+                officers
+                    .entry(e.officer)
+                    .or_default()
+                    .push((e.start_us, e.id));
+                devices
+                    .entry(e.device)
+                    .or_default()
+                    .push((e.start_us, e.id));
+            }
+            for l in officers.values_mut().chain(devices.values_mut()) {
+                l.sort_unstable();
+                l.shrink_to_fit();
+            }
+            self.by_officer = officers;
+            self.by_device = devices;
+        } else {
+            let by = |sym: fn(&crate::catalog::SegmentEntry) -> u32| {
+                let mut counts = vec![0usize; names];
+                for e in entries {
+                    counts[sym(e) as usize] += 1;
+                }
+                let mut lists: Vec<TimeList> =
+                    counts.iter().map(|&c| Vec::with_capacity(c)).collect();
+                for e in entries {
+                    lists[sym(e) as usize].push((e.start_us, e.id));
+                }
+                lists
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(_, l)| !l.is_empty())
+                    .map(|(i, mut l)| {
+                        l.sort_unstable();
+                        (i as u32, l)
+                    })
+                    .collect::<HashMap<u32, TimeList>>()
+            };
+            self.by_officer = by(|e| e.officer);
+            self.by_device = by(|e| e.device);
         }
         self.time = time;
-        self.by_officer = officers;
-        self.by_device = devices;
     }
 
     /// The ids carrying a label, sorted (empty if none).

@@ -11,7 +11,7 @@
 
 use serde::Serialize;
 
-use super::geo::{Area, LEVELS};
+use super::geo::{Area, E7Box, LEVELS};
 use super::spatial::sec;
 use super::tracks::NO_TRACK;
 use super::{LabelKind, TimeList};
@@ -201,6 +201,23 @@ fn window(list: &[(i64, u64)], lo: i64, hi: i64, max_dur: i64, after: (i64, u64)
     list.get(a..b.max(a)).unwrap_or_default()
 }
 
+/// The catalog entry of `id`. Ids are handed out in order and entries are sorted by id, so
+/// while no id is missing an entry's rank is its id minus the first id: try that slot before
+/// the binary search (which costs a cache miss per level on a large catalog).
+#[inline]
+fn entry(cat: &Catalog, id: u64) -> Option<&SegmentEntry> {
+    let es = cat.entries();
+    let guess = es
+        .first()
+        .and_then(|f| id.checked_sub(f.id))
+        .and_then(|i| usize::try_from(i).ok())
+        .and_then(|i| es.get(i));
+    match guess {
+        Some(e) if e.id == id => Some(e),
+        _ => cat.get(id),
+    }
+}
+
 /// Evaluates a query.
 pub fn run<'a>(cat: &'a Catalog, q: &Query) -> Result<Page> {
     q.validate()?;
@@ -239,7 +256,6 @@ pub fn run<'a>(cat: &'a Catalog, q: &Query) -> Result<Page> {
 
     // Candidate sources and their costs (items to look at).
     let md = idx.max_duration;
-    let time = window(&idx.time, lo, hi, md, after);
     let lists_of = |syms: &Option<Vec<u32>>, map: &'a HashMap<u32, TimeList>| {
         syms.as_ref().map(|s| {
             s.iter()
@@ -261,16 +277,15 @@ pub fn run<'a>(cat: &'a Catalog, q: &Query) -> Result<Page> {
             .map(|&l| a.cover(l))
             .find(|c| c.len() <= MAX_COVER_CELLS)
     });
-    let mut plan = ("time", time.len());
+    let spatial = cover.as_ref().map(|c| idx.spatial.prepare(c, s_lo, s_hi));
+    let mut plan = ("time", usize::MAX);
     for (name, cost) in [
         ("officer", sum(&officer_lists)),
         ("device", sum(&device_lists)),
         ("label", labels.iter().map(|l| l.len() * 2).min()),
         (
             "spatial",
-            cover
-                .as_ref()
-                .map(|c| idx.spatial.cost(c, s_lo, s_hi).saturating_mul(2)),
+            spatial.as_ref().map(|s| s.cost().saturating_mul(2)),
         ),
     ] {
         if let Some(c) = cost {
@@ -279,6 +294,18 @@ pub fn run<'a>(cat: &'a Catalog, q: &Query) -> Result<Page> {
             }
         }
     }
+    // The time list is the fallback; finding its window costs two binary searches over every
+    // segment, skipped when another source is already this cheap.
+    const CHEAP: usize = 64;
+    let time = if plan.1 > CHEAP {
+        let time = window(&idx.time, lo, hi, md, after);
+        if time.len() < plan.1 {
+            plan = ("time", time.len());
+        }
+        time
+    } else {
+        &[]
+    };
 
     // Candidates as (start, id), ascending.
     let by_ids = |mut ids: Vec<u64>| -> Vec<(i64, u64)> {
@@ -286,7 +313,7 @@ pub fn run<'a>(cat: &'a Catalog, q: &Query) -> Result<Page> {
         ids.dedup();
         let mut v: Vec<(i64, u64)> = ids
             .into_iter()
-            .filter_map(|id| cat.get(id).map(|e| (e.start_us, id)))
+            .filter_map(|id| entry(cat, id).map(|e| (e.start_us, id)))
             .filter(|&k| k > after)
             .collect();
         v.sort_unstable();
@@ -315,21 +342,34 @@ pub fn run<'a>(cat: &'a Catalog, q: &Query) -> Result<Page> {
         }
         "spatial" => {
             let mut ids = Vec::new();
-            if let Some(c) = &cover {
-                idx.spatial.lookup(c, s_lo, s_hi, |id| ids.push(id));
+            if let Some(s) = &spatial {
+                s.for_each(|id| ids.push(id));
             }
             owned = by_ids(ids);
             &owned
         }
         _ => time,
     };
+    // Label checks only need the part of each label list between the candidates' least and
+    // greatest ids: a short, cache-resident slice when ids follow time, as they do.
+    if !labels.is_empty() {
+        let (min_id, max_id) = candidates
+            .iter()
+            .fold((u64::MAX, 0), |(a, b), &(_, id)| (a.min(id), b.max(id)));
+        for l in labels.iter_mut() {
+            let a = l.partition_point(|&x| x < min_id);
+            let b = l.partition_point(|&x| x <= max_id);
+            *l = l.get(a..b.max(a)).unwrap_or_default();
+        }
+    }
+    let pre = q.area.map(|a| a.e7_box());
 
     let mut page = Page {
         plan: plan.0,
         ..Page::default()
     };
     for &(_, id) in candidates {
-        let Some(e) = cat.get(id) else { continue };
+        let Some(e) = entry(cat, id) else { continue };
         if !(e.start_us <= hi && e.end_us >= lo) {
             continue;
         }
@@ -339,15 +379,15 @@ pub fn run<'a>(cat: &'a Catalog, q: &Query) -> Result<Page> {
         {
             continue;
         }
-        let hits = match &q.area {
-            Some(area) => {
-                let hits = hits_of(cat, e, area, lo, hi)?;
+        let hits = match (&q.area, &pre) {
+            (Some(area), Some(pre)) => {
+                let hits = hits_of(cat, e, area, pre, lo, hi)?;
                 if hits.is_empty() {
                     continue;
                 }
                 hits
             }
-            None => Vec::new(),
+            _ => Vec::new(),
         };
         if page.results.len() == limit {
             page.next = page.results.last().map(|r| cursor_of(r.start_us, r.id));
@@ -363,21 +403,23 @@ pub fn run<'a>(cat: &'a Catalog, q: &Query) -> Result<Page> {
     Ok(page)
 }
 
-/// The runs of consecutive fixes of segment `e` inside the window and the area.
-fn hits_of(cat: &Catalog, e: &SegmentEntry, area: &Area, lo: i64, hi: i64) -> Result<Vec<Hit>> {
+/// The runs of consecutive fixes of segment `e` inside the window and the area. `pre` is the
+/// area's integer box: it rules out whole tracks (by their bounding box) and most fixes before
+/// the exact test; fixes are in time order, so decoding stops after the window.
+fn hits_of(
+    cat: &Catalog,
+    e: &SegmentEntry,
+    area: &Area,
+    pre: &E7Box,
+    lo: i64,
+    hi: i64,
+) -> Result<Vec<Hit>> {
     if e.track == NO_TRACK {
         return Ok(Vec::new());
     }
     let t = cat.index.tracks.get(e.track, e.id)?;
-    if let Area::BBox {
-        min_lat, max_lat, ..
-    } = *area
-    {
-        // The stored bounding box rules out most non-matching tracks without decoding them.
-        let (a, _, c, _) = t.bbox;
-        if f64::from(c) / 1e7 < min_lat || f64::from(a) / 1e7 > max_lat {
-            return Ok(Vec::new());
-        }
+    if !pre.meets(t.bbox) {
+        return Ok(Vec::new());
     }
     let mut hits: Vec<Hit> = Vec::new();
     let mut open = false;
@@ -387,7 +429,10 @@ fn hits_of(cat: &Catalog, e: &SegmentEntry, area: &Area, lo: i64, hi: i64) -> Re
             offset: 0,
             what: format!("GPS track: {err}"),
         })?;
-        let m = lo <= f.time_us && f.time_us <= hi && area.contains(&f);
+        if f.time_us > hi {
+            break;
+        }
+        let m = lo <= f.time_us && pre.holds(f.lat_e7, f.lon_e7) && area.contains(&f);
         match (m, open, hits.last_mut()) {
             (true, true, Some(h)) => h.to_us = f.time_us,
             (true, _, _) => hits.push(Hit {

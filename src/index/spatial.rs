@@ -17,6 +17,7 @@
 use std::collections::BTreeSet;
 
 use super::geo::{cell_of, Cover, LEVELS};
+use super::tracks::read_varint;
 use crate::format::{DecodeError, Reader, Writer};
 use crate::meta::GpsFix;
 
@@ -68,6 +69,35 @@ pub fn postings_of(id: u64, fixes: &[GpsFix]) -> Vec<Posting> {
     out.sort_unstable();
     out.dedup();
     out
+}
+
+/// A prepared lookup: the base run's postings of each cell of a cover, for one time range.
+pub struct Lookup<'a> {
+    idx: &'a SpatialIndex,
+    cells: Vec<(u64, &'a [Posting])>,
+    from: u32,
+    to: u32,
+}
+
+impl Lookup<'_> {
+    /// Postings to scan (the buffer counted by its size, which is small).
+    pub fn cost(&self) -> usize {
+        self.cells.iter().map(|c| c.1.len() + 1).sum::<usize>() + self.idx.mem.len().min(64)
+    }
+
+    /// Calls `f` with the id of every posting that overlaps the time range.
+    pub fn for_each(&self, mut f: impl FnMut(u64)) {
+        for &(key, run) in &self.cells {
+            for p in run
+                .iter()
+                .chain(self.idx.mem_range(key, self.from, self.to))
+            {
+                if p.t_last >= self.from {
+                    f(p.id);
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -137,26 +167,28 @@ impl SpatialIndex {
         self.mem.range(lo..=hi)
     }
 
-    /// Calls `f` with the id of every posting in the cover that overlaps seconds [from, to].
-    pub fn lookup(&self, cover: &Cover, from: u32, to: u32, mut f: impl FnMut(u64)) {
-        for key in cover.keys() {
-            let base = Self::range(&self.base, key, from, to).iter();
-            for p in base.chain(self.mem_range(key, from, to)) {
-                if p.t_last >= from {
-                    f(p.id);
-                }
-            }
+    /// The postings of each cell of `cover` that may hold a fix in seconds [from, to]: found
+    /// once, then costed ([`Lookup::cost`]) and read ([`Lookup::for_each`]).
+    pub fn prepare(&self, cover: &Cover, from: u32, to: u32) -> Lookup<'_> {
+        Lookup {
+            idx: self,
+            cells: cover
+                .keys()
+                .map(|key| (key, Self::range(&self.base, key, from, to)))
+                .collect(),
+            from,
+            to,
         }
     }
 
-    /// An estimate of the work of [`Self::lookup`]: postings scanned (the buffer counted by
-    /// its size, which is small).
+    /// Calls `f` with the id of every posting in the cover that overlaps seconds [from, to].
+    pub fn lookup(&self, cover: &Cover, from: u32, to: u32, f: impl FnMut(u64)) {
+        self.prepare(cover, from, to).for_each(f);
+    }
+
+    /// An estimate of the work of [`Self::lookup`] (see [`Lookup::cost`]).
     pub fn cost(&self, cover: &Cover, from: u32, to: u32) -> usize {
-        cover
-            .keys()
-            .map(|key| Self::range(&self.base, key, from, to).len() + 1)
-            .sum::<usize>()
-            + self.mem.len().min(64)
+        self.prepare(cover, from, to).cost()
     }
 
     /// Serialises the live postings (those `keep` accepts), delta-encoded.
@@ -176,36 +208,52 @@ impl SpatialIndex {
         }
     }
 
+    /// Reads what [`Self::encode`] wrote. The postings are the last part of a checkpoint body
+    /// and by far its largest: this consumes the rest of `r` and decodes it with the inline
+    /// varint reader, then fails unless every byte was used.
     pub fn decode(r: &mut Reader) -> Result<SpatialIndex, DecodeError> {
         let n = usize::try_from(r.u64()?).unwrap_or(usize::MAX);
         if n > r.remaining() / 4 {
             return Err(DecodeError::Truncated("spatial index"));
         }
+        let data = r.take(r.remaining())?;
+        let mut pos = 0usize;
         let bad = || DecodeError::invalid("spatial index", "posting out of range");
         let mut base = Vec::with_capacity(n);
         let (mut pk, mut pt, mut pid) = (0u64, 0u32, 0u64);
+        let mut prev: Option<Posting> = None;
         for _ in 0..n {
-            let key = pk.checked_add(r.varint()?).ok_or_else(bad)?;
+            let mut next =
+                || read_varint(data, &mut pos).ok_or(DecodeError::Truncated("spatial index"));
+            let key = pk.checked_add(next()?).ok_or_else(bad)?;
             let t_base = if key == pk { pt } else { 0 };
-            let dt = u32::try_from(r.varint()?).map_err(|_| bad())?;
+            let dt = u32::try_from(next()?).map_err(|_| bad())?;
             let t_first = t_base.checked_add(dt).ok_or_else(bad)?;
-            let dur = u32::try_from(r.varint()?).map_err(|_| bad())?;
+            let dur = u32::try_from(next()?).map_err(|_| bad())?;
             let t_last = t_first.checked_add(dur).ok_or_else(bad)?;
-            let id = pid.wrapping_add(r.svarint()? as u64);
+            let d = next()?;
+            let id = pid.wrapping_add((((d >> 1) as i64) ^ -((d & 1) as i64)) as u64);
             let p = Posting {
                 key,
                 t_first,
                 t_last,
                 id,
             };
-            if base.last().is_some_and(|q| *q > p) || dur > MAX_VISIT_S {
+            if prev.is_some_and(|q| q > p) || dur > MAX_VISIT_S {
                 return Err(DecodeError::invalid(
                     "spatial index",
                     "postings out of order",
                 ));
             }
             base.push(p);
+            prev = Some(p);
             (pk, pt, pid) = (key, t_first, id);
+        }
+        if pos != data.len() {
+            return Err(DecodeError::invalid(
+                "spatial index",
+                format!("{} unexpected trailing bytes", data.len() - pos),
+            ));
         }
         Ok(SpatialIndex {
             base,
