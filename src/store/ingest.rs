@@ -29,8 +29,8 @@ use crate::format::record::{chunk_payload_capacity, record_end, Kind};
 use crate::log::writer::{Appended, VolumeWriter};
 use crate::meta::SegmentMeta;
 
-/// Writes at least this long hash on a helper thread while the chunks are appended; shorter
-/// ones are hashed inline (a thread costs tens of microseconds, 64 KiB hash in about 40).
+/// Writes of at least this many bytes are hashed on a helper thread while their chunks are
+/// appended; shorter ones inline (starting a thread costs ~20-50 µs, hashing 64 KiB ~40 µs).
 const PARALLEL_HASH_MIN: usize = 256 * 1024;
 /// Chunks `copy_from` gathers before each `write`, so a reader's bytes are hashed in large
 /// batches alongside their appends.
