@@ -12,6 +12,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use parking_lot::Mutex;
+use sha2::Digest;
 
 use super::demo_data::{self, STATIONS};
 use super::progress_bar;
@@ -321,13 +322,114 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         stats.catalog_heap_bytes as f64 / stats.segments.max(1) as f64,
         stats.index_heap_bytes as f64 / stats.segments.max(1) as f64,
     );
+
+    // 6. Retention with a simulated clock: a legal hold, uploads to a local "cloud", eviction
+    // and deletion.
+    println!(
+        "\n6. Retention, 32 days later (simulated clock); the cloud tier is a local directory"
+    );
+    let cloud = dir.join("cloud");
+    let policy_path = store_dir.join(crate::retention::policy::POLICY_FILE);
+    let url = format!(
+        "file://{}",
+        std::fs::canonicalize(&dir)?.join("cloud").display()
+    );
+    let policy =
+        crate::retention::policy::DEFAULT_POLICY.replace("file:///var/lib/footage-cloud", &url);
+    crate::log::write_atomic(&policy_path, policy.as_bytes())?;
+    let held = results
+        .iter()
+        .map(|(_, c)| c.id)
+        .find(|id| store.info(*id).is_ok_and(|i| i.categories.is_empty()));
+    if let Some(id) = held {
+        store.hold(id, "OP-DEMO-HOLD", "demo")?;
+        println!("   legal hold on segment {id} (no category: it would be deleted after 31 days)");
+    }
+    let evidential = results.iter().map(|(_, c)| c.clone()).find(|c| {
+        store
+            .info(c.id)
+            .is_ok_and(|i| i.categories.iter().any(|x| x == "evidential"))
+    });
+    let now = day + 32 * DAY_US;
+    let upcoming = store.retention_plan(now - 2 * DAY_US, 3)?;
+    println!(
+        "   footage retention plan --days 3 (two days before): {} actions due, {} of them deletions",
+        upcoming.len(),
+        upcoming.iter().filter(|p| p.action == "delete").count()
+    );
+    let pb = progress_bar(plan.len() as u64, "retention");
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{msg:20} [{bar:40}] {pos}/{len} segments")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let t = Instant::now();
+    let summary = store.retention_apply(now, false, "demo", &mut |p| {
+        pb.set_length(p.total);
+        pb.set_position(p.done);
+        pb.set_message(format!("{} {}", p.action, p.id));
+    })?;
+    pb.finish_and_clear();
+    println!(
+        "   uploaded {}, evicted {}, deleted {}, held {}, {:.1} MB reclaimed in {:.1} s{}",
+        summary.uploaded,
+        summary.evicted,
+        summary.deleted,
+        summary.held,
+        mb(summary.bytes_reclaimed),
+        t.elapsed().as_secs_f64(),
+        if summary.failed.is_empty() {
+            String::new()
+        } else {
+            format!("; {} failed", summary.failed.len())
+        }
+    );
+    if let Some(id) = held {
+        let info = store.info(id)?;
+        println!(
+            "   segment {id} survived: holds {:?}, tier {}",
+            info.holds, info.tier
+        );
+    }
+    if let Some(c) = evidential {
+        let t = Instant::now();
+        let mut r = store.open_segment(c.id)?;
+        let mut hasher = sha2::Sha256::new();
+        std::io::copy(&mut r, &mut HashWriter(&mut hasher))?;
+        let same = crate::store::hex(&sha2::Digest::finalize(hasher)) == c.sha256_hex();
+        println!(
+            "   evidential segment {} now lives in {} (tier {}): read back through the cloud tier in {:.0} ms, SHA-256 {}",
+            c.id,
+            cloud.display(),
+            store.info(c.id)?.tier,
+            t.elapsed().as_secs_f64() * 1e3,
+            if same { "matches" } else { "DOES NOT MATCH" }
+        );
+    }
     store.close()?;
     let _ = std::fs::remove_dir_all(&tmp);
     println!("\nTry it yourself:");
     println!("   export FOOTAGE_STORE={}", store_dir.display());
     println!("   footage stats");
-    println!("   footage info 1");
     println!("   footage find --near {clat},{clon} --radius 150");
     println!("   footage get 1 --out segment-1.mp4");
+    println!("   footage retention plan --days 30");
+    println!("\nOpen the review page:");
+    println!(
+        "   footage serve --store {}   (then browse http://127.0.0.1:8080/)",
+        store_dir.display()
+    );
     Ok(super::EXIT_OK)
+}
+
+/// Feeds bytes copied into it to a SHA-256 hasher.
+struct HashWriter<'a>(&'a mut sha2::Sha256);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
