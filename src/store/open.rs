@@ -78,6 +78,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
         what: "bad store_id".into(),
     })?;
     let mut report = OpenReport::default();
+    let audit = crate::audit::AuditLog::open(root, store_id)?;
 
     let (mut cat, ckpt_seq, tracks_len) = load_checkpoint(root, &store_id, &mut report)?;
     let catalog_dir = root.join("catalog");
@@ -277,6 +278,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
         catalog: RwLock::new(cat),
         report,
         config,
+        audit,
         _lock: lock,
     });
     reopen_active(&inner, active)?;
@@ -288,7 +290,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
     {
         inner.checkpoint()?;
     }
-    Ok(Store { inner })
+    Ok(Store { inner, actor: None })
 }
 
 /// Unsealed volumes take writes again (one per data dir and age day); the others are sealed.

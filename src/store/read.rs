@@ -3,6 +3,8 @@
 //! Invariant: every byte handed out comes from a chunk whose header names this segment and
 //! chunk index and whose payload CRC matched; otherwise the read fails with
 //! [`Error::SegmentCorrupt`] naming the segment and the byte offset (never wrong bytes).
+//! Through an actor handle (`Store::with_actor`), opening a segment or reading a range is
+//! recorded in the audit log (action `read`) before any byte is handed out.
 
 use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::Arc;
@@ -28,6 +30,13 @@ pub struct SegmentReader {
 impl Store {
     /// Opens segment `id` for reading.
     pub fn open_segment(&self, id: u64) -> Result<SegmentReader> {
+        let r = self.reader(id)?;
+        self.record_access("read", Some(id), serde_json::json!({ "bytes": r.len }))?;
+        Ok(r)
+    }
+
+    /// Opens segment `id` for reading without recording it (for the store's own checks).
+    pub(crate) fn reader(&self, id: u64) -> Result<SegmentReader> {
         let rec = self.inner.load_commit(id, false)?;
         Ok(SegmentReader {
             inner: Arc::clone(&self.inner),
@@ -42,7 +51,7 @@ impl Store {
 
     /// Reads `len` bytes at `offset` of segment `id` (fewer at the end of the segment).
     pub fn read_range(&self, id: u64, offset: u64, len: u64) -> Result<Vec<u8>> {
-        let mut r = self.open_segment(id)?;
+        let mut r = self.reader(id)?;
         if offset > r.len {
             return Err(Error::Invalid(format!(
                 "offset {offset} is past the end of segment {id} ({} bytes)",
@@ -50,6 +59,8 @@ impl Store {
             )));
         }
         let n = len.min(r.len - offset);
+        let details = serde_json::json!({ "offset": offset, "length": n });
+        self.record_access("read", Some(id), details)?;
         let mut out =
             vec![0u8; usize::try_from(n).map_err(|_| Error::Invalid("range too large".into()))?];
         r.pos = offset;
