@@ -8,12 +8,31 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{copy_dir, meta, open_small, random_bytes, volume_files, T0};
+use common::{copy_dir, meta, random_bytes, small_options, volume_files, T0};
 use footage::audit::format::FILE_HEADER_LEN;
 use footage::audit::scan::{scan, Item};
 use footage::{Change, Durability, Query, Store};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+
+/// Opens a store with small chunks. A child process another test is spawning holds a copy of
+/// every open descriptor between its fork and exec, so the lock of a store just closed may
+/// still be held for a moment: retry briefly.
+fn open_small(path: &Path) -> Store {
+    let t = std::time::Instant::now();
+    loop {
+        match Store::open_with(path, &small_options()) {
+            Err(footage::Error::Locked { .. }) if t.elapsed().as_secs() < 10 => {
+                std::thread::sleep(std::time::Duration::from_millis(5))
+            }
+            r => return r.unwrap(),
+        }
+    }
+}
+
+fn open(path: &Path) -> Store {
+    open_small(path)
+}
 
 fn audit_files(store: &Path) -> Vec<PathBuf> {
     let mut v: Vec<_> = std::fs::read_dir(store.join("audit"))
@@ -323,7 +342,7 @@ fn a_crash_keeps_every_acknowledged_entry_and_cuts_only_a_torn_tail() {
     torn.set_file_name("torn");
     copy_dir(&crashed, &torn);
     let copy = |p: &Path| {
-        let s = Store::open(p).unwrap();
+        let s = open(p);
         let got = s.audit_entries(None, None).unwrap();
         assert_eq!(got[..want.len()], want[..]);
         let r = s.audit_verify().unwrap();
@@ -353,13 +372,22 @@ fn footage() -> Command {
     c
 }
 
+/// Runs the CLI, retrying while the store's lock is still held (see `open_small`).
 fn run(store: &Path, args: &[&str]) -> std::process::Output {
-    footage()
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .output()
-        .unwrap()
+    let t = std::time::Instant::now();
+    loop {
+        let o = footage()
+            .arg("--store")
+            .arg(store)
+            .args(args)
+            .output()
+            .unwrap();
+        let locked = String::from_utf8_lossy(&o.stderr).contains("is locked by another process");
+        if !locked || t.elapsed().as_secs() >= 10 {
+            return o;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
 
 #[test]
@@ -505,7 +533,7 @@ fn get_verify_refuses_a_corrupted_segment() {
     assert!(o.stdout.len() < data.len());
     // Without --verify the CRC-valid bytes are delivered (that is what --verify is for).
     assert_eq!(run(&path, &["get", &ids]).stdout.len(), data.len());
-    let s = Store::open(&path).unwrap();
+    let s = open(&path);
     let e = s.export(id, &dir.path().join("x")).unwrap_err().to_string();
     assert!(e.contains("SHA-256"), "{e}");
     assert!(!dir.path().join("x").join(format!("{id}.bin")).exists());

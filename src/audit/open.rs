@@ -11,6 +11,7 @@
 //! - an audit file of a newer format version refuses the open.
 
 use std::fs::{self, File};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::files;
@@ -129,8 +130,11 @@ fn open_last(
     head: Option<&HeadFile>,
     found: &mut OpenFindings,
 ) -> Result<Option<Last>> {
-    let data = fs::read(path).at(path)?;
-    let header = match FileHeader::decode(&data) {
+    let file = files::open_rw(path)?;
+    let len = file.metadata().at(path)?.len();
+    let mut head_bytes = vec![0u8; FILE_HEADER_LEN.min(len as usize)];
+    file.read_exact_at(&mut head_bytes, 0).at(path)?;
+    let header = match FileHeader::decode(&head_bytes) {
         Ok(h) if h.store_id == store_id => h,
         Ok(_) => {
             found.problems.push(format!(
@@ -157,33 +161,34 @@ fn open_last(
             return Ok(None);
         }
     };
-    let mut from = FILE_HEADER_LEN;
+    let mut from = FILE_HEADER_LEN as u64;
     let mut chain = Chain {
         count: header.first_index,
         hash: header.prev_hash,
     };
     let mut check = None;
     if let Some(h) = head.filter(|h| h.seq == seq) {
-        let end = usize::try_from(h.end).unwrap_or(usize::MAX);
-        if (FILE_HEADER_LEN..=data.len()).contains(&end) {
-            from = end;
+        if (FILE_HEADER_LEN as u64..=len).contains(&h.end) {
+            from = h.end;
             chain = Chain {
                 count: h.count,
                 hash: h.hash,
             };
         } else {
             found.problems.push(format!(
-                "{} is shorter ({} bytes) than HEAD recorded ({} bytes)",
+                "{} is shorter ({len} bytes) than HEAD recorded ({} bytes)",
                 path.display(),
-                data.len(),
                 h.end
             ));
             check = Some(h);
         }
     }
+    // Only the entries after `from` are read.
+    let mut data = vec![0u8; (len - from) as usize];
+    file.read_exact_at(&mut data, from).at(path)?;
     let mut last_was_head = false;
     let mut problems = Vec::new();
-    let (end, tail) = scan(&data, from, |item| match item {
+    let (end, tail) = scan(&data, 0, |item| match item {
         Item::Entry { entry, .. } => {
             if let Some(h) = check.filter(|h| h.count == entry.index + 1 && h.hash != entry.hash) {
                 problems.push(format!(
@@ -197,31 +202,37 @@ fn open_last(
             };
             last_was_head = entry.action == "head" && entry.actor == STORE_ACTOR;
         }
-        Item::Damage { from, to, what } => problems.push(format!(
-            "{} offsets {from}..{to} are damaged: {what}",
-            path.display()
+        Item::Damage {
+            from: a,
+            to: b,
+            what,
+        } => problems.push(format!(
+            "{} offsets {}..{} are damaged: {what}",
+            path.display(),
+            from + a as u64,
+            from + b as u64
         )),
     });
     found.problems.extend(problems);
-    let file = files::open_rw(path)?;
+    let end = from + end as u64;
     if let Some(t) = tail {
         let bytes = data.get(t.from..).unwrap_or_default();
-        let saved = files::save_torn(dir, seq, t.from as u64, bytes)?;
-        file.set_len(end as u64).at(path)?;
+        let at = from + t.from as u64;
+        let saved = files::save_torn(dir, seq, at, bytes)?;
+        file.set_len(end).at(path)?;
         file.sync_all().at(path)?;
         found.torn_bytes += bytes.len() as u64;
         found.notes.push(format!(
-            "cut a torn tail of {} bytes from {} at offset {} ({}); saved in {}",
+            "cut a torn tail of {} bytes from {} at offset {at} ({}); saved in {}",
             bytes.len(),
             path.display(),
-            t.from,
             t.what,
             saved.display()
         ));
     }
     Ok(Some(Last {
         file,
-        end: end as u64,
+        end,
         chain,
         last_was_head,
     }))
