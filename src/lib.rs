@@ -3,7 +3,8 @@
 //! An embedded storage engine for police body-worn-video footage: a log-structured store of
 //! video segments (append-only volumes of CRC-checked chunk records, crash-safe tail
 //! recovery, mmap reads, idempotent ingest), with the metadata needed to find footage by
-//! officer, device, time and place.
+//! officer, device, time and place, and a hash-chained audit log of everything done to it
+//! (the chain of custody).
 //!
 //! ```no_run
 //! use footage::{SegmentMeta, Store};
@@ -25,6 +26,7 @@
 //!
 //! The on-disk format is specified in docs/FORMAT.md and the architecture in docs/DESIGN.md.
 
+pub mod audit;
 mod catalog;
 pub mod cli;
 mod config;
@@ -40,6 +42,7 @@ mod store;
 pub mod testing;
 pub mod tier;
 
+pub use audit::{AuditEntry, AuditHead, AuditReport, BrokenLink, Durability};
 pub use catalog::checkpoint::{
     decode_body as decode_checkpoint_body, decode_file as decode_checkpoint_file,
 };
@@ -49,7 +52,7 @@ pub use index::geo::{haversine_m, Area};
 pub use index::query::{FindResult, Hit, Page, Query};
 pub use meta::{GpsFix, SegmentMeta};
 pub use store::{
-    hex, now_us, parse_id, Change, Committed, CorruptSegment, DiskStats, IndexStats, OpenReport,
-    RecoverReport, SegmentInfo, SegmentReader, SegmentWriter, Stats, Store, VerifyReport,
-    VolumeStats,
+    hex, now_us, parse_id, Change, Committed, CorruptSegment, DiskStats, Exported, IndexStats,
+    OpenReport, RecoverReport, SegmentInfo, SegmentReader, SegmentWriter, Stats, Store,
+    VerifiedReader, VerifyReport, VolumeStats, READ_ACTIONS, SYSTEM_ACTOR,
 };

@@ -6,6 +6,7 @@
 //! stderr and only when it is a terminal; a closed stdout pipe ends the command quietly.
 
 mod admin;
+mod audit;
 mod change;
 mod demo;
 mod demo_data;
@@ -42,7 +43,11 @@ Examples:
   footage retention plan --days 7                what goes in the next week
   footage retention apply --now 2027-01-01T00:00:00Z --dry-run
   footage --store /srv/new recover --from-cloud --url az://evidence/station-12
-  footage get 42 --out clip.mp4                  export a segment
+  footage get 42 --out clip.mp4                  copy a segment's bytes out
+  footage get 42 --verify --out clip.mp4         ... only if its SHA-256 matches
+  footage export 42 --out /media/case-17         42.mp4 + 42.custody.json (chain of custody)
+  footage audit --segment 42                     who did what to segment 42 (JSON lines)
+  footage audit --verify                         check the audit log's hash chain
   footage get 42 --offset 1048576 --length 65536 > part.bin
   footage verify                                 re-check every chunk CRC and SHA-256
   footage --store /srv/footage stats             counts, volumes, disk usage
@@ -82,6 +87,8 @@ pub enum Command {
     Ingest(ingest::IngestArgs),
     /// Write a segment's bytes (or a range of them) to stdout or a file
     Get(read::GetArgs),
+    /// Export a segment for evidence: <ID>.mp4 and <ID>.custody.json (SHA-256 checked)
+    Export(read::ExportArgs),
     /// Print a segment's metadata as JSON
     Info(read::InfoArgs),
     /// Find segments by officer, device, time, place, case, tag, category (JSON lines)
@@ -107,6 +114,8 @@ pub enum Command {
     Stats,
     /// Re-read every chunk (CRC) and every segment's SHA-256; exit 1 if anything is corrupt
     Verify(admin::VerifyArgs),
+    /// Print the audit log (JSON lines), or check its hash chain with --verify
+    Audit(audit::AuditArgs),
     /// Build a demo store of synthetic footage around a London station and tour it
     Demo(demo::DemoArgs),
 }
@@ -213,14 +222,39 @@ fn actor(named: &Option<String>) -> anyhow::Result<String> {
     Ok(name)
 }
 
+/// The actor recorded for ingests, reads, exports and queries: `--actor`, else the OS user
+/// as it is (any name without control characters), else the numeric user id. Unlike changes,
+/// these never fail because of an odd OS user name.
+fn audit_actor(named: &Option<String>) -> String {
+    if let Some(name) = named {
+        return name.clone();
+    }
+    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME"));
+    if let Ok(u) = user {
+        if crate::store::check_actor(&u).is_ok() {
+            return u;
+        }
+    }
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata("/proc/self") {
+        Ok(m) => format!("uid:{}", m.uid()),
+        Err(_) => "unknown".into(),
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<i32> {
     let actor = || actor(&cli.actor);
+    // Commands whose actions go in the audit log under the actor.
+    let as_actor = || -> anyhow::Result<crate::Store> {
+        Ok(open(&cli.store)?.with_actor(&audit_actor(&cli.actor))?)
+    };
     match cli.command {
         Command::Demo(args) => demo::run(args),
-        Command::Ingest(args) => ingest::run(&open(&cli.store)?, args),
-        Command::Get(args) => read::get(&open(&cli.store)?, args),
+        Command::Ingest(args) => ingest::run(&as_actor()?, args),
+        Command::Get(args) => read::get(&as_actor()?, args),
+        Command::Export(args) => read::export(&as_actor()?, args),
         Command::Info(args) => read::info(&open(&cli.store)?, args),
-        Command::Find(args) => find::find(&open(&cli.store)?, args),
+        Command::Find(args) => find::find(&as_actor()?, args),
         Command::Track(args) => find::track(&open(&cli.store)?, args),
         Command::Categorize(a) => {
             change::label(&open(&cli.store)?, change::Label::Category, a, &actor()?)
@@ -232,7 +266,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Retention(c) => retention::run(&open(&cli.store)?, c, &actor()?),
         Command::Recover(a) => retention::recover(&cli.store, a, &actor()?),
         Command::Stats => admin::stats(&open(&cli.store)?),
-        Command::Verify(args) => admin::verify(&open(&cli.store)?, args),
+        Command::Verify(args) => admin::verify(&as_actor()?, args),
+        Command::Audit(args) => audit::run(&open(&cli.store)?, args),
     }
 }
 

@@ -1,7 +1,12 @@
-//! `footage get` and `footage info`.
+//! `footage get`, `footage export` and `footage info`.
+//!
+//! `get --verify` checks the segment's SHA-256 while streaming: with `--out` the file appears
+//! only if it matched (temporary file, fsync, rename); to stdout every byte but the last read
+//! has been written when a mismatch is found, the last bytes are withheld, and the command
+//! fails (exit 1).
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
@@ -23,6 +28,20 @@ pub struct GetArgs {
     /// Write to this file instead of stdout
     #[arg(long, short, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Check the whole segment's SHA-256 while copying; fail rather than deliver bytes that
+    /// do not match (with --out the file is not created)
+    #[arg(long, conflicts_with_all = ["offset", "length"])]
+    pub verify: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Segment id
+    #[arg(value_parser = segment_arg)]
+    pub id: u64,
+    /// Directory to write <ID>.mp4 (or .bin) and <ID>.custody.json into
+    #[arg(long, short, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -33,6 +52,10 @@ pub struct InfoArgs {
 }
 
 pub fn get(store: &Store, args: GetArgs) -> anyhow::Result<i32> {
+    if args.verify {
+        let r = store.open_verified(args.id)?;
+        return deliver(r, args.out.as_deref());
+    }
     let mut r = store.open_segment(args.id)?;
     if args.offset > r.len() {
         anyhow::bail!(
@@ -44,8 +67,12 @@ pub fn get(store: &Store, args: GetArgs) -> anyhow::Result<i32> {
     }
     std::io::Seek::seek(&mut r, std::io::SeekFrom::Start(args.offset))?;
     let len = args.length.unwrap_or(u64::MAX).min(r.len() - args.offset);
-    let mut limited = r.take(len);
-    match &args.out {
+    deliver(r.take(len), args.out.as_deref())
+}
+
+/// Copies to `out` atomically (temporary file, fsync, rename), or to stdout.
+fn deliver(mut limited: impl Read, out: Option<&Path>) -> anyhow::Result<i32> {
+    match out {
         Some(path) => {
             let tmp = path.with_extension("footage-partial");
             let mut f = std::fs::File::create(&tmp)
@@ -69,6 +96,11 @@ pub fn get(store: &Store, args: GetArgs) -> anyhow::Result<i32> {
             out.flush()?;
         }
     }
+    Ok(super::EXIT_OK)
+}
+
+pub fn export(store: &Store, args: ExportArgs) -> anyhow::Result<i32> {
+    print_json(&store.export(args.id, &args.out)?)?;
     Ok(super::EXIT_OK)
 }
 

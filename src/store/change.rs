@@ -6,7 +6,10 @@
 //! - changes are serialised (`change_lock`): each computes the segment's new state from its
 //!   current state, so two concurrent changes never lose one another;
 //! - the record is durable before the catalog shows it; the commit gate is held shared from
-//!   append to apply, so a checkpoint never misses it.
+//!   append to apply, so a checkpoint never misses it;
+//! - the audit entry (action = the op name) is durable before the change is acknowledged, and
+//!   is appended under `change_lock`, so the audit log lists changes in the order they were
+//!   applied.
 
 use std::sync::atomic::Ordering;
 
@@ -74,6 +77,7 @@ impl Store {
     pub fn change(&self, id: u64, change: &Change, actor: &str) -> Result<SegmentInfo> {
         let (op, arg, what) = change.parts();
         validate_id(what, arg).map_err(Error::Invalid)?;
+        super::audit::check_actor(actor)?;
         {
             let _serial = self.inner.change_lock.lock();
             let mut state = self.inner.current_state(id)?;
@@ -111,6 +115,16 @@ impl Store {
                     })?;
                 }
             }
+            let mut details = serde_json::Map::new();
+            details.insert(what.into(), arg.into());
+            details.insert("changed".into(), changed.into());
+            self.inner.audit.append(
+                actor,
+                op.name(),
+                Some(id),
+                &serde_json::Value::Object(details).to_string(),
+                crate::audit::Durability::Durable,
+            )?;
         }
         self.inner.maybe_checkpoint()?;
         self.info(id)

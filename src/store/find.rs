@@ -26,26 +26,37 @@ pub struct IndexStats {
 }
 
 impl Store {
-    /// Runs a query; returns one page of results sorted by (start, id).
+    /// Runs a query; returns one page of results sorted by (start, id). Through an actor
+    /// handle it is recorded in the audit log (action `query`, details = the query).
     pub fn find(&self, q: &Query) -> Result<Page> {
-        query::run(&self.inner.catalog.read(), q)
+        let page = query::run(&self.inner.catalog.read(), q)?;
+        let mut details = super::audit::query_details(q);
+        details["results"] = page.results.len().into();
+        self.record_access("query", None, details)?;
+        Ok(page)
     }
 
-    /// Every result of a query, fetched page by page.
+    /// Every result of a query, fetched page by page (recorded once, like `find`).
     pub fn find_all(&self, q: &Query) -> impl Iterator<Item = Result<query::FindResult>> + '_ {
+        let recorded = self.record_access("query", None, super::audit::query_details(q));
+        let mut pending_error = recorded.err();
         let mut q = q.clone();
         let page_size = q.limit.unwrap_or(1000);
         q.limit = Some(page_size);
         let mut buf = std::vec::IntoIter::default();
         let mut done = false;
         std::iter::from_fn(move || loop {
+            if let Some(e) = pending_error.take() {
+                done = true;
+                return Some(Err(e));
+            }
             if let Some(r) = buf.next() {
                 return Some(Ok(r));
             }
             if done {
                 return None;
             }
-            match self.find(&q) {
+            match query::run(&self.inner.catalog.read(), &q) {
                 Ok(page) => {
                     done = page.next.is_none();
                     q.cursor = page.next;

@@ -8,12 +8,15 @@
 //! chunk is written, every volume holding a chunk is fsynced up to it, the (device, SHA-256)
 //! pair is checked against stored segments (a retried dock gets the existing id back with
 //! `duplicate`), the commit record is appended and fsynced, and only then is the segment in
-//! the catalog.
+//! the catalog; finally an `ingest` entry is made durable in the audit log and the
+//! commit returns.
 //!
 //! Invariants: a commit record is never written before the chunks it names are durable; a
 //! writer that is dropped without `commit` leaves only dead chunks, never a visible segment;
 //! a writer whose `write` failed refuses to commit (its hash and length would not match the
-//! chunks on disk).
+//! chunks on disk); a commit is acknowledged only once its audit entry is durable (if that
+//! fails, the segment is stored but the commit reports the error: a retry gets it back as a
+//! duplicate and is recorded then).
 
 use std::io::Read;
 use std::sync::atomic::Ordering;
@@ -64,6 +67,8 @@ impl Committed {
 
 pub struct SegmentWriter {
     inner: Arc<Inner>,
+    /// Who is ingesting, for the audit log.
+    actor: Arc<str>,
     id: u64,
     meta: SegmentMeta,
     dir: u16,
@@ -80,7 +85,11 @@ pub struct SegmentWriter {
 }
 
 impl SegmentWriter {
-    pub(super) fn begin(inner: Arc<Inner>, mut meta: SegmentMeta) -> Result<SegmentWriter> {
+    pub(super) fn begin(
+        inner: Arc<Inner>,
+        mut meta: SegmentMeta,
+        actor: Arc<str>,
+    ) -> Result<SegmentWriter> {
         meta.normalize();
         meta.validate().map_err(Error::Invalid)?;
         let dir = inner.pick_dir()?;
@@ -89,6 +98,7 @@ impl SegmentWriter {
         let day = Inner::day_of(meta.start_us);
         Ok(SegmentWriter {
             inner,
+            actor,
             id,
             meta,
             dir,
@@ -281,6 +291,7 @@ impl SegmentWriter {
         }
         let sha256: [u8; 32] = self.hasher.clone().finalize().into();
         let inner = Arc::clone(&self.inner);
+        let (officer, device) = (self.meta.officer.clone(), self.meta.device.clone());
         // 2. One commit per (device, hash) at a time; a retry waits for the first to finish.
         let key = crate::catalog::dedup_key(&self.meta.device, &sha256);
         {
@@ -294,6 +305,21 @@ impl SegmentWriter {
         inner.pending.lock().remove(&key);
         inner.pending_cv.notify_all();
         let committed = result?;
+        // 4. The chain of custody has it before the dock is told it is stored.
+        let details = serde_json::json!({
+            "sha256": committed.sha256_hex(),
+            "bytes": committed.bytes,
+            "duplicate": committed.duplicate,
+            "officer": officer,
+            "device": device,
+        });
+        inner.audit.append(
+            &self.actor,
+            "ingest",
+            Some(committed.id),
+            &details.to_string(),
+            crate::audit::Durability::Durable,
+        )?;
         if !committed.duplicate {
             inner.maybe_checkpoint()?;
         }

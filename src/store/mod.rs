@@ -6,6 +6,7 @@
 //! <store>/LOCK                  held (flock) by the one process that owns the store
 //! <store>/catalog/checkpoint-*.ckpt   catalog snapshots (newest two)
 //! <data dir>/vol-00000001.ftv   volumes, in every data dir (by default <store>/data)
+//! <store>/audit/                the hash-chained audit log (see `crate::audit`)
 //! ```
 //!
 //! Invariants:
@@ -13,9 +14,13 @@
 //!   many threads;
 //! - a segment is visible (in the catalog) only once its chunks and then its commit record
 //!   are durable; it is acknowledged (commit returns) only after that;
-//! - the catalog lock is never held while waiting for an fsync.
+//! - the catalog lock is never held while waiting for an fsync;
+//! - every change (ingest, label and hold changes, export) is in the audit log, durably,
+//!   before it is acknowledged.
 
+mod audit;
 mod change;
+mod export;
 mod find;
 mod ingest;
 mod open;
@@ -23,7 +28,13 @@ mod read;
 mod recover;
 mod stats;
 mod tiering;
+mod verified;
 mod verify;
+
+pub(crate) use audit::check_actor;
+pub use audit::{READ_ACTIONS, SYSTEM_ACTOR};
+pub use export::Exported;
+pub use verified::VerifiedReader;
 
 pub use change::Change;
 pub use find::IndexStats;
@@ -130,13 +141,17 @@ pub(crate) struct Inner {
     pub since_checkpoint: AtomicU64,
     pub checkpoint_seq: Mutex<u64>,
     pub report: OpenReport,
+    /// The audit log (`<root>/audit/`).
+    pub audit: crate::audit::AuditLog,
     _lock: File,
 }
 
-/// An open store. Cheap to clone; all clones share one state.
+/// An open store. Cheap to clone; all clones share one state. A handle made with
+/// [`Store::with_actor`] records what it does in the audit log under that actor.
 #[derive(Clone)]
 pub struct Store {
     pub(crate) inner: Arc<Inner>,
+    pub(crate) actor: Option<Arc<str>>,
 }
 
 impl Store {
@@ -183,8 +198,9 @@ impl Store {
     }
 
     /// Starts ingesting a segment; write its bytes to the returned writer, then `commit`.
+    /// Its commit is recorded in the audit log (action `ingest`) under this handle's actor.
     pub fn begin_segment(&self, meta: crate::meta::SegmentMeta) -> Result<SegmentWriter> {
-        SegmentWriter::begin(Arc::clone(&self.inner), meta)
+        SegmentWriter::begin(Arc::clone(&self.inner), meta, self.actor().into())
     }
 
     /// Ingests a whole segment from a reader.
@@ -245,12 +261,13 @@ impl Store {
         self.inner.checkpoint()
     }
 
-    /// Writes a final checkpoint and releases the store.
+    /// Writes a final checkpoint and a chain-head entry in the audit log, and releases the
+    /// store.
     pub fn close(self) -> Result<()> {
         if self.inner.since_checkpoint.load(Ordering::Relaxed) > 0 {
             self.inner.checkpoint()?;
         }
-        Ok(())
+        self.inner.audit.close()
     }
 }
 

@@ -84,6 +84,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
     if !policy.exists() {
         crate::log::write_atomic(&policy, crate::retention::policy::DEFAULT_POLICY.as_bytes())?;
     }
+    let audit = crate::audit::AuditLog::open(root, store_id)?;
 
     let (mut cat, ckpt_seq, tracks_len) = load_checkpoint(root, &store_id, &mut report)?;
     let catalog_dir = root.join("catalog");
@@ -286,6 +287,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
         catalog: RwLock::new(cat),
         report,
         config,
+        audit,
         _lock: lock,
     });
     reopen_active(&inner, active)?;
@@ -297,7 +299,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
     {
         inner.checkpoint()?;
     }
-    Ok(Store { inner })
+    Ok(Store { inner, actor: None })
 }
 
 /// Unsealed volumes take writes again (one per data dir and age day); the others are sealed.

@@ -10,6 +10,8 @@
 //!   and only if none was punched since they were verified (else they are re-verified);
 //! - a segment with a verified cloud copy is read from the cloud when its local bytes are
 //!   gone (evicted) or fail their checks.
+//! - through an actor handle (`Store::with_actor`), opening a segment or reading a range is
+//!   recorded in the audit log (action `read`) before any byte is handed out.
 
 use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::Arc;
@@ -67,6 +69,13 @@ pub struct SegmentReader {
 impl Store {
     /// Opens segment `id` for reading.
     pub fn open_segment(&self, id: u64) -> Result<SegmentReader> {
+        let r = self.reader(id)?;
+        self.record_access("read", Some(id), serde_json::json!({ "bytes": r.len }))?;
+        Ok(r)
+    }
+
+    /// Opens segment `id` for reading without recording it (for the store's own checks).
+    pub(crate) fn reader(&self, id: u64) -> Result<SegmentReader> {
         let rec = self.inner.load_commit(id, false)?;
         let flags = self.inner.catalog.read().get(id).map_or(0, |e| e.flags);
         Ok(SegmentReader {
@@ -84,7 +93,7 @@ impl Store {
 
     /// Reads `len` bytes at `offset` of segment `id` (fewer at the end of the segment).
     pub fn read_range(&self, id: u64, offset: u64, len: u64) -> Result<Vec<u8>> {
-        let mut r = self.open_segment(id)?;
+        let mut r = self.reader(id)?;
         if offset > r.len {
             return Err(Error::Invalid(format!(
                 "offset {offset} is past the end of segment {id} ({} bytes)",
@@ -92,6 +101,8 @@ impl Store {
             )));
         }
         let n = len.min(r.len - offset);
+        let details = serde_json::json!({ "offset": offset, "length": n });
+        self.record_access("read", Some(id), details)?;
         let mut out =
             vec![0u8; usize::try_from(n).map_err(|_| Error::Invalid("range too large".into()))?];
         r.pos = offset;

@@ -9,6 +9,8 @@
 //!   the next apply evicts it again (punching is idempotent);
 //! - delete: refused while held; local holes, then the cloud copy, then the `Deleted` record,
 //!   then the commit record is punched too (so no rebuild from the log can bring it back);
+//! - each upload, eviction and deletion is recorded in the audit log after its change record
+//!   (the segment's audit trail outlives the segment);
 //! - a volume is dropped only when sealed and holding no chunk and no commit record of a live
 //!   segment; the latest change records of live segments it holds are first restated in the
 //!   active log.
@@ -97,6 +99,12 @@ impl Store {
         self.inner
             .append_change(id, Op::Uploaded, tier.url(), state, Vec::new(), actor)?;
         drop(_serial);
+        self.audit(
+            actor,
+            "upload",
+            Some(id),
+            serde_json::json!({"url": tier.url(), "bytes": rec.bytes, "sha256": crate::store::hex(&rec.sha256)}),
+        )?;
         self.inner.maybe_checkpoint()?;
         Ok(true)
     }
@@ -119,6 +127,12 @@ impl Store {
         self.inner
             .append_change(id, Op::Evicted, "", state, freed, actor)?;
         drop(_serial);
+        self.audit(
+            actor,
+            "evict",
+            Some(id),
+            serde_json::json!({"bytes_freed": total}),
+        )?;
         self.inner.maybe_checkpoint()?;
         Ok(total)
     }
@@ -158,6 +172,12 @@ impl Store {
             }
         }
         drop(_serial);
+        self.audit(
+            actor,
+            "delete",
+            Some(id),
+            serde_json::json!({"bytes_freed": total}),
+        )?;
         self.inner.maybe_checkpoint()?;
         Ok(total)
     }

@@ -1,0 +1,407 @@
+//! The live audit log: appends entries to the newest `audit-<seq>.log`, shares fsyncs between
+//! concurrent writers (group commit, as `log::writer` does for volumes), rolls over to a new
+//! file when one is full, and checkpoints the chain head (a `head` entry every
+//! [`HEAD_EVERY`] entries and on close, and the `HEAD` file).
+//!
+//! Invariants:
+//! - entries are appended under one lock, so indexes are consecutive and each entry holds the
+//!   hash of the one before it; a failed write is cut back, so no partial entry stays behind;
+//! - `sync_to(n)` returns only when the first `n` entries are durable; after a failed fsync
+//!   the log is poisoned and every later append fails (no action can then be acknowledged
+//!   without its record);
+//! - a file is fsynced completely before the next one is started, so only the newest file
+//!   can hold entries that are not durable;
+//! - `HEAD` only ever names a durable chain head.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::format::{FileHeader, RawEntry, FILE_HEADER_LEN, GENESIS, MAX_DETAILS};
+use super::open::{open_files, Opened};
+use super::{files, Durability};
+use crate::error::{Error, Result};
+
+/// A `head` entry is appended when the chain reaches a multiple of this many entries.
+pub const HEAD_EVERY: u64 = 256;
+/// A file is closed and the next one started when an entry would take it past this size.
+pub const MAX_FILE: u64 = 16 << 20;
+/// Batched entries (reads, queries) are fsynced once this many are waiting...
+const BATCH_MAX: u64 = 64;
+/// ... or once the last fsync is this old.
+const BATCH_DELAY: Duration = Duration::from_secs(1);
+/// The actor of entries the store writes itself (heads, recovery reports).
+pub const STORE_ACTOR: &str = "(footage)";
+
+/// A point of the chain: entries so far and the hash of the last one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chain {
+    pub count: u64,
+    pub hash: [u8; 32],
+}
+
+impl Chain {
+    pub const EMPTY: Chain = Chain {
+        count: 0,
+        hash: GENESIS,
+    };
+}
+
+/// Where the chain is durable up to.
+#[derive(Debug, Clone, Copy)]
+struct Durable {
+    chain: Chain,
+    seq: u32,
+    end: u64,
+}
+
+struct WriteState {
+    file: Arc<File>,
+    seq: u32,
+    path: PathBuf,
+    end: u64,
+    chain: Chain,
+    last_was_head: bool,
+    poisoned: bool,
+}
+
+struct SyncState {
+    durable: Durable,
+    syncing: bool,
+    poisoned: bool,
+    last_sync: Instant,
+}
+
+/// What opening the audit log found: torn bytes cut, problems (damage, truncation), notes.
+#[derive(Debug, Clone, Default)]
+pub struct OpenFindings {
+    pub torn_bytes: u64,
+    pub problems: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+pub struct AuditLog {
+    pub dir: PathBuf,
+    store_id: [u8; 16],
+    max_file: u64,
+    head_every: u64,
+    state: Mutex<WriteState>,
+    sync: Mutex<SyncState>,
+    synced_cv: Condvar,
+    /// Entries covered by the `HEAD` file; also serialises writing it.
+    head_written: Mutex<u64>,
+    pub findings: OpenFindings,
+}
+
+/// Checks an actor name: 1 to 256 bytes without control characters.
+pub fn validate_actor(actor: &str) -> Result<()> {
+    if actor.is_empty() || actor.len() > 256 || actor.chars().any(char::is_control) {
+        return Err(Error::Invalid(format!(
+            "invalid audit actor {actor:?}: 1 to 256 bytes without control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks what an entry may hold.
+pub fn validate(actor: &str, action: &str, details: &str) -> Result<()> {
+    validate_actor(actor)?;
+    if action.is_empty() || action.len() > 64 || !action.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::Invalid(format!(
+            "invalid audit action {action:?}: 1 to 64 printable ASCII characters, no spaces"
+        )));
+    }
+    if details.len() > MAX_DETAILS {
+        return Err(Error::Invalid(format!(
+            "audit details of {} bytes are larger than {MAX_DETAILS}",
+            details.len()
+        )));
+    }
+    Ok(())
+}
+
+impl AuditLog {
+    /// Opens (or creates) the audit log of the store at `root`: cuts a torn tail, compares
+    /// the chain with `HEAD`, and records anything wrong in a `audit-recovery` entry.
+    pub fn open(root: &Path, store_id: [u8; 16]) -> Result<AuditLog> {
+        AuditLog::open_with(root, store_id, MAX_FILE, HEAD_EVERY)
+    }
+
+    pub fn open_with(
+        root: &Path,
+        store_id: [u8; 16],
+        max_file: u64,
+        head_every: u64,
+    ) -> Result<AuditLog> {
+        let dir = root.join(files::AUDIT_DIR);
+        let Opened {
+            file,
+            seq,
+            path,
+            end,
+            chain,
+            last_was_head,
+            head_count,
+            findings,
+        } = open_files(&dir, store_id)?;
+        let log = AuditLog {
+            dir,
+            store_id,
+            max_file,
+            head_every: head_every.max(2),
+            state: Mutex::new(WriteState {
+                file: Arc::new(file),
+                seq,
+                path,
+                end,
+                chain,
+                last_was_head,
+                poisoned: false,
+            }),
+            sync: Mutex::new(SyncState {
+                durable: Durable { chain, seq, end },
+                syncing: false,
+                poisoned: false,
+                last_sync: Instant::now(),
+            }),
+            synced_cv: Condvar::new(),
+            head_written: Mutex::new(head_count),
+            findings,
+        };
+        let f = &log.findings;
+        if f.torn_bytes > 0 || !f.problems.is_empty() {
+            let details = serde_json::json!({
+                "torn_bytes": f.torn_bytes,
+                "problems": f.problems,
+                "notes": f.notes,
+            });
+            log.append(
+                STORE_ACTOR,
+                "audit-recovery",
+                None,
+                &details.to_string(),
+                Durability::Durable,
+            )?;
+        }
+        Ok(log)
+    }
+
+    /// Appends an entry; with [`Durability::Durable`] returns only once it is durable.
+    pub fn append(
+        &self,
+        actor: &str,
+        action: &str,
+        segment: Option<u64>,
+        details: &str,
+        durability: Durability,
+    ) -> Result<RawEntry> {
+        validate(actor, action, details)?;
+        let (entry, head_due) = {
+            let mut st = self.state.lock();
+            let entry = self.append_locked(&mut st, actor, action, segment, details)?;
+            let due = st.chain.count.is_multiple_of(self.head_every);
+            if due {
+                self.append_head_locked(&mut st)?;
+            }
+            (entry, due)
+        };
+        let wanted = entry.index + 1;
+        let sync_now = head_due
+            || match durability {
+                Durability::Durable => true,
+                Durability::Batched => {
+                    let s = self.sync.lock();
+                    wanted.saturating_sub(s.durable.chain.count) >= BATCH_MAX
+                        || s.last_sync.elapsed() >= BATCH_DELAY
+                }
+            };
+        if sync_now {
+            self.sync_to(wanted)?;
+        }
+        if head_due {
+            self.write_head_file()?;
+        }
+        Ok(entry)
+    }
+
+    fn append_locked(
+        &self,
+        st: &mut WriteState,
+        actor: &str,
+        action: &str,
+        segment: Option<u64>,
+        details: &str,
+    ) -> Result<RawEntry> {
+        if st.poisoned {
+            return Err(Error::Poisoned {
+                path: st.path.clone(),
+            });
+        }
+        let mut entry = RawEntry {
+            index: st.chain.count,
+            time_us: crate::store::now_us(),
+            prev_hash: st.chain.hash,
+            actor: actor.to_string(),
+            action: action.to_string(),
+            segment,
+            details: details.to_string(),
+            hash: [0; 32],
+        };
+        entry.hash = entry.compute_hash();
+        let frame = entry.encode_frame();
+        if st.end + frame.len() as u64 > self.max_file && st.end > FILE_HEADER_LEN as u64 {
+            self.roll_over(st)?;
+        }
+        if let Err(e) = std::os::unix::fs::FileExt::write_all_at(&*st.file, &frame, st.end) {
+            // Cut back so no partial entry stays behind; if even that fails, stop writing.
+            if st.file.set_len(st.end).is_err() {
+                st.poisoned = true;
+            }
+            return Err(Error::io(&st.path, e));
+        }
+        st.end += frame.len() as u64;
+        st.chain = Chain {
+            count: entry.index + 1,
+            hash: entry.hash,
+        };
+        st.last_was_head = action == "head" && actor == STORE_ACTOR;
+        Ok(entry)
+    }
+
+    /// Records the chain head so far as an entry.
+    fn append_head_locked(&self, st: &mut WriteState) -> Result<RawEntry> {
+        let details = serde_json::json!({
+            "count": st.chain.count,
+            "head": crate::store::hex(&st.chain.hash),
+        });
+        self.append_locked(st, STORE_ACTOR, "head", None, &details.to_string())
+    }
+
+    /// Makes the current file durable and starts the next one.
+    fn roll_over(&self, st: &mut WriteState) -> Result<()> {
+        if let Err(e) = st.file.sync_data() {
+            st.poisoned = true;
+            return Err(Error::io(&st.path, e));
+        }
+        let header = FileHeader {
+            seq: st.seq + 1,
+            store_id: self.store_id,
+            first_index: st.chain.count,
+            created_us: crate::store::now_us(),
+            prev_hash: st.chain.hash,
+        };
+        let (file, path) = files::create(&self.dir, &header)?;
+        st.file = Arc::new(file);
+        st.seq = header.seq;
+        st.path = path;
+        st.end = FILE_HEADER_LEN as u64;
+        Ok(())
+    }
+
+    /// Returns once the first `n` entries are durable, sharing fsyncs with concurrent callers.
+    pub fn sync_to(&self, n: u64) -> Result<()> {
+        let mut s = self.sync.lock();
+        loop {
+            if s.poisoned {
+                return Err(Error::Poisoned {
+                    path: self.state.lock().path.clone(),
+                });
+            }
+            if s.durable.chain.count >= n {
+                return Ok(());
+            }
+            if s.syncing {
+                self.synced_cv.wait(&mut s);
+                continue;
+            }
+            s.syncing = true;
+            let (file, path, target) = {
+                let st = self.state.lock();
+                let target = Durable {
+                    chain: st.chain,
+                    seq: st.seq,
+                    end: st.end,
+                };
+                (Arc::clone(&st.file), st.path.clone(), target)
+            };
+            drop(s);
+            let r = file.sync_data();
+            s = self.sync.lock();
+            s.syncing = false;
+            match r {
+                Ok(()) => {
+                    if target.chain.count > s.durable.chain.count {
+                        s.durable = target;
+                    }
+                    s.last_sync = Instant::now();
+                }
+                Err(e) => {
+                    s.poisoned = true;
+                    self.state.lock().poisoned = true;
+                    self.synced_cv.notify_all();
+                    return Err(Error::io(path, e));
+                }
+            }
+            self.synced_cv.notify_all();
+        }
+    }
+
+    /// Writes the durable chain head to `HEAD` if it is newer than the one there.
+    pub fn write_head_file(&self) -> Result<()> {
+        let mut written = self.head_written.lock();
+        let d = self.sync.lock().durable;
+        if d.chain.count <= *written {
+            return Ok(());
+        }
+        let head = super::format::HeadFile {
+            seq: d.seq,
+            store_id: self.store_id,
+            count: d.chain.count,
+            end: d.end,
+            hash: d.chain.hash,
+            written_us: crate::store::now_us(),
+        };
+        files::write_head(&self.dir, &head)?;
+        *written = d.chain.count;
+        Ok(())
+    }
+
+    /// The durable chain head.
+    pub fn head(&self) -> Chain {
+        self.sync.lock().durable.chain
+    }
+
+    /// The newest file and how far it is written, for readers that must not see a partial
+    /// entry.
+    pub fn written(&self) -> (u32, u64) {
+        let st = self.state.lock();
+        (st.seq, st.end)
+    }
+
+    /// Appends a `head` entry (unless the last entry is one), makes everything durable and
+    /// writes `HEAD`.
+    pub fn close(&self) -> Result<()> {
+        let n = {
+            let mut st = self.state.lock();
+            if st.chain.count > 0 && !st.last_was_head {
+                self.append_head_locked(&mut st)?;
+            }
+            st.chain.count
+        };
+        self.sync_to(n)?;
+        self.write_head_file()
+    }
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        // Best effort: batched entries become durable and HEAD follows them.
+        let n = self.state.lock().chain.count;
+        if self.sync_to(n).is_ok() {
+            let _ = self.write_head_file();
+        }
+    }
+}

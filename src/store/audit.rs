@@ -1,0 +1,164 @@
+//! The store's side of the audit log: the public `audit*` calls, actor handles
+//! (`Store::with_actor`), and the details recorded for ingest, reads, queries and changes.
+//!
+//! Rules (docs/DESIGN.md §15):
+//! - changes (ingest, `Store::change`, export) are always recorded, durably, before they are
+//!   acknowledged; their actor is the handle's actor ([`SYSTEM_ACTOR`] for a handle without
+//!   one) or the `actor` argument of `Store::change`;
+//! - reads, queries and verifications are recorded (batched fsync) only through a handle
+//!   made with `Store::with_actor`; other callers (the HTTP server, the tier) record their
+//!   own with `Store::audit`.
+
+use std::sync::Arc;
+
+use super::Store;
+use crate::audit::{self, AuditEntry, AuditReport, Durability, STORE_ACTOR};
+use crate::error::{Error, Result};
+use crate::index::geo::Area;
+use crate::index::query::Query;
+
+/// The actor of changes made through a handle without one.
+pub const SYSTEM_ACTOR: &str = "system";
+
+/// Actions recorded with a batched fsync when passed to [`Store::audit`]; every other action
+/// is recorded durably.
+pub const READ_ACTIONS: &[&str] = &[
+    "read", "query", "view", "info", "track", "verify", "list", "stats", "download",
+];
+
+impl Store {
+    /// A handle that does everything as `actor`: its ingests, reads, exports, queries and
+    /// verifications are recorded in the audit log under that name.
+    pub fn with_actor(&self, actor: &str) -> Result<Store> {
+        check_actor(actor)?;
+        Ok(Store {
+            inner: Arc::clone(&self.inner),
+            actor: Some(Arc::from(actor)),
+        })
+    }
+
+    /// The actor this handle records its actions under.
+    pub fn actor(&self) -> &str {
+        self.actor.as_deref().unwrap_or(SYSTEM_ACTOR)
+    }
+
+    /// Records an action in the audit log. Actions in [`READ_ACTIONS`] are written before this
+    /// returns and made durable in batches; any other action is durable before this returns.
+    pub fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        segment: Option<u64>,
+        details: serde_json::Value,
+    ) -> Result<()> {
+        let durability = if READ_ACTIONS.contains(&action) {
+            Durability::Batched
+        } else {
+            Durability::Durable
+        };
+        self.audit_with(actor, action, segment, details, durability)
+            .map(|_| ())
+    }
+
+    /// Records an action with the durability chosen by the caller; returns the entry.
+    pub fn audit_with(
+        &self,
+        actor: &str,
+        action: &str,
+        segment: Option<u64>,
+        details: serde_json::Value,
+        durability: Durability,
+    ) -> Result<AuditEntry> {
+        check_actor(actor)?;
+        let raw =
+            self.inner
+                .audit
+                .append(actor, action, segment, &details.to_string(), durability)?;
+        Ok(AuditEntry::from_raw(raw))
+    }
+
+    /// Entries of the audit log, oldest first: those about `segment` (all if `None`)
+    /// recorded at or after `since_us`. Damaged entries are skipped (`audit_verify` reports
+    /// them).
+    pub fn audit_entries(
+        &self,
+        segment: Option<u64>,
+        since_us: Option<i64>,
+    ) -> Result<Vec<AuditEntry>> {
+        let log = &self.inner.audit;
+        audit::entries(&log.dir, log.written(), segment, since_us)
+    }
+
+    /// Checks the whole audit log: every entry's checksum and hash, every link, the file
+    /// headers, the `head` entries, and the log against `HEAD` (truncation).
+    pub fn audit_verify(&self) -> Result<AuditReport> {
+        let log = &self.inner.audit;
+        audit::verify(&log.dir, self.inner.store_id, log.written(), &log.findings)
+    }
+
+    /// The durable chain head: entries so far and the hash of the last one.
+    pub fn audit_head(&self) -> (u64, [u8; 32]) {
+        let c = self.inner.audit.head();
+        (c.count, c.hash)
+    }
+
+    /// Records a read or query made through an actor handle (batched fsync).
+    pub(crate) fn record_access(
+        &self,
+        action: &str,
+        segment: Option<u64>,
+        details: serde_json::Value,
+    ) -> Result<()> {
+        match &self.actor {
+            Some(actor) => self
+                .inner
+                .audit
+                .append(
+                    actor,
+                    action,
+                    segment,
+                    &details.to_string(),
+                    Durability::Batched,
+                )
+                .map(|_| ()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// An actor named by a caller: 1..=256 bytes without control characters, not the store's own.
+pub(crate) fn check_actor(actor: &str) -> Result<()> {
+    if actor == STORE_ACTOR {
+        return Err(Error::Invalid(format!(
+            "the actor name {STORE_ACTOR:?} is reserved for the store's own audit entries"
+        )));
+    }
+    audit::validate_actor(actor)
+}
+
+/// A query as recorded in the audit log.
+pub(crate) fn query_details(q: &Query) -> serde_json::Value {
+    let area = q.area.as_ref().map(|a| match *a {
+        Area::Near { lat, lon, radius_m } => {
+            serde_json::json!({"near": [lat, lon], "radius_m": radius_m})
+        }
+        Area::BBox {
+            min_lat,
+            min_lon,
+            max_lat,
+            max_lon,
+        } => serde_json::json!({"bbox": [min_lat, min_lon, max_lat, max_lon]}),
+    });
+    serde_json::json!({
+        "officers": q.officers,
+        "devices": q.devices,
+        "from_us": q.from_us,
+        "to_us": q.to_us,
+        "area": area,
+        "case": q.case,
+        "tag": q.tag,
+        "category": q.category,
+        "limit": q.limit,
+        "after": q.cursor,
+    })
+}
