@@ -34,6 +34,7 @@ pub mod index;
 pub mod input;
 mod log;
 pub mod meta;
+pub mod server;
 mod store;
 #[doc(hidden)]
 pub mod testing;
