@@ -251,13 +251,13 @@ function drawMap() {
   if (area) {
     map.append(svg("circle", { class: "query-circle", cx: x(area.lon), cy: y(area.lat),
                                r: Math.max(2, area.radius / M_PER_DEG * scale) }));
-    map.append(svg("circle", { class: "query-point", cx: x(area.lon), cy: y(area.lat), r: 3 }));
   } else if (params && params.get("bbox")) {
     const [a, b, c, d] = params.get("bbox").split(",").map(Number);
     map.append(svg("rect", { class: "query-box", x: x(b), y: y(c), width: x(d) - x(b), height: y(a) - y(c) }));
   }
 
-  // Tracks, then the stretches that matched the query.
+  // Tracks, then (on top) the stretches that matched the query, then the query point.
+  const hitLayer = [];
   for (const r of state.results) {
     const t = state.tracks.get(r.id);
     if (!t) continue;
@@ -278,13 +278,20 @@ function drawMap() {
       const from = ms(h.from), to = ms(h.to);
       const times = t.properties.times;
       const part = cs.filter((_, i) => { const tt = ms(times[i]); return tt >= from && tt <= to; });
+      let mark = null;
       if (part.length === 1) {
-        map.append(svg("circle", { class: "hit", cx: x(part[0][0]), cy: y(part[0][1]), r: 2.5 }));
+        mark = svg("circle", { class: "hit", cx: x(part[0][0]), cy: y(part[0][1]), r: 4 });
       } else if (part.length > 1) {
-        map.append(svg("polyline", { class: "hit", points: part.map((c) => `${x(c[0]).toFixed(1)},${y(c[1]).toFixed(1)}`).join(" ") }));
+        mark = svg("polyline", { class: "hit", points: part.map((c) => `${x(c[0]).toFixed(1)},${y(c[1]).toFixed(1)}`).join(" ") });
+      }
+      if (mark) {
+        mark.append(svg("title", {}, `#${r.id} in the area ${hhmmss(h.from)}–${hhmmss(h.to)}`));
+        hitLayer.push(mark);
       }
     }
   }
+  map.append(...hitLayer);
+  if (area) map.append(svg("circle", { class: "query-point", cx: x(area.lon), cy: y(area.lat), r: 2.5 }));
 }
 
 $("#map").addEventListener("click", (ev) => {
