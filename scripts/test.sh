@@ -1,15 +1,26 @@
 #!/usr/bin/env bash
 # The test command (README): installs what the tests need, then runs every test.
-# Needs: cargo; root (or sudo) to install ffmpeg from Debian's packages if it is missing.
+# Needs: cargo; root (or sudo) to install ffmpeg, Chromium and node from Debian's packages if
+# they are missing; the npm registry for playwright-core (tests/browser).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v ffmpeg >/dev/null 2>&1; then
-  echo "== installing ffmpeg (real MP4 clips for the ingest tests)"
-  SUDO=""
-  [ "$(id -u)" = 0 ] || SUDO="sudo"
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+missing=()
+command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+[ -x "${CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium chromium-driver)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "== installing ${missing[*]} (real MP4 clips; the review page in headless Chromium)"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  echo "== npm ci (playwright-core for the browser test)"
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 # Node.js runs Azurite (the Azure Blob emulator) for the cloud tier tests.
@@ -26,6 +37,6 @@ source scripts/azurite.sh
 trap 'kill "$AZURITE_PID" 2>/dev/null || true' EXIT
 
 echo "== cargo test"
-# Tests that need ffmpeg fail under CI=true when it is missing; set it here so a missing
-# install step cannot hide behind a skip.
+# Tests that need ffmpeg or the browser fail under CI=true when it is missing; set it here so a
+# missing install step cannot hide behind a skip.
 CI="${CI:-true}" cargo test "$@"

@@ -37,6 +37,7 @@ pub mod input;
 mod log;
 pub mod meta;
 pub mod retention;
+pub mod server;
 mod store;
 #[doc(hidden)]
 pub mod testing;

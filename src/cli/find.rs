@@ -9,7 +9,7 @@ use crate::input::time::format_time;
 use crate::store::SegmentInfo;
 use crate::Store;
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Default)]
 pub struct FindArgs {
     /// Officer id (repeat for any of several)
     #[arg(long, value_parser = id_arg, value_name = "ID")]
@@ -74,12 +74,12 @@ fn example(n: usize) -> &'static str {
     }
 }
 
-fn lat_lon(s: &str) -> Result<(f64, f64), String> {
+pub(crate) fn lat_lon(s: &str) -> Result<(f64, f64), String> {
     let v = numbers(s, 2, "LAT,LON")?;
     Ok((v[0], v[1]))
 }
 
-fn bbox(s: &str) -> Result<(f64, f64, f64, f64), String> {
+pub(crate) fn bbox(s: &str) -> Result<(f64, f64, f64, f64), String> {
     let v = numbers(s, 4, "MINLAT,MINLON,MAXLAT,MAXLON")?;
     Ok((v[0], v[1], v[2], v[3]))
 }
@@ -108,6 +108,24 @@ pub struct FindLine {
     pub info: SegmentInfo,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hits: Option<Vec<HitOut>>,
+}
+
+impl FindLine {
+    /// The line for one result: its `info`, and its `hits` when the query has an area.
+    pub fn of(store: &Store, r: &crate::FindResult, with_hits: bool) -> crate::Result<FindLine> {
+        Ok(FindLine {
+            info: store.info(r.id)?,
+            hits: with_hits.then(|| {
+                r.hits
+                    .iter()
+                    .map(|h| HitOut {
+                        from: format_time(h.from_us),
+                        to: format_time(h.to_us),
+                    })
+                    .collect()
+            }),
+        })
+    }
 }
 
 impl FindArgs {
@@ -143,19 +161,9 @@ pub fn find(store: &Store, args: FindArgs) -> anyhow::Result<i32> {
     }
     let with_hits = q.area.is_some();
     let print = |r: crate::FindResult| -> anyhow::Result<()> {
-        let line = FindLine {
-            info: store.info(r.id)?,
-            hits: with_hits.then(|| {
-                r.hits
-                    .iter()
-                    .map(|h| HitOut {
-                        from: format_time(h.from_us),
-                        to: format_time(h.to_us),
-                    })
-                    .collect()
-            }),
-        };
-        println_out(&serde_json::to_string(&line)?)
+        println_out(&serde_json::to_string(&FindLine::of(
+            store, &r, with_hits,
+        )?)?)
     };
     if q.limit.is_some() {
         let page = store.find(&q)?;

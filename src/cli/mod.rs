@@ -10,10 +10,12 @@ mod audit;
 mod change;
 mod demo;
 mod demo_data;
-mod find;
+pub(crate) mod find;
 mod ingest;
 mod read;
 mod retention;
+mod serve;
+mod token;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -51,6 +53,8 @@ Examples:
   footage get 42 --offset 1048576 --length 65536 > part.bin
   footage verify                                 re-check every chunk CRC and SHA-256
   footage --store /srv/footage stats             counts, volumes, disk usage
+  footage serve --addr 127.0.0.1:8080            HTTP API + review page at http://127.0.0.1:8080/
+  footage token add sgt.jones [--read-only]      an access token for footage serve (printed once)
 
 Exit codes: 0 success, 1 failure (or corruption found by verify), 2 bad arguments.";
 
@@ -116,6 +120,10 @@ pub enum Command {
     Verify(admin::VerifyArgs),
     /// Print the audit log (JSON lines), or check its hash chain with --verify
     Audit(audit::AuditArgs),
+    /// Serve the HTTP API and the web review page (default http://127.0.0.1:8080)
+    Serve(serve::ServeArgs),
+    /// Manage the access tokens of `footage serve` (add, remove, list)
+    Token(token::TokenArgs),
     /// Build a demo store of synthetic footage around a London station and tour it
     Demo(demo::DemoArgs),
 }
@@ -268,6 +276,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Stats => admin::stats(&open(&cli.store)?),
         Command::Verify(args) => admin::verify(&as_actor()?, args),
         Command::Audit(args) => audit::run(&open(&cli.store)?, args),
+        Command::Serve(args) => {
+            // Without tokens, changes are made as the local user (or --actor).
+            let local = actor().unwrap_or_else(|_| "local".into());
+            serve::run(open(&cli.store)?, args, local)
+        }
+        Command::Token(args) => token::run(&cli.store, args),
     }
 }
 

@@ -1,0 +1,87 @@
+//! `footage serve`: runs the HTTP API and the web review page over the store until Ctrl-C or
+//! SIGTERM, then closes the store (final checkpoint).
+//!
+//! Invariant: prints one JSON line `{"listening": URL, ...}` on stdout once it accepts
+//! connections (scripts read the port from it when `--addr` names port 0); request logs go to
+//! stderr.
+
+use std::net::SocketAddr;
+
+use clap::Args;
+
+use super::println_out;
+use crate::server::{Server, ServerOptions};
+use crate::Store;
+
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Examples:
+  footage serve                                  http://127.0.0.1:8080 (review page at /)
+  footage serve --addr 127.0.0.1:0               any free port: read it from the JSON line
+  footage token add reviewer && footage serve --addr 0.0.0.0:8080
+
+Without tokens the server answers only on loopback and only to Host names 127.0.0.1, [::1]
+or localhost; with tokens every request except /healthz and the page's static files needs
+Authorization: Bearer TOKEN. Listening on another address needs at least one token.")]
+pub struct ServeArgs {
+    /// Address and port to listen on (port 0: any free port)
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "IP:PORT")]
+    pub addr: SocketAddr,
+    /// Do not log one line per request on stderr
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+pub fn run(store: Store, args: ServeArgs, local_actor: String) -> anyhow::Result<i32> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let opts = ServerOptions {
+        addr: args.addr,
+        local_actor,
+        log_requests: !args.quiet,
+        ..ServerOptions::default()
+    };
+    let served = rt.block_on(async {
+        let server = Server::bind(store.clone(), opts).await?;
+        let addr = server.local_addr();
+        let tokens = crate::server::TokenSet::load(store.root())?.len();
+        println_out(
+            &serde_json::json!({
+                "listening": format!("http://{addr}"),
+                "store": store.root().display().to_string(),
+                "tokens": tokens,
+            })
+            .to_string(),
+        )?;
+        if tokens == 0 {
+            eprintln!(
+                "footage serve: no access tokens: anyone on this machine can use http://{addr}/ (add one with `footage token add NAME`)"
+            );
+        }
+        server.run(shutdown_signal()).await?;
+        anyhow::Ok(())
+    });
+    drop(rt);
+    let closed = store.close();
+    served?;
+    closed?;
+    Ok(super::EXIT_OK)
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+    eprintln!("footage serve: stopping");
+}

@@ -1,0 +1,448 @@
+//! The JSON endpoints: search (`footage find` over HTTP), info, GPS track, stats, whoami,
+//! health, video tickets, and the label and hold changes.
+//!
+//! Invariants:
+//! - search takes the same parameters as `footage find`, parses them with the same functions,
+//!   validates the same `Query` and prints the same lines (`FindLine`);
+//! - every change goes through [`apply_change`], which refuses read-only callers (403) and
+//!   records the caller's token name as the actor;
+//! - a request body is at most [`MAX_BODY`] bytes (413), JSON with no unknown fields (400),
+//!   sent as `application/json` (415) within `body_timeout` (408).
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Path, RawQuery, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use futures::StreamExt;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::{blocking, json, ApiError, App, Caller, MAX_BODY};
+use crate::cli::find::{bbox, lat_lon, FindArgs, FindLine};
+use crate::cli::{id_arg, time_arg};
+use crate::store::{parse_id, Change};
+
+/// Results per page when the request names no `limit`.
+pub const DEFAULT_LIMIT: usize = 100;
+/// Bytes of an oversized body read and dropped before answering 413.
+const DRAIN: usize = 1 << 20;
+/// Largest `limit` accepted.
+pub const MAX_LIMIT: usize = 1000;
+
+pub fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/whoami", get(whoami))
+        .route("/api/stats", get(stats))
+        .route("/api/segments", get(search))
+        .route("/api/segments/{id}", get(info))
+        .route("/api/segments/{id}/track.geojson", get(track))
+        .route("/api/segments/{id}/video-url", get(video_url))
+        .route("/api/segments/{id}/hold", post(hold))
+        .route("/api/segments/{id}/release", post(release))
+        .route("/api/segments/{id}/category", post(category))
+        .route("/api/segments/{id}/tags", post(tags))
+}
+
+/// A segment id from the path: 400 unless a positive whole number.
+pub(crate) fn segment_id(raw: &str) -> Result<u64, ApiError> {
+    parse_id(raw).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+/// The `{id}` of a path, checked: a bad one is a JSON 400 whatever made it bad.
+pub struct SegId(pub u64);
+
+impl<S: Send + Sync> FromRequestParts<S> for SegId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::BadRequest(format!("bad segment id: {e}")))?;
+        segment_id(&raw).map(SegId)
+    }
+}
+
+async fn healthz() -> Response {
+    json(StatusCode::OK, &serde_json::json!({"ok": true}))
+}
+
+#[derive(Serialize)]
+struct WhoAmI<'a> {
+    name: &'a str,
+    read_only: bool,
+    /// True when the store has tokens (requests need one).
+    tokens_required: bool,
+}
+
+async fn whoami(Extension(caller): Extension<Caller>) -> Response {
+    json(
+        StatusCode::OK,
+        &WhoAmI {
+            name: &caller.name,
+            read_only: caller.read_only,
+            tokens_required: caller.by_token,
+        },
+    )
+}
+
+async fn stats(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
+    let store = app.store.clone();
+    let s = blocking(move || Ok(store.stats()?)).await?;
+    Ok(json(StatusCode::OK, &s))
+}
+
+/// Builds `footage find`'s arguments from a query string, with the CLI's parsers. Empty
+/// values are skipped (an empty form field means "any").
+pub(crate) fn find_args(raw: &str) -> Result<FindArgs, ApiError> {
+    let mut a = FindArgs::default();
+    let bad = |k: &str, e: String| ApiError::BadRequest(format!("{k}: {e}"));
+    let once = |k: &str, set: bool| {
+        if set {
+            Err(ApiError::BadRequest(format!("{k} is given twice")))
+        } else {
+            Ok(())
+        }
+    };
+    for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
+        let v = v.trim();
+        if v.is_empty() {
+            continue;
+        }
+        match &*k {
+            "officer" => a.officer.push(id_arg(v).map_err(|e| bad(&k, e))?),
+            "device" => a.device.push(id_arg(v).map_err(|e| bad(&k, e))?),
+            "from" => {
+                once(&k, a.from.is_some())?;
+                a.from = Some(time_arg(v).map_err(|e| bad(&k, e))?);
+            }
+            "to" => {
+                once(&k, a.to.is_some())?;
+                a.to = Some(time_arg(v).map_err(|e| bad(&k, e))?);
+            }
+            "near" => {
+                once(&k, a.near.is_some())?;
+                a.near = Some(lat_lon(v).map_err(|e| bad(&k, e))?);
+            }
+            "radius" => {
+                once(&k, a.radius.is_some())?;
+                let r = v
+                    .parse::<f64>()
+                    .map_err(|_| bad(&k, format!("{v:?} is not a number of metres")))?;
+                a.radius = Some(r);
+            }
+            "bbox" => {
+                once(&k, a.bbox.is_some())?;
+                a.bbox = Some(bbox(v).map_err(|e| bad(&k, e))?);
+            }
+            "case" => {
+                once(&k, a.case.is_some())?;
+                a.case = Some(id_arg(v).map_err(|e| bad(&k, e))?);
+            }
+            "tag" => {
+                once(&k, a.tag.is_some())?;
+                a.tag = Some(id_arg(v).map_err(|e| bad(&k, e))?);
+            }
+            "category" => {
+                once(&k, a.category.is_some())?;
+                a.category = Some(id_arg(v).map_err(|e| bad(&k, e))?);
+            }
+            "limit" => {
+                once(&k, a.limit.is_some())?;
+                let n = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| bad(&k, format!("must be a number from 1 to {MAX_LIMIT}")))?;
+                a.limit = Some(n);
+            }
+            "cursor" => {
+                once(&k, a.after.is_some())?;
+                a.after = Some(v.to_string());
+            }
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown parameter {other:?}; known: officer, device, from, to, near, radius, bbox, case, tag, category, limit, cursor"
+                )))
+            }
+        }
+    }
+    match (a.near.is_some(), a.radius.is_some(), a.bbox.is_some()) {
+        (true, false, _) => Err(ApiError::BadRequest("near needs radius (metres)".into())),
+        (false, true, _) => Err(ApiError::BadRequest("radius needs near (LAT,LON)".into())),
+        (true, true, true) => Err(ApiError::BadRequest(
+            "near and bbox cannot be combined".into(),
+        )),
+        _ => Ok(a),
+    }
+}
+
+#[derive(Serialize)]
+struct SearchPage {
+    segments: Vec<FindLine>,
+    next: Option<String>,
+}
+
+async fn search(
+    State(app): State<Arc<App>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let mut args = find_args(raw.as_deref().unwrap_or(""))?;
+    args.limit = Some(args.limit.unwrap_or(DEFAULT_LIMIT));
+    let q = args.query();
+    q.validate()
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let store = app.store.clone();
+    let page = blocking(move || {
+        let with_hits = q.area.is_some();
+        let page = store.find(&q)?;
+        let segments = page
+            .results
+            .iter()
+            .map(|r| FindLine::of(&store, r, with_hits))
+            .collect::<crate::Result<Vec<_>>>()?;
+        Ok(SearchPage {
+            segments,
+            next: page.next,
+        })
+    })
+    .await?;
+    Ok(json(StatusCode::OK, &page))
+}
+
+async fn info(State(app): State<Arc<App>>, SegId(id): SegId) -> Result<Response, ApiError> {
+    let store = app.store.clone();
+    let info = blocking(move || Ok(store.info(id)?)).await?;
+    Ok(json(StatusCode::OK, &info))
+}
+
+async fn track(State(app): State<Arc<App>>, SegId(id): SegId) -> Result<Response, ApiError> {
+    let store = app.store.clone();
+    let fixes = blocking(move || Ok(store.track(id)?)).await?;
+    let mut resp = json(StatusCode::OK, &crate::meta::track_geojson(id, &fixes));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/geo+json"),
+    );
+    Ok(resp)
+}
+
+/// A URL for a `<video>` element, which cannot send an Authorization header: with tokens it
+/// carries a ticket that works for this segment's video only, for a few hours, and only while
+/// the caller's token exists.
+async fn video_url(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    SegId(id): SegId,
+) -> Result<Response, ApiError> {
+    let store = app.store.clone();
+    blocking(move || Ok(store.info(id)?)).await?;
+    let path = format!("/api/segments/{id}/video");
+    let url = if caller.by_token {
+        format!("{path}?ticket={}", app.tickets.issue(&caller, &path)?)
+    } else {
+        path
+    };
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "url": url,
+            "expires_in_s": super::auth::TICKET_LIFETIME.as_secs(),
+        }),
+    ))
+}
+
+/// Reads a JSON request body: `application/json`, at most [`MAX_BODY`] bytes, no unknown
+/// fields, within the body timeout.
+async fn json_body<T: DeserializeOwned>(app: &App, req: Request) -> Result<T, ApiError> {
+    let ctype = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = ctype.split(';').next().unwrap_or("").trim();
+    if !mime.eq_ignore_ascii_case("application/json") {
+        return Err(ApiError::UnsupportedMediaType(
+            "send the body as Content-Type: application/json".into(),
+        ));
+    }
+    let too_large = || ApiError::TooLarge(format!("the body is larger than {MAX_BODY} bytes"));
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    let read = async {
+        let mut stream = req.into_body().into_data_stream();
+        let mut bytes = Vec::new();
+        while let Some(frame) = stream.next().await {
+            let frame =
+                frame.map_err(|e| ApiError::BadRequest(format!("cannot read the body: {e}")))?;
+            if bytes.len() + frame.len() > MAX_BODY {
+                // Read (and drop) a little more so that a client still sending sees the 413
+                // instead of a reset connection; past DRAIN the connection is just closed.
+                let mut drained = bytes.len() + frame.len();
+                while drained <= DRAIN {
+                    match stream.next().await {
+                        Some(Ok(f)) => drained += f.len(),
+                        _ => break,
+                    }
+                }
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&frame);
+        }
+        Ok(bytes)
+    };
+    let bytes = tokio::time::timeout(app.body_timeout, read)
+        .await
+        .map_err(|_| ApiError::Timeout("the body did not arrive in time".into()))??;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("bad JSON body: {e}")))
+}
+
+fn refuse_read_only(caller: &Caller) -> Result<(), ApiError> {
+    if caller.read_only {
+        return Err(ApiError::Forbidden(format!(
+            "token {:?} is read-only: it cannot change segments",
+            caller.name
+        )));
+    }
+    Ok(())
+}
+
+/// The one path of every change: refuses read-only callers, then applies it durably with the
+/// caller's name as the actor. (Audit recording belongs here.)
+pub async fn apply_change(
+    app: &App,
+    caller: &Caller,
+    id: u64,
+    change: Change,
+) -> Result<crate::SegmentInfo, ApiError> {
+    refuse_read_only(caller)?;
+    let store = app.store.clone();
+    let actor = caller.name.clone();
+    blocking(move || Ok(store.change(id, &change, &actor)?)).await
+}
+
+/// Parses the id, refuses read-only callers before reading the body, reads the body, and
+/// applies the change it describes.
+async fn change_endpoint<T: DeserializeOwned>(
+    app: Arc<App>,
+    caller: Caller,
+    id: u64,
+    req: Request,
+    to_change: impl FnOnce(T) -> Change,
+) -> Result<Response, ApiError> {
+    refuse_read_only(&caller)?;
+    let body: T = json_body(&app, req).await?;
+    let info = apply_change(&app, &caller, id, to_change(body)).await?;
+    Ok(json(StatusCode::OK, &info))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseBody {
+    case: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CategoryBody {
+    category: String,
+    #[serde(default)]
+    remove: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TagBody {
+    tag: String,
+    #[serde(default)]
+    remove: bool,
+}
+
+async fn hold(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    SegId(id): SegId,
+    req: Request,
+) -> Result<Response, ApiError> {
+    change_endpoint(app, caller, id, req, |b: CaseBody| Change::Hold(b.case)).await
+}
+
+async fn release(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    SegId(id): SegId,
+    req: Request,
+) -> Result<Response, ApiError> {
+    change_endpoint(app, caller, id, req, |b: CaseBody| Change::Release(b.case)).await
+}
+
+async fn category(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    SegId(id): SegId,
+    req: Request,
+) -> Result<Response, ApiError> {
+    change_endpoint(app, caller, id, req, |b: CategoryBody| {
+        if b.remove {
+            Change::Uncategorize(b.category)
+        } else {
+            Change::Categorize(b.category)
+        }
+    })
+    .await
+}
+
+async fn tags(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    SegId(id): SegId,
+    req: Request,
+) -> Result<Response, ApiError> {
+    change_endpoint(app, caller, id, req, |b: TagBody| {
+        if b.remove {
+            Change::Untag(b.tag)
+        } else {
+            Change::Tag(b.tag)
+        }
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_params() {
+        let a = find_args("officer=A&officer=B&near=51.5,-0.12&radius=100&limit=5&cursor=1.2&tag=")
+            .unwrap();
+        assert_eq!(a.officer, vec!["A", "B"]);
+        assert_eq!(a.near, Some((51.5, -0.12)));
+        assert_eq!(a.limit, Some(5));
+        assert_eq!(a.after.as_deref(), Some("1.2"));
+        assert!(a.tag.is_none());
+        for bad in [
+            "near=51.5,-0.12",
+            "radius=5",
+            "from=yesterday",
+            "limit=0",
+            "limit=100000",
+            "bogus=1",
+            "to=2026-01-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+            "officer=a%20b",
+            "near=1,2&radius=3&bbox=1,2,3,4",
+        ] {
+            assert!(find_args(bad).is_err(), "{bad}");
+        }
+    }
+}

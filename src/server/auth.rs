@@ -1,0 +1,306 @@
+//! Who is asking: bearer tokens, video tickets, and the checks made before any handler runs.
+//!
+//! Invariants:
+//! - once the store has a token, every request except `/healthz` and the static review page
+//!   (which holds no footage data) carries a valid `Authorization: Bearer` token or, for a
+//!   video URL only, a ticket made for that exact path by a token that still exists; anything
+//!   else is 401;
+//! - the tokens file is re-read whenever it changes on disk (a removed token stops working at
+//!   the next request); if it cannot be read, every request is refused (503), never let in;
+//! - a server bound to a non-loopback address never runs without tokens: if the last token is
+//!   removed while it runs, every request is refused (401);
+//! - without tokens (loopback only), the `Host` header must name a loopback host (against DNS
+//!   rebinding), and on every server a cross-origin `Origin` is refused for changes (CSRF).
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::{header, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use parking_lot::Mutex;
+use rand::TryRngCore;
+
+use super::tokens::{tokens_path, TokenSet};
+use super::{ApiError, App};
+
+/// How long a video ticket works.
+pub const TICKET_LIFETIME: Duration = Duration::from_secs(4 * 3600);
+/// Most tickets kept at once; the oldest are dropped past this.
+const MAX_TICKETS: usize = 10_000;
+
+/// The identity a request acts as, put into the request's extensions by [`check`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's name (the actor of changes), or the server's local actor without tokens.
+    pub name: String,
+    pub read_only: bool,
+    /// True when a token (or a ticket made by one) identified the caller.
+    pub by_token: bool,
+    /// SHA-256 (hex) of the caller's token, to make tickets that die with it.
+    token_sha256: Option<String>,
+}
+
+/// Identity of the tokens file as last read: changes when it is replaced.
+type Stamp = Option<(u64, u64, u64, i64, i64)>;
+
+/// The tokens file, re-read when it changes.
+pub struct TokenCache {
+    path: PathBuf,
+    root: PathBuf,
+    cached: Mutex<(Stamp, Option<Arc<TokenSet>>)>,
+}
+
+fn stamp(path: &std::path::Path) -> std::io::Result<Stamp> {
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(Some((m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl TokenCache {
+    pub fn new(root: PathBuf, initial: TokenSet) -> TokenCache {
+        let path = tokens_path(&root);
+        let s = stamp(&path).ok().flatten();
+        TokenCache {
+            path,
+            root,
+            cached: Mutex::new((s, Some(Arc::new(initial)))),
+        }
+    }
+
+    /// The current tokens; re-reads the file if it changed since the last call.
+    pub fn current(&self) -> Result<Arc<TokenSet>, ApiError> {
+        let unreadable =
+            |e: String| ApiError::Unavailable(format!("the tokens file is unreadable: {e}"));
+        let now = stamp(&self.path).map_err(|e| unreadable(e.to_string()))?;
+        let mut c = self.cached.lock();
+        if let (s, Some(set)) = &*c {
+            if *s == now {
+                return Ok(Arc::clone(set));
+            }
+        }
+        match TokenSet::load(&self.root) {
+            Ok(set) => {
+                let set = Arc::new(set);
+                *c = (now, Some(Arc::clone(&set)));
+                Ok(set)
+            }
+            Err(e) => {
+                *c = (None, None);
+                Err(unreadable(e.to_string()))
+            }
+        }
+    }
+}
+
+struct Ticket {
+    path: String,
+    name: String,
+    token_sha256: String,
+    read_only: bool,
+    expires: Instant,
+}
+
+/// Short-lived capability URLs for `<video>` elements, which cannot send headers.
+#[derive(Default)]
+pub struct Tickets {
+    map: Mutex<HashMap<String, Ticket>>,
+}
+
+impl Tickets {
+    /// A ticket for GET/HEAD of `path` on behalf of `caller`.
+    pub fn issue(&self, caller: &Caller, path: &str) -> Result<String, ApiError> {
+        let mut bytes = [0u8; 24];
+        rand::rngs::OsRng
+            .try_fill_bytes(&mut bytes)
+            .map_err(|e| ApiError::Internal(format!("no random numbers: {e}")))?;
+        let key = crate::hex(&bytes);
+        let now = Instant::now();
+        let mut map = self.map.lock();
+        map.retain(|_, t| t.expires > now);
+        while map.len() >= MAX_TICKETS {
+            let oldest = map
+                .iter()
+                .min_by_key(|(_, t)| t.expires)
+                .map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => map.remove(&k),
+                None => break,
+            };
+        }
+        map.insert(
+            key.clone(),
+            Ticket {
+                path: path.to_string(),
+                name: caller.name.clone(),
+                token_sha256: caller.token_sha256.clone().unwrap_or_default(),
+                read_only: caller.read_only,
+                expires: now + TICKET_LIFETIME,
+            },
+        );
+        Ok(key)
+    }
+
+    /// The caller a ticket stands for, if it is valid for `path` and its token still exists.
+    fn redeem(&self, key: &str, path: &str, tokens: &TokenSet) -> Option<Caller> {
+        let map = self.map.lock();
+        let t = map.get(key)?;
+        (t.expires > Instant::now()
+            && t.path == path
+            && tokens.still_valid(&t.name, &t.token_sha256))
+        .then(|| Caller {
+            name: t.name.clone(),
+            read_only: t.read_only,
+            by_token: true,
+            token_sha256: Some(t.token_sha256.clone()),
+        })
+    }
+}
+
+/// Paths anyone may fetch: the health check and the static page (no footage data in them).
+fn is_public(path: &str) -> bool {
+    path == "/healthz" || super::page::is_asset(path)
+}
+
+/// The host part of a `Host` header value (without the port).
+fn host_name(value: &str) -> &str {
+    if let Some(rest) = value.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or("");
+    }
+    value.rsplit_once(':').map_or(value, |(h, _)| h)
+}
+
+fn is_loopback_host(h: &str) -> bool {
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn ticket_of(req: &Request) -> Option<String> {
+    let q = req.uri().query()?;
+    url::form_urlencoded::parse(q.as_bytes())
+        .find(|(k, _)| k == "ticket")
+        .map(|(_, v)| v.into_owned())
+}
+
+fn bearer(req: &Request) -> Result<Option<&str>, ApiError> {
+    let Some(v) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let v = v
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized("malformed Authorization header".into()))?;
+    match v.split_once(' ') {
+        Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => Ok(Some(t.trim())),
+        _ => Err(ApiError::Unauthorized(
+            "use Authorization: Bearer <token>".into(),
+        )),
+    }
+}
+
+/// Decides who a request acts as, or refuses it.
+fn identify(app: &App, req: &Request) -> Result<Option<Caller>, ApiError> {
+    let path = req.uri().path();
+    // A change from a page of another origin is refused whatever the credentials (CSRF).
+    if req.method() == Method::POST {
+        if let (Some(origin), Some(host)) = (
+            req.headers().get(header::ORIGIN),
+            req.headers().get(header::HOST),
+        ) {
+            let origin = origin.to_str().unwrap_or("");
+            let authority = origin.split_once("://").map_or("", |(_, a)| a);
+            if authority != host.to_str().unwrap_or("-") {
+                return Err(ApiError::Forbidden(format!(
+                    "changes from another origin ({origin}) are refused"
+                )));
+            }
+        }
+    }
+    if is_public(path) {
+        return Ok(None);
+    }
+    let tokens = app.tokens.current()?;
+    if tokens.is_empty() {
+        if app.require_tokens {
+            return Err(ApiError::Unauthorized(
+                "this server listens on a network address and no access tokens exist: add one with `footage token add NAME`".into(),
+            ));
+        }
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        if !is_loopback_host(host_name(host)) {
+            return Err(ApiError::Forbidden(format!(
+                "Host {host:?} is not a loopback name; without tokens only 127.0.0.1, [::1] and localhost are served"
+            )));
+        }
+        return Ok(Some(Caller {
+            name: app.local_actor.clone(),
+            read_only: false,
+            by_token: false,
+            token_sha256: None,
+        }));
+    }
+    if let Some(token) = bearer(req)? {
+        return match tokens.check(token) {
+            Some(e) => Ok(Some(Caller {
+                name: e.name.clone(),
+                read_only: e.read_only,
+                by_token: true,
+                token_sha256: Some(e.sha256.clone()),
+            })),
+            None => Err(ApiError::Unauthorized("unknown or revoked token".into())),
+        };
+    }
+    if matches!(*req.method(), Method::GET | Method::HEAD) {
+        if let Some(key) = ticket_of(req) {
+            return app
+                .tickets
+                .redeem(&key, path, &tokens)
+                .map(Some)
+                .ok_or_else(|| {
+                    ApiError::Unauthorized("the video ticket is expired or invalid".into())
+                });
+        }
+    }
+    Err(ApiError::Unauthorized(
+        "a token is needed: send Authorization: Bearer <token>".into(),
+    ))
+}
+
+/// Middleware: identifies the caller (into the request's extensions) or answers 401/403/503.
+pub async fn check(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
+    match identify(&app, &req) {
+        Ok(Some(caller)) => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Ok(None) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts() {
+        assert_eq!(host_name("127.0.0.1:8080"), "127.0.0.1");
+        assert_eq!(host_name("[::1]:80"), "::1");
+        assert_eq!(host_name("localhost"), "localhost");
+        assert!(is_loopback_host("127.0.0.2"));
+        assert!(is_loopback_host("::1"));
+        assert!(is_loopback_host("LOCALHOST"));
+        assert!(!is_loopback_host("evil.example"));
+        assert!(!is_loopback_host("10.0.0.1"));
+    }
+}

@@ -1,0 +1,542 @@
+//! `footage serve`: an HTTP API over a store (search, metadata, GPS tracks, video with Range
+//! requests, label and hold changes) and the web review page that uses it.
+//!
+//! ```text
+//!  TCP accept (max_connections) ─ hyper http1 (header timeout) ─ idle watchdog per connection
+//!        └─ axum Router ─ security headers ─ auth::check (token / ticket / loopback rules)
+//!              ├─ page.rs    GET /, /app.js, /style.css         (bundled with include_str!)
+//!              ├─ api.rs     search, info, track, stats, whoami, changes  ─┐
+//!              └─ video.rs   GET/HEAD video (Range, ETag, 304, 416)      ─┴─ Store (blocking pool)
+//! ```
+//!
+//! Invariants:
+//! - every store call runs on tokio's blocking pool, never on a reactor thread;
+//! - every read of video bytes goes through [`video::open_video`] and every change through
+//!   [`api::apply_change`] (the one place each to record them);
+//! - a video is streamed chunk by chunk through a [`crate::SegmentReader`] (CRC-checked), never
+//!   loaded whole; a corrupt chunk ends the response early (the connection is cut) rather
+//!   than sending wrong bytes;
+//! - hostile input gets a 4xx JSON error `{"error": ...}` and never changes the store;
+//! - a connection with no bytes moving for `idle_timeout`, or whose request head takes longer
+//!   than `header_timeout`, is closed.
+
+pub mod api;
+pub mod auth;
+pub mod page;
+pub mod tokens;
+pub mod video;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::Store;
+
+pub use auth::Caller;
+pub use tokens::{TokenEntry, TokenSet};
+
+/// Largest request body accepted (JSON bodies of changes).
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// How a server is run.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Address to listen on; port 0 picks a free one ([`Server::local_addr`] tells which).
+    pub addr: SocketAddr,
+    /// The actor of changes when the store has no tokens (loopback only).
+    pub local_actor: String,
+    /// One line per request on stderr.
+    pub log_requests: bool,
+    /// A request head must arrive within this.
+    pub header_timeout: Duration,
+    /// A connection on which no byte moves for this long is closed.
+    pub idle_timeout: Duration,
+    /// A request body must arrive within this.
+    pub body_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            local_actor: "local".into(),
+            log_requests: false,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(10),
+            max_connections: 512,
+        }
+    }
+}
+
+/// Why a server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("refusing to listen on {0}, which is not a loopback address, while the store has no access tokens: add one with `footage token add NAME` (or listen on 127.0.0.1)")]
+    NoTokens(SocketAddr),
+    #[error(transparent)]
+    Store(#[from] crate::Error),
+    #[error("server runtime: {0}")]
+    Runtime(String),
+}
+
+/// An API error: answered as `{"error": "..."}` with the matching status.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Store(#[from] crate::Error),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    Timeout(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        use crate::Error as E;
+        match self {
+            ApiError::Store(e) => match e {
+                E::NotFound(_) => StatusCode::NOT_FOUND,
+                E::Invalid(_) => StatusCode::BAD_REQUEST,
+                E::Unavailable { .. } | E::Poisoned { .. } | E::Locked { .. } => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                E::DiskFull { .. } => StatusCode::INSUFFICIENT_STORAGE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            eprintln!("footage serve: {status}: {self}");
+        }
+        let mut resp = json(status, &serde_json::json!({ "error": self.to_string() }));
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"footage\""),
+            );
+        }
+        resp
+    }
+}
+
+/// A JSON response.
+pub fn json(status: StatusCode, v: &impl serde::Serialize) -> Response {
+    match serde_json::to_vec(v) {
+        Ok(body) => (
+            status,
+            [(header::CONTENT_TYPE, "application/json")],
+            axum::body::Body::from(body),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "application/json")],
+            format!("{{\"error\":\"cannot encode the response: {e}\"}}"),
+        )
+            .into_response(),
+    }
+}
+
+/// Runs a store call on the blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
+}
+
+/// State shared by every request.
+pub struct App {
+    pub store: Store,
+    pub tokens: auth::TokenCache,
+    pub tickets: auth::Tickets,
+    /// Bound to a non-loopback address: refuse everything while no token exists.
+    pub require_tokens: bool,
+    pub local_actor: String,
+    pub body_timeout: Duration,
+}
+
+/// The router: every endpoint, the auth check and the security headers.
+pub fn router(app: Arc<App>, log_requests: bool) -> Router {
+    use tower_http::set_header::SetResponseHeaderLayer;
+    let csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+               media-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+               form-action 'self'";
+    let r = Router::new()
+        .merge(page::routes())
+        .merge(api::routes())
+        .merge(video::routes())
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .method_not_allowed_fallback(|| async {
+            ApiError::MethodNotAllowed("method not allowed on this endpoint".into())
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&app),
+            auth::check,
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(csp),
+        ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                ApiError::Internal("the request handler panicked".into()).into_response()
+            },
+        ))
+        .with_state(app);
+    if log_requests {
+        r.layer(axum::middleware::from_fn(log_request))
+    } else {
+        r
+    }
+}
+
+/// One line per request on stderr: method, path (never the query: it may hold a ticket),
+/// status, time, caller.
+async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let t = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let resp = next.run(req).await;
+    eprintln!(
+        "{} {method} {path} {} {:.1}ms",
+        crate::input::time::format_time(crate::now_us()),
+        resp.status().as_u16(),
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    resp
+}
+
+/// A bound server, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    router: Router,
+    opts: ServerOptions,
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// Binds the listening socket. Refuses a non-loopback address while the store has no
+    /// tokens.
+    pub async fn bind(store: Store, opts: ServerOptions) -> Result<Server, ServerError> {
+        let tokens = TokenSet::load(store.root())?;
+        let require_tokens = !opts.addr.ip().is_loopback();
+        if require_tokens && tokens.is_empty() {
+            return Err(ServerError::NoTokens(opts.addr));
+        }
+        let listener = TcpListener::bind(opts.addr)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: opts.addr,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: opts.addr,
+            source,
+        })?;
+        let app = Arc::new(App {
+            tokens: auth::TokenCache::new(store.root().to_path_buf(), tokens),
+            store,
+            tickets: auth::Tickets::default(),
+            require_tokens,
+            local_actor: opts.local_actor.clone(),
+            body_timeout: opts.body_timeout,
+        });
+        Ok(Server {
+            listener,
+            router: router(app, opts.log_requests),
+            opts,
+            addr,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `shutdown` completes; then stops accepting, lets requests in flight finish
+    /// (at most 5 s) and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let limit = Arc::new(tokio::sync::Semaphore::new(
+            self.opts.max_connections.max(1),
+        ));
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let permit = tokio::select! {
+                p = Arc::clone(&limit).acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+                _ = &mut shutdown => break,
+            };
+            let tcp = tokio::select! {
+                r = self.listener.accept() => match r {
+                    Ok((tcp, _)) => tcp,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait, do not spin.
+                        eprintln!("footage serve: accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                _ = &mut shutdown => break,
+            };
+            let _ = tcp.set_nodelay(true);
+            let activity = Arc::new(AtomicU64::new(0));
+            let io = Watched {
+                inner: tcp,
+                start: Instant::now(),
+                activity: Arc::clone(&activity),
+            };
+            let start = io.start;
+            let svc = hyper_util::service::TowerToHyperService::new(self.router.clone());
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(self.opts.header_timeout)
+                .serve_connection(TokioIo::new(io), svc);
+            let conn = graceful.watch(conn);
+            let idle = self.opts.idle_timeout;
+            tokio::spawn(async move {
+                let _permit = permit;
+                tokio::select! {
+                    _ = conn => {}
+                    _ = idle_watch(start, activity, idle) => {}
+                }
+            });
+        }
+        drop(self.listener);
+        tokio::select! {
+            _ = graceful.shutdown() => {}
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+        Ok(())
+    }
+}
+
+/// Completes once no byte has moved on a connection for `idle`.
+async fn idle_watch(start: Instant, activity: Arc<AtomicU64>, idle: Duration) {
+    loop {
+        let last = Duration::from_millis(activity.load(Ordering::Relaxed));
+        let quiet_until = start + last + idle;
+        if Instant::now() >= quiet_until {
+            return;
+        }
+        tokio::time::sleep_until(quiet_until.into()).await;
+    }
+}
+
+/// A TCP stream that notes when bytes last moved.
+struct Watched {
+    inner: TcpStream,
+    start: Instant,
+    activity: Arc<AtomicU64>,
+}
+
+impl Watched {
+    fn touch(&self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.activity.store(ms, Ordering::Relaxed);
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.touch();
+        }
+        r
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write(cx, data);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            this.touch();
+        }
+        r
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            this.touch();
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// Serves `store` on `addr` until `shutdown` completes (default options otherwise).
+pub async fn serve(
+    store: Store,
+    addr: SocketAddr,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let opts = ServerOptions {
+        addr,
+        ..ServerOptions::default()
+    };
+    Server::bind(store, opts).await?.run(shutdown).await
+}
+
+/// A server running on its own runtime thread (for tests and for embedding in a program that
+/// is not async). Stops when [`RunningServer::stop`] is called or it is dropped.
+pub struct RunningServer {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), ServerError>>>,
+}
+
+impl RunningServer {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops the server and waits for it.
+    pub fn stop(mut self) -> Result<(), ServerError> {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> Result<(), ServerError> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .map_err(|_| ServerError::Runtime("the server thread panicked".into()))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        let _ = self.stop_inner();
+    }
+}
+
+/// Starts a server on a thread of its own with a 2-thread runtime; returns once it listens.
+pub fn spawn(store: Store, opts: ServerOptions) -> Result<RunningServer, ServerError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| ServerError::Runtime(e.to_string()))?;
+    let server = rt.block_on(Server::bind(store, opts))?;
+    let addr = server.local_addr();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("footage-serve".into())
+        .spawn(move || {
+            rt.block_on(server.run(async {
+                let _ = rx.await;
+            }))
+        })
+        .map_err(|e| ServerError::Runtime(e.to_string()))?;
+    Ok(RunningServer {
+        addr,
+        stop: Some(tx),
+        thread: Some(thread),
+    })
+}

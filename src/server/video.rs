@@ -1,0 +1,286 @@
+//! `GET`/`HEAD /api/segments/{id}/video`: a segment's bytes over HTTP, with single byte
+//! ranges, `ETag` (the SHA-256) and conditional requests.
+//!
+//! Invariants:
+//! - every video access goes through [`open_video`] (the place to record it);
+//! - bytes are streamed in [`STREAM_CHUNK`] pieces read on the blocking pool through a
+//!   CRC-checking [`SegmentReader`]; nothing holds more than one piece per response, and a
+//!   slow client holds no thread (the next piece is read only when hyper asks for it);
+//! - a `Range` that is malformed, unsatisfiable, or asks for more than one range is answered
+//!   416 with `Content-Range: bytes */LEN` (multi-range is not supported: the review page and
+//!   video players never need it);
+//! - `If-None-Match` matching the ETag gives 304; `If-Range` with another validator makes the
+//!   request a whole-body 200.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Extension, Router};
+
+use super::api::SegId;
+use super::{blocking, ApiError, App, Caller};
+use crate::{SegmentInfo, SegmentReader};
+
+/// Bytes read from the store per step of a response body.
+pub const STREAM_CHUNK: usize = 256 * 1024;
+
+pub fn routes() -> Router<Arc<App>> {
+    Router::new().route("/api/segments/{id}/video", get(video))
+}
+
+/// A segment opened for a video response.
+pub struct OpenVideo {
+    pub info: SegmentInfo,
+    pub content_type: &'static str,
+    pub reader: SegmentReader,
+}
+
+/// The content type of a segment from its first bytes: MP4 (an `ftyp` box) or unknown.
+pub fn sniff(head: &[u8]) -> &'static str {
+    if head.get(4..8) == Some(b"ftyp") {
+        "video/mp4"
+    } else {
+        "application/octet-stream"
+    }
+}
+
+/// The one path of every video access: opens segment `id` for `caller` (audit recording
+/// belongs here). Reads its metadata and first bytes (for the content type).
+pub async fn open_video(app: &App, caller: &Caller, id: u64) -> Result<OpenVideo, ApiError> {
+    let _ = caller;
+    let store = app.store.clone();
+    blocking(move || {
+        let info = store.info(id)?;
+        let mut reader = store.open_segment(id)?;
+        let mut head = [0u8; 12];
+        let mut n = 0;
+        while n < head.len() {
+            match reader.read(&mut head[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) => return Err(ApiError::Internal(e.to_string())),
+            }
+        }
+        reader
+            .seek(SeekFrom::Start(0))
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        Ok(OpenVideo {
+            info,
+            content_type: sniff(&head[..n]),
+            reader,
+        })
+    })
+    .await
+}
+
+/// Whether an `If-None-Match` / `If-Range` list names `etag` (weak comparison; `*` matches).
+fn etag_listed(value: &str, etag: &str) -> bool {
+    value.split(',').map(str::trim).any(|t| {
+        let t = t.strip_prefix("W/").unwrap_or(t);
+        t == "*" || t == etag
+    })
+}
+
+/// What to send for a request's `Range`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RangeAnswer {
+    Whole,
+    Part { start: u64, end: u64 },
+    Unsatisfiable(String),
+}
+
+/// Decides the range to send from the `Range` header of a segment of `len` bytes.
+pub fn range_answer(range: Option<&str>, len: u64) -> RangeAnswer {
+    let Some(value) = range else {
+        return RangeAnswer::Whole;
+    };
+    let ranges = match http_range_header::parse_range_header(value) {
+        Ok(r) => r,
+        Err(e) => return RangeAnswer::Unsatisfiable(format!("bad Range {value:?}: {e}")),
+    };
+    if ranges.len() != 1 {
+        return RangeAnswer::Unsatisfiable(
+            "multiple ranges are not supported: ask for one range at a time".into(),
+        );
+    }
+    match ranges.validate(len) {
+        Ok(v) => match v.first() {
+            Some(r) => RangeAnswer::Part {
+                start: *r.start(),
+                end: *r.end(),
+            },
+            // A suffix range of an empty segment: all of it, which is nothing.
+            None => RangeAnswer::Whole,
+        },
+        Err(e) => RangeAnswer::Unsatisfiable(format!(
+            "Range {value:?} cannot be served from {len} bytes: {e}"
+        )),
+    }
+}
+
+fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn set(resp: &mut Response, name: header::HeaderName, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        resp.headers_mut().insert(name, v);
+    }
+}
+
+async fn video(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    SegId(id): SegId,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let v = open_video(&app, &caller, id).await?;
+    let len = v.info.bytes;
+    let etag = format!("\"{}\"", v.info.sha256);
+    let mut resp = Response::new(Body::empty());
+    set(&mut resp, header::ETAG, &etag);
+    set(&mut resp, header::ACCEPT_RANGES, "bytes");
+    set(&mut resp, header::CACHE_CONTROL, "private, no-cache");
+    if header_str(&headers, header::IF_NONE_MATCH).is_some_and(|t| etag_listed(t, &etag)) {
+        *resp.status_mut() = StatusCode::NOT_MODIFIED;
+        return Ok(resp);
+    }
+    let range = header_str(&headers, header::RANGE);
+    // If-Range: the range applies only if the validator is still ours; else send it all.
+    let range = match header_str(&headers, header::IF_RANGE) {
+        Some(v) if v.trim() != etag => None,
+        _ => range,
+    };
+    let (start, end) = match range_answer(range, len) {
+        RangeAnswer::Whole => (0, len),
+        RangeAnswer::Part { start, end } => {
+            *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+            set(
+                &mut resp,
+                header::CONTENT_RANGE,
+                &format!("bytes {start}-{end}/{len}"),
+            );
+            (start, end + 1)
+        }
+        RangeAnswer::Unsatisfiable(why) => {
+            let mut r = super::json(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                &serde_json::json!({ "error": why }),
+            );
+            set(&mut r, header::CONTENT_RANGE, &format!("bytes */{len}"));
+            set(&mut r, header::ACCEPT_RANGES, "bytes");
+            return Ok(r);
+        }
+    };
+    set(&mut resp, header::CONTENT_TYPE, v.content_type);
+    set(
+        &mut resp,
+        header::CONTENT_LENGTH,
+        &(end - start).to_string(),
+    );
+    if method == Method::HEAD {
+        return Ok(resp);
+    }
+    *resp.body_mut() = stream(v.reader, start, end - start);
+    Ok(resp)
+}
+
+/// A body that reads `len` bytes from `start`, one piece at a time on the blocking pool.
+fn stream(reader: SegmentReader, start: u64, len: u64) -> Body {
+    let state = Some((reader, start, len, true));
+    let s = futures::stream::unfold(state, |state| async move {
+        let (mut r, start, left, first) = state?;
+        if left == 0 {
+            return None;
+        }
+        let n = left.min(STREAM_CHUNK as u64) as usize;
+        let read = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; n];
+            let res = (if first {
+                r.seek(SeekFrom::Start(start)).map(|_| ())
+            } else {
+                Ok(())
+            })
+            .and_then(|_| r.read_exact(&mut buf));
+            (r, buf, res)
+        })
+        .await;
+        match read {
+            Ok((r, buf, Ok(()))) => Some((
+                Ok(Bytes::from(buf)),
+                Some((r, start, left - n as u64, false)),
+            )),
+            Ok((r, _, Err(e))) => {
+                eprintln!("footage serve: segment {}: {e}", r.id());
+                Some((Err(e), None))
+            }
+            Err(e) => Some((Err(std::io::Error::other(e)), None)),
+        }
+    });
+    Body::from_stream(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        use RangeAnswer::*;
+        assert_eq!(range_answer(None, 10), Whole);
+        assert_eq!(
+            range_answer(Some("bytes=2-4"), 10),
+            Part { start: 2, end: 4 }
+        );
+        assert_eq!(
+            range_answer(Some("bytes=-3"), 10),
+            Part { start: 7, end: 9 }
+        );
+        assert_eq!(
+            range_answer(Some("bytes=5-"), 10),
+            Part { start: 5, end: 9 }
+        );
+        assert_eq!(
+            range_answer(Some("bytes=5-100"), 10),
+            Part { start: 5, end: 9 }
+        );
+        for bad in [
+            "bytes=10-",
+            "bytes=999999999999-",
+            "bytes=5-1",
+            "garbage",
+            "bytes=0-1,3-4",
+            "bytes=",
+            "bytes=-0",
+            "items=0-1",
+            "bytes=99999999999999999999999999999999999-",
+        ] {
+            assert!(
+                matches!(range_answer(Some(bad), 10), Unsatisfiable(_)),
+                "{bad}"
+            );
+        }
+        assert_eq!(range_answer(Some("bytes=-5"), 0), Whole);
+    }
+
+    #[test]
+    fn etags() {
+        assert!(etag_listed("\"ab\"", "\"ab\""));
+        assert!(etag_listed("W/\"ab\", \"cd\"", "\"ab\""));
+        assert!(etag_listed("*", "\"ab\""));
+        assert!(!etag_listed("\"abc\"", "\"ab\""));
+    }
+
+    #[test]
+    fn sniffing() {
+        assert_eq!(sniff(b"\0\0\0\x18ftypisom"), "video/mp4");
+        assert_eq!(sniff(b"RIFF"), "application/octet-stream");
+        assert_eq!(sniff(b""), "application/octet-stream");
+    }
+}
