@@ -47,9 +47,10 @@ use format::RawEntry;
 pub enum Durability {
     /// fsynced (shared with concurrent writers) before the call returns: for changes.
     Durable,
-    /// written before the call returns, fsynced with the next durable entry, at most
-    /// 64 entries or about a second later, or when the store is closed: for reads and
-    /// queries. A power cut can lose the newest batched entries, never a durable one.
+    /// written before the call returns and fsynced in batches: with the next durable
+    /// entry, once 64 are waiting, within about a second (a background thread), and when the
+    /// store is closed or dropped: for reads and queries. A power cut can lose the last
+    /// second of batched entries, never a durable one.
     Batched,
 }
 
