@@ -633,3 +633,20 @@ fn the_cli_lists_the_trail_as_json_lines_and_verify_names_the_broken_link() {
     assert!(err.contains("altered"), "{err}");
     assert_eq!(err.lines().count(), 1);
 }
+
+#[test]
+fn a_batched_read_is_durable_within_about_a_second_without_more_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_small(dir.path());
+    store.audit("pc.smith", "tag", Some(1), json!({})).unwrap();
+    assert_eq!(store.audit_head().0, 1);
+    let t = std::time::Instant::now();
+    store.audit("pc.smith", "read", Some(1), json!({})).unwrap();
+    while store.audit_head().0 < 2 {
+        assert!(
+            t.elapsed().as_secs() < 5,
+            "the batched entry never became durable"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -31,8 +31,9 @@ pub const HEAD_EVERY: u64 = 256;
 pub const MAX_FILE: u64 = 16 << 20;
 /// Batched entries (reads, queries) are fsynced once this many are waiting...
 const BATCH_MAX: u64 = 64;
-/// ... or once the last fsync is this old.
-const BATCH_DELAY: Duration = Duration::from_secs(1);
+/// ... or once the last fsync is this old (checked at each append and by a background
+/// thread).
+pub const BATCH_DELAY: Duration = Duration::from_secs(1);
 /// The actor of entries the store writes itself (heads, recovery reports).
 pub const STORE_ACTOR: &str = "(footage)";
 
@@ -125,9 +126,17 @@ pub fn validate(actor: &str, action: &str, details: &str) -> Result<()> {
 
 impl AuditLog {
     /// Opens (or creates) the audit log of the store at `root`: cuts a torn tail, compares
-    /// the chain with `HEAD`, and records anything wrong in a `audit-recovery` entry.
-    pub fn open(root: &Path, store_id: [u8; 16]) -> Result<AuditLog> {
-        AuditLog::open_with(root, store_id, MAX_FILE, HEAD_EVERY)
+    /// the chain with `HEAD`, and records anything wrong in a `audit-recovery` entry. A
+    /// background thread makes batched entries durable within about [`BATCH_DELAY`]; it
+    /// ends once the log is dropped.
+    pub fn open(root: &Path, store_id: [u8; 16]) -> Result<Arc<AuditLog>> {
+        let log = Arc::new(AuditLog::open_with(root, store_id, MAX_FILE, HEAD_EVERY)?);
+        let weak = Arc::downgrade(&log);
+        std::thread::Builder::new()
+            .name("footage-audit-flush".into())
+            .spawn(move || flush_batches(weak))
+            .map_err(|e| Error::io(&log.dir, e))?;
+        Ok(log)
     }
 
     pub fn open_with(
@@ -393,6 +402,19 @@ impl AuditLog {
         };
         self.sync_to(n)?;
         self.write_head_file()
+    }
+}
+
+/// Every [`BATCH_DELAY`], makes the entries written so far durable, until the log is gone
+/// (or poisoned). Holds the log only while it syncs.
+fn flush_batches(log: std::sync::Weak<AuditLog>) {
+    loop {
+        std::thread::sleep(BATCH_DELAY);
+        let Some(log) = log.upgrade() else { return };
+        let written = log.state.lock().chain.count;
+        if log.sync.lock().durable.chain.count < written && log.sync_to(written).is_err() {
+            return;
+        }
     }
 }
 

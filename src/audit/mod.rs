@@ -47,9 +47,10 @@ use format::RawEntry;
 pub enum Durability {
     /// fsynced (shared with concurrent writers) before the call returns: for changes.
     Durable,
-    /// written before the call returns, fsynced with the next durable entry, at most
-    /// 64 entries or about a second later, or when the store is closed: for reads and
-    /// queries. A power cut can lose the newest batched entries, never a durable one.
+    /// written before the call returns and fsynced in batches: with the next durable
+    /// entry, once 64 are waiting, within about a second (a background thread), and when the
+    /// store is closed or dropped: for reads and queries. A power cut can lose the last
+    /// second of batched entries, never a durable one.
     Batched,
 }
 
@@ -86,25 +87,40 @@ impl AuditEntry {
         }
     }
 
-    /// The entry as printed by `footage audit`: time as RFC 3339, segment id as a string,
-    /// hashes as hex.
+    /// The entry as printed by `footage audit` (see [`AuditEntry`]'s `Serialize`), as a
+    /// JSON value.
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "index": self.index,
-            "time": format_time(self.time_us),
-            "actor": self.actor,
-            "action": self.action,
-            "segment": self.segment.map(|s| s.to_string()),
-            "details": self.details,
-            "prev": hex(&self.prev_hash),
-            "hash": hex(&self.hash),
-        })
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
     }
+}
+
+/// An entry as printed, fields in this order: time as RFC 3339, segment id as a string,
+/// hashes as hex.
+#[derive(Serialize)]
+struct Printed<'a> {
+    index: u64,
+    time: String,
+    actor: &'a str,
+    action: &'a str,
+    segment: Option<String>,
+    details: &'a serde_json::Value,
+    prev: String,
+    hash: String,
 }
 
 impl Serialize for AuditEntry {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.to_json().serialize(s)
+        Printed {
+            index: self.index,
+            time: format_time(self.time_us),
+            actor: &self.actor,
+            action: &self.action,
+            segment: self.segment.map(|id| id.to_string()),
+            details: &self.details,
+            prev: hex(&self.prev_hash),
+            hash: hex(&self.hash),
+        }
+        .serialize(s)
     }
 }
 

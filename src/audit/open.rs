@@ -42,7 +42,13 @@ struct Last {
 }
 
 pub fn open_files(dir: &Path, store_id: [u8; 16]) -> Result<Opened> {
-    fs::create_dir_all(dir).at(dir)?;
+    if !dir.is_dir() {
+        fs::create_dir_all(dir).at(dir)?;
+        // The new directory's entry must survive a power cut like the files in it.
+        if let Some(root) = dir.parent() {
+            crate::log::sync_dir(root)?;
+        }
+    }
     files::remove_temporaries(dir);
     let mut found = OpenFindings::default();
     let head = match files::read_head(dir) {

@@ -21,7 +21,7 @@ pub struct AuditArgs {
 pub fn run(store: &Store, args: AuditArgs) -> anyhow::Result<i32> {
     if !args.verify {
         for e in store.audit_entries(args.segment, args.since)? {
-            println_out(&e.to_json().to_string())?;
+            println_out(&serde_json::to_string(&e)?)?;
         }
         return Ok(super::EXIT_OK);
     }

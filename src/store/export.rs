@@ -35,6 +35,37 @@ pub struct Exported {
     pub exported_at: String,
 }
 
+/// The chain-of-custody record (`<id>.custody.json`), fields in this order.
+#[derive(Serialize)]
+struct Custody<'a> {
+    format: &'static str,
+    version: u32,
+    store_id: String,
+    segment: &'a super::SegmentInfo,
+    file: String,
+    bytes: u64,
+    sha256: String,
+    sha256_verified: bool,
+    exported_by: &'a str,
+    exported_at: String,
+    exported_us: i64,
+    export_entry: Link,
+    audit: Vec<crate::audit::AuditEntry>,
+    chain_head: Head,
+}
+
+#[derive(Serialize)]
+struct Link {
+    index: u64,
+    hash: String,
+}
+
+#[derive(Serialize)]
+struct Head {
+    count: u64,
+    hash: String,
+}
+
 /// Turns an error from copying out of a [`VerifiedReader`] back into the store's error.
 fn copy_error(e: io::Error, dst: &Path) -> Error {
     if e.get_ref().is_some_and(|i| i.is::<Error>()) {
@@ -123,28 +154,30 @@ impl Store {
             details,
             Durability::Durable,
         )?;
-        let entries: Vec<serde_json::Value> = self
-            .audit_entries(Some(id), None)?
-            .iter()
-            .map(|e| e.to_json())
-            .collect();
+        let audit = self.audit_entries(Some(id), None)?;
         let (count, head) = self.audit_head();
-        let record = serde_json::json!({
-            "format": "footage-custody",
-            "version": 1,
-            "store_id": hex(&self.inner.store_id),
-            "segment": info,
-            "file": name,
-            "bytes": len,
-            "sha256": hex(&expected),
-            "sha256_verified": true,
-            "exported_by": self.actor(),
-            "exported_at": format_time(at),
-            "exported_us": at,
-            "export_entry": { "index": entry.index, "hash": hex(&entry.hash) },
-            "audit": entries,
-            "chain_head": { "count": count, "hash": hex(&head) },
-        });
+        let record = Custody {
+            format: "footage-custody",
+            version: 1,
+            store_id: hex(&self.inner.store_id),
+            segment: info,
+            file: name.unwrap_or_default(),
+            bytes: len,
+            sha256: hex(&expected),
+            sha256_verified: true,
+            exported_by: self.actor(),
+            exported_at: format_time(at),
+            exported_us: at,
+            export_entry: Link {
+                index: entry.index,
+                hash: hex(&entry.hash),
+            },
+            audit,
+            chain_head: Head {
+                count,
+                hash: hex(&head),
+            },
+        };
         let text = serde_json::to_string_pretty(&record)
             .map_err(|e| Error::Invalid(format!("cannot encode the custody record: {e}")))?;
         write_synced(custody_tmp, format!("{text}\n").as_bytes())?;

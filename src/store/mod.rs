@@ -142,7 +142,7 @@ pub(crate) struct Inner {
     pub checkpoint_seq: Mutex<u64>,
     pub report: OpenReport,
     /// The audit log (`<root>/audit/`).
-    pub audit: crate::audit::AuditLog,
+    pub audit: Arc<crate::audit::AuditLog>,
     _lock: File,
 }
 
