@@ -49,13 +49,15 @@ pub fn sniff(head: &[u8]) -> &'static str {
     }
 }
 
-/// The one path of every video access: opens segment `id` for `caller` (audit recording
-/// belongs here). Reads its metadata and first bytes (for the content type).
+/// The one path of every video access: opens segment `id` for `caller`, recording the read
+/// in the audit log (with the token's name) before any byte goes out. Reads its metadata and
+/// first bytes (for the content type).
 pub async fn open_video(app: &App, caller: &Caller, id: u64) -> Result<OpenVideo, ApiError> {
-    let _ = caller;
     let store = app.store.clone();
+    let actor = caller.name.clone();
     blocking(move || {
         let info = store.info(id)?;
+        store.audit(&actor, "read", Some(id), serde_json::json!({"via": "http"}))?;
         let mut reader = store.open_segment(id)?;
         let mut head = [0u8; 12];
         let mut n = 0;
