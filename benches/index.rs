@@ -27,8 +27,8 @@
 //! around real segments and fixes so they have results. Before any timing, every instance runs
 //! on both engines and the id lists (sorted by start, id) must be identical. Then criterion
 //! times each type (instances round-robin: the mean over the mix), and a hand-rolled pass times
-//! every instance 3 times on each engine, interleaved, and reports p50 and p99 of the
-//! per-instance medians.
+//! every instance 3 times on each engine, interleaved, and reports p50 and p99 over the
+//! instances of each one's best run (the least disturbed by other processes).
 //!
 //! Open: `Store::open` in a child process (this binary, re-executed), once after dropping the
 //! page cache (if /proc/sys/vm/drop_caches is writable) and 5 times warm; RSS growth and
@@ -57,6 +57,7 @@ const SEGMENTS_ENV: &str = "FOOTAGE_BENCH_SEGMENTS";
 const QUERIES_ENV: &str = "FOOTAGE_BENCH_QUERIES";
 const DIR_ENV: &str = "FOOTAGE_BENCH_INDEX_DIR";
 const CHILD_ENV: &str = "FOOTAGE_BENCH_INDEX_OPEN";
+const PROFILE_ENV: &str = "FOOTAGE_BENCH_PROFILE";
 
 /// Monday 2025-11-03 00:00 UTC (London is on UTC then).
 const T0_US: i64 = 1_762_128_000_000_000;
@@ -1035,17 +1036,30 @@ fn file_bytes(p: &Path) -> u64 {
     std::fs::metadata(p).map_or(0, |m| m.len())
 }
 
+/// CPU time (user + system) of this process so far: unlike wall-clock time, barely changed by
+/// other processes competing for the 2 cores.
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage only writes into the struct passed; all-zero is a valid rusage.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
 /// Child mode: one open; prints RSS before/after, open time and the index sizes.
 fn open_child(dir: &str) {
     let before = common::rss_bytes();
+    let cpu = cpu_time();
     let t = Instant::now();
     let s = Store::open(dir).expect("open");
     let d = t.elapsed();
+    let cpu = cpu_time() - cpu;
     let after = common::rss_bytes();
     let st = s.index_stats();
     println!(
-        "{before} {after} {} {} {} {} {} {}",
+        "{before} {after} {} {} {} {} {} {} {}",
         d.as_nanos(),
+        cpu.as_nanos(),
         st.segments,
         st.postings,
         st.catalog_heap_bytes,
@@ -1057,6 +1071,7 @@ fn open_child(dir: &str) {
 struct OpenRun {
     rss_delta: i64,
     time: Duration,
+    cpu: Duration,
     segments: usize,
     postings: usize,
     catalog_heap: usize,
@@ -1081,11 +1096,12 @@ fn open_in_child(store: &Path) -> OpenRun {
     OpenRun {
         rss_delta: v[1] as i64 - v[0] as i64,
         time: Duration::from_nanos(v[2]),
-        segments: v[3] as usize,
-        postings: v[4] as usize,
-        catalog_heap: v[5] as usize,
-        index_heap: v[6] as usize,
-        track_bytes: v[7],
+        cpu: Duration::from_nanos(v[3]),
+        segments: v[4] as usize,
+        postings: v[5] as usize,
+        catalog_heap: v[6] as usize,
+        index_heap: v[7] as usize,
+        track_bytes: v[8],
     }
 }
 
@@ -1128,7 +1144,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
-    let test_mode = common::cli_test_mode();
+    let test_mode = common::cli_test_mode() || std::env::var_os(PROFILE_ENV).is_some();
     let mut c = Criterion::default().configure_from_args();
 
     // Fixtures.
@@ -1214,6 +1230,15 @@ fn main() {
     let mut warm_times: Vec<Duration> = warm.iter().map(|o| o.time).collect();
     warm_times.sort();
     let warm_open = warm_times[warm_times.len() / 2];
+    let mut warm_cpus: Vec<Duration> = warm.iter().map(|o| o.cpu).collect();
+    warm_cpus.sort();
+    let warm_cpu = warm_cpus[warm_cpus.len() / 2];
+    println!(
+        "open: CPU time (user + system) cold {}, warm {} (median)",
+        cold.as_ref()
+            .map_or("n/a".into(), |c| common::fmt_duration(c.cpu)),
+        common::fmt_duration(warm_cpu)
+    );
     let o = &warm[0];
     println!(
         "open: cold {}, warm {} (median of {}: {})",
@@ -1228,6 +1253,37 @@ fn main() {
             .map(|d| common::fmt_duration(*d))
             .collect::<Vec<_>>()
             .join(", ")
+    );
+
+    // Where an open's time goes: reading the checkpoint, decompressing it, decoding it (which
+    // includes rebuilding the time/officer/device lists). Median of 3, in this process.
+    let ckpt = std::fs::read_dir(store_dir.join("catalog"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "ckpt"))
+        .max()
+        .unwrap();
+    let mut parts: Vec<[Duration; 3]> = (0..if test_mode { 1 } else { 3 })
+        .map(|_| {
+            let t = Instant::now();
+            let data = std::fs::read(&ckpt).unwrap();
+            let read = t.elapsed();
+            let t = Instant::now();
+            let body = footage::decode_checkpoint_file(&data).unwrap();
+            let unzip = t.elapsed();
+            let t = Instant::now();
+            black_box(footage::decode_checkpoint_body(&body).unwrap());
+            [read, unzip, t.elapsed()]
+        })
+        .collect();
+    parts.sort_by_key(|p| p[0] + p[1] + p[2]);
+    let open_parts = parts[parts.len() / 2];
+    println!(
+        "open breakdown: read checkpoint {}, zstd {}, decode body {} (of an open's {})",
+        common::fmt_duration(open_parts[0]),
+        common::fmt_duration(open_parts[1]),
+        common::fmt_duration(open_parts[2]),
+        common::fmt_duration(warm_open)
     );
 
     // Both engines, and the queries.
@@ -1274,6 +1330,30 @@ fn main() {
         result_counts.push((total, empty, plans));
     }
 
+    // Profiling mode: loop over one query type on one engine, then stop.
+    if let Ok(p) = std::env::var(PROFILE_ENV) {
+        let (kind, engine) = p
+            .split_once('/')
+            .expect("FOOTAGE_BENCH_PROFILE=<type>/<engine>");
+        let k = KINDS.iter().position(|x| x.0 == kind).expect("query type");
+        let t = Instant::now();
+        let mut runs = 0usize;
+        while t.elapsed() < Duration::from_secs(10) {
+            let i = runs % nq;
+            if engine == "footage" {
+                black_box(store.find(&fqueries[k][i]).unwrap());
+            } else {
+                black_box(sql.find(&queries[k][i]));
+            }
+            runs += 1;
+        }
+        println!(
+            "profile: {p}: {runs} queries in 10 s, {} each",
+            us(Duration::from_secs(10) / runs as u32)
+        );
+        return;
+    }
+
     // Criterion: each type, instances round-robin.
     let mut g = c.benchmark_group("index");
     g.sample_size(20)
@@ -1301,7 +1381,8 @@ fn main() {
     g.finish();
     c.final_summary();
 
-    // Percentiles: every instance 3 times on each engine, interleaved; per-instance medians.
+    // Percentiles: every instance 3 times on each engine, interleaved; per-instance minimum
+    // (the run least disturbed by other processes on the 2 cores).
     const ROUNDS: usize = 3;
     let rounds = if test_mode { 1 } else { ROUNDS };
     let mut rows = Vec::new();
@@ -1321,10 +1402,7 @@ fn main() {
         let med = |v: Vec<Vec<Duration>>| -> Vec<Duration> {
             let mut m: Vec<Duration> = v
                 .into_iter()
-                .map(|mut x| {
-                    x.sort();
-                    x[x.len() / 2]
-                })
+                .map(|x| x.into_iter().min().unwrap())
                 .collect();
             m.sort();
             m
@@ -1342,7 +1420,7 @@ fn main() {
 
     println!();
     println!(
-        "== index: latency per query ({nq} instances per type, median of {rounds} runs each) =="
+        "== index: latency per query ({nq} instances per type, best of {rounds} runs each) =="
     );
     println!(
         "| query | results (mean) | footage p50 | footage p99 | SQLite p50 | SQLite p99 | \
@@ -1385,10 +1463,19 @@ fn main() {
         mb(db_bytes)
     );
     println!(
-        "| open (Store::open, child process) | cold {}, warm {} | - |",
+        "| open (Store::open, child process) | cold {}, warm {} (CPU time: cold {}, warm {}) | - |",
         cold.as_ref()
             .map_or("n/a".into(), |c| common::fmt_duration(c.time)),
-        common::fmt_duration(warm_open)
+        common::fmt_duration(warm_open),
+        cold.as_ref()
+            .map_or("n/a".into(), |c| common::fmt_duration(c.cpu)),
+        common::fmt_duration(warm_cpu)
+    );
+    println!(
+        "| open breakdown (warm, median of 3) | read checkpoint {}, zstd {}, decode {} | - |",
+        common::fmt_duration(open_parts[0]),
+        common::fmt_duration(open_parts[1]),
+        common::fmt_duration(open_parts[2])
     );
     println!(
         "| index heap | {} B = {:.1} B/segment = {:.2} B/fix; {:.0}% of the goal (64 B/segment + 4 B/fix = {:.0} B) | - |",
