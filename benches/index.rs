@@ -31,11 +31,16 @@
 //! instances of each one's best run (the least disturbed by other processes).
 //!
 //! Open: `Store::open` in a child process (this binary, re-executed), once after dropping the
-//! page cache (if /proc/sys/vm/drop_caches is writable) and 5 times warm; RSS growth and
-//! `index_stats()` come from the same child.
+//! page cache (if /proc/sys/vm/drop_caches is writable: root) and 5 times warm; wall-clock and
+//! CPU time (user + system, which other processes on the cores barely change), RSS growth,
+//! `index_stats()`, and a breakdown (read, zstd, decode of the checkpoint, timed apart) come
+//! from the same child.
 //!
 //! Run: `cargo bench --bench index` (about 15 min at 1,000,000 segments on 2 cores);
-//! `FOOTAGE_BENCH_SEGMENTS=100000 cargo bench --bench index` for a quick run.
+//! `FOOTAGE_BENCH_SEGMENTS=100000 cargo bench --bench index` for a quick run;
+//! `cargo bench --bench index -- --test` checks the answers and runs everything once.
+//! `FOOTAGE_BENCH_PROFILE=<type>/<footage|sqlite>` (e.g. `c_near150m_2h/footage`) builds or
+//! reuses the fixtures, then runs only that query type for 10 s, for `perf record`.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -1056,10 +1061,31 @@ fn open_child(dir: &str) {
     let cpu = cpu_time() - cpu;
     let after = common::rss_bytes();
     let st = s.index_stats();
+    drop(s);
+    // Where the time goes, measured apart in the same process: reading the checkpoint,
+    // decompressing it, decoding it (which includes rebuilding the time/officer/device lists).
+    let ckpt = std::fs::read_dir(Path::new(dir).join("catalog"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "ckpt"))
+        .max()
+        .unwrap();
+    let t = Instant::now();
+    let data = std::fs::read(&ckpt).unwrap();
+    let read = t.elapsed();
+    let t = Instant::now();
+    let body = footage::decode_checkpoint_file(&data).unwrap();
+    let unzip = t.elapsed();
+    let t = Instant::now();
+    black_box(footage::decode_checkpoint_body(&body).unwrap());
+    let decode = t.elapsed();
     println!(
-        "{before} {after} {} {} {} {} {} {} {}",
+        "{before} {after} {} {} {} {} {} {} {} {} {} {}",
         d.as_nanos(),
         cpu.as_nanos(),
+        read.as_nanos(),
+        unzip.as_nanos(),
+        decode.as_nanos(),
         st.segments,
         st.postings,
         st.catalog_heap_bytes,
@@ -1072,6 +1098,7 @@ struct OpenRun {
     rss_delta: i64,
     time: Duration,
     cpu: Duration,
+    parts: [Duration; 3],
     segments: usize,
     postings: usize,
     catalog_heap: usize,
@@ -1097,11 +1124,16 @@ fn open_in_child(store: &Path) -> OpenRun {
         rss_delta: v[1] as i64 - v[0] as i64,
         time: Duration::from_nanos(v[2]),
         cpu: Duration::from_nanos(v[3]),
-        segments: v[4] as usize,
-        postings: v[5] as usize,
-        catalog_heap: v[6] as usize,
-        index_heap: v[7] as usize,
-        track_bytes: v[8],
+        parts: [
+            Duration::from_nanos(v[4]),
+            Duration::from_nanos(v[5]),
+            Duration::from_nanos(v[6]),
+        ],
+        segments: v[7] as usize,
+        postings: v[8] as usize,
+        catalog_heap: v[9] as usize,
+        index_heap: v[10] as usize,
+        track_bytes: v[11],
     }
 }
 
@@ -1233,6 +1265,9 @@ fn main() {
     let mut warm_cpus: Vec<Duration> = warm.iter().map(|o| o.cpu).collect();
     warm_cpus.sort();
     let warm_cpu = warm_cpus[warm_cpus.len() / 2];
+    let mut by_parts: Vec<[Duration; 3]> = warm.iter().map(|o| o.parts).collect();
+    by_parts.sort_by_key(|p| p[0] + p[1] + p[2]);
+    let open_parts = by_parts[by_parts.len() / 2];
     println!(
         "open: CPU time (user + system) cold {}, warm {} (median)",
         cold.as_ref()
@@ -1253,37 +1288,6 @@ fn main() {
             .map(|d| common::fmt_duration(*d))
             .collect::<Vec<_>>()
             .join(", ")
-    );
-
-    // Where an open's time goes: reading the checkpoint, decompressing it, decoding it (which
-    // includes rebuilding the time/officer/device lists). Median of 3, in this process.
-    let ckpt = std::fs::read_dir(store_dir.join("catalog"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "ckpt"))
-        .max()
-        .unwrap();
-    let mut parts: Vec<[Duration; 3]> = (0..if test_mode { 1 } else { 3 })
-        .map(|_| {
-            let t = Instant::now();
-            let data = std::fs::read(&ckpt).unwrap();
-            let read = t.elapsed();
-            let t = Instant::now();
-            let body = footage::decode_checkpoint_file(&data).unwrap();
-            let unzip = t.elapsed();
-            let t = Instant::now();
-            black_box(footage::decode_checkpoint_body(&body).unwrap());
-            [read, unzip, t.elapsed()]
-        })
-        .collect();
-    parts.sort_by_key(|p| p[0] + p[1] + p[2]);
-    let open_parts = parts[parts.len() / 2];
-    println!(
-        "open breakdown: read checkpoint {}, zstd {}, decode body {} (of an open's {})",
-        common::fmt_duration(open_parts[0]),
-        common::fmt_duration(open_parts[1]),
-        common::fmt_duration(open_parts[2]),
-        common::fmt_duration(warm_open)
     );
 
     // Both engines, and the queries.
@@ -1472,7 +1476,7 @@ fn main() {
         common::fmt_duration(warm_cpu)
     );
     println!(
-        "| open breakdown (warm, median of 3) | read checkpoint {}, zstd {}, decode {} | - |",
+        "| open breakdown (warm, measured apart in the child) | read checkpoint {}, zstd {}, decode {} | - |",
         common::fmt_duration(open_parts[0]),
         common::fmt_duration(open_parts[1]),
         common::fmt_duration(open_parts[2])
