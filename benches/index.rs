@@ -27,15 +27,20 @@
 //! around real segments and fixes so they have results. Before any timing, every instance runs
 //! on both engines and the id lists (sorted by start, id) must be identical. Then criterion
 //! times each type (instances round-robin: the mean over the mix), and a hand-rolled pass times
-//! every instance 3 times on each engine, interleaved, and reports p50 and p99 of the
-//! per-instance medians.
+//! every instance 3 times on each engine, interleaved, and reports p50 and p99 over the
+//! instances of each one's best run (the least disturbed by other processes).
 //!
 //! Open: `Store::open` in a child process (this binary, re-executed), once after dropping the
-//! page cache (if /proc/sys/vm/drop_caches is writable) and 5 times warm; RSS growth and
-//! `index_stats()` come from the same child.
+//! page cache (if /proc/sys/vm/drop_caches is writable: root) and 5 times warm; wall-clock and
+//! CPU time (user + system, which other processes on the cores barely change), RSS growth,
+//! `index_stats()`, and a breakdown (CPU time to read, decompress and decode the checkpoint,
+//! timed apart) come from the same child.
 //!
 //! Run: `cargo bench --bench index` (about 15 min at 1,000,000 segments on 2 cores);
-//! `FOOTAGE_BENCH_SEGMENTS=100000 cargo bench --bench index` for a quick run.
+//! `FOOTAGE_BENCH_SEGMENTS=100000 cargo bench --bench index` for a quick run;
+//! `cargo bench --bench index -- --test` checks the answers and runs everything once.
+//! `FOOTAGE_BENCH_PROFILE=<type>/<footage|sqlite>` (e.g. `c_near150m_2h/footage`) builds or
+//! reuses the fixtures, then runs only that query type for 10 s, for `perf record`.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -57,6 +62,7 @@ const SEGMENTS_ENV: &str = "FOOTAGE_BENCH_SEGMENTS";
 const QUERIES_ENV: &str = "FOOTAGE_BENCH_QUERIES";
 const DIR_ENV: &str = "FOOTAGE_BENCH_INDEX_DIR";
 const CHILD_ENV: &str = "FOOTAGE_BENCH_INDEX_OPEN";
+const PROFILE_ENV: &str = "FOOTAGE_BENCH_PROFILE";
 
 /// Monday 2025-11-03 00:00 UTC (London is on UTC then).
 const T0_US: i64 = 1_762_128_000_000_000;
@@ -1035,17 +1041,53 @@ fn file_bytes(p: &Path) -> u64 {
     std::fs::metadata(p).map_or(0, |m| m.len())
 }
 
+/// CPU time (user + system) of this process so far: unlike wall-clock time, barely changed by
+/// other processes competing for the 2 cores.
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage only writes into the struct passed; all-zero is a valid rusage.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
 /// Child mode: one open; prints RSS before/after, open time and the index sizes.
 fn open_child(dir: &str) {
     let before = common::rss_bytes();
+    let cpu = cpu_time();
     let t = Instant::now();
     let s = Store::open(dir).expect("open");
     let d = t.elapsed();
+    let cpu = cpu_time() - cpu;
     let after = common::rss_bytes();
     let st = s.index_stats();
+    drop(s);
+    // Where the time goes, measured apart in the same process: reading the checkpoint,
+    // decompressing it, decoding it (which includes rebuilding the time/officer/device lists).
+    let ckpt = std::fs::read_dir(Path::new(dir).join("catalog"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "ckpt"))
+        .max()
+        .unwrap();
+    // CPU time, not wall clock: these run after the open, when other processes may hold the
+    // cores.
+    let t = cpu_time();
+    let data = std::fs::read(&ckpt).unwrap();
+    let read = cpu_time() - t;
+    let t = cpu_time();
+    let body = footage::decode_checkpoint_file(&data).unwrap();
+    let unzip = cpu_time() - t;
+    let t = cpu_time();
+    black_box(footage::decode_checkpoint_body(&body).unwrap());
+    let decode = cpu_time() - t;
     println!(
-        "{before} {after} {} {} {} {} {} {}",
+        "{before} {after} {} {} {} {} {} {} {} {} {} {}",
         d.as_nanos(),
+        cpu.as_nanos(),
+        read.as_nanos(),
+        unzip.as_nanos(),
+        decode.as_nanos(),
         st.segments,
         st.postings,
         st.catalog_heap_bytes,
@@ -1057,6 +1099,8 @@ fn open_child(dir: &str) {
 struct OpenRun {
     rss_delta: i64,
     time: Duration,
+    cpu: Duration,
+    parts: [Duration; 3],
     segments: usize,
     postings: usize,
     catalog_heap: usize,
@@ -1081,11 +1125,17 @@ fn open_in_child(store: &Path) -> OpenRun {
     OpenRun {
         rss_delta: v[1] as i64 - v[0] as i64,
         time: Duration::from_nanos(v[2]),
-        segments: v[3] as usize,
-        postings: v[4] as usize,
-        catalog_heap: v[5] as usize,
-        index_heap: v[6] as usize,
-        track_bytes: v[7],
+        cpu: Duration::from_nanos(v[3]),
+        parts: [
+            Duration::from_nanos(v[4]),
+            Duration::from_nanos(v[5]),
+            Duration::from_nanos(v[6]),
+        ],
+        segments: v[7] as usize,
+        postings: v[8] as usize,
+        catalog_heap: v[9] as usize,
+        index_heap: v[10] as usize,
+        track_bytes: v[11],
     }
 }
 
@@ -1128,7 +1178,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
-    let test_mode = common::cli_test_mode();
+    let test_mode = common::cli_test_mode() || std::env::var_os(PROFILE_ENV).is_some();
     let mut c = Criterion::default().configure_from_args();
 
     // Fixtures.
@@ -1161,14 +1211,20 @@ fn main() {
         common::fmt_duration(cen.generate)
     );
 
-    let (footage_build, sqlite_build, pieces): (Duration, Duration, u64) =
+    // Build times, and the generation time of the run that built (subtracted from them).
+    let (footage_build, sqlite_build, pieces, generate): (Duration, Duration, u64, Duration) =
         if let Ok(s) = std::fs::read_to_string(&marker) {
             let v: Vec<u64> = s.split_whitespace().map(|x| x.parse().unwrap()).collect();
             println!(
                 "fixtures reused from {} (build times of the run that made them)",
                 root.display()
             );
-            (Duration::from_nanos(v[0]), Duration::from_nanos(v[1]), v[2])
+            (
+                Duration::from_nanos(v[0]),
+                Duration::from_nanos(v[1]),
+                v[2],
+                Duration::from_nanos(v.get(3).copied().unwrap_or(0)),
+            )
         } else {
             let _ = std::fs::remove_dir_all(&store_dir);
             let _ = std::fs::remove_file(&db_path);
@@ -1191,10 +1247,15 @@ fn main() {
             );
             std::fs::write(
                 &marker,
-                format!("{} {} {pieces}", fb.as_nanos(), sb.as_nanos()),
+                format!(
+                    "{} {} {pieces} {}",
+                    fb.as_nanos(),
+                    sb.as_nanos(),
+                    cen.generate.as_nanos()
+                ),
             )
             .unwrap();
-            (fb, sb, pieces)
+            (fb, sb, pieces, cen.generate)
         };
     let catalog_bytes = dir_bytes(&store_dir.join("catalog"));
     let tracks_bytes = file_bytes(&store_dir.join("catalog").join("tracks.ftt"));
@@ -1214,6 +1275,18 @@ fn main() {
     let mut warm_times: Vec<Duration> = warm.iter().map(|o| o.time).collect();
     warm_times.sort();
     let warm_open = warm_times[warm_times.len() / 2];
+    let mut warm_cpus: Vec<Duration> = warm.iter().map(|o| o.cpu).collect();
+    warm_cpus.sort();
+    let warm_cpu = warm_cpus[warm_cpus.len() / 2];
+    let mut by_parts: Vec<[Duration; 3]> = warm.iter().map(|o| o.parts).collect();
+    by_parts.sort_by_key(|p| p[0] + p[1] + p[2]);
+    let open_parts = by_parts[by_parts.len() / 2];
+    println!(
+        "open: CPU time (user + system) cold {}, warm {} (median)",
+        cold.as_ref()
+            .map_or("n/a".into(), |c| common::fmt_duration(c.cpu)),
+        common::fmt_duration(warm_cpu)
+    );
     let o = &warm[0];
     println!(
         "open: cold {}, warm {} (median of {}: {})",
@@ -1274,6 +1347,30 @@ fn main() {
         result_counts.push((total, empty, plans));
     }
 
+    // Profiling mode: loop over one query type on one engine, then stop.
+    if let Ok(p) = std::env::var(PROFILE_ENV) {
+        let (kind, engine) = p
+            .split_once('/')
+            .expect("FOOTAGE_BENCH_PROFILE=<type>/<engine>");
+        let k = KINDS.iter().position(|x| x.0 == kind).expect("query type");
+        let t = Instant::now();
+        let mut runs = 0usize;
+        while t.elapsed() < Duration::from_secs(10) {
+            let i = runs % nq;
+            if engine == "footage" {
+                black_box(store.find(&fqueries[k][i]).unwrap());
+            } else {
+                black_box(sql.find(&queries[k][i]));
+            }
+            runs += 1;
+        }
+        println!(
+            "profile: {p}: {runs} queries in 10 s, {} each",
+            us(Duration::from_secs(10) / runs as u32)
+        );
+        return;
+    }
+
     // Criterion: each type, instances round-robin.
     let mut g = c.benchmark_group("index");
     g.sample_size(20)
@@ -1301,7 +1398,8 @@ fn main() {
     g.finish();
     c.final_summary();
 
-    // Percentiles: every instance 3 times on each engine, interleaved; per-instance medians.
+    // Percentiles: every instance 3 times on each engine, interleaved; per-instance minimum
+    // (the run least disturbed by other processes on the 2 cores).
     const ROUNDS: usize = 3;
     let rounds = if test_mode { 1 } else { ROUNDS };
     let mut rows = Vec::new();
@@ -1321,10 +1419,7 @@ fn main() {
         let med = |v: Vec<Vec<Duration>>| -> Vec<Duration> {
             let mut m: Vec<Duration> = v
                 .into_iter()
-                .map(|mut x| {
-                    x.sort();
-                    x[x.len() / 2]
-                })
+                .map(|x| x.into_iter().min().unwrap())
                 .collect();
             m.sort();
             m
@@ -1342,7 +1437,7 @@ fn main() {
 
     println!();
     println!(
-        "== index: latency per query ({nq} instances per type, median of {rounds} runs each) =="
+        "== index: latency per query ({nq} instances per type, best of {rounds} runs each) =="
     );
     println!(
         "| query | results (mean) | footage p50 | footage p99 | SQLite p50 | SQLite p99 | \
@@ -1373,9 +1468,9 @@ fn main() {
     println!(
         "| build (wall clock, generation of the catalogue included / excluded) | {} / {} | {} / {} |",
         common::fmt_duration(footage_build),
-        common::fmt_duration(footage_build.saturating_sub(cen.generate)),
+        common::fmt_duration(footage_build.saturating_sub(generate)),
         common::fmt_duration(sqlite_build),
-        common::fmt_duration(sqlite_build.saturating_sub(cen.generate))
+        common::fmt_duration(sqlite_build.saturating_sub(generate))
     );
     println!(
         "| on disk | {} (checkpoint {}, tracks.ftt {}) | {} ({pieces} R*Tree pieces) |",
@@ -1385,10 +1480,19 @@ fn main() {
         mb(db_bytes)
     );
     println!(
-        "| open (Store::open, child process) | cold {}, warm {} | - |",
+        "| open (Store::open, child process) | cold {}, warm {} (CPU time: cold {}, warm {}) | - |",
         cold.as_ref()
             .map_or("n/a".into(), |c| common::fmt_duration(c.time)),
-        common::fmt_duration(warm_open)
+        common::fmt_duration(warm_open),
+        cold.as_ref()
+            .map_or("n/a".into(), |c| common::fmt_duration(c.cpu)),
+        common::fmt_duration(warm_cpu)
+    );
+    println!(
+        "| open breakdown (CPU time, warm, measured apart in the child) | read checkpoint {}, zstd {}, decode {} | - |",
+        common::fmt_duration(open_parts[0]),
+        common::fmt_duration(open_parts[1]),
+        common::fmt_duration(open_parts[2])
     );
     println!(
         "| index heap | {} B = {:.1} B/segment = {:.2} B/fix; {:.0}% of the goal (64 B/segment + 4 B/fix = {:.0} B) | - |",

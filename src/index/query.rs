@@ -315,21 +315,23 @@ pub fn run<'a>(cat: &'a Catalog, q: &Query) -> Result<Page> {
         v
     };
     let owned: Vec<(i64, u64)>;
-    let candidates: &[(i64, u64)] = match plan.0 {
-        "officer" => {
+    let candidates: &[(i64, u64)] = match (plan.0, &officer_lists, &device_lists) {
+        // One officer (or device): its window is already sorted.
+        ("officer", Some(l), _) | ("device", _, Some(l)) if l.len() == 1 => l[0],
+        ("officer", _, _) => {
             owned = merged(officer_lists.unwrap_or_default());
             &owned
         }
-        "device" => {
+        ("device", _, _) => {
             owned = merged(device_lists.unwrap_or_default());
             &owned
         }
-        "label" => {
+        ("label", _, _) => {
             let shortest = labels.iter().min_by_key(|l| l.len()).copied();
             owned = by_ids(shortest.unwrap_or_default().to_vec());
             &owned
         }
-        "spatial" => {
+        ("spatial", _, _) => {
             let mut ids = Vec::new();
             if let Some(s) = &spatial {
                 s.for_each(|id| ids.push(id));
