@@ -23,14 +23,7 @@ if [ ! -d tests/browser/node_modules/playwright-core ]; then
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-# Node.js runs Azurite (the Azure Blob emulator) for the cloud tier tests.
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  echo "== installing Node.js (Azurite for the Azure tests)"
-  SUDO=""
-  [ "$(id -u)" = 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
-fi
+# Azurite (the Azure Blob emulator, from npm) for the cloud tier tests.
 echo "== starting Azurite on 127.0.0.1:10000"
 # shellcheck source=scripts/azurite.sh
 source scripts/azurite.sh
