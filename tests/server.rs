@@ -366,6 +366,11 @@ fn video_whole_ranges_head_conditional() {
     assert_eq!(whole.header("content-length"), Some(&*len.to_string()));
     let etag = format!("\"{}\"", f.store.info(*id).unwrap().sha256);
     assert_eq!(whole.header("etag"), Some(&*etag));
+    assert_eq!(
+        whole.header("cross-origin-resource-policy"),
+        Some("same-origin"),
+        "no other site may embed the video"
+    );
     // Not an MP4: octet-stream.
     let (id2, bytes2) = &f.segs[1];
     let other = get(&format!("{url}/api/segments/{id2}/video"), &[]);
