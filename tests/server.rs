@@ -366,6 +366,11 @@ fn video_whole_ranges_head_conditional() {
     assert_eq!(whole.header("content-length"), Some(&*len.to_string()));
     let etag = format!("\"{}\"", f.store.info(*id).unwrap().sha256);
     assert_eq!(whole.header("etag"), Some(&*etag));
+    assert_eq!(
+        whole.header("cross-origin-resource-policy"),
+        Some("same-origin"),
+        "no other site may embed the video"
+    );
     // Not an MP4: octet-stream.
     let (id2, bytes2) = &f.segs[1];
     let other = get(&format!("{url}/api/segments/{id2}/video"), &[]);
@@ -840,4 +845,53 @@ fn cli_token_and_serve() {
     assert!(status.success(), "{status:?}");
     // The store was closed cleanly: it opens again.
     assert!(footage(&["stats"]).status.success());
+}
+
+#[test]
+fn corrupt_chunk_cuts_the_response_short() {
+    let f = fixture();
+    let url = f.server.url();
+    let (id, bytes) = &f.segs[1];
+    // Flip one byte of the segment's second 64 KiB chunk in its volume file.
+    let needle = &bytes[70_000..70_032];
+    let mut flipped = false;
+    for vol in common::volume_files(f.store.root()) {
+        let mut data = std::fs::read(&vol).unwrap();
+        if let Some(at) = data.windows(needle.len()).position(|w| w == needle) {
+            data[at + 7] ^= 0xff;
+            let mut file = std::fs::OpenOptions::new().write(true).open(&vol).unwrap();
+            std::io::Seek::seek(&mut file, std::io::SeekFrom::Start((at + 7) as u64)).unwrap();
+            file.write_all(&data[at + 7..at + 8]).unwrap();
+            file.sync_all().unwrap();
+            flipped = true;
+            break;
+        }
+    }
+    assert!(flipped);
+    let v = format!("{url}/api/segments/{id}/video");
+    // The intact first chunk is still served.
+    let r = get(&v, &[("Range", "bytes=0-999")]);
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, bytes[..1000]);
+    // Anything touching the damaged chunk ends early: never wrong bytes.
+    for range in [None, Some("bytes=69000-69999")] {
+        let mut req = agent().get(&v);
+        if let Some(rg) = range {
+            req = req.header("Range", rg);
+        }
+        let body = req.call().and_then(|r| r.into_body().read_to_vec());
+        match body {
+            Err(_) => {}
+            Ok(b) => {
+                let want = match range {
+                    None => &bytes[..],
+                    Some(_) => &bytes[69000..70000],
+                };
+                assert!(b.len() < want.len(), "a corrupt chunk was served");
+                assert_eq!(b[..], want[..b.len()], "wrong bytes served");
+            }
+        }
+    }
+    // The server is fine afterwards.
+    assert_eq!(get(&format!("{url}/healthz"), &[]).status, 200);
 }

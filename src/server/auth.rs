@@ -10,7 +10,9 @@
 //! - a server bound to a non-loopback address never runs without tokens: if the last token is
 //!   removed while it runs, every request is refused (401);
 //! - without tokens (loopback only), the `Host` header must name a loopback host (against DNS
-//!   rebinding), and on every server a cross-origin `Origin` is refused for changes (CSRF).
+//!   rebinding) and a change with a cross-origin `Origin` is refused (CSRF); on every server
+//!   responses carry `Cross-Origin-Resource-Policy: same-origin`, so no other site can embed
+//!   a video or read a response.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -207,21 +209,6 @@ fn bearer(req: &Request) -> Result<Option<&str>, ApiError> {
 /// Decides who a request acts as, or refuses it.
 fn identify(app: &App, req: &Request) -> Result<Option<Caller>, ApiError> {
     let path = req.uri().path();
-    // A change from a page of another origin is refused whatever the credentials (CSRF).
-    if req.method() == Method::POST {
-        if let (Some(origin), Some(host)) = (
-            req.headers().get(header::ORIGIN),
-            req.headers().get(header::HOST),
-        ) {
-            let origin = origin.to_str().unwrap_or("");
-            let authority = origin.split_once("://").map_or("", |(_, a)| a);
-            if authority != host.to_str().unwrap_or("-") {
-                return Err(ApiError::Forbidden(format!(
-                    "changes from another origin ({origin}) are refused"
-                )));
-            }
-        }
-    }
     if is_public(path) {
         return Ok(None);
     }
@@ -237,6 +224,20 @@ fn identify(app: &App, req: &Request) -> Result<Option<Caller>, ApiError> {
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
             .unwrap_or("");
+        // Nothing but the network path vouches for the caller here, so a change posted by a
+        // page of another origin (CSRF) is refused. (With tokens, a browser never sends the
+        // token on its own, so there is nothing to forge.)
+        if req.method() == Method::POST {
+            if let Some(origin) = req.headers().get(header::ORIGIN) {
+                let origin = origin.to_str().unwrap_or("");
+                let authority = origin.split_once("://").map_or("", |(_, a)| a);
+                if authority != host {
+                    return Err(ApiError::Forbidden(format!(
+                        "changes from another origin ({origin}) are refused"
+                    )));
+                }
+            }
+        }
         if !is_loopback_host(host_name(host)) {
             return Err(ApiError::Forbidden(format!(
                 "Host {host:?} is not a loopback name; without tokens only 127.0.0.1, [::1] and localhost are served"
