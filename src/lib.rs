@@ -31,6 +31,8 @@ mod catalog;
 pub mod cli;
 mod config;
 mod error;
+#[doc(hidden)]
+pub mod fail;
 pub mod format;
 pub mod index;
 pub mod input;
