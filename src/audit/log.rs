@@ -227,6 +227,7 @@ impl AuditLog {
                         || s.last_sync.elapsed() >= BATCH_DELAY
                 }
             };
+        crate::fail::point("audit.appended");
         if sync_now {
             self.sync_to(wanted)?;
         }

@@ -36,6 +36,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         f.write_all(bytes).at(&tmp)?;
         f.sync_all().at(&tmp)?;
     }
+    crate::fail::point("write_atomic.before_rename");
     std::fs::rename(&tmp, path).at(path)?;
     sync_dir(dir)
 }

@@ -289,6 +289,7 @@ impl SegmentWriter {
         for (w, end) in &self.touched {
             w.sync_to(*end)?;
         }
+        crate::fail::point("ingest.chunks_durable");
         let sha256: [u8; 32] = self.hasher.clone().finalize().into();
         let inner = Arc::clone(&self.inner);
         let (officer, device) = (self.meta.officer.clone(), self.meta.device.clone());
@@ -305,6 +306,7 @@ impl SegmentWriter {
         inner.pending.lock().remove(&key);
         inner.pending_cv.notify_all();
         let committed = result?;
+        crate::fail::point("ingest.before_audit");
         // 4. The chain of custody has it before the dock is told it is stored.
         let details = serde_json::json!({
             "sha256": committed.sha256_hex(),
@@ -320,6 +322,7 @@ impl SegmentWriter {
             &details.to_string(),
             crate::audit::Durability::Durable,
         )?;
+        crate::fail::point("ingest.audited");
         if !committed.duplicate {
             inner.maybe_checkpoint()?;
         }
@@ -351,6 +354,7 @@ impl SegmentWriter {
         let (w, pos) = self.append(Kind::Commit, 0, &[&payload])?;
         // 3. The commit record is durable before the segment is visible or acknowledged.
         w.sync_to(record_end(pos, payload.len() as u32))?;
+        crate::fail::point("ingest.commit_durable");
         inner.catalog.write().apply_commit(&rec, w.volume.id, pos);
         Ok(Committed {
             id: self.id,

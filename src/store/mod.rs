@@ -407,6 +407,7 @@ impl Inner {
     /// Seals a writer's volume and records it in the catalog.
     pub fn seal_writer(&self, w: &VolumeWriter) -> Result<()> {
         w.seal(self.now_us())?;
+        crate::fail::point("volume.sealed");
         // Everything in a sealed volume is applied by the time a checkpoint can run (it
         // waits for in-flight commits), so replay can skip the whole volume.
         if let Some(v) = self.catalog.write().volumes.get_mut(&w.volume.id) {
@@ -485,12 +486,15 @@ impl Inner {
         for (w, end) in to_sync {
             w.sync_to(end)?;
         }
+        crate::fail::point("checkpoint.log_durable");
         let track_writer = self.catalog.read().index.tracks.writer()?;
         track_writer.write(tracks_off, &tracks_bytes)?;
+        crate::fail::point("checkpoint.tracks_written");
         *seq += 1;
         let file = checkpoint::encode_file(&body, *seq, self.now_us())
             .map_err(|e| Error::io(&self.root, e))?;
         let path = checkpoint::write(&self.root.join("catalog"), *seq, &file)?;
+        crate::fail::point("checkpoint.written");
         self.catalog.write().index.tracks.advance(tracks_len)?;
         Ok(path)
     }

@@ -185,7 +185,7 @@ impl Store {
     /// Removes sealed volumes that hold nothing a live segment needs; returns bytes freed.
     pub fn drop_empty_volumes(&self, actor: &str) -> Result<u64> {
         let candidates: Vec<u32> = {
-            let cat = self.inner.catalog.read();
+            // `writers` before `catalog` (the lock order).
             let active: Vec<u32> = self
                 .inner
                 .writers
@@ -193,6 +193,7 @@ impl Store {
                 .values()
                 .map(|w| w.volume.id)
                 .collect();
+            let cat = self.inner.catalog.read();
             cat.volumes
                 .values()
                 .filter(|v| v.sealed && !active.contains(&v.id))
