@@ -261,37 +261,34 @@ impl Store {
     /// Records what a check found: a `corruption` audit entry the first time a segment is
     /// found corrupt, and the findings list (saved). Clears the finding of a whole segment.
     pub(crate) fn record_check(&self, id: u64, checked: &Checked) -> Result<()> {
-        match checked {
-            Checked::Corrupt { detail, chunks } => {
-                if self.inner.add_finding(id, FindingKind::Corrupt, detail) {
-                    let cloud_copy = self
-                        .inner
-                        .catalog
-                        .read()
-                        .get(id)
-                        .is_some_and(|e| e.flags & FLAG_UPLOADED != 0);
-                    self.inner.audit.append(
-                        self.check_actor_name(),
-                        "corruption",
-                        Some(id),
-                        &serde_json::json!({
-                            "detail": truncate(detail, MAX_DETAIL),
-                            "chunks": chunks,
-                            "cloud_copy": cloud_copy,
-                        })
-                        .to_string(),
-                        Durability::Durable,
-                    )?;
-                    self.inner.scrub.save()?;
-                }
-            }
-            Checked::Whole => {
-                if self.inner.clear_finding(id) {
-                    self.inner.scrub.save()?;
-                }
-            }
-            _ => {}
+        if matches!(checked, Checked::Whole) && self.inner.clear_finding(id) {
+            return self.inner.scrub.save();
         }
+        let Checked::Corrupt { detail, chunks } = checked else {
+            return Ok(());
+        };
+        if !self.inner.add_finding(id, FindingKind::Corrupt, detail) {
+            return Ok(()); // recorded when first found
+        }
+        let cloud_copy = self
+            .inner
+            .catalog
+            .read()
+            .get(id)
+            .is_some_and(|e| e.flags & FLAG_UPLOADED != 0);
+        self.inner.audit.append(
+            self.check_actor_name(),
+            "corruption",
+            Some(id),
+            &serde_json::json!({
+                "detail": truncate(detail, MAX_DETAIL),
+                "chunks": chunks,
+                "cloud_copy": cloud_copy,
+            })
+            .to_string(),
+            Durability::Durable,
+        )?;
+        self.inner.scrub.save()?;
         Ok(())
     }
 

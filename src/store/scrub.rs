@@ -218,12 +218,7 @@ impl Store {
             }),
         };
         let mut pacer = Pacer::new(opts.bytes_per_sec);
-        loop {
-            match step(self, opts, &control, &mut pacer, progress)? {
-                Step::Checked => {}
-                Step::PassDone | Step::Stopped => break,
-            }
-        }
+        while let Step::Checked = step(self, opts, &control, &mut pacer, progress)? {}
         self.inner.scrub.save()?;
         let mut st = control.status.lock().clone();
         st.running = false;
