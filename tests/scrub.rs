@@ -276,3 +276,46 @@ fn a_crash_at_every_repair_fail_point_leaves_a_consistent_store_that_a_rerun_rep
         assert!(v.corrupt.is_empty() && v.lost.is_empty(), "{point}: {v:?}");
     }
 }
+
+#[test]
+fn the_scrub_command_runs_a_pass_reports_and_repairs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, cloud) = (dir.path().join("s"), dir.path().join("cloud"));
+    let store = open(&root, &cloud, &["data"]);
+    let (a, da) = ingest(&store, 1, 200_000, true);
+    let (c, _) = ingest(&store, 2, 100_000, false);
+    store.close().unwrap();
+    let scrub = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_footage"))
+            .args(["--store", root.to_str().unwrap(), "scrub"])
+            .args(args)
+            .output()
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code(), json)
+    };
+    let (code, json) = scrub(&[]);
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(json["run"]["checked"], 2);
+    assert_eq!(json["store"]["pass"], 2);
+
+    let dirs = vec![root.join("data")];
+    rot_chunk(&dirs, a, 2, 3);
+    rot_chunk(&dirs, c, 0, 3);
+    let (code, json) = scrub(&["--rate", "100MB/s"]);
+    assert_eq!(code, Some(1), "{json}");
+    assert_eq!(
+        (
+            json["run"]["corrupt"].as_u64(),
+            json["run"]["repaired"].as_u64()
+        ),
+        (Some(2), Some(1))
+    );
+    assert_eq!(json["store"]["corrupt_segments"], 1);
+    assert_eq!(json["store"]["findings"][0]["id"], c.to_string());
+    let store = Store::open(&root).unwrap();
+    assert_eq!(sha(&read_all(&store, a).unwrap()), sha(&da));
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.scrub.corrupt_segments, 1);
+    assert_eq!(stats.scrub.pass, 3);
+}
