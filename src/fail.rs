@@ -59,3 +59,35 @@ pub fn point(name: &str) {
         }
     }
 }
+
+/// Path prefixes whose reads fail with `EIO`, as a dead disk's would (`inject_eio`).
+static EIO_PREFIXES: Mutex<Vec<std::path::PathBuf>> = Mutex::new(Vec::new());
+/// True while `EIO_PREFIXES` is non-empty, so an unarmed check is one relaxed load.
+static EIO_ARMED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes every read of a volume under `prefix` fail with `EIO` from now on in this process,
+/// as reads from a disk that died under a mounted file system do. For tests of a data dir
+/// failing while the store is open: a lazily unmounted file system (`umount -l`) keeps open
+/// files readable, so a real run-time failure cannot be produced without a device mapper.
+pub fn inject_eio(prefix: &std::path::Path) {
+    EIO_PREFIXES.lock().push(prefix.to_path_buf());
+    EIO_ARMED.store(true, Ordering::Relaxed);
+}
+
+/// Undoes every [`inject_eio`].
+pub fn clear_eio() {
+    EIO_PREFIXES.lock().clear();
+    EIO_ARMED.store(false, Ordering::Relaxed);
+}
+
+/// The injected error for a read of `path`, if one is armed for it.
+pub fn eio(path: &std::path::Path) -> Option<std::io::Error> {
+    if !EIO_ARMED.load(Ordering::Relaxed) {
+        return None;
+    }
+    EIO_PREFIXES
+        .lock()
+        .iter()
+        .any(|p| path.starts_with(p))
+        .then(|| std::io::Error::from_raw_os_error(libc::EIO))
+}

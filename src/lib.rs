@@ -55,7 +55,9 @@ pub use index::geo::{haversine_m, Area};
 pub use index::query::{FindResult, Hit, Page, Query};
 pub use meta::{GpsFix, SegmentMeta};
 pub use store::{
-    hex, now_us, parse_id, Change, Committed, CorruptSegment, DiskStats, Exported, IndexStats,
-    OpenReport, RecoverReport, SegmentInfo, SegmentReader, SegmentWriter, Stats, Store,
-    VerifiedReader, VerifyReport, VolumeStats, READ_ACTIONS, SYSTEM_ACTOR,
+    hex, now_us, parse_id, Change, Committed, CorruptSegment, DiskStats, Exported, FindingInfo,
+    IndexStats, LostSegment, OpenReport, RecoverReport, RepairOutcome, ScrubHandle, ScrubOptions,
+    ScrubStatus, ScrubSummary, SegmentInfo, SegmentReader, SegmentWriter, Stats, Store,
+    VerifiedReader, VerifyOptions, VerifyReport, VolumeStats, READ_ACTIONS, SCRUB_STATE,
+    SYSTEM_ACTOR,
 };

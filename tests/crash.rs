@@ -419,7 +419,14 @@ fn check_flips(
             }
         }
         let v = store.verify(None, |_| {}).unwrap();
-        let mut flagged: Vec<u64> = v.corrupt.iter().map(|s| s.parse().unwrap()).collect();
+        // A damaged volume header makes the volume unusable: its segments are listed as
+        // unreachable (`lost`) rather than corrupt. Either way verify names them.
+        let mut flagged: Vec<u64> = v
+            .corrupt
+            .iter()
+            .chain(v.lost.iter().map(|l| &l.id))
+            .map(|s| s.parse().unwrap())
+            .collect();
         flagged.sort_unstable();
         let want: Vec<u64> = hit
             .iter()

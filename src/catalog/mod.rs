@@ -145,6 +145,16 @@ impl Catalog {
             .filter(|e| e.flags & FLAG_DELETED == 0)
     }
 
+    /// The first live segment with an id above `after` (a scrub walks the catalog with it).
+    pub fn next_live_after(&self, after: u64) -> Option<&SegmentEntry> {
+        let start = self.entries.partition_point(|e| e.id <= after);
+        self.entries
+            .get(start..)
+            .unwrap_or_default()
+            .iter()
+            .find(|e| e.flags & FLAG_DELETED == 0)
+    }
+
     /// The state changes gave a segment, if any did.
     pub fn state(&self, id: u64) -> Option<&StateEntry> {
         self.states.get(&id)

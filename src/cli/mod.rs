@@ -52,6 +52,8 @@ Examples:
   footage audit --verify                         check the audit log's hash chain
   footage get 42 --offset 1048576 --length 65536 > part.bin
   footage verify                                 re-check every chunk CRC and SHA-256
+  footage verify --repair --cloud                ... repair from the cloud, check cloud copies
+  footage scrub --rate 50MB/s                    one paced pass, resuming from its cursor
   footage --store /srv/footage stats             counts, volumes, disk usage
   footage serve --addr 127.0.0.1:8080            HTTP API + review page at http://127.0.0.1:8080/
   footage token add sgt.jones [--read-only]      an access token for footage serve (printed once)
@@ -118,6 +120,9 @@ pub enum Command {
     Stats,
     /// Re-read every chunk (CRC) and every segment's SHA-256; exit 1 if anything is corrupt
     Verify(admin::VerifyArgs),
+    /// Check local copies at a limited bandwidth, resuming where the last pass stopped;
+    /// repair from verified cloud copies
+    Scrub(admin::ScrubArgs),
     /// Print the audit log (JSON lines), or check its hash chain with --verify
     Audit(audit::AuditArgs),
     /// Serve the HTTP API and the web review page (default http://127.0.0.1:8080)
@@ -275,6 +280,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Recover(a) => retention::recover(&cli.store, a, &actor()?),
         Command::Stats => admin::stats(&open(&cli.store)?),
         Command::Verify(args) => admin::verify(&as_actor()?, args),
+        Command::Scrub(args) => admin::scrub(&as_actor()?, args),
         Command::Audit(args) => audit::run(&open(&cli.store)?, args),
         Command::Serve(args) => {
             // Without tokens, changes are made as the local user (or --actor).

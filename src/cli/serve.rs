@@ -30,6 +30,21 @@ pub struct ServeArgs {
     /// Do not log one line per request on stderr
     #[arg(long)]
     pub quiet: bool,
+    /// Scrub local copies in the background at this bandwidth (e.g. 50MB/s; `off` for none),
+    /// repairing from verified cloud copies
+    #[arg(long, default_value = "off", value_name = "RATE", value_parser = scrub_rate_arg)]
+    pub scrub_rate: ScrubRate,
+}
+
+/// `--scrub-rate`: bytes per second, or none.
+#[derive(Debug, Clone, Copy)]
+pub struct ScrubRate(Option<u64>);
+
+fn scrub_rate_arg(s: &str) -> Result<ScrubRate, String> {
+    if s == "off" || s == "0" {
+        return Ok(ScrubRate(None));
+    }
+    super::admin::rate_arg(s).map(|r| ScrubRate(Some(r)))
 }
 
 pub fn run(store: Store, args: ServeArgs, local_actor: String) -> anyhow::Result<i32> {
@@ -41,6 +56,13 @@ pub fn run(store: Store, args: ServeArgs, local_actor: String) -> anyhow::Result
         local_actor,
         log_requests: !args.quiet,
         ..ServerOptions::default()
+    };
+    let scrub = match args.scrub_rate.0 {
+        Some(rate) => Some(store.start_scrub(crate::ScrubOptions {
+            bytes_per_sec: rate,
+            ..crate::ScrubOptions::default()
+        })?),
+        None => None,
     };
     let served = rt.block_on(async {
         let server = Server::bind(store.clone(), opts).await?;
@@ -63,6 +85,7 @@ pub fn run(store: Store, args: ServeArgs, local_actor: String) -> anyhow::Result
         anyhow::Ok(())
     });
     drop(rt);
+    drop(scrub);
     let closed = store.close();
     served?;
     closed?;

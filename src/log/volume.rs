@@ -170,6 +170,25 @@ impl Volume {
         Ok(len)
     }
 
+    /// Rewrites, in place, the record at `pos` with `header` and `payload`: the bytes a
+    /// repair fetched from the cloud for a damaged chunk, which must be exactly the record
+    /// that was written there (the caller checks the header against the commit record's
+    /// extent). The header goes first and the payload last, then an fdatasync, so a crash
+    /// part-way leaves a record that still fails its CRC (never a valid record with other
+    /// bytes). Readers holding earlier bytes re-verify (the punch epoch moves).
+    pub fn rewrite_record(&self, pos: u64, header: &RecordHeader, payload: &[u8]) -> Result<()> {
+        let _w = self.punch_lock.write();
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.file
+            .write_all_at(&header.encode(), pos)
+            .at(&self.path)?;
+        crate::fail::point("repair.torn");
+        self.file
+            .write_all_at(payload, pos + HEADER_LEN)
+            .at(&self.path)?;
+        self.file.sync_data().at(&self.path)
+    }
+
     /// Runs `f` while no punch can happen; returns it with the punch epoch.
     pub fn unpunched<T>(&self, f: impl FnOnce(u64) -> T) -> T {
         let _r = self.punch_lock.read();
@@ -196,6 +215,9 @@ impl Volume {
 
     /// Reads `len` bytes at `pos`, from the map when there is one.
     fn read_bytes(&self, pos: u64, len: usize) -> Result<RecordBytes> {
+        if let Some(e) = crate::fail::eio(&self.path) {
+            return Err(Error::io(&self.path, e));
+        }
         if let Some(map) = self.map.read().as_ref() {
             let start = usize::try_from(pos).unwrap_or(usize::MAX);
             if start.checked_add(len).is_none_or(|end| end > map.len()) {
@@ -220,6 +242,13 @@ impl Volume {
             }
         })?;
         Ok(RecordBytes::Owned(buf))
+    }
+
+    /// Reads the volume header again (through the map or `pread`): fails when the disk
+    /// holding the volume cannot be read any more.
+    pub fn probe(&self) -> Result<()> {
+        self.read_bytes(0, VOLUME_HEADER_LEN).map(|_| ())?;
+        self.file.metadata().at(&self.path).map(|_| ())
     }
 
     /// Reads and checks the record header at `pos`.

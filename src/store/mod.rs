@@ -20,12 +20,16 @@
 
 mod audit;
 mod change;
+mod check;
 mod export;
 mod find;
 mod ingest;
+mod lost;
 mod open;
 mod read;
 mod recover;
+mod repair;
+mod scrub;
 mod stats;
 mod tiering;
 mod verified;
@@ -37,13 +41,17 @@ pub use export::Exported;
 pub use verified::VerifiedReader;
 
 pub use change::Change;
+pub use check::SCRUB_STATE;
 pub use find::IndexStats;
 pub use ingest::{Committed, SegmentWriter};
+pub use lost::LostSegment;
 pub use open::OpenReport;
 pub use read::SegmentReader;
 pub use recover::RecoverReport;
+pub use repair::RepairOutcome;
+pub use scrub::{ScrubHandle, ScrubOptions, ScrubStatus};
 pub use stats::{DiskStats, Stats, VolumeStats};
-pub use verify::{CorruptSegment, VerifyReport};
+pub use verify::{CorruptSegment, FindingInfo, ScrubSummary, VerifyOptions, VerifyReport};
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -143,6 +151,8 @@ pub(crate) struct Inner {
     pub report: OpenReport,
     /// The audit log (`<root>/audit/`).
     pub audit: Arc<crate::audit::AuditLog>,
+    /// Corrupt segments found and the background scrub's cursor (`<root>/scrub/state`).
+    pub scrub: check::ScrubShared,
     _lock: File,
 }
 
@@ -228,7 +238,11 @@ impl Store {
 
     /// The full metadata of a segment.
     pub fn info(&self, id: u64) -> Result<SegmentInfo> {
-        let rec = self.inner.load_commit(id, true)?;
+        let rec = match self.inner.load_commit(id, true) {
+            Ok(rec) => rec,
+            Err(e @ Error::NotFound(_)) => return Err(e),
+            Err(e) => return self.info_from_cloud(id).map_err(|_| e),
+        };
         let state = self.inner.state_with(id, Some(&rec))?;
         let tier = match (
             state.flags & FLAG_UPLOADED != 0,
@@ -253,6 +267,43 @@ impl Store {
             gps_fixes: rec.meta.gps.len(),
             tier,
             ingested: format_time(rec.committed_us),
+        })
+    }
+
+    /// `info` of an uploaded segment whose commit record is out of reach (its disk failed):
+    /// the cloud's `meta.json` holds the same facts, the catalog the current state.
+    fn info_from_cloud(&self, id: u64) -> Result<SegmentInfo> {
+        let flags = self.inner.catalog.read().get(id).map_or(0, |e| e.flags);
+        if flags & FLAG_UPLOADED == 0 {
+            return Err(Error::NotFound(id.to_string()));
+        }
+        let state = self
+            .inner
+            .catalog
+            .read()
+            .state(id)
+            .map(|s| s.state.clone())
+            .ok_or_else(|| Error::NotFound(id.to_string()))?;
+        let m = self.inner.tier()?.meta(id)?;
+        Ok(SegmentInfo {
+            id: id.to_string(),
+            officer: m.officer.clone(),
+            device: m.device.clone(),
+            start: format_time(m.start_us),
+            end: format_time(m.end_us),
+            bytes: m.bytes,
+            sha256: m.sha256.clone(),
+            categories: state.categories,
+            cases: state.cases,
+            tags: state.tags,
+            holds: state.holds,
+            gps_fixes: m.gps.len(),
+            tier: if flags & FLAG_EVICTED != 0 {
+                "cloud"
+            } else {
+                "local+cloud"
+            },
+            ingested: format_time(m.committed_us),
         })
     }
 

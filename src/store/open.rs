@@ -267,6 +267,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
     // Segments whose commit record now points at an unknown volume stay listed: `stats` and
     // reads report them unavailable.
     let next_volume_id = cat.next_volume_id.max(max_file_id.saturating_add(1));
+    let scrub = super::check::ScrubShared::load(root)?;
     let inner = Arc::new(Inner {
         root: root.to_path_buf(),
         store_id,
@@ -288,6 +289,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
         report,
         config,
         audit,
+        scrub,
         _lock: lock,
     });
     reopen_active(&inner, active)?;

@@ -9,7 +9,9 @@
 //! - bytes verified earlier are copied out only while no hole can be punched in their volume
 //!   and only if none was punched since they were verified (else they are re-verified);
 //! - a segment with a verified cloud copy is read from the cloud when its local bytes are
-//!   gone (evicted) or fail their checks.
+//!   gone (evicted), fail their checks, or cannot be read (volume missing, disk failed: then
+//!   even its commit record may be out of reach, and the catalog's length and the cloud's
+//!   `meta.json` are enough).
 //! - through an actor handle (`Store::with_actor`), opening a segment or reading a range is
 //!   recorded in the audit log (action `read`) before any byte is handed out.
 
@@ -76,8 +78,36 @@ impl Store {
 
     /// Opens segment `id` for reading without recording it (for the store's own checks).
     pub(crate) fn reader(&self, id: u64) -> Result<SegmentReader> {
-        let rec = self.inner.load_commit(id, false)?;
-        let flags = self.inner.catalog.read().get(id).map_or(0, |e| e.flags);
+        let (flags, bytes) = self
+            .inner
+            .catalog
+            .read()
+            .get(id)
+            .map(|e| (e.flags, e.bytes))
+            .ok_or_else(|| Error::NotFound(id.to_string()))?;
+        let rec = match self.inner.load_commit(id, false) {
+            Ok(rec) => rec,
+            Err(e @ Error::NotFound(_)) => return Err(e),
+            Err(e) => {
+                self.inner.note_read_failure(id, &e);
+                if flags & FLAG_UPLOADED == 0 {
+                    return Err(e);
+                }
+                // The metadata's disk is gone or damaged: the verified cloud copy serves
+                // (its meta.json gives the length and the block CRCs).
+                return Ok(SegmentReader {
+                    inner: Arc::clone(&self.inner),
+                    id,
+                    len: bytes,
+                    capacity: 0,
+                    extents: Arc::from(Vec::new()),
+                    pos: 0,
+                    current: None,
+                    from_cloud: true,
+                    uploaded: true,
+                });
+            }
+        };
         Ok(SegmentReader {
             inner: Arc::clone(&self.inner),
             id,
@@ -192,6 +222,10 @@ impl SegmentReader {
             })?;
         let (epoch, got) = vol.unpunched(|epoch| (epoch, vol.read_record(ext.offset)));
         let (h, payload) = got.map_err(|e| match e {
+            e @ Error::Io { .. } => {
+                self.inner.note_volume_failure(&vol, &e.to_string());
+                e
+            }
             Error::Corruption { what, .. } => corrupt(format!(
                 "volume {} offset {}: {what}",
                 ext.volume_id, ext.offset

@@ -1,6 +1,7 @@
 //! `stats`: segment and byte counts, volumes, and per-disk usage and free space.
 //!
-//! Invariant: stats reads file metadata and the catalog only, never volume contents.
+//! Invariant: stats reads file metadata, the catalog and the scrub's findings only, never
+//! volume contents.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -36,7 +37,14 @@ pub struct Stats {
     pub segments: usize,
     pub bytes: u64,
     pub volumes: usize,
+    /// Segments whose local copy cannot be reached (disk failed, volume missing).
     pub unavailable_segments: usize,
+    /// Of those, the ones with no cloud copy either: unreadable until the disk is back.
+    pub unavailable_without_cloud_copy: usize,
+    /// At most 1000 of the unavailable segments, by id.
+    pub lost: Vec<super::LostSegment>,
+    /// Known corrupt segments and the background scrub's place.
+    pub scrub: super::ScrubSummary,
     pub catalog_memory_bytes: usize,
     pub disks: Vec<DiskStats>,
     pub volume_list: Vec<VolumeStats>,
@@ -76,6 +84,7 @@ impl Store {
             })
             .collect();
         volume_list.sort_by_key(|v| v.id);
+        inner.probe_dirs();
         let disks = inner
             .dirs
             .iter()
@@ -95,20 +104,22 @@ impl Store {
                 }
             })
             .collect();
-        let (segments, bytes, unavailable) = {
+        let (segments, bytes) = {
             let cat = inner.catalog.read();
-            let vols = inner.volumes.read();
-            let unavailable = cat
-                .live()
-                .filter(|e| !vols.contains_key(&e.meta_volume))
-                .count();
-            (cat.len(), cat.total_bytes, unavailable)
+            (cat.len(), cat.total_bytes)
         };
+        let mut lost = inner.lost_segments();
+        let unavailable = lost.len();
+        let without_cloud = lost.iter().filter(|l| !l.cloud_copy).count();
+        lost.truncate(super::verify::SUMMARY_LIST);
         Ok(Stats {
             segments,
             bytes,
             volumes: volume_list.len(),
             unavailable_segments: unavailable,
+            unavailable_without_cloud_copy: without_cloud,
+            lost,
+            scrub: self.scrub_summary(),
             catalog_memory_bytes: self.catalog_heap_bytes(),
             disks,
             volume_list,

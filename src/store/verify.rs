@@ -1,16 +1,24 @@
 //! `verify`: re-reads every chunk of every local segment (CRC) and recomputes each segment's
 //! SHA-256, the store's fsck.
 //!
-//! Invariant: verify only reads; it reports and never changes anything (through an actor
-//! handle it records one `verify` entry in the audit log).
+//! Invariants: verify never changes footage except, with `repair`, by rewriting damaged
+//! chunks with their original bytes from a verified cloud copy (`repair.rs`); it records
+//! what it finds (audit `corruption`, the findings list in `<root>/scrub/state`) and,
+//! through an actor handle, one `verify` entry. Local copies are checked locally only (never
+//! through the cloud fallback of reads, which would hide local damage); evicted segments are
+//! checked through their cloud copy.
 
 use std::io::Read;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::Store;
+use super::check::Checked;
+use super::{hex, LostSegment, RepairOutcome, Store};
 use crate::error::{Error, Result};
+use crate::format::change::{FLAG_EVICTED, FLAG_UPLOADED};
+use crate::format::scrub::FindingKind;
+use crate::tier::{error_problem, CloudProblem};
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct CorruptSegment {
@@ -22,10 +30,95 @@ pub struct CorruptSegment {
 pub struct VerifyReport {
     pub checked: usize,
     pub bytes: u64,
-    /// Ids of segments that failed.
+    /// Ids of segments that failed (and were not repaired).
     pub corrupt: Vec<String>,
     /// Why each failed.
     pub errors: Vec<CorruptSegment>,
+    /// Segments whose local copy cannot be reached (disk failed, volume missing); those
+    /// with `cloud_copy` are still read from the cloud.
+    pub lost: Vec<LostSegment>,
+    /// Segments repaired from their cloud copy by this run (`--repair`).
+    pub repaired: Vec<String>,
+    /// Cloud copies checked (`--cloud`) and what was wrong with them.
+    pub cloud_checked: usize,
+    pub cloud_problems: Vec<CloudProblem>,
+    /// The store's list of known corrupt segments after this run, and the scrub's place.
+    pub scrub: ScrubSummary,
+}
+
+impl VerifyReport {
+    /// Whether anything needs an operator: corruption, lost local copies, bad cloud copies.
+    pub fn has_findings(&self) -> bool {
+        !self.corrupt.is_empty() || !self.lost.is_empty() || !self.cloud_problems.is_empty()
+    }
+}
+
+/// What `verify` does besides checking local copies.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifyOptions {
+    /// Repair damaged chunks of segments with a verified cloud copy.
+    pub repair: bool,
+    /// Also check every uploaded segment's cloud copy (meta.json, parts, CRCs, SHA-256).
+    pub cloud: bool,
+}
+
+/// A known corrupt segment, as `stats` and `verify` show it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FindingInfo {
+    pub id: String,
+    pub found: String,
+    /// `corrupt`, or `repair_failed`.
+    pub state: &'static str,
+    pub cloud_copy: bool,
+    pub detail: String,
+}
+
+/// The scrub's place and the known corrupt segments.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ScrubSummary {
+    pub pass: u64,
+    pub cursor: u64,
+    pub last_pass_done: Option<String>,
+    pub repaired_total: u64,
+    pub corrupt_segments: usize,
+    /// At most [`SUMMARY_LIST`] of them, oldest first.
+    pub findings: Vec<FindingInfo>,
+    /// Why the state file was not used at open, if it was not.
+    pub note: Option<String>,
+}
+
+/// Most findings a summary lists (the count is always exact).
+pub const SUMMARY_LIST: usize = 1000;
+
+impl Store {
+    /// The scrub's place and the known corrupt segments.
+    pub fn scrub_summary(&self) -> ScrubSummary {
+        let st = self.inner.scrub.state.lock();
+        ScrubSummary {
+            pass: st.pass,
+            cursor: st.cursor,
+            last_pass_done: (st.last_pass_done_us != 0)
+                .then(|| crate::input::time::format_time(st.last_pass_done_us)),
+            repaired_total: st.repaired_total,
+            corrupt_segments: st.findings.len(),
+            findings: st
+                .findings
+                .iter()
+                .take(SUMMARY_LIST)
+                .map(|f| FindingInfo {
+                    id: f.segment.to_string(),
+                    found: crate::input::time::format_time(f.found_us),
+                    state: match f.kind {
+                        FindingKind::Corrupt => "corrupt",
+                        FindingKind::RepairFailed => "repair_failed",
+                    },
+                    cloud_copy: f.cloud_copy,
+                    detail: f.detail.clone(),
+                })
+                .collect(),
+            note: self.inner.scrub.note.clone(),
+        }
+    }
 }
 
 impl Store {
@@ -64,9 +157,19 @@ impl Store {
     }
 
     /// Verifies the given segments (all when `ids` is None); `progress` gets bytes checked.
-    pub fn verify(
+    pub fn verify(&self, ids: Option<Vec<u64>>, progress: impl FnMut(u64)) -> Result<VerifyReport> {
+        self.verify_with(ids, VerifyOptions::default(), progress)
+    }
+
+    /// Verifies the given segments (all when `ids` is None): the local copy of each (every
+    /// chunk's CRC, the SHA-256), the cloud copy of evicted ones, and with `opts.cloud` the
+    /// cloud copy of every uploaded one. Corruption is recorded (audit `corruption`, the
+    /// findings list); with `opts.repair` damaged chunks with a verified cloud copy are
+    /// rewritten from it. `progress` gets bytes checked.
+    pub fn verify_with(
         &self,
         ids: Option<Vec<u64>>,
+        opts: VerifyOptions,
         mut progress: impl FnMut(u64),
     ) -> Result<VerifyReport> {
         let ids = match ids {
@@ -74,29 +177,133 @@ impl Store {
             None => self.segment_ids(),
         };
         let mut report = VerifyReport::default();
-        for id in ids {
-            let bytes = self.inner.catalog.read().get(id).map(|e| e.bytes);
-            let Some(bytes) = bytes else {
+        let lost_all: Vec<LostSegment> = self.inner.lost_segments();
+        for &id in &ids {
+            let entry = self
+                .inner
+                .catalog
+                .read()
+                .get(id)
+                .map(|e| (e.bytes, e.flags));
+            let Some((bytes, flags)) = entry else {
                 return Err(Error::NotFound(id.to_string()));
             };
             report.checked += 1;
-            match self.verify_segment(id) {
-                Ok(()) => report.bytes += bytes,
-                Err(e) => {
-                    report.corrupt.push(id.to_string());
-                    report.errors.push(CorruptSegment {
-                        id: id.to_string(),
-                        error: e.to_string(),
-                    });
+            let fail = |report: &mut VerifyReport, error: String| {
+                report.corrupt.push(id.to_string());
+                report.errors.push(CorruptSegment {
+                    id: id.to_string(),
+                    error,
+                });
+            };
+            if flags & FLAG_EVICTED != 0 {
+                // Only the cloud holds it: read it through, verified.
+                match self.verify_segment(id) {
+                    Ok(()) => report.bytes += bytes,
+                    Err(e) => fail(&mut report, e.to_string()),
+                }
+                progress(bytes);
+                continue;
+            }
+            let checked = self.inner.check_local(id, &mut |n| {
+                progress(n);
+                true
+            });
+            self.record_check(id, &checked)?;
+            match &checked {
+                Checked::Whole | Checked::NoLocalCopy | Checked::Interrupted => {
+                    report.bytes += bytes
+                }
+                Checked::Lost(reason) => {
+                    let known = lost_all.iter().find(|l| l.id == id.to_string()).cloned();
+                    report.lost.push(known.unwrap_or_else(|| {
+                        LostSegment {
+                            id: id.to_string(),
+                            volume: self
+                                .inner
+                                .catalog
+                                .read()
+                                .get(id)
+                                .map_or(0, |e| e.meta_volume),
+                            dir: None,
+                            reason: reason.clone(),
+                            cloud_copy: flags & FLAG_UPLOADED != 0,
+                        }
+                    }));
+                }
+                Checked::Corrupt { detail, .. } => {
+                    let detail = format!("segment {id} is corrupt: {detail}");
+                    if opts.repair {
+                        match self.repair_checked(id, checked.clone())? {
+                            RepairOutcome::Repaired { .. } => {
+                                report.repaired.push(id.to_string());
+                                report.bytes += bytes;
+                            }
+                            RepairOutcome::NotRepairable { reason } => {
+                                fail(&mut report, format!("{detail}; not repaired: {reason}"))
+                            }
+                            _ => fail(&mut report, detail),
+                        }
+                    } else {
+                        fail(&mut report, detail);
+                    }
                 }
             }
-            progress(bytes);
+        }
+        if opts.cloud {
+            self.verify_cloud(&ids, &mut report, &mut progress);
         }
         let details = serde_json::json!({
             "checked": report.checked,
             "corrupt": report.corrupt,
+            "lost": report.lost.len(),
+            "repaired": report.repaired,
+            "cloud_problems": report.cloud_problems.len(),
         });
         self.record_access("verify", None, details)?;
+        report.scrub = self.scrub_summary();
         Ok(report)
+    }
+
+    /// Checks the cloud copy of every uploaded segment among `ids`.
+    fn verify_cloud(&self, ids: &[u64], report: &mut VerifyReport, progress: &mut dyn FnMut(u64)) {
+        let uploaded: Vec<(u64, u64)> = {
+            let cat = self.inner.catalog.read();
+            ids.iter()
+                .filter_map(|&id| cat.get(id).map(|e| (id, e.flags, e.bytes)))
+                .filter(|(_, f, _)| f & FLAG_UPLOADED != 0)
+                .map(|(id, _, b)| (id, b))
+                .collect()
+        };
+        if uploaded.is_empty() {
+            return;
+        }
+        let tier = match self.inner.tier() {
+            Ok(t) => t,
+            Err(e) => {
+                for (id, _) in uploaded {
+                    report.cloud_problems.push(error_problem(id, &e));
+                }
+                return;
+            }
+        };
+        for (id, bytes) in uploaded {
+            report.cloud_checked += 1;
+            // The SHA-256 recorded at ingest; if the commit record is out of reach, the copy
+            // is checked against its own meta.json.
+            let expected = self
+                .inner
+                .load_commit(id, false)
+                .ok()
+                .map(|r| hex(&r.sha256));
+            let problems = match expected {
+                Some(sha) => tier.check(id, &sha, bytes, progress),
+                None => match tier.fresh_meta(id) {
+                    Ok(m) => tier.check(id, &m.sha256.clone(), bytes, progress),
+                    Err(e) => vec![error_problem(id, &e)],
+                },
+            };
+            report.cloud_problems.extend(problems);
+        }
     }
 }

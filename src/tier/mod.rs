@@ -17,6 +17,10 @@
 //!   are kept (each part is written atomically by the object store) and re-verified;
 //! - every byte a ranged read returns passed its block's CRC32.
 
+mod check;
+
+pub use check::{error_problem, CloudProblem};
+
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;

@@ -1,0 +1,144 @@
+//! Checking a segment's cloud copy end to end (`footage verify --cloud`): `meta.json`
+//! present, decodable and describing this segment; every part present with the right size;
+//! every 1 MiB block matching its CRC32; the whole copy matching the SHA-256 recorded at
+//! ingest.
+//!
+//! Invariant: a check only reads; it re-reads `meta.json` rather than trusting the cached
+//! one, and reports every problem it finds for the segment (not only the first).
+
+use futures::StreamExt;
+use object_store::ObjectStoreExt;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::{CloudMeta, Tier, BLOCK_SIZE, PART_SIZE};
+use crate::error::{Error, Result};
+
+/// What was wrong with one segment's cloud copy.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CloudProblem {
+    pub id: String,
+    /// `missing` (no meta.json), `bad_meta`, `missing_part`, `bad_part`, `sha256`, `error`.
+    pub kind: &'static str,
+    pub detail: String,
+}
+
+impl Tier {
+    /// Re-reads a segment's `meta.json` (bypassing and refreshing the cache).
+    pub fn fresh_meta(&self, id: u64) -> Result<std::sync::Arc<CloudMeta>> {
+        self.metas.lock().remove(&id);
+        self.meta(id)
+    }
+
+    /// Checks segment `id`'s cloud copy against the SHA-256 and length recorded at ingest.
+    /// `progress` gets bytes read. Returns the problems found (empty: the copy is whole).
+    pub fn check(
+        &self,
+        id: u64,
+        sha256: &str,
+        bytes: u64,
+        progress: &mut dyn FnMut(u64),
+    ) -> Vec<CloudProblem> {
+        let problem = |kind: &'static str, detail: String| CloudProblem {
+            id: id.to_string(),
+            kind,
+            detail,
+        };
+        let path = self.meta_path(id);
+        let raw = match self
+            .rt
+            .block_on(async { self.store.get(&path).await?.bytes().await })
+        {
+            Ok(b) => b,
+            Err(object_store::Error::NotFound { .. }) => {
+                return vec![problem("missing", format!("{path} does not exist"))]
+            }
+            Err(e) => return vec![problem("error", format!("reading {path}: {e}"))],
+        };
+        self.metas.lock().remove(&id);
+        let meta: CloudMeta = match serde_json::from_slice(&raw) {
+            Ok(m) => m,
+            Err(e) => return vec![problem("bad_meta", format!("{path} is not valid: {e}"))],
+        };
+        if let Err(e) = meta.check(id) {
+            return vec![problem("bad_meta", e.to_string())];
+        }
+        if meta.sha256 != sha256 || meta.bytes != bytes {
+            return vec![problem(
+                "bad_meta",
+                format!(
+                    "{path} names SHA-256 {} and {} bytes, the store recorded {sha256} and {bytes}",
+                    meta.sha256, meta.bytes
+                ),
+            )];
+        }
+        let mut out = Vec::new();
+        let mut hasher = Sha256::new();
+        let parts = meta.bytes.div_ceil(PART_SIZE).max(1);
+        let mut complete = true;
+        for part in 0..parts {
+            let ppath = self.part_path(id, part);
+            let want = (meta.bytes - part * PART_SIZE).min(PART_SIZE);
+            let got = self.rt.block_on(async {
+                let mut s = self.store.get(&ppath).await?.into_stream();
+                let mut buf = Vec::with_capacity(want as usize);
+                while let Some(piece) = s.next().await {
+                    buf.extend_from_slice(&piece?);
+                }
+                Ok::<_, object_store::Error>(buf)
+            });
+            let data = match got {
+                Ok(d) => d,
+                Err(object_store::Error::NotFound { .. }) => {
+                    out.push(problem("missing_part", format!("{ppath} does not exist")));
+                    complete = false;
+                    continue;
+                }
+                Err(e) => {
+                    out.push(problem("error", format!("reading {ppath}: {e}")));
+                    complete = false;
+                    continue;
+                }
+            };
+            progress(data.len() as u64);
+            if data.len() as u64 != want {
+                out.push(problem(
+                    "bad_part",
+                    format!("{ppath} holds {} bytes, {want} expected", data.len()),
+                ));
+                complete = false;
+                continue;
+            }
+            let first = part * PART_SIZE / BLOCK_SIZE;
+            for (i, b) in data.chunks(BLOCK_SIZE as usize).enumerate() {
+                let n = first + i as u64;
+                if meta.block_crc32.get(n as usize).copied() != Some(crc32fast::hash(b)) {
+                    out.push(problem(
+                        "bad_part",
+                        format!(
+                            "{ppath}: block {n} (bytes {}..) fails its CRC32",
+                            n * BLOCK_SIZE
+                        ),
+                    ));
+                }
+            }
+            hasher.update(&data);
+        }
+        if complete && out.is_empty() && super::hex(&hasher.finalize()) != meta.sha256 {
+            out.push(problem(
+                "sha256",
+                "every block passes its CRC32 but the whole copy does not match its SHA-256".into(),
+            ));
+        }
+        out
+    }
+}
+
+/// Converts an error met before any object was read into a problem of segment `id`.
+pub fn error_problem(id: u64, e: &Error) -> CloudProblem {
+    CloudProblem {
+        id: id.to_string(),
+        kind: "error",
+        detail: e.to_string(),
+    }
+}
