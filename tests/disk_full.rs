@@ -175,6 +175,9 @@ fn ingest_until_the_disk_is_full_then_free_space_and_go_on() {
     assert!(stored.len() >= 5, "only {} segments fit", stored.len());
     println!("{} segments stored before the disk was full", stored.len());
     check_whole(&store, &stored);
+    // The failed segment's chunks were cut back; take that room too, so the disk is full.
+    let filler2 = fs.path().join("filler2");
+    fill(&filler2, None);
     // A second try on the still-full disk fails the same way and changes nothing.
     let e = store.ingest_bytes(m.clone(), &data).unwrap_err();
     assert_disk_full(&e, fs.path());
@@ -187,7 +190,9 @@ fn ingest_until_the_disk_is_full_then_free_space_and_go_on() {
     no_temporaries(&root);
 
     // Free space: ingest works again.
+    assert!(store.last_checkpoint_error().is_some());
     std::fs::remove_file(&filler).unwrap();
+    std::fs::remove_file(&filler2).unwrap();
     let c = store.ingest_bytes(m, &data).unwrap();
     assert!(!c.duplicate);
     stored.push(Stored { id: c.id, data });
