@@ -154,16 +154,24 @@ fn no_temporaries(case: &str, root: &Path) {
     }
 }
 
-/// Runs the workload with one fault; checks everything. Returns whether the fault fired.
-fn run_case(op: Op, nth: u64, fault: Fault, sticky: bool) -> bool {
+/// A second fault injected with the first: (operation, position, fault).
+type Also = Option<(Op, u64, Fault)>;
+
+/// Runs the workload with one fault (and maybe a second); checks everything. Returns whether
+/// the fault fired.
+fn run_case(op: Op, nth: u64, fault: Fault, sticky: bool, also: Also) -> bool {
     let case = format!(
-        "{op:?} #{nth} {fault:?}{}",
-        if sticky { " sticky" } else { "" }
+        "{op:?} #{nth} {fault:?}{}{}",
+        if sticky { " sticky" } else { "" },
+        also.map(|a| format!(" + {a:?}")).unwrap_or_default()
     );
     let dir = scratch_dir();
     let store = Store::open_with(dir.path(), &options()).unwrap();
     let probe = store.clone();
     faults::inject(op, nth, fault, sticky);
+    if let Some((op, nth, fault)) = also {
+        faults::inject_also(op, nth, fault);
+    }
     let (attempts, closed) = workload(store);
     let seen = faults::clear();
     let fired = seen.fired > 0;
@@ -295,17 +303,18 @@ fn run_case(op: Op, nth: u64, fault: Fault, sticky: bool) -> bool {
 
 /// Runs `fault` at every position 1..=count of `op` (and one past the end, where nothing
 /// fires); returns (cases, cases where the fault fired).
-fn sweep(op: Op, count: u64, fault: Fault, sticky: bool) -> (usize, usize) {
+fn sweep(op: Op, count: u64, fault: Fault, sticky: bool, also: Also) -> (usize, usize) {
     let mut fired = 0;
     for nth in 1..=count + 1 {
-        if run_case(op, nth, fault, sticky) {
+        if run_case(op, nth, fault, sticky, also) {
             fired += 1;
         }
     }
     let cases = count as usize + 1;
     println!(
-        "{op:?} {fault:?}{}: {cases} cases, fault fired in {fired}",
-        if sticky { " (sticky)" } else { "" }
+        "{op:?} {fault:?}{}{}: {cases} cases, fault fired in {fired}",
+        if sticky { " (sticky)" } else { "" },
+        also.map(|a| format!(" + {a:?}")).unwrap_or_default()
     );
     // Only the audit flush thread's rare fsync can shift a position past the end.
     assert!(
@@ -344,7 +353,7 @@ fn every_failed_write_is_cut_back_and_leaves_the_store_whole() {
         (Fault::ShortThenNoSpace, false),
         (Fault::ShortCount, false),
     ] {
-        total += sweep(Op::Write, seen.writes, fault, sticky).0;
+        total += sweep(Op::Write, seen.writes, fault, sticky, None).0;
     }
     println!("write faults: {total} cases");
 }
@@ -353,6 +362,17 @@ fn every_failed_write_is_cut_back_and_leaves_the_store_whole() {
 fn every_failed_fsync_poisons_and_nothing_unacknowledged_comes_back() {
     let _g = SERIAL.lock();
     let seen = dry_run();
-    let (cases, _) = sweep(Op::Sync, seen.syncs, Fault::Eio, false);
+    let (cases, _) = sweep(Op::Sync, seen.syncs, Fault::Eio, false, None);
     println!("fsync faults: {cases} cases");
+}
+
+#[test]
+fn a_failed_cut_back_poisons_and_the_partial_record_is_cut_at_open() {
+    let _g = SERIAL.lock();
+    let seen = dry_run();
+    // Half a record written, ENOSPC, and the truncation that should remove the half fails
+    // too: the writer (volume or audit log) is poisoned, the open cuts the torn tail.
+    let also = Some((Op::SetLen, 1, Fault::Eio));
+    let (cases, _) = sweep(Op::Write, seen.writes, Fault::ShortThenNoSpace, false, also);
+    println!("failed cut-backs: {cases} cases");
 }

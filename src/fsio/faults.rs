@@ -59,14 +59,18 @@ pub struct Seen {
     pub fired: u64,
 }
 
-struct Injector {
-    thread: ThreadId,
+struct Plan {
     op: Op,
     /// 1-based position of the failing operation of kind `op`; 0 = count only.
     nth: u64,
     fault: Fault,
     /// Every operation of kind `op` from the `nth` on fails (a disk that stays full).
     sticky: bool,
+}
+
+struct Injector {
+    thread: ThreadId,
+    plans: Vec<Plan>,
     /// A short write happened: the next write fails with ENOSPC.
     nospace_next: bool,
     seen: Seen,
@@ -81,14 +85,29 @@ static INJECTOR: Mutex<Option<Injector>> = Mutex::new(None);
 pub fn inject(op: Op, nth: u64, fault: Fault, sticky: bool) {
     *INJECTOR.lock() = Some(Injector {
         thread: std::thread::current().id(),
-        op,
-        nth,
-        fault,
-        sticky,
+        plans: vec![Plan {
+            op,
+            nth,
+            fault,
+            sticky,
+        }],
         nospace_next: false,
         seen: Seen::default(),
     });
     ARMED.store(true, Ordering::Relaxed);
+}
+
+/// Adds a second fault to the armed injector (positions count from its arming), e.g. a
+/// failed write whose cut-back fails too. Does nothing when it is not armed.
+pub fn inject_also(op: Op, nth: u64, fault: Fault) {
+    if let Some(inj) = INJECTOR.lock().as_mut() {
+        inj.plans.push(Plan {
+            op,
+            nth,
+            fault,
+            sticky: false,
+        });
+    }
 }
 
 /// Counts the calling thread's operations without failing any.
@@ -145,15 +164,16 @@ fn check_slow(op: Op) -> Option<Fired> {
         inj.seen.fired += 1;
         return Some(Fired(Fault::NoSpace));
     }
-    let hit = op == inj.op && inj.nth > 0 && (n == inj.nth || (inj.sticky && n > inj.nth));
-    if !hit {
-        return None;
-    }
+    let fault = inj
+        .plans
+        .iter()
+        .find(|p| p.op == op && p.nth > 0 && (n == p.nth || (p.sticky && n > p.nth)))?
+        .fault;
     inj.seen.fired += 1;
-    if op == Op::Write && inj.fault == Fault::ShortThenNoSpace {
+    if op == Op::Write && fault == Fault::ShortThenNoSpace {
         inj.nospace_next = true;
     }
-    Some(Fired(inj.fault))
+    Some(Fired(fault))
 }
 
 fn os_error(fault: Fault) -> io::Error {
