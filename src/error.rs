@@ -7,6 +7,9 @@
 use std::io;
 use std::path::PathBuf;
 
+/// What a full disk's error says to do when nothing more specific is known.
+pub const DISK_FULL_HINT: &str = "free space or add a data dir to footage.toml";
+
 /// Result alias for the store's API.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -18,8 +21,10 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    #[error("disk full writing {}: free space or add a data dir to footage.toml; nothing stored was lost", path.display())]
-    DiskFull { path: PathBuf },
+    /// `hint` says what can free space (ingest says whether retention can evict or delete
+    /// anything now).
+    #[error("disk full writing {}: {hint}; nothing stored was lost", path.display())]
+    DiskFull { path: PathBuf, hint: String },
     #[error("corrupt data in {} at offset {offset}: {what}", path.display())]
     Corruption {
         path: PathBuf,
@@ -62,7 +67,10 @@ impl Error {
         if source.raw_os_error() == Some(libc::ENOSPC)
             || source.kind() == io::ErrorKind::StorageFull
         {
-            return Error::DiskFull { path };
+            return Error::DiskFull {
+                path,
+                hint: DISK_FULL_HINT.into(),
+            };
         }
         Error::Io { path, source }
     }

@@ -34,6 +34,7 @@ mod error;
 #[doc(hidden)]
 pub mod fail;
 pub mod format;
+mod fsio;
 pub mod index;
 pub mod input;
 mod log;
@@ -44,6 +45,9 @@ mod store;
 #[doc(hidden)]
 pub mod testing;
 pub mod tier;
+
+#[doc(hidden)]
+pub use fsio::faults;
 
 pub use audit::{AuditEntry, AuditHead, AuditReport, BrokenLink, Durability};
 pub use catalog::checkpoint::{

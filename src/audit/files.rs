@@ -10,12 +10,10 @@
 //!   cutting never destroys what may be evidence of tampering.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::format::{FileHeader, HeadFile};
 use crate::error::{Error, IoContext, Result};
-use crate::log::sync_dir;
 
 pub const AUDIT_DIR: &str = "audit";
 pub const HEAD_FILE: &str = "HEAD";
@@ -50,16 +48,10 @@ pub fn list(dir: &Path) -> Result<Vec<(u32, PathBuf)>> {
 }
 
 /// Writes `bytes` to `dir/name` atomically (temporary file, fsync, rename, directory fsync).
+/// A failed write removes the temporary file.
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
-    let tmp = dir.join(format!("{name}.tmp"));
     let dst = dir.join(name);
-    {
-        let mut f = File::create(&tmp).at(&tmp)?;
-        f.write_all(bytes).at(&tmp)?;
-        f.sync_all().at(&tmp)?;
-    }
-    fs::rename(&tmp, &dst).at(&dst)?;
-    sync_dir(dir)?;
+    crate::log::write_atomic(&dst, bytes)?;
     Ok(dst)
 }
 

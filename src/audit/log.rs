@@ -265,9 +265,9 @@ impl AuditLog {
         if st.end + frame.len() as u64 > self.max_file && st.end > FILE_HEADER_LEN as u64 {
             self.roll_over(st)?;
         }
-        if let Err(e) = std::os::unix::fs::FileExt::write_all_at(&*st.file, &frame, st.end) {
+        if let Err(e) = crate::fsio::write_all_at(&st.file, &frame, st.end) {
             // Cut back so no partial entry stays behind; if even that fails, stop writing.
-            if st.file.set_len(st.end).is_err() {
+            if crate::fsio::set_len(&st.file, st.end).is_err() {
                 st.poisoned = true;
             }
             return Err(Error::io(&st.path, e));
@@ -292,7 +292,7 @@ impl AuditLog {
 
     /// Makes the current file durable and starts the next one.
     fn roll_over(&self, st: &mut WriteState) -> Result<()> {
-        if let Err(e) = st.file.sync_data() {
+        if let Err(e) = crate::fsio::sync_data(&st.file) {
             st.poisoned = true;
             return Err(Error::io(&st.path, e));
         }
@@ -338,7 +338,7 @@ impl AuditLog {
                 (Arc::clone(&st.file), st.path.clone(), target)
             };
             drop(s);
-            let r = file.sync_data();
+            let r = crate::fsio::sync_data(&file);
             s = self.sync.lock();
             s.syncing = false;
             match r {

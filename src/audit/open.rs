@@ -225,8 +225,8 @@ fn open_last(
         let bytes = data.get(t.from..).unwrap_or_default();
         let at = from + t.from as u64;
         let saved = files::save_torn(dir, seq, at, bytes)?;
-        file.set_len(end).at(path)?;
-        file.sync_all().at(path)?;
+        crate::fsio::set_len(&file, end).at(path)?;
+        crate::fsio::sync_all(&file).at(path)?;
         found.torn_bytes += bytes.len() as u64;
         found.notes.push(format!(
             "cut a torn tail of {} bytes from {} at offset {at} ({}); saved in {}",

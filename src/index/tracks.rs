@@ -264,17 +264,17 @@ impl TrackStore {
         let header = header(store_id);
         if valid_len <= HEADER_LEN {
             // A fresh file (or a store that never had a checkpoint with tracks).
-            file.set_len(0).at(&path)?;
-            file.write_all_at(&header, 0).at(&path)?;
-            file.sync_all().at(&path)?;
+            crate::fsio::set_len(&file, 0).at(&path)?;
+            crate::fsio::write_all_at(&file, &header, 0).at(&path)?;
+            crate::fsio::sync_all(&file).at(&path)?;
         } else {
             let mut got = [0u8; HEADER_LEN as usize];
             if len < valid_len || file.read_exact_at(&mut got, 0).is_err() || got != header {
                 return Ok(None);
             }
             if len > valid_len {
-                file.set_len(valid_len).at(&path)?;
-                file.sync_all().at(&path)?;
+                crate::fsio::set_len(&file, valid_len).at(&path)?;
+                crate::fsio::sync_all(&file).at(&path)?;
             }
         }
         let valid_len = valid_len.max(HEADER_LEN);
@@ -398,8 +398,8 @@ impl TrackWriter {
     /// Writes `bytes` at `offset` and makes them durable.
     pub fn write(&self, offset: u64, bytes: &[u8]) -> Result<()> {
         if let Some(f) = &self.file {
-            f.write_all_at(bytes, offset).at(&self.path)?;
-            f.sync_data().at(&self.path)?;
+            crate::fsio::write_all_at(f, bytes, offset).at(&self.path)?;
+            crate::fsio::sync_data(f).at(&self.path)?;
         }
         Ok(())
     }

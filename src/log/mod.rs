@@ -19,22 +19,27 @@ use crate::error::{IoContext, Result};
 
 /// fsyncs a directory so that a file created or renamed in it survives a power cut.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir).at(dir)?.sync_all().at(dir)
+    crate::fsio::sync_all(&std::fs::File::open(dir).at(dir)?).at(dir)
 }
 
 /// Writes a whole file so that a crash leaves either the old file or the new one: a
-/// temporary file beside it, fsync, rename over, fsync of the directory.
+/// temporary file beside it, fsync, rename over, fsync of the directory. If writing the
+/// temporary file fails it is removed, so a full disk gets its space back and no `.tmp` file
+/// is left behind.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     std::fs::create_dir_all(dir).at(dir)?;
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".tmp");
     let tmp = dir.join(name);
-    {
-        let mut f = std::fs::File::create(&tmp).at(&tmp)?;
-        f.write_all(bytes).at(&tmp)?;
-        f.sync_all().at(&tmp)?;
+    let written = (|| {
+        let f = std::fs::File::create(&tmp)?;
+        crate::fsio::write_all_at(&f, bytes, 0)?;
+        crate::fsio::sync_all(&f)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(crate::error::Error::io(&tmp, e));
     }
     crate::fail::point("write_atomic.before_rename");
     std::fs::rename(&tmp, path).at(path)?;

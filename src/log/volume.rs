@@ -66,15 +66,19 @@ impl Volume {
             .open(path)
             .at(path)?;
         let init = (|| {
-            file.write_all_at(&header.encode(), 0)?;
-            file.sync_all()
+            crate::fsio::write_all_at(&file, &header.encode(), 0)?;
+            crate::fsio::sync_all(&file)
         })();
         if let Err(e) = init {
             let _ = std::fs::remove_file(path);
             return Err(Error::io(path, e));
         }
         if let Some(parent) = path.parent() {
-            super::sync_dir(parent)?;
+            // The caller never learns of a volume whose creation failed: leave no file.
+            if let Err(e) = super::sync_dir(parent) {
+                let _ = std::fs::remove_file(path);
+                return Err(e);
+            }
         }
         Ok(Volume {
             id: header.volume_id,
@@ -160,13 +164,16 @@ impl Volume {
             let mut done = 0u64;
             while done < len {
                 let k = (len - done).min(zeros.len() as u64) as usize;
-                self.file
-                    .write_all_at(zeros.get(..k).unwrap_or_default(), offset + done)
-                    .at(&self.path)?;
+                crate::fsio::write_all_at(
+                    &self.file,
+                    zeros.get(..k).unwrap_or_default(),
+                    offset + done,
+                )
+                .at(&self.path)?;
                 done += k as u64;
             }
         }
-        self.file.sync_data().at(&self.path)?;
+        crate::fsio::sync_data(&self.file).at(&self.path)?;
         Ok(len)
     }
 

@@ -9,13 +9,14 @@
 //!   one `fdatasync`: whoever finds no sync running becomes the leader and syncs everything
 //!   written so far; the others wait for it (group commit);
 //! - after a failed fsync the writer is poisoned and refuses every later append and sync
-//!   (the kernel may have dropped the dirty pages; retrying could report success wrongly);
+//!   (the kernel may have dropped the dirty pages; retrying could report success wrongly),
+//!   and the file is cut back to the end of the last successful fsync, so records nobody was
+//!   told are durable do not come back at the next open;
 //! - [`VolumeWriter::start_writeback`] only asks the kernel to begin writing a range early
 //!   (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, which neither waits nor makes anything
 //!   durable); durability is decided by `sync_to`'s `fdatasync` alone, which also reports any
 //!   writeback error, including one from a write-out started early.
 
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
@@ -24,6 +25,7 @@ use super::volume::Volume;
 use crate::error::{Error, Result};
 use crate::format::record::{next_header_pos, record_end, Kind, RecordHeader, HEADER_LEN};
 use crate::format::volume::Seal;
+use crate::fsio::write_all_at;
 
 struct WriteState {
     end: u64,
@@ -118,7 +120,7 @@ impl VolumeWriter {
         }
         if let Err(e) = self.write_record(pos, &header, parts) {
             // Cut back so no partial record stays behind; if even that fails, stop writing.
-            if self.volume.file().set_len(st.end).is_err() {
+            if crate::fsio::set_len(self.volume.file(), st.end).is_err() {
                 st.poisoned = true;
             }
             return Err(Error::io(&self.volume.path, e));
@@ -141,12 +143,12 @@ impl VolumeWriter {
             for p in parts {
                 buf.extend_from_slice(p);
             }
-            file.write_all_at(&buf, pos)
+            write_all_at(file, &buf, pos)
         } else {
-            file.write_all_at(&header.encode(), pos)?;
+            write_all_at(file, &header.encode(), pos)?;
             let mut at = pos + HEADER_LEN;
             for p in parts {
-                file.write_all_at(p, at)?;
+                write_all_at(file, p, at)?;
                 at += p.len() as u64;
             }
             Ok(())
@@ -201,19 +203,33 @@ impl VolumeWriter {
             s.syncing = true;
             let target = self.state.lock().end;
             drop(s);
-            let r = self.volume.file().sync_data();
+            let r = crate::fsio::sync_data(self.volume.file());
             s = self.sync.lock();
             s.syncing = false;
             match r {
                 Ok(()) => s.synced = s.synced.max(target),
                 Err(e) => {
                     s.poisoned = true;
-                    self.state.lock().poisoned = true;
+                    self.poison(s.synced);
                     self.synced_cv.notify_all();
                     return Err(Error::io(&self.volume.path, e));
                 }
             }
             self.synced_cv.notify_all();
+        }
+    }
+
+    /// After a failed fsync: refuse every later append, and cut the file back to `synced`, the
+    /// end of what earlier fsyncs made durable. Every record past it belongs to a caller that
+    /// is being told its sync failed (none was acknowledged), so a reopen cannot bring one
+    /// of them back (a commit whose fsync failed must not become visible later). Best effort:
+    /// if the cut fails, such records may reappear at the next open, complete and checked,
+    /// exactly as after a crash during their fsync.
+    fn poison(&self, synced: u64) {
+        let mut st = self.state.lock();
+        st.poisoned = true;
+        if st.end > synced && crate::fsio::set_len(self.volume.file(), synced).is_ok() {
+            st.end = synced;
         }
     }
 

@@ -126,7 +126,7 @@ impl Store {
                 crate::audit::Durability::Durable,
             )?;
         }
-        self.inner.maybe_checkpoint()?;
+        self.inner.maybe_checkpoint();
         self.info(id)
     }
 

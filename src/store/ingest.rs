@@ -139,7 +139,7 @@ impl SegmentWriter {
         if r.is_err() {
             self.failed = true;
         }
-        r
+        r.map_err(|e| self.inner.explain_disk_full(e))
     }
 
     /// Hashes `data` on a helper thread while this thread cuts it into chunks and appends them:
@@ -277,7 +277,12 @@ impl SegmentWriter {
 
     /// Makes the segment durable and visible; returns its id and SHA-256. If the same device
     /// already delivered the same bytes, returns that segment with `duplicate: true`.
-    pub fn commit(mut self) -> Result<Committed> {
+    pub fn commit(self) -> Result<Committed> {
+        let inner = Arc::clone(&self.inner);
+        self.commit_inner().map_err(|e| inner.explain_disk_full(e))
+    }
+
+    fn commit_inner(mut self) -> Result<Committed> {
         if self.failed {
             return Err(failed_earlier());
         }
@@ -324,7 +329,7 @@ impl SegmentWriter {
         )?;
         crate::fail::point("ingest.audited");
         if !committed.duplicate {
-            inner.maybe_checkpoint()?;
+            inner.maybe_checkpoint();
         }
         Ok(committed)
     }

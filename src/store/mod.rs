@@ -30,6 +30,7 @@ mod read;
 mod recover;
 mod repair;
 mod scrub;
+mod space;
 mod stats;
 mod tiering;
 mod verified;
@@ -148,6 +149,8 @@ pub(crate) struct Inner {
     pub next_dir: AtomicUsize,
     pub since_checkpoint: AtomicU64,
     pub checkpoint_seq: Mutex<u64>,
+    /// Why the last automatic checkpoint failed, until one succeeds.
+    pub checkpoint_error: Mutex<Option<String>>,
     pub report: OpenReport,
     /// The audit log (`<root>/audit/`).
     pub audit: Arc<crate::audit::AuditLog>,
@@ -309,7 +312,18 @@ impl Store {
 
     /// Writes a checkpoint of the catalog now.
     pub fn checkpoint(&self) -> Result<PathBuf> {
-        self.inner.checkpoint()
+        let r = self.inner.checkpoint();
+        if r.is_ok() {
+            *self.inner.checkpoint_error.lock() = None;
+        }
+        r
+    }
+
+    /// Why the last automatic checkpoint (the one every `checkpoint_every` commits) failed, if
+    /// none has succeeded since. Such a failure does not fail the commit that triggered it
+    /// (the commit is durable in the log); it only makes the next open replay more log.
+    pub fn last_checkpoint_error(&self) -> Option<String> {
+        self.inner.checkpoint_error.lock().clone()
     }
 
     /// Writes a final checkpoint and a chain-head entry in the audit log, and releases the
@@ -551,11 +565,22 @@ impl Inner {
     }
 
     /// Called after each commit: writes a checkpoint every `checkpoint_every` commits.
-    pub fn maybe_checkpoint(&self) -> Result<()> {
+    ///
+    /// A failure does not fail the caller: its commit or change is already durable and in the
+    /// log, which a checkpoint only shortcuts, so failing it would tell a dock that footage
+    /// stored for good was not stored (a lost acknowledgement). The error is kept for
+    /// [`crate::Store::last_checkpoint_error`], the count is kept so the next commit tries
+    /// again, and `close` reports it if it still fails then.
+    pub fn maybe_checkpoint(&self) {
         let n = self.since_checkpoint.fetch_add(1, Ordering::Relaxed) + 1;
         if n >= self.config.checkpoint_every && self.checkpoint_seq.try_lock().is_some() {
-            self.checkpoint()?;
+            match self.checkpoint() {
+                Ok(_) => *self.checkpoint_error.lock() = None,
+                Err(e) => {
+                    self.since_checkpoint.fetch_add(n, Ordering::Relaxed);
+                    *self.checkpoint_error.lock() = Some(e.to_string());
+                }
+            }
         }
-        Ok(())
     }
 }

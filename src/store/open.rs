@@ -205,8 +205,8 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
                 let sealed = o.sealed || known.is_some_and(|k| k.sealed);
                 if !sealed && o.file_len > o.end {
                     // A power cut mid-append: drop the incomplete record(s).
-                    vol.file().set_len(o.end).at(&vol.path)?;
-                    vol.file().sync_all().at(&vol.path)?;
+                    crate::fsio::set_len(vol.file(), o.end).at(&vol.path)?;
+                    crate::fsio::sync_all(vol.file()).at(&vol.path)?;
                     report.torn_bytes += o.file_len - o.end;
                 }
                 if !sealed && !o.damage.is_empty() {
@@ -280,6 +280,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
         next_dir: AtomicUsize::new(0),
         since_checkpoint: AtomicU64::new((report.replayed + report.replayed_changes) as u64),
         checkpoint_seq: Mutex::new(ckpt_seq),
+        checkpoint_error: Mutex::new(None),
         gate: RwLock::new(()),
         pending: Mutex::new(HashSet::new()),
         pending_cv: Condvar::new(),
@@ -299,7 +300,15 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
         > 0
         || inner.report.torn_bytes > 0
     {
-        inner.checkpoint()?;
+        // Only a shortcut for the next open (replay is idempotent), so a full disk must not
+        // keep the store from opening: the error is kept for `last_checkpoint_error`.
+        if let Err(e) = inner.checkpoint() {
+            *inner.checkpoint_error.lock() = Some(e.to_string());
+            // `close` tries again.
+            inner
+                .since_checkpoint
+                .store(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
     Ok(Store { inner, actor: None })
 }

@@ -105,7 +105,7 @@ impl Store {
             Some(id),
             serde_json::json!({"url": tier.url(), "bytes": rec.bytes, "sha256": crate::store::hex(&rec.sha256)}),
         )?;
-        self.inner.maybe_checkpoint()?;
+        self.inner.maybe_checkpoint();
         Ok(true)
     }
 
@@ -133,7 +133,7 @@ impl Store {
             Some(id),
             serde_json::json!({"bytes_freed": total}),
         )?;
-        self.inner.maybe_checkpoint()?;
+        self.inner.maybe_checkpoint();
         Ok(total)
     }
 
@@ -178,7 +178,7 @@ impl Store {
             Some(id),
             serde_json::json!({"bytes_freed": total}),
         )?;
-        self.inner.maybe_checkpoint()?;
+        self.inner.maybe_checkpoint();
         Ok(total)
     }
 
