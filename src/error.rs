@@ -18,7 +18,7 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    #[error("disk full writing {}: free space or add a data dir to footage.toml; nothing stored was lost", path.display())]
+    #[error("disk full writing {}: nothing stored was lost, and nothing is dropped to make room (only segments with a verified cloud copy are evicted, only those past delete_after are deleted): run `footage retention apply`, free space or add a data dir to footage.toml", path.display())]
     DiskFull { path: PathBuf },
     #[error("corrupt data in {} at offset {offset}: {what}", path.display())]
     Corruption {

@@ -55,7 +55,8 @@ pub use index::geo::{haversine_m, Area};
 pub use index::query::{FindResult, Hit, Page, Query};
 pub use meta::{GpsFix, SegmentMeta};
 pub use store::{
-    hex, now_us, parse_id, Change, Committed, CorruptSegment, DiskStats, Exported, IndexStats,
-    OpenReport, RecoverReport, SegmentInfo, SegmentReader, SegmentWriter, Stats, Store,
-    VerifiedReader, VerifyReport, VolumeStats, READ_ACTIONS, SYSTEM_ACTOR,
+    hex, now_us, parse_id, Change, Clock as RetentionClock, Committed, CompactSummary,
+    CorruptSegment, DiskStats, Exported, IndexStats, OpenReport, RecoverReport, RetentionHandle,
+    RetentionOptions, SegmentInfo, SegmentReader, SegmentWriter, Stats, Store, VerifiedReader,
+    VerifyReport, VolumeStats, READ_ACTIONS, SYSTEM_ACTOR,
 };

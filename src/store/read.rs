@@ -9,7 +9,9 @@
 //! - bytes verified earlier are copied out only while no hole can be punched in their volume
 //!   and only if none was punched since they were verified (else they are re-verified);
 //! - a segment with a verified cloud copy is read from the cloud when its local bytes are
-//!   gone (evicted) or fail their checks.
+//!   gone (evicted) or fail their checks;
+//! - a reader whose chunks were moved by compaction after it opened (their volume is gone)
+//!   reloads the segment's commit record once and reads the copies.
 //! - through an actor handle (`Store::with_actor`), opening a segment or reading a range is
 //!   recorded in the audit log (action `read`) before any byte is handed out.
 
@@ -141,7 +143,12 @@ impl SegmentReader {
                 });
             }
             let index = (pos / self.capacity) as usize;
-            match self.chunk(index) {
+            let mut got = self.chunk(index);
+            if got.is_err() && self.reload_extents() {
+                // Compaction moved the segment since this reader opened it.
+                got = self.chunk(index);
+            }
+            match got {
                 Ok((vol, epoch, bytes)) => {
                     return Ok(Cached::Local {
                         start: index as u64 * self.capacity,
@@ -166,6 +173,17 @@ impl SegmentReader {
             });
         }
         Ok(Cached::Cloud { start: pos, bytes })
+    }
+
+    /// Re-reads the segment's commit record; true if its chunks moved (compaction).
+    fn reload_extents(&mut self) -> bool {
+        match self.inner.load_commit(self.id, false) {
+            Ok(rec) if *rec.extents != *self.extents => {
+                self.extents = rec.extents.into();
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Loads and verifies chunk `index`; returns it with its volume and punch epoch.
