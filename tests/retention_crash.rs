@@ -166,6 +166,20 @@ fn build(root: &Path, cloud: &Path) -> BTreeMap<u64, Vec<u8>> {
         .unwrap();
     assert!(s.failed.is_empty(), "{s:?}");
     assert_eq!(s.compacted, 0, "{s:?}");
+    // Made evidential since: uploaded by the apply under test (and kept local: `keep`).
+    let keep: Vec<u64> = store
+        .find(&footage::Query::new().category("keep"))
+        .unwrap()
+        .results
+        .iter()
+        .map(|r| r.id)
+        .filter(|id| store.info(*id).unwrap().categories == ["keep"])
+        .take(3)
+        .collect();
+    assert_eq!(keep.len(), 3);
+    for id in keep {
+        store.categorize(id, "evidential", "sgt").unwrap();
+    }
     store.close().unwrap();
     std::fs::write(root.join("policy.toml"), policy).unwrap();
     data
