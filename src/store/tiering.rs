@@ -32,6 +32,9 @@ use crate::tier::{meta_for, Tier};
 /// copy is gone; the next `retention apply` finishes whatever a crash or an outage left.
 pub const PENDING_CLOUD_DELETES: &str = "cloud-deletes";
 
+/// Chunk payload bytes freed per volume (the `freed` list of a change record).
+type Freed = Vec<(u32, u64)>;
+
 impl Inner {
     /// Ids of the volumes that take appends now.
     pub(crate) fn active_volume_ids(&self) -> Vec<u32> {
@@ -55,7 +58,7 @@ impl Inner {
 
     /// Chunk payload bytes per volume of a segment's local chunks (what its eviction or
     /// deletion frees, in the units of `Catalog::volume_live`), and its extents.
-    fn local_chunks(&self, id: u64) -> Result<(Vec<(u32, u64)>, Vec<Extent>)> {
+    fn local_chunks(&self, id: u64) -> Result<(Freed, Vec<Extent>)> {
         let rec = self.load_commit(id, false)?;
         let mut freed: Vec<(u32, u64)> = Vec::new();
         for x in &rec.extents {
