@@ -7,6 +7,10 @@
 //! separated by commas. With the variable unset (every production run) a point costs one
 //! relaxed atomic load.
 //!
+//! `err:name` (or `err:name@N`) arms an *error* point instead: [`error`] returns true at the
+//! N-th pass and every later one, so a test can make the cloud fail part-way through a
+//! batch and go on running.
+//!
 //! Invariants: a point never changes what the code does unless it aborts; the process exits
 //! through `std::process::abort` (SIGABRT), so nothing buffered in user space reaches disk
 //! and the kernel keeps what was written, exactly as after `kill -9`.
@@ -15,6 +19,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use parking_lot::Mutex;
+
+/// Error points: name -> passes left before it starts failing (0 = failing).
+static ERRORS: Mutex<Option<HashMap<String, u64>>> = Mutex::new(None);
 
 /// 0 = not read yet, 1 = no failpoints configured, 2 = some configured.
 static STATE: AtomicU8 = AtomicU8::new(0);
@@ -31,15 +38,21 @@ fn load() -> bool {
     }
     let spec = std::env::var(ENV).unwrap_or_default();
     let mut map = HashMap::new();
+    let mut errors = HashMap::new();
     for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (item, target) = match item.strip_prefix("err:") {
+            Some(rest) => (rest, &mut errors),
+            None => (item, &mut map),
+        };
         let (name, n) = match item.split_once('@') {
             Some((name, n)) => (name, n.parse::<u64>().unwrap_or(1).max(1)),
             None => (item, 1),
         };
-        map.insert(name.to_string(), n);
+        target.insert(name.to_string(), n);
     }
-    let armed = !map.is_empty();
+    let armed = !map.is_empty() || !errors.is_empty();
     *POINTS.lock() = Some(map);
+    *ERRORS.lock() = Some(errors);
     STATE.store(if armed { 2 } else { 1 }, Ordering::Relaxed);
     armed
 }
@@ -90,4 +103,27 @@ pub fn eio(path: &std::path::Path) -> Option<std::io::Error> {
         .iter()
         .any(|p| path.starts_with(p))
         .then(|| std::io::Error::from_raw_os_error(libc::EIO))
+}
+
+/// An error point named `name`: true (the caller fails as if the operation had failed) from
+/// the N-th pass on when `FOOTAGE_FAILPOINT` holds `err:name@N`.
+pub fn error(name: &str) -> bool {
+    if !load() {
+        return false;
+    }
+    let mut guard = ERRORS.lock();
+    let Some(map) = guard.as_mut() else {
+        return false;
+    };
+    match map.get_mut(name) {
+        Some(left) if *left > 1 => {
+            *left -= 1;
+            false
+        }
+        Some(left) => {
+            *left = 0;
+            true
+        }
+        None => false,
+    }
 }

@@ -59,8 +59,9 @@ pub use index::geo::{haversine_m, Area};
 pub use index::query::{FindResult, Hit, Page, Query};
 pub use meta::{GpsFix, SegmentMeta};
 pub use store::{
-    hex, now_us, parse_id, Change, Committed, CorruptSegment, DiskStats, Exported, FindingInfo,
-    IndexStats, LostSegment, OpenReport, RecoverReport, RepairOutcome, ScrubHandle, ScrubOptions,
+    hex, now_us, parse_id, Change, Clock as RetentionClock, Committed, CompactSummary,
+    CorruptSegment, DiskStats, Exported, FindingInfo, IndexStats, LostSegment, OpenReport,
+    RecoverReport, RepairOutcome, RetentionHandle, RetentionOptions, ScrubHandle, ScrubOptions,
     ScrubStatus, ScrubSummary, SegmentInfo, SegmentReader, SegmentWriter, Stats, Store,
     VerifiedReader, VerifyOptions, VerifyReport, VolumeStats, READ_ACTIONS, SCRUB_STATE,
     SYSTEM_ACTOR,

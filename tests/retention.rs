@@ -286,3 +286,156 @@ fn a_lost_store_is_rebuilt_from_the_cloud() {
             .is_err()
     );
 }
+
+#[test]
+fn compaction_moves_live_data_out_of_mostly_dead_volumes_under_open_readers() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("s");
+    let store = open(&root, &dir.path().join("cloud"));
+    let policy = std::fs::read_to_string(root.join("policy.toml")).unwrap();
+    std::fs::write(
+        root.join("policy.toml"),
+        policy.replace(
+            "high_watermark = 1.0",
+            "high_watermark = 1.0\ncompact_below_live = 0",
+        ),
+    )
+    .unwrap();
+    let mut data = Vec::new();
+    for n in 0..12 {
+        let bytes = random_bytes(n, 120_000 + n as usize * 5_000);
+        let cats: &[&str] = if n % 3 == 0 { &[] } else { &["scratch"] };
+        let id = store
+            .ingest_bytes(meta(&format!("MET-{n}"), T0 + n as i64, cats), &bytes)
+            .unwrap()
+            .id;
+        data.push((id, cats.is_empty(), bytes));
+        // An interrupted delivery: dead chunks nobody will punch.
+        let mut w = store
+            .begin_segment(meta("MET-X", T0 + n as i64, &[]))
+            .unwrap();
+        w.write(&random_bytes(100 + n, 150_000)).unwrap();
+        drop(w);
+    }
+    // Scratch footage goes after a day: punched in place.
+    let s = store
+        .retention_apply(T0 + 2 * DAY, false, "t", &mut |_| {})
+        .unwrap();
+    assert_eq!((s.deleted, s.compacted), (8, 0), "{s:?}");
+    let (keep_id, _, keep_bytes) = data.iter().find(|d| d.1).cloned().unwrap();
+    let mut reader = store.open_segment(keep_id).unwrap();
+    let mut first = vec![0u8; 70_000];
+    reader.read_exact(&mut first).unwrap();
+    let before = store.stats().unwrap();
+    let dead_before: u64 = before.volume_list.iter().map(|v| v.dead_bytes).sum();
+    assert!(dead_before > 1 << 20, "{:?}", before.volume_list);
+    let c = store.compact(0.3, "t").unwrap();
+    assert!(c.volumes >= 1 && c.bytes_reclaimed > 0, "{c:?}");
+    assert!(c.failed.is_empty(), "{c:?}");
+    // The reader opened before the move goes on with the same bytes.
+    let mut rest = Vec::new();
+    reader.read_to_end(&mut rest).unwrap();
+    first.extend(rest);
+    assert_eq!(first, keep_bytes);
+    let after = store.stats().unwrap();
+    let on_disk = |s: &footage::Stats| s.volume_list.iter().map(|v| v.allocated_bytes).sum::<u64>();
+    assert!(on_disk(&after) < on_disk(&before));
+    let live: u64 = after.volume_list.iter().map(|v| v.live_bytes).sum();
+    let kept: Vec<_> = data.iter().filter(|d| d.1).collect();
+    assert_eq!(live, kept.iter().map(|d| d.2.len() as u64).sum::<u64>());
+    for (id, _, bytes) in &kept {
+        assert_eq!(&store.read_range(*id, 0, u64::MAX).unwrap(), bytes);
+    }
+    // Nothing left worth compacting: a second run rewrites nothing.
+    assert_eq!(store.compact(0.3, "t").unwrap().volumes, 0);
+    drop(reader);
+    store.close().unwrap();
+    let store = Store::open_with(&root, &small_options()).unwrap();
+    assert_eq!(store.len(), kept.len());
+    assert!(store.verify(None, |_| {}).unwrap().corrupt.is_empty());
+    for (id, _, bytes) in &kept {
+        assert_eq!(&store.read_range(*id, 0, u64::MAX).unwrap(), bytes);
+    }
+    drop(store);
+    // The command line: a bad fraction is refused before anything runs.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_footage"))
+        .arg("--store")
+        .arg(&root)
+        .args(["--actor", "t", "compact", "--min-dead", "1.5"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_footage"))
+        .arg("--store")
+        .arg(&root)
+        .args(["--actor", "t", "compact", "--min-dead", "0.5"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["volumes"], 0, "{v}");
+}
+
+#[test]
+fn background_retention_runs_on_its_own_records_errors_and_stops() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("s");
+    let cloud = dir.path().join("cloud");
+    // The cloud is a file: every upload fails, and the runs must say so.
+    std::fs::write(&cloud, b"not a directory").unwrap();
+    let store = open(&root, &cloud);
+    let scratch = store
+        .ingest_bytes(meta("MET-1", T0, &["scratch"]), b"old scratch footage")
+        .unwrap()
+        .id;
+    let traffic = store
+        .ingest_bytes(meta("MET-2", T0, &["traffic"]), &random_bytes(3, 100_000))
+        .unwrap()
+        .id;
+    let clock: std::sync::Arc<dyn Fn() -> i64 + Send + Sync> = std::sync::Arc::new(|| T0 + 3 * DAY);
+    let opts = footage::RetentionOptions {
+        interval: Duration::from_millis(20),
+        actor: "bg-retention".into(),
+        clock: Some(clock),
+    };
+    let handle = store.start_retention(opts.clone()).unwrap();
+    assert!(handle.wait_for_runs(2, Duration::from_secs(120)), "no runs");
+    handle.stop();
+    assert!(
+        store.info(scratch).is_err(),
+        "scratch footage must be deleted"
+    );
+    assert_eq!(tier(&store, traffic), "local");
+    let entries = store.audit_entries(None, None).unwrap();
+    let by_bg: Vec<&str> = entries
+        .iter()
+        .filter(|e| e.actor == "bg-retention")
+        .map(|e| e.action.as_str())
+        .collect();
+    assert!(by_bg.contains(&"delete"), "{by_bg:?}");
+    assert!(by_bg.contains(&"retention-error"), "{by_bg:?}");
+    // The cloud comes back: the next run uploads and evicts; dropping the handle stops it.
+    std::fs::remove_file(&cloud).unwrap();
+    let handle = store.start_retention(opts).unwrap();
+    assert!(handle.wait_for_runs(1, Duration::from_secs(120)));
+    let last = handle.last().unwrap().unwrap();
+    assert!(last.failed.is_empty(), "{last:?}");
+    drop(handle);
+    assert_eq!(tier(&store, traffic), "cloud");
+    // A stopped handle left nothing running: the store closes and reopens.
+    store.close().unwrap();
+    let store = Store::open_with(&root, &small_options()).unwrap();
+    assert_eq!(tier(&store, traffic), "cloud");
+    // A bad actor is refused up front.
+    let bad = footage::RetentionOptions {
+        actor: String::new(),
+        ..footage::RetentionOptions::default()
+    };
+    assert!(store.start_retention(bad).is_err());
+}

@@ -30,7 +30,7 @@ pub use interner::Interner;
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::format::change::{ChangeRecord, Op, SegmentState, FLAG_DELETED};
+use crate::format::change::{ChangeRecord, Op, SegmentState, FLAG_DELETED, FLAG_EVICTED};
 use crate::format::commit::CommitRecord;
 use crate::index::LabelKind;
 
@@ -275,6 +275,63 @@ impl Catalog {
         self.dedup
             .insert(dedup_key(&rec.meta.device, &rec.sha256), rec.segment_id);
         self.total_bytes += rec.bytes;
+        true
+    }
+
+    /// Moves a live segment to the commit record `rec` found at `offset` of `volume_id`: a
+    /// copy written by compaction (same segment, newer LSN, chunks moved into `volume_id`).
+    /// `old` is the record it replaces, when it can still be read; without it the chunks
+    /// named in `volume_id` are counted as moved there (compaction moves chunks only into
+    /// the volume of the new commit record). Returns false if nothing changed (unknown or
+    /// deleted segment, or already at that place).
+    pub fn relocate(
+        &mut self,
+        rec: &CommitRecord,
+        volume_id: u32,
+        offset: u64,
+        old: Option<&CommitRecord>,
+    ) -> bool {
+        self.next_lsn = self.next_lsn.max(rec.lsn + 1);
+        let Ok(i) = self.entries.binary_search_by_key(&rec.segment_id, |e| e.id) else {
+            return false;
+        };
+        let Some(e) = self.entries.get_mut(i) else {
+            return false;
+        };
+        let block = (offset / crate::format::BLOCK) as u32;
+        if e.flags & FLAG_DELETED != 0 || (e.meta_volume == volume_id && e.meta_block == block) {
+            return false;
+        }
+        let (old_volume, evicted) = (e.meta_volume, e.flags & FLAG_EVICTED != 0);
+        e.meta_volume = volume_id;
+        e.meta_block = block;
+        let live = self.volume_live.entry(old_volume).or_default();
+        live.1 = live.1.saturating_sub(1);
+        self.volume_live.entry(volume_id).or_default().1 += 1;
+        if evicted {
+            return true; // its chunk bytes were already given back
+        }
+        let key = |x: &crate::format::commit::Extent| (x.volume_id, x.offset);
+        match old {
+            Some(o) => {
+                for x in &o.extents {
+                    if !rec.extents.iter().any(|y| key(y) == key(x)) {
+                        let live = self.volume_live.entry(x.volume_id).or_default();
+                        live.0 = live.0.saturating_sub(u64::from(x.len));
+                    }
+                }
+                for x in &rec.extents {
+                    if !o.extents.iter().any(|y| key(y) == key(x)) {
+                        self.volume_live.entry(x.volume_id).or_default().0 += u64::from(x.len);
+                    }
+                }
+            }
+            None => {
+                for x in rec.extents.iter().filter(|x| x.volume_id == volume_id) {
+                    self.volume_live.entry(volume_id).or_default().0 += u64::from(x.len);
+                }
+            }
+        }
         true
     }
 

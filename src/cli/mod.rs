@@ -8,6 +8,7 @@
 mod admin;
 mod audit;
 mod change;
+mod compact;
 mod demo;
 mod demo_data;
 pub(crate) mod find;
@@ -44,6 +45,7 @@ Examples:
   footage --actor sgt.jones release 42 --case OP-TRIDENT-7
   footage retention plan --days 7                what goes in the next week
   footage retention apply --now 2027-01-01T00:00:00Z --dry-run
+  footage compact --min-dead 0.5                 rewrite volumes that are mostly dead space
   footage --store /srv/new recover --from-cloud --url az://evidence/station-12
   footage get 42 --out clip.mp4                  copy a segment's bytes out
   footage get 42 --verify --out clip.mp4         ... only if its SHA-256 matches
@@ -114,6 +116,8 @@ pub enum Command {
     /// Retention: what policy.toml will upload, evict and delete, and doing it
     #[command(subcommand)]
     Retention(retention::RetentionCommand),
+    /// Rewrite sealed volumes that hold mostly dead bytes, freeing their space (JSON summary)
+    Compact(compact::CompactArgs),
     /// Rebuild a lost store's catalog from its cloud copies into a new --store
     Recover(retention::RecoverArgs),
     /// Print segment, volume and disk statistics as JSON
@@ -277,6 +281,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Hold(a) => change::hold(&open(&cli.store)?, a, false, &actor()?),
         Command::Release(a) => change::hold(&open(&cli.store)?, a, true, &actor()?),
         Command::Retention(c) => retention::run(&open(&cli.store)?, c, &actor()?),
+        Command::Compact(a) => compact::run(&open(&cli.store)?, a, &actor()?),
         Command::Recover(a) => retention::recover(&cli.store, a, &actor()?),
         Command::Stats => admin::stats(&open(&cli.store)?),
         Command::Verify(args) => admin::verify(&as_actor()?, args),

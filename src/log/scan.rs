@@ -211,6 +211,29 @@ pub fn scan(vol: &Volume, from: u64) -> ScanOutcome {
     out
 }
 
+/// Every valid record header of a volume, in file order, up to its seal record (holes and
+/// damaged regions skipped). Used by compaction to learn which segments have records in a
+/// volume; reads headers and metadata payloads only.
+pub fn headers(vol: &Volume) -> Vec<(u64, RecordHeader)> {
+    let file_len = vol.len().unwrap_or(0);
+    let mut out = Vec::new();
+    let mut pos = next_header_pos(VOLUME_HEADER_LEN as u64);
+    while pos + HEADER_LEN <= file_len {
+        match probe(vol, pos, file_len) {
+            Probe::Record(h, _, sealed) => {
+                out.push((pos, h));
+                if sealed {
+                    break;
+                }
+                pos = next_header_pos(record_end(pos, h.len));
+            }
+            Probe::PastEnd | Probe::Newer { .. } => break,
+            Probe::Hole | Probe::Invalid(_) => pos += BLOCK,
+        }
+    }
+    out
+}
+
 /// The next offset after `pos` holding a valid commit or seal record, if any.
 fn resync(vol: &Volume, pos: u64, file_len: u64) -> Option<u64> {
     let mut q = pos + BLOCK;

@@ -133,6 +133,12 @@ impl Volume {
         Ok(self.file.metadata().at(&self.path)?.len())
     }
 
+    /// Bytes the file occupies on disk (punched holes excluded).
+    pub fn allocated(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        self.file.metadata().map_or(0, |m| m.blocks() * 512)
+    }
+
     /// Frees `len` bytes at `offset` in place (the records of an evicted or deleted segment):
     /// a hole punched with fallocate where the filesystem supports it, else zeros written.
     /// The file keeps its length. Returns the bytes freed.

@@ -28,6 +28,8 @@ pub struct Summary {
     pub deleted: usize,
     /// Segments past delete_after kept because of a legal hold.
     pub held: usize,
+    /// Sealed volumes rewritten by compaction (see `Store::compact`).
+    pub compacted: usize,
     pub bytes_reclaimed: u64,
     pub dry_run: bool,
     /// Segments that failed, with why (they are retried by the next apply).
@@ -57,8 +59,9 @@ pub struct Progress<'a> {
 
 struct Candidate {
     id: u64,
+    /// Data dir holding its commit record (and so its chunks).
+    dir: Option<u16>,
     end_us: i64,
-    bytes: u64,
     flags: u32,
     eff: Effective,
     holds: Vec<String>,
@@ -90,8 +93,8 @@ impl Store {
                 let categories = cats.remove(&e.id).unwrap_or_default();
                 Candidate {
                     id: e.id,
+                    dir: cat.volumes.get(&e.meta_volume).map(|v| v.dir),
                     end_us: e.end_us,
-                    bytes: e.bytes,
                     flags: e.flags,
                     eff: policy.effective(&categories),
                     holds: cat
@@ -158,13 +161,19 @@ impl Store {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Summary> {
         let policy = self.policy()?;
-        let list = self.candidates(&policy);
-        let total = list.len() as u64;
         let mut s = Summary {
             dry_run,
             ..Summary::default()
         };
-        let mut evictable: Vec<(i64, u64, u64)> = Vec::new();
+        if !dry_run {
+            // Cloud copies whose deletion a crash or an outage interrupted.
+            if let Err(e) = self.finish_cloud_deletes() {
+                s.failed.push(format!("finishing cloud deletions: {e}"));
+            }
+        }
+        let list = self.candidates(&policy);
+        let total = list.len() as u64;
+        let mut evictable: Vec<Evictable> = Vec::new();
         for (n, c) in list.iter().enumerate() {
             let report = |action| Progress {
                 action,
@@ -224,7 +233,11 @@ impl Store {
                     }
                 }
             } else {
-                evictable.push((c.end_us, c.id, c.bytes));
+                evictable.push(Evictable {
+                    end_us: c.end_us,
+                    id: c.id,
+                    dir: c.dir,
+                });
             }
         }
         if !dry_run {
@@ -233,38 +246,62 @@ impl Store {
                 Ok(freed) => s.bytes_reclaimed += freed,
                 Err(e) => s.failed.push(format!("dropping empty volumes: {e}")),
             }
+            if policy.compact_below_live > 0.0 {
+                match self.compact(1.0 - policy.compact_below_live, actor) {
+                    Ok(c) => {
+                        s.compacted += c.volumes;
+                        s.bytes_reclaimed += c.bytes_reclaimed;
+                        s.failed
+                            .extend(c.failed.into_iter().map(|f| format!("compacting {f}")));
+                    }
+                    Err(e) => s.failed.push(format!("compacting: {e}")),
+                }
+            }
         }
         Ok(s)
     }
 
-    /// Evicts uploaded segments, oldest first, while a data disk is above the watermark.
+    /// For each data disk above the watermark, evicts uploaded segments stored on it, oldest
+    /// first, until it is below (or nothing more can go).
     fn relieve_disk_pressure(
         &self,
         policy: &Policy,
-        evictable: &mut Vec<(i64, u64, u64)>,
+        evictable: &mut [Evictable],
         actor: &str,
         s: &mut Summary,
     ) {
-        evictable.sort_unstable();
+        evictable.sort_unstable_by_key(|e| (e.end_us, e.id));
         let Ok(stats) = self.stats() else { return };
-        for disk in stats.disks.iter().filter(|d| d.available) {
+        for (index, disk) in stats.disks.iter().enumerate() {
+            if !disk.available {
+                continue;
+            }
             let (Some(total), Some(free)) = (disk.total_bytes, disk.free_bytes) else {
                 continue;
             };
             let used = total.saturating_sub(free) as f64;
             let limit = policy.high_watermark * total as f64;
             let mut excess = used - limit;
-            while excess > 0.0 && !evictable.is_empty() {
-                let (_, id, _) = evictable.remove(0);
-                match self.evict(id, actor) {
+            for e in evictable.iter().filter(|e| e.dir == Some(index as u16)) {
+                if excess <= 0.0 {
+                    break;
+                }
+                match self.evict(e.id, actor) {
                     Ok(freed) => {
                         s.evicted += 1;
                         s.bytes_reclaimed += freed;
                         excess -= freed as f64;
                     }
-                    Err(e) => s.failed.push(format!("evict {id}: {e}")),
+                    Err(err) => s.failed.push(format!("evict {}: {err}", e.id)),
                 }
             }
         }
     }
+}
+
+/// An uploaded segment that could be evicted early under disk pressure.
+struct Evictable {
+    end_us: i64,
+    id: u64,
+    dir: Option<u16>,
 }

@@ -33,6 +33,7 @@ delete_after = "2555d"   # about 7 years; "never" is allowed
 
 [disk]
 high_watermark = 0.90    # above this local usage, evict uploaded segments early, oldest first
+compact_below_live = 0.5 # after reclaiming, rewrite sealed volumes less than this full of live data (0 = never)
 "#;
 
 const HOUR_US: i64 = 3_600_000_000;
@@ -52,6 +53,9 @@ pub struct Policy {
     pub cloud_url: String,
     pub categories: BTreeMap<String, CategoryPolicy>,
     pub high_watermark: f64,
+    /// Sealed volumes whose live fraction is below this are compacted by `retention apply`
+    /// (0 = never).
+    pub compact_below_live: f64,
 }
 
 /// What applies to one segment.
@@ -88,6 +92,7 @@ struct RawCategory {
 #[serde(deny_unknown_fields)]
 struct RawDisk {
     high_watermark: Option<f64>,
+    compact_below_live: Option<f64>,
 }
 
 /// Parses "36h", "31d" or "never".
@@ -164,6 +169,16 @@ impl Policy {
                 "category.default is missing: every store needs one".into()
             ));
         }
+        let compact_below_live = raw
+            .disk
+            .as_ref()
+            .and_then(|d| d.compact_below_live)
+            .unwrap_or(0.5);
+        if !(0.0..=1.0).contains(&compact_below_live) {
+            return Err(bad(format!(
+                "disk.compact_below_live {compact_below_live} must be between 0 and 1"
+            )));
+        }
         let high_watermark = raw.disk.and_then(|d| d.high_watermark).unwrap_or(0.90);
         if !(high_watermark > 0.0 && high_watermark <= 1.0) {
             return Err(bad(format!(
@@ -174,6 +189,7 @@ impl Policy {
             cloud_url,
             categories,
             high_watermark,
+            compact_below_live,
         })
     }
 
@@ -261,6 +277,10 @@ mod tests {
                 "category.evidential.upload",
             ),
             (DEFAULT_POLICY.replace("0.90", "1.5"), "disk.high_watermark"),
+            (
+                DEFAULT_POLICY.replace("= 0.5 ", "= -0.1 "),
+                "disk.compact_below_live",
+            ),
             (
                 DEFAULT_POLICY.replace("[category.default]", "[category.other]"),
                 "category.default",

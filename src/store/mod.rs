@@ -19,8 +19,10 @@
 //!   before it is acknowledged.
 
 mod audit;
+mod background;
 mod change;
 mod check;
+pub(crate) mod compact;
 mod export;
 mod find;
 mod ingest;
@@ -41,8 +43,10 @@ pub use audit::{READ_ACTIONS, SYSTEM_ACTOR};
 pub use export::Exported;
 pub use verified::VerifiedReader;
 
+pub use background::{Clock, RetentionHandle, RetentionOptions};
 pub use change::Change;
 pub use check::SCRUB_STATE;
+pub use compact::CompactSummary;
 pub use find::IndexStats;
 pub use ingest::{Committed, SegmentWriter};
 pub use lost::LostSegment;
@@ -143,6 +147,9 @@ pub(crate) struct Inner {
     pub change_lock: Mutex<()>,
     /// The cloud tier, connected on first use.
     pub tier: Mutex<Option<Arc<crate::tier::Tier>>>,
+    /// Whether evictions and deletions punch their chunks out at once (default) or leave
+    /// them for compaction (`Store::set_punch_holes`, for benchmarks).
+    pub punch_holes: std::sync::atomic::AtomicBool,
     pub next_segment_id: AtomicU64,
     pub next_lsn: AtomicU64,
     pub next_volume_id: Mutex<u32>,
@@ -440,12 +447,7 @@ impl Inner {
                 source: std::io::Error::other(why),
             });
         }
-        let id = {
-            let mut next = self.next_volume_id.lock();
-            let id = *next;
-            *next += 1;
-            id
-        };
+        let id = self.allocate_volume_id(dir);
         let header = VolumeHeader {
             volume_id: id,
             store_id: self.store_id,
@@ -454,10 +456,31 @@ impl Inner {
             age_day: day,
         };
         let path = d.path.join(crate::log::volume_file_name(id));
-        let vol = Arc::new(Volume::create(&path, dir, header)?);
+        let vol = match Volume::create(&path, dir, header) {
+            Ok(v) => Arc::new(v),
+            Err(e) => {
+                self.forget_volume(id);
+                return Err(e);
+            }
+        };
         let end = crate::format::volume::VOLUME_HEADER_LEN as u64;
         self.volumes.write().insert(id, Arc::clone(&vol));
-        self.catalog.write().volumes.insert(
+        Ok(VolumeWriter::new(vol, end, self.config.volume_size))
+    }
+
+    /// Takes the next volume id and lists the volume in the catalog (active, replay from its
+    /// start) in the same step, under the catalog lock: so every checkpoint lists every volume
+    /// with an id below its `next_volume_id` that was not retired (dropped or compacted
+    /// away), and open can recognise a retired volume's leftover file by its id.
+    pub(crate) fn allocate_volume_id(&self, dir: u16) -> u32 {
+        let mut cat = self.catalog.write();
+        let id = {
+            let mut next = self.next_volume_id.lock();
+            let id = *next;
+            *next += 1;
+            id
+        };
+        cat.volumes.insert(
             id,
             crate::catalog::VolumeState {
                 id,
@@ -466,7 +489,14 @@ impl Inner {
                 replay_from: 0,
             },
         );
-        Ok(VolumeWriter::new(vol, end, self.config.volume_size))
+        id
+    }
+
+    /// Takes back a volume id whose file was never made.
+    pub(crate) fn forget_volume(&self, id: u32) {
+        let mut cat = self.catalog.write();
+        cat.volumes.remove(&id);
+        cat.volume_live.remove(&id);
     }
 
     /// Seals a writer's volume and records it in the catalog.

@@ -52,6 +52,11 @@ pub struct OpenReport {
     pub bad_volumes: Vec<String>,
     /// Data dirs that could not be used, with why.
     pub failed_dirs: Vec<String>,
+    /// Commit records replayed that moved a segment (copies written by compaction).
+    pub relocated: usize,
+    /// Files removed at open: volumes retired (compacted away or dropped) before a crash
+    /// could remove them, and unfinished compaction targets (`*.ftv.compacting`).
+    pub removed_files: Vec<String>,
 }
 
 pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
@@ -117,10 +122,22 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
             path: path.clone(),
             failed: Mutex::new(None),
         };
-        match list_volumes(&path) {
+        match list_volumes(&path, &mut report) {
             Ok(files) => {
                 for (id, file) in files {
                     max_file_id = max_file_id.max(id);
+                    if id < cat.next_volume_id && !cat.volumes.contains_key(&id) {
+                        // Every volume below the checkpoint's next id is listed in it unless
+                        // the store retired it (compaction or drop) before the checkpoint:
+                        // this file is what a crash left before it could be removed.
+                        fs::remove_file(&file).at(&file)?;
+                        crate::log::sync_dir(&path)?;
+                        report.removed_files.push(format!(
+                            "{}: volume retired before a crash, removed",
+                            file.display()
+                        ));
+                        continue;
+                    }
                     match Volume::open(&file, i as u16, true) {
                         Ok(v) if v.header.store_id != store_id => report.bad_volumes.push(format!(
                             "{}: belongs to another store, ignored",
@@ -148,15 +165,26 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
         }
         dirs.push(dir);
     }
+    let mut never_made = Vec::new();
     for (id, v) in &cat.volumes {
         let dir_ok = dirs
             .get(usize::from(v.dir))
             .is_some_and(|d| d.failed.lock().is_none());
         if !volumes.contains_key(id) && dir_ok {
+            if !v.sealed && v.replay_from == 0 {
+                // Listed when its id was taken, but its file was never made (a crash while
+                // creating it, or an unfinished compaction target): nothing was in it.
+                never_made.push(*id);
+                continue;
+            }
             report
                 .bad_volumes
                 .push(format!("volume {id} is missing from data dir {}", v.dir));
         }
+    }
+    for id in never_made {
+        cat.volumes.remove(&id);
+        cat.volume_live.remove(&id);
     }
 
     // Replay the log after the checkpoint.
@@ -253,6 +281,22 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
             if let Some((vol, pos, c)) = commits.pop() {
                 if cat.apply_commit(&c, vol, pos) {
                     report.replayed += 1;
+                } else {
+                    // A second commit record of a known segment, later in LSN order than
+                    // whatever placed it: a copy made by compaction. It wins.
+                    let old = cat.get(c.segment_id).copied().and_then(|e| {
+                        let v = volumes.get(&e.meta_volume)?;
+                        let (_, payload) = v.read_record(e.meta_offset()).ok()?;
+                        CommitRecord::decode(&payload, false)
+                            .ok()
+                            .filter(|o| o.segment_id == c.segment_id)
+                    });
+                    // Only a newer copy moves it: a rescan of an old volume (one shorter
+                    // than its checkpoint said) must not move it back.
+                    let newer = old.as_ref().is_none_or(|o| o.lsn < c.lsn);
+                    if newer && cat.relocate(&c, vol, pos, old.as_ref()) {
+                        report.relocated += 1;
+                    }
                 }
             }
         } else if let Some((vol, c)) = changes.pop() {
@@ -278,7 +322,9 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
         next_lsn: AtomicU64::new(cat.next_lsn),
         next_volume_id: Mutex::new(next_volume_id),
         next_dir: AtomicUsize::new(0),
-        since_checkpoint: AtomicU64::new((report.replayed + report.replayed_changes) as u64),
+        since_checkpoint: AtomicU64::new(
+            (report.replayed + report.replayed_changes + report.relocated) as u64,
+        ),
         checkpoint_seq: Mutex::new(ckpt_seq),
         checkpoint_error: Mutex::new(None),
         gate: RwLock::new(()),
@@ -286,6 +332,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
         pending_cv: Condvar::new(),
         change_lock: Mutex::new(()),
         tier: Mutex::new(None),
+        punch_holes: std::sync::atomic::AtomicBool::new(true),
         catalog: RwLock::new(cat),
         report,
         config,
@@ -383,12 +430,28 @@ fn load_checkpoint(
     Ok((Catalog::new(), newest, 0))
 }
 
-/// Volume files in a data dir, creating the dir if it does not exist.
-fn list_volumes(dir: &Path) -> std::io::Result<Vec<(u32, std::path::PathBuf)>> {
+/// Volume files in a data dir, creating the dir if it does not exist. Unfinished compaction
+/// targets (`*.ftv.compacting`, never renamed into place) are removed.
+fn list_volumes(
+    dir: &Path,
+    report: &mut OpenReport,
+) -> std::io::Result<Vec<(u32, std::path::PathBuf)>> {
     fs::create_dir_all(dir)?;
     let mut out = Vec::new();
     for ent in fs::read_dir(dir)? {
         let ent = ent?;
+        let name = ent.file_name();
+        if name
+            .to_str()
+            .is_some_and(|n| n.ends_with(crate::store::compact::COMPACTING_SUFFIX))
+        {
+            fs::remove_file(ent.path())?;
+            report.removed_files.push(format!(
+                "{}: unfinished compaction, removed",
+                ent.path().display()
+            ));
+            continue;
+        }
         if let Some(id) = ent
             .file_name()
             .to_str()

@@ -11,7 +11,9 @@
 //! - a segment with a verified cloud copy is read from the cloud when its local bytes are
 //!   gone (evicted), fail their checks, or cannot be read (volume missing, disk failed: then
 //!   even its commit record may be out of reach, and the catalog's length and the cloud's
-//!   `meta.json` are enough).
+//!   `meta.json` are enough);
+//! - a reader whose chunks were moved by compaction after it opened (their volume is gone)
+//!   reloads the segment's commit record once and reads the copies;
 //! - through an actor handle (`Store::with_actor`), opening a segment or reading a range is
 //!   recorded in the audit log (action `read`) before any byte is handed out.
 
@@ -171,7 +173,12 @@ impl SegmentReader {
                 });
             }
             let index = (pos / self.capacity) as usize;
-            match self.chunk(index) {
+            let mut got = self.chunk(index);
+            if got.is_err() && self.reload_extents() {
+                // Compaction moved the segment since this reader opened it.
+                got = self.chunk(index);
+            }
+            match got {
                 Ok((vol, epoch, bytes)) => {
                     return Ok(Cached::Local {
                         start: index as u64 * self.capacity,
@@ -196,6 +203,17 @@ impl SegmentReader {
             });
         }
         Ok(Cached::Cloud { start: pos, bytes })
+    }
+
+    /// Re-reads the segment's commit record; true if its chunks moved (compaction).
+    fn reload_extents(&mut self) -> bool {
+        match self.inner.load_commit(self.id, false) {
+            Ok(rec) if *rec.extents != *self.extents => {
+                self.extents = rec.extents.into();
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Loads and verifies chunk `index`; returns it with its volume and punch epoch.

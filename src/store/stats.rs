@@ -16,7 +16,17 @@ use crate::error::Result;
 pub struct VolumeStats {
     pub id: u32,
     pub dir: u16,
+    /// Length of the file.
     pub bytes: u64,
+    /// Bytes the file occupies on disk (holes punched by eviction and deletion excluded).
+    pub allocated_bytes: u64,
+    /// Chunk bytes of live local segments stored in it.
+    pub live_bytes: u64,
+    /// Live segments whose commit record it holds.
+    pub live_commits: u32,
+    /// `allocated_bytes` minus what compaction would keep (live chunks, a block per live
+    /// commit record, the header): the space `footage compact` would give back.
+    pub dead_bytes: u64,
     pub sealed: bool,
     pub footage_day: String,
 }
@@ -66,21 +76,34 @@ pub fn disk_space(path: &Path) -> Option<(u64, u64)> {
 impl Store {
     pub fn stats(&self) -> Result<Stats> {
         let inner = &self.inner;
+        let live = inner.catalog.read().volume_live.clone();
         let mut volume_list: Vec<VolumeStats> = inner
             .volumes
             .read()
             .values()
-            .map(|v| VolumeStats {
-                id: v.id,
-                dir: v.dir,
-                bytes: v.len().unwrap_or(0),
-                sealed: v.is_mapped(),
-                footage_day: chrono::DateTime::from_timestamp(
-                    v.header.age_day.saturating_mul(86_400),
-                    0,
-                )
-                .map(|d| d.format("%Y-%m-%d").to_string())
-                .unwrap_or_default(),
+            .map(|v| {
+                let (live_bytes, live_commits) = live.get(&v.id).copied().unwrap_or((0, 0));
+                let occ = super::compact::Occupancy {
+                    allocated: v.allocated(),
+                    live_bytes,
+                    live_commits,
+                };
+                VolumeStats {
+                    id: v.id,
+                    dir: v.dir,
+                    bytes: v.len().unwrap_or(0),
+                    allocated_bytes: occ.allocated,
+                    live_bytes,
+                    live_commits,
+                    dead_bytes: occ.dead(),
+                    sealed: v.is_mapped(),
+                    footage_day: chrono::DateTime::from_timestamp(
+                        v.header.age_day.saturating_mul(86_400),
+                        0,
+                    )
+                    .map(|d| d.format("%Y-%m-%d").to_string())
+                    .unwrap_or_default(),
+                }
             })
             .collect();
         volume_list.sort_by_key(|v| v.id);

@@ -15,16 +15,32 @@
 //!   segment; the latest change records of live segments it holds are first restated in the
 //!   active log.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{Inner, Store};
 use crate::error::{Error, Result};
+use crate::fail;
 use crate::format::change::{Op, FLAG_DELETED, FLAG_EVICTED, FLAG_UPLOADED};
+use crate::format::commit::Extent;
 use crate::format::record::HEADER_LEN;
 use crate::retention::policy::Policy;
 use crate::tier::{meta_for, Tier};
 
+/// `<root>/cloud-deletes`: ids of deleted segments whose cloud copies may remain (one per
+/// line). Written before the `Deleted` record of an uploaded segment, cleared once its cloud
+/// copy is gone; the next `retention apply` finishes whatever a crash or an outage left.
+pub const PENDING_CLOUD_DELETES: &str = "cloud-deletes";
+
+/// Chunk payload bytes freed per volume (the `freed` list of a change record).
+type Freed = Vec<(u32, u64)>;
+
 impl Inner {
+    /// Ids of the volumes that take appends now.
+    pub(crate) fn active_volume_ids(&self) -> Vec<u32> {
+        self.writers.lock().values().map(|w| w.volume.id).collect()
+    }
+
     /// The cloud tier named by policy.toml (connected on first use).
     pub(crate) fn tier(&self) -> Result<Arc<Tier>> {
         let mut slot = self.tier.lock();
@@ -40,25 +56,89 @@ impl Inner {
         Ok(t)
     }
 
-    /// Punches a segment's chunks out of their volumes; returns bytes freed per volume.
-    fn punch_chunks(&self, id: u64) -> Result<Vec<(u32, u64)>> {
+    /// Chunk payload bytes per volume of a segment's local chunks (what its eviction or
+    /// deletion frees, in the units of `Catalog::volume_live`), and its extents.
+    fn local_chunks(&self, id: u64) -> Result<(Freed, Vec<Extent>)> {
         let rec = self.load_commit(id, false)?;
         let mut freed: Vec<(u32, u64)> = Vec::new();
         for x in &rec.extents {
-            let Some(vol) = self.volume(x.volume_id) else {
-                continue; // its disk is gone: nothing to free there
-            };
-            let n = vol.punch(x.offset, HEADER_LEN + u64::from(x.len))?;
             match freed.iter_mut().find(|(v, _)| *v == x.volume_id) {
-                Some(f) => f.1 += n,
-                None => freed.push((x.volume_id, n)),
+                Some(f) => f.1 += u64::from(x.len),
+                None => freed.push((x.volume_id, u64::from(x.len))),
             }
         }
-        Ok(freed)
+        Ok((freed, rec.extents))
+    }
+
+    /// Punches chunk records out of their volumes; returns the bytes freed on disk.
+    fn punch_extents(&self, extents: &[Extent]) -> Result<u64> {
+        if !self.punch_holes.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(0); // left as dead bytes for compaction
+        }
+        let mut total = 0;
+        for x in extents {
+            let Some(vol) = self.volume(x.volume_id) else {
+                continue; // its disk is gone (or it was compacted away): nothing to free there
+            };
+            total += vol.punch(x.offset, HEADER_LEN + u64::from(x.len))?;
+        }
+        Ok(total)
+    }
+
+    fn pending_path(&self) -> PathBuf {
+        self.root.join(PENDING_CLOUD_DELETES)
+    }
+
+    /// Ids whose cloud copies may still exist although their deletion was decided.
+    pub(crate) fn pending_cloud_deletes(&self) -> Result<Vec<u64>> {
+        let path = self.pending_path();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(text
+                .lines()
+                .filter_map(|l| l.trim().parse::<u64>().ok())
+                .collect()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+
+    /// Replaces the list of pending cloud deletions durably (removes the file when empty).
+    pub(crate) fn set_pending_cloud_deletes(&self, ids: &[u64]) -> Result<()> {
+        let path = self.pending_path();
+        if ids.is_empty() {
+            match std::fs::remove_file(&path) {
+                Ok(()) => return crate::log::sync_dir(&self.root),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(Error::io(&path, e)),
+            }
+        }
+        let text: String = ids.iter().map(|id| format!("{id}\n")).collect();
+        crate::log::write_atomic(&path, text.as_bytes())
+    }
+
+    /// Deletes the cloud copy of a segment already deleted locally, then drops it from the
+    /// pending list. The caller holds `change_lock`.
+    fn delete_cloud_copy(&self, id: u64) -> Result<()> {
+        self.tier()?.delete(id)?;
+        let mut pending = self.pending_cloud_deletes()?;
+        if pending.contains(&id) {
+            pending.retain(|p| *p != id);
+            self.set_pending_cloud_deletes(&pending)?;
+        }
+        Ok(())
     }
 }
 
 impl Store {
+    /// Whether evictions and deletions free their chunks at once by hole punching (the
+    /// default) or leave them as dead bytes for `compact` (to compare the two).
+    #[doc(hidden)]
+    pub fn set_punch_holes(&self, on: bool) {
+        self.inner
+            .punch_holes
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Copies a segment to the cloud tier and verifies the copy (resuming an earlier attempt).
     /// Returns false if it already had a verified copy.
     pub fn upload(&self, id: u64, actor: &str, progress: &mut dyn FnMut(u64)) -> Result<bool> {
@@ -93,12 +173,24 @@ impl Store {
             Ok(buf)
         };
         tier.upload(meta, &mut read, progress)?;
-        let _serial = self.inner.change_lock.lock();
-        let mut state = self.inner.current_state(id)?;
+        let serial = self.inner.change_lock.lock();
+        let mut state = match self.inner.current_state(id) {
+            Ok(s) => s,
+            Err(Error::NotFound(_)) => {
+                // Deleted while it was uploading: the copy just made must go too.
+                let mut pending = self.inner.pending_cloud_deletes()?;
+                pending.push(id);
+                self.inner.set_pending_cloud_deletes(&pending)?;
+                self.inner.delete_cloud_copy(id)?;
+                return Err(Error::NotFound(id.to_string()));
+            }
+            Err(e) => return Err(e),
+        };
         state.flags |= FLAG_UPLOADED;
         self.inner
             .append_change(id, Op::Uploaded, tier.url(), state, Vec::new(), actor)?;
-        drop(_serial);
+        drop(serial);
+        fail::point("upload.after_record");
         self.audit(
             actor,
             "upload",
@@ -121,12 +213,16 @@ impl Store {
         if state.flags & FLAG_EVICTED != 0 {
             return Ok(0);
         }
-        let freed = self.inner.punch_chunks(id)?;
-        let total = freed.iter().map(|f| f.1).sum();
+        // Punching first: a crash before the record leaves a segment whose local reads fail
+        // over to its verified cloud copy, and the next apply punches (idempotent) and records.
+        let (freed, extents) = self.inner.local_chunks(id)?;
+        let total = self.inner.punch_extents(&extents)?;
+        fail::point("evict.after_punch");
         state.flags |= FLAG_EVICTED;
         self.inner
             .append_change(id, Op::Evicted, "", state, freed, actor)?;
         drop(_serial);
+        fail::point("evict.after_record");
         self.audit(
             actor,
             "evict",
@@ -138,9 +234,15 @@ impl Store {
     }
 
     /// Deletes a segment everywhere (local bytes, cloud copy, index). Refused while it is
-    /// under a legal hold. Returns local bytes freed.
+    /// under a legal hold. Returns local bytes freed on disk.
+    ///
+    /// The `Deleted` record comes first (the decision, durable), then the space is released:
+    /// local chunks and the commit record are punched, then the cloud copy is deleted. A
+    /// crash after the record leaves only dead bytes (reclaimed by compaction or when the
+    /// volume is dropped) and, for an uploaded segment, an entry in `cloud-deletes` that the
+    /// next `retention apply` finishes. A crash before it leaves the segment untouched.
     pub fn delete(&self, id: u64, actor: &str) -> Result<u64> {
-        let _serial = self.inner.change_lock.lock();
+        let serial = self.inner.change_lock.lock();
         let mut state = self.inner.current_state(id)?;
         if !state.holds.is_empty() {
             return Err(Error::Invalid(format!(
@@ -153,25 +255,42 @@ impl Store {
             let e = cat.get(id).ok_or_else(|| Error::NotFound(id.to_string()))?;
             (e.meta_volume, e.meta_offset())
         };
-        let freed = if state.flags & FLAG_EVICTED == 0 {
-            self.inner.punch_chunks(id)?
+        let evicted = state.flags & FLAG_EVICTED != 0;
+        // An unreadable commit record does not stop a deletion: its chunks then stay as dead
+        // bytes until their volume is compacted or dropped.
+        let (freed, extents) = if evicted {
+            (Vec::new(), Vec::new())
         } else {
-            Vec::new()
+            self.inner.local_chunks(id).unwrap_or_default()
         };
-        if state.flags & FLAG_UPLOADED != 0 {
-            self.inner.tier()?.delete(id)?;
+        let uploaded = state.flags & FLAG_UPLOADED != 0;
+        if uploaded {
+            let mut pending = self.inner.pending_cloud_deletes()?;
+            if !pending.contains(&id) {
+                pending.push(id);
+                self.inner.set_pending_cloud_deletes(&pending)?;
+            }
         }
-        let total = freed.iter().map(|f| f.1).sum();
+        fail::point("delete.before_record");
         state.flags |= FLAG_DELETED;
         self.inner
             .append_change(id, Op::Deleted, "", state, freed, actor)?;
+        fail::point("delete.after_record");
+        let total = self.inner.punch_extents(&extents)?;
         // The commit record goes too, so a rebuild from the log cannot bring the segment back.
         if let Some(vol) = self.inner.volume(meta_volume) {
             if let Ok(h) = vol.read_header(meta_offset) {
-                vol.punch(meta_offset, HEADER_LEN + u64::from(h.len))?;
+                if h.kind == crate::format::record::Kind::Commit && h.a == id {
+                    vol.punch(meta_offset, HEADER_LEN + u64::from(h.len))?;
+                }
             }
         }
-        drop(_serial);
+        fail::point("delete.after_local");
+        if uploaded {
+            self.inner.delete_cloud_copy(id)?;
+        }
+        fail::point("delete.after_cloud");
+        drop(serial);
         self.audit(
             actor,
             "delete",
@@ -182,17 +301,43 @@ impl Store {
         Ok(total)
     }
 
+    /// Deletes the cloud copies of deleted segments that a crash or a cloud outage left
+    /// behind (`cloud-deletes`). Returns how many were deleted.
+    pub fn finish_cloud_deletes(&self) -> Result<usize> {
+        let _serial = self.inner.change_lock.lock();
+        let pending = self.inner.pending_cloud_deletes()?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let mut left = Vec::new();
+        let mut done = 0;
+        let mut first_err = None;
+        for id in pending {
+            if self.inner.catalog.read().get(id).is_some() {
+                // Its `Deleted` record never became durable: it is still stored (and still
+                // due, so this apply deletes it again).
+                continue;
+            }
+            match self.inner.tier().and_then(|t| t.delete(id)) {
+                Ok(()) => done += 1,
+                Err(e) => {
+                    left.push(id);
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        self.inner.set_pending_cloud_deletes(&left)?;
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(done),
+        }
+    }
+
     /// Removes sealed volumes that hold nothing a live segment needs; returns bytes freed.
     pub fn drop_empty_volumes(&self, actor: &str) -> Result<u64> {
         let candidates: Vec<u32> = {
             // `writers` before `catalog` (the lock order).
-            let active: Vec<u32> = self
-                .inner
-                .writers
-                .lock()
-                .values()
-                .map(|w| w.volume.id)
-                .collect();
+            let active = self.inner.active_volume_ids();
             let cat = self.inner.catalog.read();
             cat.volumes
                 .values()
@@ -220,18 +365,27 @@ impl Store {
                         .append_change(id, Op::Restate, "", state, Vec::new(), actor)?;
                 }
             }
-            // A checkpoint that no longer needs the volume must be durable before it goes.
+            fail::point("drop_volume.after_restate");
+            // A checkpoint that no longer needs the volume must be durable before it goes; a
+            // crash after it leaves a file that the next open recognises as retired (an id
+            // below the checkpoint's `next_volume_id` that it does not list) and removes.
             let vol = self.inner.volume(vid);
-            self.inner.catalog.write().volumes.remove(&vid);
+            {
+                let mut cat = self.inner.catalog.write();
+                cat.volumes.remove(&vid);
+                cat.volume_live.remove(&vid);
+            }
             self.inner.checkpoint()?;
+            fail::point("drop_volume.after_checkpoint");
             if let Some(vol) = vol {
-                freed += vol.len().unwrap_or(0);
+                freed += vol.allocated();
                 self.inner.volumes.write().remove(&vid);
                 std::fs::remove_file(&vol.path).map_err(|e| Error::io(&vol.path, e))?;
                 if let Some(dir) = vol.path.parent() {
                     crate::log::sync_dir(dir)?;
                 }
             }
+            fail::point("drop_volume.after_unlink");
         }
         Ok(freed)
     }

@@ -189,6 +189,9 @@ impl Tier {
                 .block_on(self.store.head(&path))
                 .is_ok_and(|m| m.size == len);
             if !present {
+                if crate::fail::error("cloud.put") {
+                    return Err(Error::Cloud(format!("uploading {path}: injected failure")));
+                }
                 self.rt.block_on(async {
                     let upload = self
                         .store
@@ -210,6 +213,7 @@ impl Tier {
             }
             progress(len);
         }
+        crate::fail::point("upload.after_parts");
         let local_sha = hex(&hasher.finalize());
         if local_sha != meta.sha256 {
             return Err(Error::SegmentCorrupt {
@@ -230,6 +234,7 @@ impl Tier {
         self.rt
             .block_on(self.store.put(&path, PutPayload::from(json)))
             .map_err(cloud(format!("writing {path}")))?;
+        crate::fail::point("upload.after_meta");
         self.metas.lock().insert(id, Arc::new(meta.clone()));
         Ok(meta)
     }
@@ -348,6 +353,11 @@ impl Tier {
     /// taken for a whole one). Missing objects are fine.
     pub fn delete(&self, id: u64) -> Result<()> {
         self.metas.lock().remove(&id);
+        if crate::fail::error("cloud.delete") {
+            return Err(Error::Cloud(format!(
+                "deleting segment {id}: injected failure"
+            )));
+        }
         let dir = self.seg_dir(id);
         let meta = self.meta_path(id);
         self.rt.block_on(async {
