@@ -4,11 +4,12 @@
 //! Invariants (the order of each step is what makes a crash at any point safe):
 //! - upload: parts, read-back verification and `meta.json` first, then the `Uploaded` change
 //!   record; a crash before the record only means the next apply uploads (resumes) again;
-//! - evict: only with `Uploaded` recorded; holes are punched first, then the `Evicted` record;
-//!   a crash between leaves a segment whose local reads fail and fall back to the cloud, and
-//!   the next apply evicts it again (punching is idempotent);
-//! - delete: refused while held; local holes, then the cloud copy, then the `Deleted` record,
-//!   then the commit record is punched too (so no rebuild from the log can bring it back);
+//! - evict: only with `Uploaded` recorded; the `Evicted` record first, then the holes; a crash
+//!   between leaves dead local bytes (reclaimed by compaction or dropping the volume), never a
+//!   half-evicted segment that `verify` would call corrupt;
+//! - delete: refused while held; the `Deleted` record first, then local holes (chunks and the
+//!   commit record, so no rebuild from the log can bring it back), then the cloud copy, whose
+//!   pending deletion is kept in `cloud-deletes` until done;
 //! - each upload, eviction and deletion is recorded in the audit log after its change record
 //!   (the segment's audit trail outlives the segment);
 //! - a volume is dropped only when sealed and holding no chunk and no commit record of a live
@@ -213,16 +214,18 @@ impl Store {
         if state.flags & FLAG_EVICTED != 0 {
             return Ok(0);
         }
-        // Punching first: a crash before the record leaves a segment whose local reads fail
-        // over to its verified cloud copy, and the next apply punches (idempotent) and records.
+        // The record first (the decision, durable): from then on reads go to the cloud copy.
+        // Then the holes. A crash between leaves only dead local bytes, reclaimed by
+        // compaction or when the volume is dropped; the segment is never half evicted (its
+        // local copy is either whole or no longer claimed), so `verify` stays clean.
         let (freed, extents) = self.inner.local_chunks(id)?;
-        let total = self.inner.punch_extents(&extents)?;
-        fail::point("evict.after_punch");
         state.flags |= FLAG_EVICTED;
         self.inner
             .append_change(id, Op::Evicted, "", state, freed, actor)?;
-        drop(_serial);
         fail::point("evict.after_record");
+        let total = self.inner.punch_extents(&extents)?;
+        drop(_serial);
+        fail::point("evict.after_punch");
         self.audit(
             actor,
             "evict",
