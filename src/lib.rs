@@ -34,6 +34,8 @@ mod error;
 #[doc(hidden)]
 pub mod fail;
 pub mod format;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod index;
 pub mod input;
 mod log;

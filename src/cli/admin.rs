@@ -24,6 +24,7 @@ struct VerifyOutput {
     bytes: u64,
     corrupt: Vec<String>,
     errors: Vec<crate::CorruptSegment>,
+    volume_damage: Vec<String>,
 }
 
 pub fn verify(store: &Store, args: VerifyArgs) -> anyhow::Result<i32> {
@@ -35,18 +36,21 @@ pub fn verify(store: &Store, args: VerifyArgs) -> anyhow::Result<i32> {
     let pb = progress_bar(total, "verifying");
     let report = store.verify(ids, |n| pb.inc(n))?;
     pb.finish_and_clear();
-    let failed = !report.corrupt.is_empty();
+    let failed = !report.corrupt.is_empty() || !report.volume_damage.is_empty();
     let summary = format!(
-        "{} of {} segments are corrupt: {}",
+        "{} of {} segments are corrupt: {}; {} damaged volume regions: {}",
         report.corrupt.len(),
         report.checked,
-        report.corrupt.join(", ")
+        report.corrupt.join(", "),
+        report.volume_damage.len(),
+        report.volume_damage.join("; ")
     );
     print_json(&VerifyOutput {
         checked: report.checked,
         bytes: report.bytes,
         corrupt: report.corrupt,
         errors: report.errors,
+        volume_damage: report.volume_damage,
     })?;
     if failed {
         eprintln!("error: {summary}");
