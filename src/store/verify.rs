@@ -111,15 +111,17 @@ impl Store {
 
     /// Scans the records of every open volume (headers, and commit, change and seal
     /// payloads; not chunk payloads, which segment verification reads). A sealed volume must
-    /// scan cleanly to its seal record; an active one must have no damage before its end.
+    /// scan cleanly to its seal record; an active one must have no damage before its end and
+    /// must reach the `replay_from` a checkpoint recorded for it.
     fn scan_volumes(&self) -> Vec<String> {
         let mut vols: Vec<_> = self.inner.volumes.read().values().cloned().collect();
         vols.sort_by_key(|v| v.id);
-        let sealed: Vec<u32> = {
+        // (sealed, replay_from) of each volume as the catalog knows it.
+        let states: std::collections::HashMap<u32, (bool, u64)> = {
             let cat = self.inner.catalog.read();
-            vols.iter()
-                .filter(|v| cat.volumes.get(&v.id).is_some_and(|s| s.sealed))
-                .map(|v| v.id)
+            cat.volumes
+                .values()
+                .map(|s| (s.id, (s.sealed, s.replay_from)))
                 .collect()
         };
         let mut out = Vec::new();
@@ -131,11 +133,21 @@ impl Store {
                     v.id, d.from, d.to, d.what
                 ));
             }
-            if sealed.contains(&v.id) && (!o.sealed || o.end < o.file_len) {
+            let (sealed, replay_from) = states.get(&v.id).copied().unwrap_or((false, 0));
+            if sealed && (!o.sealed || o.end < o.file_len) {
                 out.push(format!(
                     "volume {}: sealed, but its records end at offset {} of {} without a \
                      valid seal record after them",
                     v.id, o.end, o.file_len
+                ));
+            } else if o.end < replay_from {
+                // Everything below `replay_from` was durable when a checkpoint recorded it: a
+                // scan that stops earlier found damage in the last records of an active volume
+                // (which would otherwise look like a torn tail).
+                out.push(format!(
+                    "volume {}: records end at offset {} but a checkpoint recorded valid \
+                     records up to {}: the last records are damaged",
+                    v.id, o.end, replay_from
                 ));
             }
         }
