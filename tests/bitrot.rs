@@ -128,7 +128,10 @@ fn flip(path: &Path, bit: u64) {
 /// Byte ranges of a volume that hold data: the 64-byte header, every record header, and the
 /// payloads of records. Also returns the ranges of headers and metadata payloads (where half
 /// the flips go) and whether the volume is sealed.
-fn volume_layout(bytes: &[u8]) -> (Vec<(u64, u64)>, Vec<(u64, u64)>, bool) {
+/// Byte ranges `[from, to)` of a file.
+type Ranges = Vec<(u64, u64)>;
+
+fn volume_layout(bytes: &[u8]) -> (Ranges, Ranges, bool) {
     let mut covered = vec![(0, 64)];
     let mut meta = vec![(0, 64)];
     let mut sealed = false;

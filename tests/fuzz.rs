@@ -222,7 +222,9 @@ fn fuzz_every_target() {
             match iters {
                 Some(max) if n >= max => break,
                 // The clock is read every 64 inputs; at least 256 mutations always run.
-                None if n >= 256 && n % 64 == 0 && started.elapsed() >= per_target => break,
+                None if n >= 256 && n.is_multiple_of(64) && started.elapsed() >= per_target => {
+                    break
+                }
                 _ => {}
             }
             let input = mutate(&mut rng, &seeds);
