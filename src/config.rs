@@ -121,7 +121,8 @@ impl Config {
     }
 
     pub fn store_id_bytes(&self) -> Option<[u8; 16]> {
-        if self.store_id.len() != 32 {
+        // from_str_radix alone would accept a sign ("+f"): only hex digits are an id.
+        if self.store_id.len() != 32 || !self.store_id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
         let mut out = [0u8; 16];

@@ -35,6 +35,8 @@ mod error;
 pub mod fail;
 pub mod format;
 mod fsio;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod index;
 pub mod input;
 mod log;

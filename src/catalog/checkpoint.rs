@@ -165,6 +165,14 @@ pub fn decode_body(body: &[u8]) -> Result<(Catalog, [u8; 16], u64), DecodeError>
                 "segment ids out of order",
             ));
         }
+        if e.flags & crate::format::change::FLAG_DELETED != 0 {
+            // Checkpoints hold live segments only; a deleted one would make the catalog's
+            // count disagree with its entries.
+            return Err(DecodeError::invalid(
+                "checkpoint",
+                "a deleted segment in the segment table",
+            ));
+        }
         if e.officer as usize >= cat.names.names().len()
             || e.device as usize >= cat.names.names().len()
         {

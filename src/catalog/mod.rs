@@ -163,7 +163,7 @@ impl Catalog {
     /// Applies a change record found in volume `volume_id`. Returns false if it was already
     /// applied (or names a segment that no longer exists).
     pub fn apply_change(&mut self, c: &ChangeRecord, volume_id: u32) -> bool {
-        self.next_lsn = self.next_lsn.max(c.lsn + 1);
+        self.next_lsn = self.next_lsn.max(c.lsn.saturating_add(1));
         let Ok(i) = self.entries.binary_search_by_key(&c.segment_id, |e| e.id) else {
             return false;
         };
@@ -244,8 +244,8 @@ impl Catalog {
     /// Applies a commit record found at `offset` of volume `volume_id`. Returns false if the
     /// segment was already known (replay over a checkpoint).
     pub fn apply_commit(&mut self, rec: &CommitRecord, volume_id: u32, offset: u64) -> bool {
-        self.next_segment_id = self.next_segment_id.max(rec.segment_id + 1);
-        self.next_lsn = self.next_lsn.max(rec.lsn + 1);
+        self.next_segment_id = self.next_segment_id.max(rec.segment_id.saturating_add(1));
+        self.next_lsn = self.next_lsn.max(rec.lsn.saturating_add(1));
         let pos = match self.entries.binary_search_by_key(&rec.segment_id, |e| e.id) {
             Ok(_) => return false,
             Err(pos) => pos,
@@ -274,7 +274,7 @@ impl Catalog {
         self.entries.insert(pos, entry);
         self.dedup
             .insert(dedup_key(&rec.meta.device, &rec.sha256), rec.segment_id);
-        self.total_bytes += rec.bytes;
+        self.total_bytes = self.total_bytes.saturating_add(rec.bytes);
         true
     }
 
@@ -351,7 +351,7 @@ impl Catalog {
     /// Replaces the whole segment table (checkpoint load) and rebuilds the index lists from
     /// it. `entries` must be sorted by id.
     pub fn set_entries(&mut self, entries: Vec<SegmentEntry>) {
-        self.total_bytes = entries.iter().map(|e| e.bytes).sum();
+        self.total_bytes = entries.iter().fold(0u64, |t, e| t.saturating_add(e.bytes));
         self.index.rebuild_lists(&entries);
         self.entries = entries;
         self.deleted = 0;

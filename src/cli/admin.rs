@@ -124,6 +124,13 @@ pub fn verify(store: &Store, args: VerifyArgs) -> anyhow::Result<i32> {
             ids.join(", ")
         ));
     }
+    if !report.volume_damage.is_empty() {
+        problems.push(format!(
+            "{} damaged volume regions: {}",
+            report.volume_damage.len(),
+            report.volume_damage.join("; ")
+        ));
+    }
     print_json(&report)?;
     if !problems.is_empty() {
         eprintln!("error: {}", problems.join("; "));

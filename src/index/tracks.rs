@@ -130,7 +130,9 @@ impl<'a> TrackRef<'a> {
 
     /// All fixes, or an error if the encoding is damaged.
     pub fn to_vec(&self) -> Result<Vec<GpsFix>, DecodeError> {
-        let mut out = Vec::with_capacity(self.count as usize);
+        // Every fix takes at least 3 bytes: never reserve more than the bytes can hold (the
+        // count is CRC-checked, but a decoder must not trust it with memory).
+        let mut out = Vec::with_capacity((self.count as usize).min(self.fixes.len() / 3));
         for f in self.fixes() {
             out.push(f?);
         }

@@ -70,12 +70,32 @@ pub fn mp4_info(path: &Path) -> Result<Option<Mp4Info>, InputError> {
     }
 }
 
+/// Like [`mp4_info`], for a clip already in memory (the fuzz targets use it).
+pub fn mp4_info_bytes(data: &[u8]) -> Result<Option<Mp4Info>, InputError> {
+    let io = |e| InputError::io(Path::new("<memory>"), e);
+    let mut cursor = std::io::Cursor::new(data);
+    match find_moov_in(&mut cursor, data.len() as u64, io)? {
+        Some(body) => parse_moov(&body).map(Some),
+        None => Ok(None),
+    }
+}
+
 /// Walks the top-level boxes and returns the body of the `moov` box; `None` means no usable
 /// `moov` was found.
 fn find_moov(path: &Path) -> Result<Option<Vec<u8>>, InputError> {
     let io = |e| InputError::io(path, e);
     let mut file = File::open(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
+    find_moov_in(&mut file, len, io)
+}
+
+/// [`find_moov`] over any seekable reader of `len` bytes.
+fn find_moov_in<R: Read + Seek>(
+    file: &mut R,
+    len: u64,
+    io: impl Fn(std::io::Error) -> InputError,
+) -> Result<Option<Vec<u8>>, InputError> {
+    let io = &io;
     let mut pos = 0u64;
     loop {
         if len.saturating_sub(pos) < 8 {

@@ -101,7 +101,9 @@ pub fn parse_after(s: &str) -> std::result::Result<After, String> {
     if t == "never" {
         return Ok(None);
     }
-    let (num, unit) = t.split_at(t.len().saturating_sub(1));
+    // The unit is the last character (which may be any UTF-8 character in a bad value).
+    let cut = t.char_indices().last().map_or(0, |(i, _)| i);
+    let (num, unit) = t.split_at(cut);
     let per = match unit {
         "h" => HOUR_US,
         "d" => 24 * HOUR_US,

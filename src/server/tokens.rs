@@ -68,7 +68,7 @@ fn sha256(token: &str) -> [u8; 32] {
 }
 
 fn decode_hex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
+    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let mut out = [0u8; 32];
@@ -151,7 +151,7 @@ impl TokenSet {
         })
     }
 
-    fn to_text(&self) -> Result<String> {
+    pub(crate) fn to_text(&self) -> Result<String> {
         let file = TokensFile {
             format_version: TOKENS_FORMAT_VERSION,
             tokens: self.entries.clone(),

@@ -1,0 +1,120 @@
+//! Targets for the catalog's files: checkpoint files and bodies (segment table, dedup index,
+//! segment states, label lists and spatial postings), and the track file.
+
+use super::fix_crc;
+use crate::catalog::checkpoint::{decode_body, decode_file, encode_body};
+use crate::catalog::Catalog;
+use crate::index::query::{run, Query};
+use crate::index::tracks::{encode as encode_track, TrackRef, HEADER_LEN as TRACKS_HEADER};
+use crate::index::LabelKind;
+
+/// Length of a checkpoint file header (FORMAT.md §9).
+const CKPT_HEADER: usize = 64;
+
+/// A whole checkpoint file (header and zstd body).
+pub fn checkpoint_file(data: &[u8]) {
+    if let Ok(body) = decode_file(data) {
+        checkpoint_body(&body);
+    }
+    // With the body length and both CRCs made right, mutations reach zstd and the body.
+    let mut fixed = data.to_vec();
+    if fixed.len() >= CKPT_HEADER {
+        let body_len = (fixed.len() - CKPT_HEADER) as u64;
+        fixed[16..24].copy_from_slice(&body_len.to_le_bytes());
+        let len = fixed.len();
+        fix_crc(&mut fixed, CKPT_HEADER, len, 12);
+        fix_crc(&mut fixed, 0, 60, 60);
+        if let Ok(body) = decode_file(&fixed) {
+            checkpoint_body(&body);
+        }
+    }
+}
+
+/// An uncompressed checkpoint body. A body that decodes must re-encode to a fixed point and
+/// answer queries without panicking.
+pub fn checkpoint_body(body: &[u8]) {
+    let Ok((cat, store_id, _tracks_len)) = decode_body(body) else {
+        return;
+    };
+    let enc = encode_body(&cat, &store_id);
+    let (again, id_again, _) = match decode_body(&enc) {
+        Ok(x) => x,
+        Err(e) => panic!("a re-encoded checkpoint does not decode: {e}"),
+    };
+    assert_eq!(id_again, store_id);
+    assert!(
+        encode_body(&again, &id_again) == enc,
+        "encoding a decoded checkpoint is not a fixed point"
+    );
+    queries(&cat);
+}
+
+/// Runs a handful of queries of every plan against a decoded catalog.
+pub(super) fn queries(cat: &Catalog) {
+    let mut qs = vec![
+        Query::new(),
+        Query::new().limit(2),
+        Query::new().from(0).to(i64::MAX),
+        Query::new().from(i64::MIN).to(0).limit(1),
+        Query::new().near(51.5, -0.12, 5_000.0),
+        Query::new().bbox(-90.0, -180.0, 90.0, 180.0),
+        Query::new().bbox(-10.0, 170.0, 10.0, -170.0).limit(3),
+    ];
+    if let Some(name) = cat.names.names().first() {
+        qs.push(Query::new().officer(&**name).limit(1));
+        qs.push(Query::new().device(&**name).from(0));
+    }
+    for (kind, lists) in [LabelKind::Case, LabelKind::Tag, LabelKind::Category]
+        .into_iter()
+        .zip(cat.index.labels.iter())
+    {
+        if let Some(label) = lists.keys().next() {
+            let q = Query::new().limit(2);
+            qs.push(match kind {
+                LabelKind::Case => q.case(label),
+                LabelKind::Tag => q.tag(label),
+                LabelKind::Category => q.category(label).near(0.0, 0.0, 1e7),
+            });
+        }
+    }
+    for q in qs {
+        // A second page, through the cursor, as a client pages through results.
+        if let Ok(page) = run(cat, &q) {
+            if let Some(next) = page.next {
+                let _ = run(cat, &q.after(next));
+            }
+        }
+    }
+}
+
+/// A whole track file (64-byte header, then records back to back).
+pub fn tracks(data: &[u8]) {
+    walk_tracks(&mut data.to_vec(), false);
+    walk_tracks(&mut data.to_vec(), true);
+}
+
+fn walk_tracks(data: &mut [u8], fix: bool) {
+    let mut pos = (TRACKS_HEADER as usize).min(data.len());
+    while pos < data.len() {
+        let len = data
+            .get(pos..pos + 4)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+        if fix {
+            let end = pos.saturating_add(4).saturating_add(len).min(data.len());
+            fix_crc(data, pos + 8, end, pos + 4);
+        }
+        let Ok(t) = TrackRef::parse(data.get(pos..).unwrap_or_default()) else {
+            return;
+        };
+        let decoded: Vec<_> = t.fixes().collect();
+        let all = t.to_vec();
+        assert_eq!(all.is_ok(), decoded.iter().all(|f| f.is_ok()));
+        if let Ok(fixes) = all {
+            assert_eq!(fixes.len(), t.count as usize);
+            let enc = encode_track(t.id, &fixes);
+            let back = TrackRef::parse(&enc).and_then(|b| Ok((b.id, b.to_vec()?)));
+            assert_eq!(back, Ok((t.id, fixes)), "track record round trip");
+        }
+        pos += 4 + len;
+    }
+}
