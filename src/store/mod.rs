@@ -134,6 +134,9 @@ pub(crate) struct Inner {
     pub change_lock: Mutex<()>,
     /// The cloud tier, connected on first use.
     pub tier: Mutex<Option<Arc<crate::tier::Tier>>>,
+    /// The store key's sealing context when the store is encrypted (footage.toml
+    /// `encryption`): chunk payloads and cloud copies are sealed with it.
+    pub crypt: Option<Arc<crate::crypt::Crypt>>,
     pub next_segment_id: AtomicU64,
     pub next_lsn: AtomicU64,
     pub next_volume_id: Mutex<u32>,

@@ -12,6 +12,9 @@
 //!   gone (evicted) or fail their checks.
 //! - through an actor handle (`Store::with_actor`), opening a segment or reading a range is
 //!   recorded in the audit log (action `read`) before any byte is handed out.
+//! - in an encrypted store every chunk is opened (AES-256-GCM tag checked, bound to this
+//!   segment and chunk index) before any of its bytes are handed out; a failed tag is
+//!   reported as tampering, never returned as data.
 
 use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::Arc;
@@ -39,13 +42,21 @@ enum Cached {
         start: u64,
         bytes: Vec<u8>,
     },
+    /// A local chunk of an encrypted store, authenticated and decrypted (a copy: holes
+    /// punched later do not affect it).
+    Decrypted {
+        start: u64,
+        bytes: Vec<u8>,
+    },
 }
 
 impl Cached {
     fn span(&self) -> (u64, usize) {
         match self {
             Cached::Local { start, bytes, .. } => (*start, bytes.len()),
-            Cached::Cloud { start, bytes } => (*start, bytes.len()),
+            Cached::Cloud { start, bytes } | Cached::Decrypted { start, bytes } => {
+                (*start, bytes.len())
+            }
         }
     }
 }
@@ -64,6 +75,8 @@ pub struct SegmentReader {
     from_cloud: bool,
     /// A verified cloud copy exists to fall back on.
     uploaded: bool,
+    /// Opens chunk payloads in an encrypted store.
+    cipher: Option<Arc<crate::crypt::SegmentCipher>>,
 }
 
 impl Store {
@@ -88,6 +101,7 @@ impl Store {
             current: None,
             from_cloud: flags & FLAG_EVICTED != 0,
             uploaded: flags & FLAG_UPLOADED != 0,
+            cipher: self.inner.crypt.as_ref().map(|c| Arc::new(c.segment(id))),
         })
     }
 
@@ -141,18 +155,31 @@ impl SegmentReader {
                 });
             }
             let index = (pos / self.capacity) as usize;
-            match self.chunk(index) {
-                Ok((vol, epoch, bytes)) => {
-                    return Ok(Cached::Local {
-                        start: index as u64 * self.capacity,
-                        vol,
-                        epoch,
-                        bytes,
-                    })
+            if self.cipher.is_some() {
+                match self.decrypted_chunk(index) {
+                    Ok(bytes) => {
+                        return Ok(Cached::Decrypted {
+                            start: index as u64 * self.capacity,
+                            bytes,
+                        })
+                    }
+                    Err(e) if !self.uploaded => return Err(e),
+                    Err(_) => self.from_cloud = true,
                 }
-                Err(e) if !self.uploaded => return Err(e),
-                // The local copy is damaged or gone: the verified cloud copy serves.
-                Err(_) => self.from_cloud = true,
+            } else {
+                match self.chunk(index, 0) {
+                    Ok((vol, epoch, bytes)) => {
+                        return Ok(Cached::Local {
+                            start: index as u64 * self.capacity,
+                            vol,
+                            epoch,
+                            bytes,
+                        })
+                    }
+                    Err(e) if !self.uploaded => return Err(e),
+                    // The local copy is damaged or gone: the verified cloud copy serves.
+                    Err(_) => self.from_cloud = true,
+                }
             }
         }
         let tier = self.inner.tier()?;
@@ -168,8 +195,37 @@ impl SegmentReader {
         Ok(Cached::Cloud { start: pos, bytes })
     }
 
-    /// Loads and verifies chunk `index`; returns it with its volume and punch epoch.
-    fn chunk(&self, index: usize) -> Result<(Arc<Volume>, u64, RecordBytes)> {
+    /// Loads chunk `index` of an encrypted segment, checks its CRC and its AES-256-GCM tag
+    /// and returns the plaintext. The tag is checked on bytes that no punch has touched since
+    /// they were read (a punch in between makes it read the chunk again).
+    fn decrypted_chunk(&self, index: usize) -> Result<Vec<u8>> {
+        let Some(cipher) = &self.cipher else {
+            return Err(Error::Invalid("segment is not encrypted".into()));
+        };
+        loop {
+            let (vol, epoch, sealed) = self.chunk(index, crate::crypt::OVERHEAD as u32)?;
+            let opened = vol.unpunched(|now| {
+                (now == epoch)
+                    .then(|| cipher.open(crate::crypt::DOMAIN_CHUNK, index as u64, &sealed))
+            });
+            match opened {
+                None => continue,
+                Some(Ok(plain)) => return Ok(plain),
+                Some(Err(t)) => {
+                    return Err(Error::SegmentCorrupt {
+                        segment: self.id,
+                        offset: index as u64 * self.capacity,
+                        what: format!("chunk {index}: {t}"),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Loads and verifies chunk `index` (whose record payload is `overhead` bytes longer than
+    /// its extent: the nonce and tag in an encrypted store); returns it with its volume and
+    /// punch epoch.
+    fn chunk(&self, index: usize, overhead: u32) -> Result<(Arc<Volume>, u64, RecordBytes)> {
         let at = index as u64 * self.capacity;
         let corrupt = |what: String| Error::SegmentCorrupt {
             segment: self.id,
@@ -198,7 +254,11 @@ impl SegmentReader {
             )),
             other => other,
         })?;
-        if h.kind != Kind::Chunk || h.a != self.id || h.b as usize != index || h.len != ext.len {
+        if h.kind != Kind::Chunk
+            || h.a != self.id
+            || h.b as usize != index
+            || Some(h.len) != ext.len.checked_add(overhead)
+        {
             return Err(corrupt(format!(
                 "volume {} offset {} holds another record (kind {:?}, segment {}, chunk {})",
                 ext.volume_id, ext.offset, h.kind, h.a, h.b
@@ -232,7 +292,7 @@ impl SegmentReader {
                 } => vol.unpunched(|now| {
                     (now == *epoch).then(|| copy(bytes, pos - start, &mut out[done..], want))
                 }),
-                Cached::Cloud { start, bytes } => {
+                Cached::Cloud { start, bytes } | Cached::Decrypted { start, bytes } => {
                     Some(copy(bytes, pos - start, &mut out[done..], want))
                 }
             };

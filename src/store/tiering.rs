@@ -32,10 +32,10 @@ impl Inner {
             return Ok(Arc::clone(t));
         }
         let policy = Policy::load_or_create(&self.root)?;
-        let t = Arc::new(Tier::open(
-            &policy.cloud_url,
-            &crate::store::hex(&self.store_id),
-        )?);
+        let t = Arc::new(
+            Tier::open(&policy.cloud_url, &crate::store::hex(&self.store_id))?
+                .with_crypt(self.crypt.clone()),
+        );
         *slot = Some(Arc::clone(&t));
         Ok(t)
     }
@@ -43,12 +43,18 @@ impl Inner {
     /// Punches a segment's chunks out of their volumes; returns bytes freed per volume.
     fn punch_chunks(&self, id: u64) -> Result<Vec<(u32, u64)>> {
         let rec = self.load_commit(id, false)?;
+        // An encrypted chunk's record holds the nonce and tag beyond the extent's bytes.
+        let sealed = if self.crypt.is_some() {
+            crate::crypt::OVERHEAD as u64
+        } else {
+            0
+        };
         let mut freed: Vec<(u32, u64)> = Vec::new();
         for x in &rec.extents {
             let Some(vol) = self.volume(x.volume_id) else {
                 continue; // its disk is gone: nothing to free there
             };
-            let n = vol.punch(x.offset, HEADER_LEN + u64::from(x.len))?;
+            let n = vol.punch(x.offset, HEADER_LEN + u64::from(x.len) + sealed)?;
             match freed.iter_mut().find(|(v, _)| *v == x.volume_id) {
                 Some(f) => f.1 += n,
                 None => freed.push((x.volume_id, n)),
