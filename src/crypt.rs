@@ -140,7 +140,14 @@ impl Key {
                 data.len()
             ))
         })?;
-        Key::parse(text).map_err(|e| key_error(format!("key file {}: {e}", path.display())))
+        Key::parse(text).map_err(|_| {
+            key_error(format!(
+                "key file {} holds {} bytes: it must hold 32 raw bytes or the key as 64 hex \
+                 digits or base64",
+                path.display(),
+                data.len()
+            ))
+        })
     }
 
     /// The key from [`KEY_ENV`], if that variable is set.
