@@ -563,3 +563,54 @@ fn a_tampered_cloud_copy_is_never_served() {
     let e = store.read_range(id, 0, 100).unwrap_err().to_string();
     assert!(e.contains("not encrypted"), "{e}");
 }
+
+#[test]
+fn the_cli_creates_an_encrypted_store_and_needs_its_key_on_every_command() {
+    use std::process::Command;
+    let bin = env!("CARGO_BIN_EXE_footage");
+    let dir = tempfile::tempdir().unwrap();
+    let (store, keyf) = (dir.path().join("s"), dir.path().join("store.key"));
+    let run = |args: &[&str], env_key: Option<&str>| {
+        let mut c = Command::new(bin);
+        c.arg("--store").arg(&store).args(args);
+        c.env_remove("FOOTAGE_KEY").env_remove("FOOTAGE_KEY_FILE");
+        if let Some(k) = env_key {
+            c.env("FOOTAGE_KEY", k);
+        }
+        c.output().unwrap()
+    };
+    let out = run(
+        &[
+            "init",
+            "--encrypt",
+            "--new-key-file",
+            keyf.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hex = std::fs::read_to_string(&keyf).unwrap();
+    let k = Key::parse(&hex).unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&k.id()));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&keyf).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // Without the key: refused, naming the key id; with it (file or env): works.
+    let out = run(&["stats"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&k.id()));
+    assert!(run(&["--key-file", keyf.to_str().unwrap(), "stats"], None)
+        .status
+        .success());
+    assert!(run(&["stats"], Some(hex.trim())).status.success());
+    let out = run(&["stats"], Some(&"00".repeat(32)));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong key"));
+    // init never touches an existing store.
+    assert!(!run(&["init"], None).status.success());
+}
