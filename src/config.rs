@@ -4,7 +4,10 @@
 //! Invariants: `store_id` never changes after creation (volumes carry it and are refused by
 //! another store); `chunk_size` is a multiple of 4096 between 64 KiB and 16 MiB; a
 //! `volume_size` below 4 chunks is refused. Data dirs may be added later; a data dir that is
-//! removed from the list makes its segments unavailable, never deleted.
+//! removed from the list makes its segments unavailable, never deleted. Encryption is chosen
+//! at creation and never changes: an encrypted store has `format_version = 2`, `encryption =
+//! "aes-256-gcm"` and the `key_id` of its key (never the key), so builds that do not know
+//! encryption refuse it instead of handing out ciphertext.
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +17,8 @@ use crate::error::{Error, Result};
 
 pub const CONFIG_FILE: &str = "footage.toml";
 pub const CONFIG_VERSION: u32 = 1;
+/// `format_version` of an encrypted store (chunk payloads sealed, docs/FORMAT.md §20).
+pub const CONFIG_VERSION_ENCRYPTED: u32 = 2;
 pub const DEFAULT_CHUNK_SIZE: u32 = 1 << 20;
 pub const DEFAULT_VOLUME_SIZE: u64 = 4 << 30;
 pub const DEFAULT_CHECKPOINT_EVERY: u64 = 10_000;
@@ -33,6 +38,13 @@ pub struct Config {
     pub chunk_size: u32,
     /// A checkpoint is written after this many commits.
     pub checkpoint_every: u64,
+    /// `"aes-256-gcm"` for an encrypted store; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<String>,
+    /// Id of the store key (32 hex digits, [`crate::crypt::Key::id`]); absent when not
+    /// encrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 /// Settings for a new store; ignored when the store already exists.
@@ -45,6 +57,11 @@ pub struct StoreOptions {
     /// Store id (32 hex digits) for a new store; random when None. Set only to rebuild a
     /// lost store from its cloud copies.
     pub store_id: Option<String>,
+    /// Create the store encrypted (AES-256-GCM) with `key`. Default false.
+    pub encrypt: bool,
+    /// The store key. Used on every open, not only at creation: an encrypted store refuses
+    /// to open without it. Ignored by a store that is not encrypted.
+    pub key: Option<crate::crypt::Key>,
 }
 
 impl Default for StoreOptions {
@@ -55,15 +72,46 @@ impl Default for StoreOptions {
             chunk_size: DEFAULT_CHUNK_SIZE,
             checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
             store_id: None,
+            encrypt: false,
+            key: None,
         }
     }
 }
 
+/// The 16 bytes of a store id written as 32 hex digits.
+pub(crate) fn parse_store_id(s: &str) -> Option<[u8; 16]> {
+    // from_str_radix alone would accept a sign ("+f"): only hex digits are an id.
+    if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
 impl Config {
-    pub fn new(opts: &StoreOptions) -> Config {
+    /// The configuration of a new store. Fails if encryption is asked for without a key.
+    pub fn new(opts: &StoreOptions) -> Result<Config> {
         let id: [u8; 16] = rand::random();
-        Config {
-            format_version: CONFIG_VERSION,
+        let key_id = match (opts.encrypt, &opts.key) {
+            (false, _) => None,
+            (true, Some(k)) => Some(k.id()),
+            (true, None) => {
+                return Err(Error::Key(
+                    "an encrypted store needs a key: give --key-file PATH or FOOTAGE_KEY".into(),
+                ))
+            }
+        };
+        Ok(Config {
+            format_version: if key_id.is_some() {
+                CONFIG_VERSION_ENCRYPTED
+            } else {
+                CONFIG_VERSION
+            },
+            encryption: key_id.as_ref().map(|_| crate::crypt::ALGORITHM.to_string()),
+            key_id,
             store_id: opts
                 .store_id
                 .clone()
@@ -72,7 +120,12 @@ impl Config {
             volume_size: opts.volume_size,
             chunk_size: opts.chunk_size,
             checkpoint_every: opts.checkpoint_every,
-        }
+        })
+    }
+
+    /// Whether chunk payloads (and cloud copies) are sealed with the store key.
+    pub fn encrypted(&self) -> bool {
+        self.encryption.is_some()
     }
 
     pub fn validate(&self, path: &Path) -> Result<()> {
@@ -80,13 +133,36 @@ impl Config {
             path: path.to_path_buf(),
             what,
         };
-        if self.format_version != CONFIG_VERSION {
+        if self.format_version != CONFIG_VERSION && self.format_version != CONFIG_VERSION_ENCRYPTED
+        {
             return Err(Error::UnsupportedVersion {
                 what: "configuration",
                 path: path.to_path_buf(),
                 found: self.format_version,
-                supported: CONFIG_VERSION,
+                supported: CONFIG_VERSION_ENCRYPTED,
             });
+        }
+        let encrypted = self.format_version == CONFIG_VERSION_ENCRYPTED;
+        match (&self.encryption, &self.key_id) {
+            (None, None) if !encrypted => {}
+            (Some(alg), Some(id)) if encrypted => {
+                if alg != crate::crypt::ALGORITHM {
+                    return Err(bad(format!(
+                        "encryption {alg:?} is not supported (only \"{}\")",
+                        crate::crypt::ALGORITHM
+                    )));
+                }
+                if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(bad("key_id must be 32 hex digits".into()));
+                }
+            }
+            _ => {
+                return Err(bad(format!(
+                    "format_version {} needs encryption and key_id {}",
+                    self.format_version,
+                    if encrypted { "set" } else { "absent" }
+                )))
+            }
         }
         self.store_id_bytes()
             .ok_or_else(|| bad("store_id must be 32 hex digits".into()))?;
@@ -121,15 +197,7 @@ impl Config {
     }
 
     pub fn store_id_bytes(&self) -> Option<[u8; 16]> {
-        // from_str_radix alone would accept a sign ("+f"): only hex digits are an id.
-        if self.store_id.len() != 32 || !self.store_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        let mut out = [0u8; 16];
-        for (i, b) in out.iter_mut().enumerate() {
-            *b = u8::from_str_radix(self.store_id.get(2 * i..2 * i + 2)?, 16).ok()?;
-        }
-        Some(out)
+        parse_store_id(&self.store_id)
     }
 
     /// Reads the configuration of the store at `root`, or creates it from `opts`.
@@ -145,7 +213,7 @@ impl Config {
                 Ok(cfg)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let cfg = Config::new(opts);
+                let cfg = Config::new(opts)?;
                 cfg.validate(&path)?;
                 let text = toml::to_string_pretty(&cfg).map_err(|e| Error::Config {
                     path: path.clone(),

@@ -58,6 +58,16 @@ pub enum Error {
     Config { path: PathBuf, what: String },
     #[error("cloud tier: {0}")]
     Cloud(String),
+    #[error("store {} is encrypted (key id {key_id}): give its key with --key-file PATH or the FOOTAGE_KEY environment variable", path.display())]
+    KeyRequired { path: PathBuf, key_id: String },
+    #[error("wrong key for store {}: the store was encrypted with key id {expected}, the key given has id {got}", path.display())]
+    WrongKey {
+        path: PathBuf,
+        expected: String,
+        got: String,
+    },
+    #[error("encryption key: {0}")]
+    Key(String),
 }
 
 impl Error {

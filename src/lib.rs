@@ -30,6 +30,7 @@ pub mod audit;
 mod catalog;
 pub mod cli;
 mod config;
+pub mod crypt;
 mod error;
 #[doc(hidden)]
 pub mod fail;
@@ -56,6 +57,7 @@ pub use catalog::checkpoint::{
     decode_body as decode_checkpoint_body, decode_file as decode_checkpoint_file,
 };
 pub use config::{Config, StoreOptions, CONFIG_FILE};
+pub use crypt::Key;
 pub use error::{Error, Result};
 pub use index::geo::{haversine_m, Area};
 pub use index::query::{FindResult, Hit, Page, Query};

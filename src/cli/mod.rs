@@ -13,6 +13,7 @@ mod demo;
 mod demo_data;
 pub(crate) mod find;
 mod ingest;
+mod init;
 mod read;
 mod retention;
 mod serve;
@@ -32,6 +33,8 @@ pub const EXIT_USAGE: i32 = 2;
 const EXAMPLES: &str = "\
 Examples:
   footage demo                                   build and tour a demo store
+  footage init --encrypt --new-key-file /etc/footage.key   an encrypted store (AES-256-GCM)
+  footage --key-file /etc/footage.key stats      open an encrypted store (or FOOTAGE_KEY=<hex>)
   footage ingest clip.mp4 --officer MET-004217 --device AX-B3-00123 \\
           --start 2026-11-20T14:03:00Z --gps track.gpx --category evidential
   footage ingest --manifest dock-0423.jsonl      one segment per JSON line
@@ -85,12 +88,19 @@ pub struct Cli {
     #[arg(long, global = true, env = "FOOTAGE_ACTOR", value_name = "NAME", value_parser = id_arg)]
     pub actor: Option<String>,
 
+    /// Key of an encrypted store: a file of 32 raw bytes or the key as hex or base64 text
+    /// (else the FOOTAGE_KEY environment variable holds it as hex or base64)
+    #[arg(long, global = true, env = "FOOTAGE_KEY_FILE", value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Create a store (optionally encrypted at rest with --encrypt) and print its id
+    Init(init::InitArgs),
     /// Store a video segment (or every segment of a manifest) and print its id and SHA-256
     Ingest(ingest::IngestArgs),
     /// Write a segment's bytes (or a range of them) to stdout or a file
@@ -260,12 +270,15 @@ fn audit_actor(named: &Option<String>) -> String {
 }
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
+    let key = init::load_key(cli.key_file.as_deref())?;
+    let open = |dir: &std::path::Path| open(dir, &key);
     let actor = || actor(&cli.actor);
     // Commands whose actions go in the audit log under the actor.
     let as_actor = || -> anyhow::Result<crate::Store> {
         Ok(open(&cli.store)?.with_actor(&audit_actor(&cli.actor))?)
     };
     match cli.command {
+        Command::Init(args) => init::run(&cli.store, args, key.clone()),
         Command::Demo(args) => demo::run(args),
         Command::Ingest(args) => ingest::run(&as_actor()?, args),
         Command::Get(args) => read::get(&as_actor()?, args),
@@ -282,7 +295,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Release(a) => change::hold(&open(&cli.store)?, a, true, &actor()?),
         Command::Retention(c) => retention::run(&open(&cli.store)?, c, &actor()?),
         Command::Compact(a) => compact::run(&open(&cli.store)?, a, &actor()?),
-        Command::Recover(a) => retention::recover(&cli.store, a, &actor()?),
+        Command::Recover(a) => retention::recover(&cli.store, a, &actor()?, key.clone()),
         Command::Stats => admin::stats(&open(&cli.store)?),
         Command::Verify(args) => admin::verify(&as_actor()?, args),
         Command::Scrub(args) => admin::scrub(&as_actor()?, args),
@@ -296,6 +309,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     }
 }
 
-fn open(dir: &std::path::Path) -> anyhow::Result<crate::Store> {
-    Ok(crate::Store::open(dir)?)
+fn open(dir: &std::path::Path, key: &Option<crate::Key>) -> anyhow::Result<crate::Store> {
+    let opts = crate::StoreOptions {
+        key: key.clone(),
+        ..crate::StoreOptions::default()
+    };
+    Ok(crate::Store::open_with(dir, &opts)?)
 }

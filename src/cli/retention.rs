@@ -86,7 +86,12 @@ pub fn run(store: &Store, cmd: RetentionCommand, actor: &str) -> anyhow::Result<
     }
 }
 
-pub fn recover(root: &std::path::Path, a: RecoverArgs, actor: &str) -> anyhow::Result<i32> {
+pub fn recover(
+    root: &std::path::Path,
+    a: RecoverArgs,
+    actor: &str,
+    key: Option<crate::Key>,
+) -> anyhow::Result<i32> {
     let url = match a.url {
         Some(u) => u,
         None => {
@@ -105,7 +110,10 @@ pub fn recover(root: &std::path::Path, a: RecoverArgs, actor: &str) -> anyhow::R
         root,
         &url,
         a.source.as_deref(),
-        &crate::StoreOptions::default(),
+        &crate::StoreOptions {
+            key,
+            ..crate::StoreOptions::default()
+        },
         actor,
     )?;
     store.close()?;

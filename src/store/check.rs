@@ -145,6 +145,14 @@ impl Inner {
             }
         };
         let mut hasher = Sha256::new();
+        // In an encrypted store a chunk record holds nonce ‖ ciphertext ‖ tag: the tag is
+        // checked too, and the plaintext hashed.
+        let cipher = self.crypt.as_ref().map(|c| c.segment(id));
+        let overhead = if cipher.is_some() {
+            crate::crypt::OVERHEAD as u32
+        } else {
+            0
+        };
         let mut bad: Vec<u32> = Vec::new();
         let mut first_detail = None;
         for (i, ext) in rec.extents.iter().enumerate() {
@@ -160,15 +168,29 @@ impl Inner {
                     if h.kind != Kind::Chunk
                         || h.a != id
                         || h.b != index
-                        || h.len != ext.len
+                        || h.len != ext.len + overhead
                     {
                         Err(Some(format!(
                             "chunk {index} (volume {} offset {}) holds another record (kind {:?}, segment {}, chunk {})",
                             ext.volume_id, ext.offset, h.kind, h.a, h.b
                         )))
                     } else {
-                        hasher.update(&payload[..]);
-                        Ok(())
+                        match &cipher {
+                            None => {
+                                hasher.update(&payload[..]);
+                                Ok(())
+                            }
+                            Some(c) => match c.open(crate::crypt::DOMAIN_CHUNK, u64::from(index), &payload) {
+                                Ok(plain) => {
+                                    hasher.update(&plain);
+                                    Ok(())
+                                }
+                                Err(t) => Err(Some(format!(
+                                    "chunk {index} (volume {} offset {}): {t}",
+                                    ext.volume_id, ext.offset
+                                ))),
+                            },
+                        }
                     }
                 }
                 Err(Error::Corruption { what, .. }) => Err(Some(format!(

@@ -268,6 +268,13 @@ impl Store {
         };
         let vol = Arc::new(Volume::create(tmp, src.dir, header)?);
         let w = VolumeWriter::new(vol, VOLUME_HEADER_LEN as u64, u64::MAX);
+        // An encrypted chunk record holds the nonce and tag beyond its extent's bytes; it is
+        // copied as it is (its sealing binds it to the segment and chunk, not the place).
+        let overhead = if inner.crypt.is_some() {
+            crate::crypt::OVERHEAD as u32
+        } else {
+            0
+        };
         let append = |kind: Kind, a: u64, b: u32, payload: &[u8]| -> Result<u64> {
             match w.append(kind, a, b, &[payload])? {
                 Appended::At(pos) => Ok(pos),
@@ -297,7 +304,7 @@ impl Store {
                 if h.kind != Kind::Chunk
                     || h.a != old.segment_id
                     || h.b as usize != index
-                    || h.len != x.len
+                    || h.len != x.len + overhead
                 {
                     return Err(corrupt(format!(
                         "volume {} offset {} holds another record",

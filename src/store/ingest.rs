@@ -17,6 +17,11 @@
 //! chunks on disk); a commit is acknowledged only once its audit entry is durable (if that
 //! fails, the segment is stored but the commit reports the error: a retry gets it back as a
 //! duplicate and is recorded then).
+//!
+//! In an encrypted store each chunk payload is sealed (`crate::crypt`, domain `FTC1`, the
+//! chunk index as AAD position) just before it is appended; the chunk capacity shrinks by the
+//! 28 bytes of nonce and tag so that a full chunk record is still exactly `chunk_size` bytes.
+//! Extents and the SHA-256 describe the plaintext.
 
 use std::io::Read;
 use std::sync::atomic::Ordering;
@@ -82,6 +87,8 @@ pub struct SegmentWriter {
     touched: Vec<(Arc<VolumeWriter>, u64)>,
     /// An append failed: the hash and length no longer describe the chunks on disk.
     failed: bool,
+    /// Seals chunk payloads in an encrypted store.
+    cipher: Option<crate::crypt::SegmentCipher>,
 }
 
 impl SegmentWriter {
@@ -94,7 +101,14 @@ impl SegmentWriter {
         meta.validate().map_err(Error::Invalid)?;
         let dir = inner.pick_dir()?;
         let id = inner.next_segment_id.fetch_add(1, Ordering::SeqCst);
-        let capacity = chunk_payload_capacity(u64::from(inner.config.chunk_size)) as usize;
+        let cipher = inner.crypt.as_ref().map(|c| c.segment(id));
+        let overhead = if cipher.is_some() {
+            crate::crypt::OVERHEAD
+        } else {
+            0
+        };
+        let capacity =
+            chunk_payload_capacity(u64::from(inner.config.chunk_size)) as usize - overhead;
         let day = Inner::day_of(meta.start_us);
         Ok(SegmentWriter {
             inner,
@@ -110,6 +124,7 @@ impl SegmentWriter {
             extents: Vec::new(),
             touched: Vec::new(),
             failed: false,
+            cipher,
         })
     }
 
@@ -241,7 +256,13 @@ impl SegmentWriter {
         let index = u32::try_from(self.extents.len())
             .map_err(|_| Error::Invalid("segment has too many chunks".into()))?;
         let len = parts.iter().map(|p| p.len()).sum::<usize>() as u32;
-        let (writer, pos) = self.append(Kind::Chunk, index, parts)?;
+        let (writer, pos) = match &self.cipher {
+            Some(c) => {
+                let sealed = c.seal(crate::crypt::DOMAIN_CHUNK, u64::from(index), parts);
+                self.append(Kind::Chunk, index, &[&sealed])?
+            }
+            None => self.append(Kind::Chunk, index, parts)?,
+        };
         self.extents.push(Extent {
             volume_id: writer.volume.id,
             offset: pos,

@@ -150,6 +150,9 @@ pub(crate) struct Inner {
     /// Whether evictions and deletions punch their chunks out at once (default) or leave
     /// them for compaction (`Store::set_punch_holes`, for benchmarks).
     pub punch_holes: std::sync::atomic::AtomicBool,
+    /// The store key's sealing context when the store is encrypted (footage.toml
+    /// `encryption`): chunk payloads and cloud copies are sealed with it.
+    pub crypt: Option<Arc<crate::crypt::Crypt>>,
     pub next_segment_id: AtomicU64,
     pub next_lsn: AtomicU64,
     pub next_volume_id: Mutex<u32>,

@@ -82,6 +82,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
         path: root.join(crate::config::CONFIG_FILE),
         what: "bad store_id".into(),
     })?;
+    let crypt = store_crypt(root, &config, store_id, opts)?;
     let mut report = OpenReport::default();
     // The retention policy is written with its defaults on first use, for people to edit;
     // it is read (and validated) only by retention and the cloud tier.
@@ -333,6 +334,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
         change_lock: Mutex::new(()),
         tier: Mutex::new(None),
         punch_holes: std::sync::atomic::AtomicBool::new(true),
+        crypt,
         catalog: RwLock::new(cat),
         report,
         config,
@@ -358,6 +360,33 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
         }
     }
     Ok(Store { inner, actor: None })
+}
+
+/// The sealing context of an encrypted store; refuses a missing or wrong key before anything
+/// else is read or written.
+fn store_crypt(
+    root: &Path,
+    config: &Config,
+    store_id: [u8; 16],
+    opts: &StoreOptions,
+) -> Result<Option<Arc<crate::crypt::Crypt>>> {
+    let Some(expected) = config.key_id.clone() else {
+        return Ok(None);
+    };
+    let path = root.join(crate::config::CONFIG_FILE);
+    let key = opts.key.clone().ok_or_else(|| Error::KeyRequired {
+        path: root.to_path_buf(),
+        key_id: expected.clone(),
+    })?;
+    let got = key.id();
+    if !got.eq_ignore_ascii_case(&expected) {
+        return Err(Error::WrongKey {
+            path,
+            expected,
+            got,
+        });
+    }
+    Ok(Some(Arc::new(crate::crypt::Crypt::new(key, store_id))))
 }
 
 /// Unsealed volumes take writes again (one per data dir and age day); the others are sealed.

@@ -16,6 +16,9 @@
 //!   reloads the segment's commit record once and reads the copies;
 //! - through an actor handle (`Store::with_actor`), opening a segment or reading a range is
 //!   recorded in the audit log (action `read`) before any byte is handed out.
+//! - in an encrypted store every chunk is opened (AES-256-GCM tag checked, bound to this
+//!   segment and chunk index) before any of its bytes are handed out; a failed tag is
+//!   reported as tampering, never returned as data.
 
 use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::Arc;
@@ -43,13 +46,21 @@ enum Cached {
         start: u64,
         bytes: Vec<u8>,
     },
+    /// A local chunk of an encrypted store, authenticated and decrypted (a copy: holes
+    /// punched later do not affect it).
+    Decrypted {
+        start: u64,
+        bytes: Vec<u8>,
+    },
 }
 
 impl Cached {
     fn span(&self) -> (u64, usize) {
         match self {
             Cached::Local { start, bytes, .. } => (*start, bytes.len()),
-            Cached::Cloud { start, bytes } => (*start, bytes.len()),
+            Cached::Cloud { start, bytes } | Cached::Decrypted { start, bytes } => {
+                (*start, bytes.len())
+            }
         }
     }
 }
@@ -68,6 +79,8 @@ pub struct SegmentReader {
     from_cloud: bool,
     /// A verified cloud copy exists to fall back on.
     uploaded: bool,
+    /// Opens chunk payloads in an encrypted store.
+    cipher: Option<Arc<crate::crypt::SegmentCipher>>,
 }
 
 impl Store {
@@ -107,6 +120,7 @@ impl Store {
                     current: None,
                     from_cloud: true,
                     uploaded: true,
+                    cipher: None,
                 });
             }
         };
@@ -120,6 +134,7 @@ impl Store {
             current: None,
             from_cloud: flags & FLAG_EVICTED != 0,
             uploaded: flags & FLAG_UPLOADED != 0,
+            cipher: self.inner.crypt.as_ref().map(|c| Arc::new(c.segment(id))),
         })
     }
 
@@ -173,20 +188,13 @@ impl SegmentReader {
                 });
             }
             let index = (pos / self.capacity) as usize;
-            let mut got = self.chunk(index);
+            let mut got = self.local_chunk(index);
             if got.is_err() && self.reload_extents() {
                 // Compaction moved the segment since this reader opened it.
-                got = self.chunk(index);
+                got = self.local_chunk(index);
             }
             match got {
-                Ok((vol, epoch, bytes)) => {
-                    return Ok(Cached::Local {
-                        start: index as u64 * self.capacity,
-                        vol,
-                        epoch,
-                        bytes,
-                    })
-                }
+                Ok(cached) => return Ok(cached),
                 Err(e) if !self.uploaded => return Err(e),
                 // The local copy is damaged or gone: the verified cloud copy serves.
                 Err(_) => self.from_cloud = true,
@@ -216,8 +224,54 @@ impl SegmentReader {
         }
     }
 
-    /// Loads and verifies chunk `index`; returns it with its volume and punch epoch.
-    fn chunk(&self, index: usize) -> Result<(Arc<Volume>, u64, RecordBytes)> {
+    /// Chunk `index` from the local copy: verified (CRC, and the AES-256-GCM tag in an
+    /// encrypted store).
+    fn local_chunk(&self, index: usize) -> Result<Cached> {
+        let start = index as u64 * self.capacity;
+        if self.cipher.is_some() {
+            let bytes = self.decrypted_chunk(index)?;
+            return Ok(Cached::Decrypted { start, bytes });
+        }
+        let (vol, epoch, bytes) = self.chunk(index, 0)?;
+        Ok(Cached::Local {
+            start,
+            vol,
+            epoch,
+            bytes,
+        })
+    }
+
+    /// Loads chunk `index` of an encrypted segment, checks its CRC and its AES-256-GCM tag
+    /// and returns the plaintext. The tag is checked on bytes that no punch has touched since
+    /// they were read (a punch in between makes it read the chunk again).
+    fn decrypted_chunk(&self, index: usize) -> Result<Vec<u8>> {
+        let Some(cipher) = &self.cipher else {
+            return Err(Error::Invalid("segment is not encrypted".into()));
+        };
+        loop {
+            let (vol, epoch, sealed) = self.chunk(index, crate::crypt::OVERHEAD as u32)?;
+            let opened = vol.unpunched(|now| {
+                (now == epoch)
+                    .then(|| cipher.open(crate::crypt::DOMAIN_CHUNK, index as u64, &sealed))
+            });
+            match opened {
+                None => continue,
+                Some(Ok(plain)) => return Ok(plain),
+                Some(Err(t)) => {
+                    return Err(Error::SegmentCorrupt {
+                        segment: self.id,
+                        offset: index as u64 * self.capacity,
+                        what: format!("chunk {index}: {t}"),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Loads and verifies chunk `index` (whose record payload is `overhead` bytes longer than
+    /// its extent: the nonce and tag in an encrypted store); returns it with its volume and
+    /// punch epoch.
+    fn chunk(&self, index: usize, overhead: u32) -> Result<(Arc<Volume>, u64, RecordBytes)> {
         let at = index as u64 * self.capacity;
         let corrupt = |what: String| Error::SegmentCorrupt {
             segment: self.id,
@@ -250,7 +304,11 @@ impl SegmentReader {
             )),
             other => other,
         })?;
-        if h.kind != Kind::Chunk || h.a != self.id || h.b as usize != index || h.len != ext.len {
+        if h.kind != Kind::Chunk
+            || h.a != self.id
+            || h.b as usize != index
+            || Some(h.len) != ext.len.checked_add(overhead)
+        {
             return Err(corrupt(format!(
                 "volume {} offset {} holds another record (kind {:?}, segment {}, chunk {})",
                 ext.volume_id, ext.offset, h.kind, h.a, h.b
@@ -284,7 +342,7 @@ impl SegmentReader {
                 } => vol.unpunched(|now| {
                     (now == *epoch).then(|| copy(bytes, pos - start, &mut out[done..], want))
                 }),
-                Cached::Cloud { start, bytes } => {
+                Cached::Cloud { start, bytes } | Cached::Decrypted { start, bytes } => {
                     Some(copy(bytes, pos - start, &mut out[done..], want))
                 }
             };

@@ -4,7 +4,9 @@
 //!
 //! Invariants: recovery only writes into a new store (no footage.toml yet), which takes the
 //! lost store's id so that its cloud objects stay where they are; a segment is recovered only
-//! if its `meta.json` is complete and valid.
+//! if its `meta.json` is complete and valid. Cloud copies of an encrypted store are listed
+//! (and so their key checked) before anything is created, and the new store is encrypted
+//! with the same key, so reads through it decrypt the sealed parts.
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -104,6 +106,14 @@ impl Store {
                 )))
             }
         };
+        // Read every meta.json first: a missing or wrong key fails before anything is made.
+        let source_id = crate::config::parse_store_id(&source)
+            .ok_or_else(|| Error::Invalid(format!("{source} is not a store id")))?;
+        let crypt = opts
+            .key
+            .clone()
+            .map(|k| std::sync::Arc::new(crate::crypt::Crypt::new(k, source_id)));
+        let metas = Tier::open(url, &source)?.with_crypt(crypt).list_metas()?;
         std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
         let policy_path = root.join(POLICY_FILE);
         if !policy_path.exists() {
@@ -113,6 +123,7 @@ impl Store {
         }
         let opts = StoreOptions {
             store_id: Some(source.clone()),
+            encrypt: opts.key.is_some(),
             ..opts.clone()
         };
         let store = Store::open_with(root, &opts)?;
@@ -120,7 +131,7 @@ impl Store {
             source_store: source,
             ..RecoverReport::default()
         };
-        for m in store.inner.tier()?.list_metas()? {
+        for m in metas {
             match meta_of(&m) {
                 Ok((meta, sha)) => {
                     store.recover_one(&m, meta, sha, actor)?;

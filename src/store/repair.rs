@@ -127,9 +127,23 @@ impl Store {
                 .get(index as usize)
                 .ok_or_else(|| Error::Invalid(format!("segment {id} has no chunk {index}")))?;
             let start = u64::from(index) * capacity;
-            let bytes = tier.read_range(id, start..start + u64::from(ext.len))?;
+            let plain = tier.read_range(id, start..start + u64::from(ext.len))?;
+            if plain.len() as u64 != u64::from(ext.len) {
+                return Err(Error::Cloud(format!(
+                    "the cloud copy of segment {id} is short at chunk {index}"
+                )));
+            }
+            // An encrypted store seals the chunk again, under a fresh random nonce.
+            let (bytes, overhead) = match &self.inner.crypt {
+                None => (plain, 0),
+                Some(c) => (
+                    c.segment(id)
+                        .seal(crate::crypt::DOMAIN_CHUNK, u64::from(index), &[&plain]),
+                    crate::crypt::OVERHEAD as u32,
+                ),
+            };
             let header = RecordHeader::new(Kind::Chunk, &bytes, id, index);
-            if header.len != ext.len {
+            if header.len != ext.len + overhead {
                 return Err(Error::Cloud(format!(
                     "the cloud copy of segment {id} is short at chunk {index}"
                 )));

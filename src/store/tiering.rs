@@ -49,10 +49,10 @@ impl Inner {
             return Ok(Arc::clone(t));
         }
         let policy = Policy::load_or_create(&self.root)?;
-        let t = Arc::new(Tier::open(
-            &policy.cloud_url,
-            &crate::store::hex(&self.store_id),
-        )?);
+        let t = Arc::new(
+            Tier::open(&policy.cloud_url, &crate::store::hex(&self.store_id))?
+                .with_crypt(self.crypt.clone()),
+        );
         *slot = Some(Arc::clone(&t));
         Ok(t)
     }
@@ -76,12 +76,18 @@ impl Inner {
         if !self.punch_holes.load(std::sync::atomic::Ordering::Relaxed) {
             return Ok(0); // left as dead bytes for compaction
         }
+        // An encrypted chunk's record holds the nonce and tag beyond the extent's bytes.
+        let sealed = if self.crypt.is_some() {
+            crate::crypt::OVERHEAD as u64
+        } else {
+            0
+        };
         let mut total = 0;
         for x in extents {
             let Some(vol) = self.volume(x.volume_id) else {
                 continue; // its disk is gone (or it was compacted away): nothing to free there
             };
-            total += vol.punch(x.offset, HEADER_LEN + u64::from(x.len))?;
+            total += vol.punch(x.offset, HEADER_LEN + u64::from(x.len) + sealed)?;
         }
         Ok(total)
     }

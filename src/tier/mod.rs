@@ -15,7 +15,13 @@
 //!   SHA-256 and `meta.json` was written; only then may local bytes be dropped;
 //! - an upload that stopped part-way is resumed: parts already present with the right size
 //!   are kept (each part is written atomically by the object store) and re-verified;
-//! - every byte a ranged read returns passed its block's CRC32.
+//! - every byte a ranged read returns passed its block's CRC32 (and, in an encrypted store,
+//!   its AES-256-GCM tag);
+//! - an encrypted store's tier holds only ciphertext: every 1 MiB block of a part is sealed
+//!   on its own (`crate::crypt`, domain `FTB1`, the block number as AAD position), and
+//!   `meta.json` is a version-2 envelope whose body (officer, device, times, GPS, labels,
+//!   CRCs) is sealed (domain `FTM1`). Such a tier refuses plaintext `meta.json` records, so a
+//!   swapped-in plaintext copy is never served as the segment.
 
 mod check;
 
@@ -42,6 +48,22 @@ pub const BLOCK_SIZE: u64 = 1 << 20;
 const UPLOAD_CHUNK: usize = 8 << 20;
 const META_FORMAT: &str = "footage-segment";
 const META_VERSION: u32 = 1;
+/// `meta.json` version of an encrypted store's envelope ([`SealedMeta`]).
+const META_VERSION_SEALED: u32 = 2;
+
+/// The `meta.json` of an encrypted store: only what is needed to find the key is clear.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SealedMeta {
+    format: String,
+    version: u32,
+    store_id: String,
+    id: u64,
+    encryption: String,
+    key_id: String,
+    /// base64 of nonce ‖ AES-256-GCM(version-1 `meta.json` body) ‖ tag.
+    sealed: String,
+}
 
 /// The self-describing record of one uploaded segment (`meta.json`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -69,7 +91,12 @@ pub struct CloudMeta {
     pub uploaded_us: i64,
     pub part_size: u64,
     pub block_size: u64,
+    /// CRC32 of every stored block, in order (of the sealed block in an encrypted store).
     pub block_crc32: Vec<u32>,
+    /// The parts hold sealed blocks and `meta.json` was sealed (not a JSON field: the
+    /// envelope's version says it).
+    #[serde(skip)]
+    pub sealed: bool,
 }
 
 impl CloudMeta {
@@ -97,6 +124,8 @@ pub struct Tier {
     url: String,
     root: ObjPath,
     metas: Mutex<HashMap<u64, Arc<CloudMeta>>>,
+    /// The store key's context when the store is encrypted.
+    crypt: Option<Arc<crate::crypt::Crypt>>,
 }
 
 fn cloud<E: std::fmt::Display>(what: impl std::fmt::Display) -> impl FnOnce(E) -> Error {
@@ -140,7 +169,101 @@ impl Tier {
             url: url.to_string(),
             root: ObjPath::from(store_id),
             metas: Mutex::new(HashMap::new()),
+            crypt: None,
         })
+    }
+
+    /// Seals what is uploaded with the store key (and requires sealed records) when `crypt`
+    /// is given.
+    pub fn with_crypt(mut self, crypt: Option<Arc<crate::crypt::Crypt>>) -> Tier {
+        self.crypt = crypt;
+        self
+    }
+
+    /// Encodes a `meta.json`: as is, or sealed in an envelope in an encrypted store.
+    fn encode_meta(&self, meta: &CloudMeta) -> Result<Vec<u8>> {
+        let json = serde_json::to_vec_pretty(meta)
+            .map_err(|e| Error::Cloud(format!("encoding meta.json: {e}")))?;
+        let Some(c) = &self.crypt else {
+            return Ok(json);
+        };
+        use base64::Engine;
+        let sealed = c
+            .segment(meta.id)
+            .seal(crate::crypt::DOMAIN_META, 0, &[&json]);
+        let env = SealedMeta {
+            format: META_FORMAT.into(),
+            version: META_VERSION_SEALED,
+            store_id: meta.store_id.clone(),
+            id: meta.id,
+            encryption: crate::crypt::ALGORITHM.into(),
+            key_id: c.key_id(),
+            sealed: base64::engine::general_purpose::STANDARD.encode(sealed),
+        };
+        serde_json::to_vec_pretty(&env)
+            .map_err(|e| Error::Cloud(format!("encoding meta.json: {e}")))
+    }
+
+    /// Decodes a `meta.json` read from `path`, opening a sealed one with the store key.
+    fn decode_meta(&self, data: &[u8], path: &ObjPath) -> Result<CloudMeta> {
+        let invalid = |e: &dyn std::fmt::Display| Error::Cloud(format!("{path} is not valid: {e}"));
+        let value: serde_json::Value = serde_json::from_slice(data).map_err(|e| invalid(&e))?;
+        let version = value.get("version").and_then(|v| v.as_u64());
+        if version != Some(u64::from(META_VERSION_SEALED)) {
+            if self.crypt.is_some() {
+                return Err(Error::Cloud(format!(
+                    "{path} is not encrypted but this store is: refused (a plaintext copy in an \
+                     encrypted store's bucket was not written by it)"
+                )));
+            }
+            let meta: CloudMeta = serde_json::from_value(value).map_err(|e| invalid(&e))?;
+            return Ok(meta);
+        }
+        let env: SealedMeta = serde_json::from_value(value).map_err(|e| invalid(&e))?;
+        let Some(c) = &self.crypt else {
+            return Err(Error::Cloud(format!(
+                "{path} is encrypted (key id {}): give the store key with --key-file PATH or \
+                 FOOTAGE_KEY",
+                env.key_id
+            )));
+        };
+        if env.encryption != crate::crypt::ALGORITHM || env.format != META_FORMAT {
+            return Err(invalid(&format!(
+                "unknown format {:?} or encryption {:?}",
+                env.format, env.encryption
+            )));
+        }
+        if !env.key_id.eq_ignore_ascii_case(&c.key_id()) {
+            return Err(Error::Cloud(format!(
+                "{path} was sealed with key id {}, this store's key has id {}",
+                env.key_id,
+                c.key_id()
+            )));
+        }
+        use base64::Engine;
+        let sealed = base64::engine::general_purpose::STANDARD
+            .decode(env.sealed.as_bytes())
+            .map_err(|e| invalid(&e))?;
+        let body = c
+            .segment(env.id)
+            .open(crate::crypt::DOMAIN_META, 0, &sealed)
+            .map_err(|t| Error::Cloud(format!("{path}: {t}")))?;
+        let mut meta: CloudMeta = serde_json::from_slice(&body).map_err(|e| invalid(&e))?;
+        if meta.id != env.id {
+            return Err(invalid(&"the sealed body names another segment"));
+        }
+        meta.sealed = true;
+        Ok(meta)
+    }
+
+    /// Bytes a stored block of `plain` bytes takes in a part.
+    fn stored_block(sealed: bool, plain: u64) -> u64 {
+        plain
+            + if sealed {
+                crate::crypt::OVERHEAD as u64
+            } else {
+                0
+            }
     }
 
     pub fn url(&self) -> &str {
@@ -161,7 +284,7 @@ impl Tier {
 
     /// Uploads segment `meta.id` (resuming a previous attempt), verifies it and writes its
     /// `meta.json`. `read` returns verified local bytes of the segment; `progress` gets bytes
-    /// uploaded or skipped.
+    /// uploaded or skipped. In an encrypted store each 1 MiB block is sealed before upload.
     pub fn upload(
         &self,
         mut meta: CloudMeta,
@@ -169,8 +292,9 @@ impl Tier {
         progress: &mut dyn FnMut(u64),
     ) -> Result<CloudMeta> {
         let id = meta.id;
+        meta.sealed = self.crypt.is_some();
+        let cipher = self.crypt.as_ref().map(|c| c.segment(id));
         let parts = meta.bytes.div_ceil(PART_SIZE).max(1);
-        let mut crcs = Vec::with_capacity(meta.bytes.div_ceil(BLOCK_SIZE) as usize);
         let mut hasher = Sha256::new();
         for part in 0..parts {
             let start = part * PART_SIZE;
@@ -182,16 +306,31 @@ impl Tier {
                 )));
             }
             hasher.update(&data);
-            crcs.extend(data.chunks(BLOCK_SIZE as usize).map(crc32fast::hash));
+            let stored_len = len + Tier::stored_block(meta.sealed, 0) * len.div_ceil(BLOCK_SIZE);
             let path = self.part_path(id, part);
             let present = self
                 .rt
                 .block_on(self.store.head(&path))
-                .is_ok_and(|m| m.size == len);
+                .is_ok_and(|m| m.size == stored_len);
             if !present {
                 if crate::fail::error("cloud.put") {
                     return Err(Error::Cloud(format!("uploading {path}: injected failure")));
                 }
+                let data = match &cipher {
+                    None => data,
+                    Some(c) => {
+                        let first = start / BLOCK_SIZE;
+                        let mut out = Vec::with_capacity(stored_len as usize);
+                        for (i, b) in data.chunks(BLOCK_SIZE as usize).enumerate() {
+                            out.extend_from_slice(&c.seal(
+                                crate::crypt::DOMAIN_BLOCK,
+                                first + i as u64,
+                                &[b],
+                            ));
+                        }
+                        out
+                    }
+                };
                 self.rt.block_on(async {
                     let upload = self
                         .store
@@ -223,13 +362,12 @@ impl Tier {
                     .into(),
             });
         }
-        meta.block_crc32 = crcs;
         meta.part_size = PART_SIZE;
         meta.block_size = BLOCK_SIZE;
-        // Verify what the cloud holds now, before anyone may drop the local copy.
-        self.verify_parts(&meta)?;
-        let json = serde_json::to_vec_pretty(&meta)
-            .map_err(|e| Error::Cloud(format!("encoding meta.json: {e}")))?;
+        // Verify what the cloud holds now, before anyone may drop the local copy; the block
+        // CRCs are those of the bytes stored (a resumed upload keeps parts sealed earlier).
+        meta.block_crc32 = self.verify_parts(&meta)?;
+        let json = self.encode_meta(&meta)?;
         let path = self.meta_path(id);
         self.rt
             .block_on(self.store.put(&path, PutPayload::from(json)))
@@ -239,10 +377,23 @@ impl Tier {
         Ok(meta)
     }
 
-    /// Reads every part back and checks the SHA-256 of the whole segment.
-    fn verify_parts(&self, meta: &CloudMeta) -> Result<()> {
+    /// Reads every part back, checks the SHA-256 of the whole segment (opening every sealed
+    /// block first) and returns the CRC32 of every stored block.
+    fn verify_parts(&self, meta: &CloudMeta) -> Result<Vec<u32>> {
         let parts = meta.bytes.div_ceil(PART_SIZE).max(1);
+        let cipher = match (&self.crypt, meta.sealed) {
+            (Some(c), true) => Some(c.segment(meta.id)),
+            (None, false) => None,
+            _ => {
+                return Err(Error::Cloud(format!(
+                    "segment {}: the cloud copy's encryption does not match the store's",
+                    meta.id
+                )))
+            }
+        };
+        let stored_block = Tier::stored_block(meta.sealed, BLOCK_SIZE) as usize;
         let mut hasher = Sha256::new();
+        let mut crcs = Vec::with_capacity(meta.bytes.div_ceil(BLOCK_SIZE) as usize);
         let mut total = 0u64;
         for part in 0..parts {
             let path = self.part_path(meta.id, part);
@@ -250,8 +401,25 @@ impl Tier {
                 .rt
                 .block_on(async { self.store.get(&path).await?.bytes().await })
                 .map_err(cloud(format!("reading back {path}")))?;
-            total += data.len() as u64;
-            hasher.update(&data);
+            for b in data.chunks(stored_block) {
+                let n = crcs.len() as u64;
+                crcs.push(crc32fast::hash(b));
+                match &cipher {
+                    None => {
+                        total += b.len() as u64;
+                        hasher.update(b);
+                    }
+                    Some(c) => {
+                        let plain = c.open(crate::crypt::DOMAIN_BLOCK, n, b).map_err(|t| {
+                            Error::Cloud(format!(
+                                "{path}: block {n}: {t}; it will be uploaded again"
+                            ))
+                        })?;
+                        total += plain.len() as u64;
+                        hasher.update(&plain);
+                    }
+                }
+            }
         }
         if total != meta.bytes || hex(&hasher.finalize()) != meta.sha256 {
             return Err(Error::Cloud(format!(
@@ -259,13 +427,13 @@ impl Tier {
                 meta.id
             )));
         }
-        Ok(())
+        Ok(crcs)
     }
 
     /// Checks the whole cloud copy of a segment against its SHA-256 (`verify --cloud`).
     pub fn verify(&self, id: u64) -> Result<()> {
         let meta = self.meta(id)?;
-        self.verify_parts(&meta)
+        self.verify_parts(&meta).map(|_| ())
     }
 
     /// The `meta.json` of a segment (cached).
@@ -278,8 +446,7 @@ impl Tier {
             .rt
             .block_on(async { self.store.get(&path).await?.bytes().await })
             .map_err(cloud(format!("reading {path}")))?;
-        let meta: CloudMeta = serde_json::from_slice(&data)
-            .map_err(|e| Error::Cloud(format!("{path} is not valid: {e}")))?;
+        let meta = self.decode_meta(&data, &path)?;
         meta.check(id)?;
         let meta = Arc::new(meta);
         self.metas.lock().insert(id, Arc::clone(&meta));
@@ -294,8 +461,7 @@ impl Tier {
         meta.tags = state.tags.clone();
         meta.cases = state.cases.clone();
         meta.holds = state.holds.clone();
-        let json = serde_json::to_vec_pretty(&meta)
-            .map_err(|e| Error::Cloud(format!("encoding meta.json: {e}")))?;
+        let json = self.encode_meta(&meta)?;
         let path = self.meta_path(id);
         self.rt
             .block_on(self.store.put(&path, PutPayload::from(json)))
@@ -304,23 +470,39 @@ impl Tier {
         Ok(())
     }
 
-    /// Reads `range` of a segment from the cloud, verifying every block it touches.
+    /// Reads `range` of a segment from the cloud, verifying (and, in an encrypted store,
+    /// opening) every block it touches.
     pub fn read_range(&self, id: u64, range: Range<u64>) -> Result<Vec<u8>> {
         let meta = self.meta(id)?;
         let end = range.end.min(meta.bytes);
         if range.start >= end {
             return Ok(Vec::new());
         }
+        let cipher = match (meta.sealed, &self.crypt) {
+            (true, Some(c)) => Some(c.segment(id)),
+            (false, _) => None,
+            (true, None) => {
+                return Err(Error::Cloud(format!(
+                    "segment {id}: the cloud copy is encrypted and no key was given"
+                )))
+            }
+        };
+        // A block of `plain` bytes is stored as `plain + overhead` bytes; every block of a
+        // part but the segment's last is full.
+        let overhead = Tier::stored_block(meta.sealed, 0);
+        let stored = BLOCK_SIZE + overhead;
+        let per_part = PART_SIZE / BLOCK_SIZE;
+        let plain_len = |n: u64| (meta.bytes - n * BLOCK_SIZE).min(BLOCK_SIZE);
         let first = range.start / BLOCK_SIZE;
         let last = (end - 1) / BLOCK_SIZE;
         let mut out = Vec::with_capacity((end - range.start) as usize);
         let mut block = first;
         while block <= last {
             // Fetch the run of blocks that lies in one part.
-            let part = block * BLOCK_SIZE / PART_SIZE;
-            let part_last = ((part + 1) * PART_SIZE / BLOCK_SIZE - 1).min(last);
-            let from = block * BLOCK_SIZE - part * PART_SIZE;
-            let to = ((part_last + 1) * BLOCK_SIZE).min(meta.bytes) - part * PART_SIZE;
+            let part = block / per_part;
+            let part_last = ((part + 1) * per_part - 1).min(last);
+            let from = (block - part * per_part) * stored;
+            let to = (part_last - part * per_part) * stored + plain_len(part_last) + overhead;
             let path = self.part_path(id, part);
             let data = self
                 .rt
@@ -329,7 +511,7 @@ impl Tier {
             if data.len() as u64 != to - from {
                 return Err(Error::Cloud(format!("{path}: short read")));
             }
-            for (i, b) in data.chunks(BLOCK_SIZE as usize).enumerate() {
+            for (i, b) in data.chunks(stored as usize).enumerate() {
                 let n = block + i as u64;
                 let want = meta.block_crc32.get(n as usize).copied();
                 if want != Some(crc32fast::hash(b)) {
@@ -339,6 +521,20 @@ impl Tier {
                         what: format!("cloud copy block {n} fails its CRC32 ({path})"),
                     });
                 }
+                let opened;
+                let b = match &cipher {
+                    None => b,
+                    Some(c) => {
+                        opened = c.open(crate::crypt::DOMAIN_BLOCK, n, b).map_err(|t| {
+                            Error::SegmentCorrupt {
+                                segment: id,
+                                offset: n * BLOCK_SIZE,
+                                what: format!("cloud copy block {n} ({path}): {t}"),
+                            }
+                        })?;
+                        &opened[..]
+                    }
+                };
                 let abs = n * BLOCK_SIZE;
                 let lo = range.start.max(abs) - abs;
                 let hi = end.min(abs + b.len() as u64) - abs;
@@ -420,8 +616,7 @@ impl Tier {
                 .rt
                 .block_on(async { self.store.get(&p).await?.bytes().await })
                 .map_err(cloud(format!("reading {p}")))?;
-            let meta: CloudMeta = serde_json::from_slice(&data)
-                .map_err(|e| Error::Cloud(format!("{p} is not valid: {e}")))?;
+            let meta = self.decode_meta(&data, &p)?;
             meta.check(meta.id)?;
             metas.push(meta);
         }
@@ -474,5 +669,6 @@ pub fn meta_for(
         part_size: PART_SIZE,
         block_size: BLOCK_SIZE,
         block_crc32: Vec::new(),
+        sealed: false,
     }
 }

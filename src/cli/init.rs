@@ -1,0 +1,96 @@
+//! `footage init`: creates a store with chosen settings (encrypted with `--encrypt`), and
+//! the loading of the store key for every command (`--key-file`, `FOOTAGE_KEY`).
+//!
+//! Invariants: a store that already exists is never changed by `init` (it fails instead);
+//! the key itself is never printed or written anywhere, only its id.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Serialize;
+
+use super::print_json;
+use crate::{Key, StoreOptions};
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Encrypt chunk payloads and cloud copies with AES-256-GCM under the store key
+    /// (--key-file or FOOTAGE_KEY); chosen now, for the life of the store
+    #[arg(long)]
+    pub encrypt: bool,
+    /// Write a new random key (64 hex digits, mode 0600) to this file and use it; the file
+    /// must not exist
+    #[arg(long, value_name = "PATH", requires = "encrypt")]
+    pub new_key_file: Option<PathBuf>,
+    /// Bytes per chunk record, a multiple of 4096 from 65536 to 16777216
+    #[arg(long, value_name = "BYTES")]
+    pub chunk_size: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct Created {
+    store: String,
+    store_id: String,
+    encryption: Option<String>,
+    key_id: Option<String>,
+}
+
+/// The store key from `--key-file PATH`, else from `FOOTAGE_KEY`, else none.
+pub fn load_key(key_file: Option<&Path>) -> anyhow::Result<Option<Key>> {
+    match key_file {
+        Some(p) => Ok(Some(Key::from_file(p)?)),
+        None => Ok(Key::from_env()?),
+    }
+}
+
+/// Writes a new random key to `path` as hex text, readable only by its owner.
+fn write_new_key(path: &Path) -> anyhow::Result<Key> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let key = Key::generate();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("cannot create key file {}: {e}", path.display()))?;
+    f.write_all(format!("{}\n", key.hex()).as_bytes())?;
+    f.sync_all()?;
+    Ok(key)
+}
+
+pub fn run(root: &Path, args: InitArgs, key: Option<Key>) -> anyhow::Result<i32> {
+    if root.join(crate::CONFIG_FILE).exists() {
+        anyhow::bail!("{} already holds a store", root.display());
+    }
+    let key = match (&args.new_key_file, key) {
+        (Some(_), Some(_)) => {
+            anyhow::bail!(
+                "--new-key-file makes a new key: do not also give --key-file or FOOTAGE_KEY"
+            )
+        }
+        (Some(p), None) => Some(write_new_key(p)?),
+        (None, key) => key,
+    };
+    if args.encrypt && key.is_none() {
+        anyhow::bail!("--encrypt needs a key: --key-file PATH, FOOTAGE_KEY or --new-key-file PATH");
+    }
+    let mut opts = StoreOptions {
+        encrypt: args.encrypt,
+        key,
+        ..StoreOptions::default()
+    };
+    if let Some(c) = args.chunk_size {
+        opts.chunk_size = c;
+    }
+    let store = crate::Store::open_with(root, &opts)?;
+    let cfg = store.config().clone();
+    store.close()?;
+    print_json(&Created {
+        store: root.display().to_string(),
+        store_id: cfg.store_id,
+        encryption: cfg.encryption,
+        key_id: cfg.key_id,
+    })?;
+    Ok(super::EXIT_OK)
+}
