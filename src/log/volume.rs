@@ -143,9 +143,25 @@ impl Volume {
     /// a hole punched with fallocate where the filesystem supports it, else zeros written.
     /// The file keeps its length. Returns the bytes freed.
     pub fn punch(&self, offset: u64, len: u64) -> Result<u64> {
-        use std::os::fd::AsRawFd;
+        self.punch_many(&[(offset, len)])
+    }
+
+    /// Frees several `(offset, len)` ranges as `punch` does, with one fdatasync at the end
+    /// (the records of one segment in one volume). Returns the bytes freed.
+    pub fn punch_many(&self, ranges: &[(u64, u64)]) -> Result<u64> {
         let _w = self.punch_lock.write();
         self.epoch.fetch_add(1, Ordering::SeqCst);
+        let mut total = 0;
+        for &(offset, len) in ranges {
+            total += self.punch_range(offset, len)?;
+        }
+        crate::fsio::sync_data(&self.file).at(&self.path)?;
+        Ok(total)
+    }
+
+    /// One range of `punch_many`, without the fdatasync; the caller holds `punch_lock`.
+    fn punch_range(&self, offset: u64, len: u64) -> Result<u64> {
+        use std::os::fd::AsRawFd;
         let fd = self.file.as_raw_fd();
         let (off, n) = (
             libc::off_t::try_from(offset).map_err(|_| Error::Invalid("offset too large".into()))?,
@@ -179,7 +195,6 @@ impl Volume {
                 done += k as u64;
             }
         }
-        crate::fsio::sync_data(&self.file).at(&self.path)?;
         Ok(len)
     }
 
@@ -192,14 +207,10 @@ impl Volume {
     pub fn rewrite_record(&self, pos: u64, header: &RecordHeader, payload: &[u8]) -> Result<()> {
         let _w = self.punch_lock.write();
         self.epoch.fetch_add(1, Ordering::SeqCst);
-        self.file
-            .write_all_at(&header.encode(), pos)
-            .at(&self.path)?;
+        crate::fsio::write_all_at(&self.file, &header.encode(), pos).at(&self.path)?;
         crate::fail::point("repair.torn");
-        self.file
-            .write_all_at(payload, pos + HEADER_LEN)
-            .at(&self.path)?;
-        self.file.sync_data().at(&self.path)
+        crate::fsio::write_all_at(&self.file, payload, pos + HEADER_LEN).at(&self.path)?;
+        crate::fsio::sync_data(&self.file).at(&self.path)
     }
 
     /// Runs `f` while no punch can happen; returns it with the punch epoch.

@@ -82,12 +82,20 @@ impl Inner {
         } else {
             0
         };
-        let mut total = 0;
+        // One fdatasync per volume, not per chunk.
+        let mut by_volume: std::collections::BTreeMap<u32, Vec<(u64, u64)>> = Default::default();
         for x in extents {
-            let Some(vol) = self.volume(x.volume_id) else {
+            by_volume
+                .entry(x.volume_id)
+                .or_default()
+                .push((x.offset, HEADER_LEN + u64::from(x.len) + sealed));
+        }
+        let mut total = 0;
+        for (vid, ranges) in by_volume {
+            let Some(vol) = self.volume(vid) else {
                 continue; // its disk is gone (or it was compacted away): nothing to free there
             };
-            total += vol.punch(x.offset, HEADER_LEN + u64::from(x.len) + sealed)?;
+            total += vol.punch_many(&ranges)?;
         }
         Ok(total)
     }
