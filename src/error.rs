@@ -23,7 +23,7 @@ pub enum Error {
     },
     /// `hint` says what can free space (ingest says whether retention can evict or delete
     /// anything now).
-    #[error("disk full writing {}: {hint}; nothing stored was lost", path.display())]
+    #[error("disk full writing {}: {hint}; nothing stored was lost, and nothing is dropped to make room (only segments with a verified cloud copy are evicted, only those past delete_after are deleted)", path.display())]
     DiskFull { path: PathBuf, hint: String },
     #[error("corrupt data in {} at offset {offset}: {what}", path.display())]
     Corruption {
