@@ -439,3 +439,61 @@ fn background_retention_runs_on_its_own_records_errors_and_stops() {
     };
     assert!(store.start_retention(bad).is_err());
 }
+
+/// The audit chain head goes to the cloud after an apply; a local log that no longer reaches
+/// it, or disagrees with it, is reported by `audit --verify --cloud`.
+#[test]
+fn the_audit_head_published_to_the_cloud_detects_a_truncated_or_rewritten_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let cloud = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), cloud.path());
+    for n in 0..6 {
+        let data = random_bytes(900 + n, 50_000);
+        store
+            .ingest_bytes(meta("MET-1", T0 + n as i64, &["evidential"]), &data)
+            .unwrap();
+    }
+    let s = store
+        .retention_apply(T0 + 40 * DAY, false, "t", &mut |_| {})
+        .unwrap();
+    assert!(s.uploaded > 0 && s.failed.is_empty(), "{s:?}");
+    let (head, problem) = store.audit_check_cloud().unwrap();
+    let head = head.expect("apply published the head");
+    assert!(head.count > 6 && problem.is_none(), "{head:?} {problem:?}");
+    // More entries since: still consistent.
+    store.categorize(1, "training", "t").unwrap();
+    assert_eq!(store.audit_check_cloud().unwrap().1, None);
+    // The cloud's head names an entry the local log does not have: a truncated tail.
+    let path = walk(cloud.path())
+        .into_iter()
+        .find(|p| p.ends_with("audit/HEAD.json"))
+        .expect("HEAD.json in the bucket");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let far = text.replace(
+        &format!("\"count\":{}", head.count),
+        &format!("\"count\":{}", head.count + 1000),
+    );
+    assert_ne!(far, text);
+    std::fs::write(&path, &far).unwrap();
+    let p = store
+        .audit_check_cloud()
+        .unwrap()
+        .1
+        .expect("truncation found");
+    assert!(p.contains("truncated"), "{p}");
+    // Same count, another hash: the log was rewritten.
+    let other = text.replace(&head.hash, &"0".repeat(64));
+    std::fs::write(&path, &other).unwrap();
+    let p = store.audit_check_cloud().unwrap().1.expect("rewrite found");
+    assert!(p.contains("rewritten"), "{p}");
+    // The CLI says so with exit code 1.
+    drop(store);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_footage"))
+        .arg("--store")
+        .arg(dir.path())
+        .args(["audit", "--verify", "--cloud"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rewritten"));
+}

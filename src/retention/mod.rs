@@ -246,6 +246,13 @@ impl Store {
                 Ok(freed) => s.bytes_reclaimed += freed,
                 Err(e) => s.failed.push(format!("dropping empty volumes: {e}")),
             }
+            // The chain head goes where the station cannot rewrite it (only when the cloud
+            // tier was used: a store that never uploads need not reach it).
+            if s.uploaded + s.evicted + s.deleted > 0 {
+                if let Err(e) = self.publish_audit_head() {
+                    s.failed.push(format!("publishing the audit head: {e}"));
+                }
+            }
             if policy.compact_below_live > 0.0 {
                 match self.compact(1.0 - policy.compact_below_live, actor) {
                     Ok(c) => {

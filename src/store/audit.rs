@@ -11,14 +11,17 @@
 
 use std::sync::Arc;
 
-use super::Store;
-use crate::audit::{self, AuditEntry, AuditReport, Durability, STORE_ACTOR};
+use super::{hex, Store};
+use crate::audit::{self, AuditEntry, AuditHead, AuditReport, Durability, STORE_ACTOR};
 use crate::error::{Error, Result};
 use crate::index::geo::Area;
 use crate::index::query::Query;
 
 /// The actor of changes made through a handle without one.
 pub const SYSTEM_ACTOR: &str = "system";
+
+/// Version of the `audit/HEAD.json` object published to the cloud tier.
+const CLOUD_HEAD_FORMAT: u64 = 1;
 
 /// Actions recorded with a batched fsync when passed to [`Store::audit`]; every other action
 /// is recorded durably.
@@ -94,6 +97,76 @@ impl Store {
     pub fn audit_verify(&self) -> Result<AuditReport> {
         let log = &self.inner.audit;
         audit::verify(&log.dir, self.inner.store_id, log.written(), &log.findings)
+    }
+
+    /// Publishes the durable chain head to the cloud tier (`audit/HEAD.json`, FORMAT.md §17),
+    /// outside the station's reach: a later truncation or rewrite of the local log's tail is
+    /// then detected by [`Store::audit_check_cloud`]. `retention apply` does it after every run.
+    pub fn publish_audit_head(&self) -> Result<AuditHead> {
+        let (count, hash) = self.audit_head();
+        let head = AuditHead {
+            count,
+            hash: hex(&hash),
+            time: Some(crate::input::time::format_time(crate::store::now_us())),
+        };
+        let json = serde_json::json!({
+            "format": CLOUD_HEAD_FORMAT,
+            "store_id": hex(&self.inner.store_id),
+            "count": head.count,
+            "hash": head.hash,
+            "time": head.time,
+        });
+        self.inner
+            .tier()?
+            .put_audit_head(json.to_string().into_bytes())?;
+        Ok(head)
+    }
+
+    /// Compares the local audit log with the head published to the cloud: the log must hold
+    /// that many entries and its entry `count - 1` must have that hash. Returns the head read
+    /// from the cloud (None if none was published) and the problem found, if any.
+    pub fn audit_check_cloud(&self) -> Result<(Option<AuditHead>, Option<String>)> {
+        let Some(bytes) = self.inner.tier()?.get_audit_head()? else {
+            return Ok((None, None));
+        };
+        let bad = |what: &str| Error::Cloud(format!("the cloud's audit/HEAD.json {what}"));
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| bad(&format!("is not JSON: {e}")))?;
+        if v["format"].as_u64() != Some(CLOUD_HEAD_FORMAT) {
+            return Err(bad("has an unknown format (written by a newer footage?)"));
+        }
+        if v["store_id"].as_str() != Some(hex(&self.inner.store_id).as_str()) {
+            return Err(bad("belongs to another store"));
+        }
+        let (Some(count), Some(hash)) = (v["count"].as_u64(), v["hash"].as_str()) else {
+            return Err(bad("lacks count or hash"));
+        };
+        let head = AuditHead {
+            count,
+            hash: hash.to_string(),
+            time: v["time"].as_str().map(str::to_string),
+        };
+        if count == 0 {
+            return Ok((Some(head), None));
+        }
+        let entries = self.audit_entries(None, None)?;
+        let problem = match entries.iter().find(|e| e.index == count - 1) {
+            None => Some(format!(
+                "the local audit log has no entry {} although the cloud holds a head of {count} \
+                 entries published {}: its tail was truncated or lost",
+                count - 1,
+                head.time.as_deref().unwrap_or("earlier")
+            )),
+            Some(e) if hex(&e.hash) != head.hash => Some(format!(
+                "entry {} of the local audit log has hash {} but the head published to the \
+                 cloud says {}: the log was rewritten",
+                count - 1,
+                hex(&e.hash),
+                head.hash
+            )),
+            Some(_) => None,
+        };
+        Ok((Some(head), problem))
     }
 
     /// The durable chain head: entries so far and the hash of the last one.

@@ -470,6 +470,28 @@ impl Tier {
         Ok(())
     }
 
+    /// Writes the audit chain head published to the cloud (`<prefix>/<store>/audit/HEAD.json`).
+    pub fn put_audit_head(&self, json: Vec<u8>) -> Result<()> {
+        let path = self.root.clone().join("audit").join("HEAD.json");
+        self.rt
+            .block_on(self.store.put(&path, PutPayload::from(json)))
+            .map_err(cloud(format!("writing {path}")))?;
+        Ok(())
+    }
+
+    /// The audit chain head published to the cloud, if one was.
+    pub fn get_audit_head(&self) -> Result<Option<Vec<u8>>> {
+        let path = self.root.clone().join("audit").join("HEAD.json");
+        match self.rt.block_on(async {
+            let r = self.store.get(&path).await?;
+            r.bytes().await
+        }) {
+            Ok(b) => Ok(Some(b.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Error::Cloud(format!("reading {path}: {e}"))),
+        }
+    }
+
     /// Reads `range` of a segment from the cloud, verifying (and, in an encrypted store,
     /// opening) every block it touches.
     pub fn read_range(&self, id: u64, range: Range<u64>) -> Result<Vec<u8>> {
