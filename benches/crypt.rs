@@ -46,7 +46,8 @@ fn fixture(name: &str, encrypt: bool) -> Fixture {
         key: encrypt.then(|| Key::from_bytes([0x5a; 32])),
         ..StoreOptions::default()
     };
-    let store = Store::open_with(dir.path().join("store"), &opts).expect("open store");
+    let store =
+        footage::testing::open_or_create_with(dir.path().join("store"), &opts).expect("open store");
     let data = common::random_bytes(SEGMENT, 42);
     let id = store
         .ingest_bytes(common::meta(0, 0, 1), &data)

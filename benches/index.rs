@@ -1056,7 +1056,7 @@ fn open_child(dir: &str) {
     let before = common::rss_bytes();
     let cpu = cpu_time();
     let t = Instant::now();
-    let s = Store::open(dir).expect("open");
+    let s = footage::testing::open_or_create_default(dir).expect("open");
     let d = t.elapsed();
     let cpu = cpu_time() - cpu;
     let after = common::rss_bytes();
@@ -1304,7 +1304,7 @@ fn main() {
     );
 
     // Both engines, and the queries.
-    let store = Store::open(&store_dir).unwrap();
+    let store = footage::testing::open_or_create_default(&store_dir).unwrap();
     assert_eq!(store.len(), n);
     let sql = Sqlite::open(&db_path);
     let queries: Vec<Vec<Q>> = (0..KINDS.len())

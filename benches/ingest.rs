@@ -131,7 +131,7 @@ fn footage_iteration(bufs: &mut [Vec<u8>], per_stream: usize) -> Duration {
         volume_size: 4 << 30,
         ..StoreOptions::default()
     };
-    let store = Store::open_with(dir.path(), &opts).expect("open store");
+    let store = footage::testing::open_or_create_with(dir.path(), &opts).expect("open store");
     // Create the active volume outside the timed region (same footage day as below).
     let mut first = common::random_bytes(4 * KIB, 7);
     common::stamp(&mut first, UNIQUE.fetch_add(1, Ordering::Relaxed));

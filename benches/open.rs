@@ -106,7 +106,7 @@ impl Fixture {
 
     fn open(&self) -> (Store, Duration) {
         let t = Instant::now();
-        let s = Store::open_with(&self.store, &opts()).expect("open");
+        let s = footage::testing::open_or_create_with(&self.store, &opts()).expect("open");
         let d = t.elapsed();
         assert_eq!(s.len(), self.segments, "{}: segments", self.name);
         assert_eq!(
@@ -125,7 +125,7 @@ fn build(root: &Path) -> Vec<Fixture> {
     let e = root.join("empty").join("store");
 
     let t = Instant::now();
-    let store = Store::open_with(&a, &opts()).expect("create store");
+    let store = footage::testing::open_or_create_with(&a, &opts()).expect("create store");
     ingest(&store, BASE);
     let ingest_a = t.elapsed();
     let grown_a = store.catalog_heap_bytes();
@@ -144,7 +144,7 @@ fn build(root: &Path) -> Vec<Fixture> {
 
     let t = Instant::now();
     copy_dir(&a, &b);
-    let store = Store::open_with(&b, &opts()).expect("reopen copy");
+    let store = footage::testing::open_or_create_with(&b, &opts()).expect("reopen copy");
     ingest(&store, TAIL);
     assert_eq!(store.len(), BASE + TAIL);
     let grown_b = store.catalog_heap_bytes();
@@ -163,7 +163,7 @@ fn build(root: &Path) -> Vec<Fixture> {
         grown_b as f64 / (BASE + TAIL) as f64
     );
 
-    Store::open_with(&e, &opts())
+    footage::testing::open_or_create_with(&e, &opts())
         .expect("create empty")
         .close()
         .expect("close empty");
@@ -221,7 +221,7 @@ fn build(root: &Path) -> Vec<Fixture> {
 fn rss_child(dir: &str) {
     let before = common::rss_bytes();
     let t = Instant::now();
-    let s = Store::open_with(dir, &opts()).expect("open");
+    let s = footage::testing::open_or_create_with(dir, &opts()).expect("open");
     let d = t.elapsed();
     let after = common::rss_bytes();
     println!(

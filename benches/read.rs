@@ -54,7 +54,8 @@ fn build() -> Fixture {
         chunk_size: 1 << 20,
         ..StoreOptions::default()
     };
-    let store = Store::open_with(dir.path().join("store"), &opts).expect("open store");
+    let store =
+        footage::testing::open_or_create_with(dir.path().join("store"), &opts).expect("open store");
     let data = common::random_bytes(SEGMENT, 42);
     let id = store
         .ingest_bytes(common::meta(0, 0, 1), &data)

@@ -36,7 +36,7 @@ fn build(n: usize) -> (tempfile::TempDir, Store, Vec<u64>) {
         volume_size: 64 << 20,
         ..StoreOptions::default()
     };
-    let store = Store::open_with(dir.path().join("s"), &opts).unwrap();
+    let store = footage::testing::open_or_create_with(dir.path().join("s"), &opts).unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut bytes = vec![0u8; SEGMENT_MB << 20];
     let mut doomed = Vec::new();

@@ -43,7 +43,7 @@ fn baseline_store(url: &str) -> Arc<dyn ObjectStore> {
 fn bench_target(c: &mut Criterion, name: &str, url: &str, mb: usize) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("store");
-    let store = Store::open_with(&root, &StoreOptions::default()).unwrap();
+    let store = footage::testing::open_or_create_with(&root, &StoreOptions::default()).unwrap();
     let policy = std::fs::read_to_string(root.join("policy.toml"))
         .unwrap()
         .replace("file:///var/lib/footage-cloud", &format!("{url}/footage"));

@@ -41,6 +41,12 @@ pub enum Error {
     Unavailable { segment: u64, reason: String },
     #[error("no segment with id {0}")]
     NotFound(String),
+    /// `open` found no store (no `footage.toml`) in the directory: nothing was created there.
+    #[error("no store at {} (create one with: footage init --store {})", path.display(), path.display())]
+    NoStore { path: PathBuf },
+    /// `create` found a store already in the directory: it was not changed.
+    #[error("{} already holds a store", path.display())]
+    StoreExists { path: PathBuf },
     #[error("store {} is locked by another process (is `footage serve` or another ingest running?)", path.display())]
     Locked { path: PathBuf },
     #[error("{what} in {} has format version {found}, this build reads version {supported}: use a newer footage", path.display())]

@@ -60,3 +60,25 @@ pub fn synthesize_store(
     checkpoint::write(&catalog_dir, 1, &file)?;
     Ok(n)
 }
+
+/// Tests and benchmarks only: opens the store at `root`, creating it with `opts` first if the
+/// directory holds none. The public API keeps the two apart ([`crate::Store::open_with`],
+/// [`crate::Store::create_with`]) so that a mistyped path is refused; a test that reopens
+/// the same directory many times uses this instead.
+pub fn open_or_create(root: &Path, opts: &StoreOptions) -> Result<crate::Store> {
+    if root.join(crate::config::CONFIG_FILE).exists() {
+        crate::Store::open_with(root, opts)
+    } else {
+        crate::Store::create_with(root, opts)
+    }
+}
+
+/// [`open_or_create`] for any path type.
+pub fn open_or_create_with(root: impl AsRef<Path>, opts: &StoreOptions) -> Result<crate::Store> {
+    open_or_create(root.as_ref(), opts)
+}
+
+/// [`open_or_create`] with default options.
+pub fn open_or_create_default(root: impl AsRef<Path>) -> Result<crate::Store> {
+    open_or_create(root.as_ref(), &StoreOptions::default())
+}

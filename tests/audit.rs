@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 fn open_small(path: &Path) -> Store {
     let t = std::time::Instant::now();
     loop {
-        match Store::open_with(path, &small_options()) {
+        match footage::testing::open_or_create_with(path, &small_options()) {
             Err(footage::Error::Locked { .. }) if t.elapsed().as_secs() < 10 => {
                 std::thread::sleep(std::time::Duration::from_millis(5))
             }
@@ -546,6 +546,7 @@ fn the_cli_lists_the_trail_as_json_lines_and_verify_names_the_broken_link() {
     let path = dir.path().join("s");
     let clip = dir.path().join("a.bin");
     std::fs::write(&clip, random_bytes(5, 1000)).unwrap();
+    assert!(run(&path, &["init"]).status.success());
     let ingest = run(
         &path,
         &[

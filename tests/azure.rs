@@ -20,7 +20,7 @@ fn evicted_segments_read_back_from_azurite_and_a_store_recovers_from_it() {
     };
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("s");
-    let store = Store::open_with(&root, &small_options()).unwrap();
+    let store = footage::testing::open_or_create_with(&root, &small_options()).unwrap();
     let unique = format!("{base}/{}", std::process::id());
     let policy = std::fs::read_to_string(root.join("policy.toml"))
         .unwrap()

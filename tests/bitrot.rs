@@ -85,7 +85,7 @@ struct Template {
 fn template() -> Template {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("store");
-    let store = Store::open_with(&root, &options()).unwrap();
+    let store = footage::testing::open_or_create_with(&root, &options()).unwrap();
     let mut data = BTreeMap::new();
     let mut tracks = BTreeMap::new();
     for i in 0..5i64 {
@@ -211,7 +211,7 @@ fn bit_flips_in_volumes_are_detected_and_never_return_wrong_bytes() {
             let root = copy_fresh(&t, &work_dir.path().join("s"));
             let file = root.join("data").join(v.file_name().unwrap());
             flip(&file, bit);
-            let store = Store::open_with(&root, &options())
+            let store = footage::testing::open_or_create_with(&root, &options())
                 .unwrap_or_else(|e| panic!("open failed after flipping bit {bit} of {v:?}: {e}"));
             let rep = store.open_report().clone();
             let verify = store.verify(None, |_| {}).unwrap();
@@ -277,7 +277,7 @@ fn bit_flips_in_the_newest_checkpoint_fall_back_to_an_identical_catalog() {
         let bit = pick(&mut rng, len, &[(0, 64)]);
         let root = copy_fresh(&t, &work_dir.path().join("s"));
         flip(&root.join("catalog").join(&newest), bit);
-        let store = Store::open_with(&root, &options()).unwrap();
+        let store = footage::testing::open_or_create_with(&root, &options()).unwrap();
         assert!(
             !store.open_report().bad_checkpoints.is_empty(),
             "flip of bit {bit} of the checkpoint went unnoticed"
@@ -320,7 +320,7 @@ fn bit_flips_in_the_audit_log_and_head_fail_audit_verify() {
             let bit = rng.random_range(0..len * 8);
             let root = copy_fresh(&t, &work_dir.path().join("s"));
             flip(&root.join("audit").join(&name), bit);
-            match Store::open_with(&root, &options()) {
+            match footage::testing::open_or_create_with(&root, &options()) {
                 Ok(store) => {
                     let rep = store.audit_verify().unwrap();
                     assert!(
@@ -356,7 +356,7 @@ fn bit_flips_in_the_track_file_never_give_wrong_fixes() {
         let bit = rng.random_range(0..len * 8);
         let root = copy_fresh(&t, &work_dir.path().join("s"));
         flip(&root.join("catalog/tracks.ftt"), bit);
-        let store = Store::open_with(&root, &options()).unwrap();
+        let store = footage::testing::open_or_create_with(&root, &options()).unwrap();
         let mut detected = !store.open_report().bad_checkpoints.is_empty();
         rebuilt += u64::from(detected);
         for (id, want) in &t.tracks {
@@ -404,7 +404,7 @@ fn bit_flips_in_config_and_policy_are_refused_or_harmless() {
         let bit = rng.random_range(0..len * 8);
         let root = copy_fresh(&t, &work_dir.path().join("s"));
         flip(&root.join("footage.toml"), bit);
-        match Store::open_with(&root, &options()) {
+        match footage::testing::open_or_create_with(&root, &options()) {
             Err(_) => refused += 1,
             Ok(store) => {
                 let r = store.open_report();

@@ -20,7 +20,7 @@ fn ids(store: &Store, q: Query) -> Vec<u64> {
 fn changes_show_everywhere_and_survive_reopen_crash_and_rebuild() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");
-    let store = Store::open_with(&path, &small_options()).unwrap();
+    let store = footage::testing::open_or_create_with(&path, &small_options()).unwrap();
     let a = store
         .ingest_bytes(meta("MET-1", "AX-1", T0), b"a")
         .unwrap()
@@ -59,12 +59,13 @@ fn changes_show_everywhere_and_survive_reopen_crash_and_rebuild() {
     check(&store);
     // Crash: the copy has no checkpoint covering the changes.
     copy_dir(&path, &dir.path().join("crash"));
-    let crashed = Store::open_with(dir.path().join("crash"), &small_options()).unwrap();
+    let crashed =
+        footage::testing::open_or_create_with(dir.path().join("crash"), &small_options()).unwrap();
     assert!(crashed.open_report().replayed_changes >= 4);
     check(&crashed);
     drop(crashed);
     store.close().unwrap();
-    let store = Store::open_with(&path, &small_options()).unwrap();
+    let store = footage::testing::open_or_create_with(&path, &small_options()).unwrap();
     assert_eq!(store.open_report().replayed_changes, 0);
     check(&store);
     // Release, then a full rebuild from the log (no checkpoint, no track file).
@@ -73,7 +74,7 @@ fn changes_show_everywhere_and_survive_reopen_crash_and_rebuild() {
     for e in std::fs::read_dir(path.join("catalog")).unwrap() {
         std::fs::remove_file(e.unwrap().path()).unwrap();
     }
-    let store = Store::open_with(&path, &small_options()).unwrap();
+    let store = footage::testing::open_or_create_with(&path, &small_options()).unwrap();
     assert!(store.info(a).unwrap().holds.is_empty());
     assert_eq!(store.info(a).unwrap().categories, ["evidential"]);
     assert_eq!(ids(&store, Query::new().case("CAD-7")), [b]);

@@ -51,7 +51,20 @@ impl Out {
     }
 }
 
+/// The CLI on `store`, created first (as `footage init` would) unless it exists or the
+/// command is `init`: most tests here are about another command.
 fn cmd(store: &Path, args: &[&str]) -> Command {
+    if args.first() != Some(&"init") && !store.join(footage::CONFIG_FILE).exists() {
+        // A store path that cannot be created is the command's own error to report.
+        if let Ok(s) = footage::Store::create(store) {
+            s.close().unwrap();
+        }
+    }
+    cmd_raw(store, args)
+}
+
+/// The CLI on `store` as it is.
+fn cmd_raw(store: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_footage"));
     c.arg("--store").arg(store).args(args);
     c
@@ -80,6 +93,16 @@ fn run_with_stdin(store: &Path, args: &[&str], stdin: &[u8]) -> Out {
 
 fn run(store: &Path, args: &[&str]) -> Out {
     run_with_stdin(store, args, b"")
+}
+
+/// Runs the CLI on `store` without creating it first.
+fn run_raw(store: &Path, args: &[&str]) -> Out {
+    let out = cmd_raw(store, args).output().unwrap();
+    Out {
+        code: out.status.code().expect("killed by a signal"),
+        stdout: out.stdout,
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
 }
 
 fn sha_hex(data: &[u8]) -> String {
@@ -315,7 +338,7 @@ fn gps_tracks_from_gpx_and_csv_keep_negative_coordinates() {
     assert_eq!(run(&store, &["info", &ga]).ok().json()["gps_fixes"], 3);
     assert_eq!(run(&store, &["info", &gb]).ok().json()["gps_fixes"], 2);
 
-    let s = Store::open(&store).unwrap();
+    let s = footage::testing::open_or_create_default(&store).unwrap();
     let track: Vec<(i64, f64, f64)> = s
         .track(ga.parse().unwrap())
         .unwrap()
@@ -589,7 +612,7 @@ fn a_store_held_by_another_process_is_reported_as_locked() {
     let id = id_of(run(&store, &ingest_args(&clip, "AX-1", &["--end", END])).ok());
 
     // This test process holds the store: the CLI is another process.
-    let held = Store::open(&store).unwrap();
+    let held = footage::testing::open_or_create_default(&store).unwrap();
     run(&store, &["info", &id]).fails(1, "is locked by another process");
     run(&store, &ingest_args(&clip, "AX-2", &["--end", END])).fails(1, "locked");
     drop(held);
@@ -620,7 +643,7 @@ fn a_store_held_by_another_process_is_reported_as_locked() {
     }
     run(&store, &["stats"]).fails(1, "is locked by another process");
     assert!(matches!(
-        Store::open(&store),
+        footage::testing::open_or_create_default(&store),
         Err(footage::Error::Locked { .. })
     ));
     let mut stdin = holder.stdin.take().unwrap();
@@ -729,7 +752,7 @@ fn a_manifest_is_checked_whole_first_and_reports_failed_clips_per_line() {
     assert!(!out.stderr.contains("panicked"));
     // Negative coordinates in the manifest's gps field are kept, sorted by time.
     let id: u64 = lines[3]["id"].as_str().unwrap().parse().unwrap();
-    let track: Vec<(i64, f64, f64)> = Store::open(&store)
+    let track: Vec<(i64, f64, f64)> = footage::testing::open_or_create_default(&store)
         .unwrap()
         .track(id)
         .unwrap()
@@ -891,4 +914,55 @@ fn only_changes_need_an_actor_and_a_bad_one_is_reported_clearly() {
         .as_array()
         .unwrap()
         .contains(&"night".into()));
+}
+
+/// Issue 10, item 2: a mistyped `--store` never creates an empty store beside the real one.
+#[test]
+fn item02_commands_refuse_a_directory_without_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("typo-store");
+    let clip = file(dir.path(), "a.bin", b"some video bytes");
+    let read_commands: [&[&str]; 8] = [
+        &["stats"],
+        &["info", "1"],
+        &["get", "1"],
+        &["find", "--officer", "MET-1"],
+        &["verify"],
+        &["audit"],
+        &["hold", "1", "--case", "op-1"],
+        &["token", "list"],
+    ];
+    let ingest = ingest_args(&clip, "AX-1", &[]);
+    for args in read_commands.iter().copied().chain([ingest.as_slice()]) {
+        let out = run_raw(&typo, args);
+        let want = format!(
+            "no store at {} (create one with: footage init --store {})",
+            typo.display(),
+            typo.display()
+        );
+        out.fails(1, &want);
+        assert!(!typo.exists(), "{args:?} created {}", typo.display());
+    }
+    // An empty directory is no store either, and is left empty.
+    std::fs::create_dir(&typo).unwrap();
+    run_raw(&typo, &["stats"]).fails(1, "no store at");
+    assert_eq!(std::fs::read_dir(&typo).unwrap().count(), 0);
+    // `init` creates it; then the same commands work; a second `init` is refused.
+    run_raw(&typo, &["init"]).ok();
+    run_raw(&typo, &["stats"]).ok();
+    run_raw(&typo, &["init"]).fails(1, "already holds a store");
+
+    // The library keeps opening and creating apart.
+    let lib = dir.path().join("lib-store");
+    assert!(matches!(
+        footage::Store::open(&lib),
+        Err(footage::Error::NoStore { .. })
+    ));
+    assert!(!lib.exists());
+    drop(footage::Store::create(&lib).unwrap());
+    assert!(matches!(
+        footage::Store::create(&lib),
+        Err(footage::Error::StoreExists { .. })
+    ));
+    footage::Store::open(&lib).unwrap().close().unwrap();
 }

@@ -204,7 +204,7 @@ fn check_cuts(base: &Path, orig: &Path, segs: &Segments, cuts: &[u64]) {
             })
             .map(|(id, d)| (*id, d.clone()))
             .collect();
-        let store = Store::open_with(&case, &small_options())
+        let store = footage::testing::open_or_create_with(&case, &small_options())
             .unwrap_or_else(|e| panic!("{ctx}: open failed: {e}"));
         assert_holds_exactly(&store, &expected, &ctx);
         for id in segs.keys().filter(|id| !expected.contains_key(id)) {
@@ -380,7 +380,7 @@ fn check_flips(
         let case = base.join(format!("flip-{seed}-{n}"));
         copy_dir(orig, &case);
         flip_bit(&case.join("data").join(&vol), offset, bit);
-        let store = Store::open_with(&case, &small_options())
+        let store = footage::testing::open_or_create_with(&case, &small_options())
             .unwrap_or_else(|e| panic!("{ctx}: open failed: {e}"));
         let report = store.open_report().clone();
         let visible = store.segment_ids();
@@ -566,7 +566,7 @@ fn a_damaged_newest_checkpoint_falls_back_to_the_older_one_or_a_full_replay() {
             if both {
                 damage(&case.join("catalog").join(&older), Damage::Flip(30));
             }
-            let store = Store::open_with(&case, &small_options())
+            let store = footage::testing::open_or_create_with(&case, &small_options())
                 .unwrap_or_else(|e| panic!("{ctx}: open failed: {e}"));
             let report = store.open_report().clone();
             if both {
@@ -616,7 +616,7 @@ const FUTURE_U8: u8 = 200;
 
 /// Asserts that opening fails with a clear "newer format" error naming `what`.
 fn assert_refused_as_newer(dir: &Path, what: &str, found: u16, ctx: &str) {
-    match Store::open_with(dir, &small_options()) {
+    match footage::testing::open_or_create_with(dir, &small_options()) {
         Err(e @ Error::UnsupportedVersion { .. }) => {
             let msg = e.to_string();
             assert!(msg.starts_with(what), "{ctx}: {msg}");
@@ -782,7 +782,7 @@ fn damage_to_the_track_file_never_yields_wrong_gps_fixes() {
         let case = base.path().join(format!("tracks-{n}"));
         copy_dir(&orig, &case);
         damage(&tracks_file(&case));
-        let store = Store::open_with(&case, &small_options())
+        let store = footage::testing::open_or_create_with(&case, &small_options())
             .unwrap_or_else(|e| panic!("{ctx}: open failed: {e}"));
         assert_holds_exactly(&store, &segs, &ctx);
         for (id, want) in &tracks {
@@ -940,7 +940,7 @@ fn cutting_the_change_log_keeps_exactly_the_acknowledged_changes() {
         std::io::Write::write_all(&mut f, &tail).unwrap();
         drop(f);
         let cut = effective_cut(&original, cut, &tail);
-        let store = Store::open_with(&case, &small_options())
+        let store = footage::testing::open_or_create_with(&case, &small_options())
             .unwrap_or_else(|e| panic!("{ctx}: open failed: {e}"));
         assert_holds_exactly(&store, &segs, &ctx);
         for &id in &ids {

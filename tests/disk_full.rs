@@ -152,7 +152,7 @@ fn ingest_until_the_disk_is_full_then_free_space_and_go_on() {
     let root: PathBuf = fs.path().join("store");
     let filler = fs.path().join("filler");
     fill(&filler, Some(3 << 20));
-    let store = Store::open_with(&root, &options()).unwrap();
+    let store = footage::testing::open_or_create_with(&root, &options()).unwrap();
     let mut stored = Vec::new();
     let mut failed = None;
     for i in 0..64 {
@@ -185,7 +185,7 @@ fn ingest_until_the_disk_is_full_then_free_space_and_go_on() {
 
     // Reopen while the disk is still full (no clean close: the log is replayed).
     drop(store);
-    let store = Store::open_with(&root, &options()).unwrap();
+    let store = footage::testing::open_or_create_with(&root, &options()).unwrap();
     check_whole(&store, &stored);
     no_temporaries(&root);
 
@@ -203,7 +203,7 @@ fn ingest_until_the_disk_is_full_then_free_space_and_go_on() {
     });
     check_whole(&store, &stored);
     store.close().unwrap();
-    let store = Store::open_with(&root, &options()).unwrap();
+    let store = footage::testing::open_or_create_with(&root, &options()).unwrap();
     check_whole(&store, &stored);
 }
 
@@ -213,7 +213,7 @@ fn a_checkpoint_or_audit_append_on_a_full_disk_fails_cleanly() {
         return;
     };
     let root = fs.path().join("store");
-    let store = Store::open_with(&root, &options()).unwrap();
+    let store = footage::testing::open_or_create_with(&root, &options()).unwrap();
     let mut stored = Vec::new();
     for i in 0..3 {
         let (_, data, r) = ingest(&store, i);
@@ -261,7 +261,7 @@ fn a_checkpoint_or_audit_append_on_a_full_disk_fails_cleanly() {
     check_whole(&store, &stored);
     no_temporaries(&root);
     store.close().unwrap();
-    let store = Store::open_with(&root, &options()).unwrap();
+    let store = footage::testing::open_or_create_with(&root, &options()).unwrap();
     check_whole(&store, &stored);
 }
 
@@ -271,7 +271,7 @@ fn retention_frees_a_full_disk_and_keeps_what_is_held() {
         return;
     };
     let root = fs.path().join("store");
-    let store = Store::open_with(&root, &options()).unwrap();
+    let store = footage::testing::open_or_create_with(&root, &options()).unwrap();
     // A legal hold keeps the first segment, however full the disk gets.
     let (_, data, r) = ingest_at(&store, 0, old(0));
     let held = Stored {

@@ -93,7 +93,8 @@ fn a_full_disk_with_nothing_evictable_refuses_ingest_and_loses_nothing() {
         return;
     };
     let root = dir.path().join("store");
-    let store = Store::open_with(&root, &options(vec![mnt.0.clone()])).unwrap();
+    let store =
+        footage::testing::open_or_create_with(&root, &options(vec![mnt.0.clone()])).unwrap();
     std::fs::write(
         root.join("policy.toml"),
         policy(&dir.path().join("cloud"), 0.5),
@@ -131,7 +132,7 @@ fn a_full_disk_with_nothing_evictable_refuses_ingest_and_loses_nothing() {
     }
     drop(store);
     // And after a reopen.
-    let store = Store::open(&root).unwrap();
+    let store = footage::testing::open_or_create_default(&root).unwrap();
     assert_eq!(store.len(), stored.len());
     assert!(store.verify(None, |_| {}).unwrap().corrupt.is_empty());
 }
@@ -146,7 +147,11 @@ fn pressure_evicts_only_uploaded_segments_of_the_full_disk_oldest_first() {
         return;
     };
     let root = dir.path().join("store");
-    let store = Store::open_with(&root, &options(vec![small.0.clone(), big.0.clone()])).unwrap();
+    let store = footage::testing::open_or_create_with(
+        &root,
+        &options(vec![small.0.clone(), big.0.clone()]),
+    )
+    .unwrap();
     std::fs::write(
         root.join("policy.toml"),
         policy(&dir.path().join("cloud"), 0.25),

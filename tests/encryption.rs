@@ -149,7 +149,7 @@ fn nonce(r: &Rec) -> [u8; 12] {
 #[test]
 fn an_encrypted_store_reads_back_whole_segments_and_every_range() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_with(dir.path(), &options(Some(key(1)))).unwrap();
+    let store = footage::testing::open_or_create_with(dir.path(), &options(Some(key(1)))).unwrap();
     // Empty, one byte, around one chunk, and several volumes' worth.
     let sizes = [0, 1, CAP - 1, CAP, CAP + 1, 3 * CAP + 17, 2_500_000];
     let mut ids = Vec::new();
@@ -194,7 +194,7 @@ fn an_encrypted_store_reads_back_whole_segments_and_every_range() {
         .iter()
         .all(|r| r.len as usize == CAP + 28));
     drop(store);
-    let store = Store::open_with(dir.path(), &options(Some(key(1)))).unwrap();
+    let store = footage::testing::open_or_create_with(dir.path(), &options(Some(key(1)))).unwrap();
     check(&store);
 }
 
@@ -204,7 +204,7 @@ fn volume_files_hold_no_plaintext_and_footage_toml_holds_no_key() {
     let plain = tempfile::tempdir().unwrap();
     let data = footage_bytes(7, 700_000);
     for (dir, k) in [(&enc, Some(key(3))), (&plain, None)] {
-        let store = Store::open_with(dir.path(), &options(k)).unwrap();
+        let store = footage::testing::open_or_create_with(dir.path(), &options(k)).unwrap();
         store.ingest_bytes(meta(0), &data).unwrap();
         store.close().unwrap();
     }
@@ -235,10 +235,12 @@ fn volume_files_hold_no_plaintext_and_footage_toml_holds_no_key() {
 #[test]
 fn a_missing_or_wrong_key_is_refused_with_the_key_id() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_with(dir.path(), &options(Some(key(1)))).unwrap();
+    let store = footage::testing::open_or_create_with(dir.path(), &options(Some(key(1)))).unwrap();
     let id = store.ingest_bytes(meta(0), b"evidence").unwrap().id;
     store.close().unwrap();
-    let e = Store::open_with(dir.path(), &options(None)).err().unwrap();
+    let e = footage::testing::open_or_create_with(dir.path(), &options(None))
+        .err()
+        .unwrap();
     assert!(matches!(e, Error::KeyRequired { .. }), "{e}");
     let msg = e.to_string();
     assert!(
@@ -249,7 +251,9 @@ fn a_missing_or_wrong_key_is_refused_with_the_key_id() {
         key: Some(key(2)),
         ..StoreOptions::default()
     };
-    let e = Store::open_with(dir.path(), &wrong).err().unwrap();
+    let e = footage::testing::open_or_create_with(dir.path(), &wrong)
+        .err()
+        .unwrap();
     assert!(matches!(e, Error::WrongKey { .. }), "{e}");
     assert!(e.to_string().contains(&key(2).id()), "{e}");
     // Nothing was damaged by the refused opens.
@@ -257,7 +261,7 @@ fn a_missing_or_wrong_key_is_refused_with_the_key_id() {
         key: Some(key(1)),
         ..StoreOptions::default()
     };
-    let store = Store::open_with(dir.path(), &right).unwrap();
+    let store = footage::testing::open_or_create_with(dir.path(), &right).unwrap();
     assert_eq!(store.read_range(id, 0, 100).unwrap(), b"evidence");
     // Asking for encryption without a key creates nothing.
     let none = tempfile::tempdir().unwrap();
@@ -266,7 +270,7 @@ fn a_missing_or_wrong_key_is_refused_with_the_key_id() {
         ..StoreOptions::default()
     };
     assert!(matches!(
-        Store::open_with(none.path(), &ask),
+        footage::testing::open_or_create_with(none.path(), &ask),
         Err(Error::Key(_))
     ));
     assert!(!none.path().join("footage.toml").exists());
@@ -275,7 +279,7 @@ fn a_missing_or_wrong_key_is_refused_with_the_key_id() {
 #[test]
 fn a_tampered_chunk_with_valid_crcs_is_caught_on_read_and_by_verify() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_with(dir.path(), &options(Some(key(1)))).unwrap();
+    let store = footage::testing::open_or_create_with(dir.path(), &options(Some(key(1)))).unwrap();
     let data = footage_bytes(9, 3 * CAP);
     let id = store.ingest_bytes(meta(0), &data).unwrap().id;
     let chunks = chunks_of(dir.path(), id);
@@ -296,7 +300,7 @@ fn a_tampered_chunk_with_valid_crcs_is_caught_on_read_and_by_verify() {
 #[test]
 fn chunks_swapped_between_segments_or_positions_are_caught() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_with(dir.path(), &options(Some(key(1)))).unwrap();
+    let store = footage::testing::open_or_create_with(dir.path(), &options(Some(key(1)))).unwrap();
     let a = footage_bytes(1, 2 * CAP);
     let b = footage_bytes(2, 2 * CAP);
     let ida = store.ingest_bytes(meta(0), &a).unwrap().id;
@@ -325,7 +329,7 @@ fn chunks_swapped_between_segments_or_positions_are_caught() {
 fn reingest_after_a_torn_tail_reuses_ids_and_offsets_but_never_a_nonce() {
     let dir = tempfile::tempdir().unwrap();
     let opts = options(Some(key(1)));
-    let store = Store::open_with(dir.path(), &opts).unwrap();
+    let store = footage::testing::open_or_create_with(dir.path(), &opts).unwrap();
     store.ingest_bytes(meta(0), &footage_bytes(1, CAP)).unwrap();
     // A segment written but never committed, then a crash.
     let mut w = store.begin_segment(meta(1)).unwrap();
@@ -344,7 +348,7 @@ fn reingest_after_a_torn_tail_reuses_ids_and_offsets_but_never_a_nonce() {
         .unwrap();
     f.set_len(dead[0].pos + 32 + 1000).unwrap();
     drop(f);
-    let store = Store::open_with(dir.path(), &opts).unwrap();
+    let store = footage::testing::open_or_create_with(dir.path(), &opts).unwrap();
     assert!(store.open_report().torn_bytes > 0);
     // The new segment gets the dead one's id, and its chunks land where the dead ones were.
     let data = footage_bytes(3, 3 * CAP);
@@ -383,7 +387,7 @@ fn reingest_after_a_torn_tail_reuses_ids_and_offsets_but_never_a_nonce() {
 #[test]
 fn a_plain_store_is_unaffected_and_ignores_a_key() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_with(dir.path(), &options(None)).unwrap();
+    let store = footage::testing::open_or_create_with(dir.path(), &options(None)).unwrap();
     let data = footage_bytes(4, 2 * CAP + 5);
     let id = store.ingest_bytes(meta(0), &data).unwrap().id;
     // Plain chunks hold the bytes verbatim, 32 + len long.
@@ -395,7 +399,7 @@ fn a_plain_store_is_unaffected_and_ignores_a_key() {
         key: Some(key(5)),
         ..StoreOptions::default()
     };
-    let store = Store::open_with(dir.path(), &with_key).unwrap();
+    let store = footage::testing::open_or_create_with(dir.path(), &with_key).unwrap();
     assert_eq!(store.read_range(id, 0, u64::MAX).unwrap(), data);
 }
 
@@ -418,7 +422,7 @@ high_watermark = 1.0
 "#;
 
 fn with_cloud(dir: &Path, cloud: &Path, k: Option<Key>) -> Store {
-    let store = Store::open_with(dir, &options(k)).unwrap();
+    let store = footage::testing::open_or_create_with(dir, &options(k)).unwrap();
     let url = format!("file://{}", cloud.display());
     std::fs::write(dir.join("policy.toml"), POLICY.replace("CLOUD", &url)).unwrap();
     store
@@ -505,7 +509,7 @@ fn cloud_copies_are_ciphertext_read_through_decrypts_and_recovery_needs_the_key(
     assert_eq!(new.info(id).unwrap().officer, OFFICER);
     assert_eq!(new.read_range(id, 0, u64::MAX).unwrap(), data);
     drop(new);
-    assert!(Store::open_with(&root, &opts(None)).is_err());
+    assert!(footage::testing::open_or_create_with(&root, &opts(None)).is_err());
 }
 
 #[test]
@@ -527,7 +531,8 @@ fn a_tampered_cloud_copy_is_never_served() {
     let mut sealed = std::fs::read(&part).unwrap();
     sealed[40] ^= 0x80;
     std::fs::write(&part, &sealed).unwrap();
-    let store = Store::open_with(dir.path().join("s"), &options(Some(key(1)))).unwrap();
+    let store = footage::testing::open_or_create_with(dir.path().join("s"), &options(Some(key(1))))
+        .unwrap();
     let e = store.read_range(id, 0, 10).unwrap_err().to_string();
     assert!(e.contains("CRC32") || e.contains("tampering"), "{e}");
     assert!(!store.verify(None, |_| {}).unwrap().corrupt.is_empty());
@@ -559,7 +564,8 @@ fn a_tampered_cloud_copy_is_never_served() {
     });
     std::fs::write(&meta_json, serde_json::to_vec(&plain).unwrap()).unwrap();
     std::fs::write(&part, &fake).unwrap();
-    let store = Store::open_with(dir.path().join("s"), &options(Some(key(1)))).unwrap();
+    let store = footage::testing::open_or_create_with(dir.path().join("s"), &options(Some(key(1))))
+        .unwrap();
     let e = store.read_range(id, 0, 100).unwrap_err().to_string();
     assert!(e.contains("not encrypted"), "{e}");
 }
@@ -660,7 +666,7 @@ fn repair_and_compaction_of_an_encrypted_store_keep_every_byte() {
     // exec the child holds a copy of every descriptor, the store's LOCK too, for a moment.
     let mut tries = 0;
     let store = loop {
-        match Store::open_with(dir.path(), &options(Some(key(3)))) {
+        match footage::testing::open_or_create_with(dir.path(), &options(Some(key(3)))) {
             Err(Error::Locked { .. }) if tries < 100 => {
                 tries += 1;
                 std::thread::sleep(std::time::Duration::from_millis(20));

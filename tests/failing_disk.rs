@@ -162,7 +162,7 @@ fn a_disk_gone_at_reopen_names_its_segments_and_uploaded_ones_come_from_the_clou
         std::fs::create_dir(&disk1).unwrap();
     }
     // The mount point is an empty dir: every volume of disk 1 is missing.
-    let store = Store::open(&f.root).unwrap();
+    let store = footage::testing::open_or_create_default(&f.root).unwrap();
     assert!(
         store
             .open_report()
@@ -186,7 +186,7 @@ fn a_disk_gone_at_reopen_names_its_segments_and_uploaded_ones_come_from_the_clou
     // The mount point is not even a directory any more: the dir fails at open.
     std::fs::remove_dir(&disk1).unwrap();
     std::fs::write(&disk1, b"not a dir").unwrap();
-    let store = Store::open(&f.root).unwrap();
+    let store = footage::testing::open_or_create_default(&f.root).unwrap();
     assert_eq!(store.open_report().failed_dirs.len(), 1);
     check_lost_disk1(&store, &f);
 }

@@ -166,7 +166,7 @@ fn run_case(op: Op, nth: u64, fault: Fault, sticky: bool, also: Also) -> bool {
         also.map(|a| format!(" + {a:?}")).unwrap_or_default()
     );
     let dir = scratch_dir();
-    let store = Store::open_with(dir.path(), &options()).unwrap();
+    let store = footage::testing::open_or_create_with(dir.path(), &options()).unwrap();
     let probe = store.clone();
     faults::inject(op, nth, fault, sticky);
     if let Some((op, nth, fault)) = also {
@@ -230,7 +230,7 @@ fn run_case(op: Op, nth: u64, fault: Fault, sticky: bool, also: Also) -> bool {
     drop(probe);
 
     // Reopen: everything checks out.
-    let store = Store::open_with(dir.path(), &options())
+    let store = footage::testing::open_or_create_with(dir.path(), &options())
         .unwrap_or_else(|e| panic!("{case}: reopen failed: {e}"));
     let report = store.open_report();
     assert!(
@@ -327,7 +327,7 @@ fn sweep(op: Op, count: u64, fault: Fault, sticky: bool, also: Also) -> (usize, 
 /// Counts the operations the workload makes.
 fn dry_run() -> faults::Seen {
     let dir = scratch_dir();
-    let store = Store::open_with(dir.path(), &options()).unwrap();
+    let store = footage::testing::open_or_create_with(dir.path(), &options()).unwrap();
     faults::count();
     let (attempts, closed) = workload(store);
     let seen = faults::clear();

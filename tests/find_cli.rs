@@ -21,6 +21,7 @@ fn footage(store: &Path, args: &[&str]) -> (i32, String, String) {
 fn find_and_track_print_json_lines_and_refuse_bad_arguments() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
+    assert_eq!(footage(&store, &["init"]).0, 0);
     let csv = dir.path().join("t.csv");
     std::fs::write(
         &csv,

@@ -270,7 +270,7 @@ fn options() -> StoreOptions {
 }
 
 fn build(dir: &Path, seed: u64, n: usize) -> (Store, Vec<(u64, SegmentMeta)>) {
-    let store = Store::open_with(dir, &options()).unwrap();
+    let store = footage::testing::open_or_create_with(dir, &options()).unwrap();
     let mut rng = StdRng::seed_from_u64(seed);
     let mut segs = Vec::new();
     for i in 0..n {
@@ -328,18 +328,19 @@ fn queries_match_brute_force_before_and_after_reopen_and_crash() {
     check(&store, &segs, 100, 1500);
     // Crash: a copy of the open store (no final checkpoint, partly replayed).
     copy_dir(&dir.path().join("s"), &dir.path().join("crash"));
-    let crashed = Store::open_with(dir.path().join("crash"), &options()).unwrap();
+    let crashed =
+        footage::testing::open_or_create_with(dir.path().join("crash"), &options()).unwrap();
     check(&crashed, &segs, 101, 400);
     drop(crashed);
     store.close().unwrap();
-    let store = Store::open_with(dir.path().join("s"), &options()).unwrap();
+    let store = footage::testing::open_or_create_with(dir.path().join("s"), &options()).unwrap();
     assert!(store.open_report().checkpoint.is_some());
     assert_eq!(store.open_report().replayed, 0);
     check(&store, &segs, 102, 400);
     // A lost track file is rebuilt from the log.
     drop(store);
     std::fs::remove_file(dir.path().join("s/catalog/tracks.ftt")).unwrap();
-    let store = Store::open_with(dir.path().join("s"), &options()).unwrap();
+    let store = footage::testing::open_or_create_with(dir.path().join("s"), &options()).unwrap();
     assert_eq!(store.open_report().replayed, segs.len());
     check(&store, &segs, 103, 300);
     for (id, m) in segs.iter().take(50) {
@@ -350,7 +351,7 @@ fn queries_match_brute_force_before_and_after_reopen_and_crash() {
 #[test]
 fn bad_queries_are_refused_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_with(dir.path(), &options()).unwrap();
+    let store = footage::testing::open_or_create_with(dir.path(), &options()).unwrap();
     for (q, want) in [
         (Query::new().near(91.0, 0.0, 10.0), "latitude"),
         (Query::new().near(0.0, 181.0, 10.0), "longitude"),

@@ -142,7 +142,8 @@ fn acknowledge(run: &Run, entries: &[Entry], acked: &mut BTreeMap<u64, usize>) {
 /// Every acknowledged segment reads back exactly, nothing is stored twice or from nowhere,
 /// and `verify` passes.
 fn check_store(dir: &Path, entries: &[Entry], acked: &BTreeMap<u64, usize>, ctx: &str) {
-    let store = Store::open(dir).unwrap_or_else(|e| panic!("{ctx}: open: {e}"));
+    let store = footage::testing::open_or_create_default(dir)
+        .unwrap_or_else(|e| panic!("{ctx}: open: {e}"));
     for (&id, &i) in acked {
         let info = store
             .info(id)
@@ -185,7 +186,10 @@ fn finish(dir: &Path, manifest: &Path, entries: &[Entry], acked: &mut BTreeMap<u
     let ids: HashSet<u64> = acked.keys().copied().collect();
     assert_eq!(ids.len(), FILES, "each clip has one id");
     check_store(dir, entries, acked, "finished");
-    assert_eq!(Store::open(dir).unwrap().len(), FILES);
+    assert_eq!(
+        footage::testing::open_or_create_default(dir).unwrap().len(),
+        FILES
+    );
     let again = run_ingest(dir, manifest, None);
     assert_eq!(again.code, Some(0));
     assert!(again.lines.iter().all(|l| l["duplicate"] == true));

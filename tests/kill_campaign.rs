@@ -113,7 +113,7 @@ fn ack(v: serde_json::Value) {
 /// maintenance thread holds and releases, applies retention with a clock that follows the
 /// footage, and checkpoints.
 fn workload(dir: &Path, start: u64) {
-    let store = Store::open(dir).expect("child open");
+    let store = footage::testing::open_or_create_default(dir).expect("child open");
     ack(serde_json::json!({"op": "open"}));
     let next = Arc::new(AtomicU64::new(start));
     let done = Arc::new(AtomicBool::new(false));
@@ -326,7 +326,8 @@ impl std::fmt::Debug for Kill {
 
 /// The checks made after every kill.
 fn check(dir: &Path, known: &Known, ctx: &str) {
-    let store = Store::open(dir).unwrap_or_else(|e| panic!("{ctx}: open: {e}"));
+    let store = footage::testing::open_or_create_default(dir)
+        .unwrap_or_else(|e| panic!("{ctx}: open: {e}"));
     let mut seen: HashMap<u64, u64> = HashMap::new();
     for id in store.segment_ids() {
         let info = store
@@ -387,7 +388,10 @@ fn new_store(base: &Path, n: usize) -> PathBuf {
         checkpoint_every: 16,
         ..small_options()
     };
-    Store::open_with(&dir, &opts).unwrap().close().unwrap();
+    footage::testing::open_or_create_with(&dir, &opts)
+        .unwrap()
+        .close()
+        .unwrap();
     let url = format!("file://{}", cloud.display());
     std::fs::write(dir.join("policy.toml"), POLICY.replace("CLOUD", &url)).unwrap();
     dir

@@ -125,8 +125,10 @@ impl Harness {
     }
 
     fn reopen_at(&mut self, dir: &Path) {
-        self.store =
-            Some(Store::open_with(dir, &small_options()).unwrap_or_else(|e| panic!("reopen: {e}")));
+        self.store = Some(
+            footage::testing::open_or_create_with(dir, &small_options())
+                .unwrap_or_else(|e| panic!("reopen: {e}")),
+        );
         self.check_all();
     }
 

@@ -39,7 +39,7 @@ high_watermark = 1.0
 "#;
 
 fn open(dir: &Path, cloud: &Path) -> Store {
-    let store = Store::open_with(dir, &small_options()).unwrap();
+    let store = footage::testing::open_or_create_with(dir, &small_options()).unwrap();
     let url = format!("file://{}", cloud.display());
     std::fs::write(dir.join("policy.toml"), POLICY.replace("CLOUD", &url)).unwrap();
     store
@@ -174,7 +174,7 @@ fn policy_decides_uploads_evictions_and_deletions_and_holds_win() {
     // passes.
     let root = dir.path().join("s");
     store.close().unwrap();
-    let store = Store::open_with(&root, &small_options()).unwrap();
+    let store = footage::testing::open_or_create_with(&root, &small_options()).unwrap();
     assert_eq!(tier(&store, evidential), "cloud");
     assert!(store.verify(None, |_| {}).unwrap().corrupt.is_empty());
     assert_eq!(store.read_range(both, 0, u64::MAX).unwrap(), data[4]);
@@ -231,7 +231,7 @@ fn a_failing_cloud_loses_nothing_and_the_next_apply_finishes_the_job() {
     bytes[1234] ^= 1;
     std::fs::write(&part, bytes).unwrap();
     drop(store);
-    let store = Store::open_with(&root, &small_options()).unwrap();
+    let store = footage::testing::open_or_create_with(&root, &small_options()).unwrap();
     let e = store.read_range(id, 0, 10).unwrap_err().to_string();
     assert!(
         e.contains(&format!("segment {id}")) && e.contains("CRC"),
@@ -351,7 +351,7 @@ fn compaction_moves_live_data_out_of_mostly_dead_volumes_under_open_readers() {
     assert_eq!(store.compact(0.3, "t").unwrap().volumes, 0);
     drop(reader);
     store.close().unwrap();
-    let store = Store::open_with(&root, &small_options()).unwrap();
+    let store = footage::testing::open_or_create_with(&root, &small_options()).unwrap();
     assert_eq!(store.len(), kept.len());
     assert!(store.verify(None, |_| {}).unwrap().corrupt.is_empty());
     for (id, _, bytes) in &kept {
@@ -430,7 +430,7 @@ fn background_retention_runs_on_its_own_records_errors_and_stops() {
     assert_eq!(tier(&store, traffic), "cloud");
     // A stopped handle left nothing running: the store closes and reopens.
     store.close().unwrap();
-    let store = Store::open_with(&root, &small_options()).unwrap();
+    let store = footage::testing::open_or_create_with(&root, &small_options()).unwrap();
     assert_eq!(tier(&store, traffic), "cloud");
     // A bad actor is refused up front.
     let bad = footage::RetentionOptions {

@@ -119,7 +119,7 @@ struct FinalState {
 /// deliveries (dead, never punched) between them, so volumes become worth compacting; an
 /// earlier apply uploaded some and evicted the `short` ones.
 fn build(root: &Path, cloud: &Path) -> BTreeMap<u64, Vec<u8>> {
-    let store = Store::open_with(root, &small_options()).unwrap();
+    let store = footage::testing::open_or_create_with(root, &small_options()).unwrap();
     let url = format!("file://{}", cloud.display());
     let policy = POLICY.replace("CLOUD", &url);
     // No compaction in the earlier apply: the dead bytes are for the apply under test.
@@ -219,7 +219,8 @@ fn apply(root: &Path, failpoint: Option<&str>) -> std::process::Output {
 /// Checks a store after a crash (or at the end): it opens, verifies, reads back every
 /// listed segment's original bytes, its audit chain holds and its live counts add up.
 fn check_consistent(root: &Path, data: &BTreeMap<u64, Vec<u8>>, case: &str) -> Store {
-    let store = Store::open(root).unwrap_or_else(|e| panic!("{case}: open failed: {e}"));
+    let store = footage::testing::open_or_create_default(root)
+        .unwrap_or_else(|e| panic!("{case}: open failed: {e}"));
     let report = store.verify(None, |_| {}).unwrap();
     assert!(report.corrupt.is_empty(), "{case}: {:?}", report.errors);
     for id in store.segment_ids() {
@@ -254,7 +255,7 @@ fn check_consistent(root: &Path, data: &BTreeMap<u64, Vec<u8>>, case: &str) -> S
 }
 
 fn final_state(root: &Path, cloud: &Path, compacted_or_dropped: bool) -> FinalState {
-    let store = Store::open(root).unwrap();
+    let store = footage::testing::open_or_create_default(root).unwrap();
     let segments = store
         .segment_ids()
         .into_iter()
@@ -281,7 +282,7 @@ fn fixture() -> Fixture {
     // The reference: one apply, never interrupted.
     let reference = dir.path().join("reference");
     copy_base(&base, &reference);
-    let before = Store::open(reference.join("store"))
+    let before = footage::testing::open_or_create_default(reference.join("store"))
         .unwrap()
         .stats()
         .unwrap();
@@ -295,7 +296,7 @@ fn fixture() -> Fixture {
     eprintln!("reference apply: {summary}");
     assert!(summary["compacted"].as_u64().unwrap() >= 2, "{summary}");
     assert!(summary["deleted"].as_u64().unwrap() >= 10, "{summary}");
-    let after = Store::open(reference.join("store"))
+    let after = footage::testing::open_or_create_default(reference.join("store"))
         .unwrap()
         .stats()
         .unwrap();

@@ -70,7 +70,7 @@ fn sizes_around_chunk_boundaries_round_trip_exactly() {
 #[test]
 fn a_segment_of_hundreds_of_megabytes_round_trips() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_with(
+    let store = footage::testing::open_or_create_with(
         dir.path(),
         &StoreOptions {
             volume_size: 64 << 20,
@@ -243,7 +243,7 @@ fn a_second_process_cannot_open_a_locked_store() {
     let _store = open_small(dir.path());
     // The lock is per open file description, so a second open in this process conflicts too.
     assert!(matches!(
-        Store::open(dir.path()),
+        footage::testing::open_or_create_default(dir.path()),
         Err(footage::Error::Locked { .. })
     ));
 }
@@ -257,7 +257,7 @@ fn several_data_dirs_spread_volumes_and_a_lost_dir_spares_the_others() {
         data_dirs: vec![disk_a.clone(), disk_b.clone()],
         ..small_options()
     };
-    let store = Store::open_with(dir.path().join("store"), &opts).unwrap();
+    let store = footage::testing::open_or_create_with(dir.path().join("store"), &opts).unwrap();
     let mut segs = Vec::new();
     for i in 0..6 {
         let data = random_bytes(i, 100_000);
@@ -277,7 +277,7 @@ fn several_data_dirs_spread_volumes_and_a_lost_dir_spares_the_others() {
     // Disk B dies.
     std::fs::remove_dir_all(&disk_b).unwrap();
     std::fs::write(&disk_b, b"not a directory any more").unwrap();
-    let store = Store::open_with(dir.path().join("store"), &opts).unwrap();
+    let store = footage::testing::open_or_create_with(dir.path().join("store"), &opts).unwrap();
     let stats = store.stats().unwrap();
     assert!(!stats.disks[1].available);
     let (mut ok, mut lost) = (0, 0);

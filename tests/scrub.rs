@@ -89,7 +89,7 @@ fn scrub_repairs_uploaded_segments_byte_identically_and_reports_the_others() {
     assert_eq!(v.corrupt, vec![c.to_string()]);
     assert!(v.repaired.is_empty());
     drop(store);
-    let store = Store::open(&root).unwrap();
+    let store = footage::testing::open_or_create_default(&root).unwrap();
     assert_eq!(store.findings().len(), 1);
     assert_eq!(store.scrub_summary().findings[0].id, c.to_string());
     assert_eq!(store.info(c).unwrap().bytes, dc.len() as u64);
@@ -125,7 +125,7 @@ fn scrub_makes_progress_at_a_limited_rate_and_resumes_from_its_cursor() {
     drop(store);
 
     // A new process (reopen) resumes after the saved cursor, then finishes the pass.
-    let store = Store::open(&root).unwrap();
+    let store = footage::testing::open_or_create_default(&root).unwrap();
     assert_eq!(store.scrub_summary().cursor, cursor);
     let scrub = store.start_scrub(opts).unwrap();
     wait_until(120, || scrub.status().passes_done >= 1);
@@ -251,7 +251,7 @@ fn a_crash_at_every_repair_fail_point_leaves_a_consistent_store_that_a_rerun_rep
 
         // After the crash: opens, the other segment is intact, the rotted one is either still
         // reported corrupt or whole (never other bytes).
-        let store = Store::open(&root).unwrap();
+        let store = footage::testing::open_or_create_default(&root).unwrap();
         assert_eq!(read_all(&store, b).unwrap(), db, "{point}");
         match read_all(&store, a) {
             Ok(back) => assert_eq!(sha(&back), sha(&da), "{point}"),
@@ -269,7 +269,7 @@ fn a_crash_at_every_repair_fail_point_leaves_a_consistent_store_that_a_rerun_rep
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(0), "{point}: {out:?}");
-        let store = Store::open(&root).unwrap();
+        let store = footage::testing::open_or_create_default(&root).unwrap();
         assert_eq!(sha(&read_all(&store, a).unwrap()), sha(&da), "{point}");
         assert!(store.findings().is_empty(), "{point}");
         let v = store.verify(None, |_| {}).unwrap();
@@ -313,7 +313,7 @@ fn the_scrub_command_runs_a_pass_reports_and_repairs() {
     );
     assert_eq!(json["store"]["corrupt_segments"], 1);
     assert_eq!(json["store"]["findings"][0]["id"], c.to_string());
-    let store = Store::open(&root).unwrap();
+    let store = footage::testing::open_or_create_default(&root).unwrap();
     assert_eq!(sha(&read_all(&store, a).unwrap()), sha(&da));
     let stats = store.stats().unwrap();
     assert_eq!(stats.scrub.corrupt_segments, 1);

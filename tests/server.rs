@@ -781,8 +781,8 @@ fn cli_token_and_serve() {
     // Tokens need a store.
     let out = footage(&["token", "add", "a"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no footage store"));
-    assert!(footage(&["stats"]).status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no store at"));
+    assert!(footage(&["init"]).status.success());
     // Without tokens, a non-loopback address is refused with a clear error.
     let out = footage(&["serve", "--addr", "0.0.0.0:0"]);
     assert_eq!(out.status.code(), Some(1));

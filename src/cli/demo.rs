@@ -113,7 +113,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
 
     // 1. Docking: four cameras at a time, sharing fsyncs.
     println!("\n1. Docking cameras: ingest with 4 concurrent streams (group commit)");
-    let store = Store::open(&store_dir)?;
+    let store = Store::create(&store_dir)?;
     let tmp = dir.join("tmp");
     std::fs::create_dir_all(&tmp)?;
     let pb = progress_bar(plan.len() as u64, "ingesting");

@@ -83,7 +83,7 @@ pub fn run(root: &Path, args: InitArgs, key: Option<Key>) -> anyhow::Result<i32>
     if let Some(c) = args.chunk_size {
         opts.chunk_size = c;
     }
-    let store = crate::Store::open_with(root, &opts)?;
+    let store = crate::Store::create_with(root, &opts)?;
     let cfg = store.config().clone();
     store.close()?;
     print_json(&Created {

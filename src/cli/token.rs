@@ -44,6 +44,12 @@ pub enum TokenCommand {
 }
 
 pub fn run(root: &Path, args: TokenArgs) -> anyhow::Result<i32> {
+    if !root.join(crate::CONFIG_FILE).exists() {
+        return Err(crate::Error::NoStore {
+            path: root.to_path_buf(),
+        }
+        .into());
+    }
     match args.command {
         TokenCommand::Add { name, read_only } => {
             let token = tokens::add(root, &name, read_only)?;

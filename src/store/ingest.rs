@@ -438,7 +438,7 @@ mod tests {
     #[test]
     fn writes_of_every_size_and_alignment_store_the_same_bytes() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_with(
+        let store = Store::create_with(
             dir.path(),
             &StoreOptions {
                 chunk_size: 64 * 1024,

@@ -178,14 +178,29 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens the store at `root`, creating it with default settings if it does not exist.
+    /// Opens the existing store at `root`. A directory that holds no store (no
+    /// `footage.toml`) is refused with [`Error::NoStore`] and left untouched: a typo in a
+    /// path never creates an empty store beside the real one. Create stores with
+    /// [`Store::create`].
     pub fn open(root: impl AsRef<Path>) -> Result<Store> {
         Store::open_with(root, &StoreOptions::default())
     }
 
-    /// Opens the store at `root`; `opts` apply only if the store is created now.
+    /// Opens the existing store at `root` with `opts` (the key of an encrypted store; the
+    /// other settings are the store's own, from its `footage.toml`).
     pub fn open_with(root: impl AsRef<Path>, opts: &StoreOptions) -> Result<Store> {
-        open::open(root.as_ref(), opts)
+        open::open(root.as_ref(), opts, open::Mode::Existing)
+    }
+
+    /// Creates a new store at `root` (the directory may exist, but must hold no store:
+    /// [`Error::StoreExists`] otherwise) with default settings, and opens it.
+    pub fn create(root: impl AsRef<Path>) -> Result<Store> {
+        Store::create_with(root, &StoreOptions::default())
+    }
+
+    /// Creates a new store at `root` with `opts`, and opens it.
+    pub fn create_with(root: impl AsRef<Path>, opts: &StoreOptions) -> Result<Store> {
+        open::open(root.as_ref(), opts, open::Mode::Create)
     }
 
     pub fn root(&self) -> &Path {

@@ -59,8 +59,28 @@ pub struct OpenReport {
     pub removed_files: Vec<String>,
 }
 
-pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
-    fs::create_dir_all(root).at(root)?;
+/// Whether `open` may create the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// The store must exist; nothing is created in a directory without `footage.toml`.
+    Existing,
+    /// The store must not exist yet; the directory is created if needed.
+    Create,
+}
+
+pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store> {
+    let config_path = root.join(crate::config::CONFIG_FILE);
+    match mode {
+        // Checked before anything is created (the LOCK file included), and again under the
+        // lock below.
+        Mode::Existing if !config_path.exists() => {
+            return Err(Error::NoStore {
+                path: root.to_path_buf(),
+            })
+        }
+        Mode::Existing => {}
+        Mode::Create => fs::create_dir_all(root).at(root)?,
+    }
     let lock_path = root.join("LOCK");
     let lock = File::options()
         .create(true)
@@ -76,6 +96,19 @@ pub(super) fn open(root: &Path, opts: &StoreOptions) -> Result<Store> {
             })
         }
         Err(fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
+    }
+    match (mode, config_path.exists()) {
+        (Mode::Existing, false) => {
+            return Err(Error::NoStore {
+                path: root.to_path_buf(),
+            })
+        }
+        (Mode::Create, true) => {
+            return Err(Error::StoreExists {
+                path: root.to_path_buf(),
+            })
+        }
+        _ => {}
     }
     let config = Config::load_or_create(root, opts)?;
     let store_id = config.store_id_bytes().ok_or_else(|| Error::Config {

@@ -126,7 +126,7 @@ impl Store {
             encrypt: opts.key.is_some(),
             ..opts.clone()
         };
-        let store = Store::open_with(root, &opts)?;
+        let store = Store::create_with(root, &opts)?;
         let mut report = RecoverReport {
             source_store: source,
             ..RecoverReport::default()

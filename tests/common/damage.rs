@@ -47,7 +47,7 @@ pub fn options(data_dirs: &[&str]) -> StoreOptions {
 
 /// Opens (creating) a store at `dir` whose cloud tier is the directory `cloud`.
 pub fn open(dir: &Path, cloud: &Path, data_dirs: &[&str]) -> Store {
-    let store = Store::open_with(dir, &options(data_dirs)).unwrap();
+    let store = footage::testing::open_or_create_with(dir, &options(data_dirs)).unwrap();
     std::fs::write(dir.join("policy.toml"), policy(cloud)).unwrap();
     store
 }

@@ -40,7 +40,7 @@ pub fn small_options() -> StoreOptions {
 }
 
 pub fn open_small(dir: &Path) -> Store {
-    Store::open_with(dir, &small_options()).unwrap()
+    footage::testing::open_or_create_with(dir, &small_options()).unwrap()
 }
 
 /// Copies a directory tree (a store) to `to`.

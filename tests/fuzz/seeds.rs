@@ -44,7 +44,7 @@ fn store_seeds(root: &Path) -> Vec<Seed> {
         volume_size: 256 * 1024,
         ..StoreOptions::default()
     };
-    let store = Store::open_with(root, &opts).unwrap();
+    let store = footage::testing::open_or_create_with(root, &opts).unwrap();
     let mut ids = Vec::new();
     for i in 0..4i64 {
         let len = [100usize, 70_000, 150_000, 5][i as usize];
