@@ -69,11 +69,18 @@ fn item08_export_does_not_follow_planted_links() {
     }
     let store = Store::open(&root).unwrap();
     let done = store.export(id, &out);
-    assert!(std::fs::read(&victim).unwrap() == b"precious", "victim overwritten");
+    assert!(
+        std::fs::read(&victim).unwrap() == b"precious",
+        "victim overwritten"
+    );
     let done = done.unwrap();
     for p in [&done.file, &done.custody] {
         let m = std::fs::symlink_metadata(p).unwrap();
-        assert!(m.file_type().is_file(), "{} is not a regular file", p.display());
+        assert!(
+            m.file_type().is_file(),
+            "{} is not a regular file",
+            p.display()
+        );
         assert_eq!(m.mode() & 0o777, 0o640, "{}", p.display());
     }
     assert!(std::fs::read(&done.file).unwrap() == data);
@@ -102,15 +109,27 @@ fn item08_get_out_does_not_follow_planted_links() {
     let out = dir.path().join("clip.bin");
     // `get --out clip.bin` used `clip.footage-partial` as its temporary file.
     std::os::unix::fs::symlink(&victim, dir.path().join("clip.footage-partial")).unwrap();
-    let o = footage(&root, &["get", &id.to_string(), "--out", out.to_str().unwrap()]);
-    assert!(std::fs::read(&victim).unwrap() == b"precious", "victim overwritten");
+    let o = footage(
+        &root,
+        &["get", &id.to_string(), "--out", out.to_str().unwrap()],
+    );
+    assert!(
+        std::fs::read(&victim).unwrap() == b"precious",
+        "victim overwritten"
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let m = std::fs::symlink_metadata(&out).unwrap();
     assert!(m.file_type().is_file());
     assert!(std::fs::read(&out).unwrap() == data);
     let o = footage(
         &root,
-        &["get", &id.to_string(), "--verify", "--out", out.to_str().unwrap()],
+        &[
+            "get",
+            &id.to_string(),
+            "--verify",
+            "--out",
+            out.to_str().unwrap(),
+        ],
     );
     assert_eq!(o.status.code(), Some(1), "replaced an existing file");
     assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
@@ -129,9 +148,15 @@ fn item08_get_out_replaces_only_with_force_and_never_through_a_link() {
     assert_eq!(o.status.code(), Some(1), "wrote over an existing link");
     assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
     assert!(std::fs::read(&victim).unwrap() == b"precious");
-    let o = footage(&root, &["get", &id, "--force", "--out", link.to_str().unwrap()]);
+    let o = footage(
+        &root,
+        &["get", &id, "--force", "--out", link.to_str().unwrap()],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(std::fs::read(&victim).unwrap() == b"precious", "written through");
+    assert!(
+        std::fs::read(&victim).unwrap() == b"precious",
+        "written through"
+    );
     assert!(std::fs::symlink_metadata(&link)
         .unwrap()
         .file_type()
@@ -223,8 +248,14 @@ fn item09_store_files_are_0640_dirs_0750_in_the_configured_group_whatever_the_um
     walk(&root, &mut all);
     let names = |p: &Path| p.strip_prefix(&root).unwrap().display().to_string();
     assert!(all.iter().any(|p| names(p).contains("vol-")), "{all:?}");
-    assert!(all.iter().any(|p| names(p).starts_with("audit/")), "{all:?}");
-    assert!(all.iter().any(|p| names(p).starts_with("scrub/")), "{all:?}");
+    assert!(
+        all.iter().any(|p| names(p).starts_with("audit/")),
+        "{all:?}"
+    );
+    assert!(
+        all.iter().any(|p| names(p).starts_with("scrub/")),
+        "{all:?}"
+    );
     for p in &all {
         let m = std::fs::symlink_metadata(p).unwrap();
         let mode = m.mode() & 0o7777;
@@ -308,4 +339,17 @@ fn item17_failpoints_abort_the_test_build() {
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn item17_key_material_is_wiped_on_drop() {
+    fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+    wiped_on_drop::<footage::Key>();
+    wiped_on_drop::<footage::crypt::SegmentCipher>();
+    // Key text handed out (for a new key file) is wiped on drop too.
+    let text: zeroize::Zeroizing<String> = footage::Key::generate().hex();
+    assert_eq!(text.len(), 64);
+    // This build has fail points; a build without the feature has none (see
+    // scripts/check-failpoints-off.sh).
+    assert!(footage::fail::COMPILED);
 }
