@@ -86,8 +86,12 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
                 None => None,
             };
             crate::perms::create_dir_all(root).at(root)?;
-            // The store owns its root: 0750 even if the directory was there before.
-            crate::perms::set_dir_mode(root).at(root)?;
+            // The store owns its root: 0750 even if the directory was there before (unless
+            // someone else owns that directory: then its owner decides).
+            match crate::perms::set_dir_mode(root) {
+                Err(e) if e.raw_os_error() != Some(libc::EPERM) => return Err(Error::io(root, e)),
+                _ => {}
+            }
             if let Some((name, gid)) = group {
                 crate::perms::give_dir_to_group(root, name, gid)?;
             }
