@@ -33,3 +33,6 @@ echo "== cargo test"
 # Tests that need ffmpeg or the browser fail under CI=true when it is missing; set it here so a
 # missing install step cannot hide behind a skip.
 CI="${CI:-true}" cargo test "$@"
+
+echo "== a user's build has no fail points (issue 10 item 17)"
+scripts/check-failpoints-off.sh

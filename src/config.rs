@@ -45,6 +45,11 @@ pub struct Config {
     /// encrypted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
+    /// Group that owns the store's files and directories (each directory has the
+    /// set-group-id bit, so what is created in it joins the group); absent: the group of the
+    /// user who created the store. The user that runs footage must be a member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 /// Settings for a new store; ignored when the store already exists.
@@ -62,6 +67,9 @@ pub struct StoreOptions {
     /// The store key. Used on every open, not only at creation: an encrypted store refuses
     /// to open without it. Ignored by a store that is not encrypted.
     pub key: Option<crate::crypt::Key>,
+    /// Group to give the new store's files and directories to (`init --group`). Default
+    /// none: the creating user's group.
+    pub group: Option<String>,
 }
 
 impl Default for StoreOptions {
@@ -74,6 +82,7 @@ impl Default for StoreOptions {
             store_id: None,
             encrypt: false,
             key: None,
+            group: None,
         }
     }
 }
@@ -120,6 +129,7 @@ impl Config {
             volume_size: opts.volume_size,
             chunk_size: opts.chunk_size,
             checkpoint_every: opts.checkpoint_every,
+            group: opts.group.clone(),
         })
     }
 
@@ -189,6 +199,19 @@ impl Config {
         }
         if self.volume_size > (1u64 << 32) * 4096 {
             return Err(bad("volume_size must be below 16 TiB".into()));
+        }
+        if let Some(g) = &self.group {
+            // What groupadd accepts, so the name cannot smuggle anything into a message.
+            let ok = !g.is_empty()
+                && g.len() <= 32
+                && g.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+                && !g.starts_with('-');
+            if !ok {
+                return Err(bad(format!(
+                    "group {g:?} is not a group name (letters, digits, '_', '-', '.'; at most 32)"
+                )));
+            }
         }
         if self.checkpoint_every == 0 {
             return Err(bad("checkpoint_every must be at least 1".into()));

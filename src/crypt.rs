@@ -20,9 +20,18 @@
 //!   sealed chunk moved to another segment, another index or another store fails its tag;
 //! - the key id (`HMAC-SHA256(K, "footage-v1 key id")`, first 16 bytes) is what footage.toml
 //!   and cloud records carry: it identifies the key without revealing it;
-//! - no function here panics on bad input; a failed tag is [`Tampered`].
+//! - no function here panics on bad input; a failed tag is [`Tampered`];
+//! - key material is wiped when dropped (`zeroize`): the store key ([`Key`]), the key text
+//!   read from a file or `FOOTAGE_KEY`, derived segment keys, and the AES key schedule and
+//!   GHASH key inside a [`SegmentCipher`] (the `zeroize` features of `aes`, `ghash` and
+//!   `polyval`). Not wiped: the environment variable itself (the process environment cannot
+//!   be rewritten safely once threads run) and the HMAC state while a key is derived;
+//! - a key file that its group or others may read or write is refused
+//!   ([`Key::from_file`]).
 
 use std::fmt;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use aes_gcm::aead::{AeadInPlace, KeyInit};
@@ -30,6 +39,7 @@ use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::error::{Error, Result};
 
@@ -52,6 +62,16 @@ pub const DOMAIN_META: [u8; 4] = *b"FTM1";
 
 const LABEL_SEGMENT: &[u8] = b"footage-v1 segment key";
 const LABEL_KEY_ID: &[u8] = b"footage-v1 key id";
+/// A key file is at most this long (a raw key is 32 bytes, base64 text 44 and a line
+/// end): reading stops here, so the buffer holding key text never grows and leaves copies.
+const MAX_KEY_FILE: u64 = 4096;
+
+// The AES key schedule inside a `SegmentCipher` wipes itself on drop: fails to build if the
+// `zeroize` feature of `aes` is ever dropped from Cargo.toml.
+const _: fn() = || {
+    fn wiped_on_drop<T: ZeroizeOnDrop>() {}
+    wiped_on_drop::<aes::Aes256>();
+};
 
 /// A message failed its authentication tag: altered, moved, or sealed under another key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,13 +97,11 @@ impl fmt::Debug for Key {
 
 impl Drop for Key {
     fn drop(&mut self) {
-        // Best effort: volatile writes so the wipe is not optimised away.
-        for b in self.0.iter_mut() {
-            // SAFETY: `b` is a valid, aligned, exclusive reference to a u8.
-            unsafe { std::ptr::write_volatile(b, 0) };
-        }
+        self.0.zeroize();
     }
 }
+
+impl ZeroizeOnDrop for Key {}
 
 fn key_error(what: impl Into<String>) -> Error {
     Error::Key(what.into())
@@ -104,18 +122,20 @@ impl Key {
     pub fn parse(text: &str) -> Result<Key> {
         let t = text.trim();
         if t.len() == 2 * KEY_LEN && t.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let mut out = [0u8; KEY_LEN];
-            for (i, b) in out.iter_mut().enumerate() {
+            let mut out = Key([0u8; KEY_LEN]);
+            for (i, b) in out.0.iter_mut().enumerate() {
                 let pair = t.get(2 * i..2 * i + 2).unwrap_or("");
                 *b = u8::from_str_radix(pair, 16).map_err(|_| key_error("bad hex digit"))?;
             }
-            return Ok(Key(out));
+            return Ok(out);
         }
         use base64::engine::general_purpose::{
             STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD,
         };
         for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
-            if let Ok(v) = engine.decode(t) {
+            // Decoded into a buffer that is big enough from the start and wiped on drop.
+            let mut v = Zeroizing::new(Vec::with_capacity(t.len()));
+            if engine.decode_vec(t, &mut v).is_ok() {
                 if let Ok(bytes) = <[u8; KEY_LEN]>::try_from(v.as_slice()) {
                     return Ok(Key(bytes));
                 }
@@ -127,8 +147,36 @@ impl Key {
     }
 
     /// Reads a key file: exactly 32 raw bytes, or the key as text (see [`Key::parse`]).
+    /// Refuses a file that its group or others may read or write (mode `& 0o077` not 0).
     pub fn from_file(path: &Path) -> Result<Key> {
-        let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let io = |e| Error::io(path, e);
+        let file = std::fs::File::open(path).map_err(io)?;
+        let meta = file.metadata().map_err(io)?;
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            return Err(key_error(format!(
+                "key file {} has mode {mode:04o}: its group or others can {}; it must be                  readable by its owner only (chmod 600 {})",
+                path.display(),
+                match (mode & 0o044 != 0, mode & 0o022 != 0) {
+                    (true, true) => "read and change it",
+                    (true, false) => "read it",
+                    _ => "change it",
+                },
+                path.display()
+            )));
+        }
+        if meta.len() > MAX_KEY_FILE {
+            return Err(key_error(format!(
+                "key file {} holds {} bytes: it must hold 32 raw bytes or the key as hex or \
+                 base64 text",
+                path.display(),
+                meta.len()
+            )));
+        }
+        let mut data = Zeroizing::new(Vec::with_capacity(MAX_KEY_FILE as usize + 1));
+        file.take(MAX_KEY_FILE + 1)
+            .read_to_end(&mut data)
+            .map_err(io)?;
         if let Ok(raw) = <[u8; KEY_LEN]>::try_from(data.as_slice()) {
             // 32 bytes that are not 32 hex/base64 characters of a key: a raw key.
             return Ok(Key(raw));
@@ -152,7 +200,7 @@ impl Key {
 
     /// The key from [`KEY_ENV`], if that variable is set.
     pub fn from_env() -> Result<Option<Key>> {
-        match std::env::var(KEY_ENV) {
+        match std::env::var(KEY_ENV).map(Zeroizing::new) {
             Ok(v) => Key::parse(&v)
                 .map(Some)
                 .map_err(|e| key_error(format!("{KEY_ENV}: {e}"))),
@@ -163,7 +211,7 @@ impl Key {
         }
     }
 
-    fn hmac(&self, parts: &[&[u8]]) -> [u8; 32] {
+    fn hmac(&self, parts: &[&[u8]]) -> Zeroizing<[u8; 32]> {
         // HMAC accepts keys of any length, so this cannot fail.
         let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(&self.0) {
             Ok(m) => m,
@@ -172,12 +220,14 @@ impl Key {
         for p in parts {
             mac.update(p);
         }
-        mac.finalize().into_bytes().into()
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(&mac.finalize().into_bytes());
+        out
     }
 
-    /// The key as 64 lower-case hex digits (for writing a new key file).
-    pub fn hex(&self) -> String {
-        crate::store::hex(&self.0)
+    /// The key as 64 lower-case hex digits (for writing a new key file), wiped on drop.
+    pub fn hex(&self) -> Zeroizing<String> {
+        Zeroizing::new(crate::store::hex(&self.0))
     }
 
     /// The key id: 32 lower-case hex digits that name the key without revealing it.
@@ -214,19 +264,23 @@ impl Crypt {
             .key
             .hmac(&[LABEL_SEGMENT, &self.store_id, &segment_id.to_le_bytes()]);
         SegmentCipher {
-            aead: Aes256Gcm::new(&k.into()),
+            aead: Aes256Gcm::new(aes_gcm::Key::<Aes256Gcm>::from_slice(k.as_slice())),
             store_id: self.store_id,
             segment_id,
         }
     }
 }
 
-/// AES-256-GCM under one segment's derived key.
+/// AES-256-GCM under one segment's derived key. Its AES key schedule and GHASH key are
+/// wiped on drop (the `zeroize` features of `aes` and `polyval`); the derived key itself
+/// never outlives [`Crypt::segment`].
 pub struct SegmentCipher {
     aead: Aes256Gcm,
     store_id: [u8; 16],
     segment_id: u64,
 }
+
+impl ZeroizeOnDrop for SegmentCipher {}
 
 impl SegmentCipher {
     fn aad(&self, domain: [u8; 4], index: u64) -> [u8; 36] {
@@ -325,7 +379,7 @@ mod tests {
     #[test]
     fn keys_parse_from_hex_base64_and_raw_files() {
         let k = Key::generate();
-        let hex = crate::store::hex(&k.0);
+        let hex = k.hex().to_string();
         assert_eq!(Key::parse(&format!("  {hex}\n")).unwrap(), k);
         assert_eq!(Key::parse(&hex.to_uppercase()).unwrap(), k);
         let b64 = base64::engine::general_purpose::STANDARD.encode(k.0);
@@ -333,14 +387,18 @@ mod tests {
         assert!(Key::parse("abc").is_err());
         assert!(Key::parse(&hex[..62]).is_err());
         let dir = tempfile::tempdir().unwrap();
-        let raw = dir.path().join("raw");
-        std::fs::write(&raw, k.0).unwrap();
+        let write = |name: &str, bytes: &[u8]| {
+            use std::os::unix::fs::PermissionsExt;
+            let p = dir.path().join(name);
+            std::fs::write(&p, bytes).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+            p
+        };
+        let raw = write("raw", &k.0);
         assert_eq!(Key::from_file(&raw).unwrap(), k);
-        let text = dir.path().join("text");
-        std::fs::write(&text, format!("{b64}\n")).unwrap();
+        let text = write("text", format!("{b64}\n").as_bytes());
         assert_eq!(Key::from_file(&text).unwrap(), k);
-        let short = dir.path().join("short");
-        std::fs::write(&short, [0u8; 31]).unwrap();
+        let short = write("short", &[0u8; 31]);
         let e = Key::from_file(&short).unwrap_err().to_string();
         assert!(e.contains("31 bytes"), "{e}");
         // The id names the key, is stable, and is not the key.

@@ -74,6 +74,9 @@ pub enum Error {
     },
     #[error("encryption key: {0}")]
     Key(String),
+    /// The group the store's files belong to (`group` in footage.toml) cannot be used.
+    #[error("group {group:?}: {what}")]
+    Group { group: String, what: String },
 }
 
 impl Error {

@@ -42,6 +42,7 @@ pub mod index;
 pub mod input;
 mod log;
 pub mod meta;
+pub mod perms;
 pub mod retention;
 pub mod server;
 mod store;

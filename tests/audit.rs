@@ -503,7 +503,13 @@ fn get_verify_refuses_a_corrupted_segment() {
             "{err}"
         );
         assert!(!out.exists());
-        assert!(!out.with_extension("footage-partial").exists());
+        // No temporary file (`.NAME.<random>.footage-partial`) is left beside it.
+        let dir = out.parent().unwrap();
+        assert!(!std::fs::read_dir(dir).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".footage-partial")));
     };
     refused(
         run(

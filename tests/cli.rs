@@ -486,7 +486,12 @@ fn verify_and_stats_report_the_store_and_find_corruption() {
     run(&store, &["get", &ia, "--out", export.to_str().unwrap()])
         .fails(1, &format!("segment {ia} is corrupt"));
     assert!(!export.exists());
-    assert!(!dir.path().join("export.footage-partial").exists());
+    // No temporary file (`.export.mp4.<random>.footage-partial`) is left behind.
+    assert!(!std::fs::read_dir(dir.path()).unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".footage-partial")));
     assert!(run(&store, &["get", &ib]).ok().stdout == b);
     assert_eq!(
         run(&store, &["verify", &ib]).ok().json()["corrupt"],

@@ -43,7 +43,7 @@ struct Last {
 
 pub fn open_files(dir: &Path, store_id: [u8; 16]) -> Result<Opened> {
     if !dir.is_dir() {
-        fs::create_dir_all(dir).at(dir)?;
+        crate::perms::create_dir_all(dir).at(dir)?;
         // The new directory's entry must survive a power cut like the files in it.
         if let Some(root) = dir.parent() {
             crate::log::sync_dir(root)?;

@@ -70,7 +70,8 @@ fn prepare(dir: &Path) -> anyhow::Result<()> {
             }
         }
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    crate::perms::create_dir_all(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
     Ok(())
 }
 
@@ -115,7 +116,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
     println!("\n1. Docking cameras: ingest with 4 concurrent streams (group commit)");
     let store = Store::create(&store_dir)?;
     let tmp = dir.join("tmp");
-    std::fs::create_dir_all(&tmp)?;
+    crate::perms::create_dir_all(&tmp)?;
     let pb = progress_bar(plan.len() as u64, "ingesting");
     pb.set_style(
         indicatif::ProgressStyle::with_template(

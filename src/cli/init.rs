@@ -25,6 +25,10 @@ pub struct InitArgs {
     /// Bytes per chunk record, a multiple of 4096 from 65536 to 16777216
     #[arg(long, value_name = "BYTES")]
     pub chunk_size: Option<u32>,
+    /// Give the store's files (0640) and directories (0750, set-group-id) to this group, e.g.
+    /// `footage`; the user that runs footage must be a member (default: your own group)
+    #[arg(long, value_name = "NAME")]
+    pub group: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -33,6 +37,8 @@ struct Created {
     store_id: String,
     encryption: Option<String>,
     key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<String>,
 }
 
 /// The store key from `--key-file PATH`, else from `FOOTAGE_KEY`, else none.
@@ -46,15 +52,13 @@ pub fn load_key(key_file: Option<&Path>) -> anyhow::Result<Option<Key>> {
 /// Writes a new random key to `path` as hex text, readable only by its owner.
 fn write_new_key(path: &Path) -> anyhow::Result<Key> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let key = Key::generate();
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
+    let mut f = crate::perms::create_new_mode(path, crate::perms::SECRET_MODE)
         .map_err(|e| anyhow::anyhow!("cannot create key file {}: {e}", path.display()))?;
-    f.write_all(format!("{}\n", key.hex()).as_bytes())?;
+    let mut text = zeroize::Zeroizing::new(String::with_capacity(2 * crate::crypt::KEY_LEN + 1));
+    text.push_str(&key.hex());
+    text.push('\n');
+    f.write_all(text.as_bytes())?;
     f.sync_all()?;
     Ok(key)
 }
@@ -78,6 +82,7 @@ pub fn run(root: &Path, args: InitArgs, key: Option<Key>) -> anyhow::Result<i32>
     let mut opts = StoreOptions {
         encrypt: args.encrypt,
         key,
+        group: args.group,
         ..StoreOptions::default()
     };
     if let Some(c) = args.chunk_size {
@@ -91,6 +96,7 @@ pub fn run(root: &Path, args: InitArgs, key: Option<Key>) -> anyhow::Result<i32>
         store_id: cfg.store_id,
         encryption: cfg.encryption,
         key_id: cfg.key_id,
+        group: cfg.group,
     })?;
     Ok(super::EXIT_OK)
 }

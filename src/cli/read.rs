@@ -4,6 +4,11 @@
 //! only if it matched (temporary file, fsync, rename); to stdout every byte but the last read
 //! has been written when a mismatch is found, the last bytes are withheld, and the command
 //! fails (exit 1).
+//!
+//! `--out FILE` never writes through a link nor over what is there: the bytes go to a new
+//! temporary file with an unpredictable name beside FILE (`O_EXCL|O_NOFOLLOW`, mode 0640),
+//! which takes FILE's name only if nothing has it; `--force` lets it replace a file or a link
+//! at FILE (the link itself, never its target).
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -28,6 +33,9 @@ pub struct GetArgs {
     /// Write to this file instead of stdout
     #[arg(long, short, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// With --out: replace FILE if it exists (a link at FILE is replaced, never followed)
+    #[arg(long, requires = "out")]
+    pub force: bool,
     /// Check the whole segment's SHA-256 while copying; fail rather than deliver bytes that
     /// do not match (with --out the file is not created)
     #[arg(long, conflicts_with_all = ["offset", "length"])]
@@ -54,7 +62,7 @@ pub struct InfoArgs {
 pub fn get(store: &Store, args: GetArgs) -> anyhow::Result<i32> {
     if args.verify {
         let r = store.open_verified(args.id)?;
-        return deliver(r, args.out.as_deref());
+        return deliver(r, args.out.as_deref(), args.force);
     }
     let mut r = store.open_segment(args.id)?;
     if args.offset > r.len() {
@@ -67,23 +75,51 @@ pub fn get(store: &Store, args: GetArgs) -> anyhow::Result<i32> {
     }
     std::io::Seek::seek(&mut r, std::io::SeekFrom::Start(args.offset))?;
     let len = args.length.unwrap_or(u64::MAX).min(r.len() - args.offset);
-    deliver(r.take(len), args.out.as_deref())
+    deliver(r.take(len), args.out.as_deref(), args.force)
+}
+
+/// The error for an `--out` FILE that is already there.
+fn exists_error(path: &Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{} already exists: give another --out, or --force to replace it",
+        path.display()
+    )
 }
 
 /// Copies to `out` atomically (temporary file, fsync, rename), or to stdout.
-fn deliver(mut limited: impl Read, out: Option<&Path>) -> anyhow::Result<i32> {
+fn deliver(mut limited: impl Read, out: Option<&Path>, force: bool) -> anyhow::Result<i32> {
     match out {
         Some(path) => {
-            let tmp = path.with_extension("footage-partial");
-            let mut f = std::fs::File::create(&tmp)
-                .with_context(|| format!("cannot create {}", tmp.display()))?;
+            // Refused before reading anything; checked again, atomically, by the rename.
+            if !force && std::fs::symlink_metadata(path).is_ok() {
+                return Err(exists_error(path));
+            }
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            let stem = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let (mut f, tmp) = crate::perms::create_temp(dir, &stem)
+                .with_context(|| format!("cannot create a file in {}", dir.display()))?;
             let copied = std::io::copy(&mut limited, &mut f);
             let finished = copied
                 .map_err(anyhow::Error::from)
                 .and_then(|_| f.sync_all().map_err(anyhow::Error::from))
                 .and_then(|_| {
-                    std::fs::rename(&tmp, path)
-                        .with_context(|| format!("cannot write {}", path.display()))
+                    let placed = if force {
+                        // rename(2) replaces a link at `path`; it never writes through it.
+                        std::fs::rename(&tmp, path)
+                    } else {
+                        crate::perms::rename_no_replace(&tmp, path)
+                    };
+                    placed.map_err(|e| match e.kind() {
+                        std::io::ErrorKind::AlreadyExists => exists_error(path),
+                        _ => anyhow::Error::new(e)
+                            .context(format!("cannot write {}", path.display())),
+                    })
                 });
             if let Err(e) = finished {
                 let _ = std::fs::remove_file(&tmp);

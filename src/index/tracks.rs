@@ -22,7 +22,7 @@
 //!   fsyncs them *before* the checkpoint that names the new length is written;
 //! - a record is used only after its CRC and segment id check out.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -254,14 +254,8 @@ impl TrackStore {
     /// the caller then rebuilds every track from the log.
     pub fn open(dir: &Path, store_id: &[u8; 16], valid_len: u64) -> Result<Option<TrackStore>> {
         let path = dir.join(TRACKS_FILE);
-        std::fs::create_dir_all(dir).at(dir)?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .at(&path)?;
+        crate::perms::create_dir_all(dir).at(dir)?;
+        let file = crate::perms::open_or_create(&path).at(&path)?;
         let len = file.metadata().at(&path)?.len();
         let header = header(store_id);
         if valid_len <= HEADER_LEN {

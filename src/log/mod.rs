@@ -28,12 +28,12 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 /// is left behind.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    std::fs::create_dir_all(dir).at(dir)?;
+    crate::perms::create_dir_all(dir).at(dir)?;
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".tmp");
     let tmp = dir.join(name);
     let written = (|| {
-        let f = std::fs::File::create(&tmp)?;
+        let f = crate::perms::replace_temp(&tmp, crate::perms::FILE_MODE)?;
         crate::fsio::write_all_at(&f, bytes, 0)?;
         crate::fsio::sync_all(&f)
     })();

@@ -59,12 +59,7 @@ pub struct Volume {
 impl Volume {
     /// Creates a new, empty volume file (header only) and makes its directory entry durable.
     pub fn create(path: &Path, dir: u16, header: VolumeHeader) -> Result<Volume> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .at(path)?;
+        let file = crate::perms::create_new(path).at(path)?;
         let init = (|| {
             crate::fsio::write_all_at(&file, &header.encode(), 0)?;
             crate::fsio::sync_all(&file)

@@ -11,9 +11,8 @@
 //!   response times tell nothing about which stored hash it came close to;
 //! - a file that cannot be read or parsed is an error, never "no tokens" (fail closed).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use rand::TryRngCore;
@@ -181,13 +180,7 @@ struct TokensLock {
 
 fn lock(root: &Path) -> Result<TokensLock> {
     let path = root.join(TOKENS_LOCK);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .at(&path)?;
+    let file = crate::perms::open_or_create_mode(&path, crate::perms::SECRET_MODE).at(&path)?;
     file.lock().at(&path)?;
     Ok(TokensLock { _file: file })
 }
@@ -198,13 +191,7 @@ fn write(root: &Path, set: &TokenSet) -> Result<()> {
     let tmp = root.join(format!("{TOKENS_FILE}.tmp"));
     let text = set.to_text()?;
     {
-        let mut f = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&tmp)
-            .at(&tmp)?;
+        let mut f = crate::perms::replace_temp(&tmp, crate::perms::SECRET_MODE).at(&tmp)?;
         f.write_all(text.as_bytes()).at(&tmp)?;
         f.sync_all().at(&tmp)?;
     }

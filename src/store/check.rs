@@ -101,7 +101,7 @@ impl ScrubShared {
         let bytes = self.state.lock().encode();
         // The first save creates `scrub/`: make its entry in the root durable too.
         if let Some(dir) = self.path.parent().filter(|d| !d.exists()) {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            crate::perms::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
             if let Some(root) = dir.parent() {
                 crate::log::sync_dir(root)?;
             }

@@ -8,7 +8,10 @@
 //!   the `export` entry is durable in the audit log; both files are written to temporary
 //!   files, fsynced, then renamed (the footage first, the custody record last) and the
 //!   directory is fsynced;
-//! - existing files are never overwritten.
+//! - existing files are never overwritten, and nothing is written through a link: the
+//!   temporary files have unpredictable names and are created `O_EXCL|O_NOFOLLOW` (mode
+//!   0640), the final names are taken with a rename that fails if anything (a dangling link
+//!   included) is there ([`crate::perms`]).
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -79,11 +82,28 @@ fn copy_error(e: io::Error, dst: &Path) -> Error {
     Error::io(dst, e)
 }
 
-/// Writes `bytes` to `path` and fsyncs it.
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = File::create(path).at(path)?;
-    f.write_all(bytes).at(path)?;
-    f.sync_all().at(path)
+/// The temporary files of one export, removed on drop unless they were renamed into place.
+struct Temps {
+    files: Vec<PathBuf>,
+}
+
+impl Drop for Temps {
+    fn drop(&mut self) {
+        for p in &self.files {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+/// The error of giving an export its final name.
+fn placed(e: io::Error, path: &Path) -> Error {
+    if e.kind() == io::ErrorKind::AlreadyExists {
+        return Error::Invalid(format!(
+            "{} appeared during the export: export to another directory or move it away",
+            path.display()
+        ));
+    }
+    Error::io(path, e)
 }
 
 impl Store {
@@ -101,44 +121,48 @@ impl Store {
         } else {
             "bin"
         };
-        fs::create_dir_all(dir).at(dir)?;
+        crate::perms::create_dir_all(dir).at(dir)?;
         let name = format!("{id}.{ext}");
         let custody_name = format!("{id}.custody.json");
         let (file, custody) = (dir.join(&name), dir.join(&custody_name));
         for p in [&file, &custody] {
-            if p.exists() {
+            // A link counts as being there, even when it points nowhere.
+            if fs::symlink_metadata(p).is_ok() {
                 return Err(Error::Invalid(format!(
                     "{} already exists: export to another directory or move it away",
                     p.display()
                 )));
             }
         }
-        let tmp = dir.join(format!(".{name}.footage-partial"));
-        let custody_tmp = dir.join(format!(".{custody_name}.footage-partial"));
-        let done = self.export_to(id, &info, (&tmp, &file), (&custody_tmp, &custody));
-        if done.is_err() {
-            let _ = fs::remove_file(&tmp);
-            let _ = fs::remove_file(&custody_tmp);
-        }
-        done
+        let mut temps = Temps { files: Vec::new() };
+        let (f, tmp) = crate::perms::create_temp(dir, &name).at(dir)?;
+        temps.files.push(tmp.clone());
+        let (custody_f, custody_tmp) = crate::perms::create_temp(dir, &custody_name).at(dir)?;
+        temps.files.push(custody_tmp.clone());
+        let done = self.export_to(
+            id,
+            &info,
+            (f, &tmp, &file),
+            (custody_f, &custody_tmp, &custody),
+        )?;
+        temps.files.clear();
+        Ok(done)
     }
 
     fn export_to(
         &self,
         id: u64,
         info: &super::SegmentInfo,
-        (tmp, file): (&Path, &Path),
-        (custody_tmp, custody): (&Path, &Path),
+        (mut f, tmp, file): (File, &Path, &Path),
+        (mut custody_f, custody_tmp, custody): (File, &Path, &Path),
     ) -> Result<Exported> {
         let expected = self.inner.load_commit(id, false)?.sha256;
         let reader = self.reader(id)?;
         let len = reader.len();
         let mut r = VerifiedReader::new(reader, id, len, expected);
-        {
-            let mut f = File::create(tmp).at(tmp)?;
-            io::copy(&mut r, &mut f).map_err(|e| copy_error(e, tmp))?;
-            f.sync_all().at(tmp)?;
-        }
+        io::copy(&mut r, &mut f).map_err(|e| copy_error(e, tmp))?;
+        f.sync_all().at(tmp)?;
+        drop(f);
         let at = now_us();
         let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
         let details = serde_json::json!({
@@ -180,9 +204,13 @@ impl Store {
         };
         let text = serde_json::to_string_pretty(&record)
             .map_err(|e| Error::Invalid(format!("cannot encode the custody record: {e}")))?;
-        write_synced(custody_tmp, format!("{text}\n").as_bytes())?;
-        fs::rename(tmp, file).at(file)?;
-        fs::rename(custody_tmp, custody).at(custody)?;
+        custody_f
+            .write_all(format!("{text}\n").as_bytes())
+            .at(custody_tmp)?;
+        custody_f.sync_all().at(custody_tmp)?;
+        drop(custody_f);
+        crate::perms::rename_no_replace(tmp, file).map_err(|e| placed(e, file))?;
+        crate::perms::rename_no_replace(custody_tmp, custody).map_err(|e| placed(e, custody))?;
         if let Some(dir) = file.parent() {
             crate::log::sync_dir(dir)?;
         }

@@ -12,7 +12,7 @@
 //!   [`Error::UnsupportedVersion`]; that volume is never cut.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File};
+use std::fs;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
@@ -79,15 +79,26 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
             })
         }
         Mode::Existing => {}
-        Mode::Create => fs::create_dir_all(root).at(root)?,
+        Mode::Create => {
+            // An unknown group fails before anything is created.
+            let group = match &opts.group {
+                Some(name) => Some((name, crate::perms::group_id(name)?)),
+                None => None,
+            };
+            crate::perms::create_dir_all(root).at(root)?;
+            // The store owns its root: 0750 even if the directory was there before (unless
+            // someone else owns that directory: then its owner decides).
+            match crate::perms::set_dir_mode(root) {
+                Err(e) if e.raw_os_error() != Some(libc::EPERM) => return Err(Error::io(root, e)),
+                _ => {}
+            }
+            if let Some((name, gid)) = group {
+                crate::perms::give_dir_to_group(root, name, gid)?;
+            }
+        }
     }
     let lock_path = root.join("LOCK");
-    let lock = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .at(&lock_path)?;
+    let lock = crate::perms::open_or_create(&lock_path).at(&lock_path)?;
     match lock.try_lock() {
         Ok(()) => {}
         Err(fs::TryLockError::WouldBlock) => {
@@ -115,6 +126,14 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
         path: root.join(crate::config::CONFIG_FILE),
         what: "bad store_id".into(),
     })?;
+    let group = match &config.group {
+        Some(name) => {
+            let gid = crate::perms::group_id(name)?;
+            crate::perms::give_dir_to_group(root, name, gid)?;
+            Some((name.as_str(), gid))
+        }
+        None => None,
+    };
     let crypt = store_crypt(root, &config, store_id, opts)?;
     let mut report = OpenReport::default();
     // The retention policy is written with its defaults on first use, for people to edit;
@@ -156,7 +175,17 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
             path: path.clone(),
             failed: Mutex::new(None),
         };
-        match list_volumes(&path, &mut report) {
+        let listed = list_volumes(&path, &mut report).map_err(|e| e.to_string());
+        // A data dir on another disk is given to the store's group like the root.
+        let listed = match group {
+            Some((name, gid)) => listed.and_then(|files| {
+                crate::perms::give_dir_to_group(&path, name, gid)
+                    .map(|_| files)
+                    .map_err(|e| e.to_string())
+            }),
+            None => listed,
+        };
+        match listed {
             Ok(files) => {
                 for (id, file) in files {
                     max_file_id = max_file_id.max(id);
@@ -194,7 +223,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
             }
             Err(e) => {
                 report.failed_dirs.push(format!("{}: {e}", path.display()));
-                *dir.failed.lock() = Some(e.to_string());
+                *dir.failed.lock() = Some(e);
             }
         }
         dirs.push(dir);
@@ -498,7 +527,7 @@ fn list_volumes(
     dir: &Path,
     report: &mut OpenReport,
 ) -> std::io::Result<Vec<(u32, std::path::PathBuf)>> {
-    fs::create_dir_all(dir)?;
+    crate::perms::create_dir_all(dir)?;
     let mut out = Vec::new();
     for ent in fs::read_dir(dir)? {
         let ent = ent?;
