@@ -33,7 +33,14 @@ use super::{ApiError, App};
 /// How long a video ticket works.
 pub const TICKET_LIFETIME: Duration = Duration::from_secs(4 * 3600);
 /// Most tickets kept at once; the oldest are dropped past this.
-const MAX_TICKETS: usize = 10_000;
+pub const MAX_TICKETS_PER_USER: usize = 10_000;
+
+impl Caller {
+    #[doc(hidden)]
+    pub fn for_tests(name: &str, read_only: bool, token_sha256: &str) -> Caller {
+        Caller { name: name.into(), read_only, by_token: true, token_sha256: Some(token_sha256.into()) }
+    }
+}
 
 /// The identity a request acts as, put into the request's extensions by [`check`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,12 +117,22 @@ struct Ticket {
 }
 
 /// Short-lived capability URLs for `<video>` elements, which cannot send headers.
-#[derive(Default)]
 pub struct Tickets {
     map: Mutex<HashMap<String, Ticket>>,
+    cap: usize,
+    work: std::sync::atomic::AtomicU64,
 }
 
 impl Tickets {
+    pub fn new(cap: usize) -> Tickets {
+        Tickets { map: Mutex::new(HashMap::new()), cap: cap.max(1), work: Default::default() }
+    }
+
+    #[doc(hidden)]
+    pub fn work(&self) -> u64 {
+        self.work.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// A ticket for GET/HEAD of `path` on behalf of `caller`.
     pub fn issue(&self, caller: &Caller, path: &str) -> Result<String, ApiError> {
         let mut bytes = [0u8; 24];
@@ -125,8 +142,10 @@ impl Tickets {
         let key = crate::hex(&bytes);
         let now = Instant::now();
         let mut map = self.map.lock();
+        self.work.fetch_add(map.len() as u64, std::sync::atomic::Ordering::Relaxed);
         map.retain(|_, t| t.expires > now);
-        while map.len() >= MAX_TICKETS {
+        while map.len() >= self.cap {
+            self.work.fetch_add(map.len() as u64, std::sync::atomic::Ordering::Relaxed);
             let oldest = map
                 .iter()
                 .min_by_key(|(_, t)| t.expires)

@@ -66,6 +66,10 @@ pub struct ServerOptions {
     pub body_timeout: Duration,
     /// Connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// Connections open at once from one client address (an IPv6 client is its /64).
+    pub max_connections_per_client: usize,
+    /// Video tickets kept at once per token name.
+    pub max_tickets_per_user: usize,
 }
 
 impl Default for ServerOptions {
@@ -78,6 +82,8 @@ impl Default for ServerOptions {
             idle_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(10),
             max_connections: 512,
+            max_connections_per_client: 64,
+            max_tickets_per_user: auth::MAX_TICKETS_PER_USER,
         }
     }
 }
@@ -305,7 +311,7 @@ impl Server {
         let app = Arc::new(App {
             tokens: auth::TokenCache::new(store.root().to_path_buf(), tokens),
             store,
-            tickets: auth::Tickets::default(),
+            tickets: auth::Tickets::new(opts.max_tickets_per_user),
             require_tokens,
             local_actor: opts.local_actor.clone(),
             body_timeout: opts.body_timeout,
