@@ -95,7 +95,12 @@ fn call(method: &str, url: &str, headers: &[(&str, &str)]) -> (u16, Vec<u8>) {
 }
 
 /// Entries recorded after `since` (an index), waiting (bounded) until `pred` holds for one.
-fn wait_for(store: &Store, since: u64, what: &str, pred: impl Fn(&AuditEntry) -> bool) -> Vec<AuditEntry> {
+fn wait_for(
+    store: &Store,
+    since: u64,
+    what: &str,
+    pred: impl Fn(&AuditEntry) -> bool,
+) -> Vec<AuditEntry> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let new: Vec<AuditEntry> = store
@@ -162,13 +167,22 @@ fn item06_searches_info_track_and_stats_are_audited() {
     let q = only(&new, "query", "viewer");
     assert_eq!(q.details["via"], "http");
     assert_eq!(q.details["results"], 2, "{:?}", q.details);
-    assert_eq!(q.details["query"]["officers"][0], "MET-1", "{:?}", q.details);
+    assert_eq!(
+        q.details["query"]["officers"][0], "MET-1",
+        "{:?}",
+        q.details
+    );
     assert_eq!(q.details["query"]["limit"], 2);
     assert_eq!(q.details["next"], true, "{:?}", q.details);
 
     let since = next_index(&f.store);
     assert_eq!(
-        call("GET", &format!("{url}/api/segments/{id}"), &[("Authorization", &auth)]).0,
+        call(
+            "GET",
+            &format!("{url}/api/segments/{id}"),
+            &[("Authorization", &auth)]
+        )
+        .0,
         200
     );
     let new = wait_for(&f.store, since, "info", |e| e.action == "info");
@@ -193,7 +207,12 @@ fn item06_searches_info_track_and_stats_are_audited() {
 
     let since = next_index(&f.store);
     assert_eq!(
-        call("GET", &format!("{url}/api/stats"), &[("Authorization", &auth)]).0,
+        call(
+            "GET",
+            &format!("{url}/api/stats"),
+            &[("Authorization", &auth)]
+        )
+        .0,
         200
     );
     let new = wait_for(&f.store, since, "stats", |e| e.action == "stats");
@@ -327,7 +346,11 @@ fn item06_token_changes_are_audited_with_the_os_user() {
     let store_dir = dir.path().join("store");
     assert!(footage(&store_dir, "pc.admin", &["init"]).status.success());
     // No server running: the command records it itself.
-    let out = footage(&store_dir, "pc.admin", &["token", "add", "viewer", "--read-only"]);
+    let out = footage(
+        &store_dir,
+        "pc.admin",
+        &["token", "add", "viewer", "--read-only"],
+    );
     assert!(out.status.success(), "{out:?}");
     let out = footage(&store_dir, "pc.admin", &["token", "remove", "viewer"]);
     assert!(out.status.success(), "{out:?}");

@@ -25,9 +25,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{blocking, json, ApiError, App, Caller, MAX_BODY};
+use crate::audit::Durability;
 use crate::cli::find::{bbox, lat_lon, FindArgs, FindLine};
 use crate::cli::{id_arg, time_arg};
-use crate::audit::Durability;
 use crate::store::{parse_id, query_details, Change};
 
 /// Results per page when the request names no `limit`.
@@ -263,7 +263,13 @@ async fn info(
     let store = app.store.clone();
     let info = blocking(move || {
         let info = store.info(id)?;
-        record(&store, &caller.name, "info", Some(id), serde_json::json!({}))?;
+        record(
+            &store,
+            &caller.name,
+            "info",
+            Some(id),
+            serde_json::json!({}),
+        )?;
         Ok(info)
     })
     .await?;
@@ -304,7 +310,13 @@ async fn video_url(
     let ticket = caller.by_token;
     blocking(move || {
         store.info(id)?;
-        record(&store, &name, "ticket", Some(id), serde_json::json!({"ticket": ticket}))
+        record(
+            &store,
+            &name,
+            "ticket",
+            Some(id),
+            serde_json::json!({"ticket": ticket}),
+        )
     })
     .await?;
     let path = format!("/api/segments/{id}/video");

@@ -177,7 +177,13 @@ impl VideoRecord {
         self.done = true;
         let complete = error.is_none() && self.sent == self.end - self.start;
         let details = self.details(complete, error);
-        super::api::record(&self.store, &self.actor, self.action, Some(self.id), details)
+        super::api::record(
+            &self.store,
+            &self.actor,
+            self.action,
+            Some(self.id),
+            details,
+        )
     }
 
     /// Writes the entry of an answer without a body, before it is sent.
@@ -295,7 +301,10 @@ fn stream(reader: SegmentReader, start: u64, len: u64, rec: VideoRecord) -> Body
             match blocking(move || rec.write(None)).await {
                 Ok(()) => return None,
                 Err(e) => {
-                    eprintln!("footage serve: segment {}: cannot audit the read: {e}", r.id());
+                    eprintln!(
+                        "footage serve: segment {}: cannot audit the read: {e}",
+                        r.id()
+                    );
                     return None;
                 }
             }
