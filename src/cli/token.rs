@@ -76,17 +76,18 @@ pub fn run(
     match args.command {
         TokenCommand::Add { name, read_only } => {
             let token = tokens::add(root, &name, read_only)?;
-            record(open)?;
+            // Printed first: the token exists now, and a failure to record it must not lose it.
             print_json(&serde_json::json!({
                 "name": name,
                 "token": token,
                 "read_only": read_only,
             }))?;
+            record(open)?;
         }
         TokenCommand::Remove { name } => {
             tokens::remove(root, &name)?;
-            record(open)?;
             print_json(&serde_json::json!({ "removed": name }))?;
+            record(open)?;
         }
         TokenCommand::List => {
             for e in tokens::list(root)?.entries() {
