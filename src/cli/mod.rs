@@ -305,7 +305,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let local = actor().unwrap_or_else(|_| "local".into());
             serve::run(open(&cli.store)?, args, local)
         }
-        Command::Token(args) => token::run(&cli.store, args),
+        Command::Token(args) => token::run(&cli.store, args, &|| open(&cli.store)),
     }
 }
 

@@ -1,8 +1,10 @@
 //! `footage token add|remove|list`: the access tokens of `footage serve`.
 //!
 //! Invariant: a new token is printed once, by `add`; only its SHA-256 is kept (in
-//! `<store>/tokens.json`). These commands do not take the store's lock, so they work while
-//! `footage serve` runs; the server sees the change at its next request.
+//! `<store>/tokens.json`). These commands do not need the store's lock, so they work while
+//! `footage serve` runs; the server sees the change at its next request. Every add and remove
+//! is audited (`token-add`, `token-remove`, actor = the OS user): recorded by the command when
+//! it can open the store, else by the running server (server/token_audit.rs).
 
 use std::path::Path;
 
@@ -43,7 +45,28 @@ pub enum TokenCommand {
     List,
 }
 
-pub fn run(root: &Path, args: TokenArgs) -> anyhow::Result<i32> {
+/// Copies the token change just made into the audit log when this process can open the store;
+/// while `footage serve` holds it, the server does (token_audit.rs).
+fn record(open: &dyn Fn() -> anyhow::Result<crate::Store>) -> anyhow::Result<()> {
+    match open() {
+        Ok(store) => {
+            crate::server::token_audit::drain(&store)?;
+            Ok(())
+        }
+        Err(e) if matches!(e.downcast_ref(), Some(crate::Error::Locked { .. })) => Ok(()),
+        Err(e) => Err(e.context(format!(
+            "the token change is made but not yet in the audit log (it waits in {}; \
+             the next `footage serve` or `footage token add|remove` records it)",
+            crate::server::token_audit::PENDING_FILE
+        ))),
+    }
+}
+
+pub fn run(
+    root: &Path,
+    args: TokenArgs,
+    open: &dyn Fn() -> anyhow::Result<crate::Store>,
+) -> anyhow::Result<i32> {
     if !root.join(crate::CONFIG_FILE).exists() {
         return Err(crate::Error::NoStore {
             path: root.to_path_buf(),
@@ -53,15 +76,18 @@ pub fn run(root: &Path, args: TokenArgs) -> anyhow::Result<i32> {
     match args.command {
         TokenCommand::Add { name, read_only } => {
             let token = tokens::add(root, &name, read_only)?;
+            // Printed first: the token exists now, and a failure to record it must not lose it.
             print_json(&serde_json::json!({
                 "name": name,
                 "token": token,
                 "read_only": read_only,
             }))?;
+            record(open)?;
         }
         TokenCommand::Remove { name } => {
             tokens::remove(root, &name)?;
             print_json(&serde_json::json!({ "removed": name }))?;
+            record(open)?;
         }
         TokenCommand::List => {
             for e in tokens::list(root)?.entries() {

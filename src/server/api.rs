@@ -6,6 +6,9 @@
 //!   validates the same `Query` and prints the same lines (`FindLine`);
 //! - every change goes through [`apply_change`], which refuses read-only callers (403) and
 //!   records the caller's token name as the actor;
+//! - every answer that reveals metadata (search, info, track, stats, a video ticket) is
+//!   recorded in the audit log by [`record`] (the caller's name, the parameters and how much was
+//!   revealed) before it is sent; if it cannot be recorded the request fails instead;
 //! - a request body is at most [`MAX_BODY`] bytes (413), JSON with no unknown fields (400),
 //!   sent as `application/json` (415) within `body_timeout` (408).
 
@@ -22,9 +25,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{blocking, json, ApiError, App, Caller, MAX_BODY};
+use crate::audit::Durability;
 use crate::cli::find::{bbox, lat_lon, FindArgs, FindLine};
 use crate::cli::{id_arg, time_arg};
-use crate::store::{parse_id, Change};
+use crate::store::{parse_id, query_details, Change};
 
 /// Results per page when the request names no `limit`.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -90,9 +94,34 @@ async fn whoami(Extension(caller): Extension<Caller>) -> Response {
     )
 }
 
-async fn stats(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
+/// Records what a request revealed, under the caller's name: with a batched fsync, as every
+/// read and query is (audit::Durability). Runs on the blocking pool (inside the caller's
+/// `blocking` closure).
+pub(crate) fn record(
+    store: &crate::Store,
+    caller: &str,
+    action: &str,
+    segment: Option<u64>,
+    mut details: serde_json::Value,
+) -> Result<(), ApiError> {
+    if let Some(m) = details.as_object_mut() {
+        m.insert("via".into(), "http".into());
+    }
+    store.audit_with(caller, action, segment, details, Durability::Batched)?;
+    Ok(())
+}
+
+async fn stats(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, ApiError> {
     let store = app.store.clone();
-    let s = blocking(move || Ok(store.stats()?)).await?;
+    let s = blocking(move || {
+        let s = store.stats()?;
+        record(&store, &caller.name, "stats", None, serde_json::json!({}))?;
+        Ok(s)
+    })
+    .await?;
     Ok(json(StatusCode::OK, &s))
 }
 
@@ -189,6 +218,7 @@ struct SearchPage {
 
 async fn search(
     State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let mut args = find_args(raw.as_deref().unwrap_or(""))?;
@@ -205,6 +235,17 @@ async fn search(
             .iter()
             .map(|r| FindLine::of(&store, r, with_hits))
             .collect::<crate::Result<Vec<_>>>()?;
+        record(
+            &store,
+            &caller.name,
+            "query",
+            None,
+            serde_json::json!({
+                "query": query_details(&q),
+                "results": segments.len(),
+                "next": page.next.is_some(),
+            }),
+        )?;
         Ok(SearchPage {
             segments,
             next: page.next,
@@ -214,15 +255,40 @@ async fn search(
     Ok(json(StatusCode::OK, &page))
 }
 
-async fn info(State(app): State<Arc<App>>, SegId(id): SegId) -> Result<Response, ApiError> {
+async fn info(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    SegId(id): SegId,
+) -> Result<Response, ApiError> {
     let store = app.store.clone();
-    let info = blocking(move || Ok(store.info(id)?)).await?;
+    let info = blocking(move || {
+        let info = store.info(id)?;
+        record(
+            &store,
+            &caller.name,
+            "info",
+            Some(id),
+            serde_json::json!({}),
+        )?;
+        Ok(info)
+    })
+    .await?;
     Ok(json(StatusCode::OK, &info))
 }
 
-async fn track(State(app): State<Arc<App>>, SegId(id): SegId) -> Result<Response, ApiError> {
+async fn track(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    SegId(id): SegId,
+) -> Result<Response, ApiError> {
     let store = app.store.clone();
-    let fixes = blocking(move || Ok(store.track(id)?)).await?;
+    let fixes = blocking(move || {
+        let fixes = store.track(id)?;
+        let details = serde_json::json!({"format": "geojson", "fixes": fixes.len()});
+        record(&store, &caller.name, "track", Some(id), details)?;
+        Ok(fixes)
+    })
+    .await?;
     let mut resp = json(StatusCode::OK, &crate::meta::track_geojson(id, &fixes));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -240,7 +306,19 @@ async fn video_url(
     SegId(id): SegId,
 ) -> Result<Response, ApiError> {
     let store = app.store.clone();
-    blocking(move || Ok(store.info(id)?)).await?;
+    let name = caller.name.clone();
+    let ticket = caller.by_token;
+    blocking(move || {
+        store.info(id)?;
+        record(
+            &store,
+            &name,
+            "ticket",
+            Some(id),
+            serde_json::json!({"ticket": ticket}),
+        )
+    })
+    .await?;
     let path = format!("/api/segments/{id}/video");
     let url = if caller.by_token {
         format!("{path}?ticket={}", app.tickets.issue(&caller, &path)?)

@@ -14,9 +14,10 @@
 //!   responses carry `Cross-Origin-Resource-Policy: same-origin`, so no other site can embed
 //!   a video or read a response.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,8 +33,9 @@ use super::{ApiError, App};
 
 /// How long a video ticket works.
 pub const TICKET_LIFETIME: Duration = Duration::from_secs(4 * 3600);
-/// Most tickets kept at once; the oldest are dropped past this.
-const MAX_TICKETS: usize = 10_000;
+/// Most tickets kept at once per token name; past this a user's own oldest ticket is dropped.
+/// A reviewer opens one ticket per video watched: a thousand in four hours is far beyond use.
+pub const MAX_TICKETS_PER_USER: usize = 1_000;
 
 /// The identity a request acts as, put into the request's extensions by [`check`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +49,19 @@ pub struct Caller {
     token_sha256: Option<String>,
 }
 
+impl Caller {
+    /// A caller identified by a token (for tests of [`Tickets`]).
+    #[doc(hidden)]
+    pub fn for_tests(name: &str, read_only: bool, token_sha256: &str) -> Caller {
+        Caller {
+            name: name.into(),
+            read_only,
+            by_token: true,
+            token_sha256: Some(token_sha256.into()),
+        }
+    }
+}
+
 /// Identity of the tokens file as last read: changes when it is replaced.
 type Stamp = Option<(u64, u64, u64, i64, i64)>;
 
@@ -55,6 +70,8 @@ pub struct TokenCache {
     path: PathBuf,
     root: PathBuf,
     cached: Mutex<(Stamp, Option<Arc<TokenSet>>)>,
+    /// Set when the file was re-read: token changes may wait to be audited.
+    reloaded: std::sync::atomic::AtomicBool,
 }
 
 fn stamp(path: &std::path::Path) -> std::io::Result<Stamp> {
@@ -73,7 +90,13 @@ impl TokenCache {
             path,
             root,
             cached: Mutex::new((s, Some(Arc::new(initial)))),
+            reloaded: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether the file was re-read since the last call.
+    fn take_reloaded(&self) -> bool {
+        self.reloaded.swap(false, Ordering::Relaxed)
     }
 
     /// The current tokens; re-reads the file if it changed since the last call.
@@ -91,6 +114,7 @@ impl TokenCache {
             Ok(set) => {
                 let set = Arc::new(set);
                 *c = (now, Some(Arc::clone(&set)));
+                self.reloaded.store(true, Ordering::Relaxed);
                 Ok(set)
             }
             Err(e) => {
@@ -109,14 +133,54 @@ struct Ticket {
     expires: Instant,
 }
 
-/// Short-lived capability URLs for `<video>` elements, which cannot send headers.
+/// The tickets and, per token name, the keys of that user's tickets, oldest first. Every
+/// ticket lives [`TICKET_LIFETIME`], so issue order is expiry order and both expiry and the
+/// per-user cap only ever take from the front of one user's queue.
 #[derive(Default)]
+struct Table {
+    map: HashMap<String, Ticket>,
+    by_user: HashMap<String, VecDeque<String>>,
+}
+
+/// Short-lived capability URLs for `<video>` elements, which cannot send headers.
+///
+/// Invariants: a user holds at most `cap` tickets and issuing one never removes another
+/// user's; an issue touches O(1) entries amortised (each key is pushed once and popped once),
+/// so the lock is held for constant time whatever the table holds. Memory is at most
+/// `cap` tickets per token name that has asked for one.
 pub struct Tickets {
-    map: Mutex<HashMap<String, Ticket>>,
+    table: Mutex<Table>,
+    cap: usize,
+    /// Entries inserted or removed so far (doc-hidden, for tests of the cost per issue).
+    work: AtomicU64,
 }
 
 impl Tickets {
-    /// A ticket for GET/HEAD of `path` on behalf of `caller`.
+    /// An empty table keeping at most `cap_per_user` tickets per token name.
+    pub fn new(cap_per_user: usize) -> Tickets {
+        Tickets {
+            table: Mutex::new(Table::default()),
+            cap: cap_per_user.max(1),
+            work: AtomicU64::new(0),
+        }
+    }
+
+    #[doc(hidden)]
+    pub fn work(&self) -> u64 {
+        self.work.load(Ordering::Relaxed)
+    }
+
+    /// Tickets held (expired ones included until their user's next issue).
+    pub fn len(&self) -> usize {
+        self.table.lock().map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A ticket for GET/HEAD of `path` on behalf of `caller`. Drops the caller's expired
+    /// tickets and, at the cap, the caller's own oldest.
     pub fn issue(&self, caller: &Caller, path: &str) -> Result<String, ApiError> {
         let mut bytes = [0u8; 24];
         rand::rngs::OsRng
@@ -124,17 +188,19 @@ impl Tickets {
             .map_err(|e| ApiError::Internal(format!("no random numbers: {e}")))?;
         let key = crate::hex(&bytes);
         let now = Instant::now();
-        let mut map = self.map.lock();
-        map.retain(|_, t| t.expires > now);
-        while map.len() >= MAX_TICKETS {
-            let oldest = map
-                .iter()
-                .min_by_key(|(_, t)| t.expires)
-                .map(|(k, _)| k.clone());
-            match oldest {
-                Some(k) => map.remove(&k),
-                None => break,
-            };
+        let mut guard = self.table.lock();
+        let Table { map, by_user } = &mut *guard;
+        let queue = by_user.entry(caller.name.clone()).or_default();
+        let mut touched = 1u64;
+        while let Some(front) = queue.front() {
+            let live = map.get(front).is_some_and(|t| t.expires > now);
+            if live && queue.len() < self.cap {
+                break;
+            }
+            if let Some(old) = queue.pop_front() {
+                map.remove(&old);
+                touched += 1;
+            }
         }
         map.insert(
             key.clone(),
@@ -146,13 +212,15 @@ impl Tickets {
                 expires: now + TICKET_LIFETIME,
             },
         );
+        queue.push_back(key.clone());
+        self.work.fetch_add(touched, Ordering::Relaxed);
         Ok(key)
     }
 
     /// The caller a ticket stands for, if it is valid for `path` and its token still exists.
     fn redeem(&self, key: &str, path: &str, tokens: &TokenSet) -> Option<Caller> {
-        let map = self.map.lock();
-        let t = map.get(key)?;
+        let table = self.table.lock();
+        let t = table.map.get(key)?;
         (t.expires > Instant::now()
             && t.path == path
             && tokens.still_valid(&t.name, &t.token_sha256))
@@ -279,7 +347,13 @@ fn identify(app: &App, req: &Request) -> Result<Option<Caller>, ApiError> {
 
 /// Middleware: identifies the caller (into the request's extensions) or answers 401/403/503.
 pub async fn check(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
-    match identify(&app, &req) {
+    let who = identify(&app, &req);
+    // A token changed: put the change in the audit log before anything is done with it.
+    if app.tokens.take_reloaded() && super::token_audit::any_pending(app.store.root()) {
+        let store = app.store.clone();
+        let _ = super::blocking(move || super::token_audit::drain_logged(&store)).await;
+    }
+    match who {
         Ok(Some(caller)) => {
             req.extensions_mut().insert(caller);
             next.run(req).await

@@ -2,7 +2,7 @@
 //! requests, label and hold changes) and the web review page that uses it.
 //!
 //! ```text
-//!  TCP accept (max_connections) ─ hyper http1 (header timeout) ─ idle watchdog per connection
+//!  TCP accept (max_connections, max_connections_per_client) ─ hyper http1 (header timeout) ─ idle watchdog per connection
 //!        └─ axum Router ─ security headers ─ auth::check (token / ticket / loopback rules)
 //!              ├─ page.rs    GET /, /app.js, /style.css         (bundled with include_str!)
 //!              ├─ api.rs     search, info, track, stats, whoami, changes  ─┐
@@ -10,19 +10,28 @@
 //! ```
 //!
 //! Invariants:
-//! - every store call runs on tokio's blocking pool, never on a reactor thread;
+//! - every store call runs on tokio's blocking pool, never on a reactor thread (one exception:
+//!   the audit entry of a video body dropped before its end, a single buffered append);
 //! - every read of video bytes goes through [`video::open_video`] and every change through
-//!   [`api::apply_change`] (the one place each to record them);
+//!   [`api::apply_change`];
 //! - a video is streamed chunk by chunk through a [`crate::SegmentReader`] (CRC-checked), never
 //!   loaded whole; a corrupt chunk ends the response early (the connection is cut) rather
 //!   than sending wrong bytes;
 //! - hostile input gets a 4xx JSON error `{"error": ...}` and never changes the store;
+//! - one client (IP address, IPv6 /64) holds at most `max_connections_per_client` connections:
+//!   more are closed as soon as they are accepted (admission.rs), so idle sockets from one
+//!   client cannot take the slots of others;
+//! - every request that reveals footage or metadata is in the audit log with the caller's name
+//!   and what it revealed (api.rs, video.rs); token changes made by `footage token` are copied
+//!   into it by the server (token_audit.rs);
 //! - a connection with no bytes moving for `idle_timeout`, or whose request head takes longer
 //!   than `header_timeout`, is closed.
 
+pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod page;
+pub mod token_audit;
 pub mod tokens;
 pub mod video;
 
@@ -66,6 +75,11 @@ pub struct ServerOptions {
     pub body_timeout: Duration,
     /// Connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// Connections open at once from one client (an IP address; an IPv6 client is its /64);
+    /// more from it are closed as soon as they are accepted.
+    pub max_connections_per_client: usize,
+    /// Video tickets kept at once per token name.
+    pub max_tickets_per_user: usize,
 }
 
 impl Default for ServerOptions {
@@ -78,6 +92,8 @@ impl Default for ServerOptions {
             idle_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(10),
             max_connections: 512,
+            max_connections_per_client: 64,
+            max_tickets_per_user: auth::MAX_TICKETS_PER_USER,
         }
     }
 }
@@ -277,6 +293,7 @@ async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) 
 
 /// A bound server, ready to run.
 pub struct Server {
+    store: Store,
     listener: TcpListener,
     router: Router,
     opts: ServerOptions,
@@ -302,15 +319,18 @@ impl Server {
             addr: opts.addr,
             source,
         })?;
+        // Token changes made while no server ran and not yet in the audit log.
+        token_audit::drain(&store)?;
         let app = Arc::new(App {
             tokens: auth::TokenCache::new(store.root().to_path_buf(), tokens),
-            store,
-            tickets: auth::Tickets::default(),
+            store: store.clone(),
+            tickets: auth::Tickets::new(opts.max_tickets_per_user),
             require_tokens,
             local_actor: opts.local_actor.clone(),
             body_timeout: opts.body_timeout,
         });
         Ok(Server {
+            store,
             listener,
             router: router(app, opts.log_requests),
             opts,
@@ -330,6 +350,11 @@ impl Server {
         let limit = Arc::new(tokio::sync::Semaphore::new(
             self.opts.max_connections.max(1),
         ));
+        let clients = admission::ClientCounts::new(self.opts.max_connections_per_client);
+        let drain = tokio::spawn(token_audit::drain_every(
+            self.store.clone(),
+            token_audit::DRAIN_EVERY,
+        ));
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             let permit = tokio::select! {
@@ -339,9 +364,9 @@ impl Server {
                 },
                 _ = &mut shutdown => break,
             };
-            let tcp = tokio::select! {
+            let (tcp, peer) = tokio::select! {
                 r = self.listener.accept() => match r {
-                    Ok((tcp, _)) => tcp,
+                    Ok(accepted) => accepted,
                     Err(e) => {
                         // Out of file descriptors and the like: wait, do not spin.
                         eprintln!("footage serve: accept failed: {e}");
@@ -350,6 +375,12 @@ impl Server {
                     }
                 },
                 _ = &mut shutdown => break,
+            };
+            // Past its cap a client's connection is closed before anything is read from it;
+            // its global slot (`permit`) goes back at once.
+            let Some(slot) = clients.admit(peer.ip()) else {
+                drop(tcp);
+                continue;
             };
             let _ = tcp.set_nodelay(true);
             let activity = Arc::new(AtomicU64::new(0));
@@ -368,6 +399,7 @@ impl Server {
             let idle = self.opts.idle_timeout;
             tokio::spawn(async move {
                 let _permit = permit;
+                let _slot = slot;
                 tokio::select! {
                     _ = conn => {}
                     _ = idle_watch(start, activity, idle) => {}
@@ -379,6 +411,10 @@ impl Server {
             _ = graceful.shutdown() => {}
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
         }
+        drain.abort();
+        // Token changes made while the server ran and not yet copied: copy them now.
+        let store = self.store.clone();
+        let _ = blocking(move || token_audit::drain_logged(&store)).await;
         Ok(())
     }
 }

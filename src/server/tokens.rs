@@ -9,7 +9,8 @@
 //!   another's change;
 //! - a presented token is compared with every stored hash in constant time (no early exit), so
 //!   response times tell nothing about which stored hash it came close to;
-//! - a file that cannot be read or parsed is an error, never "no tokens" (fail closed).
+//! - a file that cannot be read or parsed is an error, never "no tokens" (fail closed);
+//! - every add and remove is noted for the audit log before it returns (token_audit.rs).
 
 use std::fs::File;
 use std::io::Write;
@@ -231,6 +232,7 @@ pub fn add(root: &Path, name: &str, read_only: bool) -> Result<String> {
         created: crate::input::time::format_time(crate::now_us()),
     });
     write(root, &set)?;
+    super::token_audit::note(root, "token-add", name, Some(read_only))?;
     Ok(secret)
 }
 
@@ -242,9 +244,10 @@ pub fn remove(root: &Path, name: &str) -> Result<()> {
     let Some(i) = set.entries.iter().position(|e| e.name == name) else {
         return Err(Error::NotFound(format!("no token called {name:?}")));
     };
-    set.entries.remove(i);
+    let read_only = set.entries.remove(i).read_only;
     set.hashes.remove(i);
-    write(root, &set)
+    write(root, &set)?;
+    super::token_audit::note(root, "token-remove", name, Some(read_only))
 }
 
 /// The tokens of the store at `root` (names and rights; the hashes stay in the file).

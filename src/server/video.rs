@@ -2,7 +2,11 @@
 //! ranges, `ETag` (the SHA-256) and conditional requests.
 //!
 //! Invariants:
-//! - every video access goes through [`open_video`] (the place to record it);
+//! - every video access goes through [`open_video`], and every answer to one is recorded in the
+//!   audit log by a [`VideoRecord`] with the caller's name, the method, the `Range` asked, the
+//!   status and the bytes sent: a body when it has been sent or is cut off (`read`), a HEAD,
+//!   304 or 416 before it is answered (`video-head`, `video-not-modified`,
+//!   `video-range-refused`: they send no footage and are never recorded as reads);
 //! - bytes are streamed in [`STREAM_CHUNK`] pieces read on the blocking pool through a
 //!   CRC-checking [`SegmentReader`]; nothing holds more than one piece per response, and a
 //!   slow client holds no thread (the next piece is read only when hyper asks for it);
@@ -49,15 +53,12 @@ pub fn sniff(head: &[u8]) -> &'static str {
     }
 }
 
-/// The one path of every video access: opens segment `id` for `caller`, recording the read
-/// in the audit log (with the token's name) before any byte goes out. Reads its metadata and
-/// first bytes (for the content type).
-pub async fn open_video(app: &App, caller: &Caller, id: u64) -> Result<OpenVideo, ApiError> {
+/// The one path of every video access: opens segment `id` (its metadata and first bytes, for
+/// the content type). What is then answered is recorded by a [`VideoRecord`].
+pub async fn open_video(app: &App, id: u64) -> Result<OpenVideo, ApiError> {
     let store = app.store.clone();
-    let actor = caller.name.clone();
     blocking(move || {
         let info = store.info(id)?;
-        store.audit(&actor, "read", Some(id), serde_json::json!({"via": "http"}))?;
         let mut reader = store.open_segment(id)?;
         let mut head = [0u8; 12];
         let mut n = 0;
@@ -135,6 +136,80 @@ fn set(resp: &mut Response, name: header::HeaderName, value: &str) {
     }
 }
 
+/// The audit entry of one video answer. A body's entry is written when the body ends or is
+/// dropped (the client went away, a chunk was corrupt), with the bytes handed to the
+/// connection by then; any other answer's entry is written before it is sent.
+pub struct VideoRecord {
+    store: crate::Store,
+    actor: String,
+    id: u64,
+    action: &'static str,
+    method: String,
+    /// The `Range` header as sent, if any.
+    range: Option<String>,
+    status: u16,
+    /// The bytes `[start, end)` the answer was to send.
+    start: u64,
+    end: u64,
+    sent: u64,
+    done: bool,
+}
+
+impl VideoRecord {
+    fn details(&self, complete: bool, error: Option<&str>) -> serde_json::Value {
+        serde_json::json!({
+            "method": self.method,
+            "range": self.range,
+            "status": self.status,
+            "start": self.start,
+            "end": self.end,
+            "bytes_sent": self.sent,
+            "complete": complete,
+            "error": error,
+        })
+    }
+
+    /// Writes the entry (once). Blocking I/O: call it on the blocking pool, or from `Drop`.
+    fn write(&mut self, error: Option<&str>) -> Result<(), ApiError> {
+        if self.done {
+            return Ok(());
+        }
+        self.done = true;
+        let complete = error.is_none() && self.sent == self.end - self.start;
+        let details = self.details(complete, error);
+        super::api::record(
+            &self.store,
+            &self.actor,
+            self.action,
+            Some(self.id),
+            details,
+        )
+    }
+
+    /// Writes the entry of an answer without a body, before it is sent.
+    async fn write_now(mut self, action: &'static str, status: StatusCode) -> Result<(), ApiError> {
+        self.action = action;
+        self.status = status.as_u16();
+        self.end = self.start;
+        blocking(move || self.write(None)).await
+    }
+}
+
+impl Drop for VideoRecord {
+    /// A body dropped before its end (client gone, connection cut, server stopping): its
+    /// entry is written here, in place. It is one buffered append of a batched entry (no
+    /// fsync); handing it to the blocking pool could lose it while the runtime shuts down.
+    fn drop(&mut self) {
+        let cut = (self.sent < self.end - self.start).then_some("the response was cut off");
+        if let Err(e) = self.write(cut) {
+            eprintln!(
+                "footage serve: cannot audit the read of segment {} by {}: {e}",
+                self.id, self.actor
+            );
+        }
+    }
+}
+
 async fn video(
     State(app): State<Arc<App>>,
     Extension(caller): Extension<Caller>,
@@ -142,8 +217,21 @@ async fn video(
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let v = open_video(&app, &caller, id).await?;
+    let v = open_video(&app, id).await?;
     let len = v.info.bytes;
+    let mut rec = VideoRecord {
+        store: app.store.clone(),
+        actor: caller.name.clone(),
+        id,
+        action: "read",
+        method: method.as_str().to_string(),
+        range: header_str(&headers, header::RANGE).map(str::to_string),
+        status: 200,
+        start: 0,
+        end: 0,
+        sent: 0,
+        done: false,
+    };
     let etag = format!("\"{}\"", v.info.sha256);
     let mut resp = Response::new(Body::empty());
     set(&mut resp, header::ETAG, &etag);
@@ -151,6 +239,8 @@ async fn video(
     set(&mut resp, header::CACHE_CONTROL, "private, no-cache");
     if header_str(&headers, header::IF_NONE_MATCH).is_some_and(|t| etag_listed(t, &etag)) {
         *resp.status_mut() = StatusCode::NOT_MODIFIED;
+        rec.write_now("video-not-modified", StatusCode::NOT_MODIFIED)
+            .await?;
         return Ok(resp);
     }
     let range = header_str(&headers, header::RANGE);
@@ -177,6 +267,8 @@ async fn video(
             );
             set(&mut r, header::CONTENT_RANGE, &format!("bytes */{len}"));
             set(&mut r, header::ACCEPT_RANGES, "bytes");
+            rec.write_now("video-range-refused", StatusCode::RANGE_NOT_SATISFIABLE)
+                .await?;
             return Ok(r);
         }
     };
@@ -186,20 +278,36 @@ async fn video(
         header::CONTENT_LENGTH,
         &(end - start).to_string(),
     );
+    rec.start = start;
+    rec.status = resp.status().as_u16();
     if method == Method::HEAD {
+        let status = resp.status();
+        rec.write_now("video-head", status).await?;
         return Ok(resp);
     }
-    *resp.body_mut() = stream(v.reader, start, end - start);
+    rec.end = end;
+    *resp.body_mut() = stream(v.reader, start, end - start, rec);
     Ok(resp)
 }
 
-/// A body that reads `len` bytes from `start`, one piece at a time on the blocking pool.
-fn stream(reader: SegmentReader, start: u64, len: u64) -> Body {
-    let state = Some((reader, start, len, true));
+/// A body that reads `len` bytes from `start`, one piece at a time on the blocking pool, and
+/// writes `rec` when it ends (or, through `Drop`, when it is dropped before).
+fn stream(reader: SegmentReader, start: u64, len: u64, rec: VideoRecord) -> Body {
+    let state = Some((reader, start, len, true, rec));
     let s = futures::stream::unfold(state, |state| async move {
-        let (mut r, start, left, first) = state?;
+        let (mut r, start, left, first, mut rec) = state?;
         if left == 0 {
-            return None;
+            // Everything was handed to the connection: record it, then end the body.
+            match blocking(move || rec.write(None)).await {
+                Ok(()) => return None,
+                Err(e) => {
+                    eprintln!(
+                        "footage serve: segment {}: cannot audit the read: {e}",
+                        r.id()
+                    );
+                    return None;
+                }
+            }
         }
         let n = left.min(STREAM_CHUNK as u64) as usize;
         let read = tokio::task::spawn_blocking(move || {
@@ -214,15 +322,23 @@ fn stream(reader: SegmentReader, start: u64, len: u64) -> Body {
         })
         .await;
         match read {
-            Ok((r, buf, Ok(()))) => Some((
-                Ok(Bytes::from(buf)),
-                Some((r, start, left - n as u64, false)),
-            )),
+            Ok((r, buf, Ok(()))) => {
+                rec.sent += n as u64;
+                Some((
+                    Ok(Bytes::from(buf)),
+                    Some((r, start, left - n as u64, false, rec)),
+                ))
+            }
             Ok((r, _, Err(e))) => {
                 eprintln!("footage serve: segment {}: {e}", r.id());
+                let why = format!("read failed: {e}");
+                let _ = blocking(move || rec.write(Some(&why))).await;
                 Some((Err(e), None))
             }
-            Err(e) => Some((Err(std::io::Error::other(e)), None)),
+            Err(e) => {
+                drop(rec);
+                Some((Err(std::io::Error::other(e)), None))
+            }
         }
     });
     Body::from_stream(s)

@@ -38,7 +38,7 @@ mod tiering;
 mod verified;
 mod verify;
 
-pub(crate) use audit::check_actor;
+pub(crate) use audit::{check_actor, query_details};
 pub use audit::{READ_ACTIONS, SYSTEM_ACTOR};
 pub use export::Exported;
 pub use verified::VerifiedReader;
