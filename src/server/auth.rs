@@ -5,6 +5,8 @@
 //!   (which holds no footage data) carries a valid `Authorization: Bearer` token or, for a
 //!   video URL only, a ticket made for that exact path by a token that still exists; anything
 //!   else is 401;
+//! - video tickets are kept per token name, at most `max_tickets_per_user` each; issuing one
+//!   costs O(1) and drops only the issuer's own expired or oldest tickets ([`Tickets`]);
 //! - the tokens file is re-read whenever it changes on disk (a removed token stops working at
 //!   the next request); if it cannot be read, every request is refused (503), never let in;
 //! - a server bound to a non-loopback address never runs without tokens: if the last token is

@@ -55,6 +55,9 @@ use crate::Store;
 pub use auth::Caller;
 pub use tokens::{TokenEntry, TokenSet};
 
+/// At most one stderr line per this long about connections refused by the per-client cap.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
+
 /// Largest request body accepted (JSON bodies of changes).
 pub const MAX_BODY: usize = 64 * 1024;
 
@@ -355,6 +358,10 @@ impl Server {
             self.store.clone(),
             token_audit::DRAIN_EVERY,
         ));
+        // Refused connections are reported at most once per REFUSAL_LOG_EVERY (a flood must not
+        // flood stderr too).
+        let mut refused = 0u64;
+        let mut last_refusal_log: Option<Instant> = None;
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             let permit = tokio::select! {
@@ -380,6 +387,17 @@ impl Server {
             // its global slot (`permit`) goes back at once.
             let Some(slot) = clients.admit(peer.ip()) else {
                 drop(tcp);
+                refused += 1;
+                if last_refusal_log.is_none_or(|t| t.elapsed() >= REFUSAL_LOG_EVERY) {
+                    eprintln!(
+                        "footage serve: refused {refused} connection(s) over the cap of {} per \
+                         client (last from {})",
+                        self.opts.max_connections_per_client,
+                        peer.ip()
+                    );
+                    refused = 0;
+                    last_refusal_log = Some(Instant::now());
+                }
                 continue;
             };
             let _ = tcp.set_nodelay(true);
