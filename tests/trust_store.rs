@@ -130,7 +130,7 @@ fn item01_library_refuses_future_now_and_background_clock() {
         .retention_apply(ahead, false, "t", &mut |_| {})
         .expect_err("a time past the real clock must be refused");
     assert!(err.to_string().contains("real clock"), "{err}");
-    // PREFIX assert!(matches!(err, footage::Error::ClockAhead { .. }), "{err:?}");
+    assert!(matches!(err, footage::Error::ClockAhead { .. }), "{err:?}");
     // A dry run may look anywhere; a time within the skew tolerance is the real clock.
     assert_eq!(
         store
@@ -168,6 +168,12 @@ fn item01_simulated_clock_store_says_so_everywhere() {
     assert_eq!(created.ok().json()["clock"], "simulated");
     let toml = std::fs::read_to_string(store.join("footage.toml")).unwrap();
     assert!(toml.contains("clock = \"simulated\""), "{toml}");
+    // The cloud tier (the audit head is published after a deletion) in a directory of ours.
+    let policy = store.join("policy.toml");
+    let cloud = format!("file://{}", dir.path().join("cloud").display());
+    let text = std::fs::read_to_string(&policy).unwrap();
+    assert!(text.contains("file:///var/lib/footage-cloud"), "{text}");
+    std::fs::write(&policy, text.replace("file:///var/lib/footage-cloud", &cloud)).unwrap();
     let id = ingest(&store, dir.path(), "a.bin", 3);
     let other = ingest(&store, dir.path(), "b.bin", 4);
     run(&store, &["hold", &other, "--case", "OP-KEEP"]).ok();

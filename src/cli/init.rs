@@ -22,6 +22,11 @@ pub struct InitArgs {
     /// must not exist
     #[arg(long, value_name = "PATH", requires = "encrypt")]
     pub new_key_file: Option<PathBuf>,
+    /// Create a test or demo store with a simulated clock: `retention apply --now` then
+    /// accepts a time later than the real clock. Shown for ever in footage.toml, stats, info,
+    /// custody records and retention audit entries
+    #[arg(long)]
+    pub simulated_clock: bool,
     /// Bytes per chunk record, a multiple of 4096 from 65536 to 16777216
     #[arg(long, value_name = "BYTES")]
     pub chunk_size: Option<u32>,
@@ -33,6 +38,7 @@ struct Created {
     store_id: String,
     encryption: Option<String>,
     key_id: Option<String>,
+    clock: &'static str,
 }
 
 /// The store key from `--key-file PATH`, else from `FOOTAGE_KEY`, else none.
@@ -78,6 +84,7 @@ pub fn run(root: &Path, args: InitArgs, key: Option<Key>) -> anyhow::Result<i32>
     let mut opts = StoreOptions {
         encrypt: args.encrypt,
         key,
+        simulated_clock: args.simulated_clock,
         ..StoreOptions::default()
     };
     if let Some(c) = args.chunk_size {
@@ -86,10 +93,12 @@ pub fn run(root: &Path, args: InitArgs, key: Option<Key>) -> anyhow::Result<i32>
     let store = crate::Store::create_with(root, &opts)?;
     let cfg = store.config().clone();
     store.close()?;
+    let clock = cfg.clock_name();
     print_json(&Created {
         store: root.display().to_string(),
         store_id: cfg.store_id,
         encryption: cfg.encryption,
+        clock,
         key_id: cfg.key_id,
     })?;
     Ok(super::EXIT_OK)
