@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{random_bytes, small_options};
-use footage::{Store, StoreOptions};
+use footage::Store;
 use serde_json::Value;
 
 const DAY: i64 = 86_400_000_000;
@@ -49,10 +49,7 @@ fn footage(store: &Path, args: &[&str]) -> Command {
 }
 
 fn run(store: &Path, args: &[&str]) -> Out {
-    let out = footage(store, args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = footage(store, args).stdin(Stdio::null()).output().unwrap();
     Out {
         code: out.status.code().expect("killed by a signal"),
         stdout: String::from_utf8(out.stdout).unwrap(),
@@ -83,6 +80,20 @@ fn ingest(store: &Path, dir: &Path, name: &str, seed: u64) -> String {
     out.ok().json()["id"].as_str().unwrap().to_string()
 }
 
+/// Reopens a store this process closed. A sibling test that spawns a process holds copies of
+/// every descriptor (the store's locks too) between its fork and its exec: wait that out.
+fn reopen(root: &Path) -> Store {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match Store::open(root) {
+            Err(footage::Error::Locked { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            other => return other.unwrap(),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Item 1: evidence deleted early by a pretend clock.
 
@@ -103,7 +114,10 @@ fn item01_apply_refuses_now_past_real_clock() {
     );
     // Nothing was deleted, and looking ahead is still allowed.
     run(&store, &["info", &id]).ok();
-    let dry = run(&store, &["retention", "apply", "--now", FUTURE, "--dry-run"]);
+    let dry = run(
+        &store,
+        &["retention", "apply", "--now", FUTURE, "--dry-run"],
+    );
     assert_eq!(dry.ok().json()["deleted"], 1);
     run(&store, &["retention", "plan", "--now", FUTURE]).ok();
     run(&store, &["info", &id]).ok();
@@ -121,7 +135,8 @@ fn item01_library_refuses_future_now_and_background_clock() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("store");
     let store = Store::create(&root).unwrap();
-    let t = common::T0;
+    // Recorded an hour ago: not due for anything by the real clock.
+    let t = footage::now_us() - 3_600_000_000;
     store
         .ingest_bytes(common::meta("MET-1", "AX-1", t), &random_bytes(2, 3000))
         .unwrap();
@@ -173,20 +188,26 @@ fn item01_simulated_clock_store_says_so_everywhere() {
     let cloud = format!("file://{}", dir.path().join("cloud").display());
     let text = std::fs::read_to_string(&policy).unwrap();
     assert!(text.contains("file:///var/lib/footage-cloud"), "{text}");
-    std::fs::write(&policy, text.replace("file:///var/lib/footage-cloud", &cloud)).unwrap();
+    std::fs::write(
+        &policy,
+        text.replace("file:///var/lib/footage-cloud", &cloud),
+    )
+    .unwrap();
     let id = ingest(&store, dir.path(), "a.bin", 3);
     let other = ingest(&store, dir.path(), "b.bin", 4);
     run(&store, &["hold", &other, "--case", "OP-KEEP"]).ok();
 
     assert_eq!(run(&store, &["stats"]).ok().json()["clock"], "simulated");
-    assert_eq!(run(&store, &["info", &id]).ok().json()["clock"], "simulated");
+    assert_eq!(
+        run(&store, &["info", &id]).ok().json()["clock"],
+        "simulated"
+    );
     let out = dir.path().join("export");
     let exported = run(&store, &["export", &id, "--out", out.to_str().unwrap()]);
     assert_eq!(exported.ok().json()["clock"], "simulated");
-    let custody: Value = serde_json::from_slice(
-        &std::fs::read(out.join(format!("{id}.custody.json"))).unwrap(),
-    )
-    .unwrap();
+    let custody: Value =
+        serde_json::from_slice(&std::fs::read(out.join(format!("{id}.custody.json"))).unwrap())
+            .unwrap();
     assert_eq!(custody["clock"], "simulated");
 
     // A simulated-clock store may run retention at any time; every entry says so.
@@ -222,7 +243,10 @@ fn wait_for_flock(path: &Path, holder: &mut std::process::Child) {
         .lines()
         .any(|l| l.contains("FLOCK") && l.contains(&format!(":{ino} ")))
     {
-        assert!(holder.try_wait().unwrap().is_none(), "the holder ended early");
+        assert!(
+            holder.try_wait().unwrap().is_none(),
+            "the holder ended early"
+        );
         assert!(Instant::now() < deadline, "the holder never took the lock");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -239,7 +263,15 @@ fn item03_deleted_lock_file_does_not_let_a_second_writer_in() {
     let mut holder = footage(
         &store,
         &[
-            "ingest", "-", "--officer", "MET-1", "--device", "AX-9", "--start", START, "--end",
+            "ingest",
+            "-",
+            "--officer",
+            "MET-1",
+            "--device",
+            "AX-9",
+            "--start",
+            START,
+            "--end",
             END,
         ],
     )
@@ -264,7 +296,11 @@ fn item03_deleted_lock_file_does_not_let_a_second_writer_in() {
     stdin.write_all(b"streamed").unwrap();
     drop(stdin);
     let out = holder.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Once the owner is gone, the store opens again (a new LOCK is made).
     run(&store, &["hold", &id, "--case", "OP-LOST"]).ok();
     assert_eq!(
@@ -290,10 +326,13 @@ fn item03_verify_reports_acknowledged_changes_the_catalog_lacks() {
     common::copy_dir(&root, &before);
 
     // Acknowledged changes: a hold and a new segment.
-    let store = Store::open(&root).unwrap();
+    let store = reopen(&root);
     store.hold(a, "OP-TRIDENT", "sgt.a").unwrap();
     let b = store
-        .ingest_bytes(common::meta("MET-1", "AX-1", t + DAY), &random_bytes(7, 3000))
+        .ingest_bytes(
+            common::meta("MET-1", "AX-1", t + DAY),
+            &random_bytes(7, 3000),
+        )
         .unwrap()
         .id;
     let clean = store.verify(None, |_| {}).unwrap();
@@ -303,11 +342,14 @@ fn item03_verify_reports_acknowledged_changes_the_catalog_lacks() {
     // The store loses them, its audit log does not (the trail of the lost-hold defect).
     std::fs::remove_dir_all(before.join("audit")).unwrap();
     common::copy_dir(&root.join("audit"), &before.join("audit"));
-    let lost = Store::open(&before).unwrap();
+    let lost = reopen(&before);
     let report = lost.verify(None, |_| {}).unwrap();
     assert!(report.has_findings(), "{report:?}");
     let text = serde_json::to_string(&report).unwrap();
-    assert!(text.contains("OP-TRIDENT"), "the lost hold is named: {text}");
+    assert!(
+        text.contains("OP-TRIDENT"),
+        "the lost hold is named: {text}"
+    );
     assert!(
         text.contains(&format!("segment {b}")),
         "the lost segment is named: {text}"
@@ -360,7 +402,10 @@ fn punched_tail_store(root: &Path) -> std::path::PathBuf {
         .unwrap()
         .id;
     let gone = store
-        .ingest_bytes(common::meta("MET-1", "AX-2", t + 1), &random_bytes(9, 200_000))
+        .ingest_bytes(
+            common::meta("MET-1", "AX-2", t + 1),
+            &random_bytes(9, 200_000),
+        )
         .unwrap()
         .id;
     assert_ne!(keep, gone);
@@ -369,7 +414,10 @@ fn punched_tail_store(root: &Path) -> std::path::PathBuf {
     store.delete(gone, "retention").unwrap();
     store.checkpoint().unwrap();
     let report = store.verify(None, |_| {}).unwrap();
-    assert!(!report.has_findings(), "punched space is not damage: {report:?}");
+    assert!(
+        !report.has_findings(),
+        "punched space is not damage: {report:?}"
+    );
     store.close().unwrap();
     let data = root.join("data");
     let mut vols: Vec<_> = std::fs::read_dir(&data)
@@ -386,7 +434,7 @@ fn item04_punched_tail_of_active_volume_is_not_damage() {
     let root = dir.path().join("store");
     let vol = punched_tail_store(&root);
     // Reopened (the scan at open sees the punched tail too), still clean.
-    let store = Store::open(&root).unwrap();
+    let store = reopen(&root);
     let report = store.verify(None, |_| {}).unwrap();
     assert!(!report.has_findings(), "{report:?}");
     drop(store);
@@ -412,7 +460,7 @@ fn item04_flipped_bit_in_last_live_record_is_still_damage() {
     let f = std::fs::OpenOptions::new().write(true).open(&vol).unwrap();
     std::os::unix::fs::FileExt::write_all_at(&f, &[bytes[last] ^ 0x10], last as u64).unwrap();
     drop(f);
-    let store = footage::testing::open_or_create_with(&root, &StoreOptions::default()).unwrap();
+    let store = reopen(&root);
     let report = store.verify(None, |_| {}).unwrap();
     assert!(report.has_findings(), "a flipped bit must be found");
 }

@@ -53,7 +53,12 @@ impl Store {
         let mut exp = Expected::default();
         for e in self.audit_entries(None, None)? {
             let Some(seg) = e.segment else { continue };
-            let label = |key: &str| e.details.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+            let label = |key: &str| {
+                e.details
+                    .get(key)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            };
             match e.action.as_str() {
                 "ingest" => {
                     let sha = label("sha256");
@@ -125,7 +130,9 @@ impl Store {
                     Err(_) => continue,
                 }
             }
-            let Some(state) = states.get(seg) else { continue };
+            let Some(state) = states.get(seg) else {
+                continue;
+            };
             let held = match list {
                 List::Category => &state.categories,
                 List::Tag => &state.tags,
