@@ -14,6 +14,7 @@
 //! written leaves the audit log one change behind the catalog; the next change of the same
 //! label brings them back in line, and until then that label may be reported.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 use super::{hex, Store};
@@ -122,16 +123,12 @@ impl Store {
             if missing.contains(seg) {
                 continue;
             }
-            if !states.contains_key(seg) {
-                match self.inner.current_state(*seg) {
-                    Ok(s) => {
-                        states.insert(*seg, s);
-                    }
+            let state = match states.entry(*seg) {
+                Entry::Occupied(o) => o.into_mut(),
+                Entry::Vacant(v) => match self.inner.current_state(*seg) {
+                    Ok(s) => v.insert(s),
                     Err(_) => continue,
-                }
-            }
-            let Some(state) = states.get(seg) else {
-                continue;
+                },
             };
             let held = match list {
                 List::Category => &state.categories,
