@@ -7,7 +7,9 @@
 //! removed from the list makes its segments unavailable, never deleted. Encryption is chosen
 //! at creation and never changes: an encrypted store has `format_version = 2`, `encryption =
 //! "aes-256-gcm"` and the `key_id` of its key (never the key), so builds that do not know
-//! encryption refuse it instead of handing out ciphertext.
+//! encryption refuse it instead of handing out ciphertext. The clock is chosen at creation
+//! and never changes either: `clock = "simulated"` marks a test or demo store whose retention
+//! may be run at any pretend time; a file without `clock` is a real-clock store.
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +24,10 @@ pub const CONFIG_VERSION_ENCRYPTED: u32 = 2;
 pub const DEFAULT_CHUNK_SIZE: u32 = 1 << 20;
 pub const DEFAULT_VOLUME_SIZE: u64 = 4 << 30;
 pub const DEFAULT_CHECKPOINT_EVERY: u64 = 10_000;
+/// `clock` of a store whose retention may decide by any time (tests, the demo).
+pub const CLOCK_SIMULATED: &str = "simulated";
+/// `clock` of an ordinary store (also what a file without the key means).
+pub const CLOCK_REAL: &str = "real";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,6 +56,10 @@ pub struct Config {
     /// user who created the store. The user that runs footage must be a member.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// `"simulated"` for a store created with a simulated clock (retention may be applied at
+    /// any time); absent (or `"real"`) for an ordinary store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<String>,
 }
 
 /// Settings for a new store; ignored when the store already exists.
@@ -70,6 +80,10 @@ pub struct StoreOptions {
     /// Group to give the new store's files and directories to (`init --group`). Default
     /// none: the creating user's group.
     pub group: Option<String>,
+    /// Create the store with a simulated clock: `retention_apply` then accepts a time later
+    /// than the real clock, and the store says so for ever (footage.toml, `stats`, `info`,
+    /// custody records, retention audit entries). For tests and demos. Default false.
+    pub simulated_clock: bool,
 }
 
 impl Default for StoreOptions {
@@ -83,6 +97,7 @@ impl Default for StoreOptions {
             encrypt: false,
             key: None,
             group: None,
+            simulated_clock: false,
         }
     }
 }
@@ -130,7 +145,23 @@ impl Config {
             chunk_size: opts.chunk_size,
             checkpoint_every: opts.checkpoint_every,
             group: opts.group.clone(),
+            clock: opts.simulated_clock.then(|| CLOCK_SIMULATED.to_string()),
         })
+    }
+
+    /// Whether the store was created with a simulated clock.
+    pub fn simulated_clock(&self) -> bool {
+        self.clock.as_deref() == Some(CLOCK_SIMULATED)
+    }
+
+    /// `"simulated"` or `"real"`: what `stats`, `info`, custody records and retention audit
+    /// entries show.
+    pub fn clock_name(&self) -> &'static str {
+        if self.simulated_clock() {
+            CLOCK_SIMULATED
+        } else {
+            CLOCK_REAL
+        }
     }
 
     /// Whether chunk payloads (and cloud copies) are sealed with the store key.
@@ -172,6 +203,13 @@ impl Config {
                     self.format_version,
                     if encrypted { "set" } else { "absent" }
                 )))
+            }
+        }
+        if let Some(c) = &self.clock {
+            if c != CLOCK_SIMULATED && c != CLOCK_REAL {
+                return Err(bad(format!(
+                    "clock {c:?} must be \"{CLOCK_SIMULATED}\" or \"{CLOCK_REAL}\""
+                )));
             }
         }
         self.store_id_bytes()

@@ -49,6 +49,14 @@ pub enum Error {
     StoreExists { path: PathBuf },
     #[error("store {} is locked by another process (is `footage serve` or another ingest running?)", path.display())]
     Locked { path: PathBuf },
+    /// `retention apply` was asked to decide by a time later than the real clock (beyond
+    /// [`crate::CLOCK_SKEW_US`]) on a store that was not created with a simulated clock.
+    #[error("retention apply refused: --now {now} is later than the real clock ({real}, {tolerance_s} s of skew allowed); a pretend time would delete evidence early. Only a store created with `footage init --simulated-clock` accepts a future time (plan and --dry-run accept any time)")]
+    ClockAhead {
+        now: String,
+        real: String,
+        tolerance_s: u64,
+    },
     #[error("{what} in {} has format version {found}, this build reads version {supported}: use a newer footage", path.display())]
     UnsupportedVersion {
         what: &'static str,

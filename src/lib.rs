@@ -63,6 +63,7 @@ pub use error::{Error, Result};
 pub use index::geo::{haversine_m, Area};
 pub use index::query::{FindResult, Hit, Page, Query};
 pub use meta::{GpsFix, SegmentMeta};
+pub use retention::CLOCK_SKEW_US;
 pub use store::{
     hex, now_us, parse_id, Change, Clock as RetentionClock, Committed, CompactSummary,
     CorruptSegment, DiskStats, Exported, FindingInfo, IndexStats, LostSegment, OpenReport,

@@ -131,6 +131,13 @@ pub fn verify(store: &Store, args: VerifyArgs) -> anyhow::Result<i32> {
             report.volume_damage.join("; ")
         ));
     }
+    if !report.lost_changes.is_empty() {
+        problems.push(format!(
+            "{} acknowledged changes are missing from the store: {}",
+            report.lost_changes.len(),
+            report.lost_changes.join("; ")
+        ));
+    }
     print_json(&report)?;
     if !problems.is_empty() {
         eprintln!("error: {}", problems.join("; "));

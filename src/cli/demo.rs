@@ -114,7 +114,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
 
     // 1. Docking: four cameras at a time, sharing fsyncs.
     println!("\n1. Docking cameras: ingest with 4 concurrent streams (group commit)");
-    let store = Store::create(&store_dir)?;
+    // Retention below runs 32 days ahead: only a simulated-clock store accepts that.
+    let store = Store::create_with(
+        &store_dir,
+        &crate::StoreOptions {
+            simulated_clock: true,
+            ..crate::StoreOptions::default()
+        },
+    )?;
     let tmp = dir.join("tmp");
     crate::perms::create_dir_all(&tmp)?;
     let pb = progress_bar(plan.len() as u64, "ingesting");

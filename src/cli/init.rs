@@ -22,6 +22,11 @@ pub struct InitArgs {
     /// must not exist
     #[arg(long, value_name = "PATH", requires = "encrypt")]
     pub new_key_file: Option<PathBuf>,
+    /// Create a test or demo store with a simulated clock: `retention apply --now` then
+    /// accepts a time later than the real clock. Shown for ever in footage.toml, stats, info,
+    /// custody records and retention audit entries
+    #[arg(long)]
+    pub simulated_clock: bool,
     /// Bytes per chunk record, a multiple of 4096 from 65536 to 16777216
     #[arg(long, value_name = "BYTES")]
     pub chunk_size: Option<u32>,
@@ -39,6 +44,7 @@ struct Created {
     key_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     group: Option<String>,
+    clock: &'static str,
 }
 
 /// The store key from `--key-file PATH`, else from `FOOTAGE_KEY`, else none.
@@ -83,6 +89,7 @@ pub fn run(root: &Path, args: InitArgs, key: Option<Key>) -> anyhow::Result<i32>
         encrypt: args.encrypt,
         key,
         group: args.group,
+        simulated_clock: args.simulated_clock,
         ..StoreOptions::default()
     };
     if let Some(c) = args.chunk_size {
@@ -91,10 +98,12 @@ pub fn run(root: &Path, args: InitArgs, key: Option<Key>) -> anyhow::Result<i32>
     let store = crate::Store::create_with(root, &opts)?;
     let cfg = store.config().clone();
     store.close()?;
+    let clock = cfg.clock_name();
     print_json(&Created {
         store: root.display().to_string(),
         store_id: cfg.store_id,
         encryption: cfg.encryption,
+        clock,
         key_id: cfg.key_id,
         group: cfg.group,
     })?;

@@ -47,7 +47,8 @@ Examples:
   footage hold 42 --case OP-TRIDENT-7            a legal hold blocks deletion
   footage --actor sgt.jones release 42 --case OP-TRIDENT-7
   footage retention plan --days 7                what goes in the next week
-  footage retention apply --now 2027-01-01T00:00:00Z --dry-run
+  footage retention apply --now 2027-01-01T00:00:00Z --dry-run   (a future --now
+                                                 without --dry-run: only an init --simulated-clock store)
   footage compact --min-dead 0.5                 rewrite volumes that are mostly dead space
   footage --store /srv/new recover --from-cloud --url az://evidence/station-12
   footage get 42 --out clip.mp4                  copy a segment's bytes out
@@ -63,7 +64,8 @@ Examples:
   footage serve --addr 127.0.0.1:8080            HTTP API + review page at http://127.0.0.1:8080/
   footage token add sgt.jones [--read-only]      an access token for footage serve (printed once)
 
-Exit codes: 0 success, 1 failure (or corruption found by verify), 2 bad arguments.";
+Exit codes: 0 success, 1 failure (or corruption found by verify), 2 bad arguments
+(including retention apply --now later than the real clock on a real-clock store).";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -218,6 +220,11 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => EXIT_OK,
         Err(e) => {
+            // A pretend time on a real-clock store is a usage error (exit 2), like a bad flag.
+            let code = match e.downcast_ref::<crate::Error>() {
+                Some(crate::Error::ClockAhead { .. }) => EXIT_USAGE,
+                _ => EXIT_FAILURE,
+            };
             let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>();
             // Show the outermost message, plus inner ones that add something.
             let mut line = String::new();
@@ -230,7 +237,7 @@ pub fn main() -> i32 {
                 }
             }
             eprintln!("error: {}", line.replace('\n', " "));
-            EXIT_FAILURE
+            code
         }
     }
 }

@@ -5,7 +5,10 @@
 //! - nothing held is ever deleted; nothing is evicted without a verified cloud copy; nothing
 //!   is deleted before `end + delete_after` (the longest of its categories);
 //! - a failure on one segment is reported and the others proceed; a later apply retries it;
-//! - the decisions use one snapshot of the catalog, taken at the start.
+//! - the decisions use one snapshot of the catalog, taken at the start;
+//! - an apply that changes anything decides by a time no later than the real clock (plus
+//!   [`CLOCK_SKEW_US`]) unless the store was created with a simulated clock; the summary and
+//!   every audit entry of the run record the clock and the time used.
 
 pub mod policy;
 
@@ -32,6 +35,11 @@ pub struct Summary {
     pub compacted: usize,
     pub bytes_reclaimed: u64,
     pub dry_run: bool,
+    /// The store's clock: `"real"`, or `"simulated"` for a store created with
+    /// `footage init --simulated-clock`.
+    pub clock: String,
+    /// The time the run decided by (RFC 3339).
+    pub now: String,
     /// Segments that failed, with why (they are retried by the next apply).
     pub failed: Vec<String>,
 }
@@ -67,6 +75,31 @@ struct Candidate {
     holds: Vec<String>,
     categories: Vec<String>,
     officer: String,
+}
+
+/// Clock skew tolerated between the caller's "now" and this machine's clock (60 s): an
+/// `apply` may decide by a time up to this much later than the real clock. Anything later is
+/// refused ([`crate::Error::ClockAhead`]) on a store without a simulated clock.
+pub const CLOCK_SKEW_US: i64 = 60_000_000;
+
+/// The clock a retention run decides by: recorded in its summary and audit entries.
+#[derive(Debug, Clone)]
+pub(crate) struct RunClock {
+    /// `"real"` or `"simulated"` (the store's clock).
+    pub clock: &'static str,
+    /// The time used, RFC 3339.
+    pub now: String,
+}
+
+impl RunClock {
+    /// Adds `clock` and `now` to an audit entry's details (an object).
+    pub fn stamp(&self, mut details: serde_json::Value) -> serde_json::Value {
+        if let Some(m) = details.as_object_mut() {
+            m.insert("clock".into(), self.clock.into());
+            m.insert("now".into(), self.now.clone().into());
+        }
+        details
+    }
 }
 
 fn due(end: i64, after: Option<i64>) -> Option<i64> {
@@ -160,9 +193,27 @@ impl Store {
         actor: &str,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Summary> {
+        let clock = self.config().clock_name();
+        if !dry_run && !self.config().simulated_clock() {
+            let real = crate::store::now_us();
+            if now > real.saturating_add(CLOCK_SKEW_US) {
+                return Err(crate::Error::ClockAhead {
+                    now: format_time(now),
+                    real: format_time(real),
+                    tolerance_s: (CLOCK_SKEW_US / 1_000_000) as u64,
+                });
+            }
+        }
+        let run = RunClock {
+            clock,
+            now: format_time(now),
+        };
+        let run = Some(&run);
         let policy = self.policy()?;
         let mut s = Summary {
             dry_run,
+            clock: clock.to_string(),
+            now: format_time(now),
             ..Summary::default()
         };
         if !dry_run {
@@ -189,7 +240,7 @@ impl Store {
                     if dry_run {
                         s.deleted += 1;
                     } else {
-                        match self.delete(c.id, actor) {
+                        match self.delete_in_run(c.id, actor, run) {
                             Ok(freed) => {
                                 s.deleted += 1;
                                 s.bytes_reclaimed += freed;
@@ -207,7 +258,7 @@ impl Store {
                     s.uploaded += 1;
                     uploaded = true;
                 } else {
-                    match self.upload(c.id, actor, &mut |_| {}) {
+                    match self.upload_in_run(c.id, actor, &mut |_| {}, run) {
                         Ok(_) => {
                             s.uploaded += 1;
                             uploaded = true;
@@ -224,7 +275,7 @@ impl Store {
                 if dry_run {
                     s.evicted += 1;
                 } else {
-                    match self.evict(c.id, actor) {
+                    match self.evict_in_run(c.id, actor, run) {
                         Ok(freed) => {
                             s.evicted += 1;
                             s.bytes_reclaimed += freed;
@@ -241,7 +292,7 @@ impl Store {
             }
         }
         if !dry_run {
-            self.relieve_disk_pressure(&policy, &mut evictable, actor, &mut s);
+            self.relieve_disk_pressure(&policy, &mut evictable, actor, &mut s, run);
             match self.drop_empty_volumes(actor) {
                 Ok(freed) => s.bytes_reclaimed += freed,
                 Err(e) => s.failed.push(format!("dropping empty volumes: {e}")),
@@ -276,6 +327,7 @@ impl Store {
         evictable: &mut [Evictable],
         actor: &str,
         s: &mut Summary,
+        run: Option<&RunClock>,
     ) {
         evictable.sort_unstable_by_key(|e| (e.end_us, e.id));
         let Ok(stats) = self.stats() else { return };
@@ -293,7 +345,7 @@ impl Store {
                 if excess <= 0.0 {
                     break;
                 }
-                match self.evict(e.id, actor) {
+                match self.evict_in_run(e.id, actor, run) {
                     Ok(freed) => {
                         s.evicted += 1;
                         s.bytes_reclaimed += freed;

@@ -36,6 +36,8 @@ pub struct Exported {
     pub sha256: String,
     pub exported_by: String,
     pub exported_at: String,
+    /// The store's clock, `"real"` or `"simulated"` (a test or demo store).
+    pub clock: &'static str,
 }
 
 /// The chain-of-custody record (`<id>.custody.json`), fields in this order.
@@ -44,6 +46,9 @@ struct Custody<'a> {
     format: &'static str,
     version: u32,
     store_id: String,
+    /// `"real"`, or `"simulated"`: the store's retention ran at pretend times (not evidence
+    /// of when anything was deleted).
+    clock: &'static str,
     segment: &'a super::SegmentInfo,
     file: String,
     bytes: u64,
@@ -184,6 +189,7 @@ impl Store {
             format: "footage-custody",
             version: 1,
             store_id: hex(&self.inner.store_id),
+            clock: self.inner.config.clock_name(),
             segment: info,
             file: name.unwrap_or_default(),
             bytes: len,
@@ -222,6 +228,7 @@ impl Store {
             sha256: hex(&expected),
             exported_by: self.actor().to_string(),
             exported_at: format_time(at),
+            clock: self.inner.config.clock_name(),
         })
     }
 }

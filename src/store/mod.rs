@@ -3,14 +3,15 @@
 //!
 //! ```text
 //! <store>/footage.toml          configuration (data dirs, volume and chunk size, store id)
-//! <store>/LOCK                  held (flock) by the one process that owns the store
+//! <store>/LOCK                  held (flock) by the one process that owns the store, which
+//!                               also holds an flock on <store> itself
 //! <store>/catalog/checkpoint-*.ckpt   catalog snapshots (newest two)
 //! <data dir>/vol-00000001.ftv   volumes, in every data dir (by default <store>/data)
 //! <store>/audit/                the hash-chained audit log (see `crate::audit`)
 //! ```
 //!
 //! Invariants:
-//! - one process owns a store (the LOCK file); inside it every method is safe to call from
+//! - one process owns a store (flocks on LOCK and on the store directory); inside it every method is safe to call from
 //!   many threads;
 //! - a segment is visible (in the catalog) only once its chunks and then its commit record
 //!   are durable; it is acknowledged (commit returns) only after that;
@@ -23,6 +24,7 @@ mod background;
 mod change;
 mod check;
 pub(crate) mod compact;
+mod crosscheck;
 mod export;
 mod find;
 mod ingest;
@@ -126,6 +128,8 @@ pub struct SegmentInfo {
     pub gps_fixes: usize,
     pub tier: &'static str,
     pub ingested: String,
+    /// The store's clock: `"real"`, or `"simulated"` for a test or demo store.
+    pub clock: &'static str,
 }
 
 pub(crate) struct Inner {
@@ -167,6 +171,8 @@ pub(crate) struct Inner {
     /// Corrupt segments found and the background scrub's cursor (`<root>/scrub/state`).
     pub scrub: check::ScrubShared,
     _lock: File,
+    /// flock on the store directory: unlike `LOCK`, it cannot be deleted from under the owner.
+    _dir_lock: File,
 }
 
 /// An open store. Cheap to clone; all clones share one state. A handle made with
@@ -295,6 +301,7 @@ impl Store {
             gps_fixes: rec.meta.gps.len(),
             tier,
             ingested: format_time(rec.committed_us),
+            clock: self.inner.config.clock_name(),
         })
     }
 
@@ -332,6 +339,7 @@ impl Store {
                 "local+cloud"
             },
             ingested: format_time(m.committed_us),
+            clock: self.inner.config.clock_name(),
         })
     }
 

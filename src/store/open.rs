@@ -1,4 +1,5 @@
-//! Opening a store: lock, configuration, the newest valid checkpoint, then replay of the log
+//! Opening a store: locks (an flock on `LOCK` and one on the store directory itself),
+//! configuration, the newest valid checkpoint, then replay of the log
 //! written after it, with torn tails cut back.
 //!
 //! Invariants:
@@ -107,6 +108,19 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
             })
         }
         Err(fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
+    }
+    // `LOCK` can be deleted from under its owner (an operator "clearing a stale lock"), and
+    // a new file would lock fine: so the owner also locks the store directory itself, which
+    // cannot be replaced while the store is in it. A second writer fails on one or the other.
+    let dir_lock = File::open(root).at(root)?;
+    match dir_lock.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            return Err(Error::Locked {
+                path: root.to_path_buf(),
+            })
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(Error::io(root, e)),
     }
     match (mode, config_path.exists()) {
         (Mode::Existing, false) => {
@@ -403,6 +417,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
         audit,
         scrub,
         _lock: lock,
+        _dir_lock: dir_lock,
     });
     reopen_active(&inner, active)?;
     if inner

@@ -44,6 +44,9 @@ pub struct DiskStats {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Stats {
+    /// `"real"`, or `"simulated"` for a store created with a simulated clock (its retention
+    /// may have run at pretend times).
+    pub clock: &'static str,
     pub segments: usize,
     pub bytes: u64,
     pub volumes: usize,
@@ -136,6 +139,7 @@ impl Store {
         let without_cloud = lost.iter().filter(|l| !l.cloud_copy).count();
         lost.truncate(super::verify::SUMMARY_LIST);
         Ok(Stats {
+            clock: self.inner.config.clock_name(),
             segments,
             bytes,
             volumes: volume_list.len(),

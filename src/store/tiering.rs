@@ -26,6 +26,7 @@ use crate::format::change::{Op, FLAG_DELETED, FLAG_EVICTED, FLAG_UPLOADED};
 use crate::format::commit::Extent;
 use crate::format::record::HEADER_LEN;
 use crate::retention::policy::Policy;
+use crate::retention::RunClock;
 use crate::tier::{meta_for, Tier};
 
 /// `<root>/cloud-deletes`: ids of deleted segments whose cloud copies may remain (one per
@@ -157,6 +158,17 @@ impl Store {
     /// Copies a segment to the cloud tier and verifies the copy (resuming an earlier attempt).
     /// Returns false if it already had a verified copy.
     pub fn upload(&self, id: u64, actor: &str, progress: &mut dyn FnMut(u64)) -> Result<bool> {
+        self.upload_in_run(id, actor, progress, None)
+    }
+
+    /// `upload`, as part of a retention run whose clock goes in the audit entry.
+    pub(crate) fn upload_in_run(
+        &self,
+        id: u64,
+        actor: &str,
+        progress: &mut dyn FnMut(u64),
+        run: Option<&RunClock>,
+    ) -> Result<bool> {
         let state = self.inner.current_state(id)?;
         if state.flags & FLAG_UPLOADED != 0 {
             return Ok(false);
@@ -210,7 +222,7 @@ impl Store {
             actor,
             "upload",
             Some(id),
-            serde_json::json!({"url": tier.url(), "bytes": rec.bytes, "sha256": crate::store::hex(&rec.sha256)}),
+            stamp(run, serde_json::json!({"url": tier.url(), "bytes": rec.bytes, "sha256": crate::store::hex(&rec.sha256)})),
         )?;
         self.inner.maybe_checkpoint();
         Ok(true)
@@ -218,6 +230,11 @@ impl Store {
 
     /// Drops a segment's local bytes; it must have a verified cloud copy. Returns bytes freed.
     pub fn evict(&self, id: u64, actor: &str) -> Result<u64> {
+        self.evict_in_run(id, actor, None)
+    }
+
+    /// `evict`, as part of a retention run whose clock goes in the audit entry.
+    pub(crate) fn evict_in_run(&self, id: u64, actor: &str, run: Option<&RunClock>) -> Result<u64> {
         let _serial = self.inner.change_lock.lock();
         let mut state = self.inner.current_state(id)?;
         if state.flags & FLAG_UPLOADED == 0 {
@@ -244,7 +261,7 @@ impl Store {
             actor,
             "evict",
             Some(id),
-            serde_json::json!({"bytes_freed": total}),
+            stamp(run, serde_json::json!({"bytes_freed": total})),
         )?;
         self.inner.maybe_checkpoint();
         Ok(total)
@@ -259,6 +276,16 @@ impl Store {
     /// volume is dropped) and, for an uploaded segment, an entry in `cloud-deletes` that the
     /// next `retention apply` finishes. A crash before it leaves the segment untouched.
     pub fn delete(&self, id: u64, actor: &str) -> Result<u64> {
+        self.delete_in_run(id, actor, None)
+    }
+
+    /// `delete`, as part of a retention run whose clock goes in the audit entry.
+    pub(crate) fn delete_in_run(
+        &self,
+        id: u64,
+        actor: &str,
+        run: Option<&RunClock>,
+    ) -> Result<u64> {
         let serial = self.inner.change_lock.lock();
         let mut state = self.inner.current_state(id)?;
         if !state.holds.is_empty() {
@@ -312,7 +339,7 @@ impl Store {
             actor,
             "delete",
             Some(id),
-            serde_json::json!({"bytes_freed": total}),
+            stamp(run, serde_json::json!({"bytes_freed": total})),
         )?;
         self.inner.maybe_checkpoint();
         Ok(total)
@@ -405,5 +432,13 @@ impl Store {
             fail::point("drop_volume.after_unlink");
         }
         Ok(freed)
+    }
+}
+
+/// An audit entry's details, with the retention run's clock when there is one.
+fn stamp(run: Option<&RunClock>, details: serde_json::Value) -> serde_json::Value {
+    match run {
+        Some(r) => r.stamp(details),
+        None => details,
     }
 }

@@ -6,7 +6,10 @@
 //! what it finds (audit `corruption`, the findings list in `<root>/scrub/state`) and,
 //! through an actor handle, one `verify` entry. Local copies are checked locally only (never
 //! through the cloud fallback of reads, which would hide local damage); evicted segments are
-//! checked through their cloud copy.
+//! checked through their cloud copy. Punched space (zeros where a deleted or evicted
+//! segment's records were) is not damage, even at the end of an active volume. A full verify
+//! also checks the audit log against the catalog (`crosscheck.rs`): an acknowledged change or
+//! segment the store no longer has is a finding.
 
 use std::io::Read;
 
@@ -48,6 +51,9 @@ pub struct VerifyReport {
     /// records (full verify only): damage that no segment read touches, such as a change
     /// record or the seal of a sealed volume ("volume N offsets a..b: why").
     pub volume_damage: Vec<String>,
+    /// Acknowledged segments and changes that the audit log records but the store no longer
+    /// has (full verify only; `crosscheck.rs`): "segment N: ...".
+    pub lost_changes: Vec<String>,
 }
 
 impl VerifyReport {
@@ -57,6 +63,7 @@ impl VerifyReport {
             || !self.lost.is_empty()
             || !self.cloud_problems.is_empty()
             || !self.volume_damage.is_empty()
+            || !self.lost_changes.is_empty()
     }
 }
 
@@ -263,6 +270,7 @@ impl Store {
         }
         if all {
             report.volume_damage = self.scan_volumes();
+            report.lost_changes = self.lost_changes()?;
         }
         let details = serde_json::json!({
             "checked": report.checked,
@@ -271,6 +279,7 @@ impl Store {
             "repaired": report.repaired,
             "cloud_problems": report.cloud_problems.len(),
             "volume_damage": report.volume_damage.len(),
+            "lost_changes": report.lost_changes.len(),
         });
         self.record_access("verify", None, details)?;
         report.scrub = self.scrub_summary();
@@ -350,10 +359,14 @@ impl Store {
                      valid seal record after them",
                     v.id, o.end, o.file_len
                 ));
-            } else if o.end < replay_from {
+            } else if o.end < replay_from && !all_zero(&v, o.end, replay_from) {
                 // Everything below `replay_from` was durable when a checkpoint recorded it: a
                 // scan that stops earlier found damage in the last records of an active volume
-                // (which would otherwise look like a torn tail).
+                // (which would otherwise look like a torn tail). Unless every byte after the
+                // last valid record is zero: the records there were punched out (a deleted or
+                // evicted segment whose change record went to another volume), which frees
+                // space and is not damage. A damaged record is never all zeros here (its
+                // header names its segment), and garbage is not zero.
                 out.push(format!(
                     "volume {}: records end at offset {} but a checkpoint recorded valid \
                      records up to {}: the last records are damaged",
@@ -363,4 +376,24 @@ impl Store {
         }
         out
     }
+}
+
+/// Whether every byte of `vol` in `from..to` reads as zero (punched or never written).
+/// Punched ranges are holes, which the kernel reads back without touching the disk.
+fn all_zero(vol: &crate::log::volume::Volume, from: u64, to: u64) -> bool {
+    use std::os::unix::fs::FileExt;
+    const STEP: u64 = 1 << 20;
+    let mut buf = vec![0u8; STEP as usize];
+    let mut pos = from;
+    while pos < to {
+        let n = (to - pos).min(STEP) as usize;
+        let Some(part) = buf.get_mut(..n) else {
+            return false;
+        };
+        if vol.file().read_exact_at(part, pos).is_err() || part.iter().any(|&b| b != 0) {
+            return false;
+        }
+        pos += n as u64;
+    }
+    true
 }
