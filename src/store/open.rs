@@ -112,7 +112,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
     // `LOCK` can be deleted from under its owner (an operator "clearing a stale lock"), and
     // a new file would lock fine: so the owner also locks the store directory itself, which
     // cannot be replaced while the store is in it. A second writer fails on one or the other.
-    let dir_lock = File::open(root).at(root)?;
+    let dir_lock = fs::File::open(root).at(root)?;
     match dir_lock.try_lock() {
         Ok(()) => {}
         Err(fs::TryLockError::WouldBlock) => {
