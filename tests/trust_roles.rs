@@ -304,7 +304,8 @@ fn item13_builtin_actor_names_are_refused_as_token_names() {
 fn item13_cli_records_the_os_identity_beside_the_claimed_actor() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_with_a_segment(dir.path());
-    let os = format!("(os:uid={} user=", my_uid());
+    // The user name is there when the user database knows the uid.
+    let os = format!("(os:uid={}", my_uid());
     let before = audit(&store).len();
     footage(&store, &["--actor", "alice", "tag", "1", "night"]).ok();
     footage(&store, &["--actor", "alice", "get", "1"]).ok();
@@ -412,7 +413,7 @@ fn item14_releasing_a_hold_needs_the_holds_role() {
     let who: Vec<&str> = refused.iter().map(|e| e["actor"].as_str().unwrap()).collect();
     assert_eq!(
         who,
-        ["pc.writer", "pc.explicit", "pc.writer"],
+        ["pc.writer", "pc.explicit", "cctv.viewer", "pc.writer"],
         "each refused release is audited: {refused:?}"
     );
     assert!(refused

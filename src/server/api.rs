@@ -6,6 +6,8 @@
 //!   validates the same `Query` and prints the same lines (`FindLine`);
 //! - every change goes through [`apply_change`], which refuses read-only callers (403) and
 //!   records the caller's token name as the actor;
+//! - releasing a legal hold needs the `holds` role: any other caller gets 403, and the refused
+//!   attempt is recorded in the audit log (`release-refused`) before the answer;
 //! - a request body is at most [`MAX_BODY`] bytes (413), JSON with no unknown fields (400),
 //!   sent as `application/json` (415) within `body_timeout` (408).
 
@@ -75,6 +77,8 @@ async fn healthz() -> Response {
 struct WhoAmI<'a> {
     name: &'a str,
     read_only: bool,
+    /// `read`, `write` or `holds`.
+    role: &'a str,
     /// True when the store has tokens (requests need one).
     tokens_required: bool,
 }
@@ -85,6 +89,7 @@ async fn whoami(Extension(caller): Extension<Caller>) -> Response {
         &WhoAmI {
             name: &caller.name,
             read_only: caller.read_only,
+            role: caller.role.as_str(),
             tokens_required: caller.by_token,
         },
     )
@@ -326,6 +331,12 @@ pub async fn apply_change(
     change: Change,
 ) -> Result<crate::SegmentInfo, ApiError> {
     refuse_read_only(caller)?;
+    if matches!(change, Change::Release(_)) && !caller.role.may_release() {
+        return Err(ApiError::Forbidden(format!(
+            "token {:?} may not release legal holds (it needs the holds role)",
+            caller.name
+        )));
+    }
     let store = app.store.clone();
     let actor = caller.name.clone();
     blocking(move || Ok(store.change(id, &change, &actor)?)).await
@@ -377,12 +388,30 @@ async fn hold(
     change_endpoint(app, caller, id, req, |b: CaseBody| Change::Hold(b.case)).await
 }
 
+/// Releasing a hold lets footage be deleted: it needs the `holds` role. A refused attempt is
+/// audited (with the case, when the body names one) before the 403.
 async fn release(
     State(app): State<Arc<App>>,
     Extension(caller): Extension<Caller>,
     SegId(id): SegId,
     req: Request,
 ) -> Result<Response, ApiError> {
+    if !caller.role.may_release() {
+        let case = json_body::<CaseBody>(&app, req).await.ok().map(|b| b.case);
+        let store = app.store.clone();
+        let (actor, role) = (caller.name.clone(), caller.role);
+        let details = serde_json::json!({ "case": case, "role": role.as_str() });
+        let recorded =
+            blocking(move || Ok(store.audit(&actor, "release-refused", Some(id), details)?)).await;
+        if let Err(e) = recorded {
+            eprintln!("footage serve: cannot audit a refused release of segment {id}: {e}");
+        }
+        return Err(ApiError::Forbidden(format!(
+            "token {:?} has the role {role}: releasing a legal hold needs the holds role \
+             (footage token add NAME --role holds)",
+            caller.name
+        )));
+    }
     change_endpoint(app, caller, id, req, |b: CaseBody| Change::Release(b.case)).await
 }
 

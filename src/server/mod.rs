@@ -18,7 +18,10 @@
 //!   than sending wrong bytes;
 //! - hostile input gets a 4xx JSON error `{"error": ...}` and never changes the store;
 //! - a connection with no bytes moving for `idle_timeout`, or whose request head takes longer
-//!   than `header_timeout`, is closed.
+//!   than `header_timeout`, is closed;
+//! - while it runs, the audit chain head is published to the cloud tier every
+//!   `publish_head_every` when the chain moved (only for a store that already has a head
+//!   there), and never over a head the local chain does not contain.
 
 pub mod api;
 pub mod auth;
@@ -44,7 +47,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::Store;
 
 pub use auth::Caller;
-pub use tokens::{TokenEntry, TokenSet};
+pub use tokens::{Role, TokenEntry, TokenSet};
 
 /// Largest request body accepted (JSON bodies of changes).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -66,7 +69,15 @@ pub struct ServerOptions {
     pub body_timeout: Duration,
     /// Connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// Publish the audit chain head to the cloud tier this often, when the chain moved and the
+    /// store already has a head there ([`Store::republish_audit_head`]); None: never.
+    /// Default = every 5 minutes ([`PUBLISH_HEAD_EVERY`]).
+    pub publish_head_every: Option<Duration>,
 }
+
+/// How often a server publishes the audit chain head by default: a rollback of the local log
+/// can hide at most this much of the trail from `audit --verify --cloud`.
+pub const PUBLISH_HEAD_EVERY: Duration = Duration::from_secs(5 * 60);
 
 impl Default for ServerOptions {
     fn default() -> Self {
@@ -78,6 +89,7 @@ impl Default for ServerOptions {
             idle_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(10),
             max_connections: 512,
+            publish_head_every: Some(PUBLISH_HEAD_EVERY),
         }
     }
 }
@@ -281,6 +293,7 @@ pub struct Server {
     router: Router,
     opts: ServerOptions,
     addr: SocketAddr,
+    store: Store,
 }
 
 impl Server {
@@ -288,6 +301,8 @@ impl Server {
     /// tokens.
     pub async fn bind(store: Store, opts: ServerOptions) -> Result<Server, ServerError> {
         let tokens = TokenSet::load(store.root())?;
+        // A store with tokens from before the marker gets it now, so that it fails closed.
+        tokens::ensure_marker(store.root(), &tokens)?;
         let require_tokens = !opts.addr.ip().is_loopback();
         if require_tokens && tokens.is_empty() {
             return Err(ServerError::NoTokens(opts.addr));
@@ -304,7 +319,7 @@ impl Server {
         })?;
         let app = Arc::new(App {
             tokens: auth::TokenCache::new(store.root().to_path_buf(), tokens),
-            store,
+            store: store.clone(),
             tickets: auth::Tickets::default(),
             require_tokens,
             local_actor: opts.local_actor.clone(),
@@ -315,6 +330,7 @@ impl Server {
             router: router(app, opts.log_requests),
             opts,
             addr,
+            store,
         })
     }
 
@@ -331,6 +347,13 @@ impl Server {
             self.opts.max_connections.max(1),
         ));
         let mut shutdown = std::pin::pin!(shutdown);
+        let publisher = self.opts.publish_head_every.map(|every| {
+            tokio::spawn(publish_head_on_schedule(
+                self.store.clone(),
+                every,
+                self.opts.log_requests,
+            ))
+        });
         loop {
             let permit = tokio::select! {
                 p = Arc::clone(&limit).acquire_owned() => match p {
@@ -375,11 +398,41 @@ impl Server {
             });
         }
         drop(self.listener);
+        if let Some(p) = publisher {
+            p.abort();
+        }
         tokio::select! {
             _ = graceful.shutdown() => {}
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
         }
         Ok(())
+    }
+}
+
+/// Every `every`, publishes the audit chain head to the cloud tier if the chain moved since
+/// the last look (see [`Store::republish_audit_head`]); failures, a rolled-back log among them,
+/// go to stderr every time and never stop the server.
+async fn publish_head_on_schedule(store: Store, every: Duration, log: bool) {
+    let mut last_count: Option<u64> = None;
+    loop {
+        tokio::time::sleep(every).await;
+        let count = store.audit_head().0;
+        if last_count == Some(count) {
+            continue;
+        }
+        let s = store.clone();
+        match blocking(move || Ok(s.republish_audit_head()?)).await {
+            Ok(published) => {
+                last_count = Some(count);
+                if let (Some(head), true) = (published, log) {
+                    eprintln!(
+                        "footage serve: published the audit chain head ({} entries) to the cloud",
+                        head.count
+                    );
+                }
+            }
+            Err(e) => eprintln!("footage serve: audit head: {e}"),
+        }
     }
 }
 
