@@ -587,7 +587,12 @@ fn the_cli_lists_the_trail_as_json_lines_and_verify_names_the_broken_link() {
     }
     let got: Vec<(&str, &str)> = lines
         .iter()
-        .map(|l| (claimed(l["actor"].as_str().unwrap()), l["action"].as_str().unwrap()))
+        .map(|l| {
+            (
+                claimed(l["actor"].as_str().unwrap()),
+                l["action"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert!(lines
         .iter()

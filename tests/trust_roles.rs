@@ -28,7 +28,11 @@ struct Out {
 
 impl Out {
     fn ok(&self) -> &Out {
-        assert_eq!(self.code, 0, "stdout {} stderr {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "stdout {} stderr {}",
+            self.stdout, self.stderr
+        );
         self
     }
     fn json(&self) -> Value {
@@ -224,7 +228,10 @@ fn item11_missing_tokens_file_fails_closed() {
         r.body
     );
     assert!(
-        r.body["error"].as_str().unwrap_or("").contains("disable-auth"),
+        r.body["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("disable-auth"),
         "{}",
         r.body
     );
@@ -235,7 +242,12 @@ fn item11_missing_tokens_file_fails_closed() {
     let s = Serve::start(&store, &[]);
     let hold = format!("{}/api/segments/1/hold", s.url);
     let r = post(&hold, None, r#"{"case":"OP-2"}"#);
-    assert!(r.status == 503 || r.status == 401, "{} {}", r.status, r.body);
+    assert!(
+        r.status == 503 || r.status == 401,
+        "{} {}",
+        r.status,
+        r.body
+    );
 
     // Restored, then the last token removed: still closed.
     std::fs::rename(&moved, &tokens).unwrap();
@@ -310,7 +322,11 @@ fn item13_cli_records_the_os_identity_beside_the_claimed_actor() {
     footage(&store, &["--actor", "alice", "tag", "1", "night"]).ok();
     footage(&store, &["--actor", "alice", "get", "1"]).ok();
     footage(&store, &["--actor", "alice", "hold", "1", "--case", "OP-1"]).ok();
-    footage(&store, &["--actor", "alice", "release", "1", "--case", "OP-1"]).ok();
+    footage(
+        &store,
+        &["--actor", "alice", "release", "1", "--case", "OP-1"],
+    )
+    .ok();
     // No --actor, a forged USER: the real uid is still recorded.
     footage_env(
         &store,
@@ -349,7 +365,10 @@ fn item14_releasing_a_hold_needs_the_holds_role() {
     let reader = add_token(&store, &["pc.reader", "--role", "read"]);
     let bad = footage(&store, &["token", "add", "x", "--role", "admin"]);
     assert_eq!(bad.code, 2, "{}", bad.stderr);
-    let both = footage(&store, &["token", "add", "y", "--role", "write", "--read-only"]);
+    let both = footage(
+        &store,
+        &["token", "add", "y", "--role", "write", "--read-only"],
+    );
     assert_eq!(both.code, 2, "{}", both.stderr);
     let list = footage(&store, &["token", "list"]);
     let roles: Vec<(String, String)> = list
@@ -396,13 +415,21 @@ fn item14_releasing_a_hold_needs_the_holds_role() {
         let r = post(&format!("{seg}/release"), Some(t), r#"{"case":"OP-7"}"#);
         assert_eq!(r.status, 403, "{}", r.body);
     }
-    let r = post(&format!("{seg}/release"), Some(&writer), r#"{"case":"OP-7"}"#);
+    let r = post(
+        &format!("{seg}/release"),
+        Some(&writer),
+        r#"{"case":"OP-7"}"#,
+    );
     assert!(
         r.body["error"].as_str().unwrap().contains("holds"),
         "{}",
         r.body
     );
-    let r = post(&format!("{seg}/release"), Some(&keeper), r#"{"case":"OP-7"}"#);
+    let r = post(
+        &format!("{seg}/release"),
+        Some(&keeper),
+        r#"{"case":"OP-7"}"#,
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["holds"], serde_json::json!([]));
     s.stop();
@@ -410,7 +437,10 @@ fn item14_releasing_a_hold_needs_the_holds_role() {
         .into_iter()
         .filter(|e| e["action"] == "release-refused")
         .collect();
-    let who: Vec<&str> = refused.iter().map(|e| e["actor"].as_str().unwrap()).collect();
+    let who: Vec<&str> = refused
+        .iter()
+        .map(|e| e["actor"].as_str().unwrap())
+        .collect();
     assert_eq!(
         who,
         ["pc.writer", "pc.explicit", "cctv.viewer", "pc.writer"],
@@ -446,13 +476,28 @@ fn item14_old_tokens_file_stays_readable() {
     let list = footage(&store, &["token", "list"]);
     list.ok();
     let l = list.lines();
-    assert_eq!((l[0]["name"].as_str(), l[0]["role"].as_str()), (Some("old.rw"), Some("write")));
-    assert_eq!((l[1]["name"].as_str(), l[1]["role"].as_str()), (Some("old.ro"), Some("read")));
+    assert_eq!(
+        (l[0]["name"].as_str(), l[0]["role"].as_str()),
+        (Some("old.rw"), Some("write"))
+    );
+    assert_eq!(
+        (l[1]["name"].as_str(), l[1]["role"].as_str()),
+        (Some("old.ro"), Some("read"))
+    );
     let s = Serve::start(&store, &[]);
     let seg = format!("{}/api/segments/1", s.url);
-    assert_eq!(post(&format!("{seg}/hold"), Some(&ro), r#"{"case":"C"}"#).status, 403);
-    assert_eq!(post(&format!("{seg}/hold"), Some(&rw), r#"{"case":"C"}"#).status, 200);
-    assert_eq!(post(&format!("{seg}/release"), Some(&rw), r#"{"case":"C"}"#).status, 403);
+    assert_eq!(
+        post(&format!("{seg}/hold"), Some(&ro), r#"{"case":"C"}"#).status,
+        403
+    );
+    assert_eq!(
+        post(&format!("{seg}/hold"), Some(&rw), r#"{"case":"C"}"#).status,
+        200
+    );
+    assert_eq!(
+        post(&format!("{seg}/release"), Some(&rw), r#"{"case":"C"}"#).status,
+        403
+    );
     s.stop();
     // Adding a token rewrites the file in the new format, keeping the old entries' rights.
     add_token(&store, &["new.keeper", "--role", "holds"]);
@@ -522,7 +567,18 @@ fn item15_a_rolled_back_audit_log_is_found_by_verify_cloud() {
     copy_dir(&store.join("audit"), &old_audit);
     // The entries a rollback would hide: an export.
     let out = dir.path().join("case");
-    footage(&store, &["--actor", "det.moss", "export", "1", "--out", out.to_str().unwrap()]).ok();
+    footage(
+        &store,
+        &[
+            "--actor",
+            "det.moss",
+            "export",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    )
+    .ok();
     let second = footage(&store, &["audit", "--publish"]);
     second.ok();
     let published = second.json()["count"].as_u64().unwrap();
@@ -572,13 +628,18 @@ fn item15_serve_publishes_the_chain_head_on_a_schedule() {
     // The tag moved the chain; the server publishes it without being asked.
     let mut seen = c0;
     for _ in 0..600 {
-        seen = cloud_head(&cloud).and_then(|h| h["count"].as_u64()).unwrap_or(0);
+        seen = cloud_head(&cloud)
+            .and_then(|h| h["count"].as_u64())
+            .unwrap_or(0);
         if seen > c0 {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(seen > c0, "the server never published a newer head ({seen} <= {c0})");
+    assert!(
+        seen > c0,
+        "the server never published a newer head ({seen} <= {c0})"
+    );
     s.stop();
     footage(&store, &["audit", "--verify", "--cloud"]).ok();
     let bad = footage(&store, &["serve", "--publish-head-every", "soon"]);

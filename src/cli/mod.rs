@@ -263,7 +263,9 @@ fn os_user_name(uid: libc::uid_t) -> Option<String> {
         return None;
     }
     // SAFETY: on success `pw_name` points to a NUL-terminated string inside `buf`.
-    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) }.to_str().ok()?;
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) }
+        .to_str()
+        .ok()?;
     (!name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_graphic()))
         .then(|| name.to_string())
 }

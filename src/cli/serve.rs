@@ -51,7 +51,8 @@ fn interval_arg(s: &str) -> Result<Interval, String> {
     if s == "off" {
         return Ok(Interval(None));
     }
-    let bad = || format!("{s:?} is not an interval: a whole number and s, m or h (e.g. 5m), or off");
+    let bad =
+        || format!("{s:?} is not an interval: a whole number and s, m or h (e.g. 5m), or off");
     let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
     let n: u64 = n.parse().map_err(|_| bad())?;
     let secs = match unit {

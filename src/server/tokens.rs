@@ -524,7 +524,10 @@ mod tests {
         let set = TokenSet::load(dir.path()).unwrap();
         assert_eq!(set.check(&a).map(|e| e.name.as_str()), Some("sgt.jones"));
         assert_eq!(set.check(&b).map(|e| e.read_only()), Some(true));
-        assert!(marker_path(dir.path()).is_file(), "the first token makes the marker");
+        assert!(
+            marker_path(dir.path()).is_file(),
+            "the first token makes the marker"
+        );
         assert!(set.check("ftg_nope").is_none());
         let text = std::fs::read_to_string(tokens_path(dir.path())).unwrap();
         assert!(!text.contains(&a[4..]), "the secret itself is never stored");
@@ -546,7 +549,10 @@ mod tests {
             r#"{"format_version":2,"tokens":[{"name":"a","sha256":"SHA","role":"admin","created":""}]}"#,
             r#"{"format_version":2,"tokens":[{"name":"a","sha256":"SHA","created":""}]}"#,
         ] {
-            assert!(TokenSet::parse(&bad.replace("SHA", &"0".repeat(64))).is_err(), "{bad}");
+            assert!(
+                TokenSet::parse(&bad.replace("SHA", &"0".repeat(64))).is_err(),
+                "{bad}"
+            );
         }
         assert!(TokenSet::parse(
             r#"{"format_version":1,"tokens":[{"name":"a","sha256":"zz","read_only":false,"created":""}]}"#
@@ -559,7 +565,15 @@ mod tests {
 
     #[test]
     fn reserved_names() {
-        for n in ["system", "SYSTEM", "local", "unknown", "uid:0", "uid:", "(footage)"] {
+        for n in [
+            "system",
+            "SYSTEM",
+            "local",
+            "unknown",
+            "uid:0",
+            "uid:",
+            "(footage)",
+        ] {
             assert!(is_reserved(n), "{n}");
         }
         for n in ["sgt.jones", "systems", "uid0", "localhost"] {
