@@ -451,7 +451,9 @@ fn export_writes_the_footage_and_a_custody_record_that_matches_it() {
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let printed: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(printed["exported_by"], "pc.jones");
+    // The claimed actor, with the OS identity beside it (issue 10 item 13).
+    let by = printed["exported_by"].as_str().unwrap();
+    assert!(by.starts_with("pc.jones (os:uid="), "{by}");
     assert!(out2.join(format!("{}.bin", b.id)).exists());
     assert!(out2.join(format!("{}.custody.json", b.id)).exists());
     let store = open_small(&path);
@@ -585,10 +587,22 @@ fn the_cli_lists_the_trail_as_json_lines_and_verify_names_the_broken_link() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    // The claimed actor; the OS identity is recorded beside it (issue 10 item 13).
+    fn claimed(a: &str) -> &str {
+        a.split(" (os:uid=").next().unwrap()
+    }
     let got: Vec<(&str, &str)> = lines
         .iter()
-        .map(|l| (l["actor"].as_str().unwrap(), l["action"].as_str().unwrap()))
+        .map(|l| {
+            (
+                claimed(l["actor"].as_str().unwrap()),
+                l["action"].as_str().unwrap(),
+            )
+        })
         .collect();
+    assert!(lines
+        .iter()
+        .all(|l| l["actor"].as_str().unwrap().contains(" (os:uid=")));
     assert_eq!(
         got,
         [

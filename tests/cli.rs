@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use footage::Store;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};

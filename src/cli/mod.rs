@@ -62,7 +62,7 @@ Examples:
   footage scrub --rate 50MB/s                    one paced pass, resuming from its cursor
   footage --store /srv/footage stats             counts, volumes, disk usage
   footage serve --addr 127.0.0.1:8080            HTTP API + review page at http://127.0.0.1:8080/
-  footage token add sgt.jones [--read-only]      an access token for footage serve (printed once)
+  footage token add sgt.jones [--role read|write|holds]   an access token for footage serve (printed once)
 
 Exit codes: 0 success, 1 failure (or corruption found by verify), 2 bad arguments
 (including retention apply --now later than the real clock on a real-clock store).";
@@ -86,8 +86,9 @@ pub struct Cli {
     )]
     pub store: PathBuf,
 
-    /// Who is acting, for the audit trail (default: the OS user)
-    #[arg(long, global = true, env = "FOOTAGE_ACTOR", value_name = "NAME", value_parser = id_arg)]
+    /// Who is acting, for the audit trail (default: the OS user); the OS identity (uid and
+    /// user name) is recorded beside it
+    #[arg(long, global = true, env = "FOOTAGE_ACTOR", value_name = "NAME", value_parser = actor_arg)]
     pub actor: Option<String>,
 
     /// Key of an encrypted store: a file of 32 raw bytes or the key as hex or base64 text
@@ -158,6 +159,19 @@ pub(crate) fn time_arg(s: &str) -> Result<i64, String> {
 pub(crate) fn id_arg(s: &str) -> Result<String, String> {
     crate::meta::validate_id("value", s)?;
     Ok(s.to_string())
+}
+
+/// Parses `--actor` for clap: an id, and not the name of a built-in actor.
+fn actor_arg(s: &str) -> Result<String, String> {
+    let s = id_arg(s)?;
+    if crate::server::tokens::is_reserved(&s) {
+        return Err(format!(
+            "{s:?} is reserved for a built-in actor of the audit log (system, local, unknown, \
+             uid:*, {})",
+            crate::audit::STORE_ACTOR
+        ));
+    }
+    Ok(s)
 }
 
 /// Parses a segment id for clap.
@@ -242,10 +256,53 @@ pub fn main() -> i32 {
     }
 }
 
-/// The actor named on the command line (checked by clap), else the OS user.
+/// The name the user database gives `uid`, if it is a plain name (printable ASCII, no spaces,
+/// at most 64 bytes).
+fn os_user_name(uid: libc::uid_t) -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: `passwd` is plain data (integers and pointers), for which all zeros is valid.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: getpwuid_r writes only into `pwd` and into `buf` (of the length given), and sets
+    // `found` to `&pwd` or null; both outlive the call and every read below.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut found) };
+    if rc != 0 || found.is_null() || pwd.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: on success `pw_name` points to a NUL-terminated string inside `buf`.
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) }
+        .to_str()
+        .ok()?;
+    (!name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| name.to_string())
+}
+
+/// Who runs this process, as the OS knows it: `os:uid=N user=NAME` (the name from the user
+/// database, not from `$USER`, which anyone can set; `euid=N` too when it differs).
+pub(crate) fn os_identity() -> String {
+    // SAFETY: getuid and geteuid cannot fail and touch no memory.
+    let (uid, euid) = unsafe { (libc::getuid(), libc::geteuid()) };
+    let mut s = format!("os:uid={uid}");
+    if euid != uid {
+        s.push_str(&format!(" euid={euid}"));
+    }
+    if let Some(name) = os_user_name(uid) {
+        s.push_str(&format!(" user={name}"));
+    }
+    s
+}
+
+/// A claimed actor with the OS identity beside it: `alice (os:uid=1000 user=bob)`. The claim
+/// is what the user says; the part in brackets is what the OS says, and cannot be chosen.
+fn with_os_identity(claimed: &str) -> String {
+    format!("{claimed} ({})", os_identity())
+}
+
+/// The actor of changes: the one named on the command line (checked by clap), else the OS
+/// user, with the OS identity beside it.
 fn actor(named: &Option<String>) -> anyhow::Result<String> {
     if let Some(name) = named {
-        return Ok(name.clone());
+        return Ok(with_os_identity(name));
     }
     let name = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
@@ -253,27 +310,26 @@ fn actor(named: &Option<String>) -> anyhow::Result<String> {
     crate::meta::validate_id("actor", &name).map_err(|e| {
         anyhow::anyhow!("the OS user name cannot name the actor: {e}; pass --actor NAME")
     })?;
-    Ok(name)
+    Ok(with_os_identity(&name))
 }
 
 /// The actor recorded for ingests, reads, exports and queries: `--actor`, else the OS user
-/// as it is (any name without control characters), else the numeric user id. Unlike changes,
-/// these never fail because of an odd OS user name.
+/// as it is (any name without control characters, at most 64 bytes), else the numeric user
+/// id; always with the OS identity beside it. Unlike changes, these never fail because of an
+/// odd OS user name.
 fn audit_actor(named: &Option<String>) -> String {
     if let Some(name) = named {
-        return name.clone();
+        return with_os_identity(name);
     }
     let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME"));
     if let Ok(u) = user {
-        if crate::store::check_actor(&u).is_ok() {
-            return u;
+        if u.len() <= 64 && crate::store::check_actor(&u).is_ok() {
+            return with_os_identity(&u);
         }
     }
-    use std::os::unix::fs::MetadataExt;
-    match std::fs::metadata("/proc/self") {
-        Ok(m) => format!("uid:{}", m.uid()),
-        Err(_) => "unknown".into(),
-    }
+    // SAFETY: getuid cannot fail and touches no memory.
+    let uid = unsafe { libc::getuid() };
+    with_os_identity(&format!("uid:{uid}"))
 }
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
@@ -309,10 +365,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Audit(args) => audit::run(&open(&cli.store)?, args),
         Command::Serve(args) => {
             // Without tokens, changes are made as the local user (or --actor).
-            let local = actor().unwrap_or_else(|_| "local".into());
+            let local = actor().unwrap_or_else(|_| with_os_identity("local"));
             serve::run(open(&cli.store)?, args, local)
         }
-        Command::Token(args) => token::run(&cli.store, args, &|| open(&cli.store)),
+        Command::Token(args) => token::run(&cli.store, args, &|| open(&cli.store), actor),
     }
 }
 

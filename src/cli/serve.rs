@@ -22,7 +22,9 @@ Examples:
 
 Without tokens the server answers only on loopback and only to Host names 127.0.0.1, [::1]
 or localhost; with tokens every request except /healthz and the page's static files needs
-Authorization: Bearer TOKEN. Listening on another address needs at least one token.")]
+Authorization: Bearer TOKEN. Listening on another address needs at least one token. A store
+that has had tokens keeps requiring them (even with tokens.json missing or empty) until
+`footage token disable-auth`.")]
 pub struct ServeArgs {
     /// Address and port to listen on (port 0: any free port)
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "IP:PORT")]
@@ -34,6 +36,35 @@ pub struct ServeArgs {
     /// repairing from verified cloud copies
     #[arg(long, default_value = "off", value_name = "RATE", value_parser = scrub_rate_arg)]
     pub scrub_rate: ScrubRate,
+    /// Publish the audit chain head to the cloud tier this often when it moved (e.g. 30s, 5m,
+    /// 1h; `off` for never), for `audit --verify --cloud`; only once the store has a head in
+    /// the cloud (`retention apply` or `audit --publish` publishes the first)
+    #[arg(long, default_value = "5m", value_name = "INTERVAL", value_parser = interval_arg)]
+    pub publish_head_every: Interval,
+}
+
+/// `--publish-head-every`: an interval, or never.
+#[derive(Debug, Clone, Copy)]
+pub struct Interval(Option<std::time::Duration>);
+
+fn interval_arg(s: &str) -> Result<Interval, String> {
+    if s == "off" {
+        return Ok(Interval(None));
+    }
+    let bad =
+        || format!("{s:?} is not an interval: a whole number and s, m or h (e.g. 5m), or off");
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60).ok_or_else(bad)?,
+        "h" => n.checked_mul(3600).ok_or_else(bad)?,
+        _ => return Err(bad()),
+    };
+    if secs == 0 {
+        return Err(format!("{s:?}: the interval must be at least 1s (or off)"));
+    }
+    Ok(Interval(Some(std::time::Duration::from_secs(secs))))
 }
 
 /// `--scrub-rate`: bytes per second, or none.
@@ -55,6 +86,7 @@ pub fn run(store: Store, args: ServeArgs, local_actor: String) -> anyhow::Result
         addr: args.addr,
         local_actor,
         log_requests: !args.quiet,
+        publish_head_every: args.publish_head_every.0,
         ..ServerOptions::default()
     };
     let scrub = match args.scrub_rate.0 {
@@ -76,7 +108,12 @@ pub fn run(store: Store, args: ServeArgs, local_actor: String) -> anyhow::Result
             })
             .to_string(),
         )?;
-        if tokens == 0 {
+        let required = crate::server::tokens::auth_required(store.root()).unwrap_or(true);
+        if tokens == 0 && required {
+            eprintln!(
+                "footage serve: this store requires access tokens but has none: every request is refused until one is added (`footage token add NAME`) or authentication is turned off (`footage token disable-auth`)"
+            );
+        } else if tokens == 0 {
             eprintln!(
                 "footage serve: no access tokens: anyone on this machine can use http://{addr}/ (add one with `footage token add NAME`)"
             );

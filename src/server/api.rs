@@ -9,6 +9,8 @@
 //! - every answer that reveals metadata (search, info, track, stats, a video ticket) is
 //!   recorded in the audit log by [`record`] (the caller's name, the parameters and how much was
 //!   revealed) before it is sent; if it cannot be recorded the request fails instead;
+//! - releasing a legal hold needs the `holds` role: any other caller gets 403, and the refused
+//!   attempt is recorded in the audit log (`release-refused`) before the answer;
 //! - a request body is at most [`MAX_BODY`] bytes (413), JSON with no unknown fields (400),
 //!   sent as `application/json` (415) within `body_timeout` (408).
 
@@ -79,6 +81,8 @@ async fn healthz() -> Response {
 struct WhoAmI<'a> {
     name: &'a str,
     read_only: bool,
+    /// `read`, `write` or `holds`.
+    role: &'a str,
     /// True when the store has tokens (requests need one).
     tokens_required: bool,
 }
@@ -89,6 +93,7 @@ async fn whoami(Extension(caller): Extension<Caller>) -> Response {
         &WhoAmI {
             name: &caller.name,
             read_only: caller.read_only,
+            role: caller.role.as_str(),
             tokens_required: caller.by_token,
         },
     )
@@ -404,6 +409,12 @@ pub async fn apply_change(
     change: Change,
 ) -> Result<crate::SegmentInfo, ApiError> {
     refuse_read_only(caller)?;
+    if matches!(change, Change::Release(_)) && !caller.role.may_release() {
+        return Err(ApiError::Forbidden(format!(
+            "token {:?} may not release legal holds (it needs the holds role)",
+            caller.name
+        )));
+    }
     let store = app.store.clone();
     let actor = caller.name.clone();
     blocking(move || Ok(store.change(id, &change, &actor)?)).await
@@ -455,12 +466,30 @@ async fn hold(
     change_endpoint(app, caller, id, req, |b: CaseBody| Change::Hold(b.case)).await
 }
 
+/// Releasing a hold lets footage be deleted: it needs the `holds` role. A refused attempt is
+/// audited (with the case, when the body names one) before the 403.
 async fn release(
     State(app): State<Arc<App>>,
     Extension(caller): Extension<Caller>,
     SegId(id): SegId,
     req: Request,
 ) -> Result<Response, ApiError> {
+    if !caller.role.may_release() {
+        let case = json_body::<CaseBody>(&app, req).await.ok().map(|b| b.case);
+        let store = app.store.clone();
+        let (actor, role) = (caller.name.clone(), caller.role);
+        let details = serde_json::json!({ "case": case, "role": role.as_str() });
+        let recorded =
+            blocking(move || Ok(store.audit(&actor, "release-refused", Some(id), details)?)).await;
+        if let Err(e) = recorded {
+            eprintln!("footage serve: cannot audit a refused release of segment {id}: {e}");
+        }
+        return Err(ApiError::Forbidden(format!(
+            "token {:?} has the role {role}: releasing a legal hold needs the holds role \
+             (footage token add NAME --role holds)",
+            caller.name
+        )));
+    }
     change_endpoint(app, caller, id, req, |b: CaseBody| Change::Release(b.case)).await
 }
 

@@ -9,8 +9,14 @@
 //!   costs O(1) and drops only the issuer's own expired or oldest tickets ([`Tickets`]);
 //! - the tokens file is re-read whenever it changes on disk (a removed token stops working at
 //!   the next request); if it cannot be read, every request is refused (503), never let in;
+//! - a store that requires tokens ([`tokens::auth_required`]: it has had one) is never served
+//!   without one: with `tokens.json` missing every request is refused (503), with no token left
+//!   (401), until `footage token disable-auth`; once a server has seen the store require
+//!   tokens it requires them until it stops (that command cannot run while it does);
 //! - a server bound to a non-loopback address never runs without tokens: if the last token is
 //!   removed while it runs, every request is refused (401);
+//! - a token bearing a reserved (built-in actor) name is refused (401); the caller's role
+//!   decides what it may change (`api.rs`).
 //! - without tokens (loopback only), the `Host` header must name a loopback host (against DNS
 //!   rebinding) and a change with a cross-origin `Origin` is refused (CSRF); on every server
 //!   responses carry `Cross-Origin-Resource-Policy: same-origin`, so no other site can embed
@@ -30,7 +36,7 @@ use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
 use rand::TryRngCore;
 
-use super::tokens::{tokens_path, TokenSet};
+use super::tokens::{self, tokens_path, Role, TokenSet};
 use super::{ApiError, App};
 
 /// How long a video ticket works.
@@ -45,6 +51,8 @@ pub struct Caller {
     /// The token's name (the actor of changes), or the server's local actor without tokens.
     pub name: String,
     pub read_only: bool,
+    /// What the caller may do; the local operator (no tokens) has every role.
+    pub role: Role,
     /// True when a token (or a ticket made by one) identified the caller.
     pub by_token: bool,
     /// SHA-256 (hex) of the caller's token, to make tickets that die with it.
@@ -58,6 +66,7 @@ impl Caller {
         Caller {
             name: name.into(),
             read_only,
+            role: Role::from_read_only(read_only),
             by_token: true,
             token_sha256: Some(token_sha256.into()),
         }
@@ -74,6 +83,8 @@ pub struct TokenCache {
     cached: Mutex<(Stamp, Option<Arc<TokenSet>>)>,
     /// Set when the file was re-read: token changes may wait to be audited.
     reloaded: std::sync::atomic::AtomicBool,
+    /// Set once the store was seen to require tokens; never cleared while the server runs.
+    required: std::sync::atomic::AtomicBool,
 }
 
 fn stamp(path: &std::path::Path) -> std::io::Result<Stamp> {
@@ -88,17 +99,46 @@ impl TokenCache {
     pub fn new(root: PathBuf, initial: TokenSet) -> TokenCache {
         let path = tokens_path(&root);
         let s = stamp(&path).ok().flatten();
+        let required = !initial.is_empty() || tokens::auth_required(&root).unwrap_or(true);
         TokenCache {
             path,
             root,
             cached: Mutex::new((s, Some(Arc::new(initial)))),
             reloaded: std::sync::atomic::AtomicBool::new(false),
+            required: std::sync::atomic::AtomicBool::new(required),
         }
     }
 
     /// Whether the file was re-read since the last call.
     fn take_reloaded(&self) -> bool {
         self.reloaded.swap(false, Ordering::Relaxed)
+    }
+
+    /// Why a request must be refused although the token set is empty, if it must: the store
+    /// requires tokens (it has had some) and none can be presented.
+    pub fn refusal_without_tokens(&self) -> Option<ApiError> {
+        use std::sync::atomic::Ordering;
+        let required = self.required.load(Ordering::Relaxed)
+            || tokens::auth_required(&self.root).unwrap_or(true);
+        if !required {
+            return None;
+        }
+        self.required.store(true, Ordering::Relaxed);
+        let off = "or turn authentication off on purpose with `footage token disable-auth` \
+                   (with the server stopped; it is audited)";
+        Some(if self.path.exists() {
+            ApiError::Unauthorized(format!(
+                "this store requires access tokens but none is left (the last was removed): \
+                 add one with `footage token add NAME`, {off}"
+            ))
+        } else {
+            ApiError::Unavailable(format!(
+                "{} is missing but this store requires access tokens (it has had them): \
+                 every request is refused until it is restored, a token is added with \
+                 `footage token add NAME`, {off}",
+                self.path.display()
+            ))
+        })
     }
 
     /// The current tokens; re-reads the file if it changed since the last call.
@@ -114,6 +154,10 @@ impl TokenCache {
         }
         match TokenSet::load(&self.root) {
             Ok(set) => {
+                if !set.is_empty() {
+                    self.required
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
                 let set = Arc::new(set);
                 *c = (now, Some(Arc::clone(&set)));
                 self.reloaded.store(true, Ordering::Relaxed);
@@ -229,6 +273,8 @@ impl Tickets {
         .then(|| Caller {
             name: t.name.clone(),
             read_only: t.read_only,
+            // A ticket only opens its video (GET/HEAD): it never changes anything.
+            role: Role::from_read_only(t.read_only),
             by_token: true,
             token_sha256: Some(t.token_sha256.clone()),
         })
@@ -289,6 +335,9 @@ fn identify(app: &App, req: &Request) -> Result<Option<Caller>, ApiError> {
                 "this server listens on a network address and no access tokens exist: add one with `footage token add NAME`".into(),
             ));
         }
+        if let Some(refusal) = app.tokens.refusal_without_tokens() {
+            return Err(refusal);
+        }
         let host = req
             .headers()
             .get(header::HOST)
@@ -316,15 +365,22 @@ fn identify(app: &App, req: &Request) -> Result<Option<Caller>, ApiError> {
         return Ok(Some(Caller {
             name: app.local_actor.clone(),
             read_only: false,
+            role: Role::Holds,
             by_token: false,
             token_sha256: None,
         }));
     }
     if let Some(token) = bearer(req)? {
         return match tokens.check(token) {
+            Some(e) if tokens::is_reserved(&e.name) => Err(ApiError::Unauthorized(format!(
+                "the token {:?} bears a reserved actor name and is refused: remove it and \
+                 make one under another name",
+                e.name
+            ))),
             Some(e) => Ok(Some(Caller {
                 name: e.name.clone(),
-                read_only: e.read_only,
+                read_only: e.read_only(),
+                role: e.role,
                 by_token: true,
                 token_sha256: Some(e.sha256.clone()),
             })),

@@ -25,7 +25,10 @@
 //!   and what it revealed (api.rs, video.rs); token changes made by `footage token` are copied
 //!   into it by the server (token_audit.rs);
 //! - a connection with no bytes moving for `idle_timeout`, or whose request head takes longer
-//!   than `header_timeout`, is closed.
+//!   than `header_timeout`, is closed;
+//! - while it runs, the audit chain head is published to the cloud tier every
+//!   `publish_head_every` when the chain moved (only for a store that already has a head
+//!   there), and never over a head the local chain does not contain.
 
 pub mod admission;
 pub mod api;
@@ -53,7 +56,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::Store;
 
 pub use auth::Caller;
-pub use tokens::{TokenEntry, TokenSet};
+pub use tokens::{Role, TokenEntry, TokenSet};
 
 /// At most one stderr line per this long about connections refused by the per-client cap.
 const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
@@ -83,7 +86,15 @@ pub struct ServerOptions {
     pub max_connections_per_client: usize,
     /// Video tickets kept at once per token name.
     pub max_tickets_per_user: usize,
+    /// Publish the audit chain head to the cloud tier this often, when the chain moved and the
+    /// store already has a head there ([`Store::republish_audit_head`]); None: never.
+    /// Default = every 5 minutes ([`PUBLISH_HEAD_EVERY`]).
+    pub publish_head_every: Option<Duration>,
 }
+
+/// How often a server publishes the audit chain head by default: a rollback of the local log
+/// can hide at most this much of the trail from `audit --verify --cloud`.
+pub const PUBLISH_HEAD_EVERY: Duration = Duration::from_secs(5 * 60);
 
 impl Default for ServerOptions {
     fn default() -> Self {
@@ -97,6 +108,7 @@ impl Default for ServerOptions {
             max_connections: 512,
             max_connections_per_client: 64,
             max_tickets_per_user: auth::MAX_TICKETS_PER_USER,
+            publish_head_every: Some(PUBLISH_HEAD_EVERY),
         }
     }
 }
@@ -308,6 +320,8 @@ impl Server {
     /// tokens.
     pub async fn bind(store: Store, opts: ServerOptions) -> Result<Server, ServerError> {
         let tokens = TokenSet::load(store.root())?;
+        // A store with tokens from before the marker gets it now, so that it fails closed.
+        tokens::ensure_marker(store.root(), &tokens)?;
         let require_tokens = !opts.addr.ip().is_loopback();
         if require_tokens && tokens.is_empty() {
             return Err(ServerError::NoTokens(opts.addr));
@@ -363,6 +377,13 @@ impl Server {
         let mut refused = 0u64;
         let mut last_refusal_log: Option<Instant> = None;
         let mut shutdown = std::pin::pin!(shutdown);
+        let publisher = self.opts.publish_head_every.map(|every| {
+            tokio::spawn(publish_head_on_schedule(
+                self.store.clone(),
+                every,
+                self.opts.log_requests,
+            ))
+        });
         loop {
             let permit = tokio::select! {
                 p = Arc::clone(&limit).acquire_owned() => match p {
@@ -425,6 +446,9 @@ impl Server {
             });
         }
         drop(self.listener);
+        if let Some(p) = publisher {
+            p.abort();
+        }
         tokio::select! {
             _ = graceful.shutdown() => {}
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
@@ -434,6 +458,33 @@ impl Server {
         let store = self.store.clone();
         let _ = blocking(move || token_audit::drain_logged(&store)).await;
         Ok(())
+    }
+}
+
+/// Every `every`, publishes the audit chain head to the cloud tier if the chain moved since
+/// the last look (see [`Store::republish_audit_head`]); failures, a rolled-back log among them,
+/// go to stderr every time and never stop the server.
+async fn publish_head_on_schedule(store: Store, every: Duration, log: bool) {
+    let mut last_count: Option<u64> = None;
+    loop {
+        tokio::time::sleep(every).await;
+        let count = store.audit_head().0;
+        if last_count == Some(count) {
+            continue;
+        }
+        let s = store.clone();
+        match blocking(move || Ok(s.republish_audit_head()?)).await {
+            Ok(published) => {
+                last_count = Some(count);
+                if let (Some(head), true) = (published, log) {
+                    eprintln!(
+                        "footage serve: published the audit chain head ({} entries) to the cloud",
+                        head.count
+                    );
+                }
+            }
+            Err(e) => eprintln!("footage serve: audit head: {e}"),
+        }
     }
 }
 

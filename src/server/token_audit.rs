@@ -43,6 +43,8 @@ struct Pending {
     name: String,
     #[serde(default)]
     read_only: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    role: Option<String>,
     /// The OS user (`$USER`, else `$LOGNAME`, else `uid:<n>`): the actor of the entry.
     os_user: String,
     /// The real user id of the process that made the change (what `$USER` cannot fake).
@@ -80,12 +82,18 @@ fn open_locked(root: &Path, create: bool) -> Result<Option<File>> {
 }
 
 /// Notes a token change made by this process (durable before it returns).
-pub(crate) fn note(root: &Path, action: &str, name: &str, read_only: Option<bool>) -> Result<()> {
+pub(crate) fn note(
+    root: &Path,
+    action: &str,
+    name: &str,
+    role: Option<super::tokens::Role>,
+) -> Result<()> {
     let (os_user, uid) = os_identity();
     let p = Pending {
         action: action.to_string(),
         name: name.to_string(),
-        read_only,
+        read_only: role.map(|r| !r.may_change()),
+        role: role.map(|r| r.as_str().to_string()),
         os_user,
         uid,
         time: crate::input::time::format_time(crate::now_us()),
@@ -120,6 +128,7 @@ pub fn drain(store: &Store) -> Result<usize> {
                 let details = serde_json::json!({
                     "name": p.name,
                     "read_only": p.read_only,
+                    "role": p.role,
                     "os_user": p.os_user,
                     "uid": p.uid,
                     "time": p.time,

@@ -1,5 +1,6 @@
-//! The access tokens file (`<store>/tokens.json`): who may use `footage serve`, and whether
-//! they may only read. Used by `footage token add|remove|list` and by the server.
+//! The access tokens file (`<store>/tokens.json`): who may use `footage serve`, and with which
+//! role (`read`, `write`, `holds`). Used by `footage token add|remove|list|disable-auth` and by
+//! the server.
 //!
 //! Invariants:
 //! - a token is shown once, when it is made; the file keeps only the SHA-256 of each token;
@@ -11,6 +12,12 @@
 //!   response times tell nothing about which stored hash it came close to;
 //! - a file that cannot be read or parsed is an error, never "no tokens" (fail closed);
 //! - every add and remove is noted for the audit log before it returns (token_audit.rs).
+//! - once a store has had a token it requires tokens ([`auth_required`]): the marker
+//!   `<store>/tokens.required` is durable before the first token is, and only
+//!   [`disable_auth`] (audited, with no token left) removes it, so a moved-away or emptied
+//!   `tokens.json` shuts the server rather than opening it;
+//! - no token bears the name of a built-in actor ([`is_reserved`]), so no token passes for the
+//!   store, the system, the local operator or a bare uid in the audit log.
 
 use std::fs::File;
 use std::io::Write;
@@ -27,10 +34,80 @@ use crate::error::{Error, IoContext, Result};
 pub const TOKENS_FILE: &str = "tokens.json";
 /// Lock file taken by `footage token` while it changes the tokens file.
 pub const TOKENS_LOCK: &str = "tokens.lock";
-/// Version of the tokens file this build reads and writes.
-pub const TOKENS_FORMAT_VERSION: u32 = 1;
+/// Version of the tokens file this build writes (version 1, with `read_only`, is still read).
+pub const TOKENS_FORMAT_VERSION: u32 = 2;
+/// The marker of a store that requires tokens (FORMAT.md §18).
+pub const AUTH_MARKER: &str = "tokens.required";
+/// The text of the marker file (it is only its presence that counts).
+const AUTH_MARKER_TEXT: &str = "This store has had access tokens: `footage serve` refuses every \
+request without a valid one, even if tokens.json is missing or empty.\n\
+Turn authentication off only with `footage token disable-auth` (audited).\n";
 /// Prefix of every token, so that secret scanners and people can recognise one.
 pub const TOKEN_PREFIX: &str = "ftg_";
+
+/// What a token may do. Each role may do everything the ones before it may.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Search, read metadata and tracks, watch video; no change.
+    Read,
+    /// Also categorize, tag and place legal holds. Default = `Write` (what `token add` makes).
+    #[default]
+    Write,
+    /// Also release legal holds.
+    Holds,
+}
+
+impl Role {
+    /// Every role, weakest first.
+    pub const ALL: [Role; 3] = [Role::Read, Role::Write, Role::Holds];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::Write => "write",
+            Role::Holds => "holds",
+        }
+    }
+
+    /// The role of a token of a version-1 file (`read_only` true or false).
+    pub fn from_read_only(read_only: bool) -> Role {
+        if read_only {
+            Role::Read
+        } else {
+            Role::Write
+        }
+    }
+
+    /// May change segments (labels, holds).
+    pub fn may_change(self) -> bool {
+        self >= Role::Write
+    }
+
+    /// May release legal holds.
+    pub fn may_release(self) -> bool {
+        self >= Role::Holds
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Role, String> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown role {s:?}: use read, write or holds"))
+    }
+}
 
 /// One stored token: its name, the SHA-256 of the secret, and what it may do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,16 +116,71 @@ pub struct TokenEntry {
     pub name: String,
     /// Lower-case hex SHA-256 of the whole token string (prefix included).
     pub sha256: String,
-    pub read_only: bool,
+    pub role: Role,
     /// When the token was made (RFC 3339 UTC).
     pub created: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TokensFile {
+impl TokenEntry {
+    /// True for a token that may change nothing.
+    pub fn read_only(&self) -> bool {
+        !self.role.may_change()
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct TokensFile<'a> {
     format_version: u32,
-    tokens: Vec<TokenEntry>,
+    tokens: &'a [TokenEntry],
+}
+
+/// A token as read from a file of either version: version 1 has `read_only`, version 2 `role`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEntry {
+    name: String,
+    sha256: String,
+    #[serde(default)]
+    role: Option<Role>,
+    #[serde(default)]
+    read_only: Option<bool>,
+    created: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    format_version: u32,
+    tokens: Vec<RawEntry>,
+}
+
+/// Names of the built-in actors of the audit log, which no token may take (compared without
+/// regard to case): the handle without an actor, the server's actor without tokens, the
+/// CLI's last resort, and the store's own entries. `uid:<anything>` is reserved too: the CLI
+/// records a bare user id that way.
+pub const RESERVED_NAMES: &[&str] = &[
+    crate::store::SYSTEM_ACTOR,
+    "local",
+    "unknown",
+    crate::audit::STORE_ACTOR,
+];
+
+/// Whether `name` is a built-in actor name that no token may take.
+pub fn is_reserved(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    RESERVED_NAMES.iter().any(|r| lower == *r) || lower.starts_with("uid:")
+}
+
+fn check_name(name: &str) -> std::result::Result<(), String> {
+    crate::meta::validate_id("token name", name)?;
+    if is_reserved(name) {
+        return Err(format!(
+            "the token name {name:?} is reserved for a built-in actor of the audit log \
+             (system, local, unknown, uid:*, {}): choose a person's or a system's own name",
+            crate::audit::STORE_ACTOR
+        ));
+    }
+    Ok(())
 }
 
 /// The tokens of a store, with their hashes decoded for checking.
@@ -93,17 +225,39 @@ impl TokenSet {
         })
     }
 
-    /// Parses the text of a tokens file.
+    /// Parses the text of a tokens file (version 1 or 2). A reserved name is read (so that
+    /// `token remove` can take it away) but such a token is refused by the server.
     pub fn parse(text: &str) -> std::result::Result<TokenSet, String> {
-        let file: TokensFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        if file.format_version != TOKENS_FORMAT_VERSION {
+        let file: RawFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let v = file.format_version;
+        if v != 1 && v != TOKENS_FORMAT_VERSION {
             return Err(format!(
-                "format_version {} is not {TOKENS_FORMAT_VERSION}: use a newer footage",
-                file.format_version
+                "format_version {v} is not 1 or {TOKENS_FORMAT_VERSION}: use a newer footage"
             ));
         }
         let mut set = TokenSet::default();
-        for e in file.tokens {
+        for raw in file.tokens {
+            let role = match (v, raw.role, raw.read_only) {
+                (1, None, Some(ro)) => Role::from_read_only(ro),
+                (2, Some(role), None) => role,
+                _ => {
+                    return Err(format!(
+                        "token {:?}: a version {v} file gives {}",
+                        raw.name,
+                        if v == 1 {
+                            "read_only (true or false) and no role"
+                        } else {
+                            "role (read, write or holds) and no read_only"
+                        }
+                    ))
+                }
+            };
+            let e = TokenEntry {
+                name: raw.name,
+                sha256: raw.sha256,
+                role,
+                created: raw.created,
+            };
             crate::meta::validate_id("token name", &e.name)?;
             let hash = decode_hex32(&e.sha256)
                 .ok_or_else(|| format!("token {:?}: sha256 is not 64 hex digits", e.name))?;
@@ -154,7 +308,7 @@ impl TokenSet {
     pub(crate) fn to_text(&self) -> Result<String> {
         let file = TokensFile {
             format_version: TOKENS_FORMAT_VERSION,
-            tokens: self.entries.clone(),
+            tokens: &self.entries,
         };
         serde_json::to_string_pretty(&file)
             .map(|mut s| {
@@ -212,12 +366,59 @@ fn require_store(root: &Path) -> Result<()> {
     }
 }
 
-/// Makes a token called `name`; returns the secret, which is stored nowhere.
+/// Path of the marker of a store that requires tokens.
+pub fn marker_path(root: &Path) -> PathBuf {
+    root.join(AUTH_MARKER)
+}
+
+/// Whether the store at `root` requires tokens: it has the marker, or a `tokens.json` (even an
+/// empty one: its last token was removed). An error (say, a marker that cannot be checked)
+/// must be taken as "required".
+pub fn auth_required(root: &Path) -> Result<bool> {
+    for path in [marker_path(root), tokens_path(root)] {
+        match std::fs::symlink_metadata(&path) {
+            Ok(_) => return Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&path, e)),
+        }
+    }
+    Ok(false)
+}
+
+/// Writes the marker (durably) if it is missing.
+fn mark_required(root: &Path) -> Result<()> {
+    let path = marker_path(root);
+    match std::fs::symlink_metadata(&path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            crate::log::write_atomic(&path, AUTH_MARKER_TEXT.as_bytes())
+        }
+        Err(e) => Err(Error::io(&path, e)),
+    }
+}
+
+/// Writes the marker if the store has tokens but no marker (a store from before the marker).
+pub fn ensure_marker(root: &Path, set: &TokenSet) -> Result<()> {
+    if set.is_empty() {
+        Ok(())
+    } else {
+        mark_required(root)
+    }
+}
+
+/// Makes a read-write token called `name` (see [`add_with_role`]).
 pub fn add(root: &Path, name: &str, read_only: bool) -> Result<String> {
-    crate::meta::validate_id("token name", name).map_err(Error::Invalid)?;
+    add_with_role(root, name, Role::from_read_only(read_only))
+}
+
+/// Makes a token called `name` with `role`; returns the secret, which is stored nowhere. The
+/// first token also makes the store require tokens from then on (the marker is durable first).
+pub fn add_with_role(root: &Path, name: &str, role: Role) -> Result<String> {
+    check_name(name).map_err(Error::Invalid)?;
     require_store(root)?;
     let _lock = lock(root)?;
     let mut set = TokenSet::load(root)?;
+    mark_required(root)?;
     if set.get(name).is_some() {
         return Err(Error::Invalid(format!(
             "a token called {name:?} exists; remove it first (`footage token remove {name}`)"
@@ -228,11 +429,11 @@ pub fn add(root: &Path, name: &str, read_only: bool) -> Result<String> {
     set.entries.push(TokenEntry {
         name: name.to_string(),
         sha256: crate::hex(&sha256(&secret)),
-        read_only,
+        role,
         created: crate::input::time::format_time(crate::now_us()),
     });
     write(root, &set)?;
-    super::token_audit::note(root, "token-add", name, Some(read_only))?;
+    super::token_audit::note(root, "token-add", name, Some(role))?;
     Ok(secret)
 }
 
@@ -241,19 +442,61 @@ pub fn remove(root: &Path, name: &str) -> Result<()> {
     require_store(root)?;
     let _lock = lock(root)?;
     let mut set = TokenSet::load(root)?;
+    ensure_marker(root, &set)?;
     let Some(i) = set.entries.iter().position(|e| e.name == name) else {
         return Err(Error::NotFound(format!("no token called {name:?}")));
     };
-    let read_only = set.entries.remove(i).read_only;
+    let role = set.entries.remove(i).role;
     set.hashes.remove(i);
     write(root, &set)?;
-    super::token_audit::note(root, "token-remove", name, Some(read_only))
+    super::token_audit::note(root, "token-remove", name, Some(role))
 }
 
 /// The tokens of the store at `root` (names and rights; the hashes stay in the file).
 pub fn list(root: &Path) -> Result<TokenSet> {
     require_store(root)?;
     TokenSet::load(root)
+}
+
+/// Turns authentication off for the store of `store`: refused while any token exists (remove
+/// them first), recorded durably in the audit log as `auth-disabled` by `actor`, then the marker
+/// and the empty `tokens.json` are removed. Returns false if the store did not require tokens.
+/// The caller holds the store open, so no `footage serve` runs meanwhile.
+pub fn disable_auth(store: &crate::Store, actor: &str) -> Result<bool> {
+    let root = store.root();
+    let _lock = lock(root)?;
+    let set = TokenSet::load(root)?;
+    if !set.is_empty() {
+        let names: Vec<&str> = set.entries().iter().map(|e| e.name.as_str()).collect();
+        return Err(Error::Invalid(format!(
+            "{} token(s) still exist ({}): remove each with `footage token remove NAME` before \
+             turning authentication off",
+            names.len(),
+            names.join(", ")
+        )));
+    }
+    if !auth_required(root)? {
+        return Ok(false);
+    }
+    let tokens_file = tokens_path(root);
+    store.audit(
+        actor,
+        "auth-disabled",
+        None,
+        serde_json::json!({
+            "marker": marker_path(root).is_file(),
+            "tokens_file": if tokens_file.exists() { "empty" } else { "missing" },
+        }),
+    )?;
+    for path in [tokens_file, marker_path(root)] {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&path, e)),
+        }
+    }
+    crate::log::sync_dir(root)?;
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -270,7 +513,11 @@ mod tests {
         assert!(add(dir.path(), "viewer", true).is_err());
         let set = TokenSet::load(dir.path()).unwrap();
         assert_eq!(set.check(&a).map(|e| e.name.as_str()), Some("sgt.jones"));
-        assert_eq!(set.check(&b).map(|e| e.read_only), Some(true));
+        assert_eq!(set.check(&b).map(|e| e.read_only()), Some(true));
+        assert!(
+            marker_path(dir.path()).is_file(),
+            "the first token makes the marker"
+        );
         assert!(set.check("ftg_nope").is_none());
         let text = std::fs::read_to_string(tokens_path(dir.path())).unwrap();
         assert!(!text.contains(&a[4..]), "the secret itself is never stored");
@@ -284,7 +531,19 @@ mod tests {
     #[test]
     fn damaged_file_is_an_error() {
         assert!(TokenSet::parse("{").is_err());
-        assert!(TokenSet::parse(r#"{"format_version":2,"tokens":[]}"#).is_err());
+        assert!(TokenSet::parse(r#"{"format_version":3,"tokens":[]}"#).is_err());
+        // Each version with its own field, never the other's.
+        for bad in [
+            r#"{"format_version":1,"tokens":[{"name":"a","sha256":"SHA","role":"read","created":""}]}"#,
+            r#"{"format_version":2,"tokens":[{"name":"a","sha256":"SHA","read_only":true,"created":""}]}"#,
+            r#"{"format_version":2,"tokens":[{"name":"a","sha256":"SHA","role":"admin","created":""}]}"#,
+            r#"{"format_version":2,"tokens":[{"name":"a","sha256":"SHA","created":""}]}"#,
+        ] {
+            assert!(
+                TokenSet::parse(&bad.replace("SHA", &"0".repeat(64))).is_err(),
+                "{bad}"
+            );
+        }
         assert!(TokenSet::parse(
             r#"{"format_version":1,"tokens":[{"name":"a","sha256":"zz","read_only":false,"created":""}]}"#
         )
@@ -292,6 +551,24 @@ mod tests {
         assert!(TokenSet::parse(r#"{"format_version":1,"tokens":[]}"#)
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn reserved_names() {
+        for n in [
+            "system",
+            "SYSTEM",
+            "local",
+            "unknown",
+            "uid:0",
+            "uid:",
+            "(footage)",
+        ] {
+            assert!(is_reserved(n), "{n}");
+        }
+        for n in ["sgt.jones", "systems", "uid0", "localhost"] {
+            assert!(!is_reserved(n), "{n}");
+        }
     }
 
     #[test]

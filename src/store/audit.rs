@@ -100,9 +100,47 @@ impl Store {
     }
 
     /// Publishes the durable chain head to the cloud tier (`audit/HEAD.json`, FORMAT.md §17),
-    /// outside the station's reach: a later truncation or rewrite of the local log's tail is
-    /// then detected by [`Store::audit_check_cloud`]. `retention apply` does it after every run.
+    /// outside the station's reach: a later truncation, rewrite or rollback of the local log is
+    /// then detected by [`Store::audit_check_cloud`]. `retention apply` does it after every run
+    /// that used the cloud, and `footage serve` on a schedule ([`Store::republish_audit_head`]).
+    ///
+    /// # Errors
+    /// `Error::Cloud` if the head already in the cloud is not part of the local chain (the log
+    /// was rolled back to an older copy, truncated or rewritten): overwriting it would erase
+    /// the only evidence of that, so it is left as it is.
     pub fn publish_audit_head(&self) -> Result<AuditHead> {
+        if let Some(prev) = self.cloud_audit_head()? {
+            if let Some(problem) = self.cloud_head_problem(&prev)? {
+                return Err(Error::Cloud(format!(
+                    "not publishing the audit head: {problem}; the cloud's head is kept"
+                )));
+            }
+        }
+        self.put_audit_head()
+    }
+
+    /// For a server's schedule: publishes the chain head if the store already has one in the
+    /// cloud (it uses the cloud tier: `retention apply` or `audit --publish` published a first
+    /// one) and the chain moved past it. Returns the head published, or None if nothing was
+    /// to be done. Refuses, like [`Store::publish_audit_head`], to overwrite a head the local
+    /// chain does not contain.
+    pub fn republish_audit_head(&self) -> Result<Option<AuditHead>> {
+        let Some(prev) = self.cloud_audit_head()? else {
+            return Ok(None);
+        };
+        if let Some(problem) = self.cloud_head_problem(&prev)? {
+            return Err(Error::Cloud(format!(
+                "not publishing the audit head: {problem}; the cloud's head is kept"
+            )));
+        }
+        let (count, hash) = self.audit_head();
+        if count == prev.count && hex(&hash) == prev.hash {
+            return Ok(None);
+        }
+        self.put_audit_head().map(Some)
+    }
+
+    fn put_audit_head(&self) -> Result<AuditHead> {
         let (count, hash) = self.audit_head();
         let head = AuditHead {
             count,
@@ -122,12 +160,10 @@ impl Store {
         Ok(head)
     }
 
-    /// Compares the local audit log with the head published to the cloud: the log must hold
-    /// that many entries and its entry `count - 1` must have that hash. Returns the head read
-    /// from the cloud (None if none was published) and the problem found, if any.
-    pub fn audit_check_cloud(&self) -> Result<(Option<AuditHead>, Option<String>)> {
+    /// The head published to the cloud, if any (checked to be this store's).
+    fn cloud_audit_head(&self) -> Result<Option<AuditHead>> {
         let Some(bytes) = self.inner.tier()?.get_audit_head()? else {
-            return Ok((None, None));
+            return Ok(None);
         };
         let bad = |what: &str| Error::Cloud(format!("the cloud's audit/HEAD.json {what}"));
         let v: serde_json::Value =
@@ -141,31 +177,51 @@ impl Store {
         let (Some(count), Some(hash)) = (v["count"].as_u64(), v["hash"].as_str()) else {
             return Err(bad("lacks count or hash"));
         };
-        let head = AuditHead {
+        Ok(Some(AuditHead {
             count,
             hash: hash.to_string(),
             time: v["time"].as_str().map(str::to_string),
-        };
+        }))
+    }
+
+    /// What is wrong with the local log given the head published to the cloud: the chain must
+    /// reach entry `count - 1` and that entry must have the published hash. A local chain
+    /// older than the published head (a restored copy of `audit/`) fails one or the other.
+    fn cloud_head_problem(&self, head: &AuditHead) -> Result<Option<String>> {
+        let count = head.count;
         if count == 0 {
-            return Ok((Some(head), None));
+            return Ok(None);
         }
+        let when = head.time.as_deref().unwrap_or("earlier");
         let entries = self.audit_entries(None, None)?;
-        let problem = match entries.iter().find(|e| e.index == count - 1) {
+        Ok(match entries.iter().find(|e| e.index == count - 1) {
             None => Some(format!(
-                "the local audit log has no entry {} although the cloud holds a head of {count} \
-                 entries published {}: its tail was truncated or lost",
+                "the local audit log has no entry {} (it holds {} entries) although the cloud \
+                 holds a head of {count} entries published {when}: the log was rolled back to \
+                 an older copy, or its tail truncated or lost",
                 count - 1,
-                head.time.as_deref().unwrap_or("earlier")
+                entries.last().map_or(0, |e| e.index + 1),
             )),
             Some(e) if hex(&e.hash) != head.hash => Some(format!(
-                "entry {} of the local audit log has hash {} but the head published to the \
-                 cloud says {}: the log was rewritten",
+                "entry {} of the local audit log has hash {} but the head of {count} entries \
+                 published to the cloud {when} says {}: the log was rolled back to an older \
+                 copy and written on, or rewritten",
                 count - 1,
                 hex(&e.hash),
                 head.hash
             )),
             Some(_) => None,
+        })
+    }
+
+    /// Compares the local audit log with the head published to the cloud: the log must hold
+    /// that many entries and its entry `count - 1` must have that hash. Returns the head read
+    /// from the cloud (None if none was published) and the problem found, if any.
+    pub fn audit_check_cloud(&self) -> Result<(Option<AuditHead>, Option<String>)> {
+        let Some(head) = self.cloud_audit_head()? else {
+            return Ok((None, None));
         };
+        let problem = self.cloud_head_problem(&head)?;
         Ok((Some(head), problem))
     }
 

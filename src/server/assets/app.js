@@ -10,7 +10,7 @@ const M_PER_DEG = 111195;
 
 const state = {
   token: localStorage.getItem("footage.token") || "",
-  who: null,          // {name, read_only, tokens_required}
+  who: null,          // {name, read_only, role, tokens_required}
   params: null,       // URLSearchParams of the current search
   results: [],        // find lines: info fields + hits
   next: null,
@@ -406,7 +406,10 @@ $("#player").addEventListener("loadedmetadata", () => {
 
 function updateActions() {
   const canChange = !!state.who && !state.who.read_only && !!state.selected;
-  for (const b of document.querySelectorAll("#actions button")) b.disabled = !canChange;
+  for (const b of document.querySelectorAll("#actions button")) {
+    // Releasing a legal hold needs the holds role.
+    b.disabled = !canChange || (b.dataset.kind === "release" && state.who.role !== "holds");
+  }
   $("#action-status").textContent = !state.who ? "sign in to change segments"
     : state.who.read_only ? "read-only token: changes are disabled" : "";
 }
