@@ -15,7 +15,7 @@
 mod common;
 
 use common::*;
-use footage::{SegmentMeta, Store, StoreOptions};
+use footage::{SegmentMeta, StoreOptions};
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
