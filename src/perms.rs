@@ -30,6 +30,8 @@ pub const FILE_MODE: u32 = 0o640;
 pub const SECRET_MODE: u32 = 0o600;
 /// Mode of every directory the store creates (plus set-group-id when inherited).
 pub const DIR_MODE: u32 = 0o750;
+/// The set-group-id bit of a directory's mode: files created in it take its group.
+const SETGID: u32 = 0o2000;
 /// Suffix of the temporary files of user-named outputs.
 pub const TEMP_SUFFIX: &str = ".footage-partial";
 /// Random names tried before giving up on a temporary file: a collision of 64 random bits
@@ -104,7 +106,7 @@ pub fn create_dir_all(path: &Path) -> io::Result<()> {
 
 /// Sets a directory's permission bits to [`DIR_MODE`], keeping its set-group-id bit.
 pub fn set_dir_mode(path: &Path) -> io::Result<()> {
-    let setgid = std::fs::symlink_metadata(path)?.mode() & u32::from(libc::S_ISGID);
+    let setgid = std::fs::symlink_metadata(path)?.mode() & SETGID;
     std::fs::set_permissions(path, Permissions::from_mode(DIR_MODE | setgid))
 }
 
@@ -148,7 +150,7 @@ pub fn group_id(name: &str) -> Result<u32> {
 /// that is already so.
 pub fn give_dir_to_group(dir: &Path, name: &str, gid: u32) -> Result<()> {
     let m = std::fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
-    let setgid = u32::from(libc::S_ISGID);
+    let setgid = SETGID;
     if m.gid() == gid && m.mode() & setgid != 0 {
         return Ok(());
     }

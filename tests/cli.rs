@@ -207,6 +207,9 @@ fn ingest_a_file_then_info_and_get_whole_by_range_and_to_a_file() {
     let to_file = run(&store, &["get", &id, "--out", out_path.to_str().unwrap()]);
     assert!(to_file.ok().stdout.is_empty());
     assert!(std::fs::read(&out_path).unwrap() == data);
+    // An existing file is replaced only with --force (issue 10 item 8).
+    run(&store, &["get", &id, "--out", out_path.to_str().unwrap()]).fails(1, "already exists");
+    assert!(std::fs::read(&out_path).unwrap() == data);
     let part = run(
         &store,
         &[
@@ -216,6 +219,7 @@ fn ingest_a_file_then_info_and_get_whole_by_range_and_to_a_file() {
             "10",
             "--length",
             "20",
+            "--force",
             "-o",
             out_path.to_str().unwrap(),
         ],

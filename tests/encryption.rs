@@ -226,7 +226,10 @@ fn volume_files_hold_no_plaintext_and_footage_toml_holds_no_key() {
     assert!(toml.contains("format_version = 2"), "{toml}");
     assert!(toml.contains("encryption = \"aes-256-gcm\""), "{toml}");
     assert!(toml.contains(&format!("key_id = \"{}\"", k.id())), "{toml}");
-    assert!(!toml.contains(&k.hex()), "the key is in footage.toml");
+    assert!(
+        !toml.contains(k.hex().as_str()),
+        "the key is in footage.toml"
+    );
     let plain_toml = std::fs::read_to_string(plain.path().join("footage.toml")).unwrap();
     assert!(plain_toml.contains("format_version = 1"));
     assert!(!plain_toml.contains("encryption") && !plain_toml.contains("key_id"));
