@@ -209,7 +209,7 @@ fn write(root: &Path, set: &TokenSet) -> Result<()> {
         f.sync_all().at(&tmp)?;
     }
     std::fs::rename(&tmp, &path).at(&path)?;
-    crate::log::sync_dir(root)
+    crate::log::sync_dir(root, "tokens.dir")
 }
 
 fn require_store(root: &Path) -> Result<()> {

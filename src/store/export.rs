@@ -184,7 +184,7 @@ impl Store {
         fs::rename(tmp, file).at(file)?;
         fs::rename(custody_tmp, custody).at(custody)?;
         if let Some(dir) = file.parent() {
-            crate::log::sync_dir(dir)?;
+            crate::log::sync_dir(dir, "export.dir")?;
         }
         Ok(Exported {
             id: id.to_string(),

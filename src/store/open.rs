@@ -79,7 +79,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
             })
         }
         Mode::Existing => {}
-        Mode::Create => fs::create_dir_all(root).at(root)?,
+        Mode::Create => crate::fsio::create_dir_all(root).at(root)?,
     }
     let lock_path = root.join("LOCK");
     let lock = File::options()
@@ -164,8 +164,8 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
                         // Every volume below the checkpoint's next id is listed in it unless
                         // the store retired it (compaction or drop) before the checkpoint:
                         // this file is what a crash left before it could be removed.
-                        fs::remove_file(&file).at(&file)?;
-                        crate::log::sync_dir(&path)?;
+                        crate::fsio::remove_file(&file).at(&file)?;
+                        crate::log::sync_dir(&path, "open.retired.dir")?;
                         report.removed_files.push(format!(
                             "{}: volume retired before a crash, removed",
                             file.display()
@@ -268,7 +268,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
                 if !sealed && o.file_len > o.end {
                     // A power cut mid-append: drop the incomplete record(s).
                     crate::fsio::set_len(vol.file(), o.end).at(&vol.path)?;
-                    crate::fsio::sync_all(vol.file()).at(&vol.path)?;
+                    crate::fsio::sync_all(vol.file(), "open.cut_tail").at(&vol.path)?;
                     report.torn_bytes += o.file_len - o.end;
                 }
                 if !sealed && !o.damage.is_empty() {
@@ -498,7 +498,7 @@ fn list_volumes(
     dir: &Path,
     report: &mut OpenReport,
 ) -> std::io::Result<Vec<(u32, std::path::PathBuf)>> {
-    fs::create_dir_all(dir)?;
+    crate::fsio::create_dir_all(dir)?;
     let mut out = Vec::new();
     for ent in fs::read_dir(dir)? {
         let ent = ent?;
@@ -507,7 +507,7 @@ fn list_volumes(
             .to_str()
             .is_some_and(|n| n.ends_with(crate::store::compact::COMPACTING_SUFFIX))
         {
-            fs::remove_file(ent.path())?;
+            crate::fsio::remove_file(&ent.path())?;
             report.removed_files.push(format!(
                 "{}: unfinished compaction, removed",
                 ent.path().display()

@@ -121,8 +121,8 @@ impl Inner {
     pub(crate) fn set_pending_cloud_deletes(&self, ids: &[u64]) -> Result<()> {
         let path = self.pending_path();
         if ids.is_empty() {
-            match std::fs::remove_file(&path) {
-                Ok(()) => return crate::log::sync_dir(&self.root),
+            match crate::fsio::remove_file(&path) {
+                Ok(()) => return crate::log::sync_dir(&self.root, "pending_deletes.dir"),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
                 Err(e) => return Err(Error::io(&path, e)),
             }
@@ -397,9 +397,9 @@ impl Store {
             if let Some(vol) = vol {
                 freed += vol.allocated();
                 self.inner.volumes.write().remove(&vid);
-                std::fs::remove_file(&vol.path).map_err(|e| Error::io(&vol.path, e))?;
+                crate::fsio::remove_file(&vol.path).map_err(|e| Error::io(&vol.path, e))?;
                 if let Some(dir) = vol.path.parent() {
-                    crate::log::sync_dir(dir)?;
+                    crate::log::sync_dir(dir, "drop_volume.dir")?;
                 }
             }
             fail::point("drop_volume.after_unlink");
