@@ -14,7 +14,7 @@
 //! was durable) at the cuts after the skipped sync. Sites whose removal no image can show
 //! are listed in `UNDETECTABLE` with the reason.
 //!
-//! `FOOTAGE_POWER_CUTS=N` checks N random cut points (default 24) with 3 seeds each.
+//! `FOOTAGE_POWER_CUTS=N` checks N random cut points (default 300) with 3 seeds each.
 
 mod common;
 
@@ -25,7 +25,6 @@ use common::{meta, random_bytes, T0};
 use footage::power::{self, Event, Recording};
 use footage::{Store, StoreOptions};
 use parking_lot::Mutex;
-use sha2::{Digest, Sha256};
 
 /// The recorder is global: tests run one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -35,8 +34,9 @@ const ACTOR: &str = "tester";
 fn options() -> StoreOptions {
     StoreOptions {
         chunk_size: 64 * 1024,
-        // Four chunks per volume: volumes fill, are sealed and new ones created.
-        volume_size: 256 * 1024,
+        // About a dozen chunks per volume: volumes fill, are sealed and new ones created,
+        // and an eviction and a deletion leave enough dead bytes to compact the first one.
+        volume_size: 768 * 1024,
         checkpoint_every: 3,
         ..StoreOptions::default()
     }
@@ -50,10 +50,6 @@ fn policy(cloud: &Path) -> String {
     )
 }
 
-fn sha(b: &[u8]) -> [u8; 32] {
-    Sha256::digest(b).into()
-}
-
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -62,11 +58,26 @@ fn hex(b: &[u8]) -> String {
 #[derive(Debug, Clone)]
 enum Ack {
     Created,
-    Ingested { id: u64, sha: [u8; 32] },
-    Tagged { id: u64, tag: String },
-    Held { id: u64, case: String },
-    Evicted { id: u64 },
-    Deleted { id: u64 },
+    Ingested {
+        id: u64,
+        sha: [u8; 32],
+    },
+    Tagged {
+        id: u64,
+        tag: String,
+    },
+    Held {
+        id: u64,
+        case: String,
+    },
+    Evicted {
+        id: u64,
+    },
+    /// `punched`: its chunks were punched out (so none of its bytes may be left).
+    Deleted {
+        id: u64,
+        punched: bool,
+    },
     Compacted,
     Checkpointed,
 }
@@ -91,6 +102,37 @@ fn scratch() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
+/// The acknowledgements so far, each under the label of its mark.
+#[derive(Default)]
+struct Acks {
+    n: usize,
+    map: BTreeMap<String, Ack>,
+}
+
+impl Acks {
+    fn ack(&mut self, a: Ack) {
+        self.n += 1;
+        let label = format!("{:03}", self.n);
+        power::mark(label.clone());
+        self.map.insert(label, a);
+    }
+}
+
+const SIZES: [usize; 7] = [150_000, 70_000, 5_000, 330_000, 90_000, 200_000, 40_000];
+
+fn ingest(i: usize, store: &Store, acks: &mut Acks, data: &mut BTreeMap<u64, Vec<u8>>) -> u64 {
+    let mut m = meta("MET-000001", &format!("AX-{i}"), T0 + i as i64 * 1_000_000);
+    m.tags = vec![format!("seg-{i}")];
+    let d = random_bytes(500 + i as u64, SIZES[i % SIZES.len()]);
+    let c = store.ingest_bytes(m, &d).unwrap();
+    data.insert(c.id, d);
+    acks.ack(Ack::Ingested {
+        id: c.id,
+        sha: c.sha256,
+    });
+    c.id
+}
+
 /// Runs the workload with the recorder on; the store lives in `<tmp>/rec/store`.
 fn workload() -> Run {
     let tmp = scratch();
@@ -99,90 +141,64 @@ fn workload() -> Run {
     std::fs::create_dir_all(&rec_root).unwrap();
     std::fs::create_dir_all(&cloud).unwrap();
     let root = rec_root.join("store");
-    let mut acks = BTreeMap::new();
+    let mut acks = Acks::default();
     let mut data = BTreeMap::new();
-    let mut n = 0;
-    let mut ack = |a: Ack, acks: &mut BTreeMap<String, Ack>| {
-        n += 1;
-        let label = format!("{n:03}");
-        power::mark(label.clone());
-        acks.insert(label, a);
-    };
     power::start(&rec_root);
     let store = Store::create_with(&root, &options()).unwrap();
-    ack(Ack::Created, &mut acks);
+    acks.ack(Ack::Created);
     // The operator's policy edit (not the engine's write: not part of the record; the image
     // builder writes it into every image).
     std::fs::write(root.join("policy.toml"), policy(&cloud)).unwrap();
-    let store = {
-        store.close().unwrap();
-        Store::open_with(&root, &options()).unwrap()
+    store.close().unwrap();
+    let store = Store::open_with(&root, &options()).unwrap();
+    let ids: Vec<u64> = (0..5)
+        .map(|i| ingest(i, &store, &mut acks, &mut data))
+        .collect();
+    let tag = |store: &Store, id: u64, tag: &str, acks: &mut Acks| {
+        store
+            .change(id, &footage::Change::Tag(tag.into()), ACTOR)
+            .unwrap();
+        acks.ack(Ack::Tagged {
+            id,
+            tag: tag.into(),
+        });
     };
-    let sizes = [150_000usize, 70_000, 5_000, 200_000, 90_000, 130_000, 40_000];
-    let mut ingest = |i: usize, store: &Store, acks: &mut BTreeMap<String, Ack>| -> u64 {
-        let mut m = meta("MET-000001", &format!("AX-{i}"), T0 + i as i64 * 1_000_000);
-        m.tags = vec![format!("seg-{i}")];
-        let d = random_bytes(500 + i as u64, sizes[i % sizes.len()]);
-        let c = store.ingest_bytes(m, &d).unwrap();
-        data.insert(c.id, d);
-        ack(
-            Ack::Ingested {
-                id: c.id,
-                sha: c.sha256,
-            },
-            acks,
-        );
-        c.id
-    };
-    let ids: Vec<u64> = (0..5).map(|i| ingest(i, &store, &mut acks)).collect();
-    store.change(ids[0], &footage::Change::Tag("reviewed".into()), ACTOR).unwrap();
-    ack(
-        Ack::Tagged {
-            id: ids[0],
-            tag: "reviewed".into(),
-        },
-        &mut acks,
-    );
+    tag(&store, ids[0], "reviewed", &mut acks);
     store.hold(ids[1], "CASE-7", ACTOR).unwrap();
-    ack(
-        Ack::Held {
-            id: ids[1],
-            case: "CASE-7".into(),
-        },
-        &mut acks,
-    );
+    acks.ack(Ack::Held {
+        id: ids[1],
+        case: "CASE-7".into(),
+    });
     // Evicted with hole punching off: its chunks stay as dead bytes for compaction.
     store.upload(ids[3], ACTOR, &mut |_| {}).unwrap();
     store.set_punch_holes(false);
     store.evict(ids[3], ACTOR).unwrap();
     store.set_punch_holes(true);
-    ack(Ack::Evicted { id: ids[3] }, &mut acks);
-    // Deleted with hole punching on: its chunks are punched out.
-    store.delete(ids[2], ACTOR).unwrap();
-    ack(Ack::Deleted { id: ids[2] }, &mut acks);
-    store.delete(ids[4], ACTOR).unwrap();
-    ack(Ack::Deleted { id: ids[4] }, &mut acks);
+    acks.ack(Ack::Evicted { id: ids[3] });
+    // More footage: the first volume fills and is sealed (a deletion's punched commit record
+    // is then not the tail of an active volume, which verify reports: issue 10 item 4).
     for i in 5..7 {
-        ingest(i, &store, &mut acks);
+        ingest(i, &store, &mut acks, &mut data);
+    }
+    // Deleted with hole punching on (its chunks are punched out), and off (compaction drops
+    // them).
+    for (id, punch) in [(ids[2], true), (ids[4], false)] {
+        store.set_punch_holes(punch);
+        store.delete(id, ACTOR).unwrap();
+        store.set_punch_holes(true);
+        acks.ack(Ack::Deleted { id, punched: punch });
     }
     let s = store.compact(0.1, ACTOR).unwrap();
     assert!(s.volumes > 0 && s.failed.is_empty(), "compaction: {s:?}");
-    ack(Ack::Compacted, &mut acks);
-    store.change(ids[1], &footage::Change::Tag("after-compaction".into()), ACTOR).unwrap();
-    ack(
-        Ack::Tagged {
-            id: ids[1],
-            tag: "after-compaction".into(),
-        },
-        &mut acks,
-    );
+    acks.ack(Ack::Compacted);
+    tag(&store, ids[1], "after-compaction", &mut acks);
     store.checkpoint().unwrap();
-    ack(Ack::Checkpointed, &mut acks);
+    acks.ack(Ack::Checkpointed);
     store.close().unwrap();
     let rec = power::stop();
     Run {
         rec,
-        acks,
+        acks: acks.map,
         data,
         cloud,
         _tmp: tmp,
@@ -212,6 +228,17 @@ fn check_cut(run: &Run, cut: usize, seed: Option<u64>) -> Result<(), String> {
         Err(e) if created => return Err(format!("open failed: {e}")),
         Err(_) => return Ok(()), // never acknowledged: a half-made store may be refused
     };
+    let r = store.open_report();
+    if !(r.damage.is_empty()
+        && r.bad_volumes.is_empty()
+        && r.bad_checkpoints.is_empty()
+        && r.failed_dirs.is_empty())
+    {
+        return Err(format!(
+            "open: damage {:?} bad volumes {:?} bad checkpoints {:?} failed dirs {:?}",
+            r.damage, r.bad_volumes, r.bad_checkpoints, r.failed_dirs
+        ));
+    }
     let v = store
         .verify(None, |_| {})
         .map_err(|e| format!("verify failed: {e}"))?;
@@ -252,7 +279,7 @@ fn check_cut(run: &Run, cut: usize, seed: Option<u64>) -> Result<(), String> {
                 let deleted = run
                     .acks
                     .values()
-                    .any(|b| matches!(b, Ack::Deleted { id: d } if d == id));
+                    .any(|b| matches!(b, Ack::Deleted { id: d, .. } if d == id));
                 if !visible.contains(id) {
                     if deleted {
                         continue; // checked under its deletion
@@ -261,7 +288,11 @@ fn check_cut(run: &Run, cut: usize, seed: Option<u64>) -> Result<(), String> {
                 }
                 let info = store.info(*id).map_err(|e| e.to_string())?;
                 if info.sha256 != hex(want) {
-                    return Err(format!("segment {id}: sha256 {} != {}", info.sha256, hex(want)));
+                    return Err(format!(
+                        "segment {id}: sha256 {} != {}",
+                        info.sha256,
+                        hex(want)
+                    ));
                 }
                 if !audited("ingest", *id) {
                     return Err(format!("no ingest audit entry for {id}"));
@@ -285,11 +316,11 @@ fn check_cut(run: &Run, cut: usize, seed: Option<u64>) -> Result<(), String> {
                     return Err(format!("acknowledged eviction of {id} undone"));
                 }
             }
-            Ack::Deleted { id } => {
+            Ack::Deleted { id, punched } => {
                 if visible.contains(id) {
                     return Err(format!("acknowledged deletion of {id} undone"));
                 }
-                if let Some(d) = run.data.get(id) {
+                if let Some(d) = run.data.get(id).filter(|_| *punched) {
                     if let Some(f) = footage_left(&root, d) {
                         return Err(format!("deleted segment {id}: footage left in {f}"));
                     }
@@ -331,7 +362,7 @@ fn cut_count() -> usize {
     std::env::var("FOOTAGE_POWER_CUTS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(24)
+        .unwrap_or(300)
 }
 
 #[test]
@@ -371,7 +402,23 @@ fn item18_power_cut_images_keep_every_acknowledged_step() {
 }
 
 /// Sync sites whose removal no power-cut image of this workload can show, and why.
-const UNDETECTABLE: &[(&str, &str)] = &[];
+const UNDETECTABLE: &[(&str, &str)] = &[
+    (
+        "tracks.create",
+        "the track file is a cache of the commit records' tracks: open rebuilds it from the log \
+     when its header is missing or it is shorter than the checkpoint says",
+    ),
+    (
+        "volume.create",
+        "the first append's fdatasync makes the header durable with the first record; a cut \
+         before it leaves a volume with no header and no record, which open removes",
+    ),
+    (
+        "compact.unlink.dir",
+        "a compacted volume whose unlink is lost comes back as a file the checkpoint no \
+         longer lists, below its next volume id: open removes it as retired (and fsyncs)",
+    ),
+];
 
 /// Every sync site the workload reaches, with what its removal loses.
 const SITES: &[&str] = &[
@@ -397,7 +444,10 @@ fn item18_removing_any_sync_loses_something_a_power_cut_shows() {
     seen.sort_unstable();
     let mut listed: Vec<&str> = SITES.to_vec();
     listed.sort_unstable();
-    assert_eq!(seen, listed, "the workload's sync sites changed: update SITES");
+    assert_eq!(
+        seen, listed,
+        "the workload's sync sites changed: update SITES"
+    );
     drop(baseline);
     let mut table = Vec::new();
     for site in SITES {
@@ -418,7 +468,10 @@ fn item18_removing_any_sync_loses_something_a_power_cut_shows() {
                 .enumerate()
                 .skip(i + 1)
                 .filter(|(_, e)| {
-                    matches!(e, Event::Sync { .. } | Event::SyncDir { .. } | Event::Mark(_))
+                    matches!(
+                        e,
+                        Event::Sync { .. } | Event::SyncDir { .. } | Event::Mark(_)
+                    )
                 })
                 .take(4)
                 .map(|(j, _)| j);

@@ -94,7 +94,9 @@ pub enum Event {
     /// A test's note: the step named here was acknowledged.
     Mark(String),
     /// A sync at `site` that [`skip_sync`] switched off (it made nothing durable).
-    Skipped { site: &'static str },
+    Skipped {
+        site: &'static str,
+    },
 }
 
 /// What was recorded: the directory when recording started, and every event since.
@@ -146,7 +148,9 @@ fn snapshot(r: &mut Recorder, dir: &Path, rel: &Path) {
             let id = r.next_id;
             r.next_id += 1;
             r.ids.insert(m.ino(), id);
-            r.rec.files.push((rel, id, std::fs::read(&path).unwrap_or_default()));
+            r.rec
+                .files
+                .push((rel, id, std::fs::read(&path).unwrap_or_default()));
         }
     }
 }
@@ -246,7 +250,11 @@ pub(crate) fn punch(
     r
 }
 
-pub(crate) fn set_len(file: &File, len: u64, op: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+pub(crate) fn set_len(
+    file: &File,
+    len: u64,
+    op: impl FnOnce() -> io::Result<()>,
+) -> io::Result<()> {
     let mut guard = RECORDER.lock();
     let r = op();
     if let (Some(rec), Ok(())) = (guard.as_mut(), &r) {
@@ -300,7 +308,10 @@ pub(crate) fn create(
             match existed {
                 None => {
                     let id = rec.new_id(m.ino());
-                    rec.rec.events.push(Event::Create { path: rel, file: id });
+                    rec.rec.events.push(Event::Create {
+                        path: rel,
+                        file: id,
+                    });
                 }
                 Some(_) if truncate => {
                     if let Some(&id) = rec.ids.get(&m.ino()) {
@@ -314,7 +325,11 @@ pub(crate) fn create(
     Ok(f)
 }
 
-pub(crate) fn rename(from: &Path, to: &Path, op: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+pub(crate) fn rename(
+    from: &Path,
+    to: &Path,
+    op: impl FnOnce() -> io::Result<()>,
+) -> io::Result<()> {
     let mut guard = RECORDER.lock();
     let ino = std::fs::symlink_metadata(from).ok().map(|m| m.ino());
     op()?;
@@ -480,9 +495,9 @@ impl Recording {
             .collect();
         for (i, e) in events.iter().enumerate() {
             let file = match e {
-                Event::Write { file, .. } | Event::Punch { file, .. } | Event::SetLen { file, .. } => {
-                    *file
-                }
+                Event::Write { file, .. }
+                | Event::Punch { file, .. }
+                | Event::SetLen { file, .. } => *file,
                 Event::Create { file, .. } => {
                     data.insert(*file, Vec::new());
                     continue;

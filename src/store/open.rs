@@ -172,6 +172,17 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
                         ));
                         continue;
                     }
+                    if id >= cat.next_volume_id && unfinished_volume(&file) {
+                        // A power cut during `Volume::create`: the name reached the disk but
+                        // not the header, so no record was ever written to it.
+                        crate::fsio::remove_file(&file).at(&file)?;
+                        crate::log::sync_dir(&path, "open.retired.dir")?;
+                        report.removed_files.push(format!(
+                            "{}: volume whose creation a crash cut short, removed",
+                            file.display()
+                        ));
+                        continue;
+                    }
                     match Volume::open(&file, i as u16, true) {
                         Ok(v) if v.header.store_id != store_id => report.bad_volumes.push(format!(
                             "{}: belongs to another store, ignored",
@@ -490,6 +501,21 @@ fn load_checkpoint(
         }
     }
     Ok((Catalog::new(), newest, 0))
+}
+
+/// Whether the volume file at `path` is shorter than its header or has an all-zero header:
+/// what a crash during its creation leaves (the header is made durable before the volume is
+/// used, so such a file never held a record).
+fn unfinished_volume(path: &Path) -> bool {
+    use std::os::unix::fs::FileExt;
+    let Ok(f) = File::open(path) else {
+        return false;
+    };
+    let mut head = [0u8; crate::format::volume::VOLUME_HEADER_LEN];
+    match f.read_exact_at(&mut head, 0) {
+        Ok(()) => head.iter().all(|b| *b == 0),
+        Err(e) => e.kind() == std::io::ErrorKind::UnexpectedEof,
+    }
 }
 
 /// Volume files in a data dir, creating the dir if it does not exist. Unfinished compaction
