@@ -52,6 +52,8 @@ pub mod tier;
 
 #[doc(hidden)]
 pub use fsio::faults;
+#[doc(hidden)]
+pub use fsio::record as power;
 
 pub use audit::{AuditEntry, AuditHead, AuditReport, BrokenLink, Durability};
 pub use catalog::checkpoint::{

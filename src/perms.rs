@@ -88,20 +88,12 @@ pub fn replace_temp(path: &Path, mode: u32) -> io::Result<File> {
     create_new_mode(path, mode)
 }
 
-/// Creates directory `path` and its missing parents with [`DIR_MODE`], keeping the
-/// set-group-id bit a new directory inherits. Existing directories are left as they are.
-pub fn create_dir_all(path: &Path) -> io::Result<()> {
-    if path.is_dir() {
-        return Ok(());
-    }
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        create_dir_all(parent)?;
-    }
-    match std::fs::DirBuilder::new().mode(DIR_MODE).create(path) {
-        Ok(()) => set_dir_mode(path),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
-        Err(e) => Err(e),
-    }
+/// Creates the directory `path` (its parent must exist) with [`DIR_MODE`], keeping the
+/// set-group-id bit a new directory inherits. Callers go through
+/// [`crate::fsio::create_dir_all`], which makes missing parents and each new entry durable.
+pub fn create_dir(path: &Path) -> io::Result<()> {
+    std::fs::DirBuilder::new().mode(DIR_MODE).create(path)?;
+    set_dir_mode(path)
 }
 
 /// Sets a directory's permission bits to [`DIR_MODE`], keeping its set-group-id bit.

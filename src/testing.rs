@@ -27,7 +27,7 @@ pub fn synthesize_store(
             root.display()
         )));
     }
-    crate::perms::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+    crate::fsio::create_dir_all(root).map_err(|e| Error::io(root, e))?;
     let config = Config::load_or_create(root, &StoreOptions::default())?;
     let store_id = config
         .store_id_bytes()

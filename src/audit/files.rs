@@ -100,7 +100,7 @@ pub fn remove_temporaries(dir: &Path) {
                 .to_str()
                 .is_some_and(|n| n.ends_with(".tmp"))
             {
-                let _ = fs::remove_file(ent.path());
+                let _ = crate::fsio::remove_file(&ent.path());
             }
         }
     }

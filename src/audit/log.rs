@@ -292,7 +292,7 @@ impl AuditLog {
 
     /// Makes the current file durable and starts the next one.
     fn roll_over(&self, st: &mut WriteState) -> Result<()> {
-        if let Err(e) = crate::fsio::sync_data(&st.file) {
+        if let Err(e) = crate::fsio::sync_data(&st.file, "audit.roll_over") {
             st.poisoned = true;
             return Err(Error::io(&st.path, e));
         }
@@ -338,7 +338,7 @@ impl AuditLog {
                 (Arc::clone(&st.file), st.path.clone(), target)
             };
             drop(s);
-            let r = crate::fsio::sync_data(&file);
+            let r = crate::fsio::sync_data(&file, "audit.append");
             s = self.sync.lock();
             s.syncing = false;
             match r {

@@ -43,11 +43,8 @@ struct Last {
 
 pub fn open_files(dir: &Path, store_id: [u8; 16]) -> Result<Opened> {
     if !dir.is_dir() {
-        crate::perms::create_dir_all(dir).at(dir)?;
-        // The new directory's entry must survive a power cut like the files in it.
-        if let Some(root) = dir.parent() {
-            crate::log::sync_dir(root)?;
-        }
+        // The new directory's entry survives a power cut like the files in it.
+        crate::fsio::create_dir_all(dir).at(dir)?;
     }
     files::remove_temporaries(dir);
     let mut found = OpenFindings::default();
@@ -226,7 +223,7 @@ fn open_last(
         let at = from + t.from as u64;
         let saved = files::save_torn(dir, seq, at, bytes)?;
         crate::fsio::set_len(&file, end).at(path)?;
-        crate::fsio::sync_all(&file).at(path)?;
+        crate::fsio::sync_all(&file, "audit.cut_tail").at(path)?;
         found.torn_bytes += bytes.len() as u64;
         found.notes.push(format!(
             "cut a torn tail of {} bytes from {} at offset {at} ({}); saved in {}",

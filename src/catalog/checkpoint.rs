@@ -323,7 +323,7 @@ pub fn write(dir: &Path, seq: u64, file: &[u8]) -> Result<PathBuf> {
     let dst = dir.join(file_name(seq));
     crate::log::write_atomic(&dst, file)?;
     for (_, old) in list(dir)?.into_iter().skip(KEEP) {
-        let _ = fs::remove_file(old);
+        let _ = crate::fsio::remove_file(&old);
     }
     Ok(dst)
 }

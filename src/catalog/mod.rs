@@ -145,6 +145,16 @@ impl Catalog {
             .filter(|e| e.flags & FLAG_DELETED == 0)
     }
 
+    /// True when the catalog still lists `id` as deleted (a `Deleted` change record was
+    /// applied and the table has not been compacted since).
+    pub fn is_deleted(&self, id: u64) -> bool {
+        self.entries
+            .binary_search_by_key(&id, |e| e.id)
+            .ok()
+            .and_then(|i| self.entries.get(i))
+            .is_some_and(|e| e.flags & FLAG_DELETED != 0)
+    }
+
     /// The first live segment with an id above `after` (a scrub walks the catalog with it).
     pub fn next_live_after(&self, after: u64) -> Option<&SegmentEntry> {
         let start = self.entries.partition_point(|e| e.id <= after);

@@ -70,8 +70,7 @@ fn prepare(dir: &Path) -> anyhow::Result<()> {
             }
         }
     }
-    crate::perms::create_dir_all(dir)
-        .with_context(|| format!("cannot create {}", dir.display()))?;
+    crate::fsio::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     Ok(())
 }
 
@@ -123,7 +122,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         },
     )?;
     let tmp = dir.join("tmp");
-    crate::perms::create_dir_all(&tmp)?;
+    crate::fsio::create_dir_all(&tmp)?;
     let pb = progress_bar(plan.len() as u64, "ingesting");
     pb.set_style(
         indicatif::ProgressStyle::with_template(

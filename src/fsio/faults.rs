@@ -1,6 +1,11 @@
 //! Fault injection for the I/O layer (tests only; doc-hidden): make the N-th write, fsync or
 //! length change of the injecting thread fail with `ENOSPC` or `EIO`, or write only part of
-//! its buffer.
+//! its buffer. An injected fsync failure also drops what that file had not made durable,
+//! as a kernel that lost the dirty pages would: while armed, the layer keeps an undo log of
+//! every file changed since its last successful fsync (the bytes each write or cut replaced,
+//! the length at that fsync) and, when an fsync of the file fails, puts the old bytes back
+//! and restores the length. An engine that ignored the error would then lose acknowledged
+//! data, which the fault sweep sees.
 //!
 //! ```
 //! use footage::faults::{self, Fault, Op};
@@ -13,15 +18,19 @@
 //! Invariants: while nothing is armed (every production run) a check is one relaxed atomic
 //! load and changes nothing; only operations made by the thread that armed the injector are
 //! counted or failed, so background threads (the audit flush thread) cannot make a test's
-//! positions shift; an injected short write really writes the bytes it reports.
+//! positions shift; an injected short write really writes the bytes it reports; every
+//! thread's writes are kept in the undo log (a failed fsync loses them all, whoever wrote).
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::sync::atomic::Ordering;
 use std::thread::ThreadId;
 
 use parking_lot::Mutex;
+
+use super::{HOOKS, HOOK_FAULTS};
 
 /// The kinds of operation that can be made to fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,8 +85,21 @@ struct Injector {
     seen: Seen,
 }
 
-static ARMED: AtomicBool = AtomicBool::new(false);
 static INJECTOR: Mutex<Option<Injector>> = Mutex::new(None);
+
+/// What a file held at its last successful fsync, as far as the armed injector saw it: its
+/// length then, and the bytes each later write or cut replaced (oldest first).
+struct Undo {
+    synced_len: u64,
+    replaced: Vec<(u64, Vec<u8>)>,
+}
+
+/// Undo logs by inode, while the injector is armed.
+static UNDO: Mutex<Option<HashMap<u64, Undo>>> = Mutex::new(None);
+
+fn armed() -> bool {
+    HOOKS.load(Ordering::Relaxed) & HOOK_FAULTS != 0
+}
 
 /// Arms the injector for the calling thread: the `nth` (1-based) operation of kind `op` from
 /// now on fails with `fault` (with `sticky`, every one from the `nth` on). `nth == 0` only
@@ -94,7 +116,8 @@ pub fn inject(op: Op, nth: u64, fault: Fault, sticky: bool) {
         nospace_next: false,
         seen: Seen::default(),
     });
-    ARMED.store(true, Ordering::Relaxed);
+    *UNDO.lock() = Some(HashMap::new());
+    HOOKS.fetch_or(HOOK_FAULTS, Ordering::Relaxed);
 }
 
 /// Adds a second fault to the armed injector (positions count from its arming), e.g. a
@@ -122,7 +145,8 @@ pub fn seen() -> Seen {
 
 /// Disarms the injector; returns what it saw.
 pub fn clear() -> Seen {
-    ARMED.store(false, Ordering::Relaxed);
+    HOOKS.fetch_and(!HOOK_FAULTS, Ordering::Relaxed);
+    *UNDO.lock() = None;
     INJECTOR.lock().take().map(|i| i.seen).unwrap_or_default()
 }
 
@@ -132,7 +156,7 @@ pub(crate) struct Fired(Fault);
 /// Called by the I/O layer before each operation: `Some` when it must fail.
 #[inline]
 pub(crate) fn check(op: Op) -> Option<Fired> {
-    if !ARMED.load(Ordering::Relaxed) {
+    if !armed() {
         return None;
     }
     check_slow(op)
@@ -199,5 +223,62 @@ impl Fired {
     /// The failing form of an fsync or length change.
     pub(crate) fn fail(self) -> io::Result<()> {
         Err(os_error(self.0))
+    }
+}
+
+/// Before a write (or hole punch) of `len` bytes at `offset`: keeps the bytes it replaces.
+pub(crate) fn before_write(file: &File, offset: u64, len: u64) {
+    if armed() {
+        keep_replaced(file, offset, offset.saturating_add(len));
+    }
+}
+
+/// Before a length change: keeps the bytes a cut removes.
+pub(crate) fn before_set_len(file: &File, len: u64) {
+    if armed() {
+        keep_replaced(file, len, u64::MAX);
+    }
+}
+
+fn keep_replaced(file: &File, from: u64, to: u64) {
+    let Ok(m) = file.metadata() else { return };
+    let mut guard = UNDO.lock();
+    let Some(map) = guard.as_mut() else { return };
+    let undo = map.entry(m.ino()).or_insert(Undo {
+        synced_len: m.len(),
+        replaced: Vec::new(),
+    });
+    let to = to.min(m.len());
+    if to <= from {
+        return;
+    }
+    let mut old = vec![0u8; (to - from) as usize];
+    if file.read_exact_at(&mut old, from).is_ok() {
+        undo.replaced.push((from, old));
+    }
+}
+
+/// After a successful fsync: the file's current content is what a crash keeps.
+pub(crate) fn synced(file: &File) {
+    if !armed() {
+        return;
+    }
+    let Ok(m) = file.metadata() else { return };
+    if let Some(map) = UNDO.lock().as_mut() {
+        map.remove(&m.ino());
+    }
+}
+
+/// After an injected fsync failure: the file goes back to what its last successful fsync
+/// made durable (replaced bytes restored newest first, then the length), as the page cache
+/// of a kernel that dropped the dirty pages would.
+pub(crate) fn drop_unsynced(file: &File) {
+    let Ok(m) = file.metadata() else { return };
+    let undo = UNDO.lock().as_mut().and_then(|map| map.remove(&m.ino()));
+    if let Some(undo) = undo {
+        for (offset, old) in undo.replaced.iter().rev() {
+            let _ = file.write_all_at(old, *offset);
+        }
+        let _ = file.set_len(undo.synced_len);
     }
 }

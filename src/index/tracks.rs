@@ -254,15 +254,15 @@ impl TrackStore {
     /// the caller then rebuilds every track from the log.
     pub fn open(dir: &Path, store_id: &[u8; 16], valid_len: u64) -> Result<Option<TrackStore>> {
         let path = dir.join(TRACKS_FILE);
-        crate::perms::create_dir_all(dir).at(dir)?;
-        let file = crate::perms::open_or_create(&path).at(&path)?;
+        crate::fsio::create_dir_all(dir).at(dir)?;
+        let file = crate::fsio::create_file(&path, crate::fsio::Existing::Keep).at(&path)?;
         let len = file.metadata().at(&path)?.len();
         let header = header(store_id);
         if valid_len <= HEADER_LEN {
             // A fresh file (or a store that never had a checkpoint with tracks).
             crate::fsio::set_len(&file, 0).at(&path)?;
             crate::fsio::write_all_at(&file, &header, 0).at(&path)?;
-            crate::fsio::sync_all(&file).at(&path)?;
+            crate::fsio::sync_all(&file, "tracks.create").at(&path)?;
         } else {
             let mut got = [0u8; HEADER_LEN as usize];
             if len < valid_len || file.read_exact_at(&mut got, 0).is_err() || got != header {
@@ -270,7 +270,7 @@ impl TrackStore {
             }
             if len > valid_len {
                 crate::fsio::set_len(&file, valid_len).at(&path)?;
-                crate::fsio::sync_all(&file).at(&path)?;
+                crate::fsio::sync_all(&file, "tracks.cut").at(&path)?;
             }
         }
         let valid_len = valid_len.max(HEADER_LEN);
@@ -395,7 +395,7 @@ impl TrackWriter {
     pub fn write(&self, offset: u64, bytes: &[u8]) -> Result<()> {
         if let Some(f) = &self.file {
             crate::fsio::write_all_at(f, bytes, offset).at(&self.path)?;
-            crate::fsio::sync_data(f).at(&self.path)?;
+            crate::fsio::sync_data(f, "tracks.write").at(&self.path)?;
         }
         Ok(())
     }

@@ -17,9 +17,10 @@ use std::path::Path;
 
 use crate::error::{IoContext, Result};
 
-/// fsyncs a directory so that a file created or renamed in it survives a power cut.
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    crate::fsio::sync_all(&std::fs::File::open(dir).at(dir)?).at(dir)
+/// fsyncs a directory so that a file created, renamed or removed in it survives a power
+/// cut. `site` names the call for the power-loss tests (`fsio::record::skip_sync`).
+pub fn sync_dir(dir: &Path, site: &'static str) -> Result<()> {
+    crate::fsio::sync_dir(dir, site).at(dir)
 }
 
 /// Writes a whole file so that a crash leaves either the old file or the new one: a
@@ -28,22 +29,22 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 /// is left behind.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    crate::perms::create_dir_all(dir).at(dir)?;
+    crate::fsio::create_dir_all(dir).at(dir)?;
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".tmp");
     let tmp = dir.join(name);
     let written = (|| {
-        let f = crate::perms::replace_temp(&tmp, crate::perms::FILE_MODE)?;
+        let f = crate::fsio::create_file(&tmp, crate::fsio::Existing::Truncate)?;
         crate::fsio::write_all_at(&f, bytes, 0)?;
-        crate::fsio::sync_all(&f)
+        crate::fsio::sync_all(&f, "write_atomic.file")
     })();
     if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = crate::fsio::remove_file(&tmp);
         return Err(crate::error::Error::io(&tmp, e));
     }
     crate::fail::point("write_atomic.before_rename");
-    std::fs::rename(&tmp, path).at(path)?;
-    sync_dir(dir)
+    crate::fsio::rename(&tmp, path).at(path)?;
+    sync_dir(dir, "write_atomic.dir")
 }
 
 /// File name of volume `id`.

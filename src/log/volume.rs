@@ -59,19 +59,19 @@ pub struct Volume {
 impl Volume {
     /// Creates a new, empty volume file (header only) and makes its directory entry durable.
     pub fn create(path: &Path, dir: u16, header: VolumeHeader) -> Result<Volume> {
-        let file = crate::perms::create_new(path).at(path)?;
+        let file = crate::fsio::create_file(path, crate::fsio::Existing::Refuse).at(path)?;
         let init = (|| {
             crate::fsio::write_all_at(&file, &header.encode(), 0)?;
-            crate::fsio::sync_all(&file)
+            crate::fsio::sync_all(&file, "volume.create")
         })();
         if let Err(e) = init {
-            let _ = std::fs::remove_file(path);
+            let _ = crate::fsio::remove_file(path);
             return Err(Error::io(path, e));
         }
         if let Some(parent) = path.parent() {
             // The caller never learns of a volume whose creation failed: leave no file.
-            if let Err(e) = super::sync_dir(parent) {
-                let _ = std::fs::remove_file(path);
+            if let Err(e) = super::sync_dir(parent, "volume.create.dir") {
+                let _ = crate::fsio::remove_file(path);
                 return Err(e);
             }
         }
@@ -150,30 +150,15 @@ impl Volume {
         for &(offset, len) in ranges {
             total += self.punch_range(offset, len)?;
         }
-        crate::fsio::sync_data(&self.file).at(&self.path)?;
+        crate::fsio::sync_data(&self.file, "volume.punch").at(&self.path)?;
         Ok(total)
     }
 
     /// One range of `punch_many`, without the fdatasync; the caller holds `punch_lock`.
     fn punch_range(&self, offset: u64, len: u64) -> Result<u64> {
-        use std::os::fd::AsRawFd;
-        let fd = self.file.as_raw_fd();
-        let (off, n) = (
-            libc::off_t::try_from(offset).map_err(|_| Error::Invalid("offset too large".into()))?,
-            libc::off_t::try_from(len).map_err(|_| Error::Invalid("length too large".into()))?,
-        );
-        // SAFETY: plain syscall on an open descriptor; KEEP_SIZE never changes the length, so
-        // mappings of the file stay valid (punched pages read as zeros).
-        let rc = unsafe {
-            libc::fallocate(
-                fd,
-                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-                off,
-                n,
-            )
-        };
-        if rc != 0 {
-            let err = std::io::Error::last_os_error();
+        // KEEP_SIZE never changes the length, so mappings of the file stay valid (punched
+        // pages read as zeros).
+        if let Err(err) = crate::fsio::punch_hole(&self.file, offset, len) {
             if err.raw_os_error() != Some(libc::EOPNOTSUPP) {
                 return Err(Error::io(&self.path, err));
             }
@@ -205,7 +190,7 @@ impl Volume {
         crate::fsio::write_all_at(&self.file, &header.encode(), pos).at(&self.path)?;
         crate::fail::point("repair.torn");
         crate::fsio::write_all_at(&self.file, payload, pos + HEADER_LEN).at(&self.path)?;
-        crate::fsio::sync_data(&self.file).at(&self.path)
+        crate::fsio::sync_data(&self.file, "volume.repair").at(&self.path)
     }
 
     /// Runs `f` while no punch can happen; returns it with the punch epoch.

@@ -203,7 +203,7 @@ impl VolumeWriter {
             s.syncing = true;
             let target = self.state.lock().end;
             drop(s);
-            let r = crate::fsio::sync_data(self.volume.file());
+            let r = crate::fsio::sync_data(self.volume.file(), "volume.append");
             s = self.sync.lock();
             s.syncing = false;
             match r {

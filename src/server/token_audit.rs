@@ -106,8 +106,8 @@ pub(crate) fn note(
         return Ok(());
     };
     f.write_all(line.as_bytes()).at(&path)?;
-    f.sync_data().at(&path)?;
-    crate::log::sync_dir(root)
+    crate::fsio::sync_data(&f, "tokens.audit_pending").at(&path)?;
+    crate::log::sync_dir(root, "tokens.audit_pending.dir")
 }
 
 /// Copies the pending token changes of `store` into its audit log (durably), then empties

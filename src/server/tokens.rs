@@ -351,7 +351,7 @@ fn write(root: &Path, set: &TokenSet) -> Result<()> {
         f.sync_all().at(&tmp)?;
     }
     std::fs::rename(&tmp, &path).at(&path)?;
-    crate::log::sync_dir(root)
+    crate::log::sync_dir(root, "tokens.dir")
 }
 
 fn require_store(root: &Path) -> Result<()> {
@@ -489,13 +489,13 @@ pub fn disable_auth(store: &crate::Store, actor: &str) -> Result<bool> {
         }),
     )?;
     for path in [tokens_file, marker_path(root)] {
-        match std::fs::remove_file(&path) {
+        match crate::fsio::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(&path, e)),
         }
     }
-    crate::log::sync_dir(root)?;
+    crate::log::sync_dir(root, "tokens.disable_auth.dir")?;
     Ok(true)
 }
 

@@ -102,10 +102,17 @@ impl Store {
                     true
                 }
             };
+            let mut lsn = None;
             if changed {
                 let uploaded = state.flags & crate::format::change::FLAG_UPLOADED != 0;
-                self.inner
-                    .append_change(id, op, arg, state.clone(), Vec::new(), actor)?;
+                lsn = Some(self.inner.append_change(
+                    id,
+                    op,
+                    arg,
+                    state.clone(),
+                    Vec::new(),
+                    actor,
+                )?);
                 if uploaded {
                     self.inner.tier()?.update_state(id, &state).map_err(|e| {
                         Error::Cloud(format!(
@@ -118,6 +125,11 @@ impl Store {
             let mut details = serde_json::Map::new();
             details.insert(what.into(), arg.into());
             details.insert("changed".into(), changed.into());
+            // The change record's log sequence number: `verify` (crosscheck.rs) tells a
+            // change the audit log has not caught up with yet from a lost one by it.
+            if let Some(lsn) = lsn {
+                details.insert("lsn".into(), lsn.into());
+            }
             self.inner.audit.append(
                 actor,
                 op.name(),
@@ -196,7 +208,7 @@ impl Inner {
         state: SegmentState,
         freed: Vec<(u32, u64)>,
         actor: &str,
-    ) -> Result<()> {
+    ) -> Result<u64> {
         let dir = self.pick_dir()?;
         let day = Inner::day_of(self.now_us());
         let _gate = self.gate.read();
@@ -220,6 +232,6 @@ impl Inner {
         };
         w.sync_to(record_end(pos, payload.len() as u32))?;
         self.catalog.write().apply_change(&rec, w.volume.id);
-        Ok(())
+        Ok(rec.lsn)
     }
 }

@@ -99,13 +99,7 @@ impl ScrubShared {
     pub fn save(&self) -> Result<()> {
         let _one = self.save.lock();
         let bytes = self.state.lock().encode();
-        // The first save creates `scrub/`: make its entry in the root durable too.
-        if let Some(dir) = self.path.parent().filter(|d| !d.exists()) {
-            crate::perms::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-            if let Some(root) = dir.parent() {
-                crate::log::sync_dir(root)?;
-            }
-        }
+        // The first save creates `scrub/` (`write_atomic` makes its entry in the root durable).
         crate::log::write_atomic(&self.path, &bytes)
     }
 }

@@ -194,19 +194,19 @@ impl Store {
         let (placed, end) = match written {
             Ok(w) => w,
             Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
+                let _ = crate::fsio::remove_file(&tmp);
                 inner.forget_volume(nid);
                 return Err(e);
             }
         };
         fail::point("compact.after_copy");
         // 4. The commit point.
-        if let Err(e) = std::fs::rename(&tmp, &path) {
-            let _ = std::fs::remove_file(&tmp);
+        if let Err(e) = crate::fsio::rename(&tmp, &path) {
+            let _ = crate::fsio::remove_file(&tmp);
             inner.forget_volume(nid);
             return Err(Error::io(&path, e));
         }
-        crate::log::sync_dir(&data_dir)?;
+        crate::log::sync_dir(&data_dir, "compact.rename.dir")?;
         fail::point("compact.after_rename");
         // 5. Switch readers and the catalog over.
         let new = Arc::new(Volume::open(&path, dir, true)?);
@@ -235,8 +235,8 @@ impl Store {
         // 6. A checkpoint that no longer needs the old volume, then 7. its file goes.
         inner.checkpoint()?;
         fail::point("compact.after_checkpoint");
-        std::fs::remove_file(&src.path).map_err(|e| Error::io(&src.path, e))?;
-        crate::log::sync_dir(&data_dir)?;
+        crate::fsio::remove_file(&src.path).map_err(|e| Error::io(&src.path, e))?;
+        crate::log::sync_dir(&data_dir, "compact.unlink.dir")?;
         fail::point("compact.after_unlink");
         self.audit(
             actor,

@@ -126,7 +126,7 @@ impl Store {
         } else {
             "bin"
         };
-        crate::perms::create_dir_all(dir).at(dir)?;
+        crate::fsio::create_dir_all(dir).at(dir)?;
         let name = format!("{id}.{ext}");
         let custody_name = format!("{id}.custody.json");
         let (file, custody) = (dir.join(&name), dir.join(&custody_name));
@@ -218,7 +218,7 @@ impl Store {
         crate::perms::rename_no_replace(tmp, file).map_err(|e| placed(e, file))?;
         crate::perms::rename_no_replace(custody_tmp, custody).map_err(|e| placed(e, custody))?;
         if let Some(dir) = file.parent() {
-            crate::log::sync_dir(dir)?;
+            crate::log::sync_dir(dir, "export.dir")?;
         }
         Ok(Exported {
             id: id.to_string(),

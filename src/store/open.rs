@@ -86,7 +86,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
                 Some(name) => Some((name, crate::perms::group_id(name)?)),
                 None => None,
             };
-            crate::perms::create_dir_all(root).at(root)?;
+            crate::fsio::create_dir_all(root).at(root)?;
             // The store owns its root: 0750 even if the directory was there before (unless
             // someone else owns that directory: then its owner decides).
             match crate::perms::set_dir_mode(root) {
@@ -207,10 +207,21 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
                         // Every volume below the checkpoint's next id is listed in it unless
                         // the store retired it (compaction or drop) before the checkpoint:
                         // this file is what a crash left before it could be removed.
-                        fs::remove_file(&file).at(&file)?;
-                        crate::log::sync_dir(&path)?;
+                        crate::fsio::remove_file(&file).at(&file)?;
+                        crate::log::sync_dir(&path, "open.retired.dir")?;
                         report.removed_files.push(format!(
                             "{}: volume retired before a crash, removed",
+                            file.display()
+                        ));
+                        continue;
+                    }
+                    if id >= cat.next_volume_id && unfinished_volume(&file) {
+                        // A power cut during `Volume::create`: the name reached the disk but
+                        // not the header, so no record was ever written to it.
+                        crate::fsio::remove_file(&file).at(&file)?;
+                        crate::log::sync_dir(&path, "open.retired.dir")?;
+                        report.removed_files.push(format!(
+                            "{}: volume whose creation a crash cut short, removed",
                             file.display()
                         ));
                         continue;
@@ -311,7 +322,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
                 if !sealed && o.file_len > o.end {
                     // A power cut mid-append: drop the incomplete record(s).
                     crate::fsio::set_len(vol.file(), o.end).at(&vol.path)?;
-                    crate::fsio::sync_all(vol.file()).at(&vol.path)?;
+                    crate::fsio::sync_all(vol.file(), "open.cut_tail").at(&vol.path)?;
                     report.torn_bytes += o.file_len - o.end;
                 }
                 if !sealed && !o.damage.is_empty() {
@@ -536,13 +547,28 @@ fn load_checkpoint(
     Ok((Catalog::new(), newest, 0))
 }
 
+/// Whether the volume file at `path` is shorter than its header or has an all-zero header:
+/// what a crash during its creation leaves (the header is made durable before the volume is
+/// used, so such a file never held a record).
+fn unfinished_volume(path: &Path) -> bool {
+    use std::os::unix::fs::FileExt;
+    let Ok(f) = fs::File::open(path) else {
+        return false;
+    };
+    let mut head = [0u8; crate::format::volume::VOLUME_HEADER_LEN];
+    match f.read_exact_at(&mut head, 0) {
+        Ok(()) => head.iter().all(|b| *b == 0),
+        Err(e) => e.kind() == std::io::ErrorKind::UnexpectedEof,
+    }
+}
+
 /// Volume files in a data dir, creating the dir if it does not exist. Unfinished compaction
 /// targets (`*.ftv.compacting`, never renamed into place) are removed.
 fn list_volumes(
     dir: &Path,
     report: &mut OpenReport,
 ) -> std::io::Result<Vec<(u32, std::path::PathBuf)>> {
-    crate::perms::create_dir_all(dir)?;
+    crate::fsio::create_dir_all(dir)?;
     let mut out = Vec::new();
     for ent in fs::read_dir(dir)? {
         let ent = ent?;
@@ -551,7 +577,7 @@ fn list_volumes(
             .to_str()
             .is_some_and(|n| n.ends_with(crate::store::compact::COMPACTING_SUFFIX))
         {
-            fs::remove_file(ent.path())?;
+            crate::fsio::remove_file(&ent.path())?;
             report.removed_files.push(format!(
                 "{}: unfinished compaction, removed",
                 ent.path().display()

@@ -114,7 +114,7 @@ impl Store {
             .clone()
             .map(|k| std::sync::Arc::new(crate::crypt::Crypt::new(k, source_id)));
         let metas = Tier::open(url, &source)?.with_crypt(crypt).list_metas()?;
-        crate::perms::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+        crate::fsio::create_dir_all(root).map_err(|e| Error::io(root, e))?;
         let policy_path = root.join(POLICY_FILE);
         if !policy_path.exists() {
             let text = DEFAULT_POLICY.replace("file:///var/lib/footage-cloud", url);
@@ -194,6 +194,7 @@ impl Store {
             state,
             Vec::new(),
             actor,
-        )
+        )?;
+        Ok(())
     }
 }

@@ -122,8 +122,8 @@ impl Inner {
     pub(crate) fn set_pending_cloud_deletes(&self, ids: &[u64]) -> Result<()> {
         let path = self.pending_path();
         if ids.is_empty() {
-            match std::fs::remove_file(&path) {
-                Ok(()) => return crate::log::sync_dir(&self.root),
+            match crate::fsio::remove_file(&path) {
+                Ok(()) => return crate::log::sync_dir(&self.root, "pending_deletes.dir"),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
                 Err(e) => return Err(Error::io(&path, e)),
             }
@@ -214,15 +214,16 @@ impl Store {
             Err(e) => return Err(e),
         };
         state.flags |= FLAG_UPLOADED;
-        self.inner
-            .append_change(id, Op::Uploaded, tier.url(), state, Vec::new(), actor)?;
+        let lsn =
+            self.inner
+                .append_change(id, Op::Uploaded, tier.url(), state, Vec::new(), actor)?;
         drop(serial);
         fail::point("upload.after_record");
         self.audit(
             actor,
             "upload",
             Some(id),
-            stamp(run, serde_json::json!({"url": tier.url(), "bytes": rec.bytes, "sha256": crate::store::hex(&rec.sha256)})),
+            stamp(run, serde_json::json!({"url": tier.url(), "bytes": rec.bytes, "sha256": crate::store::hex(&rec.sha256), "lsn": lsn})),
         )?;
         self.inner.maybe_checkpoint();
         Ok(true)
@@ -251,7 +252,8 @@ impl Store {
         // local copy is either whole or no longer claimed), so `verify` stays clean.
         let (freed, extents) = self.inner.local_chunks(id)?;
         state.flags |= FLAG_EVICTED;
-        self.inner
+        let lsn = self
+            .inner
             .append_change(id, Op::Evicted, "", state, freed, actor)?;
         fail::point("evict.after_record");
         let total = self.inner.punch_extents(&extents)?;
@@ -261,7 +263,7 @@ impl Store {
             actor,
             "evict",
             Some(id),
-            stamp(run, serde_json::json!({"bytes_freed": total})),
+            stamp(run, serde_json::json!({"bytes_freed": total, "lsn": lsn})),
         )?;
         self.inner.maybe_checkpoint();
         Ok(total)
@@ -315,6 +317,20 @@ impl Store {
                 self.inner.set_pending_cloud_deletes(&pending)?;
             }
         }
+        // The audit entry before the record: a deletion that happened is never missing from
+        // the trail (a crash between leaves a `delete` entry for a segment the next run
+        // deletes and records again), and `verify` can tell a deleted segment from a lost one
+        // (crosscheck.rs) even after its commit record is punched.
+        let local: u64 = freed.iter().map(|&(_, b)| b).sum();
+        self.audit(
+            actor,
+            "delete",
+            Some(id),
+            stamp(
+                run,
+                serde_json::json!({"bytes_local": local, "cloud_copy": uploaded}),
+            ),
+        )?;
         fail::point("delete.before_record");
         state.flags |= FLAG_DELETED;
         self.inner
@@ -335,12 +351,6 @@ impl Store {
         }
         fail::point("delete.after_cloud");
         drop(serial);
-        self.audit(
-            actor,
-            "delete",
-            Some(id),
-            stamp(run, serde_json::json!({"bytes_freed": total})),
-        )?;
         self.inner.maybe_checkpoint();
         Ok(total)
     }
@@ -424,9 +434,9 @@ impl Store {
             if let Some(vol) = vol {
                 freed += vol.allocated();
                 self.inner.volumes.write().remove(&vid);
-                std::fs::remove_file(&vol.path).map_err(|e| Error::io(&vol.path, e))?;
+                crate::fsio::remove_file(&vol.path).map_err(|e| Error::io(&vol.path, e))?;
                 if let Some(dir) = vol.path.parent() {
-                    crate::log::sync_dir(dir)?;
+                    crate::log::sync_dir(dir, "drop_volume.dir")?;
                 }
             }
             fail::point("drop_volume.after_unlink");

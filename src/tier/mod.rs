@@ -142,7 +142,7 @@ impl Tier {
             let dir = parsed
                 .to_file_path()
                 .map_err(|_| Error::Invalid(format!("cloud url {url:?} is not a local path")))?;
-            crate::perms::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            crate::fsio::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
             Arc::new(
                 object_store::local::LocalFileSystem::new_with_prefix(&dir)
                     .map_err(cloud(format!("cloud directory {}", dir.display())))?

@@ -1,0 +1,575 @@
+//! Power-loss simulation for tests (doc-hidden, re-exported as `footage::power`): records
+//! every durable-write operation the I/O layer makes under one directory, and builds from the
+//! record the directory a power cut at any point would leave: what was synced, plus a random
+//! subset of what was not.
+//!
+//! ```no_run
+//! use footage::power;
+//! # let dir = std::path::Path::new("/tmp/x");
+//! power::start(dir);                 // snapshot of `dir` (taken as durable), then record
+//! // ... run a workload; after each acknowledged step:
+//! power::mark("segment 1");
+//! let rec = power::stop();
+//! rec.image(rec.events.len(), Some(7), std::path::Path::new("/tmp/img")).unwrap();
+//! ```
+//!
+//! The crash model (what a power cut keeps), for a cut after the first `cut` events:
+//! - file data: every write, hole punch and length change of a file made before its last
+//!   fsync/fdatasync (before the cut) is kept; of the later ones each is kept or lost
+//!   independently (applied in order), and a kept write may be torn at [`SECTOR`] boundaries
+//!   (each 4 KiB piece kept or not): sectors are atomic, nothing smaller is assumed;
+//! - directories: a creation, rename or unlink in a directory is kept if a later fsync of
+//!   that directory came before the cut; of the later ones a random prefix (per directory,
+//!   in order, as a journaling file system commits them) is kept. A file's fsync does not
+//!   make its name durable, and a directory's fsync covers only its own entries;
+//! - a file whose name is lost is lost whole; a directory whose entry is lost takes its
+//!   files with it.
+//!
+//! With no seed only what was made durable is kept (the harshest cut): a test that removes
+//! a sync (`skip_sync`) finds the loss there deterministically.
+//!
+//! Invariants: while nothing is recorded or skipped (every production run) the I/O layer
+//! pays one relaxed atomic load; while recording, each routed call runs under the recorder's
+//! lock, so the log's order is the order the calls took effect in, across threads.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use parking_lot::Mutex;
+use rand::{Rng, SeedableRng};
+
+use super::{HOOKS, HOOK_RECORD, HOOK_SKIP};
+
+/// The unit a device writes atomically: a torn write keeps or loses whole 4 KiB pieces.
+pub const SECTOR: u64 = 4096;
+
+/// One recorded operation. Files are named by a recorder-assigned id (inode numbers are
+/// reused), paths are relative to the recorded directory.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Write {
+        file: u64,
+        offset: u64,
+        bytes: Vec<u8>,
+    },
+    Punch {
+        file: u64,
+        offset: u64,
+        len: u64,
+    },
+    SetLen {
+        file: u64,
+        len: u64,
+    },
+    /// fsync or fdatasync of a file.
+    Sync {
+        file: u64,
+        site: &'static str,
+    },
+    /// A new, empty file named `path`.
+    Create {
+        path: PathBuf,
+        file: u64,
+    },
+    Mkdir {
+        path: PathBuf,
+    },
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        file: Option<u64>,
+    },
+    Unlink {
+        path: PathBuf,
+    },
+    /// fsync of a directory.
+    SyncDir {
+        path: PathBuf,
+        site: &'static str,
+    },
+    /// A test's note: the step named here was acknowledged.
+    Mark(String),
+    /// A sync at `site` that [`skip_sync`] switched off (it made nothing durable).
+    Skipped {
+        site: &'static str,
+    },
+}
+
+/// What was recorded: the directory when recording started, and every event since.
+#[derive(Debug, Clone, Default)]
+pub struct Recording {
+    pub dirs: Vec<PathBuf>,
+    pub files: Vec<(PathBuf, u64, Vec<u8>)>,
+    pub events: Vec<Event>,
+}
+
+struct Recorder {
+    root: PathBuf,
+    /// Inode number -> recorder id, for the files under `root`.
+    ids: HashMap<u64, u64>,
+    next_id: u64,
+    rec: Recording,
+}
+
+static RECORDER: Mutex<Option<Recorder>> = Mutex::new(None);
+static SKIPPED: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+
+/// Starts recording the operations on files under `root`; what `root` holds now is taken
+/// as durable. Replaces any recording under way.
+pub fn start(root: &Path) {
+    let mut r = Recorder {
+        root: root.to_path_buf(),
+        ids: HashMap::new(),
+        next_id: 1,
+        rec: Recording::default(),
+    };
+    snapshot(&mut r, root, Path::new(""));
+    *RECORDER.lock() = Some(r);
+    HOOKS.fetch_or(HOOK_RECORD, Ordering::Relaxed);
+}
+
+fn snapshot(r: &mut Recorder, dir: &Path, rel: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for ent in rd.flatten() {
+        let (path, rel) = (ent.path(), rel.join(ent.file_name()));
+        let Ok(m) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if m.is_dir() {
+            r.rec.dirs.push(rel.clone());
+            snapshot(r, &path, &rel);
+        } else if m.is_file() {
+            let id = r.next_id;
+            r.next_id += 1;
+            r.ids.insert(m.ino(), id);
+            r.rec
+                .files
+                .push((rel, id, std::fs::read(&path).unwrap_or_default()));
+        }
+    }
+}
+
+/// Stops recording; returns the record.
+pub fn stop() -> Recording {
+    HOOKS.fetch_and(!HOOK_RECORD, Ordering::Relaxed);
+    RECORDER.lock().take().map(|r| r.rec).unwrap_or_default()
+}
+
+/// Notes that the step `label` was acknowledged (its cut points follow it).
+pub fn mark(label: impl Into<String>) {
+    if let Some(r) = RECORDER.lock().as_mut() {
+        r.rec.events.push(Event::Mark(label.into()));
+    }
+}
+
+/// Makes every sync at `site` do nothing (returning `Ok`), as an engine without that fsync
+/// would: a power-loss test then shows what the sync protects.
+pub fn skip_sync(site: &'static str) {
+    SKIPPED.lock().push(site);
+    HOOKS.fetch_or(HOOK_SKIP, Ordering::Relaxed);
+}
+
+/// Undoes every [`skip_sync`].
+pub fn clear_skips() {
+    HOOKS.fetch_and(!HOOK_SKIP, Ordering::Relaxed);
+    SKIPPED.lock().clear();
+}
+
+/// Whether the sync at `site` is switched off (noted in the recording if so).
+pub(crate) fn skipped(site: &'static str) -> bool {
+    if HOOKS.load(Ordering::Relaxed) & HOOK_SKIP == 0 || !SKIPPED.lock().contains(&site) {
+        return false;
+    }
+    if let Some(r) = RECORDER.lock().as_mut() {
+        r.rec.events.push(Event::Skipped { site });
+    }
+    true
+}
+
+impl Recorder {
+    fn rel(&self, path: &Path) -> Option<PathBuf> {
+        path.strip_prefix(&self.root).ok().map(Path::to_path_buf)
+    }
+
+    fn id_of(&self, file: &File) -> Option<u64> {
+        self.ids.get(&file.metadata().ok()?.ino()).copied()
+    }
+
+    fn new_id(&mut self, ino: u64) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.ids.insert(ino, id);
+        id
+    }
+}
+
+/// Runs `op` (a write of `buf` at `offset`) and records the bytes it reports written.
+pub(crate) fn write_at(
+    file: &File,
+    offset: u64,
+    buf: &[u8],
+    op: impl FnOnce(&[u8]) -> io::Result<usize>,
+) -> io::Result<usize> {
+    let mut guard = RECORDER.lock();
+    let r = op(buf);
+    if let (Some(rec), Ok(n)) = (guard.as_mut(), &r) {
+        if let Some(id) = rec.id_of(file) {
+            rec.rec.events.push(Event::Write {
+                file: id,
+                offset,
+                bytes: buf.get(..*n).unwrap_or_default().to_vec(),
+            });
+        }
+    }
+    r
+}
+
+pub(crate) fn punch(
+    file: &File,
+    offset: u64,
+    len: u64,
+    op: impl FnOnce() -> io::Result<()>,
+) -> io::Result<()> {
+    let mut guard = RECORDER.lock();
+    let r = op();
+    if let (Some(rec), Ok(())) = (guard.as_mut(), &r) {
+        if let Some(id) = rec.id_of(file) {
+            rec.rec.events.push(Event::Punch {
+                file: id,
+                offset,
+                len,
+            });
+        }
+    }
+    r
+}
+
+pub(crate) fn set_len(
+    file: &File,
+    len: u64,
+    op: impl FnOnce() -> io::Result<()>,
+) -> io::Result<()> {
+    let mut guard = RECORDER.lock();
+    let r = op();
+    if let (Some(rec), Ok(())) = (guard.as_mut(), &r) {
+        if let Some(id) = rec.id_of(file) {
+            rec.rec.events.push(Event::SetLen { file: id, len });
+        }
+    }
+    r
+}
+
+pub(crate) fn sync(
+    file: &File,
+    site: &'static str,
+    op: impl FnOnce() -> io::Result<()>,
+) -> io::Result<()> {
+    let mut guard = RECORDER.lock();
+    let r = op();
+    if let (Some(rec), Ok(())) = (guard.as_mut(), &r) {
+        if let Some(id) = rec.id_of(file) {
+            rec.rec.events.push(Event::Sync { file: id, site });
+        }
+    }
+    r
+}
+
+pub(crate) fn sync_dir(
+    dir: &Path,
+    site: &'static str,
+    op: impl FnOnce() -> io::Result<()>,
+) -> io::Result<()> {
+    let mut guard = RECORDER.lock();
+    let r = op();
+    if let (Some(rec), Ok(())) = (guard.as_mut(), &r) {
+        if let Some(path) = rec.rel(dir) {
+            rec.rec.events.push(Event::SyncDir { path, site });
+        }
+    }
+    r
+}
+
+pub(crate) fn create(
+    path: &Path,
+    truncate: bool,
+    op: impl FnOnce() -> io::Result<File>,
+) -> io::Result<File> {
+    let mut guard = RECORDER.lock();
+    let existed = std::fs::symlink_metadata(path).ok();
+    let f = op()?;
+    if let Some(rec) = guard.as_mut() {
+        if let (Some(rel), Ok(m)) = (rec.rel(path), f.metadata()) {
+            match existed {
+                None => {
+                    let id = rec.new_id(m.ino());
+                    rec.rec.events.push(Event::Create {
+                        path: rel,
+                        file: id,
+                    });
+                }
+                Some(_) if truncate => {
+                    if let Some(&id) = rec.ids.get(&m.ino()) {
+                        rec.rec.events.push(Event::SetLen { file: id, len: 0 });
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(f)
+}
+
+pub(crate) fn rename(
+    from: &Path,
+    to: &Path,
+    op: impl FnOnce() -> io::Result<()>,
+) -> io::Result<()> {
+    let mut guard = RECORDER.lock();
+    let ino = std::fs::symlink_metadata(from).ok().map(|m| m.ino());
+    op()?;
+    if let Some(rec) = guard.as_mut() {
+        if let (Some(from), Some(to)) = (rec.rel(from), rec.rel(to)) {
+            let file = ino.and_then(|i| rec.ids.get(&i).copied());
+            rec.rec.events.push(Event::Rename { from, to, file });
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn unlink(path: &Path, op: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+    let mut guard = RECORDER.lock();
+    op()?;
+    if let Some(rec) = guard.as_mut() {
+        if let Some(path) = rec.rel(path) {
+            rec.rec.events.push(Event::Unlink { path });
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn mkdir(path: &Path, op: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+    let mut guard = RECORDER.lock();
+    op()?;
+    if let Some(rec) = guard.as_mut() {
+        if let Some(path) = rec.rel(path) {
+            rec.rec.events.push(Event::Mkdir { path });
+        }
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum Node {
+    Dir,
+    File(u64),
+}
+
+fn parent(p: &Path) -> PathBuf {
+    p.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+impl Recording {
+    /// Positions of the marks: `(index of the Mark event, label)`. A cut at the index keeps
+    /// every event before the mark, all of which preceded the acknowledgement.
+    pub fn marks(&self) -> Vec<(usize, &str)> {
+        self.events
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| match e {
+                Event::Mark(l) => Some((i, l.as_str())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The sync sites that made something durable in this recording, in first-seen order.
+    pub fn sync_sites(&self) -> Vec<&'static str> {
+        let mut out: Vec<&'static str> = Vec::new();
+        for e in &self.events {
+            if let Event::Sync { site, .. } | Event::SyncDir { site, .. } = e {
+                if !out.contains(site) {
+                    out.push(site);
+                }
+            }
+        }
+        out
+    }
+
+    /// Writes to `dst` (which must not exist) the directory a power cut after the first
+    /// `cut` events could leave: what was durable then, plus, with a `seed`, a random subset
+    /// of what was not (see the module header). The same seed gives the same image.
+    pub fn image(&self, cut: usize, seed: Option<u64>, dst: &Path) -> io::Result<()> {
+        let events = self.events.get(..cut).unwrap_or(&self.events);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed.unwrap_or(0));
+        // The last sync of each file and directory before the cut.
+        let mut file_synced: HashMap<u64, usize> = HashMap::new();
+        let mut dir_synced: HashMap<PathBuf, usize> = HashMap::new();
+        for (i, e) in events.iter().enumerate() {
+            match e {
+                Event::Sync { file, .. } => {
+                    file_synced.insert(*file, i);
+                }
+                Event::SyncDir { path, .. } => {
+                    dir_synced.insert(path.clone(), i);
+                }
+                _ => {}
+            }
+        }
+        let dir_durable = |d: &Path, i: usize| dir_synced.get(d).is_some_and(|&s| s > i);
+
+        // Directory entries: per directory, the durable prefix plus a random prefix of the rest.
+        let mut per_dir: BTreeMap<PathBuf, (usize, usize)> = BTreeMap::new(); // (ops, durable)
+        let mut op_dir: Vec<Option<(PathBuf, usize)>> = vec![None; events.len()];
+        for (i, e) in events.iter().enumerate() {
+            let (d, durable) = match e {
+                Event::Create { path, .. } | Event::Mkdir { path } | Event::Unlink { path } => {
+                    let d = parent(path);
+                    let durable = dir_durable(&d, i);
+                    (d, durable)
+                }
+                Event::Rename { from, to, .. } => {
+                    let d = parent(to);
+                    let durable = dir_durable(&d, i) && dir_durable(&parent(from), i);
+                    (d, durable)
+                }
+                _ => continue,
+            };
+            let slot = per_dir.entry(d.clone()).or_default();
+            op_dir[i] = Some((d, slot.0));
+            slot.0 += 1;
+            if durable {
+                slot.1 = slot.0;
+            }
+        }
+        let mut keep_dir: HashMap<PathBuf, usize> = HashMap::new();
+        for (d, (ops, durable)) in per_dir {
+            let extra = match seed {
+                Some(_) => rng.random_range(0..=ops - durable),
+                None => 0,
+            };
+            keep_dir.insert(d, durable + extra);
+        }
+        let mut names: BTreeMap<PathBuf, Node> = BTreeMap::new();
+        for d in &self.dirs {
+            names.insert(d.clone(), Node::Dir);
+        }
+        for (p, id, _) in &self.files {
+            names.insert(p.clone(), Node::File(*id));
+        }
+        for (i, e) in events.iter().enumerate() {
+            let Some((d, k)) = &op_dir[i] else { continue };
+            if *k >= keep_dir.get(d).copied().unwrap_or(0) {
+                continue;
+            }
+            match e {
+                Event::Create { path, file } => {
+                    names.insert(path.clone(), Node::File(*file));
+                }
+                Event::Mkdir { path } => {
+                    names.insert(path.clone(), Node::Dir);
+                }
+                Event::Unlink { path } => {
+                    names.remove(path);
+                }
+                Event::Rename { from, to, file } => {
+                    let node = names.remove(from).or(file.map(Node::File));
+                    if let Some(n) = node {
+                        names.insert(to.clone(), n);
+                    }
+                }
+                _ => {}
+            }
+        }
+
+        // File contents: the durable ops, then each later one kept or lost (writes torn).
+        let mut data: HashMap<u64, Vec<u8>> = self
+            .files
+            .iter()
+            .map(|(_, id, b)| (*id, b.clone()))
+            .collect();
+        for (i, e) in events.iter().enumerate() {
+            let file = match e {
+                Event::Write { file, .. }
+                | Event::Punch { file, .. }
+                | Event::SetLen { file, .. } => *file,
+                Event::Create { file, .. } => {
+                    data.insert(*file, Vec::new());
+                    continue;
+                }
+                _ => continue,
+            };
+            let durable = file_synced.get(&file).is_some_and(|&s| s > i);
+            // Lost: 30%; whole: 40%; torn at sector boundaries: 30%.
+            let roll: u32 = if durable || seed.is_none() {
+                if durable {
+                    50
+                } else {
+                    0
+                }
+            } else {
+                rng.random_range(0..100)
+            };
+            if roll < 30 {
+                continue;
+            }
+            let torn = roll >= 70 && !durable;
+            let content = data.entry(file).or_default();
+            match e {
+                Event::Write { offset, bytes, .. } => {
+                    let mut at = *offset;
+                    let end = offset + bytes.len() as u64;
+                    while at < end {
+                        let next = ((at / SECTOR + 1) * SECTOR).min(end);
+                        if !torn || rng.random_bool(0.5) {
+                            let src = bytes
+                                .get((at - offset) as usize..(next - offset) as usize)
+                                .unwrap_or_default();
+                            if content.len() < next as usize {
+                                content.resize(next as usize, 0);
+                            }
+                            if let Some(d) = content.get_mut(at as usize..next as usize) {
+                                d.copy_from_slice(src);
+                            }
+                        }
+                        at = next;
+                    }
+                }
+                Event::Punch { offset, len, .. } => {
+                    let from = (*offset as usize).min(content.len());
+                    let to = (offset.saturating_add(*len) as usize).min(content.len());
+                    if let Some(d) = content.get_mut(from..to) {
+                        d.fill(0);
+                    }
+                }
+                Event::SetLen { len, .. } => content.resize(*len as usize, 0),
+                _ => {}
+            }
+        }
+
+        // The tree: an entry whose directory is gone is gone too.
+        std::fs::create_dir(dst)?;
+        let mut made: Vec<PathBuf> = vec![PathBuf::new()];
+        for (path, node) in &names {
+            if !made.contains(&parent(path)) {
+                continue;
+            }
+            match node {
+                Node::Dir => {
+                    std::fs::create_dir(dst.join(path))?;
+                    made.push(path.clone());
+                }
+                Node::File(id) => {
+                    let bytes = data.get(id).map(Vec::as_slice).unwrap_or_default();
+                    std::fs::write(dst.join(path), bytes)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
