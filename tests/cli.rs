@@ -50,14 +50,14 @@ impl Out {
     }
 }
 
-/// The CLI on `store`, created first (as `footage init` would) unless it exists or the
-/// command is `init`: most tests here are about another command.
+/// The CLI on `store`, created first with `footage init` unless it exists or the command is
+/// `init`: most tests here are about another command.
 fn cmd(store: &Path, args: &[&str]) -> Command {
     if args.first() != Some(&"init") && !store.join(footage::CONFIG_FILE).exists() {
-        // A store path that cannot be created is the command's own error to report.
-        if let Ok(s) = footage::Store::create(store) {
-            s.close().unwrap();
-        }
+        // Created by a child `footage init`, not in this process: a store opened here would
+        // leave its lock descriptors in children that sibling tests fork meanwhile. A store
+        // path that cannot be created is the command's own error to report.
+        let _ = cmd_raw(store, &["init"]).output();
     }
     cmd_raw(store, args)
 }
