@@ -268,3 +268,206 @@ fn generate_fixture() {
     }
     common::copy_dir(tmp.path(), &out);
 }
+
+/// A copy of fixture store `sub` of `name` in `tmp`, its policy pointing at the copy's cloud.
+fn copy_fixture(name: &str, sub: &str, tmp: &Path) -> (PathBuf, Value) {
+    let src = fixtures_dir().join(name).join(sub);
+    let dst = tmp.join(sub);
+    common::copy_dir(&src, &dst);
+    let root = dst.join("store");
+    let cloud = dst.join("cloud");
+    let policy = std::fs::read_to_string(root.join("policy.toml")).unwrap();
+    assert!(policy.contains(CLOUD_PLACEHOLDER), "{name}/{sub}: policy.toml");
+    std::fs::write(
+        root.join("policy.toml"),
+        policy.replace(CLOUD_PLACEHOLDER, &cloud.display().to_string()),
+    )
+    .unwrap();
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(src.join("manifest.json")).unwrap()).unwrap();
+    (root, manifest)
+}
+
+/// The fields of a segment's `info` a fixture fixes (later builds may add others).
+const INFO_FIELDS: &[&str] = &[
+    "id",
+    "officer",
+    "device",
+    "start",
+    "end",
+    "bytes",
+    "sha256",
+    "categories",
+    "cases",
+    "tags",
+    "holds",
+    "gps_fixes",
+    "tier",
+    "ingested",
+];
+
+/// Issue 10 item 4 (fixed in another branch): a build that reports the all-zero tail left by
+/// punching a deleted segment at the end of an active volume as "the last records are
+/// damaged". Such a report is dropped here only when the bytes it calls damaged are all
+/// zero, so real damage still fails; once item 4 is merged this finds nothing to drop and
+/// can go.
+fn without_punched_tail_reports(root: &Path, mut r: footage::VerifyReport) -> footage::VerifyReport {
+    r.volume_damage.retain(|d| {
+        let parse = || -> Option<(u32, u64, u64)> {
+            let rest = d.strip_prefix("volume ")?;
+            let (vol, rest) = rest.split_once(": records end at offset ")?;
+            let (from, rest) = rest.split_once(" but a checkpoint recorded valid records up to ")?;
+            let (to, why) = rest.split_once(':')?;
+            (why.trim() == "the last records are damaged")
+                .then_some(())
+                .and(Some((vol.parse().ok()?, from.parse().ok()?, to.parse().ok()?)))
+        };
+        let Some((vol, from, to)) = parse() else {
+            return true;
+        };
+        let bytes = std::fs::read(root.join("data").join(format!("vol-{vol:08}.ftv"))).unwrap();
+        let zero = bytes
+            .get(from as usize..to as usize)
+            .is_some_and(|t| t.iter().all(|&b| b == 0));
+        !zero
+    });
+    r
+}
+
+fn check_fixture(name: &str, sub: &str) {
+    let ctx = format!("fixture {name}/{sub}");
+    let tmp = tempfile::tempdir().unwrap();
+    let (root, m) = copy_fixture(name, sub, tmp.path());
+    let encrypted = m["encrypted"].as_bool().unwrap();
+    if encrypted {
+        // Without its key an encrypted fixture refuses to open.
+        let e = Store::open_with(&root, &options(false));
+        assert!(e.is_err(), "{ctx}: opened without its key");
+    }
+    let store = Store::open_with(&root, &options(encrypted))
+        .unwrap_or_else(|e| panic!("{ctx}: open failed: {e}"));
+    assert_eq!(store.config().store_id, m["store_id"].as_str().unwrap());
+    assert_eq!(store.config().encrypted(), encrypted, "{ctx}");
+
+    // Verify, with every cloud copy, finds nothing.
+    let report = store
+        .verify_with(
+            None,
+            footage::VerifyOptions {
+                cloud: true,
+                repair: false,
+            },
+            |_| {},
+        )
+        .unwrap_or_else(|e| panic!("{ctx}: verify failed: {e}"));
+    let report = without_punched_tail_reports(&root, report);
+    common::assert_verify_clean(&report, &ctx);
+    let segments = m["segments"].as_object().unwrap();
+    assert_eq!(report.checked, segments.len(), "{ctx}");
+    assert!(report.cloud_checked >= 1, "{ctx}: no cloud copy checked");
+
+    // The same segments, bytes, labels, holds and tracks.
+    let ids: Vec<String> = store.segment_ids().iter().map(u64::to_string).collect();
+    let mut want_ids: Vec<String> = segments.keys().cloned().collect();
+    want_ids.sort_by_key(|s| s.parse::<u64>().unwrap());
+    assert_eq!(ids, want_ids, "{ctx}: segment ids");
+    for (id, want) in segments {
+        let id_n: u64 = id.parse().unwrap();
+        let info = serde_json::to_value(store.info(id_n).unwrap()).unwrap();
+        for f in INFO_FIELDS {
+            assert_eq!(info[f], want["info"][f], "{ctx}: segment {id} {f}");
+        }
+        let data = store.read_range(id_n, 0, u64::MAX).unwrap();
+        assert_eq!(
+            sha_hex(&data),
+            want["sha256_read"].as_str().unwrap(),
+            "{ctx}: bytes of segment {id}"
+        );
+        assert_eq!(sha_hex(&data), info["sha256"].as_str().unwrap(), "{ctx}");
+        let fixes: Vec<[i64; 3]> = store
+            .track(id_n)
+            .unwrap()
+            .iter()
+            .map(|f| [f.time_us, i64::from(f.lat_e7), i64::from(f.lon_e7)])
+            .collect();
+        assert_eq!(json!(fixes), want["track"], "{ctx}: track of segment {id}");
+    }
+    for id in m["evicted"].as_array().unwrap() {
+        let info = store.info(id.as_u64().unwrap()).unwrap();
+        assert_eq!(info.tier, "cloud", "{ctx}: evicted segment {id}");
+    }
+    for id in m["deleted"].as_array().unwrap() {
+        let e = store.info(id.as_u64().unwrap()).unwrap_err();
+        assert!(
+            matches!(e, footage::Error::NotFound(_)),
+            "{ctx}: deleted segment {id}: {e}"
+        );
+    }
+
+    // The same find answers.
+    for (qname, q) in queries() {
+        let got: Vec<u64> = store.find_all(&q).map(|r| r.unwrap().id).collect();
+        assert_eq!(json!(got), m["finds"][qname], "{ctx}: find {qname}");
+    }
+
+    // The audit chain: intact, the same entries, and the head published to the cloud found.
+    let audit = store.audit_verify().unwrap();
+    assert!(audit.ok, "{ctx}: audit: {:?}", audit.problems);
+    let entries = store.audit_entries(None, None).unwrap();
+    let want = m["audit"]["entries"].as_array().unwrap();
+    assert!(entries.len() >= want.len(), "{ctx}: audit entries lost");
+    for (got, want) in entries.iter().zip(want) {
+        assert_eq!(
+            json!({"index": got.index, "actor": got.actor, "action": got.action, "segment": got.segment, "hash": footage::hex(&got.hash)}),
+            *want,
+            "{ctx}: audit entry"
+        );
+    }
+    let (head, problem) = store.audit_check_cloud().unwrap();
+    assert_eq!(
+        head.map(|h| h.count),
+        m["audit"]["published"].as_u64(),
+        "{ctx}"
+    );
+    assert_eq!(problem, None, "{ctx}: audit against the cloud");
+
+    // A hold from the fixture still holds.
+    let held: Vec<u64> = segments
+        .iter()
+        .filter(|(_, s)| {
+            s["info"]["holds"]
+                .as_array()
+                .is_some_and(|h| !h.is_empty())
+        })
+        .map(|(id, _)| id.parse().unwrap())
+        .collect();
+    assert!(!held.is_empty(), "{ctx}: the fixture has no hold");
+    for id in held {
+        assert!(
+            store.delete(id, "compat").is_err(),
+            "{ctx}: held segment {id} deleted"
+        );
+    }
+    // And the store takes new footage.
+    let new = store
+        .ingest_bytes(
+            meta("MET-000201", "AX-9", T0 + 3 * DAY, vec![], &[]),
+            &common::random_bytes(9, 90_000),
+        )
+        .unwrap();
+    assert_eq!(
+        store.read_range(new.id, 0, u64::MAX).unwrap(),
+        common::random_bytes(9, 90_000)
+    );
+}
+
+/// Issue 10 item 23: every fixture, plain and encrypted, opens, verifies clean (cloud copies
+/// included) and answers exactly as the build that wrote it did.
+#[test]
+fn item23_stores_written_by_earlier_builds_open_verify_and_answer_the_same() {
+    for name in FIXTURES {
+        for sub in ["plain", "encrypted"] {
+            check_fixture(name, sub);
+        }
+    }
+}
