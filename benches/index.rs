@@ -54,7 +54,7 @@ use std::time::{Duration, Instant};
 use common::Rng;
 use criterion::{Criterion, SamplingMode};
 use footage::index::geo::EARTH_RADIUS_M;
-use footage::{Area, GpsFix, Query, SegmentMeta, Store};
+use footage::{Area, GpsFix, Query, SegmentMeta};
 use rusqlite::{params, Connection};
 
 const SEED: u64 = 0x0F00_7A6E_1D3E_0003;

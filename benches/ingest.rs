@@ -42,7 +42,7 @@ use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
-use footage::{Store, StoreOptions};
+use footage::StoreOptions;
 use sha2::{Digest, Sha256};
 
 use common::{KIB, MIB};

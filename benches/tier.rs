@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use footage::{SegmentMeta, Store, StoreOptions};
+use footage::{SegmentMeta, StoreOptions};
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 use rand::{Rng, SeedableRng};

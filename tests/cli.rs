@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use footage::Store;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
@@ -463,10 +462,18 @@ fn verify_and_stats_report_the_store_and_find_corruption() {
     let v = run(&store, &["verify"]).ok().json();
     assert_eq!(v["checked"], 2);
     assert_eq!(v["bytes"], a.len() + b.len());
-    assert_eq!(common::verify_json_findings(&v), Vec::<String>::new(), "{v}");
+    assert_eq!(
+        common::verify_json_findings(&v),
+        Vec::<String>::new(),
+        "{v}"
+    );
     let v = run(&store, &["verify", &ib]).ok().json();
     assert_eq!(v["checked"], 1);
-    assert_eq!(common::verify_json_findings(&v), Vec::<String>::new(), "{v}");
+    assert_eq!(
+        common::verify_json_findings(&v),
+        Vec::<String>::new(),
+        "{v}"
+    );
     run(&store, &["verify", "99"]).fails(1, "no segment with id 99");
 
     // Rot one byte of segment a's first chunk (its payload starts at 4096).

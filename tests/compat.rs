@@ -78,10 +78,19 @@ fn queries() -> Vec<(&'static str, Query)> {
         ("officer-101", Query::new().officer("MET-000101")),
         ("officer-103", Query::new().officer("MET-000103")),
         ("device-ax2", Query::new().device("AX-2")),
-        ("time-first-hour", Query::new().from(T0).to(T0 + 60 * MINUTE)),
+        (
+            "time-first-hour",
+            Query::new().from(T0).to(T0 + 60 * MINUTE),
+        ),
         ("time-all", Query::new().from(T0 - DAY).to(T0 + 10 * DAY)),
-        ("near-westminster", Query::new().near(51.5080, -0.1247, 500.0)),
-        ("bbox-manchester", Query::new().bbox(53.40, -2.30, 53.55, -2.15)),
+        (
+            "near-westminster",
+            Query::new().near(51.5080, -0.1247, 500.0),
+        ),
+        (
+            "bbox-manchester",
+            Query::new().bbox(53.40, -2.30, 53.55, -2.15),
+        ),
         ("case-1", Query::new().case("CASE-1")),
         ("case-cad7", Query::new().case("CAD-7")),
         ("tag-patrol", Query::new().tag("patrol")),
@@ -260,7 +269,11 @@ fn write_fixture_store(out: &Path, encrypted: bool) {
 fn generate_fixture() {
     let name = std::env::var("FOOTAGE_FIXTURE").expect("set FOOTAGE_FIXTURE=<new fixture name>");
     let out = fixtures_dir().join(&name);
-    assert!(!out.exists(), "{} exists: never regenerate a fixture", out.display());
+    assert!(
+        !out.exists(),
+        "{} exists: never regenerate a fixture",
+        out.display()
+    );
     // Written in a temporary directory first, so the paths inside are not this checkout's.
     let tmp = tempfile::tempdir().unwrap();
     for (sub, encrypted) in [("plain", false), ("encrypted", true)] {
@@ -277,7 +290,10 @@ fn copy_fixture(name: &str, sub: &str, tmp: &Path) -> (PathBuf, Value) {
     let root = dst.join("store");
     let cloud = dst.join("cloud");
     let policy = std::fs::read_to_string(root.join("policy.toml")).unwrap();
-    assert!(policy.contains(CLOUD_PLACEHOLDER), "{name}/{sub}: policy.toml");
+    assert!(
+        policy.contains(CLOUD_PLACEHOLDER),
+        "{name}/{sub}: policy.toml"
+    );
     std::fs::write(
         root.join("policy.toml"),
         policy.replace(CLOUD_PLACEHOLDER, &cloud.display().to_string()),
@@ -311,16 +327,24 @@ const INFO_FIELDS: &[&str] = &[
 /// damaged". Such a report is dropped here only when the bytes it calls damaged are all
 /// zero, so real damage still fails; once item 4 is merged this finds nothing to drop and
 /// can go.
-fn without_punched_tail_reports(root: &Path, mut r: footage::VerifyReport) -> footage::VerifyReport {
+fn without_punched_tail_reports(
+    root: &Path,
+    mut r: footage::VerifyReport,
+) -> footage::VerifyReport {
     r.volume_damage.retain(|d| {
         let parse = || -> Option<(u32, u64, u64)> {
             let rest = d.strip_prefix("volume ")?;
             let (vol, rest) = rest.split_once(": records end at offset ")?;
-            let (from, rest) = rest.split_once(" but a checkpoint recorded valid records up to ")?;
+            let (from, rest) =
+                rest.split_once(" but a checkpoint recorded valid records up to ")?;
             let (to, why) = rest.split_once(':')?;
             (why.trim() == "the last records are damaged")
                 .then_some(())
-                .and(Some((vol.parse().ok()?, from.parse().ok()?, to.parse().ok()?)))
+                .and(Some((
+                    vol.parse().ok()?,
+                    from.parse().ok()?,
+                    to.parse().ok()?,
+                )))
         };
         let Some((vol, from, to)) = parse() else {
             return true;
@@ -434,11 +458,7 @@ fn check_fixture(name: &str, sub: &str) {
     // A hold from the fixture still holds.
     let held: Vec<u64> = segments
         .iter()
-        .filter(|(_, s)| {
-            s["info"]["holds"]
-                .as_array()
-                .is_some_and(|h| !h.is_empty())
-        })
+        .filter(|(_, s)| s["info"]["holds"].as_array().is_some_and(|h| !h.is_empty()))
         .map(|(id, _)| id.parse().unwrap())
         .collect();
     assert!(!held.is_empty(), "{ctx}: the fixture has no hold");

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::random_bytes;
-use footage::{Error, SegmentMeta, Store, StoreOptions};
+use footage::{Error, SegmentMeta, StoreOptions};
 
 const DAY: i64 = 86_400_000_000;
 const T0: i64 = 1_759_276_800_000_000;

@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use footage::Store;
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashSet};

@@ -26,7 +26,7 @@
 mod common;
 
 use common::*;
-use footage::{SegmentMeta, Store, StoreOptions};
+use footage::{SegmentMeta, StoreOptions};
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -339,7 +339,9 @@ fn run_child(dir: &Path, known: &mut Known, kill: &Kill, recover: bool) -> Outco
         let mut r = BufReader::new(stdout);
         let mut line = String::new();
         while r.read_line(&mut line).unwrap_or(0) > 0 {
-            if let Some(json) = line.strip_prefix("ACK ") {
+            // With --nocapture the harness prints "test campaign_child ... " before the
+            // first acknowledgement, on the same line.
+            if let Some(json) = line.find("ACK ").map(|at| &line[at + 4..]) {
                 if line.ends_with('\n') {
                     let _ = tx.send(serde_json::from_str::<serde_json::Value>(json).unwrap());
                 }
@@ -502,7 +504,9 @@ fn kill_recovery(
         .collect();
     let kill = match rng.random_range(0..3) {
         0 => Kill::After(Duration::from_millis(rng.random_range(0..25))),
-        _ if !unhit.is_empty() => Kill::Point(format!("{}@1", unhit[rng.random_range(0..unhit.len())])),
+        _ if !unhit.is_empty() => {
+            Kill::Point(format!("{}@1", unhit[rng.random_range(0..unhit.len())]))
+        }
         _ => Kill::Point(format!(
             "{}@1",
             RECOVERY_POINTS[rng.random_range(0..RECOVERY_POINTS.len())]

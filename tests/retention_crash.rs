@@ -226,8 +226,7 @@ fn open_default(root: impl AsRef<Path>) -> footage::Result<Store> {
 /// Checks a store after a crash (or at the end): it opens, verifies, reads back every
 /// listed segment's original bytes, its audit chain holds and its live counts add up.
 fn check_consistent(root: &Path, data: &BTreeMap<u64, Vec<u8>>, case: &str) -> Store {
-    let store = open_default(root)
-        .unwrap_or_else(|e| panic!("{case}: open failed: {e}"));
+    let store = open_default(root).unwrap_or_else(|e| panic!("{case}: open failed: {e}"));
     let report = store.verify(None, |_| {}).unwrap();
     common::assert_verify_clean(&report, case);
     for id in store.segment_ids() {
@@ -444,7 +443,10 @@ fn random_kills_during_apply_lose_nothing() {
                     eprintln!("round {round}: apply killed after {delay:?}");
                     return;
                 }
-                assert!(status.success(), "round {round}: the apply failed: {status}");
+                assert!(
+                    status.success(),
+                    "round {round}: the apply failed: {status}"
+                );
                 let work = root.parent().unwrap();
                 std::fs::remove_dir_all(work).unwrap();
                 copy_base(&fx.base, work);

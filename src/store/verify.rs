@@ -429,7 +429,8 @@ mod tests {
     #[test]
     fn item20_every_finding_field_makes_a_report_unclean() {
         assert!(VerifyReport::default().is_clean());
-        let cases: Vec<(&str, fn(&mut VerifyReport))> = vec![
+        type SetFinding = fn(&mut VerifyReport);
+        let cases: Vec<(&str, SetFinding)> = vec![
             ("corrupt", |r| r.corrupt.push("7".into())),
             ("errors", |r| {
                 r.errors.push(CorruptSegment {

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use footage::format::record::{next_header_pos, record_end, Kind, RecordHeader, HEADER_LEN};
-use footage::{GpsFix, SegmentMeta, Store, StoreOptions};
+use footage::{GpsFix, SegmentMeta, StoreOptions};
 
 type Seed = (&'static str, String, Vec<u8>);
 
