@@ -4,15 +4,15 @@
 //! pass, every acknowledged segment reads back), the store even reopens while the disk is
 //! still full, and ingest works again once space is freed.
 //!
-//! Needs root (to mount tmpfs). Under CI=true a failed mount fails the test; otherwise the
-//! test is skipped, saying so.
+//! Needs root (to mount tmpfs). Under CI (`common::in_ci`) a failed mount fails the test;
+//! otherwise the test is skipped, saying so (`common::skip`).
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{in_ci, meta, random_bytes, T0};
+use common::{meta, random_bytes, T0};
 use footage::{Error, Store, StoreOptions};
 
 /// Size of the file system: room for a dozen 1 MB segments beside the filler.
@@ -36,11 +36,10 @@ impl Tmpfs {
             Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
             Err(e) => e.to_string(),
         };
-        assert!(
-            !in_ci(),
-            "CI=true: cannot mount a tmpfs for the disk-full test: {why}"
+        common::skip(
+            "disk_full",
+            &format!("cannot mount a tmpfs for the disk-full test (needs root): {why}"),
         );
-        println!("SKIPPED: cannot mount a tmpfs (needs root): {why}");
         None
     }
 
@@ -125,7 +124,7 @@ fn check_whole(store: &Store, stored: &[Stored]) {
     let r = store.open_report();
     assert!(r.damage.is_empty() && r.bad_volumes.is_empty(), "{r:?}");
     let v = store.verify(None, |_| {}).unwrap();
-    assert!(v.corrupt.is_empty(), "{:?}", v.errors);
+    common::assert_verify_clean(&v, "after disk full");
     assert_eq!(v.checked, stored.len());
     let a = store.audit_verify().unwrap();
     assert!(a.ok, "{:?}", a.problems);

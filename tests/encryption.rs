@@ -183,7 +183,7 @@ fn an_encrypted_store_reads_back_whole_segments_and_every_range() {
             }
         }
         let r = store.verify(None, |_| {}).unwrap();
-        assert!(r.corrupt.is_empty(), "{:?}", r.errors);
+        common::assert_verify_clean(&r, "encrypted store");
         assert_eq!(r.checked, ids.len());
     };
     check(&store);
@@ -296,7 +296,7 @@ fn a_tampered_chunk_with_valid_crcs_is_caught_on_read_and_by_verify() {
     assert!(matches!(e, Error::SegmentCorrupt { .. }), "{e}");
     assert!(e.to_string().contains("tampering"), "{e}");
     let r = store.verify(None, |_| {}).unwrap();
-    assert_eq!(r.corrupt, [id.to_string()]);
+    common::assert_verify_only_corrupt(&r, &[id], "tampered chunk");
     assert!(r.errors[0].error.contains("tampering"), "{:?}", r.errors);
 }
 
@@ -325,7 +325,7 @@ fn chunks_swapped_between_segments_or_positions_are_caught() {
         assert!(e.to_string().contains("tampering"), "{e}");
     }
     let r = store.verify(None, |_| {}).unwrap();
-    assert_eq!(r.corrupt, [idb.to_string()]);
+    common::assert_verify_only_corrupt(&r, &[idb], "swapped chunks");
 }
 
 #[test]
@@ -486,7 +486,7 @@ fn cloud_copies_are_ciphertext_read_through_decrypts_and_recovery_needs_the_key(
         );
     }
     assert_eq!(store.read_range(small, 0, 99).unwrap(), b"short");
-    assert!(store.verify(None, |_| {}).unwrap().corrupt.is_empty());
+    common::assert_verify_clean(&store.verify(None, |_| {}).unwrap(), "encrypted store");
     store.close().unwrap();
 
     // A lost station: recovery without the key, or with another, creates nothing.
@@ -538,7 +538,11 @@ fn a_tampered_cloud_copy_is_never_served() {
         .unwrap();
     let e = store.read_range(id, 0, 10).unwrap_err().to_string();
     assert!(e.contains("CRC32") || e.contains("tampering"), "{e}");
-    assert!(!store.verify(None, |_| {}).unwrap().corrupt.is_empty());
+    common::assert_verify_only_corrupt(
+        &store.verify(None, |_| {}).unwrap(),
+        &[id],
+        "tampered cloud copy",
+    );
     drop(store);
     // The sealed meta.json swapped for a plaintext one over plaintext bytes: refused, never
     // served as the segment.
@@ -663,7 +667,7 @@ fn repair_and_compaction_of_an_encrypted_store_keep_every_byte() {
         assert_eq!(store.read_range(*id, 0, u64::MAX).unwrap(), datas[i]);
     }
     let r = store.verify(None, |_| {}).unwrap();
-    assert!(!r.has_findings(), "{r:?}");
+    common::assert_verify_clean(&r, "encrypted store");
     store.close().unwrap();
     // Another test of this binary may be starting a `footage` child: between its fork and
     // exec the child holds a copy of every descriptor, the store's LOCK too, for a moment.

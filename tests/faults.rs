@@ -257,7 +257,7 @@ fn run_case(op: Op, nth: u64, fault: Fault, sticky: bool, also: Also) -> bool {
         "{case}: {report:?}"
     );
     let v = store.verify(None, |_| {}).unwrap();
-    assert!(v.corrupt.is_empty(), "{case}: verify: {:?}", v.errors);
+    common::assert_verify_clean(&v, &case);
     let audit = store.audit_verify().unwrap();
     assert!(audit.ok, "{case}: audit: {:?}", audit.problems);
     let ingested: Vec<Option<u64>> = store

@@ -166,7 +166,7 @@ fn check_store(dir: &Path, entries: &[Entry], acked: &BTreeMap<u64, usize>, ctx:
         assert!(seen.insert(key), "{ctx}: segment {id} stored twice");
     }
     let report = store.verify(None, |_| {}).unwrap();
-    assert!(report.corrupt.is_empty(), "{ctx}: {:?}", report.errors);
+    common::assert_verify_clean(&report, ctx);
 }
 
 /// Runs the manifest to the end: every clip is stored once, earlier ones are duplicates.

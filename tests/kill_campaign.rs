@@ -3,11 +3,22 @@
 //! child process that is ended at random moments, either by SIGKILL after a random delay or
 //! by an armed crash point (`FOOTAGE_FAILPOINT`, see `footage::fail`) at its N-th pass.
 //!
-//! After every kill the store must open, `verify` must pass, every acknowledged segment must
-//! read back with its SHA-256 unless the policy allowed its deletion (never while a hold was
-//! acknowledged, never for evidential footage), every visible segment must be a complete
-//! clip the workload wrote (nothing torn or invented), nothing is stored twice, and the audit
-//! chain must verify.
+//! After every kill the store must open, `verify` must find nothing at all, every
+//! acknowledged segment must read back with its SHA-256 unless the policy allowed its
+//! deletion (never while a hold was acknowledged, never for evidential footage), every
+//! visible segment must be a complete clip the workload wrote (nothing torn or invented),
+//! nothing is stored twice, and the audit chain must verify.
+//!
+//! The oracle only counts kills it can prove (issue 10 item 19):
+//! - a crash-point kill counts only when the child died of SIGABRT *and* its stderr names
+//!   the armed point ("footage: failpoint NAME reached"); any other abort fails the test, and
+//!   a point never reached (the child ran to its end) is a clean exit, not a kill. Every
+//!   point of [`POINTS`] and [`RECOVERY_POINTS`] must land at least once per run;
+//! - a timed SIGKILL counts only when the child died of that signal, and is classed by the
+//!   last acknowledgement read from it: one before the store was open (`start`) is a kill
+//!   during recovery, one before any acknowledgement is counted apart and not as a kill;
+//! - after some kills, recovery itself is killed (a crash point inside open, or a SIGKILL
+//!   while a child only opens the store), and the store is recovered again and checked.
 //!
 //! The child is this test binary itself, re-run with `FOOTAGE_CAMPAIGN_CHILD` set.
 //! `FOOTAGE_KILLS=N` changes the number of kills (default 200).
@@ -83,6 +94,18 @@ const POINTS: &[(&str, u64)] = &[
     ("compact.after_unlink", 3),
 ];
 
+/// Crash points met while a store opens (replay done; the checkpoint open writes after
+/// replaying log), armed in a child that only opens the store: they land only if the child
+/// had not acknowledged the open yet.
+const RECOVERY_POINTS: &[&str] = &[
+    "open.replayed",
+    "checkpoint.log_durable",
+    "checkpoint.written",
+];
+
+/// One recovery kill per this many workload kills.
+const RECOVERY_EVERY: usize = 4;
+
 /// The clip of workload sequence number `seq`: its metadata and bytes.
 fn clip(seq: u64) -> (SegmentMeta, Vec<u8>) {
     let start = T0 + seq as i64 * HOUR;
@@ -113,6 +136,7 @@ fn ack(v: serde_json::Value) {
 /// maintenance thread holds and releases, applies retention with a clock that follows the
 /// footage, and checkpoints.
 fn workload(dir: &Path, start: u64) {
+    ack(serde_json::json!({"op": "start"}));
     let store = footage::testing::open_or_create_default(dir).expect("child open");
     ack(serde_json::json!({"op": "open"}));
     let next = Arc::new(AtomicU64::new(start));
@@ -185,10 +209,22 @@ fn workload(dir: &Path, start: u64) {
     ack(serde_json::json!({"op": "exit"}));
 }
 
+/// The recovery child: opens the store (replay, torn tails cut, checkpoint) and closes it.
+fn recover_only(dir: &Path) {
+    ack(serde_json::json!({"op": "start"}));
+    let store = footage::testing::open_or_create_default(dir).expect("child open");
+    ack(serde_json::json!({"op": "open"}));
+    store.close().expect("close");
+    ack(serde_json::json!({"op": "exit"}));
+}
+
 /// Not a test of its own: the child's entry point (does nothing unless started as one).
 #[test]
 fn campaign_child() {
     if let Ok(dir) = std::env::var("FOOTAGE_CAMPAIGN_CHILD") {
+        if std::env::var("FOOTAGE_CAMPAIGN_RECOVER").is_ok() {
+            return recover_only(Path::new(&dir));
+        }
         let start = std::env::var("FOOTAGE_CAMPAIGN_START")
             .ok()
             .and_then(|s| s.parse().ok())
@@ -241,9 +277,21 @@ impl Known {
     }
 }
 
+/// How a child ended, proven from its exit status, stderr and acknowledgements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// It ran to its end (a crash point armed but never reached, or a SIGKILL too late).
+    Clean,
+    /// SIGABRT with the armed point's name on stderr.
+    PointReached,
+    /// The SIGKILL it was sent.
+    Killed,
+}
+
 struct Outcome {
-    killed: bool,
-    code: Option<i32>,
+    ended: Ended,
+    /// The `op` of the last acknowledgement read from it ("" if none).
+    last_ack: String,
 }
 
 enum Kill {
@@ -251,7 +299,19 @@ enum Kill {
     Point(String),
 }
 
-fn run_child(dir: &Path, known: &mut Known, kill: &Kill) -> Outcome {
+impl Kill {
+    /// The armed point's name (without `@N`).
+    fn point(&self) -> Option<&str> {
+        match self {
+            Kill::After(_) => None,
+            Kill::Point(p) => Some(p.split('@').next().unwrap_or(p)),
+        }
+    }
+}
+
+/// Runs a child (the workload, or with `recover` one that only opens the store) and ends it
+/// as `kill` says; fails the test on any end that is not a proven kill or a clean exit.
+fn run_child(dir: &Path, known: &mut Known, kill: &Kill, recover: bool) -> Outcome {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args([
         "campaign_child",
@@ -262,8 +322,12 @@ fn run_child(dir: &Path, known: &mut Known, kill: &Kill) -> Outcome {
     .env("FOOTAGE_CAMPAIGN_CHILD", dir)
     .env("FOOTAGE_CAMPAIGN_START", known.next_seq.max(1).to_string())
     .env_remove(footage::fail::ENV)
+    .env_remove("FOOTAGE_CAMPAIGN_RECOVER")
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
+    if recover {
+        cmd.env("FOOTAGE_CAMPAIGN_RECOVER", "1");
+    }
     if let Kill::Point(p) = kill {
         cmd.env(footage::fail::ENV, p);
     }
@@ -275,7 +339,9 @@ fn run_child(dir: &Path, known: &mut Known, kill: &Kill) -> Outcome {
         let mut r = BufReader::new(stdout);
         let mut line = String::new();
         while r.read_line(&mut line).unwrap_or(0) > 0 {
-            if let Some(json) = line.strip_prefix("ACK ") {
+            // With --nocapture the harness prints "test campaign_child ... " before the
+            // first acknowledgement, on the same line.
+            if let Some(json) = line.find("ACK ").map(|at| &line[at + 4..]) {
                 if line.ends_with('\n') {
                     let _ = tx.send(serde_json::from_str::<serde_json::Value>(json).unwrap());
                 }
@@ -288,31 +354,40 @@ fn run_child(dir: &Path, known: &mut Known, kill: &Kill) -> Outcome {
         let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut s);
         s
     });
+    let mut sent_kill = false;
     if let Kill::After(d) = kill {
         let deadline = Instant::now() + *d;
         while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
             std::thread::sleep(Duration::from_millis(1));
         }
-        let _ = child.kill();
+        // Sent only to a child that has not ended: a SIGKILL status then is ours.
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            sent_kill = true;
+        }
     }
     let status = child.wait().unwrap();
     reader.join().unwrap();
     let stderr = err_reader.join().unwrap();
+    let mut last_ack = String::new();
     for v in rx.try_iter() {
         known.take(&v);
+        last_ack = v["op"].as_str().unwrap_or("").to_string();
     }
-    let killed = matches!(status.signal(), Some(libc::SIGKILL) | Some(libc::SIGABRT));
-    if !killed {
-        assert_eq!(
-            status.code(),
-            Some(0),
-            "the workload failed by itself ({kill:?}):\n{stderr}"
-        );
-    }
-    Outcome {
-        killed,
-        code: status.code(),
-    }
+    let ended = match (status.signal(), kill.point()) {
+        (Some(libc::SIGKILL), None) if sent_kill => Ended::Killed,
+        (Some(libc::SIGABRT), Some(p))
+            if stderr.contains(&format!("footage: failpoint {p} reached")) =>
+        {
+            Ended::PointReached
+        }
+        (None, _) if status.code() == Some(0) && last_ack == "exit" => Ended::Clean,
+        _ => panic!(
+            "the child ended in a way no kill explains ({kill:?}, recover {recover}, {status}, \
+             last ack {last_ack:?}):\n{stderr}"
+        ),
+    };
+    Outcome { ended, last_ack }
 }
 
 impl std::fmt::Debug for Kill {
@@ -371,11 +446,7 @@ fn check(dir: &Path, known: &Known, ctx: &str) {
         }
     }
     let report = store.verify(None, |_| {}).unwrap();
-    assert!(
-        report.corrupt.is_empty(),
-        "{ctx}: verify: {:?}",
-        report.errors
-    );
+    common::assert_verify_clean(&report, ctx);
     let audit = store.audit_verify().unwrap();
     assert!(audit.ok, "{ctx}: audit: {:?}", audit.problems);
 }
@@ -397,6 +468,63 @@ fn new_store(base: &Path, n: usize) -> PathBuf {
     dir
 }
 
+/// Picks a crash point, preferring those not landed yet; a point that was missed (its
+/// pass count never reached) is armed at an earlier pass next time.
+fn pick_point(
+    rng: &mut rand::rngs::StdRng,
+    landed: &BTreeMap<String, usize>,
+    misses: &HashMap<&str, u32>,
+) -> Kill {
+    let unhit: Vec<&(&str, u64)> = POINTS
+        .iter()
+        .filter(|(p, _)| !landed.contains_key(*p))
+        .collect();
+    let &(p, max) = if !unhit.is_empty() && rng.random_bool(0.7) {
+        unhit[rng.random_range(0..unhit.len())]
+    } else {
+        &POINTS[rng.random_range(0..POINTS.len())]
+    };
+    let max = (max >> misses.get(p).copied().unwrap_or(0).min(8)).max(1);
+    Kill::Point(format!("{p}@{}", rng.random_range(1..=max)))
+}
+
+/// Kills recovery: a crash point inside open, or a SIGKILL while a child only opens the
+/// store. Returns the point or "SIGKILL" when the kill landed before the open was
+/// acknowledged, None when the child opened first.
+fn kill_recovery(
+    dir: &Path,
+    known: &mut Known,
+    rng: &mut rand::rngs::StdRng,
+    landed: &BTreeMap<String, usize>,
+) -> Option<String> {
+    let unhit: Vec<&str> = RECOVERY_POINTS
+        .iter()
+        .copied()
+        .filter(|p| !landed.contains_key(*p))
+        .collect();
+    let kill = match rng.random_range(0..3) {
+        0 => Kill::After(Duration::from_millis(rng.random_range(0..25))),
+        _ if !unhit.is_empty() => {
+            Kill::Point(format!("{}@1", unhit[rng.random_range(0..unhit.len())]))
+        }
+        _ => Kill::Point(format!(
+            "{}@1",
+            RECOVERY_POINTS[rng.random_range(0..RECOVERY_POINTS.len())]
+        )),
+    };
+    let out = run_child(dir, known, &kill, true);
+    let in_recovery = out.last_ack == "start";
+    match out.ended {
+        Ended::Clean => None,
+        Ended::PointReached => {
+            let p = kill.point().unwrap_or_default().to_string();
+            // A checkpoint point may also be met by close, after the open: not recovery.
+            in_recovery.then_some(p)
+        }
+        Ended::Killed => in_recovery.then(|| "SIGKILL".to_string()),
+    }
+}
+
 #[test]
 fn kill_campaign_loses_nothing_acknowledged() {
     let kills_wanted: usize = std::env::var("FOOTAGE_KILLS")
@@ -406,7 +534,12 @@ fn kill_campaign_loses_nothing_acknowledged() {
     let base = tempfile::tempdir().unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x6b696c6c);
     let (mut kills, mut clean_exits, mut stores) = (0usize, 0usize, 0usize);
+    // Landed crash-point kills by point; timed kills by the last acknowledgement seen.
     let mut by_point: BTreeMap<String, usize> = BTreeMap::new();
+    let mut by_ack: BTreeMap<String, usize> = BTreeMap::new();
+    let mut in_recovery: BTreeMap<String, usize> = BTreeMap::new();
+    let (mut before_any_ack, mut recovery_opened) = (0usize, 0usize);
+    let mut misses: HashMap<&str, u32> = HashMap::new();
     let mut dir = new_store(base.path(), stores);
     let mut known = Known::default();
     let mut on_this_store = 0;
@@ -424,24 +557,48 @@ fn kill_campaign_loses_nothing_acknowledged() {
             };
             Kill::After(Duration::from_millis(d))
         } else {
-            let (p, max) = POINTS[rng.random_range(0..POINTS.len())];
-            Kill::Point(format!("{p}@{}", rng.random_range(1..=max)))
+            pick_point(&mut rng, &by_point, &misses)
         };
-        let out = run_child(&dir, &mut known, &kill);
+        let out = run_child(&dir, &mut known, &kill, false);
         let ctx = format!("kill {kills} ({kill:?}) on store {stores}");
-        check(&dir, &known, &ctx);
-        if out.killed {
+        let landed = match (out.ended, kill.point()) {
+            (Ended::PointReached, Some(p)) => {
+                *by_point.entry(p.to_string()).or_default() += 1;
+                true
+            }
+            (Ended::Killed, _) if out.last_ack.is_empty() => {
+                before_any_ack += 1;
+                false
+            }
+            (Ended::Killed, _) if out.last_ack == "start" => {
+                *in_recovery.entry("SIGKILL".into()).or_default() += 1;
+                false
+            }
+            (Ended::Killed, _) => {
+                *by_ack.entry(out.last_ack.clone()).or_default() += 1;
+                true
+            }
+            (_, point) => {
+                if let Some(p) = point {
+                    let name = POINTS.iter().find(|(n, _)| *n == p).map_or("", |x| x.0);
+                    *misses.entry(name).or_default() += 1;
+                }
+                clean_exits += 1;
+                false
+            }
+        };
+        if landed {
             kills += 1;
             on_this_store += 1;
-            let key = match &kill {
-                Kill::After(_) => "SIGKILL".to_string(),
-                Kill::Point(p) => p.split('@').next().unwrap().to_string(),
-            };
-            *by_point.entry(key).or_default() += 1;
-        } else {
-            assert_eq!(out.code, Some(0));
-            clean_exits += 1;
+            if kills.is_multiple_of(RECOVERY_EVERY) {
+                // Recovery interrupted, then recovered again by the check below.
+                match kill_recovery(&dir, &mut known, &mut rng, &in_recovery) {
+                    Some(what) => *in_recovery.entry(what).or_default() += 1,
+                    None => recovery_opened += 1,
+                }
+            }
         }
+        check(&dir, &known, &ctx);
         if on_this_store >= KILLS_PER_STORE {
             stores += 1;
             on_this_store = 0;
@@ -450,8 +607,31 @@ fn kill_campaign_loses_nothing_acknowledged() {
         }
     }
     eprintln!(
-        "kill campaign: {kills} kills ({by_point:?}), {clean_exits} clean exits, {} stores, {:.0?}",
+        "kill campaign: {kills} kills: crash points {by_point:?}; SIGKILLs by last \
+         acknowledgement {by_ack:?}; {before_any_ack} SIGKILLs before any acknowledgement (not \
+         counted); kills during recovery {in_recovery:?} ({recovery_opened} recovery children \
+         opened first); {clean_exits} clean exits; {} stores; {:.0?}",
         stores + 1,
         started.elapsed()
+    );
+    let never: Vec<&str> = POINTS
+        .iter()
+        .map(|(p, _)| *p)
+        .filter(|p| !by_point.contains_key(*p))
+        .chain(
+            RECOVERY_POINTS
+                .iter()
+                .copied()
+                .filter(|p| !in_recovery.contains_key(*p)),
+        )
+        .collect();
+    assert!(
+        never.is_empty(),
+        "crash points never reached in this run: {never:?} (landed: {by_point:?}, in recovery: \
+         {in_recovery:?})"
+    );
+    assert!(
+        in_recovery.contains_key("SIGKILL"),
+        "no SIGKILL landed during recovery: {in_recovery:?}"
     );
 }

@@ -241,7 +241,7 @@ proptest! {
         }
         h.check_all();
         let report = h.store().verify(None, |_| {}).unwrap();
-        prop_assert!(report.corrupt.is_empty(), "{:?}", report.errors);
+        prop_assert!(report.is_clean(), "verify: {:#?}", report.problems());
         prop_assert_eq!(report.checked, h.model.segments.len());
         h.apply(&Op::CrashReopen);
         h.apply(&Op::Reopen);

@@ -176,7 +176,7 @@ fn policy_decides_uploads_evictions_and_deletions_and_holds_win() {
     store.close().unwrap();
     let store = footage::testing::open_or_create_with(&root, &small_options()).unwrap();
     assert_eq!(tier(&store, evidential), "cloud");
-    assert!(store.verify(None, |_| {}).unwrap().corrupt.is_empty());
+    common::assert_verify_clean(&store.verify(None, |_| {}).unwrap(), "after retention");
     assert_eq!(store.read_range(both, 0, u64::MAX).unwrap(), data[4]);
 }
 
@@ -353,7 +353,7 @@ fn compaction_moves_live_data_out_of_mostly_dead_volumes_under_open_readers() {
     store.close().unwrap();
     let store = footage::testing::open_or_create_with(&root, &small_options()).unwrap();
     assert_eq!(store.len(), kept.len());
-    assert!(store.verify(None, |_| {}).unwrap().corrupt.is_empty());
+    common::assert_verify_clean(&store.verify(None, |_| {}).unwrap(), "after retention");
     for (id, _, bytes) in &kept {
         assert_eq!(&store.read_range(*id, 0, u64::MAX).unwrap(), bytes);
     }

@@ -119,7 +119,7 @@ struct FinalState {
 /// deliveries (dead, never punched) between them, so volumes become worth compacting; an
 /// earlier apply uploaded some and evicted the `short` ones.
 fn build(root: &Path, cloud: &Path) -> BTreeMap<u64, Vec<u8>> {
-    let store = footage::testing::open_or_create_with(root, &small_options()).unwrap();
+    let store = common::open_gated(root, &small_options()).unwrap();
     let url = format!("file://{}", cloud.display());
     let policy = POLICY.replace("CLOUD", &url);
     // No compaction in the earlier apply: the dead bytes are for the apply under test.
@@ -213,16 +213,22 @@ fn apply(root: &Path, failpoint: Option<&str>) -> std::process::Output {
     if let Some(fp) = failpoint {
         cmd.env("FOOTAGE_FAILPOINT", fp);
     }
-    cmd.output().unwrap()
+    common::output(&mut cmd)
+}
+
+/// Opens (creating) the store at `root` with default options, never while a sibling test's
+/// child is between fork and exec (`common::open_gated`): the cause of a reopen refused as
+/// `Locked` that failed this file's tests now and then.
+fn open_default(root: impl AsRef<Path>) -> footage::Result<Store> {
+    common::open_gated(root.as_ref(), &footage::StoreOptions::default())
 }
 
 /// Checks a store after a crash (or at the end): it opens, verifies, reads back every
 /// listed segment's original bytes, its audit chain holds and its live counts add up.
 fn check_consistent(root: &Path, data: &BTreeMap<u64, Vec<u8>>, case: &str) -> Store {
-    let store = footage::testing::open_or_create_default(root)
-        .unwrap_or_else(|e| panic!("{case}: open failed: {e}"));
+    let store = open_default(root).unwrap_or_else(|e| panic!("{case}: open failed: {e}"));
     let report = store.verify(None, |_| {}).unwrap();
-    assert!(report.corrupt.is_empty(), "{case}: {:?}", report.errors);
+    common::assert_verify_clean(&report, case);
     for id in store.segment_ids() {
         let want = data
             .get(&id)
@@ -255,7 +261,7 @@ fn check_consistent(root: &Path, data: &BTreeMap<u64, Vec<u8>>, case: &str) -> S
 }
 
 fn final_state(root: &Path, cloud: &Path, compacted_or_dropped: bool) -> FinalState {
-    let store = footage::testing::open_or_create_default(root).unwrap();
+    let store = open_default(root).unwrap();
     let segments = store
         .segment_ids()
         .into_iter()
@@ -282,7 +288,7 @@ fn fixture() -> Fixture {
     // The reference: one apply, never interrupted.
     let reference = dir.path().join("reference");
     copy_base(&base, &reference);
-    let before = footage::testing::open_or_create_default(reference.join("store"))
+    let before = open_default(reference.join("store"))
         .unwrap()
         .stats()
         .unwrap();
@@ -296,7 +302,7 @@ fn fixture() -> Fixture {
     eprintln!("reference apply: {summary}");
     assert!(summary["compacted"].as_u64().unwrap() >= 2, "{summary}");
     assert!(summary["deleted"].as_u64().unwrap() >= 10, "{summary}");
-    let after = footage::testing::open_or_create_default(reference.join("store"))
+    let after = open_default(reference.join("store"))
         .unwrap()
         .stats()
         .unwrap();
@@ -401,30 +407,118 @@ fn a_cloud_failing_part_way_is_retried_by_the_next_apply() {
     }
 }
 
+/// Tries before a random kill that keeps missing (the apply finishing first) fails the test.
+const KILL_TRIES: u32 = 10;
+
 #[test]
 fn random_kills_during_apply_lose_nothing() {
     use rand::{Rng, SeedableRng};
     let fx = fixture();
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
     for round in 0..4 {
-        let delay = std::time::Duration::from_millis(rng.random_range(5..400));
-        run_case(
-            &fx,
-            &format!("kill round {round} after {delay:?}"),
-            |root| {
-                let mut child = Command::new(env!("CARGO_BIN_EXE_footage"))
-                    .arg("--store")
-                    .arg(root)
-                    .args(["--actor", "crash-test", "retention", "apply", "--now", NOW])
-                    .env_remove("FOOTAGE_FAILPOINT")
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .unwrap();
+        let first = std::time::Duration::from_millis(rng.random_range(5..400));
+        run_case(&fx, &format!("kill round {round}"), |root| {
+            // The kill must land: a SIGKILL sent to a running apply. An apply that finished
+            // first is thrown away (a fresh copy of the base) and the kill tried earlier.
+            let mut delay = first;
+            for _ in 0..KILL_TRIES {
+                let mut child = common::spawn(
+                    Command::new(env!("CARGO_BIN_EXE_footage"))
+                        .arg("--store")
+                        .arg(root)
+                        .args(["--actor", "crash-test", "retention", "apply", "--now", NOW])
+                        .env_remove("FOOTAGE_FAILPOINT")
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null()),
+                );
                 std::thread::sleep(delay);
-                let _ = child.kill(); // SIGKILL; it may have finished already
-                let _ = child.wait();
-            },
-        );
+                let sent = child.try_wait().unwrap().is_none() && child.kill().is_ok();
+                let status = child.wait().unwrap();
+                if sent {
+                    assert_eq!(
+                        status.signal(),
+                        Some(libc::SIGKILL),
+                        "round {round}: the apply was sent SIGKILL after {delay:?} but ended {status}"
+                    );
+                    eprintln!("round {round}: apply killed after {delay:?}");
+                    return;
+                }
+                assert!(
+                    status.success(),
+                    "round {round}: the apply failed: {status}"
+                );
+                let work = root.parent().unwrap();
+                std::fs::remove_dir_all(work).unwrap();
+                copy_base(&fx.base, work);
+                delay /= 2;
+            }
+            panic!("round {round}: every apply finished before its SIGKILL ({KILL_TRIES} tries)");
+        });
     }
+}
+
+/// Issue 10 item 22: a sibling test's child, between its fork and its exec, holds a copy of
+/// this test's store `LOCK` descriptor; a reopen in that moment was refused (`Locked`), which
+/// failed `random_kills_during_apply_lose_nothing` at its final open once in four runs. The
+/// child here is held in that moment on purpose (a `pre_exec` hook that waits), and the
+/// reopen must still succeed: it waits for the child's exec instead of racing it.
+#[test]
+fn item22_a_reopen_never_races_a_sibling_tests_fork() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_default(dir.path()).unwrap();
+    let mut fds = [0i32; 2];
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let (rfd, wfd) = (fds[0], fds[1]);
+    let sibling = std::thread::spawn(move || {
+        let mut cmd = Command::new("true");
+        // SAFETY: only async-signal-safe calls (write, nanosleep) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::write(wfd, b"x".as_ptr().cast(), 1);
+                libc::usleep(300_000);
+                Ok(())
+            });
+        }
+        common::spawn(&mut cmd).wait().unwrap()
+    });
+    // Once the child is forked (it holds the LOCK copy), close and reopen the store.
+    let mut b = [0u8; 1];
+    assert_eq!(unsafe { libc::read(rfd, b.as_mut_ptr().cast(), 1) }, 1);
+    drop(store);
+    let reopened = open_default(dir.path());
+    assert!(reopened.is_ok(), "reopen: {:?}", reopened.err());
+    assert!(sibling.join().unwrap().success());
+    unsafe {
+        libc::close(rfd);
+        libc::close(wfd);
+    }
+}
+
+/// Issue 10 item 22: one rule decides "under CI" (set, and not empty, "0" or "false"), and a
+/// skip under CI is a failure; outside CI it is listed in `<target>/skipped-tests.txt`.
+#[test]
+fn item22_ci_is_one_rule_and_never_skips_silently() {
+    for (v, ci) in [
+        (None, false),
+        (Some(""), false),
+        (Some("0"), false),
+        (Some("false"), false),
+        (Some("FALSE"), false),
+        (Some("1"), true),
+        (Some("true"), true),
+        (Some("True"), true),
+        (Some("yes"), true),
+    ] {
+        assert_eq!(common::ci_value_is_ci(v), ci, "CI={v:?}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("skipped-tests.txt");
+    let under_ci = std::panic::catch_unwind(|| common::skip_as(true, "t", "no tool", &list));
+    assert!(under_ci.is_err(), "a skip under CI did not fail");
+    assert!(!list.exists(), "a failing skip was listed as a skip");
+    common::skip_as(false, "some_test", "no tool", &list);
+    let listed = std::fs::read_to_string(&list).unwrap();
+    assert!(listed.contains("some_test: no tool"), "{listed}");
+    assert!(common::skip_list().ends_with("target/skipped-tests.txt"));
 }

@@ -5,6 +5,8 @@
 
 #[path = "common/damage.rs"]
 mod damage;
+#[path = "common/verify.rs"]
+mod verify_report;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -86,8 +88,7 @@ fn scrub_repairs_uploaded_segments_byte_identically_and_reports_the_others() {
 
     // verify agrees, and the finding survives a reopen; the data of c is untouched.
     let v = store.verify(None, |_| {}).unwrap();
-    assert_eq!(v.corrupt, vec![c.to_string()]);
-    assert!(v.repaired.is_empty());
+    verify_report::assert_verify_only_corrupt(&v, &[c], "verify after the scrub");
     drop(store);
     let store = footage::testing::open_or_create_default(&root).unwrap();
     assert_eq!(store.findings().len(), 1);
@@ -165,7 +166,7 @@ fn verify_cloud_finds_a_deleted_part_a_flipped_byte_and_a_bad_meta() {
     let local = ingest(&store, 300, 50_000, false).0;
     let v = verify_cloud(&store);
     assert_eq!(v.cloud_checked, 4);
-    assert!(v.cloud_problems.is_empty(), "{:?}", v.cloud_problems);
+    verify_report::assert_verify_clean(&v, "verify --cloud");
 
     std::fs::remove_file(cloud_dir(&store, &cloud, ids[0]).join("part-00000")).unwrap();
     flip(
@@ -178,21 +179,16 @@ fn verify_cloud_finds_a_deleted_part_a_flipped_byte_and_a_bad_meta() {
     )
     .unwrap();
     let v = verify_cloud(&store);
-    let kinds: Vec<(String, &str)> = v
-        .cloud_problems
-        .iter()
-        .map(|p| (p.id.clone(), p.kind))
-        .collect();
-    assert_eq!(
-        kinds,
-        vec![
+    // Local copies are fine: only the cloud is reported.
+    verify_report::assert_verify_only_cloud(
+        &v,
+        &[
             (ids[0].to_string(), "missing_part"),
             (ids[1].to_string(), "bad_part"),
             (ids[2].to_string(), "bad_meta"),
-        ]
+        ],
+        "verify --cloud",
     );
-    // Local copies are fine: only the cloud is reported.
-    assert!(v.corrupt.is_empty());
     assert!(!v.cloud_problems.iter().any(|p| p.id == local.to_string()));
     drop(store);
 
@@ -204,6 +200,11 @@ fn verify_cloud_finds_a_deleted_part_a_flipped_byte_and_a_bad_meta() {
     assert_eq!(out.status.code(), Some(1));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["cloud_problems"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        verify_report::verify_json_findings(&json),
+        ["cloud_problems"],
+        "{json}"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("3 cloud copies are missing or damaged"),
@@ -273,7 +274,7 @@ fn a_crash_at_every_repair_fail_point_leaves_a_consistent_store_that_a_rerun_rep
         assert_eq!(sha(&read_all(&store, a).unwrap()), sha(&da), "{point}");
         assert!(store.findings().is_empty(), "{point}");
         let v = store.verify(None, |_| {}).unwrap();
-        assert!(v.corrupt.is_empty() && v.lost.is_empty(), "{point}: {v:?}");
+        verify_report::assert_verify_clean(&v, point);
     }
 }
 

@@ -65,6 +65,64 @@ impl VerifyReport {
             || !self.volume_damage.is_empty()
             || !self.lost_changes.is_empty()
     }
+
+    /// Whether this run found nothing at all: no corrupt or repaired segment, no lost local
+    /// copy, no bad cloud copy, no damaged volume record, and no known corrupt segment left
+    /// in the store's findings list. Tests assert this rather than one field.
+    pub fn is_clean(&self) -> bool {
+        self.problems().is_empty()
+    }
+
+    /// Every finding of the report, one line each (empty when [`VerifyReport::is_clean`]).
+    pub fn problems(&self) -> Vec<String> {
+        // Destructured in full so that a new field cannot be added without deciding here
+        // whether it is a finding.
+        let VerifyReport {
+            checked: _,
+            bytes: _,
+            corrupt,
+            errors,
+            lost,
+            repaired,
+            cloud_checked: _,
+            cloud_problems,
+            scrub,
+            volume_damage,
+            lost_changes,
+        } = self;
+        let mut out = Vec::new();
+        out.extend(corrupt.iter().map(|id| format!("corrupt: segment {id}")));
+        out.extend(
+            errors
+                .iter()
+                .map(|e| format!("error: segment {}: {}", e.id, e.error)),
+        );
+        out.extend(
+            lost.iter()
+                .map(|l| format!("lost: segment {} (volume {}): {}", l.id, l.volume, l.reason)),
+        );
+        out.extend(repaired.iter().map(|id| format!("repaired: segment {id}")));
+        out.extend(
+            cloud_problems
+                .iter()
+                .map(|p| format!("cloud {}: segment {}: {}", p.kind, p.id, p.detail)),
+        );
+        out.extend(volume_damage.iter().map(|d| format!("volume damage: {d}")));
+        out.extend(lost_changes.iter().map(|c| format!("lost change: {c}")));
+        if scrub.corrupt_segments > 0 || !scrub.findings.is_empty() {
+            out.push(format!(
+                "known corrupt segments: {} ({})",
+                scrub.corrupt_segments,
+                scrub
+                    .findings
+                    .iter()
+                    .map(|f| format!("{} {}", f.id, f.state))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        out
+    }
 }
 
 /// What `verify` does besides checking local copies.
@@ -396,4 +454,68 @@ fn all_zero(vol: &crate::log::volume::Volume, from: u64, to: u64) -> bool {
         pos += n as u64;
     }
     true
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each finding field alone makes a report unclean, and an empty report is clean.
+    #[test]
+    fn item20_every_finding_field_makes_a_report_unclean() {
+        assert!(VerifyReport::default().is_clean());
+        type SetFinding = fn(&mut VerifyReport);
+        let cases: Vec<(&str, SetFinding)> = vec![
+            ("corrupt", |r| r.corrupt.push("7".into())),
+            ("errors", |r| {
+                r.errors.push(CorruptSegment {
+                    id: "7".into(),
+                    error: "crc".into(),
+                })
+            }),
+            ("lost", |r| {
+                r.lost.push(LostSegment {
+                    id: "7".into(),
+                    volume: 3,
+                    dir: None,
+                    reason: "missing".into(),
+                    cloud_copy: false,
+                })
+            }),
+            ("repaired", |r| r.repaired.push("7".into())),
+            ("cloud_problems", |r| {
+                r.cloud_problems.push(CloudProblem {
+                    id: "7".into(),
+                    kind: "sha256",
+                    detail: "mismatch".into(),
+                })
+            }),
+            ("volume_damage", |r| r.volume_damage.push("volume 1".into())),
+            ("lost_changes", |r| {
+                r.lost_changes.push("segment 7: hold lost".into())
+            }),
+            ("scrub.corrupt_segments", |r| r.scrub.corrupt_segments = 1),
+            ("scrub.findings", |r| {
+                r.scrub.findings.push(FindingInfo {
+                    id: "7".into(),
+                    found: String::new(),
+                    state: "corrupt",
+                    cloud_copy: false,
+                    detail: String::new(),
+                })
+            }),
+        ];
+        for (field, set) in cases {
+            let mut r = VerifyReport::default();
+            set(&mut r);
+            assert!(!r.is_clean(), "a report with {field} set counts as clean");
+            assert_eq!(r.problems().len(), 1, "{field}: {:?}", r.problems());
+        }
+        // What only counts work is no finding.
+        let r = VerifyReport {
+            checked: 3,
+            bytes: 10,
+            cloud_checked: 2,
+            ..VerifyReport::default()
+        };
+        assert!(r.is_clean());
+    }
 }

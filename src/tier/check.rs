@@ -1,7 +1,7 @@
 //! Checking a segment's cloud copy end to end (`footage verify --cloud`): `meta.json`
 //! present, decodable and describing this segment; every part present with the right size;
-//! every 1 MiB block matching its CRC32; the whole copy matching the SHA-256 recorded at
-//! ingest.
+//! every 1 MiB block matching its CRC32 (in an encrypted store: every sealed block opening
+//! with the store key); the whole copy matching the SHA-256 recorded at ingest.
 //!
 //! Invariant: a check only reads; it re-reads `meta.json` rather than trusting the cached
 //! one, and reports every problem it finds for the segment (not only the first).
@@ -56,9 +56,10 @@ impl Tier {
             Err(e) => return vec![problem("error", format!("reading {path}: {e}"))],
         };
         self.metas.lock().remove(&id);
-        let meta: CloudMeta = match serde_json::from_slice(&raw) {
+        // Through the same decoder as reads: an encrypted store's meta.json is sealed.
+        let meta: CloudMeta = match self.decode_meta(&raw, &path) {
             Ok(m) => m,
-            Err(e) => return vec![problem("bad_meta", format!("{path} is not valid: {e}"))],
+            Err(e) => return vec![problem("bad_meta", e.to_string())],
         };
         if let Err(e) = meta.check(id) {
             return vec![problem("bad_meta", e.to_string())];
@@ -74,11 +75,27 @@ impl Tier {
         }
         let mut out = Vec::new();
         let mut hasher = Sha256::new();
+        // An encrypted store's copy holds sealed blocks: each stored block is its plaintext
+        // plus the seal's overhead, its CRC32 covers the sealed bytes and the SHA-256 the
+        // opened ones (as `verify_parts` and reads do).
+        let cipher = match (&self.crypt, meta.sealed) {
+            (Some(c), true) => Some(c.segment(id)),
+            (None, false) => None,
+            _ => {
+                return vec![problem(
+                    "bad_meta",
+                    format!("{path}: the cloud copy's encryption does not match the store's"),
+                )]
+            }
+        };
+        let overhead = Tier::stored_block(meta.sealed, 0);
+        let stored_block = (BLOCK_SIZE + overhead) as usize;
         let parts = meta.bytes.div_ceil(PART_SIZE).max(1);
         let mut complete = true;
         for part in 0..parts {
             let ppath = self.part_path(id, part);
-            let want = (meta.bytes - part * PART_SIZE).min(PART_SIZE);
+            let plain = (meta.bytes - part * PART_SIZE).min(PART_SIZE);
+            let want = plain + overhead * plain.div_ceil(BLOCK_SIZE);
             let got = self.rt.block_on(async {
                 let mut s = self.store.get(&ppath).await?.into_stream();
                 let mut buf = Vec::with_capacity(want as usize);
@@ -110,7 +127,7 @@ impl Tier {
                 continue;
             }
             let first = part * PART_SIZE / BLOCK_SIZE;
-            for (i, b) in data.chunks(BLOCK_SIZE as usize).enumerate() {
+            for (i, b) in data.chunks(stored_block).enumerate() {
                 let n = first + i as u64;
                 if meta.block_crc32.get(n as usize).copied() != Some(crc32fast::hash(b)) {
                     out.push(problem(
@@ -120,9 +137,20 @@ impl Tier {
                             n * BLOCK_SIZE
                         ),
                     ));
+                    complete = false;
+                    continue;
+                }
+                match &cipher {
+                    None => hasher.update(b),
+                    Some(c) => match c.open(crate::crypt::DOMAIN_BLOCK, n, b) {
+                        Ok(opened) => hasher.update(&opened),
+                        Err(t) => {
+                            out.push(problem("bad_part", format!("{ppath}: block {n}: {t}")));
+                            complete = false;
+                        }
+                    },
                 }
             }
-            hasher.update(&data);
         }
         if complete && out.is_empty() && super::hex(&hasher.finalize()) != meta.sha256 {
             out.push(problem(

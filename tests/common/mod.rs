@@ -1,6 +1,10 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod verify;
+#[allow(unused_imports)]
+pub use verify::*;
+
 use footage::{GpsFix, SegmentMeta, Store, StoreOptions};
 use rand::{Rng, SeedableRng};
 use std::path::Path;
@@ -68,7 +72,106 @@ pub fn volume_files(store_dir: &Path) -> Vec<std::path::PathBuf> {
     v
 }
 
+/// Whether a value of the `CI` variable means "under CI": set, and not empty, "0" or
+/// "false" (any case). Every test decides it here, so `CI=1`, `CI=true` and `CI=yes` agree.
+pub fn ci_value_is_ci(value: Option<&str>) -> bool {
+    value.is_some_and(|v| {
+        let v = v.trim();
+        !(v.is_empty() || v == "0" || v.eq_ignore_ascii_case("false"))
+    })
+}
+
 /// True when tests that need an external tool must fail rather than skip.
 pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+    ci_value_is_ci(std::env::var("CI").ok().as_deref())
+}
+
+/// The file listing the tests skipped by this build's runs (`<target>/skipped-tests.txt`);
+/// scripts/test.sh empties it before `cargo test` and prints it at the end.
+pub fn skip_list() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    // <target>/<profile>/deps/<test binary>
+    let target = exe
+        .ancestors()
+        .nth(3)
+        .map_or_else(|| std::path::PathBuf::from("target"), Path::to_path_buf);
+    target.join("skipped-tests.txt")
+}
+
+/// Skips the calling test because `why` (a missing tool or privilege): under CI (see
+/// [`in_ci`]) it panics instead, so nothing skips silently there; otherwise it says so on
+/// the real stderr (not captured by the test harness, so `cargo test` shows it) and appends
+/// a line to [`skip_list`]. The caller returns right after.
+#[track_caller]
+pub fn skip(test: &str, why: &str) {
+    skip_as(in_ci(), test, why, &skip_list())
+}
+
+/// [`skip`] with the CI decision and the list given (for the test of the rule itself).
+#[track_caller]
+pub fn skip_as(ci: bool, test: &str, why: &str, list: &Path) {
+    use std::io::Write;
+    if ci {
+        panic!("{test}: {why} (CI is set: failing instead of skipping)");
+    }
+    let bin = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    let bin = bin.split('-').next().unwrap_or_default().to_string();
+    let line = format!("SKIPPED {bin}::{test}: {why}");
+    let _ = writeln!(std::io::stderr(), "{line}");
+    let _ = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(list)
+        .and_then(|mut f| writeln!(f, "{line}"));
+}
+
+/// Starting a child process and opening a store in this test process do not overlap:
+/// between a fork and its exec the child holds a copy of every descriptor of the process,
+/// among them a sibling test's store `LOCK`, whose flock lives while any copy does; a sibling
+/// test that drops its store and reopens it in that moment is refused with `Error::Locked`
+/// (the cause of `retention_crash` failing at a reopen now and then). `Command::spawn`
+/// returns once the child execs, so this gate, held across it and across every open, keeps
+/// the long part of the window shut; the kernel resumes the parent a moment before the
+/// child's close-on-exec pass ends, so [`open_gated`] also waits out a `Locked` briefly.
+static FORK_GATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// How long [`open_gated`] waits out a lock held by a sibling's child that is still exec'ing:
+/// a guard against a hang, never reached unless something really holds the store.
+const LOCKED_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn fork_gate() -> std::sync::MutexGuard<'static, ()> {
+    FORK_GATE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Starts `cmd` (see [`FORK_GATE`]).
+pub fn spawn(cmd: &mut std::process::Command) -> std::process::Child {
+    let _gate = fork_gate();
+    cmd.spawn().expect("spawn")
+}
+
+/// Runs `cmd` to its end, capturing stdout and stderr (see [`FORK_GATE`]).
+pub fn output(cmd: &mut std::process::Command) -> std::process::Output {
+    use std::process::Stdio;
+    let child = spawn(cmd.stdout(Stdio::piped()).stderr(Stdio::piped()));
+    child.wait_with_output().expect("wait")
+}
+
+/// Opens (creating) the store at `root` (see [`FORK_GATE`]).
+pub fn open_gated(root: &Path, opts: &StoreOptions) -> footage::Result<Store> {
+    let start = std::time::Instant::now();
+    loop {
+        let opened = {
+            let _gate = fork_gate();
+            footage::testing::open_or_create_with(root, opts)
+        };
+        match opened {
+            Err(footage::Error::Locked { .. }) if start.elapsed() < LOCKED_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
 }
