@@ -454,6 +454,8 @@ fn all_zero(vol: &crate::log::volume::Volume, from: u64, to: u64) -> bool {
         pos += n as u64;
     }
     true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
