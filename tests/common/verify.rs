@@ -131,3 +131,33 @@ pub fn verify_json_findings(v: &serde_json::Value) -> Vec<String> {
     out.sort();
     out
 }
+
+/// The segment a `lost_changes` line of [`VerifyReport`] names ("segment N: ...").
+pub fn lost_change_segment(line: &str) -> Option<u64> {
+    line.strip_prefix("segment ")?
+        .split(':')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// For tests that destroy acknowledged footage on purpose (cutting or flipping volume bytes
+/// under an audit log that still lists it): asserts that verify's audit cross-check names
+/// every segment in `destroyed` as lost, and returns the report without those lines, so the
+/// rest can be checked as usual. Lines about any other segment stay (and fail the check).
+#[track_caller]
+pub fn expect_lost_changes(report: &VerifyReport, destroyed: &[u64], ctx: &str) -> VerifyReport {
+    let mut r = report.clone();
+    for id in destroyed {
+        assert!(
+            r.lost_changes
+                .iter()
+                .any(|l| lost_change_segment(l) == Some(*id)),
+            "{ctx}: verify does not name destroyed segment {id} as lost: {:?}",
+            r.lost_changes
+        );
+    }
+    r.lost_changes
+        .retain(|l| !lost_change_segment(l).is_some_and(|id| destroyed.contains(&id)));
+    r
+}
