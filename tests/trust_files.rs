@@ -20,16 +20,18 @@ use footage::{Store, StoreOptions};
 
 const BIN: &str = env!("CARGO_BIN_EXE_footage");
 
+/// Runs the CLI; spawns and in-process opens take turns (common::FORK_GATE), so a child
+/// forked here never holds the lock of a store another test is opening.
 fn footage(store: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .env_remove("FOOTAGE_KEY")
-        .env_remove("FOOTAGE_KEY_FILE")
-        .env_remove("FOOTAGE_FAILPOINT")
-        .output()
-        .unwrap()
+    common::output(
+        Command::new(BIN)
+            .arg("--store")
+            .arg(store)
+            .args(args)
+            .env_remove("FOOTAGE_KEY")
+            .env_remove("FOOTAGE_KEY_FILE")
+            .env_remove("FOOTAGE_FAILPOINT"),
+    )
 }
 
 fn stderr(o: &Output) -> String {
@@ -41,7 +43,7 @@ fn store_with_segment(dir: &Path) -> (PathBuf, u64, Vec<u8>) {
     let root = dir.join("store");
     let o = footage(&root, &["init"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let store = Store::open(&root).unwrap();
+    let store = common::open_gated(&root, &footage::StoreOptions::default()).unwrap();
     let data = common::random_bytes(8, 200_000);
     let id = store
         .ingest_bytes(common::meta("MET-1", "AX-1", common::T0), &data)
@@ -67,7 +69,7 @@ fn item08_export_does_not_follow_planted_links() {
     ] {
         std::os::unix::fs::symlink(&victim, out.join(name)).unwrap();
     }
-    let store = Store::open(&root).unwrap();
+    let store = common::open_gated(&root, &footage::StoreOptions::default()).unwrap();
     let done = store.export(id, &out);
     assert!(
         std::fs::read(&victim).unwrap() == b"precious",
@@ -227,7 +229,7 @@ fn item09_store_files_are_0640_dirs_0750_in_the_configured_group_whatever_the_um
     assert!(cfg.contains(&format!("group = \"{group}\"")), "{cfg}");
     // Everything a store makes: volumes, tracks, checkpoints, audit log, scrub state,
     // tokens, policy, config, LOCK.
-    let store = Store::open(&root).unwrap();
+    let store = common::open_gated(&root, &footage::StoreOptions::default()).unwrap();
     for i in 0..3 {
         store
             .ingest_bytes(
@@ -319,19 +321,19 @@ fn item09_a_key_file_others_can_read_is_refused() {
         key: Some(k),
         ..StoreOptions::default()
     };
-    Store::create_with(&root, &opts).unwrap().close().unwrap();
+    common::open_gated(&root, &opts).unwrap().close().unwrap();
 }
 
 #[test]
 fn item17_failpoints_abort_the_test_build() {
     let dir = tempfile::tempdir().unwrap();
-    let o = Command::new(BIN)
-        .arg("--store")
-        .arg(dir.path().join("store"))
-        .arg("init")
-        .env("FOOTAGE_FAILPOINT", "write_atomic.before_rename")
-        .output()
-        .unwrap();
+    let o = common::output(
+        Command::new(BIN)
+            .arg("--store")
+            .arg(dir.path().join("store"))
+            .arg("init")
+            .env("FOOTAGE_FAILPOINT", "write_atomic.before_rename"),
+    );
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(o.status.signal(), Some(libc::SIGABRT), "{}", stderr(&o));
     assert!(
