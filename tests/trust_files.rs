@@ -16,7 +16,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use footage::{Store, StoreOptions};
+use footage::StoreOptions;
 
 const BIN: &str = env!("CARGO_BIN_EXE_footage");
 
