@@ -113,7 +113,12 @@ fn zigzag_store(dir: &std::path::Path) -> (Store, Vec<u64>) {
             end_us: start + FIXES * STEP_US,
             ..meta(&format!("MET-{k}"), "CAM-1", start)
         };
-        ids.push(store.ingest_bytes(m, format!("footage {k}").as_bytes()).unwrap().id);
+        ids.push(
+            store
+                .ingest_bytes(m, format!("footage {k}").as_bytes())
+                .unwrap()
+                .id,
+        );
     }
     (store, ids)
 }
@@ -132,19 +137,10 @@ fn item05_zigzag_search_answer_is_bounded() {
 
     // The library.
     let page = store.find(&bbox_query()).unwrap();
-    assert_eq!(
-        page.results.iter().map(|r| r.id).collect::<Vec<_>>(),
-        ids
-    );
-    let bytes = serde_json::to_vec(
-        &page
-            .results
-            .iter()
-            .map(|r| &r.hits)
-            .collect::<Vec<_>>(),
-    )
-    .unwrap()
-    .len();
+    assert_eq!(page.results.iter().map(|r| r.id).collect::<Vec<_>>(), ids);
+    let bytes = serde_json::to_vec(&page.results.iter().map(|r| &r.hits).collect::<Vec<_>>())
+        .unwrap()
+        .len();
     assert!(
         bytes <= ANSWER_BOUND,
         "Store::find answered with {bytes} bytes of hit intervals"
@@ -155,7 +151,13 @@ fn item05_zigzag_search_answer_is_bounded() {
     for r in &page.results[..2] {
         let first = r.start_us;
         let last = r.start_us + (FIXES - 2) * STEP_US;
-        assert_eq!(r.hits, vec![footage::Hit { from_us: first, to_us: last }]);
+        assert_eq!(
+            r.hits,
+            vec![footage::Hit {
+                from_us: first,
+                to_us: last
+            }]
+        );
         assert_eq!(r.hits_omitted, 0);
     }
     let slow = &page.results[2];
@@ -168,7 +170,10 @@ fn item05_zigzag_search_answer_is_bounded() {
         .collect();
     assert_eq!(slow.hits, want);
     let visits = (FIXES / 120 + 1) as u64 / 2;
-    assert_eq!(slow.hits_omitted, visits - footage::MAX_HITS_PER_SEGMENT as u64);
+    assert_eq!(
+        slow.hits_omitted,
+        visits - footage::MAX_HITS_PER_SEGMENT as u64
+    );
     // Without merging, every run is its own interval, still capped and counted.
     let exact = store.find(&bbox_query().hit_gap(0)).unwrap();
     assert_eq!(exact.results[0].hits.len(), footage::MAX_HITS_PER_SEGMENT);
@@ -177,7 +182,9 @@ fn item05_zigzag_search_answer_is_bounded() {
         (FIXES / 2) as u64 - footage::MAX_HITS_PER_SEGMENT as u64
     );
     // A page larger than the cap is refused, not served.
-    let e = store.find(&bbox_query().limit(footage::MAX_PAGE + 1)).unwrap_err();
+    let e = store
+        .find(&bbox_query().limit(footage::MAX_PAGE + 1))
+        .unwrap_err();
     assert!(e.to_string().contains("--limit"), "{e}");
 
     // The server.
@@ -213,11 +220,24 @@ fn item05_zigzag_search_answer_is_bounded() {
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let segs = v["segments"].as_array().unwrap();
     assert_eq!(segs.len(), 3);
-    assert_eq!(segs[2]["hits"].as_array().unwrap().len(), footage::MAX_HITS_PER_SEGMENT);
-    assert_eq!(segs[2]["hits_omitted"], visits - footage::MAX_HITS_PER_SEGMENT as u64);
+    assert_eq!(
+        segs[2]["hits"].as_array().unwrap().len(),
+        footage::MAX_HITS_PER_SEGMENT
+    );
+    assert_eq!(
+        segs[2]["hits_omitted"],
+        visits - footage::MAX_HITS_PER_SEGMENT as u64
+    );
     // Each hit gap is a per-query choice; a page past the cap is a 400.
-    let resp = ureq::get(&format!("{url}&hit_gap=0&limit=1")).call().unwrap();
-    let body = resp.into_body().with_config().limit(256 << 20).read_to_vec().unwrap();
+    let resp = ureq::get(&format!("{url}&hit_gap=0&limit=1"))
+        .call()
+        .unwrap();
+    let body = resp
+        .into_body()
+        .with_config()
+        .limit(256 << 20)
+        .read_to_vec()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(
         v["segments"][0]["hits_omitted"],
@@ -253,12 +273,20 @@ fn item05_page_of_many_hits_ends_early_and_pages_on() {
             end_us: start + 200 * 20_000_000,
             ..meta("MET-1", "CAM-1", start)
         };
-        ids.push(store.ingest_bytes(m, format!("footage {k}").as_bytes()).unwrap().id);
+        ids.push(
+            store
+                .ingest_bytes(m, format!("footage {k}").as_bytes())
+                .unwrap()
+                .id,
+        );
     }
     let first = store.find(&bbox_query()).unwrap();
     let listed: usize = first.results.iter().map(|r| r.hits.len()).sum();
     assert_eq!(first.results[0].hits.len(), 100);
-    assert!(listed <= footage::MAX_PAGE_HITS, "{listed} intervals in one page");
+    assert!(
+        listed <= footage::MAX_PAGE_HITS,
+        "{listed} intervals in one page"
+    );
     assert_eq!(first.results.len(), footage::MAX_PAGE_HITS / 100);
     assert!(first.next.is_some());
     let all: Vec<u64> = store
@@ -425,7 +453,9 @@ fn item07_tag_changes_cost_space_in_proportion_to_the_change() {
     // 1,500 tag additions of the longest tags: 250 on each of 6 segments.
     for &id in &ids {
         for k in 0..250 {
-            store.change(id, &footage::Change::Tag(long_tag(k)), "tester").unwrap();
+            store
+                .change(id, &footage::Change::Tag(long_tag(k)), "tester")
+                .unwrap();
         }
     }
     let grown = volume_bytes(dir.path()) - before;
@@ -504,7 +534,9 @@ fn item07_version_1_change_records_stay_readable() {
         .id;
     // A record as older builds wrote it, then new ones (deltas on top of it).
     footage::testing::append_v1_tag(&store, id, "old-a").unwrap();
-    store.change(id, &footage::Change::Tag("new-b".into()), "tester").unwrap();
+    store
+        .change(id, &footage::Change::Tag("new-b".into()), "tester")
+        .unwrap();
     store.hold(id, "CASE-1", "tester").unwrap();
     drop(store);
     drop_checkpoints(dir.path());
@@ -520,4 +552,3 @@ fn item07_version_1_change_records_stay_readable() {
     let report = store.verify(None, |_| {}).unwrap();
     assert!(!report.has_findings(), "{report:?}");
 }
-

@@ -63,7 +63,14 @@ impl Op {
         use Op::*;
         matches!(
             self,
-            AddCategory | RemoveCategory | AddTag | RemoveTag | AddCase | RemoveCase | Hold | Release
+            AddCategory
+                | RemoveCategory
+                | AddTag
+                | RemoveTag
+                | AddCase
+                | RemoveCase
+                | Hold
+                | Release
         )
     }
 
@@ -157,13 +164,19 @@ impl SegmentState {
         }
     }
 
+    /// The lengths of its lists: categories, tags, cases, holds.
+    pub fn list_lens(&self) -> [usize; 4] {
+        [
+            self.categories.len(),
+            self.tags.len(),
+            self.cases.len(),
+            self.holds.len(),
+        ]
+    }
+
     /// The longest of its lists.
     pub fn longest_list(&self) -> usize {
-        [&self.categories, &self.tags, &self.cases, &self.holds]
-            .iter()
-            .map(|l| l.len())
-            .max()
-            .unwrap_or(0)
+        self.list_lens().into_iter().max().unwrap_or(0)
     }
 
     pub fn encode(&self, w: &mut Writer) {

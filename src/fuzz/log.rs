@@ -105,7 +105,10 @@ fn change_of(data: &[u8], segment_id: u64) {
     cat.apply_commit(&rec, 1, 4064);
     if let Some(base) = c.base_lsn {
         // A delta applies only on top of its base state.
-        assert!(!cat.apply_change(&c, 2), "a delta without its base is not applied");
+        assert!(
+            !cat.apply_change(&c, 2),
+            "a delta without its base is not applied"
+        );
         if base >= c.lsn {
             return;
         }

@@ -15,6 +15,9 @@
 //!   anything else CSV; a file that is empty or only blank holds zero fixes;
 //! - every fix went through [`GpsFix::from_degrees`]; the result is stably sorted by time;
 //! - files over [`MAX_GPS_FILE_BYTES`] are refused before being read whole;
+//! - GPX is read as a stream of XML events (no document tree): memory is the file plus 16
+//!   bytes a fix, and a track past [`MAX_GPS_FIXES`] points is refused when its next point is
+//!   met;
 //! - error messages name the file and, for CSV, the 1-based line (the header is line 1).
 
 use std::io::Read;
@@ -104,6 +107,9 @@ pub fn parse_gpx(bytes: &[u8], name: &str) -> Result<Vec<GpsFix>, InputError> {
         match event {
             Event::Start(e) | Event::Empty(e) => {
                 let local = e.local_name().as_ref().to_vec();
+                if depth == 0 && seen_root {
+                    return Err(not_gpx("more than one root element".into()));
+                }
                 if !seen_root {
                     if local != b"gpx" {
                         return Err(not_gpx(format!(
@@ -130,16 +136,14 @@ pub fn parse_gpx(bytes: &[u8], name: &str) -> Result<Vec<GpsFix>, InputError> {
                         )));
                     }
                     let coord = |attr: &str| -> Result<f64, InputError> {
-                        let value = e
-                            .try_get_attribute(attr)
-                            .ok()
-                            .flatten()
-                            .ok_or_else(|| {
-                                not_gpx(format!("track point {index} has no {attr} attribute"))
-                            })?;
+                        let value = e.try_get_attribute(attr).ok().flatten().ok_or_else(|| {
+                            not_gpx(format!("track point {index} has no {attr} attribute"))
+                        })?;
                         let text = std::str::from_utf8(&value.value).unwrap_or("");
                         text.trim().parse::<f64>().map_err(|_| {
-                            not_gpx(format!("track point {index}: {attr} {text:?} is not a number"))
+                            not_gpx(format!(
+                                "track point {index}: {attr} {text:?} is not a number"
+                            ))
                         })
                     };
                     let (lat, lon) = (coord("lat")?, coord("lon")?);
@@ -187,7 +191,9 @@ pub fn parse_gpx(bytes: &[u8], name: &str) -> Result<Vec<GpsFix>, InputError> {
         return Err(not_gpx("there is no <gpx> element".into()));
     }
     if depth != 0 {
-        return Err(not_gpx("the file ends before its elements are closed".into()));
+        return Err(not_gpx(
+            "the file ends before its elements are closed".into(),
+        ));
     }
     fixes.sort_by_key(|f| f.time_us);
     Ok(fixes)

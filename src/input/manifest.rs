@@ -90,7 +90,7 @@ impl<'de> Deserialize<'de> for Labels {
         impl<'de> Visitor<'de> for V {
             type Value = Labels;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an array of strings")
+                f.write_str("a sequence")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Labels, A::Error> {
                 let mut v = Vec::new();
@@ -356,7 +356,9 @@ impl<'de> Visitor<'de> for PointVisitor {
         Ok(PointItem::Other(v.to_string()))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<PointItem, E> {
-        Ok(PointItem::Other(ScalarVisitor.visit_f64::<E>(v)?.to_string()))
+        Ok(PointItem::Other(
+            ScalarVisitor.visit_f64::<E>(v)?.to_string(),
+        ))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<PointItem, E> {
         Ok(PointItem::Other(quoted(v)))
@@ -393,8 +395,7 @@ fn gps_point(index: usize, item: PointItem) -> Result<GpsFix, InputError> {
     let (Some(lat_d), Some(lon_d)) = (lat.as_f64(), lon.as_f64()) else {
         return Err(shape(&format!("[{t},{lat},{lon}]")));
     };
-    GpsFix::from_degrees(time_us, lat_d, lon_d)
-        .map_err(|e| invalid(format!("gps[{index}]: {e}")))
+    GpsFix::from_degrees(time_us, lat_d, lon_d).map_err(|e| invalid(format!("gps[{index}]: {e}")))
 }
 
 fn parse_line(text: &str, line: usize, base_dir: &Path) -> Result<ManifestEntry, InputError> {

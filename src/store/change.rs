@@ -61,7 +61,7 @@ impl Store {
         {
             let _serial = self.inner.change_lock.lock();
             let mut state = self.inner.current_state(id)?;
-            let before = state.longest_list();
+            let before = state.list_lens();
             let changed = state.apply(op, arg);
             if op == Op::Release && !changed {
                 return Err(Error::Invalid(format!(
@@ -70,7 +70,12 @@ impl Store {
             }
             // The ingest limit holds for changes too (a list already past it, from an older
             // build, may shrink but not grow).
-            if changed && state.longest_list() > MAX_LABELS.max(before) {
+            let grew_past_limit = state
+                .list_lens()
+                .iter()
+                .zip(before)
+                .any(|(&after, before)| after > before && after > MAX_LABELS);
+            if changed && grew_past_limit {
                 return Err(Error::Invalid(format!(
                     "segment {id} already has {MAX_LABELS} {what} values, the limit; remove one \
                      first"
