@@ -175,12 +175,13 @@ pub fn parse_gpx(bytes: &[u8], name: &str) -> Result<Vec<GpsFix>, InputError> {
                     }
                 }
             }
-            Event::Text(t) => {
-                if depth == 5 && path_is(&path, &[b"gpx", b"trk", b"trkseg", b"trkpt", b"time"]) {
-                    if let Some((_, _, time)) = &mut point {
-                        let text = t.decode().map_err(|e| not_gpx(e.to_string()))?;
-                        time.get_or_insert_with(String::new).push_str(&text);
-                    }
+            Event::Text(t)
+                if depth == 5
+                    && path_is(&path, &[b"gpx", b"trk", b"trkseg", b"trkpt", b"time"]) =>
+            {
+                if let Some((_, _, time)) = &mut point {
+                    let text = t.decode().map_err(|e| not_gpx(e.to_string()))?;
+                    time.get_or_insert_with(String::new).push_str(&text);
                 }
             }
             Event::Eof => break,
