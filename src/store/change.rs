@@ -249,6 +249,9 @@ impl Inner {
             }
         };
         w.sync_to(record_end(pos, payload.len() as u32))?;
+        // In memory the full state is known: apply it as such (the same state a replay of
+        // the delta on its base gives, as the caller's `change_lock` keeps the base current).
+        rec.base_lsn = None;
         self.catalog.write().apply_change(&rec, w.volume.id);
         Ok(())
     }
