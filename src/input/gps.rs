@@ -56,7 +56,8 @@ pub fn parse_gps_file(path: &Path) -> Result<Vec<GpsFix>, InputError> {
     if len > MAX_GPS_FILE_BYTES {
         return Err(too_big());
     }
-    let mut bytes = Vec::new();
+    // Sized from the length up front: no doubling while reading (one copy of the file).
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0).saturating_add(1));
     // `take` also bounds files that grow while being read, and pipes.
     file.take(MAX_GPS_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
