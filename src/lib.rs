@@ -63,7 +63,9 @@ pub use config::{Config, StoreOptions, CONFIG_FILE};
 pub use crypt::Key;
 pub use error::{Error, Result};
 pub use index::geo::{haversine_m, Area};
-pub use index::query::{FindResult, Hit, Page, Query};
+pub use index::query::{
+    FindResult, Hit, Page, Query, DEFAULT_HIT_GAP_US, MAX_HITS_PER_SEGMENT, MAX_PAGE, MAX_PAGE_HITS,
+};
 pub use meta::{GpsFix, SegmentMeta};
 pub use retention::CLOCK_SKEW_US;
 pub use store::{

@@ -121,6 +121,17 @@ fn brute(segs: &[(u64, SegmentMeta)], q: &Q) -> Vec<Match> {
             if hits.is_empty() {
                 continue;
             }
+            // The documented merge rule: runs less than the hit gap apart are one interval;
+            // then only the first MAX_HITS_PER_SEGMENT are listed.
+            let mut merged: Vec<(i64, i64)> = Vec::new();
+            for h in hits {
+                match merged.last_mut() {
+                    Some(last) if h.0 - last.1 < footage::DEFAULT_HIT_GAP_US => last.1 = h.1,
+                    _ => merged.push(h),
+                }
+            }
+            merged.truncate(footage::MAX_HITS_PER_SEGMENT);
+            hits = merged;
         }
         out.push((*id, m.start_us, hits));
     }

@@ -170,10 +170,38 @@ impl Catalog {
         self.states.get(&id)
     }
 
+    /// Whether `c` is a delta whose base state is not the segment's current one (and which is
+    /// not already applied): its predecessor was lost, so it cannot be applied.
+    pub fn delta_without_base(&self, c: &ChangeRecord) -> bool {
+        let Some(base) = c.base_lsn else {
+            return false;
+        };
+        if self.get(c.segment_id).is_none() {
+            return false;
+        }
+        match self.states.get(&c.segment_id) {
+            Some(s) => s.lsn < c.lsn && s.lsn != base,
+            None => true,
+        }
+    }
+
     /// Applies a change record found in volume `volume_id`. Returns false if it was already
-    /// applied (or names a segment that no longer exists).
+    /// applied (or names a segment that no longer exists, or is a delta whose base is not the
+    /// segment's current state: see [`Catalog::delta_without_base`]).
     pub fn apply_change(&mut self, c: &ChangeRecord, volume_id: u32) -> bool {
         self.next_lsn = self.next_lsn.max(c.lsn.saturating_add(1));
+        // A delta: the state after it is its base with the op applied.
+        let state = match c.base_lsn {
+            None => c.state.clone(),
+            Some(base) => match self.states.get(&c.segment_id) {
+                Some(s) if s.lsn == base && base < c.lsn => {
+                    let mut st = s.state.clone();
+                    st.apply(c.op, &c.arg);
+                    st
+                }
+                _ => return false,
+            },
+        };
         let Ok(i) = self.entries.binary_search_by_key(&c.segment_id, |e| e.id) else {
             return false;
         };
@@ -192,7 +220,7 @@ impl Catalog {
             let live = self.volume_live.entry(v).or_default();
             live.0 = live.0.saturating_sub(b);
         }
-        e.flags = c.state.flags;
+        e.flags = state.flags;
         let id = c.segment_id;
         if c.op == Op::Deleted {
             e.flags |= FLAG_DELETED;
@@ -226,7 +254,7 @@ impl Catalog {
             StateEntry {
                 lsn: c.lsn,
                 volume: volume_id,
-                state: c.state.clone(),
+                state,
             },
         );
         true

@@ -46,9 +46,13 @@ pub struct FindArgs {
     /// Category
     #[arg(long, value_parser = id_arg, value_name = "NAME")]
     pub category: Option<String>,
-    /// Print at most N results; a `next` cursor for the rest goes to stderr
+    /// Print at most N results (1 to 1000); a `next` cursor for the rest goes to stderr
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
+    /// Report visits to the area less than this many seconds apart as one hit interval
+    /// [default: 10; 0 keeps every run of matching fixes apart]
+    #[arg(long, value_parser = hit_gap_arg, value_name = "SECONDS")]
+    pub hit_gap: Option<i64>,
     /// Continue after this cursor (from a previous --limit run)
     #[arg(long, value_name = "CURSOR")]
     pub after: Option<String>,
@@ -72,6 +76,16 @@ fn example(n: usize) -> &'static str {
     } else {
         "51.50,-0.13,51.52,-0.11"
     }
+}
+
+/// Seconds (a number, 0 or more) as µs, for `--hit-gap`.
+pub(crate) fn hit_gap_arg(s: &str) -> Result<i64, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && (0.0..=86_400.0 * 366.0).contains(v))
+        .map(|v| (v * 1e6).round() as i64)
+        .ok_or_else(|| format!("{s:?} is not a number of seconds from 0 to a year"))
 }
 
 pub(crate) fn lat_lon(s: &str) -> Result<(f64, f64), String> {
@@ -108,6 +122,13 @@ pub struct FindLine {
     pub info: SegmentInfo,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hits: Option<Vec<HitOut>>,
+    /// Hit intervals past the per-result cap, not listed (absent when none are omitted).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub hits_omitted: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl FindLine {
@@ -124,6 +145,7 @@ impl FindLine {
                     })
                     .collect()
             }),
+            hits_omitted: r.hits_omitted,
         })
     }
 }
@@ -140,6 +162,7 @@ impl FindArgs {
             category: self.category.clone(),
             limit: self.limit,
             cursor: self.after.clone(),
+            hit_gap_us: self.hit_gap,
             area: None,
         };
         if let (Some((lat, lon)), Some(r)) = (self.near, self.radius) {

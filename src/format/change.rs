@@ -1,26 +1,37 @@
 //! The change record: a durable change to a committed segment (category, tag, case, legal
 //! hold, cloud copy, eviction, deletion). It carries the operation (for the audit trail) and
-//! the segment's whole mutable state *after* it, so applying it needs no earlier state and
-//! replaying it twice is harmless.
+//! either the segment's whole mutable state *after* it (a full record), or only the LSN of
+//! the state it applies to (a delta record: the operation and its argument are the change).
+//! Replaying either twice is harmless; a delta applies only on top of exactly its base.
 //!
 //! ```text
 //! payload (after the 32-byte record header; kind = 4, a = segment id):
-//!   u16  change format version (1)
+//!   u16  change format version (2; version 1 is read as well)
 //!   u64  lsn            store-wide sequence number (shared with commit records)
 //!   i64  time_us        when the change was made
 //!   str16 actor         who made it (CLI --actor, token name over HTTP)
 //!   u8   op, str16 arg  the operation and its argument (a name, a case id, or empty)
-//!   state after the change:
+//!   version 2 only: u8 form   0 = delta, 1 = full
+//!   delta:  u64 base_lsn      the LSN of the state this change applies to (label ops only)
+//!   full (and every version 1 record): the state after the change:
 //!     list categories, list tags, list cases   (u16 count + str16 each)
 //!     list holds        case ids holding the segment
 //!     u32  flags        bit 0 uploaded (a verified cloud copy exists), bit 1 evicted
 //!                       (no local bytes), bit 2 deleted
 //!   u32  freed count, then per volume: u32 volume id, u64 chunk bytes freed
 //! ```
+//!
+//! Invariant: a list longer than a u16 count can say is never written (encoding fails);
+//! changes keep lists within `MAX_LABELS` long before that.
 
 use super::{DecodeError, Reader, Writer};
 
-pub const CHANGE_VERSION: u16 = 1;
+pub const CHANGE_VERSION: u16 = 2;
+/// The first version: always the full state, no form byte.
+pub const CHANGE_VERSION_1: u16 = 1;
+
+const FORM_DELTA: u8 = 0;
+const FORM_FULL: u8 = 1;
 
 /// Segment state flags (also kept in the catalog entry).
 pub const FLAG_UPLOADED: u32 = 1;
@@ -47,6 +58,22 @@ pub enum Op {
 }
 
 impl Op {
+    /// Whether the op changes one label (and so may be written as a delta).
+    pub fn is_label(self) -> bool {
+        use Op::*;
+        matches!(
+            self,
+            AddCategory
+                | RemoveCategory
+                | AddTag
+                | RemoveTag
+                | AddCase
+                | RemoveCase
+                | Hold
+                | Release
+        )
+    }
+
     fn from_u8(v: u8) -> Option<Op> {
         use Op::*;
         Some(match v {
@@ -96,7 +123,62 @@ pub struct SegmentState {
     pub flags: u32,
 }
 
+fn add(list: &mut Vec<String>, v: &str) -> bool {
+    match list.binary_search_by(|x| x.as_str().cmp(v)) {
+        Ok(_) => false,
+        Err(i) => {
+            list.insert(i, v.to_string());
+            true
+        }
+    }
+}
+
+fn remove(list: &mut Vec<String>, v: &str) -> bool {
+    match list.binary_search_by(|x| x.as_str().cmp(v)) {
+        Ok(i) => {
+            list.remove(i);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 impl SegmentState {
+    /// Applies a label op with its argument; returns whether the state changed. Other ops
+    /// change nothing here (their records carry the full state).
+    pub fn apply(&mut self, op: Op, arg: &str) -> bool {
+        match op {
+            Op::AddCategory => add(&mut self.categories, arg),
+            Op::RemoveCategory => remove(&mut self.categories, arg),
+            Op::AddTag => add(&mut self.tags, arg),
+            Op::RemoveTag => remove(&mut self.tags, arg),
+            Op::AddCase => add(&mut self.cases, arg),
+            Op::RemoveCase => remove(&mut self.cases, arg),
+            Op::Hold => {
+                // A hold names its case; the case goes on the segment too.
+                let c = add(&mut self.cases, arg);
+                add(&mut self.holds, arg) || c
+            }
+            Op::Release => remove(&mut self.holds, arg),
+            _ => false,
+        }
+    }
+
+    /// The lengths of its lists: categories, tags, cases, holds.
+    pub fn list_lens(&self) -> [usize; 4] {
+        [
+            self.categories.len(),
+            self.tags.len(),
+            self.cases.len(),
+            self.holds.len(),
+        ]
+    }
+
+    /// The longest of its lists.
+    pub fn longest_list(&self) -> usize {
+        self.list_lens().into_iter().max().unwrap_or(0)
+    }
+
     pub fn encode(&self, w: &mut Writer) {
         w.str_list(&self.categories);
         w.str_list(&self.tags);
@@ -124,34 +206,83 @@ pub struct ChangeRecord {
     pub actor: String,
     pub op: Op,
     pub arg: String,
+    /// The state after the change. Of a decoded delta record: empty until the catalog
+    /// applies it to its base.
     pub state: SegmentState,
+    /// A delta record: the LSN of the state it applies to (`None`: a full record).
+    pub base_lsn: Option<u64>,
     /// Chunk bytes this change freed, per volume (eviction and deletion).
     pub freed: Vec<(u32, u64)>,
 }
 
+/// A change record that cannot be written as asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    #[error("a label list of {0} entries is longer than a change record can hold")]
+    ListTooLong(usize),
+    #[error("only a label change can be written as a delta")]
+    NotALabelChange,
+}
+
 impl ChangeRecord {
-    pub fn encode(&self) -> Vec<u8> {
+    /// Encodes the record (version 2); a list too long for its count is refused, never cut.
+    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
         let mut w = Writer::new();
         w.u16(CHANGE_VERSION);
+        self.encode_head(&mut w);
+        match self.base_lsn {
+            Some(base) => {
+                if !self.op.is_label() {
+                    return Err(EncodeError::NotALabelChange);
+                }
+                w.u8(FORM_DELTA);
+                w.u64(base);
+            }
+            None => {
+                w.u8(FORM_FULL);
+                let n = self.state.longest_list();
+                if n > usize::from(u16::MAX) {
+                    return Err(EncodeError::ListTooLong(n));
+                }
+                self.state.encode(&mut w);
+            }
+        }
+        self.encode_freed(&mut w);
+        Ok(w.buf)
+    }
+
+    /// Encodes the record as version 1 (full state): for tests of old stores.
+    #[doc(hidden)]
+    pub fn encode_v1(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u16(CHANGE_VERSION_1);
+        self.encode_head(&mut w);
+        self.state.encode(&mut w);
+        self.encode_freed(&mut w);
+        w.buf
+    }
+
+    fn encode_head(&self, w: &mut Writer) {
         w.u64(self.lsn);
         w.i64(self.time_us);
         w.str16(&self.actor);
         w.u8(self.op as u8);
         w.str16(&self.arg);
-        self.state.encode(&mut w);
+    }
+
+    fn encode_freed(&self, w: &mut Writer) {
         w.u32(self.freed.len() as u32);
         for (v, b) in &self.freed {
             w.u32(*v);
             w.u64(*b);
         }
-        w.buf
     }
 
     /// Decodes a payload; `segment_id` comes from the record header.
     pub fn decode(payload: &[u8], segment_id: u64) -> Result<ChangeRecord, DecodeError> {
         let mut r = Reader::new(payload, "change record");
         let version = r.u16()?;
-        if version != CHANGE_VERSION {
+        if version != CHANGE_VERSION && version != CHANGE_VERSION_1 {
             return Err(DecodeError::UnsupportedVersion {
                 what: "change record",
                 found: u32::from(version),
@@ -164,7 +295,22 @@ impl ChangeRecord {
         let op = Op::from_u8(r.u8()?)
             .ok_or_else(|| DecodeError::invalid("change record", "unknown operation"))?;
         let arg = r.str16()?;
-        let state = SegmentState::decode(&mut r)?;
+        let form = if version == CHANGE_VERSION_1 {
+            FORM_FULL
+        } else {
+            r.u8()?
+        };
+        let (state, base_lsn) = match form {
+            FORM_FULL => (SegmentState::decode(&mut r)?, None),
+            FORM_DELTA if op.is_label() => (SegmentState::default(), Some(r.u64()?)),
+            FORM_DELTA => {
+                return Err(DecodeError::invalid(
+                    "change record",
+                    "a delta of an operation that is not a label change",
+                ))
+            }
+            _ => return Err(DecodeError::invalid("change record", "unknown form")),
+        };
         let n = r.u32()? as usize;
         if n > r.remaining() / 12 {
             return Err(DecodeError::Truncated("change record"));
@@ -182,6 +328,7 @@ impl ChangeRecord {
             op,
             arg,
             state,
+            base_lsn,
             freed,
         })
     }
@@ -207,12 +354,41 @@ mod tests {
                 holds: vec!["CASE-1".into()],
                 flags: FLAG_UPLOADED,
             },
+            base_lsn: None,
             freed: vec![(3, 4096)],
         };
-        let p = c.encode();
+        let p = c.encode().unwrap();
         assert_eq!(ChangeRecord::decode(&p, 7).unwrap(), c);
         for n in 0..p.len() {
             assert!(ChangeRecord::decode(&p[..n], 7).is_err());
         }
+        // Version 1 (always full) still reads the same.
+        let old = c.encode_v1();
+        assert_eq!(ChangeRecord::decode(&old, 7).unwrap(), c);
+        // A delta holds no state, only its base.
+        let d = ChangeRecord {
+            op: Op::AddTag,
+            arg: "arrest".into(),
+            state: SegmentState::default(),
+            base_lsn: Some(98),
+            freed: vec![],
+            ..c.clone()
+        };
+        let p = d.encode().unwrap();
+        assert!(p.len() < 64, "{}", p.len());
+        assert_eq!(ChangeRecord::decode(&p, 7).unwrap(), d);
+        let bad = ChangeRecord {
+            op: Op::Evicted,
+            ..d.clone()
+        };
+        assert_eq!(bad.encode(), Err(EncodeError::NotALabelChange));
+        let huge = ChangeRecord {
+            state: SegmentState {
+                tags: vec!["t".into(); 70_000],
+                ..SegmentState::default()
+            },
+            ..c
+        };
+        assert_eq!(huge.encode(), Err(EncodeError::ListTooLong(70_000)));
     }
 }

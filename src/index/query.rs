@@ -4,10 +4,18 @@
 //! Semantics (exact; tests compare with brute force):
 //! - a segment matches the window [from, to] if [start, end] overlaps it, bounds inclusive;
 //! - with an area, it must also have a GPS fix whose time is in the window and which lies in
-//!   the area ([`Area::contains`]); `hits` are the maximal runs of consecutive such fixes;
+//!   the area ([`Area::contains`]); `hits` are the maximal runs of consecutive such fixes,
+//!   then any two runs separated by less than the query's hit gap (default
+//!   [`DEFAULT_HIT_GAP_US`], 10 s) merged into one; a result lists at most
+//!   [`MAX_HITS_PER_SEGMENT`] of them (the first ones) and counts the rest in `hits_omitted`;
 //! - officers (and devices) OR together; every other filter ANDs;
-//! - results come sorted by (start, id); a page holds at most `limit` results and `next` is
-//!   the cursor of the last one when more follow.
+//! - results come sorted by (start, id); a page holds at most `limit` results (at most
+//!   [`MAX_PAGE`], the default) and, past its first result, at most [`MAX_PAGE_HITS`] hit
+//!   intervals; `next` is the cursor of its last result when more follow.
+//!
+//! Bounds: one query decodes each candidate track once (at most `MAX_GPS_FIXES` fixes) and
+//! holds at most `MAX_PAGE` results of at most `MAX_HITS_PER_SEGMENT` intervals, whatever the
+//! tracks look like, so its answer is bounded.
 
 use serde::Serialize;
 
@@ -23,6 +31,17 @@ use std::collections::HashMap;
 /// time list, serves instead).
 const MAX_COVER_CELLS: u64 = 256;
 
+/// Hit runs separated by less than this (µs) are reported as one interval unless the query
+/// says otherwise ([`Query::hit_gap`]): a track wobbling across the area's edge is one visit.
+pub const DEFAULT_HIT_GAP_US: i64 = 10_000_000;
+/// Most hit intervals listed for one result; the rest are counted in `hits_omitted`.
+pub const MAX_HITS_PER_SEGMENT: usize = 100;
+/// Largest page (`limit`) a query may ask for, and the page size when it names none.
+pub const MAX_PAGE: usize = 1000;
+/// Most hit intervals one page holds (past its first result): a page of segments with many
+/// intervals each ends early, with `next` set.
+pub const MAX_PAGE_HITS: usize = 10_000;
+
 /// A search over the footage. Build it with the chained methods, then run `Store::find`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Query {
@@ -36,6 +55,9 @@ pub struct Query {
     pub category: Option<String>,
     pub limit: Option<usize>,
     pub cursor: Option<String>,
+    /// Hit runs separated by less than this many µs merge into one interval (default
+    /// [`DEFAULT_HIT_GAP_US`]; 0 keeps every run apart).
+    pub hit_gap_us: Option<i64>,
 }
 
 impl Query {
@@ -85,6 +107,12 @@ impl Query {
     }
     pub fn limit(mut self, n: usize) -> Query {
         self.limit = Some(n);
+        self
+    }
+    /// Merges hit runs separated by less than `us` µs (0: every run of consecutive matching
+    /// fixes is its own interval).
+    pub fn hit_gap(mut self, us: i64) -> Query {
+        self.hit_gap_us = Some(us);
         self
     }
     /// Continues after a page: pass the previous page's `next`.
@@ -140,6 +168,14 @@ impl Query {
         if self.limit == Some(0) {
             return bad("--limit must be at least 1".into());
         }
+        if self.limit.is_some_and(|n| n > MAX_PAGE) {
+            return bad(format!(
+                "--limit must be at most {MAX_PAGE} (page through the rest with --after)"
+            ));
+        }
+        if self.hit_gap_us.is_some_and(|g| g < 0) {
+            return bad("--hit-gap must be 0 or more seconds".into());
+        }
         if let Some(c) = &self.cursor {
             parse_cursor(c)?;
         }
@@ -160,8 +196,10 @@ pub struct FindResult {
     pub id: u64,
     pub start_us: i64,
     pub end_us: i64,
-    /// Empty unless the query has an area.
+    /// Empty unless the query has an area. At most [`MAX_HITS_PER_SEGMENT`], the first ones.
     pub hits: Vec<Hit>,
+    /// Intervals past the first [`MAX_HITS_PER_SEGMENT`], not listed (0 when all are).
+    pub hits_omitted: u64,
 }
 
 /// One page of results.
@@ -217,7 +255,8 @@ pub fn run<'a>(cat: &'a Catalog, q: &Query) -> Result<Page> {
         Some(c) => parse_cursor(c)?,
         None => (i64::MIN, 0),
     };
-    let limit = q.limit.unwrap_or(usize::MAX);
+    let limit = q.limit.unwrap_or(MAX_PAGE).min(MAX_PAGE);
+    let gap = q.hit_gap_us.unwrap_or(DEFAULT_HIT_GAP_US).max(0);
     let empty = Page::default();
 
     let resolve = |ids: &[String]| -> Option<Vec<u32>> {
@@ -359,6 +398,7 @@ pub fn run<'a>(cat: &'a Catalog, q: &Query) -> Result<Page> {
         plan: plan.0,
         ..Page::default()
     };
+    let mut page_hits = 0usize;
     for &(_, id) in candidates {
         let Some(e) = entry(cat, id) else { continue };
         if !(e.start_us <= hi && e.end_us >= lo) {
@@ -370,33 +410,40 @@ pub fn run<'a>(cat: &'a Catalog, q: &Query) -> Result<Page> {
         {
             continue;
         }
-        let hits = match (&q.area, &pre) {
+        let (hits, hits_omitted) = match (&q.area, &pre) {
             (Some(area), Some(pre)) => {
-                let hits = hits_of(cat, e, area, pre, lo, hi)?;
-                if hits.is_empty() {
+                let found = hits_of(cat, e, area, pre, lo, hi, gap)?;
+                if found.0.is_empty() {
                     continue;
                 }
-                hits
+                found
             }
-            _ => Vec::new(),
+            _ => (Vec::new(), 0),
         };
-        if page.results.len() == limit {
+        let full = page.results.len() == limit
+            || (!page.results.is_empty() && page_hits + hits.len() > MAX_PAGE_HITS);
+        if full {
             page.next = page.results.last().map(|r| cursor_of(r.start_us, r.id));
             break;
         }
+        page_hits += hits.len();
         page.results.push(FindResult {
             id,
             start_us: e.start_us,
             end_us: e.end_us,
             hits,
+            hits_omitted,
         });
     }
     Ok(page)
 }
 
-/// The runs of consecutive fixes of segment `e` inside the window and the area. `pre` is the
-/// area's integer box: it rules out whole tracks (by their bounding box) and most fixes before
-/// the exact test; fixes are in time order, so decoding stops after the window.
+/// The runs of consecutive fixes of segment `e` inside the window and the area, runs less
+/// than `gap` µs apart merged: the first [`MAX_HITS_PER_SEGMENT`] intervals and the count of
+/// the rest. `pre` is the area's integer box: it rules out whole tracks (by their bounding
+/// box) and most fixes before the exact test; fixes are in time order, so decoding stops
+/// after the window.
+#[allow(clippy::too_many_arguments)]
 fn hits_of(
     cat: &Catalog,
     e: &SegmentEntry,
@@ -404,15 +451,16 @@ fn hits_of(
     pre: &E7Box,
     lo: i64,
     hi: i64,
-) -> Result<Vec<Hit>> {
+    gap: i64,
+) -> Result<(Vec<Hit>, u64)> {
     if e.track == NO_TRACK {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), 0));
     }
     let t = cat.index.tracks.get(e.track, e.id)?;
     if !pre.meets(t.bbox) {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), 0));
     }
-    let mut hits: Vec<Hit> = Vec::new();
+    let mut hits = HitList::new(gap);
     let mut open = false;
     for f in t.fixes() {
         let f = f.map_err(|err| Error::SegmentCorrupt {
@@ -424,15 +472,60 @@ fn hits_of(
             break;
         }
         let m = lo <= f.time_us && pre.holds(f.lat_e7, f.lon_e7) && area.contains(&f);
-        match (m, open, hits.last_mut()) {
-            (true, true, Some(h)) => h.to_us = f.time_us,
-            (true, _, _) => hits.push(Hit {
-                from_us: f.time_us,
-                to_us: f.time_us,
-            }),
-            _ => {}
+        if m {
+            hits.fix(f.time_us, open);
         }
         open = m;
     }
-    Ok(hits)
+    Ok(hits.finish())
+}
+
+/// Hit intervals as they are found: the listed ones (at most [`MAX_HITS_PER_SEGMENT`]), the
+/// interval being extended, and the count of those past the cap.
+struct HitList {
+    gap: i64,
+    listed: Vec<Hit>,
+    current: Option<Hit>,
+    omitted: u64,
+}
+
+impl HitList {
+    fn new(gap: i64) -> HitList {
+        HitList {
+            gap,
+            listed: Vec::new(),
+            current: None,
+            omitted: 0,
+        }
+    }
+
+    /// A matching fix at `t`; `continues` if the fix before it matched too.
+    fn fix(&mut self, t: i64, continues: bool) {
+        if let Some(h) = &mut self.current {
+            if continues || t.saturating_sub(h.to_us) < self.gap {
+                h.to_us = t;
+                return;
+            }
+        }
+        self.close();
+        self.current = Some(Hit {
+            from_us: t,
+            to_us: t,
+        });
+    }
+
+    fn close(&mut self) {
+        if let Some(h) = self.current.take() {
+            if self.listed.len() < MAX_HITS_PER_SEGMENT {
+                self.listed.push(h);
+            } else {
+                self.omitted += 1;
+            }
+        }
+    }
+
+    fn finish(mut self) -> (Vec<Hit>, u64) {
+        self.close();
+        (self.listed, self.omitted)
+    }
 }

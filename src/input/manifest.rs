@@ -19,14 +19,19 @@
 //! - relative `file` and `gps_file` paths are resolved against the manifest's directory;
 //!   the clip itself is not opened here;
 //! - each entry's GPS track is sorted by time (stable); `case`+`cases` and
-//!   `category`+`categories` are concatenated in that order.
+//!   `category`+`categories` are concatenated in that order;
+//! - a `gps` array is read point by point straight into [`GpsFix`] values (no JSON tree), and
+//!   refused as soon as it holds more than [`MAX_GPS_FIXES`] points: reading a manifest takes
+//!   its text plus 16 bytes per fix, whatever it holds.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
+use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Number, Value};
 
-use crate::meta::{validate_id, GpsFix};
+use crate::meta::{validate_id, GpsFix, MAX_GPS_FIXES, MAX_LABELS};
 
 use super::gps::parse_gps_file;
 use super::time::{format_time, parse_time, parse_time_or_unix, unix_seconds_to_us};
@@ -57,23 +62,51 @@ struct RawEntry {
     file: String,
     officer: String,
     device: String,
-    start: Value,
+    start: Scalar,
     #[serde(default)]
-    end: Value,
+    end: Option<Scalar>,
     #[serde(default)]
-    gps: Option<Vec<Value>>,
+    gps: Option<GpsPoints>,
     #[serde(default)]
     gps_file: Option<String>,
     #[serde(default)]
     case: Option<String>,
     #[serde(default)]
-    cases: Option<Vec<String>>,
+    cases: Option<Labels>,
     #[serde(default)]
-    tags: Option<Vec<String>>,
+    tags: Option<Labels>,
     #[serde(default)]
     category: Option<String>,
     #[serde(default)]
-    categories: Option<Vec<String>>,
+    categories: Option<Labels>,
+}
+
+/// A list of case ids, tags or categories, refused past [`MAX_LABELS`] entries while read.
+struct Labels(Vec<String>);
+
+impl<'de> Deserialize<'de> for Labels {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Labels, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Labels;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a sequence")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Labels, A::Error> {
+                let mut v = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    if v.len() == MAX_LABELS {
+                        return Err(de::Error::custom(format!(
+                            "more than {MAX_LABELS} values in a list; the limit is {MAX_LABELS}"
+                        )));
+                    }
+                    v.push(s);
+                }
+                Ok(Labels(v))
+            }
+        }
+        d.deserialize_seq(V)
+    }
 }
 
 /// Reads and parses the manifest at `path`; relative paths inside it are resolved against
@@ -139,6 +172,9 @@ fn json_error(e: &serde_json::Error) -> InputError {
     let full = e.to_string();
     let position = format!(" at line {} column {}", e.line(), e.column());
     let message = full.strip_suffix(&position).unwrap_or(&full);
+    if let Some(gps) = message.strip_prefix(GPS_ERROR_MARK) {
+        return invalid(gps.to_string());
+    }
     invalid(format!(
         "{message} (column {}); each line must be one JSON object such as \
          {{\"file\": \"a.mp4\", \"officer\": \"PC1\", \"device\": \"CAM1\", \
@@ -155,36 +191,211 @@ fn number_to_us(n: &serde_json::Number) -> Result<i64, InputError> {
     unix_seconds_to_us(n.as_f64().unwrap_or(f64::NAN))
 }
 
-fn time_field(value: &Value, field: &str) -> Result<Option<i64>, InputError> {
+fn time_field(value: Option<&Scalar>, field: &str) -> Result<Option<i64>, InputError> {
     match value {
-        Value::Null => Ok(None),
-        Value::String(s) => parse_time(s).map(Some).map_err(|e| e.context(field)),
-        Value::Number(n) => number_to_us(n).map(Some).map_err(|e| e.context(field)),
-        other => Err(invalid(format!(
+        None | Some(Scalar::Null) => Ok(None),
+        Some(Scalar::Text(s)) => parse_time(s).map(Some).map_err(|e| e.context(field)),
+        Some(Scalar::Num(n)) => number_to_us(n).map(Some).map_err(|e| e.context(field)),
+        Some(other) => Err(invalid(format!(
             "{field} must be an RFC 3339 string such as \"2026-11-20T14:03:00Z\" or a number \
              of unix seconds, not {other}"
         ))),
     }
 }
 
-fn gps_point(index: usize, value: &Value) -> Result<GpsFix, InputError> {
-    let shape = || {
+/// Marks a `gps` error raised inside the JSON parser, so it is reported as it is (without
+/// the JSON-syntax hint).
+const GPS_ERROR_MARK: &str = "\u{1}gps: ";
+
+fn gps_error<E: de::Error>(e: InputError) -> E {
+    E::custom(format!("{GPS_ERROR_MARK}{e}"))
+}
+
+/// A manifest's `gps` array, read point by point into fixes.
+struct GpsPoints(Vec<GpsFix>);
+
+impl<'de> Deserialize<'de> for GpsPoints {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<GpsPoints, D::Error> {
+        d.deserialize_seq(PointsVisitor)
+    }
+}
+
+struct PointsVisitor;
+
+impl<'de> Visitor<'de> for PointsVisitor {
+    type Value = GpsPoints;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of GPS points [unix_seconds, lat, lon]")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<GpsPoints, A::Error> {
+        let mut fixes = Vec::new();
+        loop {
+            let index = fixes.len();
+            let Some(item) = seq.next_element::<PointItem>()? else {
+                break;
+            };
+            if index == MAX_GPS_FIXES {
+                return Err(gps_error(invalid(format!(
+                    "gps has more than {MAX_GPS_FIXES} points; the limit is {MAX_GPS_FIXES} \
+                     (24 h at 4 Hz): split the clip or thin its track"
+                ))));
+            }
+            fixes.push(gps_point(index, item).map_err(gps_error)?);
+        }
+        Ok(GpsPoints(fixes))
+    }
+}
+
+/// One element of a `gps` array: three numbers, or what it was instead (for the message).
+enum PointItem {
+    Point([Number; 3]),
+    Other(String),
+}
+
+/// One JSON value where a number or a string is expected (a time, an item of a point): kept
+/// if it is one, else only a short rendering of it (an array or object is skipped, not built).
+enum Scalar {
+    Null,
+    Num(Number),
+    Text(String),
+    Other(String),
+}
+
+impl fmt::Display for Scalar {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Scalar::Null => f.write_str("null"),
+            Scalar::Num(n) => write!(f, "{n}"),
+            Scalar::Text(s) => f.write_str(&quoted(s)),
+            Scalar::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Renders a JSON string as JSON.
+fn quoted(v: &str) -> String {
+    Value::String(v.to_string()).to_string()
+}
+
+struct ScalarVisitor;
+
+impl<'de> Visitor<'de> for ScalarVisitor {
+    type Value = Scalar;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+        Ok(Scalar::Num(v.into()))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+        Ok(Scalar::Num(v.into()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+        Ok(Number::from_f64(v).map_or_else(|| Scalar::Other(v.to_string()), Scalar::Num))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+        Ok(Scalar::Text(v.to_string()))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+        Ok(Scalar::Other(v.to_string()))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Scalar, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Other("[...]".into()))
+    }
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Other("{...}".into()))
+    }
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Scalar, D::Error> {
+        d.deserialize_any(ScalarVisitor)
+    }
+}
+
+struct PointVisitor;
+
+impl<'de> Visitor<'de> for PointVisitor {
+    type Value = PointItem;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a GPS point [unix_seconds, lat, lon]")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PointItem, A::Error> {
+        // At most four items are kept (three and one too many), whatever the array holds.
+        let mut items: Vec<Scalar> = Vec::with_capacity(4);
+        let mut more = false;
+        while let Some(v) = seq.next_element::<Scalar>()? {
+            if items.len() == 4 {
+                more = true;
+            } else {
+                items.push(v);
+            }
+        }
+        if let [Scalar::Num(t), Scalar::Num(lat), Scalar::Num(lon)] = items.as_slice() {
+            return Ok(PointItem::Point([t.clone(), lat.clone(), lon.clone()]));
+        }
+        let mut text: Vec<String> = items.iter().map(ToString::to_string).collect();
+        if more {
+            text.push("...".into());
+        }
+        Ok(PointItem::Other(format!("[{}]", text.join(","))))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<PointItem, E> {
+        Ok(PointItem::Other(v.to_string()))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<PointItem, E> {
+        Ok(PointItem::Other(v.to_string()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<PointItem, E> {
+        Ok(PointItem::Other(
+            ScalarVisitor.visit_f64::<E>(v)?.to_string(),
+        ))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<PointItem, E> {
+        Ok(PointItem::Other(quoted(v)))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<PointItem, E> {
+        Ok(PointItem::Other(v.to_string()))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<PointItem, E> {
+        Ok(PointItem::Other("null".into()))
+    }
+    fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<PointItem, A::Error> {
+        Ok(PointItem::Other(ScalarVisitor.visit_map(map)?.to_string()))
+    }
+}
+
+impl<'de> Deserialize<'de> for PointItem {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<PointItem, D::Error> {
+        d.deserialize_any(PointVisitor)
+    }
+}
+
+fn gps_point(index: usize, item: PointItem) -> Result<GpsFix, InputError> {
+    let shape = |value: &str| {
         invalid(format!(
             "gps[{index}] is {value}; each GPS point must be [unix_seconds, lat, lon], \
              three numbers"
         ))
     };
-    let Value::Array(items) = value else {
-        return Err(shape());
+    let [t, lat, lon] = match item {
+        PointItem::Point(p) => p,
+        PointItem::Other(text) => return Err(shape(&text)),
     };
-    let [Value::Number(t), Value::Number(lat), Value::Number(lon)] = items.as_slice() else {
-        return Err(shape());
+    let time_us = number_to_us(&t).map_err(|e| e.context(&format!("gps[{index}] time")))?;
+    let (Some(lat_d), Some(lon_d)) = (lat.as_f64(), lon.as_f64()) else {
+        return Err(shape(&format!("[{t},{lat},{lon}]")));
     };
-    let time_us = number_to_us(t).map_err(|e| e.context(&format!("gps[{index}] time")))?;
-    let (Some(lat), Some(lon)) = (lat.as_f64(), lon.as_f64()) else {
-        return Err(shape());
-    };
-    GpsFix::from_degrees(time_us, lat, lon).map_err(|e| invalid(format!("gps[{index}]: {e}")))
+    GpsFix::from_degrees(time_us, lat_d, lon_d).map_err(|e| invalid(format!("gps[{index}]: {e}")))
 }
 
 fn parse_line(text: &str, line: usize, base_dir: &Path) -> Result<ManifestEntry, InputError> {
@@ -202,9 +413,9 @@ fn parse_line(text: &str, line: usize, base_dir: &Path) -> Result<ManifestEntry,
     }
     validate_id("officer", &raw.officer).map_err(invalid)?;
     validate_id("device", &raw.device).map_err(invalid)?;
-    let start_us = time_field(&raw.start, "start")?
+    let start_us = time_field(Some(&raw.start), "start")?
         .ok_or_else(|| invalid("start is required; give an RFC 3339 time".into()))?;
-    let end_us = time_field(&raw.end, "end")?;
+    let end_us = time_field(raw.end.as_ref(), "end")?;
     if let Some(end) = end_us {
         if end < start_us {
             return Err(invalid(format!(
@@ -220,11 +431,7 @@ fn parse_line(text: &str, line: usize, base_dir: &Path) -> Result<ManifestEntry,
                 "give either gps or gps_file, not both; drop one of them".into(),
             ))
         }
-        (Some(points), None) => points
-            .iter()
-            .enumerate()
-            .map(|(i, v)| gps_point(i, v))
-            .collect::<Result<Vec<_>, _>>()?,
+        (Some(points), None) => points.0,
         (None, Some(track)) => {
             let path = base_dir.join(&track);
             parse_gps_file(&path).map_err(|e| match e {
@@ -240,13 +447,13 @@ fn parse_line(text: &str, line: usize, base_dir: &Path) -> Result<ManifestEntry,
     let cases: Vec<String> = raw
         .case
         .into_iter()
-        .chain(raw.cases.into_iter().flatten())
+        .chain(raw.cases.into_iter().flat_map(|l| l.0))
         .collect();
-    let tags = raw.tags.unwrap_or_default();
+    let tags = raw.tags.map(|l| l.0).unwrap_or_default();
     let categories: Vec<String> = raw
         .category
         .into_iter()
-        .chain(raw.categories.into_iter().flatten())
+        .chain(raw.categories.into_iter().flat_map(|l| l.0))
         .collect();
     for (what, list) in [("case", &cases), ("tag", &tags), ("category", &categories)] {
         for v in list {

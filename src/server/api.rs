@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{blocking, json, ApiError, App, Caller, MAX_BODY};
 use crate::audit::Durability;
-use crate::cli::find::{bbox, lat_lon, FindArgs, FindLine};
+use crate::cli::find::{bbox, hit_gap_arg, lat_lon, FindArgs, FindLine};
 use crate::cli::{id_arg, time_arg};
 use crate::store::{parse_id, query_details, Change};
 
@@ -36,8 +36,8 @@ use crate::store::{parse_id, query_details, Change};
 pub const DEFAULT_LIMIT: usize = 100;
 /// Bytes of an oversized body read and dropped before answering 413.
 const DRAIN: usize = 1 << 20;
-/// Largest `limit` accepted.
-pub const MAX_LIMIT: usize = 1000;
+/// Largest `limit` accepted (the library's page cap).
+pub const MAX_LIMIT: usize = crate::index::query::MAX_PAGE;
 
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
@@ -194,13 +194,17 @@ pub(crate) fn find_args(raw: &str) -> Result<FindArgs, ApiError> {
                     .ok_or_else(|| bad(&k, format!("must be a number from 1 to {MAX_LIMIT}")))?;
                 a.limit = Some(n);
             }
+            "hit_gap" => {
+                once(&k, a.hit_gap.is_some())?;
+                a.hit_gap = Some(hit_gap_arg(v).map_err(|e| bad(&k, e))?);
+            }
             "cursor" => {
                 once(&k, a.after.is_some())?;
                 a.after = Some(v.to_string());
             }
             other => {
                 return Err(ApiError::BadRequest(format!(
-                    "unknown parameter {other:?}; known: officer, device, from, to, near, radius, bbox, case, tag, category, limit, cursor"
+                    "unknown parameter {other:?}; known: officer, device, from, to, near, radius, bbox, case, tag, category, limit, hit_gap, cursor"
                 )))
             }
         }

@@ -289,5 +289,6 @@ pub(crate) fn query_details(q: &Query) -> serde_json::Value {
         "category": q.category,
         "limit": q.limit,
         "after": q.cursor,
+        "hit_gap_us": q.hit_gap_us,
     })
 }

@@ -19,7 +19,7 @@ use crate::format::change::{ChangeRecord, Op, SegmentState};
 use crate::format::commit::CommitRecord;
 use crate::format::record::{record_end, Kind};
 use crate::log::writer::Appended;
-use crate::meta::validate_id;
+use crate::meta::{validate_id, MAX_LABELS};
 
 /// A change a user asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,26 +50,6 @@ impl Change {
     }
 }
 
-fn add(list: &mut Vec<String>, v: &str) -> bool {
-    match list.binary_search_by(|x| x.as_str().cmp(v)) {
-        Ok(_) => false,
-        Err(i) => {
-            list.insert(i, v.to_string());
-            true
-        }
-    }
-}
-
-fn remove(list: &mut Vec<String>, v: &str) -> bool {
-    match list.binary_search_by(|x| x.as_str().cmp(v)) {
-        Ok(i) => {
-            list.remove(i);
-            true
-        }
-        Err(_) => false,
-    }
-}
-
 impl Store {
     /// Applies a change to a segment durably and returns its new `info`. A change that would
     /// not change anything (adding a category it has) succeeds without writing a record;
@@ -81,27 +61,26 @@ impl Store {
         {
             let _serial = self.inner.change_lock.lock();
             let mut state = self.inner.current_state(id)?;
-            let changed = match change {
-                Change::Categorize(s) => add(&mut state.categories, s),
-                Change::Uncategorize(s) => remove(&mut state.categories, s),
-                Change::Tag(s) => add(&mut state.tags, s),
-                Change::Untag(s) => remove(&mut state.tags, s),
-                Change::AddCase(s) => add(&mut state.cases, s),
-                Change::RemoveCase(s) => remove(&mut state.cases, s),
-                Change::Hold(s) => {
-                    // A hold names its case; the case goes on the segment too.
-                    let c = add(&mut state.cases, s);
-                    add(&mut state.holds, s) || c
-                }
-                Change::Release(s) => {
-                    if !remove(&mut state.holds, s) {
-                        return Err(Error::Invalid(format!(
-                            "segment {id} is not held for case {s:?}"
-                        )));
-                    }
-                    true
-                }
-            };
+            let before = state.list_lens();
+            let changed = state.apply(op, arg);
+            if op == Op::Release && !changed {
+                return Err(Error::Invalid(format!(
+                    "segment {id} is not held for case {arg:?}"
+                )));
+            }
+            // The ingest limit holds for changes too (a list already past it, from an older
+            // build, may shrink but not grow).
+            let grew_past_limit = state
+                .list_lens()
+                .iter()
+                .zip(before)
+                .any(|(&after, before)| after > before && after > MAX_LABELS);
+            if changed && grew_past_limit {
+                return Err(Error::Invalid(format!(
+                    "segment {id} already has {MAX_LABELS} {what} values, the limit; remove one \
+                     first"
+                )));
+            }
             let mut lsn = None;
             if changed {
                 let uploaded = state.flags & crate::format::change::FLAG_UPLOADED != 0;
@@ -209,10 +188,45 @@ impl Inner {
         freed: Vec<(u32, u64)>,
         actor: &str,
     ) -> Result<u64> {
-        let dir = self.pick_dir()?;
+        self.append_change_as(id, op, arg, state, freed, actor, false)
+    }
+
+    /// [`Inner::append_change`], or with `v1` a version-1 record (the full state, as builds
+    /// before delta records wrote), for tests that old records stay readable.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn append_change_as(
+        &self,
+        id: u64,
+        op: Op,
+        arg: &str,
+        state: SegmentState,
+        freed: Vec<(u32, u64)>,
+        actor: &str,
+        v1: bool,
+    ) -> Result<u64> {
+        // The segment's last change record, if the catalog has one: (lsn, volume, its dir).
+        let last = {
+            let cat = self.catalog.read();
+            cat.state(id).map(|s| {
+                let dir = cat.volumes.get(&s.volume).map(|v| v.dir);
+                (s.lsn, s.volume, dir)
+            })
+        };
+        // The data dir of that record, while it is healthy, so a delta can follow it.
+        let dir = match last.and_then(|l| l.2) {
+            Some(d)
+                if self
+                    .dirs
+                    .get(usize::from(d))
+                    .is_some_and(|x| x.failed.lock().is_none()) =>
+            {
+                d
+            }
+            _ => self.pick_dir()?,
+        };
         let day = Inner::day_of(self.now_us());
         let _gate = self.gate.read();
-        let rec = ChangeRecord {
+        let mut rec = ChangeRecord {
             segment_id: id,
             lsn: self.next_lsn.fetch_add(1, Ordering::SeqCst),
             time_us: self.now_us(),
@@ -220,18 +234,50 @@ impl Inner {
             op,
             arg: arg.to_string(),
             state,
+            base_lsn: None,
             freed,
         };
-        let payload = rec.encode();
-        let (w, pos) = loop {
+        let (w, pos, payload) = loop {
             let w = self.writer_for(dir, day)?;
+            // A label change costs only itself (a delta) when it lands in the volume that
+            // holds the segment's last change: then every record since the last full one
+            // lives in one volume, and restating the volume's segments before it is dropped
+            // keeps the log alone enough to rebuild every state.
+            rec.base_lsn = match last {
+                Some((lsn, volume, _)) if op.is_label() && volume == w.volume.id && !v1 => {
+                    Some(lsn)
+                }
+                _ => None,
+            };
+            let payload = if v1 {
+                rec.encode_v1()
+            } else {
+                rec.encode()
+                    .map_err(|e| Error::Invalid(format!("segment {id}: {e}")))?
+            };
             match w.append(Kind::Change, id, 0, &[&payload])? {
-                Appended::At(pos) => break (w, pos),
+                Appended::At(pos) => break (w, pos, payload),
                 Appended::Full => self.rotate(dir, day, &w)?,
             }
         };
         w.sync_to(record_end(pos, payload.len() as u32))?;
+        // In memory the full state is known: apply it as such (the same state a replay of
+        // the delta on its base gives, as the caller's `change_lock` keeps the base current).
+        rec.base_lsn = None;
         self.catalog.write().apply_change(&rec, w.volume.id);
         Ok(rec.lsn)
     }
+}
+
+/// Adds `tag` to segment `id` with a version-1 change record (the full state), as builds
+/// before delta records wrote: for tests that such records stay readable.
+#[doc(hidden)]
+pub fn append_v1_tag(store: &Store, id: u64, tag: &str) -> Result<()> {
+    let _serial = store.inner.change_lock.lock();
+    let mut state = store.inner.current_state(id)?;
+    state.apply(Op::AddTag, tag);
+    store
+        .inner
+        .append_change_as(id, Op::AddTag, tag, state, Vec::new(), "test", true)?;
+    Ok(())
 }

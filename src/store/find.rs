@@ -41,7 +41,7 @@ impl Store {
         let recorded = self.record_access("query", None, super::audit::query_details(q));
         let mut pending_error = recorded.err();
         let mut q = q.clone();
-        let page_size = q.limit.unwrap_or(1000);
+        let page_size = q.limit.unwrap_or(query::MAX_PAGE);
         q.limit = Some(page_size);
         let mut buf = std::vec::IntoIter::default();
         let mut done = false;

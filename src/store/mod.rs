@@ -21,7 +21,7 @@
 
 mod audit;
 mod background;
-mod change;
+pub(crate) mod change;
 mod check;
 pub(crate) mod compact;
 mod crosscheck;

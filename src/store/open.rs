@@ -388,6 +388,16 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
                 }
             }
         } else if let Some((vol, c)) = changes.pop() {
+            if cat.delta_without_base(&c) {
+                report.damage.push(format!(
+                    "volume {vol}: the change record (LSN {}) of segment {} applies to a \
+                     state (LSN {}) whose record is missing; the segment's labels may be \
+                     out of date",
+                    c.lsn,
+                    c.segment_id,
+                    c.base_lsn.unwrap_or(0)
+                ));
+            }
             if cat.apply_change(&c, vol) {
                 report.replayed_changes += 1;
             }
