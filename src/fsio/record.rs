@@ -209,6 +209,22 @@ impl Recorder {
     }
 }
 
+/// Runs `op` under the recorder's lock and, if it succeeded while a recording runs, records
+/// the event `event` makes of it (none for a file or path outside the recorded tree).
+fn after(
+    op: impl FnOnce() -> io::Result<()>,
+    event: impl FnOnce(&Recorder) -> Option<Event>,
+) -> io::Result<()> {
+    let mut guard = RECORDER.lock();
+    let r = op();
+    if let (Some(rec), Ok(())) = (guard.as_mut(), &r) {
+        if let Some(e) = event(rec) {
+            rec.rec.events.push(e);
+        }
+    }
+    r
+}
+
 /// Runs `op` (a write of `buf` at `offset`) and records the bytes it reports written.
 pub(crate) fn write_at(
     file: &File,
@@ -236,18 +252,13 @@ pub(crate) fn punch(
     len: u64,
     op: impl FnOnce() -> io::Result<()>,
 ) -> io::Result<()> {
-    let mut guard = RECORDER.lock();
-    let r = op();
-    if let (Some(rec), Ok(())) = (guard.as_mut(), &r) {
-        if let Some(id) = rec.id_of(file) {
-            rec.rec.events.push(Event::Punch {
-                file: id,
-                offset,
-                len,
-            });
-        }
-    }
-    r
+    after(op, |rec| {
+        Some(Event::Punch {
+            file: rec.id_of(file)?,
+            offset,
+            len,
+        })
+    })
 }
 
 pub(crate) fn set_len(
@@ -255,14 +266,12 @@ pub(crate) fn set_len(
     len: u64,
     op: impl FnOnce() -> io::Result<()>,
 ) -> io::Result<()> {
-    let mut guard = RECORDER.lock();
-    let r = op();
-    if let (Some(rec), Ok(())) = (guard.as_mut(), &r) {
-        if let Some(id) = rec.id_of(file) {
-            rec.rec.events.push(Event::SetLen { file: id, len });
-        }
-    }
-    r
+    after(op, |rec| {
+        Some(Event::SetLen {
+            file: rec.id_of(file)?,
+            len,
+        })
+    })
 }
 
 pub(crate) fn sync(
@@ -270,14 +279,12 @@ pub(crate) fn sync(
     site: &'static str,
     op: impl FnOnce() -> io::Result<()>,
 ) -> io::Result<()> {
-    let mut guard = RECORDER.lock();
-    let r = op();
-    if let (Some(rec), Ok(())) = (guard.as_mut(), &r) {
-        if let Some(id) = rec.id_of(file) {
-            rec.rec.events.push(Event::Sync { file: id, site });
-        }
-    }
-    r
+    after(op, |rec| {
+        Some(Event::Sync {
+            file: rec.id_of(file)?,
+            site,
+        })
+    })
 }
 
 pub(crate) fn sync_dir(
@@ -285,14 +292,12 @@ pub(crate) fn sync_dir(
     site: &'static str,
     op: impl FnOnce() -> io::Result<()>,
 ) -> io::Result<()> {
-    let mut guard = RECORDER.lock();
-    let r = op();
-    if let (Some(rec), Ok(())) = (guard.as_mut(), &r) {
-        if let Some(path) = rec.rel(dir) {
-            rec.rec.events.push(Event::SyncDir { path, site });
-        }
-    }
-    r
+    after(op, |rec| {
+        Some(Event::SyncDir {
+            path: rec.rel(dir)?,
+            site,
+        })
+    })
 }
 
 pub(crate) fn create(
@@ -330,38 +335,30 @@ pub(crate) fn rename(
     to: &Path,
     op: impl FnOnce() -> io::Result<()>,
 ) -> io::Result<()> {
-    let mut guard = RECORDER.lock();
     let ino = std::fs::symlink_metadata(from).ok().map(|m| m.ino());
-    op()?;
-    if let Some(rec) = guard.as_mut() {
-        if let (Some(from), Some(to)) = (rec.rel(from), rec.rel(to)) {
-            let file = ino.and_then(|i| rec.ids.get(&i).copied());
-            rec.rec.events.push(Event::Rename { from, to, file });
-        }
-    }
-    Ok(())
+    after(op, |rec| {
+        Some(Event::Rename {
+            from: rec.rel(from)?,
+            to: rec.rel(to)?,
+            file: ino.and_then(|i| rec.ids.get(&i).copied()),
+        })
+    })
 }
 
 pub(crate) fn unlink(path: &Path, op: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
-    let mut guard = RECORDER.lock();
-    op()?;
-    if let Some(rec) = guard.as_mut() {
-        if let Some(path) = rec.rel(path) {
-            rec.rec.events.push(Event::Unlink { path });
-        }
-    }
-    Ok(())
+    after(op, |rec| {
+        Some(Event::Unlink {
+            path: rec.rel(path)?,
+        })
+    })
 }
 
 pub(crate) fn mkdir(path: &Path, op: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
-    let mut guard = RECORDER.lock();
-    op()?;
-    if let Some(rec) = guard.as_mut() {
-        if let Some(path) = rec.rel(path) {
-            rec.rec.events.push(Event::Mkdir { path });
-        }
-    }
-    Ok(())
+    after(op, |rec| {
+        Some(Event::Mkdir {
+            path: rec.rel(path)?,
+        })
+    })
 }
 
 #[derive(Clone, Copy)]
