@@ -121,6 +121,7 @@ fn review_page_in_headless_chromium() {
         c.arg("--store").arg(&store).args(args);
         run(&mut c)
     };
+    footage(&["init"]);
     // Three clips: two pass 51.5080,-0.1247 (at +3 s and +1 s), one is in Brixton.
     let base = 1_763_960_400; // 2025-11-24T05:00:00Z
     let plan = [
