@@ -33,6 +33,7 @@ pub const EXIT_USAGE: i32 = 2;
 const EXAMPLES: &str = "\
 Examples:
   footage demo                                   build and tour a demo store
+  footage --store /srv/footage init --group footage   a new store (files 0640, dirs 0750)
   footage init --encrypt --new-key-file /etc/footage.key   an encrypted store (AES-256-GCM)
   footage --key-file /etc/footage.key stats      open an encrypted store (or FOOTAGE_KEY=<hex>)
   footage ingest clip.mp4 --officer MET-004217 --device AX-B3-00123 \\
@@ -76,7 +77,7 @@ Exit codes: 0 success, 1 failure (or corruption found by verify), 2 bad argument
     allow_negative_numbers = true
 )]
 pub struct Cli {
-    /// Store directory (created on first use)
+    /// Store directory (made by `footage init`; other commands refuse a directory without a store)
     #[arg(
         long,
         global = true,
