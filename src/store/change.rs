@@ -177,7 +177,8 @@ impl Inner {
         })
     }
 
-    /// Appends a change record, makes it durable, then applies it to the catalog. The caller
+    /// Appends a change record, makes it durable, then applies it to the catalog; returns the
+    /// record's log sequence number (audit entries carry it, see crosscheck.rs). The caller
     /// holds `change_lock`.
     pub(crate) fn append_change(
         &self,
