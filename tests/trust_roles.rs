@@ -11,6 +11,8 @@
 //!   never overwrites the newer head in the cloud, and `footage serve` publishes the head on a
 //!   schedule.
 
+mod common;
+
 use std::io::BufRead;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -540,19 +542,6 @@ fn cloud_head(cloud: &Path) -> Option<Value> {
     serde_json::from_slice(&std::fs::read(p).ok()?).ok()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
-}
-
 /// Issue 10, item 15: an older copy of `audit/` put back (dropping an `export` entry) is found
 /// by `audit --verify --cloud`, and cannot be published over the newer head.
 #[test]
@@ -564,7 +553,7 @@ fn item15_a_rolled_back_audit_log_is_found_by_verify_cloud() {
     let first = footage(&store, &["audit", "--publish"]);
     first.ok();
     let old_audit = dir.path().join("audit-copy");
-    copy_dir(&store.join("audit"), &old_audit);
+    common::copy_dir(&store.join("audit"), &old_audit);
     // The entries a rollback would hide: an export.
     let out = dir.path().join("case");
     footage(
@@ -587,7 +576,7 @@ fn item15_a_rolled_back_audit_log_is_found_by_verify_cloud() {
 
     // The older copy is put back: the local chain verifies on its own...
     std::fs::remove_dir_all(store.join("audit")).unwrap();
-    copy_dir(&old_audit, &store.join("audit"));
+    common::copy_dir(&old_audit, &store.join("audit"));
     footage(&store, &["audit", "--verify"]).ok();
     // ... but not against the cloud, which names the rollback.
     let v = footage(&store, &["audit", "--verify", "--cloud"]);
