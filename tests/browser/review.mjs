@@ -198,6 +198,28 @@ try {
     const after = await page.$eval("#search input[name=near]", (i) => i.value);
     check(after !== before && /^-?\d+\.\d+,-?\d+\.\d+$/.test(after), `map click sets near: ${before} -> ${after}`);
     check(await page.$$eval("#map .query-circle", (t) => t.length) === 1, "one query circle after the click");
+    // Dragging the edge handle resizes the circle.
+    const edge = await page.$eval("#map .query-handle.edge", (h) => { const r = h.getBoundingClientRect(); return { x: r.x + r.width / 2, y: r.y + r.height / 2 }; });
+    await page.mouse.move(edge.x, edge.y);
+    await page.mouse.down();
+    await page.mouse.move(edge.x + 60, edge.y, { steps: 6 });
+    await page.mouse.up();
+    const radius = await page.$eval("#search input[name=radius]", (i) => Number(i.value));
+    check(radius > expect.radius, `dragging the edge handle grows the radius: ${radius}`);
+    // Shift-drag draws a box, which replaces the circle.
+    await page.keyboard.down("Shift");
+    await page.mouse.move(box.x + box.w * 0.6, box.y + box.h * 0.3);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.w * 0.8, box.y + box.h * 0.5, { steps: 6 });
+    await page.mouse.up();
+    await page.keyboard.up("Shift");
+    const bbox = await page.$eval("#search input[name=bbox]", (i) => i.value);
+    const nearAfter = await page.$eval("#search input[name=near]", (i) => i.value);
+    const b = bbox.split(",").map(Number);
+    check(b.length === 4 && b.every(Number.isFinite) && b[0] < b[2] && b[1] < b[3], `shift-drag sets the box: ${bbox}`);
+    check(nearAfter === "", "the box replaces the circle");
+    check(await page.$$eval("#map .query-box", (t) => t.length) === 1, "one query box");
+    check(await page.$$eval("#map .query-circle", (t) => t.length) === 0, "no circle with a box");
 
     // Read-write token: the change buttons work.
     const disabled = await page.$eval("#actions button", (b) => b.disabled);
@@ -207,6 +229,13 @@ try {
     await page.waitForFunction(() => document.querySelector("#details tr[data-field=tags] td").textContent.includes("reviewed"));
 
     await page.screenshot({ path: shot, fullPage: true });
+    // A search over the drawn box goes out as bbox and answers.
+    const searchedBefore = await page.evaluate(() => document.body.dataset.searched);
+    await page.click("#search-button");
+    await page.waitForFunction((t) => document.body.dataset.searched !== t, searchedBefore);
+    const boxStatus = await page.$eval("#status", (e) => ({ text: e.textContent, cls: e.className }));
+    check(boxStatus.cls !== "error" && /segment/.test(boxStatus.text), `box search: ${boxStatus.text}`);
+    check(await page.$$eval("#map .query-box", (t) => t.length) === 1, "the box stays drawn");
     check(external.length === 0, "no request left the server: " + external.join(", "));
     check(errors.length === 0, "no page errors: " + errors.join(" | "));
     console.log(JSON.stringify({ ok: true, mode: "grid", latest: latestIds, rows: ids, tracks, hits, start_s: t0, played_to_s: t1, paused, screenshot: shot }));

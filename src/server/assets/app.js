@@ -307,7 +307,8 @@ const DegreeGrid = L.GridLayer.extend({
 });
 
 const view = { map: null, base: null, grid: null, tiles: null, control: null,
-               query: null, tracks: null, hits: null, handles: null, drawingBox: null };
+               query: null, tracks: null, hits: null, handles: null, drawingBox: null,
+               boxJustDrawn: false };
 
 function initMap() {
   const map = L.map("map", { boxZoom: false, maxZoom: 22, zoomSnap: 0.5 });
@@ -321,6 +322,8 @@ function initMap() {
   view.hits = L.layerGroup().addTo(map);
   view.handles = L.layerGroup().addTo(map);
   map.on("click", (ev) => {
+    // The click that ends a shift-drag is not a point.
+    if (view.boxJustDrawn) { view.boxJustDrawn = false; return; }
     const f = $("#search").elements;
     f.near.value = `${ev.latlng.lat.toFixed(5)},${ev.latlng.lng.toFixed(5)}`;
     if (!f.radius.value) f.radius.value = "150";
@@ -329,6 +332,7 @@ function initMap() {
   });
   // Shift-drag draws a box (Leaflet's own box zoom is off).
   map.on("mousedown", (ev) => {
+    view.boxJustDrawn = false;
     if (!ev.originalEvent.shiftKey) return;
     map.dragging.disable();
     const a = ev.latlng;
@@ -341,6 +345,7 @@ function initMap() {
       map.dragging.enable();
       const b = L.latLngBounds(a, e.latlng);
       view.drawingBox = null;
+      view.boxJustDrawn = true;
       const f = $("#search").elements;
       f.bbox.value = [b.getSouth(), b.getWest(), b.getNorth(), b.getEast()].map((v) => v.toFixed(5)).join(",");
       f.near.value = "";
