@@ -59,8 +59,8 @@ pub use audit::{AuditEntry, AuditHead, AuditReport, BrokenLink, Durability};
 pub use catalog::checkpoint::{
     decode_body as decode_checkpoint_body, decode_file as decode_checkpoint_file,
 };
-pub use config::{Config, StoreOptions, CONFIG_FILE};
 pub use config::MapConfig;
+pub use config::{Config, StoreOptions, CONFIG_FILE};
 pub use crypt::Key;
 pub use error::{Error, Result};
 pub use index::geo::{haversine_m, Area};

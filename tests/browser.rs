@@ -234,7 +234,9 @@ fn review_page_in_headless_chromium() {
     // Second run: footage.toml names the station's tile server.
     let cfg = store.join("footage.toml");
     let mut text = std::fs::read_to_string(&cfg).unwrap();
-    text += &format!("\n[map]\ntiles = \"{TILES}\"\nattribution = \"Station <b>map</b>\"\nmax_zoom = 18\n");
+    text += &format!(
+        "\n[map]\ntiles = \"{TILES}\"\nattribution = \"Station <b>map</b>\"\nmax_zoom = 18\n"
+    );
     std::fs::write(&cfg, text).unwrap();
     let (serve, url) = start_serve(&store);
     let shot2 = out_dir.join("review-tiles.png");
@@ -287,7 +289,14 @@ impl Drop for KillOnDrop {
 }
 
 /// Runs review.mjs against `url`; fails the test with its output unless it succeeds.
-fn run_review(browser_dir: &Path, chromium: &Path, url: &str, token: &str, expect: &Value, shot: &Path) {
+fn run_review(
+    browser_dir: &Path,
+    chromium: &Path,
+    url: &str,
+    token: &str,
+    expect: &Value,
+    shot: &Path,
+) {
     let child = Command::new("node")
         .arg(browser_dir.join("review.mjs"))
         .env("FOOTAGE_URL", url)

@@ -50,13 +50,18 @@ impl MapConfig {
             return Err(format!("map.tiles is longer than {MAX_TEMPLATE} bytes"));
         }
         // URL characters only: no quote, space, ';' or ',' can reach the CSP header or the page.
-        if let Some(c) = t.chars().find(|c| {
-            !(c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&()*+=%{}".contains(*c))
-        }) {
-            return Err(format!("map.tiles {t:?} has the character {c:?}, which a tile URL template may not hold"));
+        if let Some(c) = t
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&()*+=%{}".contains(*c)))
+        {
+            return Err(format!(
+                "map.tiles {t:?} has the character {c:?}, which a tile URL template may not hold"
+            ));
         }
         if !(t.starts_with("https://") || t.starts_with("http://")) {
-            return Err(format!("map.tiles {t:?} must start with https:// or http://"));
+            return Err(format!(
+                "map.tiles {t:?} must start with https:// or http://"
+            ));
         }
         for part in ["{z}", "{x}"] {
             if !t.contains(part) {
@@ -141,7 +146,9 @@ mod tests {
         assert_eq!(m.origin().as_deref(), Ok("http://10.1.2.3:8080"));
         // The scheme's own port is left out, as browsers compare origins.
         assert_eq!(
-            map("https://t.example:443/{z}/{x}/{y}.png").origin().as_deref(),
+            map("https://t.example:443/{z}/{x}/{y}.png")
+                .origin()
+                .as_deref(),
             Ok("https://t.example")
         );
     }

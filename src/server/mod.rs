@@ -245,7 +245,12 @@ pub struct App {
 pub fn router(app: Arc<App>, log_requests: bool) -> Router {
     use tower_http::set_header::SetResponseHeaderLayer;
     // Images may also come from the station's tile server, if footage.toml names one.
-    let tile_origin = app.store.config().map.as_ref().and_then(|m| m.origin().ok());
+    let tile_origin = app
+        .store
+        .config()
+        .map
+        .as_ref()
+        .and_then(|m| m.origin().ok());
     let csp = page::content_security_policy(tile_origin.as_deref());
     let csp = HeaderValue::from_str(&csp)
         .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"));

@@ -140,7 +140,10 @@ mod tests {
             );
         }
         let html = std::str::from_utf8(ASSETS[0].body).unwrap();
-        for a in ASSETS.iter().filter(|a| a.content_type != PNG && a.content_type != TEXT) {
+        for a in ASSETS
+            .iter()
+            .filter(|a| a.content_type != PNG && a.content_type != TEXT)
+        {
             if a.path != "/" && a.path != "/index.html" {
                 assert!(html.contains(a.path), "index.html does not load {}", a.path);
             }
@@ -205,12 +208,19 @@ mod tests {
             assert_eq!(status, 200, "{}", a.path);
             assert_eq!(ct, a.content_type, "{}", a.path);
             assert_eq!(body, a.body, "{}", a.path);
-            let want = if a.versioned { CACHE_VERSIONED } else { CACHE_PAGE };
+            let want = if a.versioned {
+                CACHE_VERSIONED
+            } else {
+                CACHE_PAGE
+            };
             assert_eq!(cc, want, "{}", a.path);
             assert_eq!(csp, content_security_policy(None), "{}", a.path);
         }
         // No other version of the library is served.
-        assert_eq!(fetch(&server.url(), "/vendor/leaflet-1.9.3/leaflet.js").0, 404);
+        assert_eq!(
+            fetch(&server.url(), "/vendor/leaflet-1.9.3/leaflet.js").0,
+            404
+        );
     }
 
     #[test]
@@ -232,5 +242,22 @@ mod tests {
             content_security_policy(Some("https://tiles.station.local:8443"))
         );
         assert!(csp.contains("img-src 'self' data: https://tiles.station.local:8443;"));
+        drop(server);
+
+        // A template that would widen the CSP beyond one origin refuses the open, naming the
+        // file.
+        let text = std::fs::read_to_string(&cfg).unwrap().replace(
+            "/osm/{z}/{x}/{y}.png\"",
+            "/osm/{z}/{x}/{y}.png; script-src *\"",
+        );
+        std::fs::write(&cfg, text).unwrap();
+        match crate::Store::open(dir.path()) {
+            Err(crate::Error::Config { path, what }) => {
+                assert_eq!(path, cfg);
+                assert!(what.contains("map.tiles"), "{what}");
+            }
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("a bad [map] was accepted"),
+        }
     }
 }

@@ -126,7 +126,13 @@ mod tests {
     fn latest_params() {
         assert_eq!(latest_limit("").unwrap(), DEFAULT_LATEST);
         assert_eq!(latest_limit("limit=5").unwrap(), 5);
-        for bad in ["limit=0", "limit=x", "limit=1000000", "limit=1&limit=2", "officer=A"] {
+        for bad in [
+            "limit=0",
+            "limit=x",
+            "limit=1000000",
+            "limit=1&limit=2",
+            "officer=A",
+        ] {
             assert!(latest_limit(bad).is_err(), "{bad}");
         }
     }
@@ -136,7 +142,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::testing::open_or_create_default(dir.path()).unwrap();
         // Ingested out of time order: ids do not follow start times.
-        let starts = [3_000_000_000i64, 1_000_000_000, 5_000_000_000, 2_000_000_000];
+        let starts = [
+            3_000_000_000i64,
+            1_000_000_000,
+            5_000_000_000,
+            2_000_000_000,
+        ];
         for (i, start_us) in starts.iter().enumerate() {
             let meta = crate::SegmentMeta {
                 officer: format!("MET-{i}"),
@@ -170,7 +181,10 @@ mod tests {
             .build()
             .into();
         let get = |path: &str| {
-            let r = agent.get(&format!("{}{path}", server.url())).call().unwrap();
+            let r = agent
+                .get(&format!("{}{path}", server.url()))
+                .call()
+                .unwrap();
             let status = r.status().as_u16();
             let body: serde_json::Value =
                 serde_json::from_slice(&r.into_body().read_to_vec().unwrap()).unwrap();
