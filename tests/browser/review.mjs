@@ -26,17 +26,26 @@ function check(cond, what) {
 // A 1×1 PNG, the tile server's answer.
 const PNG = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==", "base64");
 
-const UPLOADS_FIXTURE = [{
+// Shapes as the uploads (tus) and service parts of the station service answer them.
+const UPLOADS_FIXTURE = { uploads: [{
   id: "9f0c2d", officer: "<img src=x onerror=window.__xss=2>", device: "AX-B3-00123",
   length: 1000000, offset: 250000, created: "2026-12-02T08:00:00Z", updated: "2026-12-02T08:01:00Z",
-  caller: "dock-7",
-}];
+  expires: "2026-12-09T08:00:00Z", caller: "dock-7", completed: null,
+}, {
+  id: "77aa01", officer: "MET-000101", device: "AX-1", length: 500, offset: 500,
+  created: "2026-12-02T07:00:00Z", updated: "2026-12-02T07:01:00Z", caller: "dock-7",
+  completed: { id: 1, sha256: "00", duplicate: false },
+}] };
 const SERVICE_FIXTURE = {
-  jobs: [
-    { name: "retention", enabled: true, last_run: "2026-12-02T08:00:00Z", last_outcome: "ok", next_run: "2026-12-02T08:15:00Z" },
-    { name: "scrub", enabled: true, progress: 0.42, last_error: "disk <b>slow</b>" },
-  ],
-  data_dirs: [{ path: "data", free_bytes: 123456789 }],
+  started: "2026-12-02T07:00:00Z",
+  drain_timeout_s: 30,
+  jobs: {
+    retention: { enabled: true, every_s: 900, running: false, runs: 3, errors: 0, last_start: "2026-12-02T08:00:00Z",
+                 last_outcome: { uploaded: 2, deleted: 0 }, last_error: null, next_run: "2026-12-02T08:15:00Z" },
+    disk: { enabled: true, every_s: 60, running: false, runs: 10, errors: 1, last_error: "disk <b>slow</b>", next_run: "2026-12-02T08:02:00Z" },
+  },
+  scrub: { enabled: true, bytes_per_sec: 52428800, status: { progress: 0.42, findings: 0 } },
+  disks: [{ path: "data", available: true, free_bytes: 123456789, total_bytes: 1000000000, used_ratio: 0.88, high_watermark: 0.9, over_watermark: false }],
 };
 
 const profile = mkdtempSync(join(tmpdir(), "footage-chromium-"));
@@ -135,11 +144,13 @@ try {
     // Uploads in progress (fixture): a progress bar, markup as text.
     await page.waitForFunction(() => !document.querySelector("#uploads-panel").hidden
         && document.querySelectorAll("#uploads li").length === 1);
+    const upStatus = await page.$eval("#uploads-status", (e) => e.textContent);
+    check(upStatus.includes("1 in progress") && upStatus.includes("1 completed"), `uploads status: ${upStatus}`);
     const up = await page.$eval("#uploads li", (li) => ({
       title: li.querySelector(".upload-title").textContent,
       value: li.querySelector("progress").value, max: li.querySelector("progress").max,
       text: li.textContent, imgs: li.querySelectorAll("img").length }));
-    check(up.title.includes(UPLOADS_FIXTURE[0].officer), `upload officer as text: ${up.title}`);
+    check(up.title.includes(UPLOADS_FIXTURE.uploads[0].officer), `upload officer as text: ${up.title}`);
     check(up.imgs === 0, "no element made from upload metadata");
     check(up.value === 250000 && up.max === 1000000, `progress ${up.value}/${up.max}`);
     check(up.text.includes("25%") && up.text.includes("dock-7"), `upload line: ${up.text}`);
@@ -150,8 +161,8 @@ try {
                                                       bold: s.querySelectorAll("b").length }));
     check(svc.text.includes("retention") && svc.text.includes("next run"), `service jobs: ${svc.text}`);
     check(svc.text.includes("disk <b>slow</b>") && svc.bold === 0, "service error shown as text");
-    check(svc.bars === 1, "scrub progress as a bar");
-    check(svc.text.includes("117.7 MiB"), `free space in units: ${svc.text}`);
+    check(svc.bars === 2, `scrub progress and disk use as bars: ${svc.bars}`);
+    check(svc.text.includes("117.7 MiB") && svc.text.includes("50.0 MiB/s"), `bytes in units: ${svc.text}`);
     const xss = await page.evaluate(() => window.__xss);
     check(xss === undefined, "no script ran from footage or upload metadata");
 

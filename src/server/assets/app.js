@@ -627,8 +627,13 @@ function renderUploads(body) {
   const list = Array.isArray(body) ? body
     : body && Array.isArray(body.uploads) ? body.uploads
     : body && Array.isArray(body.sessions) ? body.sessions : [];
+  // Completed sessions stay listed for a while (a dock may ask HEAD for its segment): they are
+  // not in progress.
+  const sessions = list.filter((s) => s && typeof s === "object");
+  const open = sessions.filter((s) => !s.completed);
+  const done = sessions.length - open.length;
   const ul = $("#uploads");
-  ul.replaceChildren(...list.filter((s) => s && typeof s === "object").map((s) => {
+  ul.replaceChildren(...open.map((s) => {
     const id = pick(s, "id", "upload_id");
     const officer = pick(s, "officer", "metadata.officer", "meta.officer");
     const device = pick(s, "device", "metadata.device", "meta.device");
@@ -649,7 +654,8 @@ function renderUploads(body) {
       el("div", { class: "upload-title" }, title), bar,
       el("div", { class: "muted small" }, line + (extra ? "; " + extra : "")));
   }));
-  $("#uploads-status").textContent = list.length ? `${list.length} in progress` : "none in progress";
+  $("#uploads-status").textContent = (open.length ? `${open.length} in progress` : "none in progress")
+    + (done ? `; ${done} completed recently` : "");
   $("#uploads-panel").hidden = false;
 }
 
@@ -688,12 +694,14 @@ function renderValue(key, v, depth) {
     return dl;
   }
   const k = String(key || "").toLowerCase();
-  if (typeof v === "number" && /progress|fraction/.test(k) && v >= 0 && v <= 1) {
+  if (typeof v === "number" && /progress|fraction|ratio/.test(k) && v >= 0 && v <= 1) {
     const bar = el("progress", { max: 1, value: v });
     bar.setAttribute("aria-label", label(key));
     return el("span", {}, bar, ` ${Math.round(v * 100)}%`);
   }
+  if (typeof v === "number" && /per_sec$/.test(k) && /bytes/.test(k)) return el("span", { title: String(v) }, fmtBytes(v) + "/s");
   if (typeof v === "number" && /bytes|free|space/.test(k)) return el("span", { title: String(v) }, fmtBytes(v));
+  if (typeof v === "number" && /watermark/.test(k) && v >= 0 && v <= 1) return el("span", {}, `${Math.round(v * 100)}%`);
   return el("span", { class: /error|fail/.test(k) && v ? "error" : "" }, String(v));
 }
 
