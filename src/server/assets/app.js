@@ -294,13 +294,17 @@ const DegreeGrid = L.GridLayer.extend({
       const lon = k * step;
       const x = Math.round(px(nw.lat, lon).x) + 0.5;
       ctx.beginPath(); ctx.moveTo(x, 0); ctx.lineTo(x, size.y); ctx.stroke();
-      ctx.fillText(lon.toFixed(digits), x + 2, size.y - 3);
+      // Labels stay inside their tile (a neighbour tile would cut them): left of the line
+      // when there is no room to its right.
+      const text = lon.toFixed(digits);
+      const w = ctx.measureText(text).width;
+      ctx.fillText(text, x + 2 + w <= size.x ? x + 2 : x - 2 - w, size.y - 3);
     }
     for (let k = Math.ceil(se.lat / step); k * step <= nw.lat; k++) {
       const lat = k * step;
       const y = Math.round(px(lat, nw.lng).y) + 0.5;
       ctx.beginPath(); ctx.moveTo(0, y); ctx.lineTo(size.x, y); ctx.stroke();
-      ctx.fillText(lat.toFixed(digits), 2, y - 2);
+      ctx.fillText(lat.toFixed(digits), 2, y >= 12 ? y - 2 : y + 11);
     }
     return tile;
   },
