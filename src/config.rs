@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+mod map;
+pub use map::MapConfig;
+
 pub const CONFIG_FILE: &str = "footage.toml";
 pub const CONFIG_VERSION: u32 = 1;
 /// `format_version` of an encrypted store (chunk payloads sealed, docs/FORMAT.md §20).
@@ -60,6 +63,10 @@ pub struct Config {
     /// any time); absent (or `"real"`) for an ordinary store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock: Option<String>,
+    /// The station's tile server for the review page's map (`[map]`); absent: the page draws
+    /// a degree grid and requests nothing outside the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map: Option<MapConfig>,
 }
 
 /// Settings for a new store; ignored when the store already exists.
@@ -146,6 +153,7 @@ impl Config {
             checkpoint_every: opts.checkpoint_every,
             group: opts.group.clone(),
             clock: opts.simulated_clock.then(|| CLOCK_SIMULATED.to_string()),
+            map: None,
         })
     }
 
@@ -250,6 +258,9 @@ impl Config {
                     "group {g:?} is not a group name (letters, digits, '_', '-', '.'; at most 32)"
                 )));
             }
+        }
+        if let Some(m) = &self.map {
+            m.validate().map_err(bad)?;
         }
         if self.checkpoint_every == 0 {
             return Err(bad("checkpoint_every must be at least 1".into()));

@@ -59,6 +59,7 @@ pub use audit::{AuditEntry, AuditHead, AuditReport, BrokenLink, Durability};
 pub use catalog::checkpoint::{
     decode_body as decode_checkpoint_body, decode_file as decode_checkpoint_file,
 };
+pub use config::MapConfig;
 pub use config::{Config, StoreOptions, CONFIG_FILE};
 pub use crypt::Key;
 pub use error::{Error, Result};

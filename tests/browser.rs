@@ -1,7 +1,10 @@
 //! The review page in a real browser: builds a small store of ffmpeg MP4 clips with GPS tracks
 //! near 51.508,-0.1247, runs `footage serve` with a token, and drives headless Chromium with
-//! tests/browser/review.mjs (playwright-core): near query, result rows, map, video playback
-//! from the first hit, a change, and a screenshot under target/browser/.
+//! tests/browser/review.mjs (playwright-core): the opening view (latest footage and its tracks
+//! on the Leaflet map over the degree grid), the uploads and service panels (fixtures), text
+//! from docks shown as text, near query, result rows, map, video playback from the first hit,
+//! a change, and a screenshot under target/browser/; then again with a station tile server in
+//! footage.toml (`[map]`), whose tile requests the browser must make (and no other).
 //!
 //! Needs ffmpeg, node, Chromium (/usr/bin/chromium or $CHROMIUM) and
 //! tests/browser/node_modules (scripts/test.sh installs them all). Without them the test
@@ -88,6 +91,13 @@ fn track(path: &Path, start: i64, lat0: f64, lon: f64, dlat: f64, n: i64) {
     std::fs::write(path, s).unwrap();
 }
 
+/// An officer id that is also markup: the page must show it as text.
+const HOSTILE_OFFICER: &str = "<img/src=x/onerror=window.__xss=1>";
+
+/// A tile server for the second run: nothing listens there; the browser's requests are
+/// answered by review.mjs (page.route).
+const TILES: &str = "http://tiles.station.test:8099/{z}/{x}/{y}.png";
+
 struct Serve(std::process::Child);
 
 impl Drop for Serve {
@@ -152,6 +162,17 @@ fn review_page_in_headless_chromium() {
             0.0003,
             150,
         ),
+        // The newest, in Croydon; its officer id (printable ASCII, so accepted) is markup
+        // that must be shown as text.
+        (
+            HOSTILE_OFFICER,
+            "AX-4",
+            base + 1800,
+            51.3762,
+            -0.0982,
+            0.0003,
+            210,
+        ),
     ];
     for (i, (officer, device, start, lat0, lon, dlat, hue)) in plan.iter().enumerate() {
         let mp4 = dir.path().join(format!("clip{i}.mp4"));
@@ -176,9 +197,69 @@ fn review_page_in_headless_chromium() {
     let token: Value = serde_json::from_str(&footage(&["token", "add", "sgt.jones"])).unwrap();
     let token = token["token"].as_str().unwrap().to_string();
 
+    let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("browser");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let shot = out_dir.join("review.png");
+    let _ = std::fs::remove_file(&shot);
+    let expect = serde_json::json!({
+        "mode": "grid",
+        "near": "51.5080,-0.1247",
+        "radius": 20,
+        "ids": ["1", "2"],
+        "officers": ["MET-000101", "MET-000202"],
+        "latest_ids": ["4", "3", "2", "1"],
+        "hostile_officer": HOSTILE_OFFICER,
+        "first_hit_s": 3.0,
+        "sha256": info1["sha256"],
+    });
+    let (serve, url) = start_serve(&store);
+    run_review(&browser_dir, &chromium, &url, &token, &expect, &shot);
+    assert!(shot.exists(), "no screenshot at {}", shot.display());
+    drop(serve);
+    // The change made in the browser is durable and recorded as the token's name.
+    let info: Value = serde_json::from_str(&footage(&["info", "1"])).unwrap();
+    assert_eq!(info["tags"], serde_json::json!(["reviewed"]));
+    // The page opened on the latest footage through the audited path.
+    let audit = footage(&["audit"]);
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\"latest\"") && l.contains("sgt.jones")),
+        "no audited latest query by sgt.jones in:\n{audit}"
+    );
+
+    // Second run: footage.toml names the station's tile server.
+    let cfg = store.join("footage.toml");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text += &format!(
+        "\n[map]\ntiles = \"{TILES}\"\nattribution = \"Station <b>map</b>\"\nmax_zoom = 18\n"
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let (serve, url) = start_serve(&store);
+    let shot2 = out_dir.join("review-tiles.png");
+    let expect = serde_json::json!({
+        "mode": "tiles",
+        "tiles": TILES,
+        "attribution": "Station <b>map</b>",
+        "latest_ids": ["4", "3", "2", "1"],
+    });
+    run_review(&browser_dir, &chromium, &url, &token, &expect, &shot2);
+    drop(serve);
+    eprintln!(
+        "browser test: {:.1} s, screenshot {}",
+        t.elapsed().as_secs_f64(),
+        shot.display()
+    );
+}
+
+/// Starts `footage serve` on a free loopback port; returns it and its URL.
+fn start_serve(store: &Path) -> (Serve, String) {
     let mut child = Command::new(BIN)
         .arg("--store")
-        .arg(&store)
+        .arg(store)
         .args(["serve", "--addr", "127.0.0.1:0", "--quiet"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -194,57 +275,59 @@ fn review_page_in_headless_chromium() {
         .as_str()
         .unwrap()
         .to_string();
+    (serve, url)
+}
 
-    let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap()
-        .join("browser");
-    std::fs::create_dir_all(&out_dir).unwrap();
-    let shot = out_dir.join("review.png");
-    let _ = std::fs::remove_file(&shot);
-    let expect = serde_json::json!({
-        "near": "51.5080,-0.1247",
-        "radius": 20,
-        "ids": ["1", "2"],
-        "officers": ["MET-000101", "MET-000202"],
-        "first_hit_s": 3.0,
-        "sha256": info1["sha256"],
-    });
-    let mut node = Command::new("node")
+/// Child processes killed when dropped (a failed assertion must not leave a browser behind).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs review.mjs against `url`; fails the test with its output unless it succeeds.
+fn run_review(
+    browser_dir: &Path,
+    chromium: &Path,
+    url: &str,
+    token: &str,
+    expect: &Value,
+    shot: &Path,
+) {
+    let child = Command::new("node")
         .arg(browser_dir.join("review.mjs"))
-        .env("FOOTAGE_URL", &url)
-        .env("FOOTAGE_TOKEN", &token)
+        .env("FOOTAGE_URL", url)
+        .env("FOOTAGE_TOKEN", token)
         .env("FOOTAGE_EXPECT", expect.to_string())
-        .env("FOOTAGE_SHOT", &shot)
-        .env("CHROMIUM", &chromium)
+        .env("FOOTAGE_SHOT", shot)
+        .env("CHROMIUM", chromium)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut node = KillOnDrop(child);
+    let deadline = Instant::now() + Duration::from_secs(120);
     let status = loop {
-        if let Some(s) = node.try_wait().unwrap() {
+        if let Some(s) = node.0.try_wait().unwrap() {
             break s;
         }
         if Instant::now() > deadline {
-            let _ = node.kill();
-            panic!("review.mjs did not finish in 90 s");
+            panic!("review.mjs did not finish in 120 s");
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let out = node.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    use std::io::Read;
+    if let Some(mut o) = node.0.stdout.take() {
+        let _ = o.read_to_string(&mut stdout);
+    }
+    if let Some(mut e) = node.0.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
     assert!(status.success(), "review.mjs failed:\n{stdout}\n{stderr}");
     eprintln!("{stdout}");
-    assert!(shot.exists(), "no screenshot at {}", shot.display());
-    drop(serve);
-    // The change made in the browser is durable and recorded as the token's name.
-    let info: Value = serde_json::from_str(&footage(&["info", "1"])).unwrap();
-    assert_eq!(info["tags"], serde_json::json!(["reviewed"]));
-    eprintln!(
-        "browser test: {:.1} s, screenshot {}",
-        t.elapsed().as_secs_f64(),
-        shot.display()
-    );
 }

@@ -4,7 +4,8 @@
 //! ```text
 //!  TCP accept (max_connections, max_connections_per_client) ─ hyper http1 (header timeout) ─ idle watchdog per connection
 //!        └─ axum Router ─ security headers ─ auth::check (token / ticket / loopback rules)
-//!              ├─ page.rs    GET /, /app.js, /style.css         (bundled with include_str!)
+//!              ├─ page.rs    GET /, /app.js, /style.css, /vendor/leaflet-*/  (bundled in the binary)
+//!              ├─ station.rs GET /api/latest, /api/config        (the page's opening view, map)
 //!              ├─ api.rs     search, info, track, stats, whoami, changes  ─┐
 //!              └─ video.rs   GET/HEAD video (Range, ETag, 304, 416)      ─┴─ Store (blocking pool)
 //! ```
@@ -34,6 +35,7 @@ pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod page;
+pub mod station;
 pub mod token_audit;
 pub mod tokens;
 pub mod video;
@@ -242,12 +244,20 @@ pub struct App {
 /// The router: every endpoint, the auth check and the security headers.
 pub fn router(app: Arc<App>, log_requests: bool) -> Router {
     use tower_http::set_header::SetResponseHeaderLayer;
-    let csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-               media-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
-               form-action 'self'";
+    // Images may also come from the station's tile server, if footage.toml names one.
+    let tile_origin = app
+        .store
+        .config()
+        .map
+        .as_ref()
+        .and_then(|m| m.origin().ok());
+    let csp = page::content_security_policy(tile_origin.as_deref());
+    let csp = HeaderValue::from_str(&csp)
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"));
     let r = Router::new()
         .merge(page::routes())
         .merge(api::routes())
+        .merge(station::routes())
         .merge(video::routes())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {
@@ -275,7 +285,7 @@ pub fn router(app: Arc<App>, log_requests: bool) -> Router {
         ))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(csp),
+            csp,
         ))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {

@@ -28,6 +28,7 @@ mod crosscheck;
 mod export;
 mod find;
 mod ingest;
+mod latest;
 mod lost;
 mod open;
 mod read;

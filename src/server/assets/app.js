@@ -1,5 +1,11 @@
-// footage review page. Plain JavaScript, no libraries, no external resources: the map is an
-// SVG drawn from the GPS tracks with a lat/lon grid (no online tiles).
+// footage review page. Plain JavaScript and the bundled Leaflet (served by the binary under
+// /vendor/leaflet-1.9.4/): no other library, no request outside the server except map tiles
+// from the station's own tile server when footage.toml names one ([map] tiles); without it the
+// map is a degree grid drawn in the browser.
+//
+// Rule: text that comes from the store or from docks (officer and device ids, labels, upload
+// metadata, service messages) is put on the page as text nodes only (el(), textContent),
+// never through innerHTML or Leaflet's HTML strings (tooltips get DOM nodes).
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
@@ -7,17 +13,26 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 const PALETTE = ["#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b",
                  "#e377c2", "#7f7f7f", "#bcbd22", "#393b79", "#637939", "#843c39"];
 const M_PER_DEG = 111195;
+// The page opens on this many of the newest segments.
+const LATEST_COUNT = 20;
+// Panels poll while the tab is visible. The service state comes from /api/stats, which is
+// audited (one entry per call), so it is polled less often than the uploads.
+const POLL_UPLOADS_MS = 5000;
+const POLL_SERVICE_MS = 15000;
+const HOME = [51.508, -0.1247];
 
 const state = {
   token: localStorage.getItem("footage.token") || "",
   who: null,          // {name, read_only, role, tokens_required}
+  mode: null,         // "latest" or "search": what the results are
   params: null,       // URLSearchParams of the current search
   results: [],        // find lines: info fields + hits
   next: null,
   tracks: new Map(),  // id -> GeoJSON Feature
   selected: null,     // id
   jumpTo: null,       // seconds to seek to once the video has loaded
-  mapView: null,      // projection of the last map drawing
+  config: null,       // /api/config
+  uploadsAbsent: false, // /api/uploads answered 404: this server has no uploads
 };
 
 function el(tag, attrs, ...children) {
@@ -82,8 +97,13 @@ async function checkWho() {
     state.who = null;
     w.textContent = e.status === 401 ? "a token is needed" : "error: " + e.message;
     w.className = "error";
+    updateActions();
+    return;
   }
   updateActions();
+  await Promise.all([loadConfig(), state.mode ? null : latest(true)]);
+  pollUploads();
+  pollService();
 }
 
 $("#token-form").addEventListener("submit", (ev) => {
@@ -108,7 +128,9 @@ function searchParams() {
   }
   const near = String(f.get("near") || "").replace(/\s+/g, "");
   const radius = String(f.get("radius") || "").trim();
+  const box = String(f.get("bbox") || "").replace(/\s+/g, "");
   if (near) { p.set("near", near); p.set("radius", radius || "150"); }
+  else if (box) p.set("bbox", box);
   p.set("limit", "100");
   return p;
 }
@@ -120,6 +142,7 @@ async function search(more) {
   try {
     const page = await api("/api/segments?" + p.toString());
     if (!more) {
+      state.mode = "search";
       state.params = p;
       state.results = [];
       state.selected = null;
@@ -129,9 +152,11 @@ async function search(more) {
     $("#more").disabled = !state.next;
     setStatus(`${state.results.length} segment${state.results.length === 1 ? "" : "s"}` +
               (state.next ? " (more available)" : ""));
+    $("#results-caption").textContent = "Search results, by start time";
     renderResults();
     await loadTracks();
-    drawMap();
+    drawMap(!more);
+    drawQuery();
     drawTimeline();
     if (!state.selected && state.results.length) select(state.results[0].id);
     document.body.dataset.searched = String(Date.now());
@@ -143,10 +168,40 @@ async function search(more) {
 $("#search").addEventListener("submit", (ev) => { ev.preventDefault(); search(false); });
 $("#more").addEventListener("click", () => search(true));
 $("#clear-place").addEventListener("click", () => {
-  $("#search").elements.near.value = "";
-  $("#search").elements.radius.value = "";
-  drawMap();
+  const f = $("#search").elements;
+  f.near.value = "";
+  f.radius.value = "";
+  f.bbox.value = "";
+  drawQuery();
 });
+$("#latest").addEventListener("click", () => latest(false));
+
+// The store's newest segments, newest first: what the page opens on before any search. No
+// segment is selected (selecting one issues a video ticket, which the reviewer asks for).
+// `opening`: the automatic load at sign-in, which a search started meanwhile wins over.
+async function latest(opening) {
+  setStatus("loading the latest footage…");
+  try {
+    const page = await api(`/api/latest?limit=${LATEST_COUNT}`);
+    if (opening && state.mode === "search") return;
+    state.mode = "latest";
+    state.params = null;
+    state.next = null;
+    state.selected = null;
+    state.results = Array.isArray(page.segments) ? page.segments : [];
+    $("#more").disabled = true;
+    const n = state.results.length;
+    setStatus(n ? `latest footage: the ${n} newest segment${n === 1 ? "" : "s"}` : "the store has no footage yet");
+    $("#results-caption").textContent = "Latest footage, newest first";
+    renderResults();
+    await loadTracks();
+    drawMap(true);
+    drawTimeline();
+    document.body.dataset.latest = String(n);
+  } catch (e) {
+    setStatus(e.message, true);
+  }
+}
 
 function renderResults() {
   const tbody = $("#results tbody");
@@ -179,17 +234,26 @@ async function loadTracks() {
 }
 
 // ---- map -------------------------------------------------------------------------------
+// Leaflet map: a base layer (the station's tiles, or the degree grid), then the query's place,
+// the tracks, and on top the stretches that matched the query.
 
 function queryArea() {
   const f = $("#search").elements;
   const near = f.near.value.split(",").map(Number);
   const radius = Number(f.radius.value || 150);
-  if (near.length === 2 && near.every(Number.isFinite)) return { lat: near[0], lon: near[1], radius };
+  if (near.length === 2 && near.every(Number.isFinite) && radius >= 0) return { lat: near[0], lon: near[1], radius };
+  return null;
+}
+
+function queryBox() {
+  const b = $("#search").elements.bbox.value.split(",").map(Number);
+  if (b.length === 4 && b.every(Number.isFinite)) return b;
   return null;
 }
 
 function coordsOf(feature) {
-  const g = feature.geometry;
+  const g = feature && feature.geometry;
+  if (!g || !Array.isArray(g.coordinates)) return [];
   return g.type === "Point" ? [g.coordinates] : g.coordinates;
 }
 
@@ -200,113 +264,216 @@ function niceStep(span) {
   return 10 * p;
 }
 
-function drawMap() {
-  const map = $("#map");
-  map.replaceChildren();
-  const W = 640, H = 420, PAD = 28;
-  const pts = [];
-  for (const r of state.results) {
-    const t = state.tracks.get(r.id);
-    if (t) for (const c of coordsOf(t)) pts.push(c);
-  }
+function escapeHtml(s) {
+  return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+}
+
+// Graticule lines and their labels in degrees, drawn on canvas tiles: the map's base when no
+// tile server is configured, so the page needs no network at all.
+const DegreeGrid = L.GridLayer.extend({
+  createTile(coords) {
+    const tile = L.DomUtil.create("canvas", "grid-tile");
+    const size = this.getTileSize();
+    tile.width = size.x;
+    tile.height = size.y;
+    const ctx = tile.getContext("2d");
+    const map = this._map;
+    const origin = coords.scaleBy(size);
+    const nw = map.unproject(origin, coords.z);
+    const se = map.unproject(origin.add(size), coords.z);
+    // One step for the whole zoom level (a tile spans 360/2^z degrees of longitude): about
+    // two lines per tile.
+    const step = niceStep(360 / Math.pow(2, coords.z) * 3);
+    const digits = Math.max(0, -Math.floor(Math.log10(step)));
+    const px = (lat, lon) => map.project([lat, lon], coords.z).subtract(origin);
+    ctx.strokeStyle = "#d5dbe5";
+    ctx.fillStyle = "#7d8696";
+    ctx.lineWidth = 1;
+    ctx.font = "10px system-ui, sans-serif";
+    for (let k = Math.ceil(nw.lng / step); k * step <= se.lng; k++) {
+      const lon = k * step;
+      const x = Math.round(px(nw.lat, lon).x) + 0.5;
+      ctx.beginPath(); ctx.moveTo(x, 0); ctx.lineTo(x, size.y); ctx.stroke();
+      // Labels stay inside their tile (a neighbour tile would cut them): left of the line
+      // when there is no room to its right.
+      const text = lon.toFixed(digits);
+      const w = ctx.measureText(text).width;
+      ctx.fillText(text, x + 2 + w <= size.x ? x + 2 : x - 2 - w, size.y - 3);
+    }
+    for (let k = Math.ceil(se.lat / step); k * step <= nw.lat; k++) {
+      const lat = k * step;
+      const y = Math.round(px(lat, nw.lng).y) + 0.5;
+      ctx.beginPath(); ctx.moveTo(0, y); ctx.lineTo(size.x, y); ctx.stroke();
+      ctx.fillText(lat.toFixed(digits), 2, y >= 12 ? y - 2 : y + 11);
+    }
+    return tile;
+  },
+});
+
+const view = { map: null, base: null, grid: null, tiles: null, control: null,
+               query: null, tracks: null, hits: null, handles: null, drawingBox: null,
+               boxJustDrawn: false };
+
+function initMap() {
+  const map = L.map("map", { boxZoom: false, maxZoom: 22, zoomSnap: 0.5 });
+  map.setView(HOME, 15);
+  view.map = map;
+  view.grid = new DegreeGrid({ className: "degree-grid", maxZoom: 22 });
+  view.grid.addTo(map);
+  view.base = view.grid;
+  view.query = L.layerGroup().addTo(map);
+  view.tracks = L.featureGroup().addTo(map);
+  view.hits = L.layerGroup().addTo(map);
+  view.handles = L.layerGroup().addTo(map);
+  map.on("click", (ev) => {
+    // The click that ends a shift-drag is not a point.
+    if (view.boxJustDrawn) { view.boxJustDrawn = false; return; }
+    const f = $("#search").elements;
+    f.near.value = `${ev.latlng.lat.toFixed(5)},${ev.latlng.lng.toFixed(5)}`;
+    if (!f.radius.value) f.radius.value = "150";
+    f.bbox.value = "";
+    drawQuery();
+  });
+  // Shift-drag draws a box (Leaflet's own box zoom is off).
+  map.on("mousedown", (ev) => {
+    view.boxJustDrawn = false;
+    if (!ev.originalEvent.shiftKey) return;
+    map.dragging.disable();
+    const a = ev.latlng;
+    view.drawingBox = L.rectangle([a, a], { className: "query-box", color: "#d62828", weight: 1.5,
+                                            dashArray: "4 3", fillOpacity: 0.08, interactive: false }).addTo(view.query);
+    const move = (e) => view.drawingBox.setBounds([a, e.latlng]);
+    const up = (e) => {
+      map.off("mousemove", move);
+      map.off("mouseup", up);
+      map.dragging.enable();
+      const b = L.latLngBounds(a, e.latlng);
+      view.drawingBox = null;
+      view.boxJustDrawn = true;
+      const f = $("#search").elements;
+      f.bbox.value = [b.getSouth(), b.getWest(), b.getNorth(), b.getEast()].map((v) => v.toFixed(5)).join(",");
+      f.near.value = "";
+      f.radius.value = "";
+      drawQuery();
+    };
+    map.on("mousemove", move);
+    map.on("mouseup", up);
+  });
+  drawQuery();
+}
+
+// The base layer: the station's tiles when /api/config names a tile server (the degree grid
+// stays available in the layer control), the grid otherwise.
+function applyMapConfig(cfg) {
+  const m = cfg && cfg.map;
+  if (!m || typeof m.tiles !== "string" || !m.tiles || view.tiles) return;
+  view.tiles = L.tileLayer(m.tiles, {
+    className: "station-tiles",
+    maxZoom: Number.isFinite(m.max_zoom) ? m.max_zoom : 19,
+    // Leaflet puts attributions in as HTML: escape the configured text.
+    attribution: m.attribution ? escapeHtml(m.attribution) : "",
+  });
+  view.map.removeLayer(view.grid);
+  view.tiles.addTo(view.map);
+  view.base = view.tiles;
+  view.control = L.control.layers({ "Station map": view.tiles, "Degree grid": view.grid }, null, { collapsed: true }).addTo(view.map);
+  $("#map-note").textContent = "(station tiles; click to search near a point, drag the handles, shift-drag for a box)";
+  document.body.dataset.tiles = "station";
+}
+
+async function loadConfig() {
+  try {
+    state.config = await api("/api/config");
+    applyMapConfig(state.config);
+  } catch (_) { /* an older server: the grid stays */ }
+  document.body.dataset.config = "1";
+}
+
+const QUERY_STYLE = { color: "#d62828", weight: 1.5, dashArray: "4 3", fillOpacity: 0.08, interactive: false };
+
+function handle(latlng, cls, label) {
+  return L.marker(latlng, { draggable: true, keyboard: true, title: label, alt: label,
+                            icon: L.divIcon({ className: "query-handle " + cls, iconSize: [12, 12] }) });
+}
+
+// The query's place: the near circle (with a handle to move it and one to resize it) or the box.
+function drawQuery() {
+  view.query.clearLayers();
+  view.handles.clearLayers();
   const area = queryArea();
+  const f = $("#search").elements;
   if (area) {
-    const dLat = area.radius / M_PER_DEG;
-    const dLon = dLat / Math.max(0.01, Math.cos(area.lat * Math.PI / 180));
-    pts.push([area.lon - dLon, area.lat - dLat], [area.lon + dLon, area.lat + dLat]);
+    const c = L.circle([area.lat, area.lon], Object.assign({ radius: area.radius, className: "query-circle" }, QUERY_STYLE)).addTo(view.query);
+    const edgeOf = (lat, lon, r) => L.latLng(lat, lon + r / M_PER_DEG / Math.max(0.01, Math.cos(lat * Math.PI / 180)));
+    const center = handle([area.lat, area.lon], "center", "move the search circle").addTo(view.handles);
+    const edge = handle(edgeOf(area.lat, area.lon, area.radius), "edge", "resize the search circle").addTo(view.handles);
+    center.on("drag", () => {
+      const p = center.getLatLng();
+      c.setLatLng(p);
+      edge.setLatLng(edgeOf(p.lat, p.lng, c.getRadius()));
+    });
+    center.on("dragend", () => {
+      const p = center.getLatLng();
+      f.near.value = `${p.lat.toFixed(5)},${p.lng.toFixed(5)}`;
+    });
+    edge.on("drag", () => c.setRadius(view.map.distance(c.getLatLng(), edge.getLatLng())));
+    edge.on("dragend", () => {
+      f.radius.value = String(Math.max(1, Math.round(c.getRadius())));
+      drawQuery();
+    });
+  } else {
+    const b = queryBox();
+    if (b) L.rectangle([[b[0], b[1]], [b[2], b[3]]], Object.assign({ className: "query-box" }, QUERY_STYLE)).addTo(view.query);
   }
-  if (!pts.length) pts.push([-0.1247 - 0.01, 51.508 - 0.006], [-0.1247 + 0.01, 51.508 + 0.006]);
-  let minLon = Math.min(...pts.map((p) => p[0])), maxLon = Math.max(...pts.map((p) => p[0]));
-  let minLat = Math.min(...pts.map((p) => p[1])), maxLat = Math.max(...pts.map((p) => p[1]));
-  const midLat = (minLat + maxLat) / 2;
-  const kx = Math.cos(midLat * Math.PI / 180);
-  // At least ~100 m across, so a single fix still gets a sensible scale.
-  const minSpan = 0.001;
-  if (maxLat - minLat < minSpan) { minLat -= minSpan / 2; maxLat += minSpan / 2; }
-  if ((maxLon - minLon) * kx < minSpan) { minLon -= minSpan / kx / 2; maxLon += minSpan / kx / 2; }
-  const scale = Math.min((W - 2 * PAD) / ((maxLon - minLon) * kx), (H - 2 * PAD) / (maxLat - minLat));
-  const cx = (minLon + maxLon) / 2, cy = midLat;
-  const x = (lon) => W / 2 + (lon - cx) * kx * scale;
-  const y = (lat) => H / 2 - (lat - cy) * scale;
-  state.mapView = { W, H, cx, cy, kx, scale };
+}
 
-  // Grid.
-  const g = svg("g", { class: "grid" });
-  const lonSpan = (W / (kx * scale)), latSpan = (H / scale);
-  const lonStep = niceStep(lonSpan), latStep = niceStep(latSpan);
-  const lon0 = cx - lonSpan / 2, lat0 = cy - latSpan / 2;
-  const digits = (step) => Math.max(0, -Math.floor(Math.log10(step)));
-  for (let lon = Math.ceil(lon0 / lonStep) * lonStep; lon < lon0 + lonSpan; lon += lonStep) {
-    g.append(svg("line", { x1: x(lon), x2: x(lon), y1: 0, y2: H }));
-    g.append(svg("text", { x: x(lon) + 2, y: H - 3 }, lon.toFixed(digits(lonStep))));
-  }
-  for (let lat = Math.ceil(lat0 / latStep) * latStep; lat < lat0 + latSpan; lat += latStep) {
-    g.append(svg("line", { x1: 0, x2: W, y1: y(lat), y2: y(lat) }));
-    g.append(svg("text", { x: 2, y: y(lat) - 2 }, lat.toFixed(digits(latStep))));
-  }
-  map.append(g);
+function tooltip(text) {
+  // A DOM node, not a string: Leaflet would put a string in as HTML.
+  return el("span", {}, text);
+}
 
-  // The query's place.
-  const params = state.params;
-  if (area) {
-    map.append(svg("circle", { class: "query-circle", cx: x(area.lon), cy: y(area.lat),
-                               r: Math.max(2, area.radius / M_PER_DEG * scale) }));
-  } else if (params && params.get("bbox")) {
-    const [a, b, c, d] = params.get("bbox").split(",").map(Number);
-    map.append(svg("rect", { class: "query-box", x: x(b), y: y(c), width: x(d) - x(b), height: y(a) - y(c) }));
-  }
-
-  // Tracks, then (on top) the stretches that matched the query, then the query point.
-  const hitLayer = [];
+// Tracks, then (on top) the stretches that matched the query. `fit`: zoom to the results.
+function drawMap(fit) {
+  if (!view.map) return;
+  view.tracks.clearLayers();
+  view.hits.clearLayers();
+  const bounds = L.latLngBounds([]);
   for (const r of state.results) {
     const t = state.tracks.get(r.id);
     if (!t) continue;
-    const cs = coordsOf(t);
+    const cs = coordsOf(t).filter((c) => Array.isArray(c) && Number.isFinite(c[0]) && Number.isFinite(c[1]));
+    if (!cs.length) continue;
+    const latlngs = cs.map((c) => [c[1], c[0]]);
     const color = colorOf(r.id);
-    const cls = "track" + (r.id === state.selected ? " selected" : "");
-    let shape;
-    if (cs.length === 1) {
-      shape = svg("circle", { class: cls, cx: x(cs[0][0]), cy: y(cs[0][1]), r: 4, fill: color, stroke: color });
-    } else {
-      shape = svg("polyline", { class: cls, stroke: color, points: cs.map((c) => `${x(c[0]).toFixed(1)},${y(c[1]).toFixed(1)}`).join(" ") });
-    }
-    shape.setAttribute("data-id", r.id);
-    shape.append(svg("title", {}, `#${r.id} ${r.officer} ${r.start}`));
-    shape.addEventListener("click", (ev) => { ev.stopPropagation(); select(r.id); });
-    map.append(shape);
+    const sel = r.id === state.selected;
+    const opts = { color, weight: sel ? 5 : 3, opacity: sel ? 1 : 0.75, bubblingMouseEvents: false,
+                   className: "track" + (sel ? " selected" : "") };
+    const shape = cs.length === 1
+      ? L.circleMarker(latlngs[0], Object.assign(opts, { radius: 5, fillColor: color, fillOpacity: 0.9 }))
+      : L.polyline(latlngs, opts);
+    shape.bindTooltip(tooltip(`#${r.id} ${r.officer} ${r.start}`), { sticky: true });
+    shape.on("click", () => select(r.id));
+    shape.addTo(view.tracks);
+    const node = shape.getElement();
+    if (node) node.setAttribute("data-id", r.id);
+    for (const ll of latlngs) bounds.extend(ll);
+    const times = (t.properties && t.properties.times) || [];
     for (const h of r.hits || []) {
       const from = ms(h.from), to = ms(h.to);
-      const times = t.properties.times;
-      const part = cs.filter((_, i) => { const tt = ms(times[i]); return tt >= from && tt <= to; });
+      const part = latlngs.filter((_, i) => { const tt = ms(times[i]); return tt >= from && tt <= to; });
+      const hopts = { color: "#d62828", interactive: false, className: "hit" };
       let mark = null;
-      if (part.length === 1) {
-        mark = svg("circle", { class: "hit", cx: x(part[0][0]), cy: y(part[0][1]), r: 4 });
-      } else if (part.length > 1) {
-        mark = svg("polyline", { class: "hit", points: part.map((c) => `${x(c[0]).toFixed(1)},${y(c[1]).toFixed(1)}`).join(" ") });
-      }
-      if (mark) {
-        mark.append(svg("title", {}, `#${r.id} in the area ${hhmmss(h.from)}–${hhmmss(h.to)}`));
-        hitLayer.push(mark);
-      }
+      if (part.length === 1) mark = L.circleMarker(part[0], Object.assign(hopts, { radius: 5, weight: 1.5, fillOpacity: 1 }));
+      else if (part.length > 1) mark = L.polyline(part, Object.assign(hopts, { weight: 7, opacity: 0.85 }));
+      if (mark) mark.addTo(view.hits);
     }
   }
-  map.append(...hitLayer);
-  if (area) map.append(svg("circle", { class: "query-point", cx: x(area.lon), cy: y(area.lat), r: 2.5 }));
+  if (fit) {
+    const area = queryArea();
+    if (area) bounds.extend(L.latLng(area.lat, area.lon).toBounds(2 * area.radius));
+    if (bounds.isValid()) view.map.fitBounds(bounds, { padding: [24, 24], maxZoom: 18 });
+  }
 }
-
-$("#map").addEventListener("click", (ev) => {
-  const v = state.mapView;
-  if (!v) return;
-  const box = $("#map").getBoundingClientRect();
-  const px = (ev.clientX - box.left) * v.W / box.width;
-  const py = (ev.clientY - box.top) * v.H / box.height;
-  const lon = v.cx + (px - v.W / 2) / (v.kx * v.scale);
-  const lat = v.cy - (py - v.H / 2) / v.scale;
-  const f = $("#search").elements;
-  f.near.value = `${lat.toFixed(5)},${lon.toFixed(5)}`;
-  if (!f.radius.value) f.radius.value = "150";
-  drawMap();
-});
 
 // ---- timeline --------------------------------------------------------------------------
 
@@ -370,7 +537,7 @@ async function select(id) {
   state.selected = id;
   const r = state.results.find((x) => x.id === id);
   for (const tr of document.querySelectorAll("#results tbody tr")) tr.classList.toggle("selected", tr.dataset.id === id);
-  drawMap();
+  drawMap(false);
   drawTimeline();
   if (!r) return;
   renderDetails(r);
@@ -440,9 +607,130 @@ for (const form of document.querySelectorAll("#actions form")) {
   });
 }
 
+// ---- station panels: uploads in progress, the service's background work ----------------
+// Both endpoints come from other parts of the service and may be absent or differ in shape:
+// read them defensively, show whatever is there, and never as HTML.
+
+function fmtBytes(n) {
+  if (!Number.isFinite(n)) return String(n);
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (Math.abs(n) >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return (i ? n.toFixed(1) : String(n)) + " " + units[i];
+}
+
+function pick(obj, ...keys) {
+  for (const k of keys) {
+    const v = k.split(".").reduce((o, p) => (o && typeof o === "object" ? o[p] : undefined), obj);
+    if (v !== undefined && v !== null && v !== "") return v;
+  }
+  return undefined;
+}
+
+function renderUploads(body) {
+  const list = Array.isArray(body) ? body
+    : body && Array.isArray(body.uploads) ? body.uploads
+    : body && Array.isArray(body.sessions) ? body.sessions : [];
+  // Completed sessions stay listed for a while (a dock may ask HEAD for its segment): they are
+  // not in progress.
+  const sessions = list.filter((s) => s && typeof s === "object");
+  const open = sessions.filter((s) => !s.completed);
+  const done = sessions.length - open.length;
+  const ul = $("#uploads");
+  ul.replaceChildren(...open.map((s) => {
+    const id = pick(s, "id", "upload_id");
+    const officer = pick(s, "officer", "metadata.officer", "meta.officer");
+    const device = pick(s, "device", "metadata.device", "meta.device");
+    const length = Number(pick(s, "length", "upload_length", "size"));
+    const offset = Number(pick(s, "offset", "upload_offset", "received") || 0);
+    const who = pick(s, "caller", "actor", "user");
+    const updated = pick(s, "updated", "updated_at", "last_write");
+    const created = pick(s, "created", "created_at");
+    const known = Number.isFinite(length) && length > 0;
+    const pct = known ? Math.min(100, Math.max(0, Math.round(offset / length * 100))) : null;
+    const title = [officer, device].filter((x) => x !== undefined).map(String).join(" · ") || String(id ?? "upload");
+    const bar = el("progress", { max: known ? length : 1, value: known ? Math.min(offset, length) : 0 });
+    bar.setAttribute("aria-label", `upload ${title}`);
+    if (!known) bar.removeAttribute("value");
+    const line = known ? `${fmtBytes(offset)} of ${fmtBytes(length)} (${pct}%)` : `${fmtBytes(offset)} received, length not known yet`;
+    const extra = [who !== undefined ? `by ${who}` : "", created ? `started ${created}` : "", updated ? `last data ${updated}` : ""].filter(Boolean).join(", ");
+    return el("li", { class: "upload", "data-id": String(id ?? "") },
+      el("div", { class: "upload-title" }, title), bar,
+      el("div", { class: "muted small" }, line + (extra ? "; " + extra : "")));
+  }));
+  $("#uploads-status").textContent = (open.length ? `${open.length} in progress` : "none in progress")
+    + (done ? `; ${done} completed recently` : "");
+  $("#uploads-panel").hidden = false;
+}
+
+async function pollUploads() {
+  if (document.hidden || state.uploadsAbsent || !state.who) return;
+  try {
+    renderUploads(await api("/api/uploads"));
+  } catch (e) {
+    if (e.status === 404) {
+      // This server takes no uploads over HTTP: no panel, no more polling.
+      state.uploadsAbsent = true;
+      $("#uploads-panel").hidden = true;
+    } else {
+      $("#uploads-status").textContent = e.status === 403 ? "this token may not see uploads" : "uploads: " + e.message;
+      $("#uploads-panel").hidden = false;
+    }
+  }
+  document.body.dataset.uploadsPolled = String(Date.now());
+}
+
+const label = (k) => String(k).replace(/_/g, " ");
+
+// Any JSON value as nested lists: keys as terms, numbers of bytes in units, fractions named
+// "progress" as a bar, errors in red.
+function renderValue(key, v, depth) {
+  if (v === null || v === undefined) return el("span", { class: "muted" }, "—");
+  if (Array.isArray(v)) {
+    if (!v.length) return el("span", { class: "muted" }, "none");
+    if (depth > 4) return el("span", {}, JSON.stringify(v));
+    return el("ol", { class: "kv-list" }, ...v.map((x) => el("li", {}, renderValue(key, x, depth + 1))));
+  }
+  if (typeof v === "object") {
+    if (depth > 4) return el("span", {}, JSON.stringify(v));
+    const dl = el("dl", { class: "kv" });
+    for (const [k, x] of Object.entries(v)) dl.append(el("dt", {}, label(k)), el("dd", { "data-key": k }, renderValue(k, x, depth + 1)));
+    return dl;
+  }
+  const k = String(key || "").toLowerCase();
+  if (typeof v === "number" && /progress|fraction|ratio/.test(k) && v >= 0 && v <= 1) {
+    const bar = el("progress", { max: 1, value: v });
+    bar.setAttribute("aria-label", label(key));
+    return el("span", {}, bar, ` ${Math.round(v * 100)}%`);
+  }
+  if (typeof v === "number" && /per_sec$/.test(k) && /bytes/.test(k)) return el("span", { title: String(v) }, fmtBytes(v) + "/s");
+  if (typeof v === "number" && /bytes|free|space/.test(k)) return el("span", { title: String(v) }, fmtBytes(v));
+  if (typeof v === "number" && /watermark/.test(k) && v >= 0 && v <= 1) return el("span", {}, `${Math.round(v * 100)}%`);
+  return el("span", { class: /error|fail/.test(k) && v ? "error" : "" }, String(v));
+}
+
+async function pollService() {
+  if (document.hidden || !state.who) return;
+  try {
+    const stats = await api("/api/stats");
+    const svc = stats && stats.service;
+    const panel = $("#service-panel");
+    if (svc === undefined || svc === null) { panel.hidden = true; return; }
+    $("#service").replaceChildren(renderValue("service", svc, 0));
+    panel.hidden = false;
+  } catch (_) { /* shown again on the next poll that works */ }
+  document.body.dataset.servicePolled = String(Date.now());
+}
+
+setInterval(pollUploads, POLL_UPLOADS_MS);
+setInterval(pollService, POLL_SERVICE_MS);
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden) { pollUploads(); pollService(); }
+});
+
 // ---- start -----------------------------------------------------------------------------
 
 $("#token").value = state.token;
-drawMap();
+initMap();
 drawTimeline();
 checkWho();
