@@ -41,6 +41,16 @@ pub struct ServeArgs {
     /// the cloud (`retention apply` or `audit --publish` publishes the first)
     #[arg(long, default_value = "5m", value_name = "INTERVAL", value_parser = interval_arg)]
     pub publish_head_every: Interval,
+    /// Ingest each video a dock copies into DIR with its sidecar DIR/VIDEO.json, then move
+    /// both to DIR/done/ (or DIR/failed/ with a .error); see README, "The dock folder"
+    #[arg(long, value_name = "DIR")]
+    pub watch: Option<std::path::PathBuf>,
+    /// How long a video and its sidecar must stay unchanged before --watch takes them
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = crate::watch::parse_duration, requires = "watch")]
+    pub watch_settle: std::time::Duration,
+    /// Time between two looks at the --watch folder
+    #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = crate::watch::parse_duration, requires = "watch")]
+    pub watch_interval: std::time::Duration,
 }
 
 /// `--publish-head-every`: an interval, or never.
@@ -96,6 +106,18 @@ pub fn run(store: Store, args: ServeArgs, local_actor: String) -> anyhow::Result
         })?),
         None => None,
     };
+    let watcher = match &args.watch {
+        Some(dir) => Some(crate::watch::Watcher::start(
+            &store,
+            crate::watch::WatchOptions {
+                dir: dir.clone(),
+                settle: args.watch_settle,
+                interval: args.watch_interval,
+                actor: crate::watch::default_actor(dir, Some(&super::os_identity())),
+            },
+        )?),
+        None => None,
+    };
     let served = rt.block_on(async {
         let server = Server::bind(store.clone(), opts).await?;
         let addr = server.local_addr();
@@ -122,6 +144,8 @@ pub fn run(store: Store, args: ServeArgs, local_actor: String) -> anyhow::Result
         anyhow::Ok(())
     });
     drop(rt);
+    // Stops the watcher: an ingest in progress is left unacknowledged, its video in DIR.
+    drop(watcher);
     drop(scrub);
     let closed = store.close();
     served?;
