@@ -19,6 +19,7 @@ Examples:
   footage serve                                  http://127.0.0.1:8080 (review page at /)
   footage serve --addr 127.0.0.1:0               any free port: read it from the JSON line
   footage token add reviewer && footage serve --addr 0.0.0.0:8080
+  footage serve --watch /srv/dock                ingest what docks copy there (README: dock folder)
 
 Without tokens the server answers only on loopback and only to Host names 127.0.0.1, [::1]
 or localhost; with tokens every request except /healthz and the page's static files needs
