@@ -27,7 +27,11 @@ fn footage(store: &Path, args: &[&str]) -> std::process::Output {
 
 fn init(store: &Path) {
     let out = footage(store, &["init"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A child `footage serve --watch DIR`, killed (SIGTERM, then SIGKILL) on drop.
@@ -119,8 +123,8 @@ fn deliver(dock: &Path, name: &str, bytes: &[u8], side: &str) {
 }
 
 fn result(dock: &Path, slot: &str) -> Value {
-    let text = std::fs::read_to_string(dock.join("done").join(format!("{slot}.result.json")))
-        .unwrap();
+    let text =
+        std::fs::read_to_string(dock.join("done").join(format!("{slot}.result.json"))).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -139,7 +143,11 @@ fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
 
 fn info(store: &Path, id: &str) -> Value {
     let out = footage(store, &["info", id]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -211,14 +219,20 @@ fn partial_files_are_not_taken_until_complete() {
     // for the settle time (2 s, against appends every 50 ms).
     let serve = Serve::start(&store, &dock, "2s", None);
     let all = common::random_bytes(2, 40 * 16_384);
-    std::fs::write(
-        dock.join("slow.mp4.json"),
-        sidecar("PC1", "CAM-SLOW", ""),
-    )
-    .unwrap();
+    std::fs::write(dock.join("slow.mp4.json"), sidecar("PC1", "CAM-SLOW", "")).unwrap();
     // A name that looks partial is never taken, whatever its age.
-    deliver(&dock, "copying.mp4.part", b"partial", &sidecar("PC1", "CAM-P", ""));
-    deliver(&dock, ".hidden.mp4", b"hidden", &sidecar("PC1", "CAM-H", ""));
+    deliver(
+        &dock,
+        "copying.mp4.part",
+        b"partial",
+        &sidecar("PC1", "CAM-P", ""),
+    );
+    deliver(
+        &dock,
+        ".hidden.mp4",
+        b"hidden",
+        &sidecar("PC1", "CAM-H", ""),
+    );
     let mut f = std::fs::File::create(dock.join("slow.mp4")).unwrap();
     for piece in all.chunks(16_384) {
         f.write_all(piece).unwrap();
@@ -257,7 +271,12 @@ fn missing_sidecar_waits_and_bad_sidecars_fail() {
     let (_t, store, dock) = setup();
     let serve = Serve::start(&store, &dock, "100ms", None);
     std::fs::write(dock.join("a-nosidecar.mp4"), b"waiting for metadata").unwrap();
-    deliver(&dock, "b-bad-officer.mp4", b"x", &sidecar("PC 1", "CAM1", ""));
+    deliver(
+        &dock,
+        "b-bad-officer.mp4",
+        b"x",
+        &sidecar("PC 1", "CAM1", ""),
+    );
     deliver(&dock, "c-not-json.mp4", b"y", "officer=PC1");
     deliver(
         &dock,
@@ -272,7 +291,12 @@ fn missing_sidecar_waits_and_bad_sidecars_fail() {
         &sidecar("PC1", "CAM1", r#", "gps_file": "/etc/passwd""#),
     );
     // A later name: once it is done, every earlier one was looked at in that pass.
-    deliver(&dock, "z-marker.mp4", b"marker", &sidecar("PC1", "CAM1", ""));
+    deliver(
+        &dock,
+        "z-marker.mp4",
+        b"marker",
+        &sidecar("PC1", "CAM1", ""),
+    );
     wait_until("the marker in done/", || {
         dock.join("done/z-marker.mp4.result.json").exists()
     });
@@ -284,7 +308,10 @@ fn missing_sidecar_waits_and_bad_sidecars_fail() {
     ] {
         let failed = dock.join("failed");
         assert!(failed.join(name).exists(), "{name} in failed/");
-        assert!(failed.join(format!("{name}.json")).exists(), "{name}'s sidecar in failed/");
+        assert!(
+            failed.join(format!("{name}.json")).exists(),
+            "{name}'s sidecar in failed/"
+        );
         let why = std::fs::read_to_string(failed.join(format!("{name}.error"))).unwrap();
         assert!(why.contains(says), "{name}: {why}");
         assert_eq!(why.lines().count(), 1, "{why}");
@@ -292,7 +319,11 @@ fn missing_sidecar_waits_and_bad_sidecars_fail() {
     }
     // Still waiting for its sidecar; given one, it is taken.
     assert!(dock.join("a-nosidecar.mp4").exists());
-    std::fs::write(dock.join("a-nosidecar.mp4.json"), sidecar("PC1", "CAM1", "")).unwrap();
+    std::fs::write(
+        dock.join("a-nosidecar.mp4.json"),
+        sidecar("PC1", "CAM1", ""),
+    )
+    .unwrap();
     wait_until("a-nosidecar.mp4 in done/", || {
         dock.join("done/a-nosidecar.mp4.result.json").exists()
     });
@@ -371,7 +402,11 @@ fn crash_then_restart(failpoint: &str, duplicate: bool) {
     assert_eq!(i["sha256"], sha_hex(&bytes));
     assert_eq!(i["tags"], serde_json::json!(["night"]));
     let out = footage(&store, &["verify"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
@@ -405,7 +440,12 @@ fn links_and_special_files_are_refused() {
     std::fs::write(dock.join("pipe.mp4.json"), sidecar("PC1", "CAM1", "")).unwrap();
     std::fs::create_dir(dock.join("subdir.mp4")).unwrap();
     let serve = Serve::start(&store, &dock, "100ms", None);
-    deliver(&dock, "z-marker.mp4", b"marker", &sidecar("PC1", "CAM1", ""));
+    deliver(
+        &dock,
+        "z-marker.mp4",
+        b"marker",
+        &sidecar("PC1", "CAM1", ""),
+    );
     wait_until("the marker in done/", || {
         dock.join("done/z-marker.mp4.result.json").exists()
     });
@@ -425,12 +465,17 @@ fn links_and_special_files_are_refused() {
         .file_type()
         .is_symlink());
     assert_eq!(std::fs::read(&outside).unwrap(), b"outside the dock");
-    assert!(std::fs::symlink_metadata(failed.join("linked-side.mp4.json"))
-        .unwrap()
-        .file_type()
-        .is_symlink());
+    assert!(
+        std::fs::symlink_metadata(failed.join("linked-side.mp4.json"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     assert!(side_outside.exists());
-    assert!(dock.join("subdir.mp4").is_dir(), "directories are left alone");
+    assert!(
+        dock.join("subdir.mp4").is_dir(),
+        "directories are left alone"
+    );
     let out = footage(&store, &["stats"]);
     let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(stats["segments"], 1, "only the marker: {stats}");
@@ -441,8 +486,8 @@ fn dock_passes_in_process_count_what_they_see() {
     let t = tempfile::tempdir().unwrap();
     let dock = t.path().join("dock");
     std::fs::create_dir(&dock).unwrap();
-    let store = common::open_gated(&t.path().join("store"), &footage::StoreOptions::default())
-        .unwrap();
+    let store =
+        common::open_gated(&t.path().join("store"), &footage::StoreOptions::default()).unwrap();
     let mut opts = footage::watch::WatchOptions::new(&dock);
     opts.settle = Duration::ZERO;
     let mut d = footage::watch::Dock::open(&store, opts).unwrap();
@@ -453,7 +498,11 @@ fn dock_passes_in_process_count_what_they_see() {
     std::fs::write(dock.join(odd), b"odd name").unwrap();
     let mut side = odd.as_bytes().to_vec();
     side.extend_from_slice(b".json");
-    std::fs::write(dock.join(OsStr::from_bytes(&side)), sidecar("PC1", "CAM1", "")).unwrap();
+    std::fs::write(
+        dock.join(OsStr::from_bytes(&side)),
+        sidecar("PC1", "CAM1", ""),
+    )
+    .unwrap();
     std::fs::write(dock.join("lonely.mp4"), b"no sidecar").unwrap();
     deliver(
         &dock,
@@ -475,7 +524,12 @@ fn dock_passes_in_process_count_what_they_see() {
     let id = footage::parse_id(r["id"].as_str().unwrap()).unwrap();
     assert_eq!(store.info(id).unwrap().gps_fixes, 2);
     // A sidecar naming another file fails; a stop before a pass leaves everything in place.
-    deliver(&dock, "x.mp4", b"x", &sidecar("PC3", "CAM3", r#", "file": "y.mp4""#));
+    deliver(
+        &dock,
+        "x.mp4",
+        b"x",
+        &sidecar("PC3", "CAM3", r#", "file": "y.mp4""#),
+    );
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     d.pass(&stop);
     assert!(dock.join("x.mp4").exists());
@@ -486,9 +540,18 @@ fn dock_passes_in_process_count_what_they_see() {
     let s = d.stats();
     assert_eq!(s.failed, 1);
     assert!(s.last_error.unwrap_or_default().contains("x.mp4"));
-    // done/ and failed/ that are links (or files) are refused at start.
+    // done/ and failed/ that are links (or files) are refused at start, and swapped for a
+    // link while it runs, nothing is moved through it.
     let other = t.path().join("other");
     std::fs::create_dir_all(other.join("done")).unwrap();
+    std::fs::rename(dock.join("done"), dock.join("done-kept")).unwrap();
+    std::os::unix::fs::symlink(other.join("done"), dock.join("done")).unwrap();
+    deliver(&dock, "y.mp4", b"y", &sidecar("PC3", "CAM3", ""));
+    d.pass(&stop);
+    assert!(dock.join("y.mp4").exists());
+    assert!(!other.join("done/y.mp4").exists());
+    let err = d.stats().last_error.unwrap_or_default();
+    assert!(err.contains("not a directory"), "{err}");
     let dock2 = t.path().join("dock2");
     std::fs::create_dir(&dock2).unwrap();
     std::os::unix::fs::symlink(other.join("done"), dock2.join("done")).unwrap();
@@ -516,7 +579,15 @@ fn watch_settings_parse() {
     assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
     assert!(parse_duration("soon").is_err());
     assert!(parse_duration("-1s").is_err());
-    for name in ["a.part", "A.PART", "b.tmp", "c.crdownload", "d.mp4~", ".e.mp4", "f.mp4.json"] {
+    for name in [
+        "a.part",
+        "A.PART",
+        "b.tmp",
+        "c.crdownload",
+        "d.mp4~",
+        ".e.mp4",
+        "f.mp4.json",
+    ] {
         assert!(looks_partial(OsStr::new(name)), "{name}");
     }
     for name in ["clip.mp4", "clip", "part.mp4"] {

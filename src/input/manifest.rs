@@ -37,7 +37,7 @@ use serde_json::{Number, Value};
 
 use crate::meta::{validate_id, GpsFix, MAX_GPS_FIXES, MAX_LABELS};
 
-use super::gps::{parse_csv, parse_gpx, parse_gps_file};
+use super::gps::{parse_csv, parse_gps_file, parse_gpx};
 use super::time::{format_time, parse_time, parse_time_or_unix, unix_seconds_to_us};
 use super::InputError;
 

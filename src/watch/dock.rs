@@ -298,9 +298,7 @@ impl Dock {
         });
         r.tries = r.tries.saturating_add(1);
         let base = self.interval.max(Duration::from_millis(100));
-        let delay = base
-            .saturating_mul(1u32 << r.tries.min(16))
-            .min(RETRY_MAX);
+        let delay = base.saturating_mul(1u32 << r.tries.min(16)).min(RETRY_MAX);
         r.at = Instant::now() + delay;
         self.note_error(why);
     }
@@ -313,8 +311,9 @@ impl Dock {
     fn list(&self) -> io::Result<Vec<(OsString, std::fs::FileType)>> {
         for sub in [DONE_DIR, FAILED_DIR] {
             let p = self.dir.join(sub);
-            if !p.is_dir() {
-                crate::fsio::create_dir_all(&p)?;
+            match std::fs::symlink_metadata(&p) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => crate::fsio::create_dir_all(&p)?,
+                _ => place::check_subdir(&p)?,
             }
         }
         let mut v = Vec::new();
@@ -344,7 +343,9 @@ impl Dock {
             Err(e) => return Outcome::Transient(format!("cannot read its sidecar: {e}")),
         };
         if side.file_type().is_symlink() {
-            return Outcome::Failed("its sidecar is a symbolic link (links are never followed)".into());
+            return Outcome::Failed(
+                "its sidecar is a symbolic link (links are never followed)".into(),
+            );
         }
         if !side.is_file() {
             return Outcome::Failed("its sidecar is not a regular file".into());
@@ -358,7 +359,9 @@ impl Dock {
         }
         let m = match std::fs::symlink_metadata(&video) {
             Ok(m) => m,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Outcome::Wait(Waiting::Nothing),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Outcome::Wait(Waiting::Nothing)
+            }
             Err(e) => return Outcome::Transient(format!("cannot read it: {e}")),
         };
         let look = Look {
@@ -407,7 +410,9 @@ impl Dock {
         };
         let entry = match parse_sidecar(&text, &self.dir, name) {
             Ok(e) => e,
-            Err(InputError::Invalid { what }) => return Outcome::Failed(format!("sidecar: {what}")),
+            Err(InputError::Invalid { what }) => {
+                return Outcome::Failed(format!("sidecar: {what}"))
+            }
             Err(e) => return Outcome::Transient(format!("sidecar: {e}")),
         };
         match file.metadata() {
@@ -544,7 +549,9 @@ fn read_sidecar(path: &Path) -> io::Result<std::result::Result<String, String>> 
 /// pass by itself; anything else may.
 fn open_error(what: &str, e: &io::Error) -> Outcome {
     match e.raw_os_error() {
-        Some(libc::ELOOP) => Outcome::Failed(format!("{what} is a symbolic link (links are never followed)")),
+        Some(libc::ELOOP) => Outcome::Failed(format!(
+            "{what} is a symbolic link (links are never followed)"
+        )),
         Some(libc::EACCES | libc::EPERM) => Outcome::Failed(format!(
             "cannot read {what}: {e} (the service's user must be able to read what docks write)"
         )),

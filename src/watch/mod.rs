@@ -111,10 +111,9 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     } else {
         (t, 1.0)
     };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration: a number and ms, s or m (e.g. 500ms, 5s)"))?;
+    let v: f64 = num.trim().parse().map_err(|_| {
+        format!("{s:?} is not a duration: a number and ms, s or m (e.g. 500ms, 5s)")
+    })?;
     let secs = v * scale;
     if !secs.is_finite() || !(0.0..=86_400.0).contains(&secs) {
         return Err(format!("{s:?}: a duration from 0 to 24 h"));

@@ -123,6 +123,7 @@ pub(crate) fn file(
     note: &[u8],
 ) -> io::Result<OsString> {
     let subdir = dir.join(sub);
+    check_subdir(&subdir)?;
     let video = dir.join(name);
     let sidecar = dir.join(with_suffix(name, SIDECAR_SUFFIX));
     let slot_name = loop {
@@ -137,11 +138,28 @@ pub(crate) fn file(
     };
     crate::fail::point("watch.between_moves");
     if exists(&sidecar)? {
-        perms::rename_no_replace(&sidecar, &subdir.join(with_suffix(&slot_name, SIDECAR_SUFFIX)))?;
+        perms::rename_no_replace(
+            &sidecar,
+            &subdir.join(with_suffix(&slot_name, SIDECAR_SUFFIX)),
+        )?;
     }
     fsio::sync_dir(&subdir, "watch.moved")?;
     fsio::sync_dir(dir, "watch.moved")?;
     Ok(slot_name)
+}
+
+/// Refuses a `done/` or `failed/` that is not a real directory: whoever can write the folder
+/// could replace it with a link to move files out of it. (A swap between this check and the
+/// renames is not stopped: see DESIGN.md, "The dock folder".)
+pub(crate) fn check_subdir(subdir: &Path) -> io::Result<()> {
+    let m = std::fs::symlink_metadata(subdir)?;
+    if m.file_type().is_symlink() || !m.is_dir() {
+        return Err(io::Error::other(format!(
+            "{} is not a directory (a link or a file was put there): move it away",
+            subdir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// A sidecar `name.json` alone in `dir` (its video `name` is gone): if a crash stopped a move
@@ -159,6 +177,7 @@ pub(crate) fn adopt_orphan(dir: &Path, name: &OsStr) -> io::Result<bool> {
     let side_mtime = side_meta.modified()?;
     for (sub, suffix) in [(DONE_DIR, RESULT_SUFFIX), (FAILED_DIR, ERROR_SUFFIX)] {
         let subdir = dir.join(sub);
+        check_subdir(&subdir)?;
         let (first_free, _) = free_slot(&subdir, name)?;
         for k in (0..first_free).rev() {
             let s = slot(name, k);
