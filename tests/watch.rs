@@ -571,6 +571,36 @@ fn dock_passes_in_process_count_what_they_see() {
 }
 
 #[test]
+fn watcher_thread_ingests_reports_and_stops() {
+    let t = tempfile::tempdir().unwrap();
+    let dock = t.path().join("dock");
+    std::fs::create_dir(&dock).unwrap();
+    let store =
+        common::open_gated(&t.path().join("store"), &footage::StoreOptions::default()).unwrap();
+    let mut opts = footage::watch::WatchOptions::new(&dock);
+    opts.settle = Duration::from_millis(50);
+    opts.interval = Duration::from_millis(20);
+    let w = footage::watch::Watcher::start(&store, opts).unwrap();
+    let handle = w.stats_handle();
+    deliver(&dock, "a.mp4", b"first", &sidecar("PC1", "CAM1", ""));
+    wait_until("a.mp4 done", || handle.snapshot().done == 1);
+    let s = w.stats();
+    assert_eq!((s.done, s.failed, s.bytes), (1, 0, 5), "{s:?}");
+    assert!(s.passes >= 1);
+    assert_eq!(s.dir, dock.canonicalize().unwrap().display().to_string());
+    let id = result(&dock, "a.mp4")["id"].as_str().unwrap().to_string();
+    let info = store.info(footage::parse_id(&id).unwrap()).unwrap();
+    assert_eq!(info.officer, "PC1");
+    w.stop();
+    // Stopped: a new delivery stays where it is.
+    let passes = handle.snapshot().passes;
+    deliver(&dock, "b.mp4", b"second", &sidecar("PC1", "CAM1", ""));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(handle.snapshot().passes, passes);
+    assert!(dock.join("b.mp4").exists());
+}
+
+#[test]
 fn watch_settings_parse() {
     use footage::watch::{looks_partial, parse_duration};
     assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));

@@ -144,7 +144,7 @@ impl Dock {
     }
 
     /// The shared snapshot this dock updates as it goes.
-    pub fn stats_handle(&self) -> Arc<Mutex<WatchStats>> {
+    pub(crate) fn stats_handle(&self) -> Arc<Mutex<WatchStats>> {
         Arc::clone(&self.stats)
     }
 

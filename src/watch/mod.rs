@@ -152,6 +152,17 @@ pub struct WatchStats {
     pub last_error: Option<String>,
 }
 
+/// Reads a [`Watcher`]'s [`WatchStats`]; cheap to clone, shareable between threads.
+#[derive(Clone)]
+pub struct WatchStatsHandle(Arc<Mutex<WatchStats>>);
+
+impl WatchStatsHandle {
+    /// A snapshot of the counters.
+    pub fn snapshot(&self) -> WatchStats {
+        self.0.lock().clone()
+    }
+}
+
 struct Shared {
     stop: AtomicBool,
     wake: Mutex<()>,
@@ -205,6 +216,12 @@ impl Watcher {
     /// A snapshot of what the watcher has seen and done.
     pub fn stats(&self) -> WatchStats {
         self.shared.stats.lock().clone()
+    }
+
+    /// A handle that reads the snapshot from elsewhere (the HTTP server's `/api/stats` and
+    /// `/metrics`), also after the watcher stopped.
+    pub fn stats_handle(&self) -> WatchStatsHandle {
+        WatchStatsHandle(Arc::clone(&self.shared.stats))
     }
 
     /// Stops the thread and waits for it: an ingest in progress ends without a commit (its
