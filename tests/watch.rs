@@ -626,3 +626,95 @@ fn watch_settings_parse() {
     let actor = footage::watch::default_actor(Path::new("/srv/dock\nx"), Some("os:uid=1"));
     assert_eq!(actor, "watch:/srv/dock?x (os:uid=1)");
 }
+
+/// A tmpfs mounted for one test, unmounted when dropped (also when the test panics).
+struct Tmpfs {
+    path: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount_at(path: &Path, size: &str, test: &str) -> Option<Tmpfs> {
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .output();
+        let why = match out {
+            Ok(o) if o.status.success() => {
+                return Some(Tmpfs {
+                    path: path.to_path_buf(),
+                })
+            }
+            Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
+            Err(e) => e.to_string(),
+        };
+        common::skip(test, &format!("cannot mount a tmpfs (needs root): {why}"));
+        None
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
+}
+
+#[test]
+fn disk_full_is_transient_and_a_mounted_done_is_refused() {
+    let test = "disk_full_is_transient_and_a_mounted_done_is_refused";
+    let t = tempfile::tempdir().unwrap();
+    let dock = t.path().join("dock");
+    let disk = t.path().join("disk");
+    std::fs::create_dir(&dock).unwrap();
+    std::fs::create_dir(&disk).unwrap();
+    let Some(_fs) = Tmpfs::mount_at(&disk, "16m", test) else {
+        return;
+    };
+    let opts = footage::StoreOptions {
+        chunk_size: 64 * 1024,
+        volume_size: 2 << 20,
+        ..footage::StoreOptions::default()
+    };
+    let store = common::open_gated(&disk.join("store"), &opts).unwrap();
+    let mut wopts = footage::watch::WatchOptions::new(&dock);
+    wopts.settle = Duration::ZERO;
+    wopts.interval = Duration::from_millis(10);
+    let mut d = footage::watch::Dock::open(&store, wopts).unwrap();
+    let stop = AtomicBool::new(false);
+    // Fill the store's file system, then deliver: the video stays, to be tried again.
+    let filler = disk.join("filler");
+    {
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0x5a; 64 * 1024];
+        while f.write_all(&block).is_ok() {}
+    }
+    let bytes = common::random_bytes(5, 3_000_000);
+    deliver(&dock, "big.mp4", &bytes, &sidecar("PC1", "CAM1", ""));
+    d.pass(&stop);
+    let s = d.stats();
+    assert_eq!((s.done, s.failed, s.retrying), (0, 0, 1), "{s:?}");
+    let err = s.last_error.unwrap_or_default();
+    assert!(
+        err.contains("disk full") && err.contains("will try again"),
+        "{err}"
+    );
+    assert!(dock.join("big.mp4").exists() && dock.join("big.mp4.json").exists());
+    assert!(!dock.join("failed/big.mp4.error").exists());
+    // Space again: a later try (after the delay) stores it.
+    std::fs::remove_file(&filler).unwrap();
+    wait_until("big.mp4 done", || {
+        d.pass(&stop);
+        d.stats().done == 1
+    });
+    assert_eq!(result(&dock, "big.mp4")["sha256"], sha_hex(&bytes));
+    // done/ on another file system (a mount point) is refused at start.
+    let dock2 = t.path().join("dock2");
+    std::fs::create_dir_all(dock2.join("done")).unwrap();
+    let Some(_m) = Tmpfs::mount_at(&dock2.join("done"), "1m", test) else {
+        return;
+    };
+    let e = footage::watch::Dock::open(&store, footage::watch::WatchOptions::new(&dock2))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(e.contains("another file system"), "{e}");
+}
