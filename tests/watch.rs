@@ -718,3 +718,72 @@ fn disk_full_is_transient_and_a_mounted_done_is_refused() {
         .unwrap_or_default();
     assert!(e.contains("another file system"), "{e}");
 }
+
+#[test]
+fn kill_9_at_random_moments_loses_nothing_and_files_each_video_once() {
+    use rand::{Rng, SeedableRng};
+    let (_t, store, dock) = setup();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let n = 12;
+    let clips: Vec<(String, Vec<u8>)> = (0..n)
+        .map(|i| {
+            (
+                format!("clip{i:02}.mp4"),
+                common::random_bytes(100 + i, 6_000_000),
+            )
+        })
+        .collect();
+    for (i, (name, bytes)) in clips.iter().enumerate() {
+        deliver(&dock, name, bytes, &sidecar("PC1", &format!("CAM{i}"), ""));
+    }
+    let all_filed = || {
+        clips.iter().all(|(name, _)| {
+            !dock.join(name).exists() && !dock.join(format!("{name}.json")).exists()
+        })
+    };
+    // SIGKILL the service at random moments while it works through the folder.
+    let mut killed_mid_work = 0;
+    for _ in 0..8 {
+        let serve = Serve::start(&store, &dock, "0", None);
+        std::thread::sleep(Duration::from_millis(rng.random_range(0..150)));
+        drop(serve);
+        if all_filed() {
+            break;
+        }
+        killed_mid_work += 1;
+    }
+    eprintln!("killed with work left: {killed_mid_work} times");
+    let serve = Serve::start(&store, &dock, "0", None);
+    wait_until("every clip filed", all_filed);
+    assert!(serve.stop());
+    // Each video is in done/ exactly once, under its own name, with its sidecar and a result
+    // naming a segment with its bytes; the store holds each exactly once.
+    let mut ids = std::collections::BTreeSet::new();
+    for (i, (name, bytes)) in clips.iter().enumerate() {
+        assert_eq!(&std::fs::read(dock.join("done").join(name)).unwrap(), bytes);
+        assert!(dock.join("done").join(format!("{name}.json")).exists());
+        let r = result(&dock, name);
+        assert_eq!(r["sha256"], sha_hex(bytes), "{name}");
+        let stem = name.trim_end_matches(".mp4");
+        assert!(
+            !dock.join("done").join(format!("{stem}-1.mp4")).exists(),
+            "{name} filed twice"
+        );
+        let id = r["id"].as_str().unwrap().to_string();
+        let info = info(&store, &id);
+        assert_eq!(info["device"], format!("CAM{i}"));
+        assert_eq!(info["sha256"], sha_hex(bytes));
+        ids.insert(id);
+    }
+    assert_eq!(ids.len(), clips.len());
+    assert_eq!(std::fs::read_dir(dock.join("failed")).unwrap().count(), 0);
+    let out = footage(&store, &["stats"]);
+    let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["segments"], n, "{stats}");
+    let out = footage(&store, &["verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
