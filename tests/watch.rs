@@ -787,3 +787,37 @@ fn kill_9_at_random_moments_loses_nothing_and_files_each_video_once() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[test]
+fn a_stop_during_an_ingest_finishes_it_or_leaves_it_unacknowledged() {
+    let t = tempfile::tempdir().unwrap();
+    let dock = t.path().join("dock");
+    std::fs::create_dir(&dock).unwrap();
+    let store =
+        common::open_gated(&t.path().join("store"), &footage::StoreOptions::default()).unwrap();
+    let mut opts = footage::watch::WatchOptions::new(&dock);
+    opts.settle = Duration::ZERO;
+    opts.interval = Duration::from_millis(10);
+    let bytes = common::random_bytes(6, 64 << 20);
+    deliver(&dock, "long.mp4", &bytes, &sidecar("PC1", "CAM1", ""));
+    let w = footage::watch::Watcher::start(&store, opts).unwrap();
+    let handle = w.stats_handle();
+    wait_until("the ingest to start", || {
+        let s = handle.snapshot();
+        s.ingesting.is_some() || s.done > 0
+    });
+    w.stop();
+    // Either it was committed and then filed, or nothing was stored and it is still there:
+    // never stored and left, never filed and not stored.
+    let s = handle.snapshot();
+    assert_eq!(s.ingesting, None);
+    if s.done == 1 {
+        assert!(!dock.join("long.mp4").exists());
+        assert_eq!(result(&dock, "long.mp4")["sha256"], sha_hex(&bytes));
+        assert_eq!(store.len(), 1);
+    } else {
+        assert!(dock.join("long.mp4").exists() && dock.join("long.mp4.json").exists());
+        assert!(!dock.join("done/long.mp4.result.json").exists());
+        assert_eq!(store.len(), 0);
+    }
+}
