@@ -821,3 +821,51 @@ fn a_stop_during_an_ingest_finishes_it_or_leaves_it_unacknowledged() {
         assert_eq!(store.len(), 0);
     }
 }
+
+#[test]
+fn sidecars_use_the_manifest_line_rules() {
+    use footage::input::{parse_manifest, parse_sidecar};
+    let dir = Path::new("/srv/dock");
+    let video = OsStr::new("clip.mp4");
+    // Pretty-printed over several lines, with a BOM, GPS as GPX text.
+    let gpx = r#"<gpx version=\"1.1\"><trk><trkseg><trkpt lat=\"51.5\" lon=\"-0.12\"><time>2025-11-20T14:03:01Z</time></trkpt><trkpt lat=\"51.6\" lon=\"-0.13\"><time>2025-11-20T14:03:00Z</time></trkpt></trkseg></trk></gpx>"#;
+    let text = format!(
+        "\u{feff}{{\n  \"officer\": \"PC1\",\n  \"device\": \"CAM1\",\n  \"start\": 1763647380,\n  \"gps\": \"{gpx}\",\n  \"tags\": [\"a\"]\n}}\n"
+    );
+    let e = parse_sidecar(&text, dir, video).unwrap();
+    assert_eq!(e.file, dir.join("clip.mp4"));
+    assert_eq!((e.officer.as_str(), e.device.as_str()), ("PC1", "CAM1"));
+    assert_eq!(e.end_us, None);
+    assert_eq!(e.gps.len(), 2);
+    assert!(e.gps[0].time_us < e.gps[1].time_us, "sorted by time");
+    // The same text rules as a manifest line: bad values are errors naming the field.
+    let err = |t: &str| parse_sidecar(t, dir, video).unwrap_err().to_string();
+    let base = r#""officer": "PC1", "device": "CAM1", "start": "2025-11-20T14:03:00Z""#;
+    assert!(err(&format!(
+        "{{{base}, \"gps\": \"time,lat,lon\\n1,2,200\\n\"}}"
+    ))
+    .contains("200"));
+    assert!(
+        err(&format!("{{{base}, \"file\": \"other.mp4\"}}")).contains("not this sidecar's video")
+    );
+    assert!(
+        err(&format!("{{{base}, \"gps_file\": \"t.gpx\"}}")).contains("gps_file is not accepted")
+    );
+    assert!(err(&format!("{{{base}, \"colour\": \"red\"}}")).contains("colour"));
+    assert!(err(r#"{"officer": "PC1", "device": "CAM1"}"#).contains("start"));
+    assert!(err("[1, 2]").contains("JSON object"));
+    assert!(parse_sidecar(&format!("{{{base}, \"file\": \"clip.mp4\"}}"), dir, video).is_ok());
+    // A manifest line still needs its file, and takes GPS text too.
+    let m = parse_manifest(&format!("{{{base}}}"), dir)
+        .unwrap_err()
+        .to_string();
+    assert!(m.contains("missing field `file`"), "{m}");
+    let m = parse_manifest(
+        &format!(
+            "{{{base}, \"file\": \"a.mp4\", \"gps\": \"time,lat,lon\\n1763647380,51.5,-0.1\\n\"}}"
+        ),
+        dir,
+    )
+    .unwrap();
+    assert_eq!(m[0].gps.len(), 1);
+}
