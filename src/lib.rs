@@ -49,6 +49,7 @@ mod store;
 #[doc(hidden)]
 pub mod testing;
 pub mod tier;
+pub mod watch;
 
 #[doc(hidden)]
 pub use fsio::faults;

@@ -19,6 +19,7 @@ Examples:
   footage serve                                  http://127.0.0.1:8080 (review page at /)
   footage serve --addr 127.0.0.1:0               any free port: read it from the JSON line
   footage token add reviewer && footage serve --addr 0.0.0.0:8080
+  footage serve --watch /srv/dock                ingest what docks copy there (README: dock folder)
 
 Without tokens the server answers only on loopback and only to Host names 127.0.0.1, [::1]
 or localhost; with tokens every request except /healthz and the page's static files needs
@@ -41,6 +42,16 @@ pub struct ServeArgs {
     /// the cloud (`retention apply` or `audit --publish` publishes the first)
     #[arg(long, default_value = "5m", value_name = "INTERVAL", value_parser = interval_arg)]
     pub publish_head_every: Interval,
+    /// Ingest each video a dock copies into DIR with its sidecar DIR/VIDEO.json, then move
+    /// both to DIR/done/ (or DIR/failed/ with a .error); see README, "The dock folder"
+    #[arg(long, value_name = "DIR")]
+    pub watch: Option<std::path::PathBuf>,
+    /// How long a video and its sidecar must stay unchanged before --watch takes them
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = crate::watch::parse_duration, requires = "watch")]
+    pub watch_settle: std::time::Duration,
+    /// Time between two looks at the --watch folder
+    #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = crate::watch::parse_duration, requires = "watch")]
+    pub watch_interval: std::time::Duration,
 }
 
 /// `--publish-head-every`: an interval, or never.
@@ -96,6 +107,18 @@ pub fn run(store: Store, args: ServeArgs, local_actor: String) -> anyhow::Result
         })?),
         None => None,
     };
+    let watcher = match &args.watch {
+        Some(dir) => Some(crate::watch::Watcher::start(
+            &store,
+            crate::watch::WatchOptions {
+                dir: dir.clone(),
+                settle: args.watch_settle,
+                interval: args.watch_interval,
+                actor: crate::watch::default_actor(dir, Some(&super::os_identity())),
+            },
+        )?),
+        None => None,
+    };
     let served = rt.block_on(async {
         let server = Server::bind(store.clone(), opts).await?;
         let addr = server.local_addr();
@@ -122,6 +145,8 @@ pub fn run(store: Store, args: ServeArgs, local_actor: String) -> anyhow::Result
         anyhow::Ok(())
     });
     drop(rt);
+    // Stops the watcher: an ingest in progress is left unacknowledged, its video in DIR.
+    drop(watcher);
     drop(scrub);
     let closed = store.close();
     served?;

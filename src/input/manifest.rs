@@ -10,7 +10,11 @@
 //! Fields: `file`, `officer`, `device`, `start` are required; `end` (or null), `gps`
 //! (`[[unix_seconds, lat, lon], ...]`) or `gps_file` (a GPX or CSV track), `case` or `cases`,
 //! `tags`, `category` or `categories` are optional. Times are RFC 3339 strings or JSON numbers
-//! of unix seconds.
+//! of unix seconds. `gps` may also be a string holding GPX or CSV text (as a `gps_file`
+//! would).
+//!
+//! A dock sidecar (`footage serve --watch`, [`parse_sidecar`]) is one such object for the
+//! video beside it: the same fields and rules, `file` optional, `gps_file` refused.
 //!
 //! Invariants:
 //! - blank lines are skipped; line numbers in errors are 1-based lines of the file;
@@ -33,7 +37,7 @@ use serde_json::{Number, Value};
 
 use crate::meta::{validate_id, GpsFix, MAX_GPS_FIXES, MAX_LABELS};
 
-use super::gps::parse_gps_file;
+use super::gps::{parse_csv, parse_gps_file, parse_gpx};
 use super::time::{format_time, parse_time, parse_time_or_unix, unix_seconds_to_us};
 use super::InputError;
 
@@ -59,7 +63,9 @@ pub struct ManifestEntry {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEntry {
-    file: String,
+    /// Required on a manifest line; optional in a dock sidecar ([`parse_sidecar`]).
+    #[serde(default)]
+    file: Option<String>,
     officer: String,
     device: String,
     start: Scalar,
@@ -216,7 +222,7 @@ struct GpsPoints(Vec<GpsFix>);
 
 impl<'de> Deserialize<'de> for GpsPoints {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<GpsPoints, D::Error> {
-        d.deserialize_seq(PointsVisitor)
+        d.deserialize_any(PointsVisitor)
     }
 }
 
@@ -226,7 +232,20 @@ impl<'de> Visitor<'de> for PointsVisitor {
     type Value = GpsPoints;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array of GPS points [unix_seconds, lat, lon]")
+        f.write_str("an array of GPS points [unix_seconds, lat, lon], or GPX or CSV text")
+    }
+
+    /// GPX or CSV text in place of the array (a `<` first: GPX).
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<GpsPoints, E> {
+        let body = v.strip_prefix('\u{feff}').unwrap_or(v).trim_start();
+        let fixes = if body.is_empty() {
+            Vec::new()
+        } else if body.starts_with('<') {
+            parse_gpx(v.as_bytes(), "gps").map_err(gps_error)?
+        } else {
+            parse_csv(v.as_bytes(), "gps").map_err(gps_error)?
+        };
+        Ok(GpsPoints(fixes))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<GpsPoints, A::Error> {
@@ -406,11 +425,58 @@ fn parse_line(text: &str, line: usize, base_dir: &Path) -> Result<ManifestEntry,
         )));
     }
     let raw: RawEntry = serde_json::from_str(text).map_err(|e| json_error(&e))?;
-    if raw.file.trim().is_empty() {
+    let file = match &raw.file {
+        None => return Err(invalid("missing field `file`".into())),
+        Some(f) if f.trim().is_empty() => {
+            return Err(invalid(
+                "file must name the clip to ingest; it is empty".into(),
+            ))
+        }
+        Some(f) => base_dir.join(f),
+    };
+    entry_from(raw, line, base_dir, file)
+}
+
+/// Parses a dock sidecar (`footage serve --watch`): the whole text is one JSON object with
+/// the fields of a manifest line, for the video `video` in the folder `dir`. `file` may be
+/// left out; if given it must be the video's own file name. `gps_file` is refused (a sidecar
+/// names no other file: give the track inline in `gps`, as fixes or as GPX or CSV text).
+pub fn parse_sidecar(
+    text: &str,
+    dir: &Path,
+    video: &std::ffi::OsStr,
+) -> Result<ManifestEntry, InputError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if !text.trim_start().starts_with('{') {
         return Err(invalid(
-            "file must name the clip to ingest; it is empty".into(),
+            "a sidecar must be one JSON object {...} with officer, device and start".into(),
         ));
     }
+    let raw: RawEntry = serde_json::from_str(text).map_err(|e| json_error(&e))?;
+    if let Some(f) = &raw.file {
+        if std::ffi::OsStr::new(f) != video {
+            return Err(invalid(format!(
+                "file {f:?} is not this sidecar's video {:?}; leave file out or name the video",
+                video.to_string_lossy()
+            )));
+        }
+    }
+    if raw.gps_file.is_some() {
+        return Err(invalid(
+            "gps_file is not accepted in a sidecar: give the track inline in gps, as \
+             [[unix_seconds, lat, lon], ...] or as GPX or CSV text"
+                .into(),
+        ));
+    }
+    entry_from(raw, 1, dir, dir.join(video))
+}
+
+fn entry_from(
+    raw: RawEntry,
+    line: usize,
+    base_dir: &Path,
+    file: PathBuf,
+) -> Result<ManifestEntry, InputError> {
     validate_id("officer", &raw.officer).map_err(invalid)?;
     validate_id("device", &raw.device).map_err(invalid)?;
     let start_us = time_field(Some(&raw.start), "start")?
@@ -462,7 +528,7 @@ fn parse_line(text: &str, line: usize, base_dir: &Path) -> Result<ManifestEntry,
     }
     Ok(ManifestEntry {
         line,
-        file: base_dir.join(raw.file),
+        file,
         officer: raw.officer,
         device: raw.device,
         start_us,
