@@ -99,12 +99,27 @@ pub fn run(store: Store, args: ServeArgs, local_actor: String) -> anyhow::Result
     let served = rt.block_on(async {
         let server = Server::bind(store.clone(), opts).await?;
         let addr = server.local_addr();
+        // The control channel: store-changing commands from other shells (src/control/).
+        let control = crate::control::ControlServer::start(
+            store.clone(),
+            crate::control::ControlOptions {
+                run: Some(super::beside::service_runner()),
+                ..crate::control::ControlOptions::default()
+            },
+        )?;
+        if control.stale_replaced() {
+            eprintln!(
+                "footage serve: replaced a stale control socket {} (a service that was killed)",
+                control.socket_path().display()
+            );
+        }
         let tokens = crate::server::TokenSet::load(store.root())?.len();
         println_out(
             &serde_json::json!({
                 "listening": format!("http://{addr}"),
                 "store": store.root().display().to_string(),
                 "tokens": tokens,
+                "control": control.socket_path().display().to_string(),
             })
             .to_string(),
         )?;
@@ -118,7 +133,10 @@ pub fn run(store: Store, args: ServeArgs, local_actor: String) -> anyhow::Result
                 "footage serve: no access tokens: anyone on this machine can use http://{addr}/ (add one with `footage token add NAME`)"
             );
         }
-        server.run(shutdown_signal()).await?;
+        let served = server.run(shutdown_signal()).await;
+        // No new commands; running ones finish; the socket goes (before the store closes).
+        tokio::task::block_in_place(|| control.stop());
+        served?;
         anyhow::Ok(())
     });
     drop(rt);
