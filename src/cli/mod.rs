@@ -422,7 +422,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     if beside::carried(&cli.command) {
         // Store-changing commands: here, or by the running service (beside.rs).
         return match beside::open_changing(&cli.store, &key)? {
-            beside::Access::Local(store) => run_changing(&store, cli.command, &Caller::local(&cli)),
+            beside::Access::Local(store) => {
+                let who = Caller::local(&cli);
+                run_changing(&store, cli.command, &who)
+            }
             beside::Access::Service(client) => beside::run_remote(&client, cli),
         };
     }

@@ -12,7 +12,7 @@
 //!   finish (a segment being streamed is received to its end), every connection thread is
 //!   joined (so no `Store` handle of ours outlives it) and the socket file is removed.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -526,6 +526,13 @@ fn relay_audit(
         Some(i) if actor.ends_with(')') => actor.get(..i).unwrap_or(actor),
         _ => actor,
     };
+    // A read-only open names its actor as a local command does: a name, or `uid:N` of its
+    // own uid; never a built-in actor of the audit log.
+    if name != format!("uid:{}", peer.uid) && crate::server::tokens::is_reserved(name) {
+        return Err(format!(
+            "the actor {name:?} is reserved for a built-in actor of the audit log"
+        ));
+    }
     let full = format!("{name} ({})", peer.os_identity());
     let details = serde_json::from_str(details)
         .unwrap_or_else(|_| serde_json::Value::String(details.to_string()));
