@@ -229,8 +229,18 @@ fn commands_beside_the_service_print_exit_and_audit_as_they_do_alone() {
     let (m, bad) = manifests.split_once('\n').unwrap();
     let ingest = |f: &str, dev: &str| -> Vec<String> {
         [
-            "ingest", f, "--officer", "MET-1", "--device", dev, "--start", START, "--end", END,
-            "--category", "traffic",
+            "ingest",
+            f,
+            "--officer",
+            "MET-1",
+            "--device",
+            dev,
+            "--start",
+            START,
+            "--end",
+            END,
+            "--category",
+            "traffic",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -246,18 +256,38 @@ fn commands_beside_the_service_print_exit_and_audit_as_they_do_alone() {
         // process does not), so ids after them would differ.
         ingest(&a, "AX-1"),
         s(&["ingest", "--manifest", bad]), // a duplicate, and a missing clip: exit 1
-        s(&["--actor", "sgt.jones", "hold", "1", "--case", "OP-TRIDENT-7"]),
+        s(&[
+            "--actor",
+            "sgt.jones",
+            "hold",
+            "1",
+            "--case",
+            "OP-TRIDENT-7",
+        ]),
         s(&["tag", "2", "stop-and-search"]),
         s(&["categorize", "2", "evidential"]),
         s(&["case", "3", "OP-2"]),
         s(&["tag", "2", "stop-and-search", "--remove"]),
-        s(&["--actor", "insp.morse", "release", "1", "--case", "OP-TRIDENT-7"]),
-        s(&["hold", "99", "--case", "OP-1"]),   // unknown segment: exit 1
-        s(&["hold", "abc", "--case", "OP-1"]),  // bad argument: exit 2
+        s(&[
+            "--actor",
+            "insp.morse",
+            "release",
+            "1",
+            "--case",
+            "OP-TRIDENT-7",
+        ]),
+        s(&["hold", "99", "--case", "OP-1"]), // unknown segment: exit 1
+        s(&["hold", "abc", "--case", "OP-1"]), // bad argument: exit 2
         s(&["--actor", "system", "tag", "1", "x"]), // a reserved actor: exit 2
         s(&["retention", "apply"]),
         s(&["retention", "apply", "--now", "2099-01-01T00:00:00Z"]), // clock ahead: exit 2
-        s(&["retention", "apply", "--dry-run", "--now", "2099-01-01T00:00:00Z"]),
+        s(&[
+            "retention",
+            "apply",
+            "--dry-run",
+            "--now",
+            "2099-01-01T00:00:00Z",
+        ]),
         s(&["compact", "--min-dead", "0.9"]),
         s(&["verify", "--repair"]),
     ];
@@ -271,8 +301,16 @@ fn commands_beside_the_service_print_exit_and_audit_as_they_do_alone() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let got = footage(&served, &args);
         assert_eq!(got.code, want.code, "{args:?}: {}", got.stderr);
-        assert_eq!(without_clock(&got.stderr), without_clock(&want.stderr), "{args:?}");
-        assert_eq!(normalised(&got.stdout), normalised(&want.stdout), "{args:?}");
+        assert_eq!(
+            without_clock(&got.stderr),
+            without_clock(&want.stderr),
+            "{args:?}"
+        );
+        assert_eq!(
+            normalised(&got.stdout),
+            normalised(&want.stdout),
+            "{args:?}"
+        );
     }
     // They went through the service (which held the store all along): it counted them.
     let st = status(&served);
@@ -294,7 +332,9 @@ fn commands_beside_the_service_print_exit_and_audit_as_they_do_alone() {
     assert!(done
         .iter()
         .any(|e| e.1 == "ingest" && e.0.starts_with(&format!("{USER} (os:uid={uid}"))));
-    assert!(done.iter().any(|e| e.1 == "release" && e.0.starts_with("insp.morse (")));
+    assert!(done
+        .iter()
+        .any(|e| e.1 == "release" && e.0.starts_with("insp.morse (")));
 }
 
 /// Writes a raw frame.
@@ -333,20 +373,24 @@ fn a_hostile_client_is_refused_and_the_service_keeps_working() {
     let huge = raw_exchange(&sock, &huge);
     assert!(huge.contains("above the limit"), "{huge}");
     let other_version = raw_exchange(&sock, &frame(b'J', br#"{"v":99,"op":"status"}"#));
-    assert!(other_version.contains("protocol version 99"), "{other_version}");
+    assert!(
+        other_version.contains("protocol version 99"),
+        "{other_version}"
+    );
     let not_json = raw_exchange(&sock, &frame(b'J', b"{nope"));
     assert!(not_json.contains("not JSON"), "{not_json}");
     let forbidden = raw_exchange(
         &sock,
-        &frame(b'J', br#"{"v":1,"op":"run","argv":["footage","init"],"pretty":false}"#),
+        &frame(
+            b'J',
+            br#"{"v":1,"op":"run","argv":["footage","init"],"pretty":false}"#,
+        ),
     );
     assert!(forbidden.contains("not carried out"), "{forbidden}");
     assert!(forbidden.contains(r#"{"exit":1}"#), "{forbidden}");
     // A segment stating 10 bytes and sending 20: refused; nothing stored.
-    let meta = format!(
-        r#"{{"v":1,"op":"segment","meta":{{"officer":"MET-1","device":"AX-1","start_us":0,"end_us":1,"gps":[],"cases":[],"tags":[],"categories":[]}},"length":10}}"#
-    );
-    let mut over = frame(b'J', meta.as_bytes());
+    let meta = br#"{"v":1,"op":"segment","meta":{"officer":"MET-1","device":"AX-1","start_us":0,"end_us":1,"gps":[],"cases":[],"tags":[],"categories":[]},"length":10}"#;
+    let mut over = frame(b'J', meta);
     over.extend(frame(b'D', &[7; 20]));
     let over = raw_exchange(&sock, &over);
     assert!(over.contains("more bytes than the 10"), "{over}");
@@ -383,7 +427,15 @@ fn a_hostile_client_is_refused_and_the_service_keeps_working() {
     let ok = footage(
         &store,
         &[
-            "ingest", &clip, "--officer", "MET-1", "--device", "AX-1", "--start", START, "--end",
+            "ingest",
+            &clip,
+            "--officer",
+            "MET-1",
+            "--device",
+            "AX-1",
+            "--start",
+            START,
+            "--end",
             END,
         ],
     );
@@ -392,7 +444,10 @@ fn a_hostile_client_is_refused_and_the_service_keeps_working() {
     let id = id["id"].as_str().unwrap().to_string();
     footage(&store, &["hold", &id, "--case", "OP-1"]).ok();
     let st = status(&store);
-    assert!(st["control"]["protocol_errors"].as_u64().unwrap() >= 5, "{st}");
+    assert!(
+        st["control"]["protocol_errors"].as_u64().unwrap() >= 5,
+        "{st}"
+    );
     assert!(st["control"]["busy"].as_u64().unwrap() >= 1, "{st}");
     serve.stop();
     let info = footage(&store, &["info", &id]);
@@ -521,7 +576,16 @@ fn the_socket_is_0660_goes_at_shutdown_and_a_stale_one_is_replaced() {
     assert_ne!(meta.ino(), first, "a new socket replaced the stale one");
     assert_eq!(meta.mode() & 0o7777, 0o660);
     let ingest = [
-        "ingest", &clip, "--officer", "MET-1", "--device", "AX-1", "--start", START, "--end", END,
+        "ingest",
+        &clip,
+        "--officer",
+        "MET-1",
+        "--device",
+        "AX-1",
+        "--start",
+        START,
+        "--end",
+        END,
     ];
     footage(&store, &ingest).ok();
     footage(&store, &["hold", "1", "--case", "OP-1"]).ok();
@@ -546,7 +610,15 @@ fn a_store_path_too_long_for_a_socket_address_is_reached_through_its_directory()
     let out = footage(
         &store,
         &[
-            "ingest", &clip, "--officer", "MET-1", "--device", "AX-1", "--start", START, "--end",
+            "ingest",
+            &clip,
+            "--officer",
+            "MET-1",
+            "--device",
+            "AX-1",
+            "--start",
+            START,
+            "--end",
             END,
         ],
     );
@@ -565,21 +637,39 @@ fn the_audit_relay_records_reads_as_the_peer_not_as_the_client_says() {
     let serve = Serve::start(&store);
     let client = footage::control::ControlClient::connect(&store).unwrap();
     client
-        .audit("reviewer.k (os:uid=4242 user=mallory)", "view", Some(7), r#"{"range":"0-99"}"#)
+        .audit(
+            "reviewer.k (os:uid=4242 user=mallory)",
+            "view",
+            Some(7),
+            r#"{"range":"0-99"}"#,
+        )
         .unwrap();
-    client.audit("reviewer.k", "query", None, "not json").unwrap();
-    let refused = client.audit("reviewer.k", "delete", Some(7), "{}").unwrap_err();
+    client
+        .audit("reviewer.k", "query", None, "not json")
+        .unwrap();
+    let refused = client
+        .audit("reviewer.k", "delete", Some(7), "{}")
+        .unwrap_err();
     assert!(refused.to_string().contains("read-like"), "{refused}");
     assert!(client.audit("(footage)", "view", None, "{}").is_err());
     assert!(client.audit("system", "view", None, "{}").is_err());
     serve.stop();
     let uid = unsafe { libc::getuid() };
     let entries = people_audit(&store);
-    let views: Vec<_> = entries.iter().filter(|e| e.0.starts_with("reviewer.k")).collect();
+    let views: Vec<_> = entries
+        .iter()
+        .filter(|e| e.0.starts_with("reviewer.k"))
+        .collect();
     assert_eq!(views.len(), 2, "{entries:?}");
     for (actor, _, _) in &views {
-        assert!(actor.starts_with(&format!("reviewer.k (os:uid={uid}")), "{actor}");
-        assert!(!actor.contains("4242") && !actor.contains("mallory"), "{actor}");
+        assert!(
+            actor.starts_with(&format!("reviewer.k (os:uid={uid}")),
+            "{actor}"
+        );
+        assert!(
+            !actor.contains("4242") && !actor.contains("mallory"),
+            "{actor}"
+        );
     }
     assert_eq!(views[0].1, "view");
     assert_eq!(views[0].2, Value::from("7"));

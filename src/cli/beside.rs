@@ -239,7 +239,11 @@ fn run_for_client(
             })
         });
         for (stderr, line) in rx {
-            let reply = if stderr { Reply::Err(line) } else { Reply::Out(line) };
+            let reply = if stderr {
+                Reply::Err(line)
+            } else {
+                Reply::Out(line)
+            };
             if emit(reply).is_err() {
                 // The client is gone: the command's next line fails as a closed pipe does.
                 break;

@@ -85,7 +85,7 @@ pub(crate) trait Target {
     fn begin(&self, meta: SegmentMeta, length: Option<u64>) -> anyhow::Result<Box<dyn Sink + '_>>;
 
     /// Stores a whole segment read from a stream of unknown length (stdin).
-    fn from_reader(&self, meta: SegmentMeta, r: &mut dyn Read) -> anyhow::Result<IngestOutput> {
+    fn ingest_stream(&self, meta: SegmentMeta, r: &mut dyn Read) -> anyhow::Result<IngestOutput> {
         let mut w = self.begin(meta, None)?;
         let mut buf = vec![0u8; 1 << 20];
         loop {
@@ -113,7 +113,7 @@ impl Target for Store {
         Ok(Box::new(self.begin_segment(meta)?))
     }
 
-    fn from_reader(&self, meta: SegmentMeta, r: &mut dyn Read) -> anyhow::Result<IngestOutput> {
+    fn ingest_stream(&self, meta: SegmentMeta, r: &mut dyn Read) -> anyhow::Result<IngestOutput> {
         Ok(IngestOutput::from(&self.ingest_reader(meta, r)?))
     }
 }
@@ -175,7 +175,7 @@ fn ingest_one(
         };
         meta.end_us = end;
         check_times(&meta)?;
-        return store.from_reader(meta, &mut std::io::stdin().lock());
+        return store.ingest_stream(meta, &mut std::io::stdin().lock());
     }
     let mut f = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let size = f

@@ -186,9 +186,11 @@ pub(crate) fn segment_arg(s: &str) -> Result<u64, String> {
 pub(crate) struct Redirect {
     /// Whether the client's stdout is a terminal.
     pub pretty: bool,
-    /// Takes one line: `true` for stderr.
-    pub line: Box<dyn FnMut(bool, &str) -> std::io::Result<()>>,
+    pub line: LineSink,
 }
+
+/// Takes one line of a redirected command's output: `true` for stderr.
+pub(crate) type LineSink = Box<dyn FnMut(bool, &str) -> std::io::Result<()>>;
 
 thread_local! {
     /// The redirect of the command running on this thread, if any.
@@ -257,10 +259,7 @@ pub(crate) fn println_out(line: &str) -> anyhow::Result<()> {
 
 /// A progress bar on stderr, hidden when stderr is not a terminal.
 pub(crate) fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
-    let pb = indicatif::ProgressBar::with_draw_target(
-        Some(total),
-        progress_target(),
-    );
+    let pb = indicatif::ProgressBar::with_draw_target(Some(total), progress_target());
     let style = indicatif::ProgressStyle::with_template(
         "{msg:12} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
     )
@@ -381,7 +380,11 @@ fn actor(named: &Option<String>) -> anyhow::Result<String> {
 
 /// [`actor`] from its parts: the named actor, the user name of the environment, and the OS
 /// identity (this process's, or a control client's from its peer credentials).
-pub(crate) fn actor_of(named: Option<&str>, user: Option<&str>, os: &str) -> anyhow::Result<String> {
+pub(crate) fn actor_of(
+    named: Option<&str>,
+    user: Option<&str>,
+    os: &str,
+) -> anyhow::Result<String> {
     if let Some(name) = named {
         actor_arg(name).map_err(|e| anyhow::anyhow!("--actor: {e}"))?;
         return Ok(format!("{name} ({os})"));
@@ -405,7 +408,12 @@ fn audit_actor(named: &Option<String>) -> String {
 
 /// [`audit_actor`] from its parts (see [`actor_of`]). A named actor that is not a valid one
 /// (only a control client can send one) counts as none.
-pub(crate) fn audit_actor_of(named: Option<&str>, user: Option<&str>, uid: u32, os: &str) -> String {
+pub(crate) fn audit_actor_of(
+    named: Option<&str>,
+    user: Option<&str>,
+    uid: u32,
+    os: &str,
+) -> String {
     if let Some(name) = named.filter(|n| actor_arg(n).is_ok()) {
         return format!("{name} ({os})");
     }
@@ -484,14 +492,23 @@ impl Caller {
     }
 
     fn audit_actor(&self) -> String {
-        audit_actor_of(self.named.as_deref(), self.user.as_deref(), self.uid, &self.os)
+        audit_actor_of(
+            self.named.as_deref(),
+            self.user.as_deref(),
+            self.uid,
+            &self.os,
+        )
     }
 }
 
 /// Runs a store-changing command against an open store: the one code path of these commands,
 /// whether this process opened the store or the service runs it for a control client (its
 /// output then goes to the client through [`with_redirect`]).
-pub(crate) fn run_changing(store: &crate::Store, command: Command, who: &Caller) -> anyhow::Result<i32> {
+pub(crate) fn run_changing(
+    store: &crate::Store,
+    command: Command,
+    who: &Caller,
+) -> anyhow::Result<i32> {
     let as_actor = || -> anyhow::Result<crate::Store> { Ok(store.with_actor(&who.audit_actor())?) };
     match command {
         Command::Ingest(args) => ingest::run(&as_actor()?, args),
@@ -504,7 +521,10 @@ pub(crate) fn run_changing(store: &crate::Store, command: Command, who: &Caller)
         Command::Compact(a) => compact::run(store, a, &who.actor()?),
         Command::Verify(args) => admin::verify(&as_actor()?, args),
         Command::Scrub(args) => admin::scrub(&as_actor()?, args),
-        other => anyhow::bail!("{} is not a command that changes the store", beside::name(&other)),
+        other => anyhow::bail!(
+            "{} is not a command that changes the store",
+            beside::name(&other)
+        ),
     }
 }
 

@@ -57,10 +57,7 @@ pub fn run(store: &Store, cmd: RetentionCommand, actor: &str) -> anyhow::Result<
         }
         RetentionCommand::Apply(a) => {
             let now = a.now.unwrap_or_else(crate::now_us);
-            let pb = indicatif::ProgressBar::with_draw_target(
-                None,
-                super::progress_target(),
-            );
+            let pb = indicatif::ProgressBar::with_draw_target(None, super::progress_target());
             let style = indicatif::ProgressStyle::with_template(
                 "{msg:20} [{bar:40}] {pos}/{len} segments {elapsed}",
             )

@@ -122,7 +122,10 @@ mod tests {
         let peer = Peer::of(&a).unwrap();
         // SAFETY: these calls cannot fail and touch no memory.
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-        assert_eq!((peer.uid, peer.gid, peer.pid), (uid, gid, std::process::id() as i32));
+        assert_eq!(
+            (peer.uid, peer.gid, peer.pid),
+            (uid, gid, std::process::id() as i32)
+        );
         assert!(peer.os_identity().starts_with(&format!("os:uid={uid}")));
     }
 }

@@ -118,9 +118,11 @@ pub fn read_frame(r: &mut dyn Read) -> Result<Option<Frame>, ControlError> {
         }
     })?;
     Ok(Some(match kind {
-        KIND_JSON => Frame::Json(serde_json::from_slice(&body).map_err(|e| {
-            ControlError::Protocol(format!("a JSON frame that is not JSON: {e}"))
-        })?),
+        KIND_JSON => {
+            Frame::Json(serde_json::from_slice(&body).map_err(|e| {
+                ControlError::Protocol(format!("a JSON frame that is not JSON: {e}"))
+            })?)
+        }
         _ => Frame::Data(body),
     }))
 }

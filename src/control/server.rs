@@ -50,9 +50,7 @@ pub struct RunContext<'a> {
 /// Carries out a `run` request (the CLI's own dispatch, src/cli/beside.rs): sends `out`/`err`
 /// lines through the callback and returns the exit code.
 pub type RunCommand = Arc<
-    dyn Fn(&RunContext<'_>, &mut dyn FnMut(Reply) -> Result<(), ControlError>) -> i32
-        + Send
-        + Sync,
+    dyn Fn(&RunContext<'_>, &mut dyn FnMut(Reply) -> Result<(), ControlError>) -> i32 + Send + Sync,
 >;
 
 /// Limits and hooks of the control server.
@@ -251,7 +249,10 @@ fn admit(shared: &Arc<Shared>, stream: UnixStream) {
         Ok(p) => p,
         Err(e) => {
             shared.refused.fetch_add(1, Ordering::Relaxed);
-            refuse(&mut stream, format!("cannot read the peer credentials: {e}"));
+            refuse(
+                &mut stream,
+                format!("cannot read the peer credentials: {e}"),
+            );
             return;
         }
     };
