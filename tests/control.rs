@@ -674,3 +674,48 @@ fn the_audit_relay_records_reads_as_the_peer_not_as_the_client_says() {
     assert_eq!(views[0].1, "view");
     assert_eq!(views[0].2, Value::from("7"));
 }
+
+#[test]
+fn a_segment_being_received_when_the_service_stops_is_finished_and_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    init(&store);
+    let serve = Serve::start(&store);
+    let sock = serve.socket();
+    let data = common::random_bytes(8, 200_000);
+    let mut s = UnixStream::connect(&sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let meta = br#"{"v":1,"op":"segment","meta":{"officer":"MET-9","device":"AX-9","start_us":0,"end_us":1,"gps":[],"cases":[],"tags":[],"categories":[]},"length":200000,"actor":"dock-7","user":null}"#;
+    s.write_all(&frame(b'J', meta)).unwrap();
+    s.write_all(&frame(b'D', &data[..100_000])).unwrap();
+
+    unsafe { libc::kill(serve.pid() as i32, libc::SIGTERM) };
+    // The service is stopping once it takes no new connection.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while UnixStream::connect(&sock).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the service never stopped accepting"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // ... and still receives the rest of the segment it was in, and answers.
+    s.write_all(&frame(b'D', &data[100_000..])).unwrap();
+    s.write_all(&frame(b'D', b"")).unwrap();
+    let mut head = [0u8; 5];
+    s.read_exact(&mut head).unwrap();
+    let mut body = vec![0u8; u32::from_le_bytes(head[1..].try_into().unwrap()) as usize];
+    s.read_exact(&mut body).unwrap();
+    let reply: Value = serde_json::from_slice(&body).unwrap();
+    let id = reply["committed"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{reply}"));
+    serve.stop();
+    assert!(!sock.exists());
+    let info: Value = serde_json::from_str(&footage(&store, &["info", id]).stdout).unwrap();
+    assert_eq!(info["bytes"], 200_000);
+    let audit = people_audit(&store);
+    assert!(audit
+        .iter()
+        .any(|e| e.1 == "ingest" && e.0.starts_with("dock-7 (os:uid=")));
+}

@@ -15,7 +15,8 @@ use super::protocol::{self, Claim, Reply, Request, Stored, MAX_DATA};
 use super::{socket, ControlError};
 use crate::meta::SegmentMeta;
 
-/// A connection to the control channel of the `footage serve` that owns a store.
+/// A connection to the control channel of the `footage serve` that owns a store. It may be
+/// shared between threads (an audit sink of a read-only open is): requests are serialised.
 pub struct ControlClient {
     root: PathBuf,
     stream: Mutex<UnixStream>,
@@ -195,3 +196,9 @@ impl RemoteSegment<'_> {
         }
     }
 }
+
+// A read-only open keeps its audit sink behind an `Arc<dyn AuditSink>` used from any thread.
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    shareable::<ControlClient>()
+};
