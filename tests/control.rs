@@ -349,7 +349,9 @@ fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
 fn raw_exchange(socket: &Path, bytes: &[u8]) -> String {
     let mut s = UnixStream::connect(socket).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    s.write_all(bytes).unwrap();
+    // The service may answer and close before it read everything (a refusal, a bad header):
+    // then the write fails and its answer is still there to read.
+    let _ = s.write_all(bytes);
     // The end of our side: the service answers, finds no next request, and closes.
     let _ = s.shutdown(std::net::Shutdown::Write);
     let mut answer = Vec::new();
@@ -405,6 +407,7 @@ fn a_hostile_client_is_refused_and_the_service_keeps_working() {
     assert!(relay.contains("only read-like actions"), "{relay}");
 
     // Half-open connections fill the slots: one more is told the service is busy.
+    wait_for_slots(&store, 1);
     let mut idle = Vec::new();
     for _ in 0..16 {
         let mut s = UnixStream::connect(&sock).unwrap();
@@ -422,6 +425,7 @@ fn a_hostile_client_is_refused_and_the_service_keeps_working() {
     };
     assert!(busy.contains("busy"), "{busy}");
     drop(idle);
+    wait_for_slots(&store, 1);
 
     // The service still works, and counted what it refused.
     let ok = footage(
@@ -454,6 +458,23 @@ fn a_hostile_client_is_refused_and_the_service_keeps_working() {
     assert!(info.ok().stdout.contains("OP-1"));
     let stats: Value = serde_json::from_str(&footage(&store, &["stats"]).stdout).unwrap();
     assert_eq!(stats["segments"], 1, "the refused segment stored nothing");
+}
+
+/// Waits until the service serves `n` connections, the one asking included (it takes a slot
+/// when it accepts a connection, and frees it when it sees the connection close).
+fn wait_for_slots(store: &Path, n: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let st = footage::control::ControlClient::connect(store).and_then(|c| c.status());
+        if st.is_ok_and(|st| st["control"]["active"] == n) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never {n} connections"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// What a process running as `nobody` gets when it connects to `socket`: `Err(errno)` from
@@ -688,6 +709,7 @@ fn a_segment_being_received_when_the_service_stops_is_finished_and_stored() {
     let meta = br#"{"v":1,"op":"segment","meta":{"officer":"MET-9","device":"AX-9","start_us":0,"end_us":1,"gps":[],"cases":[],"tags":[],"categories":[]},"length":200000,"actor":"dock-7","user":null}"#;
     s.write_all(&frame(b'J', meta)).unwrap();
     s.write_all(&frame(b'D', &data[..100_000])).unwrap();
+    wait_for_slots(&store, 2); // ours is accepted (one not yet accepted is dropped at stop)
 
     unsafe { libc::kill(serve.pid() as i32, libc::SIGTERM) };
     // The service is stopping once it takes no new connection.
