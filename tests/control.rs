@@ -576,6 +576,85 @@ fn the_channel_refuses_other_users() {
 }
 
 #[test]
+fn a_member_of_the_store_group_changes_the_store_through_the_service_as_themselves() {
+    if unsafe { libc::geteuid() } != 0 {
+        common::skip(
+            "a_member_of_the_store_group_changes_the_store_through_the_service_as_themselves",
+            "needs root to run the CLI as another user (nobody) in the store's group",
+        );
+        return;
+    }
+    const NOBODY: u32 = 65534;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let store = dir.path().join("store");
+    init(&store);
+    let clip = write_file(dir.path(), "a.bin", &common::random_bytes(9, 5000));
+    std::fs::set_permissions(&clip, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let group = std::fs::metadata(&store).unwrap().gid();
+    let serve = Serve::start(&store);
+    // nobody, with the store's group: may read the store's files, may write none of them.
+    let as_member = |args: &[&str]| -> Out {
+        use std::os::unix::process::CommandExt;
+        let o = common::output(
+            Command::new(env!("CARGO_BIN_EXE_footage"))
+                .arg("--store")
+                .arg(&store)
+                .args(args)
+                .env_remove("FOOTAGE_ACTOR")
+                .env("USER", "pc.member")
+                .current_dir(dir.path())
+                .uid(NOBODY)
+                .gid(group),
+        );
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(o.stdout).unwrap(),
+            stderr: String::from_utf8(o.stderr).unwrap(),
+        }
+    };
+    let ingest = as_member(&[
+        "ingest",
+        &clip,
+        "--officer",
+        "MET-1",
+        "--device",
+        "AX-1",
+        "--start",
+        START,
+        "--end",
+        END,
+    ]);
+    ingest.ok();
+    let id: Value = serde_json::from_str(&ingest.stdout).unwrap();
+    let id = id["id"].as_str().unwrap().to_string();
+    as_member(&["--actor", "sgt.member", "hold", &id, "--case", "OP-9"]).ok();
+    serve.stop();
+    // Without the service the same user cannot change the store: the original error stands.
+    let alone = as_member(&["tag", &id, "x"]);
+    assert_eq!(alone.code, 1, "{}", alone.stderr);
+    assert!(
+        alone.stderr.contains("ermission denied"),
+        "{}",
+        alone.stderr
+    );
+    let audit = people_audit(&store);
+    let who = format!("(os:uid={NOBODY}");
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.1 == "ingest" && e.0.starts_with(&format!("pc.member {who}"))),
+        "{audit:?}"
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.1 == "hold" && e.0.starts_with(&format!("sgt.member {who}"))),
+        "{audit:?}"
+    );
+}
+
+#[test]
 fn the_socket_is_0660_goes_at_shutdown_and_a_stale_one_is_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");

@@ -85,10 +85,16 @@ pub(crate) enum Access {
 
 /// THE place where a store-changing command decides what "the store is locked" means: open
 /// the store; if another process holds it, use the control channel of the `footage serve`
-/// that does; if none answers, the locked error stands, with the reason none answered.
+/// that does; if none answers, the locked error stands, with the reason none answered. A
+/// member of the store's group cannot open the store at all (its `LOCK` is not writable to
+/// the group): for them too the running service is the way in.
 pub(crate) fn open_changing(root: &Path, key: &Option<crate::Key>) -> anyhow::Result<Access> {
     match super::open(root, key) {
         Ok(store) => Ok(Access::Local(store)),
+        Err(e) if is_denied(&e) => match ControlClient::connect(root) {
+            Ok(client) => Ok(Access::Service(client)),
+            Err(_) => Err(e),
+        },
         Err(e) if is_locked(&e) => match ControlClient::connect(root) {
             Ok(client) => Ok(Access::Service(client)),
             Err(ControlError::NoService { .. }) => Err(e.context(format!(
@@ -106,6 +112,14 @@ pub(crate) fn open_changing(root: &Path, key: &Option<crate::Key>) -> anyhow::Re
 /// where a read-only open beside the writer goes; today a locked store is an error.
 pub(crate) fn open_reading(root: &Path, key: &Option<crate::Key>) -> anyhow::Result<Store> {
     super::open(root, key)
+}
+
+/// Whether opening failed on a file this user may not write (the store's owner is another).
+fn is_denied(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref(),
+        Some(crate::Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::PermissionDenied
+    )
 }
 
 fn is_locked(e: &anyhow::Error) -> bool {
