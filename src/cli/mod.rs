@@ -437,7 +437,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             beside::Access::Service(client) => beside::run_remote(&client, cli),
         };
     }
+    // Read commands open through beside::open_reading (a read-only open beside the service goes
+    // there); `serve` and `token` need the store itself.
     let open = |dir: &std::path::Path| beside::open_reading(dir, &key);
+    let open_owned = |dir: &std::path::Path| self::open(dir, &key);
     let actor = || actor(&cli.actor);
     // Commands whose actions go in the audit log under the actor.
     let as_actor = || -> anyhow::Result<crate::Store> {
@@ -459,9 +462,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Serve(args) => {
             // Without tokens, changes are made as the local user (or --actor).
             let local = actor().unwrap_or_else(|_| with_os_identity("local"));
-            serve::run(open(&cli.store)?, args, local)
+            serve::run(open_owned(&cli.store)?, args, local)
         }
-        Command::Token(args) => token::run(&cli.store, args, &|| open(&cli.store), actor),
+        Command::Token(args) => token::run(&cli.store, args, &|| open_owned(&cli.store), actor),
         // Carried commands are dispatched above.
         c => anyhow::bail!("internal: {c:?} reached the read dispatch"),
     }
