@@ -85,6 +85,9 @@ pub enum Error {
     /// The group the store's files belong to (`group` in footage.toml) cannot be used.
     #[error("group {group:?}: {what}")]
     Group { group: String, what: String },
+    /// The control channel of `footage serve` (src/control/).
+    #[error(transparent)]
+    Control(#[from] crate::control::ControlError),
 }
 
 impl Error {

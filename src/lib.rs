@@ -30,6 +30,7 @@ pub mod audit;
 mod catalog;
 pub mod cli;
 mod config;
+pub mod control;
 pub mod crypt;
 mod error;
 #[doc(hidden)]

@@ -140,7 +140,7 @@ pub fn verify(store: &Store, args: VerifyArgs) -> anyhow::Result<i32> {
     }
     print_json(&report)?;
     if !problems.is_empty() {
-        eprintln!("error: {}", problems.join("; "));
+        super::eprintln_out(&format!("error: {}", problems.join("; ")));
         return Ok(super::EXIT_FAILURE);
     }
     Ok(super::EXIT_OK)
@@ -158,10 +158,10 @@ pub fn scrub(store: &Store, args: ScrubArgs) -> anyhow::Result<i32> {
     let summary = store.scrub_summary();
     print_json(&serde_json::json!({ "run": status, "store": summary }))?;
     if summary.corrupt_segments > 0 || status.lost > 0 {
-        eprintln!(
+        super::eprintln_out(&format!(
             "error: {} corrupt segments known, {} unreachable on disk in this pass",
             summary.corrupt_segments, status.lost
-        );
+        ));
         return Ok(super::EXIT_FAILURE);
     }
     Ok(super::EXIT_OK)

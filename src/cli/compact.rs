@@ -25,10 +25,10 @@ pub fn run(store: &Store, args: CompactArgs, actor: &str) -> anyhow::Result<i32>
     if summary.failed.is_empty() {
         Ok(super::EXIT_OK)
     } else {
-        eprintln!(
+        super::eprintln_out(&format!(
             "error: {} volumes could not be compacted (nothing was changed in them)",
             summary.failed.len()
-        );
+        ));
         Ok(super::EXIT_FAILURE)
     }
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::{id_arg, println_out, progress_bar, time_arg};
 use crate::input::{mp4_duration_us, parse_gps_file, read_manifest};
 use crate::meta::SegmentMeta;
-use crate::{Committed, Store};
+use crate::{Committed, SegmentWriter, Store};
 
 #[derive(Args, Debug)]
 pub struct IngestArgs {
@@ -49,7 +49,7 @@ pub struct IngestArgs {
 
 /// The line printed for each ingested segment.
 #[derive(Serialize)]
-struct IngestOutput {
+pub(crate) struct IngestOutput {
     id: String,
     sha256: String,
     bytes: u64,
@@ -67,7 +67,73 @@ impl From<&Committed> for IngestOutput {
     }
 }
 
+impl From<crate::control::Stored> for IngestOutput {
+    fn from(s: crate::control::Stored) -> IngestOutput {
+        IngestOutput {
+            id: s.id,
+            sha256: s.sha256,
+            bytes: s.bytes,
+            duplicate: s.duplicate,
+        }
+    }
+}
+
+/// Where `footage ingest` stores segments: the store this process opened, or the running
+/// service (src/cli/beside.rs), which receives the bytes this process reads.
+pub(crate) trait Target {
+    /// Starts a segment of `length` bytes (when known).
+    fn begin(&self, meta: SegmentMeta, length: Option<u64>) -> anyhow::Result<Box<dyn Sink + '_>>;
+
+    /// Stores a whole segment read from a stream of unknown length (stdin).
+    fn ingest_stream(&self, meta: SegmentMeta, r: &mut dyn Read) -> anyhow::Result<IngestOutput> {
+        let mut w = self.begin(meta, None)?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(anyhow::Error::from(e).context("cannot read stdin")),
+            };
+            w.write(buf.get(..n).unwrap_or_default())?;
+        }
+        w.commit()
+    }
+}
+
+/// One segment being stored.
+pub(crate) trait Sink {
+    fn write(&mut self, data: &[u8]) -> anyhow::Result<()>;
+    /// Makes the segment durable; returns the line `footage ingest` prints.
+    fn commit(self: Box<Self>) -> anyhow::Result<IngestOutput>;
+}
+
+impl Target for Store {
+    fn begin(&self, meta: SegmentMeta, _length: Option<u64>) -> anyhow::Result<Box<dyn Sink + '_>> {
+        Ok(Box::new(self.begin_segment(meta)?))
+    }
+
+    fn ingest_stream(&self, meta: SegmentMeta, r: &mut dyn Read) -> anyhow::Result<IngestOutput> {
+        Ok(IngestOutput::from(&self.ingest_reader(meta, r)?))
+    }
+}
+
+impl Sink for SegmentWriter {
+    fn write(&mut self, data: &[u8]) -> anyhow::Result<()> {
+        Ok(SegmentWriter::write(self, data)?)
+    }
+
+    fn commit(self: Box<Self>) -> anyhow::Result<IngestOutput> {
+        Ok(IngestOutput::from(&SegmentWriter::commit(*self)?))
+    }
+}
+
 pub fn run(store: &Store, args: IngestArgs) -> anyhow::Result<i32> {
+    run_to(store, args)
+}
+
+/// `footage ingest` into `target`: every input is opened and parsed here.
+pub(crate) fn run_to(store: &dyn Target, args: IngestArgs) -> anyhow::Result<i32> {
     if let Some(manifest) = &args.manifest {
         return run_manifest(store, manifest);
     }
@@ -91,25 +157,25 @@ pub fn run(store: &Store, args: IngestArgs) -> anyhow::Result<i32> {
         categories: args.categories,
     };
     let c = ingest_one(store, &file, meta, args.end, None)?;
-    println_out(&serde_json::to_string(&IngestOutput::from(&c))?)?;
+    println_out(&serde_json::to_string(&c)?)?;
     Ok(super::EXIT_OK)
 }
 
 /// Ingests one file (or stdin for `-`), filling in `end` from the MP4 when not given.
 fn ingest_one(
-    store: &Store,
+    store: &dyn Target,
     file: &Path,
     mut meta: SegmentMeta,
     end: Option<i64>,
     shared_bar: Option<&indicatif::ProgressBar>,
-) -> anyhow::Result<Committed> {
+) -> anyhow::Result<IngestOutput> {
     if file == Path::new("-") {
         let Some(end) = end else {
             bail!("--end is required when reading from stdin (the duration cannot be read from a stream)");
         };
         meta.end_us = end;
         check_times(&meta)?;
-        return Ok(store.ingest_reader(meta, std::io::stdin().lock())?);
+        return store.ingest_stream(meta, &mut std::io::stdin().lock());
     }
     let mut f = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let size = f
@@ -138,7 +204,7 @@ fn ingest_one(
             &own_bar
         }
     };
-    let mut w = store.begin_segment(meta)?;
+    let mut w = store.begin(meta, Some(size))?;
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = f
@@ -153,7 +219,7 @@ fn ingest_one(
     if shared_bar.is_none() {
         pb.finish_and_clear();
     }
-    Ok(w.commit()?)
+    w.commit()
 }
 
 fn check_times(meta: &SegmentMeta) -> anyhow::Result<()> {
@@ -163,7 +229,7 @@ fn check_times(meta: &SegmentMeta) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_manifest(store: &Store, manifest: &Path) -> anyhow::Result<i32> {
+fn run_manifest(store: &dyn Target, manifest: &Path) -> anyhow::Result<i32> {
     // The whole manifest is checked before anything is stored.
     let entries = read_manifest(manifest)?;
     let mut total = 0u64;
@@ -194,9 +260,7 @@ fn run_manifest(store: &Store, manifest: &Path) -> anyhow::Result<i32> {
             categories: e.categories,
         };
         match ingest_one(store, &e.file, meta, e.end_us, Some(&pb)) {
-            Ok(c) => {
-                pb.suspend(|| println_out(&serde_json::to_string(&IngestOutput::from(&c))?))?
-            }
+            Ok(c) => pb.suspend(|| println_out(&serde_json::to_string(&c)?))?,
             Err(err) => {
                 failed += 1;
                 let line = serde_json::json!({"line": e.line, "file": e.file.display().to_string(), "error": format!("{err:#}")});

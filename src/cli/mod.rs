@@ -7,6 +7,7 @@
 
 mod admin;
 mod audit;
+mod beside;
 mod change;
 mod compact;
 mod demo;
@@ -180,9 +181,64 @@ pub(crate) fn segment_arg(s: &str) -> Result<u64, String> {
     crate::store::parse_id(s).map_err(|e| e.to_string())
 }
 
+/// Where a command's output goes when the service runs it for a control client
+/// (src/cli/beside.rs): lines to the client instead of this process's stdout and stderr.
+pub(crate) struct Redirect {
+    /// Whether the client's stdout is a terminal.
+    pub pretty: bool,
+    pub line: LineSink,
+}
+
+/// Takes one line of a redirected command's output: `true` for stderr.
+pub(crate) type LineSink = Box<dyn FnMut(bool, &str) -> std::io::Result<()>>;
+
+thread_local! {
+    /// The redirect of the command running on this thread, if any.
+    static REDIRECT: std::cell::RefCell<Option<Redirect>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's command output going to `redirect`.
+pub(crate) fn with_redirect<R>(redirect: Redirect, f: impl FnOnce() -> R) -> R {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            REDIRECT.with(|r| r.borrow_mut().take());
+        }
+    }
+    REDIRECT.with(|r| *r.borrow_mut() = Some(redirect));
+    let _reset = Reset;
+    f()
+}
+
+/// Sends a line to the redirect, if this thread has one; `None` when it has not.
+fn redirected(stderr: bool, line: &str) -> Option<std::io::Result<()>> {
+    REDIRECT.with(|r| r.borrow_mut().as_mut().map(|rd| (rd.line)(stderr, line)))
+}
+
+fn is_redirected() -> bool {
+    REDIRECT.with(|r| r.borrow().is_some())
+}
+
+/// Prints one line on stderr (or to the control client the command runs for).
+pub(crate) fn eprintln_out(line: &str) {
+    if redirected(true, line).is_none() {
+        eprintln!("{line}");
+    }
+}
+
+/// Where progress bars draw: stderr, or nowhere when the command runs for a control client.
+pub(crate) fn progress_target() -> indicatif::ProgressDrawTarget {
+    if is_redirected() {
+        indicatif::ProgressDrawTarget::hidden()
+    } else {
+        indicatif::ProgressDrawTarget::stderr()
+    }
+}
+
 /// Prints one JSON value: pretty on a terminal, one line otherwise.
 pub(crate) fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
-    let text = if std::io::stdout().is_terminal() {
+    let pretty = REDIRECT.with(|r| r.borrow().as_ref().map(|rd| rd.pretty));
+    let text = if pretty.unwrap_or_else(|| std::io::stdout().is_terminal()) {
         serde_json::to_string_pretty(v)?
     } else {
         serde_json::to_string(v)?
@@ -192,6 +248,9 @@ pub(crate) fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
 
 /// Prints one line to stdout, turning a closed pipe into a quiet exit.
 pub(crate) fn println_out(line: &str) -> anyhow::Result<()> {
+    if let Some(r) = redirected(false, line) {
+        return r.map_err(anyhow::Error::from);
+    }
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")
         .and_then(|_| out.flush())
@@ -200,10 +259,7 @@ pub(crate) fn println_out(line: &str) -> anyhow::Result<()> {
 
 /// A progress bar on stderr, hidden when stderr is not a terminal.
 pub(crate) fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
-    let pb = indicatif::ProgressBar::with_draw_target(
-        Some(total),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
+    let pb = indicatif::ProgressBar::with_draw_target(Some(total), progress_target());
     let style = indicatif::ProgressStyle::with_template(
         "{msg:12} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
     )
@@ -233,33 +289,43 @@ pub fn main() -> i32 {
     };
     match run(cli) {
         Ok(code) => code,
-        Err(e) if is_broken_pipe(&e) => EXIT_OK,
-        Err(e) => {
-            // A pretend time on a real-clock store is a usage error (exit 2), like a bad flag.
-            let code = match e.downcast_ref::<crate::Error>() {
-                Some(crate::Error::ClockAhead { .. }) => EXIT_USAGE,
-                _ => EXIT_FAILURE,
-            };
-            let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>();
-            // Show the outermost message, plus inner ones that add something.
-            let mut line = String::new();
-            for m in msg {
-                if !line.contains(&m) {
-                    if !line.is_empty() {
-                        line.push_str(": ");
-                    }
-                    line.push_str(&m);
-                }
+        Err(e) => failed(&e),
+    }
+}
+
+/// Reports a failed command: its `error: ...` line on stderr (or to the control client), and
+/// its exit code. A closed stdout pipe is no failure.
+pub(crate) fn failed(e: &anyhow::Error) -> i32 {
+    if is_broken_pipe(e) {
+        return EXIT_OK;
+    }
+    // A pretend time on a real-clock store is a usage error (exit 2), like a bad flag.
+    let code = match e.downcast_ref::<crate::Error>() {
+        Some(crate::Error::ClockAhead { .. }) => EXIT_USAGE,
+        _ => EXIT_FAILURE,
+    };
+    eprintln_out(&format!("error: {}", error_text(e)));
+    code
+}
+
+/// The text of an error as the `error: ...` line shows it: the outermost message, plus inner
+/// ones that add something, on one line.
+pub(crate) fn error_text(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for m in e.chain().map(|c| c.to_string()) {
+        if !line.contains(&m) {
+            if !line.is_empty() {
+                line.push_str(": ");
             }
-            eprintln!("error: {}", line.replace('\n', " "));
-            code
+            line.push_str(&m);
         }
     }
+    line.replace('\n', " ")
 }
 
 /// The name the user database gives `uid`, if it is a plain name (printable ASCII, no spaces,
 /// at most 64 bytes).
-fn os_user_name(uid: libc::uid_t) -> Option<String> {
+pub(crate) fn os_user_name(uid: libc::uid_t) -> Option<String> {
     let mut buf = vec![0 as libc::c_char; 16 * 1024];
     // SAFETY: `passwd` is plain data (integers and pointers), for which all zeros is valid.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
@@ -276,6 +342,13 @@ fn os_user_name(uid: libc::uid_t) -> Option<String> {
         .ok()?;
     (!name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_graphic()))
         .then(|| name.to_string())
+}
+
+/// This process's `$USER` (else `$LOGNAME`): the actor when none is named.
+fn env_user() -> Option<String> {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
 }
 
 /// Who runs this process, as the OS knows it: `os:uid=N user=NAME` (the name from the user
@@ -302,16 +375,25 @@ fn with_os_identity(claimed: &str) -> String {
 /// The actor of changes: the one named on the command line (checked by clap), else the OS
 /// user, with the OS identity beside it.
 fn actor(named: &Option<String>) -> anyhow::Result<String> {
+    actor_of(named.as_deref(), env_user().as_deref(), &os_identity())
+}
+
+/// [`actor`] from its parts: the named actor, the user name of the environment, and the OS
+/// identity (this process's, or a control client's from its peer credentials).
+pub(crate) fn actor_of(
+    named: Option<&str>,
+    user: Option<&str>,
+    os: &str,
+) -> anyhow::Result<String> {
     if let Some(name) = named {
-        return Ok(with_os_identity(name));
+        actor_arg(name).map_err(|e| anyhow::anyhow!("--actor: {e}"))?;
+        return Ok(format!("{name} ({os})"));
     }
-    let name = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    crate::meta::validate_id("actor", &name).map_err(|e| {
+    let name = user.unwrap_or("unknown");
+    crate::meta::validate_id("actor", name).map_err(|e| {
         anyhow::anyhow!("the OS user name cannot name the actor: {e}; pass --actor NAME")
     })?;
-    Ok(with_os_identity(&name))
+    Ok(format!("{name} ({os})"))
 }
 
 /// The actor recorded for ingests, reads, exports and queries: `--actor`, else the OS user
@@ -319,23 +401,46 @@ fn actor(named: &Option<String>) -> anyhow::Result<String> {
 /// id; always with the OS identity beside it. Unlike changes, these never fail because of an
 /// odd OS user name.
 fn audit_actor(named: &Option<String>) -> String {
-    if let Some(name) = named {
-        return with_os_identity(name);
-    }
-    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME"));
-    if let Ok(u) = user {
-        if u.len() <= 64 && crate::store::check_actor(&u).is_ok() {
-            return with_os_identity(&u);
-        }
-    }
     // SAFETY: getuid cannot fail and touches no memory.
     let uid = unsafe { libc::getuid() };
-    with_os_identity(&format!("uid:{uid}"))
+    audit_actor_of(named.as_deref(), env_user().as_deref(), uid, &os_identity())
+}
+
+/// [`audit_actor`] from its parts (see [`actor_of`]). A named actor that is not a valid one
+/// (only a control client can send one) counts as none.
+pub(crate) fn audit_actor_of(
+    named: Option<&str>,
+    user: Option<&str>,
+    uid: u32,
+    os: &str,
+) -> String {
+    if let Some(name) = named.filter(|n| actor_arg(n).is_ok()) {
+        return format!("{name} ({os})");
+    }
+    if let Some(u) = user {
+        if u.len() <= 64 && crate::store::check_actor(u).is_ok() {
+            return format!("{u} ({os})");
+        }
+    }
+    format!("uid:{uid} ({os})")
 }
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
     let key = init::load_key(cli.key_file.as_deref())?;
-    let open = |dir: &std::path::Path| open(dir, &key);
+    if beside::carried(&cli.command) {
+        // Store-changing commands: here, or by the running service (beside.rs).
+        return match beside::open_changing(&cli.store, &key)? {
+            beside::Access::Local(store) => {
+                let who = Caller::local(&cli);
+                run_changing(&store, cli.command, &who)
+            }
+            beside::Access::Service(client) => beside::run_remote(&client, cli),
+        };
+    }
+    // Read commands open through beside::open_reading (a read-only open beside the service goes
+    // there); `serve` and `token` need the store itself.
+    let open = |dir: &std::path::Path| beside::open_reading(dir, &key);
+    let open_owned = |dir: &std::path::Path| self::open(dir, &key);
     let actor = || actor(&cli.actor);
     // Commands whose actions go in the audit log under the actor.
     let as_actor = || -> anyhow::Result<crate::Store> {
@@ -344,32 +449,85 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Init(args) => init::run(&cli.store, args, key.clone()),
         Command::Demo(args) => demo::run(args),
-        Command::Ingest(args) => ingest::run(&as_actor()?, args),
         Command::Get(args) => read::get(&as_actor()?, args),
         Command::Export(args) => read::export(&as_actor()?, args),
         Command::Info(args) => read::info(&open(&cli.store)?, args),
         Command::Find(args) => find::find(&as_actor()?, args),
         Command::Track(args) => find::track(&open(&cli.store)?, args),
-        Command::Categorize(a) => {
-            change::label(&open(&cli.store)?, change::Label::Category, a, &actor()?)
-        }
-        Command::Tag(a) => change::label(&open(&cli.store)?, change::Label::Tag, a, &actor()?),
-        Command::Case(a) => change::label(&open(&cli.store)?, change::Label::Case, a, &actor()?),
-        Command::Hold(a) => change::hold(&open(&cli.store)?, a, false, &actor()?),
-        Command::Release(a) => change::hold(&open(&cli.store)?, a, true, &actor()?),
         Command::Retention(c) => retention::run(&open(&cli.store)?, c, &actor()?),
-        Command::Compact(a) => compact::run(&open(&cli.store)?, a, &actor()?),
         Command::Recover(a) => retention::recover(&cli.store, a, &actor()?, key.clone()),
         Command::Stats => admin::stats(&open(&cli.store)?),
         Command::Verify(args) => admin::verify(&as_actor()?, args),
-        Command::Scrub(args) => admin::scrub(&as_actor()?, args),
         Command::Audit(args) => audit::run(&open(&cli.store)?, args),
         Command::Serve(args) => {
             // Without tokens, changes are made as the local user (or --actor).
             let local = actor().unwrap_or_else(|_| with_os_identity("local"));
-            serve::run(open(&cli.store)?, args, local)
+            serve::run(open_owned(&cli.store)?, args, local)
         }
-        Command::Token(args) => token::run(&cli.store, args, &|| open(&cli.store), actor),
+        Command::Token(args) => token::run(&cli.store, args, &|| open_owned(&cli.store), actor),
+        // Carried commands are dispatched above.
+        c => anyhow::bail!("internal: {c:?} reached the read dispatch"),
+    }
+}
+
+/// Who runs a store-changing command: the actor named, the environment's user name and the OS
+/// identity (this process's, or a control client's peer credentials).
+pub(crate) struct Caller {
+    pub named: Option<String>,
+    pub user: Option<String>,
+    pub uid: u32,
+    pub os: String,
+}
+
+impl Caller {
+    fn local(cli: &Cli) -> Caller {
+        Caller {
+            named: cli.actor.clone(),
+            user: env_user(),
+            // SAFETY: getuid cannot fail and touches no memory.
+            uid: unsafe { libc::getuid() },
+            os: os_identity(),
+        }
+    }
+
+    fn actor(&self) -> anyhow::Result<String> {
+        actor_of(self.named.as_deref(), self.user.as_deref(), &self.os)
+    }
+
+    fn audit_actor(&self) -> String {
+        audit_actor_of(
+            self.named.as_deref(),
+            self.user.as_deref(),
+            self.uid,
+            &self.os,
+        )
+    }
+}
+
+/// Runs a store-changing command against an open store: the one code path of these commands,
+/// whether this process opened the store or the service runs it for a control client (its
+/// output then goes to the client through [`with_redirect`]).
+pub(crate) fn run_changing(
+    store: &crate::Store,
+    command: Command,
+    who: &Caller,
+) -> anyhow::Result<i32> {
+    let as_actor = || -> anyhow::Result<crate::Store> { Ok(store.with_actor(&who.audit_actor())?) };
+    match command {
+        Command::Ingest(args) => ingest::run(&as_actor()?, args),
+        Command::Categorize(a) => change::label(store, change::Label::Category, a, &who.actor()?),
+        Command::Tag(a) => change::label(store, change::Label::Tag, a, &who.actor()?),
+        Command::Case(a) => change::label(store, change::Label::Case, a, &who.actor()?),
+        Command::Hold(a) => change::hold(store, a, false, &who.actor()?),
+        Command::Release(a) => change::hold(store, a, true, &who.actor()?),
+        Command::Retention(c) => retention::run(store, c, &who.actor()?),
+        Command::Compact(a) => compact::run(store, a, &who.actor()?),
+        Command::Verify(args) => admin::verify(&as_actor()?, args),
+        Command::Scrub(args) => admin::scrub(&as_actor()?, args),
+        other => anyhow::bail!(
+            "{} is not a command that changes the store",
+            beside::name(&other)
+        ),
     }
 }
 

@@ -57,10 +57,7 @@ pub fn run(store: &Store, cmd: RetentionCommand, actor: &str) -> anyhow::Result<
         }
         RetentionCommand::Apply(a) => {
             let now = a.now.unwrap_or_else(crate::now_us);
-            let pb = indicatif::ProgressBar::with_draw_target(
-                None,
-                indicatif::ProgressDrawTarget::stderr(),
-            );
+            let pb = indicatif::ProgressBar::with_draw_target(None, super::progress_target());
             let style = indicatif::ProgressStyle::with_template(
                 "{msg:20} [{bar:40}] {pos}/{len} segments {elapsed}",
             )
@@ -76,10 +73,10 @@ pub fn run(store: &Store, cmd: RetentionCommand, actor: &str) -> anyhow::Result<
             if summary.failed.is_empty() {
                 Ok(super::EXIT_OK)
             } else {
-                eprintln!(
+                super::eprintln_out(&format!(
                     "error: {} actions failed and will be retried by the next apply",
                     summary.failed.len()
-                );
+                ));
                 Ok(super::EXIT_FAILURE)
             }
         }

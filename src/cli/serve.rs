@@ -122,12 +122,29 @@ pub fn run(store: Store, args: ServeArgs, local_actor: String) -> anyhow::Result
     let served = rt.block_on(async {
         let server = Server::bind(store.clone(), opts).await?;
         let addr = server.local_addr();
+        // The control channel: store-changing commands from other shells (src/control/).
+        let control = crate::control::ControlServer::start(
+            store.clone(),
+            crate::control::ControlOptions {
+                run: Some(super::beside::service_runner()),
+                ..crate::control::ControlOptions::default()
+            },
+        )?;
+        // Caught from before the "listening" line: a SIGTERM right after it is a clean stop.
+        let signals = Signals::install();
+        if control.stale_replaced() {
+            eprintln!(
+                "footage serve: replaced a stale control socket {} (a service that was killed)",
+                control.socket_path().display()
+            );
+        }
         let tokens = crate::server::TokenSet::load(store.root())?.len();
         println_out(
             &serde_json::json!({
                 "listening": format!("http://{addr}"),
                 "store": store.root().display().to_string(),
                 "tokens": tokens,
+                "control": control.socket_path().display().to_string(),
             })
             .to_string(),
         )?;
@@ -141,7 +158,10 @@ pub fn run(store: Store, args: ServeArgs, local_actor: String) -> anyhow::Result
                 "footage serve: no access tokens: anyone on this machine can use http://{addr}/ (add one with `footage token add NAME`)"
             );
         }
-        server.run(shutdown_signal()).await?;
+        let served = server.run(shutdown_signal(signals)).await;
+        // No new commands; running ones finish; the socket goes (before the store closes).
+        tokio::task::block_in_place(|| control.stop());
+        served?;
         anyhow::Ok(())
     });
     drop(rt);
@@ -154,19 +174,35 @@ pub fn run(store: Store, args: ServeArgs, local_actor: String) -> anyhow::Result
     Ok(super::EXIT_OK)
 }
 
+/// SIGTERM and SIGINT, caught from when this is made.
+struct Signals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        Signals {
+            term: signal(SignalKind::terminate()).ok(),
+            int: signal(SignalKind::interrupt()).ok(),
+        }
+    }
+}
+
 /// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
+async fn shutdown_signal(signals: Signals) {
+    async fn one(s: Option<tokio::signal::unix::Signal>) {
+        match s {
+            Some(mut s) => {
                 s.recv().await;
             }
-            Err(_) => std::future::pending::<()>().await,
+            None => std::future::pending::<()>().await,
         }
-    };
+    }
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
+        _ = one(signals.int) => {}
+        _ = one(signals.term) => {}
     }
     eprintln!("footage serve: stopping");
 }
