@@ -68,6 +68,7 @@ pub use index::query::{
 };
 pub use meta::{GpsFix, SegmentMeta};
 pub use retention::CLOCK_SKEW_US;
+pub use store::{AuditSink, RefreshReport};
 pub use store::{
     hex, now_us, parse_id, Change, Clock as RetentionClock, Committed, CompactSummary,
     CorruptSegment, DiskStats, Exported, FindingInfo, IndexStats, LostSegment, OpenReport,

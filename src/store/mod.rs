@@ -31,6 +31,7 @@ mod ingest;
 mod lost;
 mod open;
 mod read;
+mod readonly;
 mod recover;
 mod repair;
 mod scrub;
@@ -54,6 +55,7 @@ pub use ingest::{Committed, SegmentWriter};
 pub use lost::LostSegment;
 pub use open::OpenReport;
 pub use read::SegmentReader;
+pub use readonly::{AuditSink, RefreshReport};
 pub use recover::RecoverReport;
 pub use repair::RepairOutcome;
 pub use scrub::{ScrubHandle, ScrubOptions, ScrubStatus};
@@ -170,6 +172,8 @@ pub(crate) struct Inner {
     pub audit: Arc<crate::audit::AuditLog>,
     /// Corrupt segments found and the background scrub's cursor (`<root>/scrub/state`).
     pub scrub: check::ScrubShared,
+    /// Set on a read-only open ([`Store::open_read_only`]): nothing may be written.
+    pub(crate) ro: Option<readonly::ReadOnly>,
     _lock: File,
     /// flock on the store directory: unlike `LOCK`, it cannot be deleted from under the owner.
     _dir_lock: File,
@@ -244,6 +248,7 @@ impl Store {
     /// Starts ingesting a segment; write its bytes to the returned writer, then `commit`.
     /// Its commit is recorded in the audit log (action `ingest`) under this handle's actor.
     pub fn begin_segment(&self, meta: crate::meta::SegmentMeta) -> Result<SegmentWriter> {
+        self.inner.writable("ingest")?;
         SegmentWriter::begin(Arc::clone(&self.inner), meta, self.actor().into())
     }
 
@@ -345,6 +350,7 @@ impl Store {
 
     /// Writes a checkpoint of the catalog now.
     pub fn checkpoint(&self) -> Result<PathBuf> {
+        self.inner.writable("a checkpoint")?;
         let r = self.inner.checkpoint();
         if r.is_ok() {
             *self.inner.checkpoint_error.lock() = None;
@@ -362,6 +368,9 @@ impl Store {
     /// Writes a final checkpoint and a chain-head entry in the audit log, and releases the
     /// store.
     pub fn close(self) -> Result<()> {
+        if self.inner.ro.is_some() {
+            return Ok(()); // nothing to write; the owner keeps the store
+        }
         if self.inner.since_checkpoint.load(Ordering::Relaxed) > 0 {
             self.inner.checkpoint()?;
         }
@@ -437,6 +446,7 @@ impl Inner {
 
     /// The active writer for footage of `day` in data dir `dir`, creating a volume if needed.
     pub fn writer_for(&self, dir: u16, day: i64) -> Result<Arc<VolumeWriter>> {
+        self.writable("appending to a volume")?;
         let mut writers = self.writers.lock();
         if let Some(w) = writers.get(&(dir, day)) {
             if !w.is_sealed() {
@@ -574,6 +584,7 @@ impl Inner {
     /// Writes a checkpoint. Commits pause while the catalog is serialised (not while it is
     /// compressed and written).
     pub fn checkpoint(&self) -> Result<PathBuf> {
+        self.writable("a checkpoint")?;
         let mut seq = self.checkpoint_seq.lock();
         let mut to_sync = Vec::new();
         let (body, tracks_len, (tracks_off, tracks_bytes)) = {
