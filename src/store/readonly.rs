@@ -529,7 +529,6 @@ fn list_all(
                 continue;
             }
         };
-        *d.failed.lock() = None;
         for ent in rd.flatten() {
             let Some(id) = ent
                 .file_name()
