@@ -68,7 +68,6 @@ pub use index::query::{
 };
 pub use meta::{GpsFix, SegmentMeta};
 pub use retention::CLOCK_SKEW_US;
-pub use store::{AuditSink, RefreshReport};
 pub use store::{
     hex, now_us, parse_id, Change, Clock as RetentionClock, Committed, CompactSummary,
     CorruptSegment, DiskStats, Exported, FindingInfo, IndexStats, LostSegment, OpenReport,
@@ -77,3 +76,4 @@ pub use store::{
     VerifiedReader, VerifyOptions, VerifyReport, VolumeStats, READ_ACTIONS, SCRUB_STATE,
     SYSTEM_ACTOR,
 };
+pub use store::{AuditSink, RefreshReport};

@@ -90,7 +90,8 @@ fn sees_what_was_committed_before_it_opened_and_the_rest_only_after_refresh() {
     }
     w.hold(first, "CASE-7", "sgt").unwrap();
     w.categorize(first, "evidential", "sgt").unwrap();
-    w.change(first, &Change::Untag("test".into()), "sgt").unwrap();
+    w.change(first, &Change::Untag("test".into()), "sgt")
+        .unwrap();
     assert_eq!(r.len(), 3, "nothing new is visible before refresh");
     assert!(r.info(first).unwrap().holds.is_empty());
 
@@ -236,7 +237,10 @@ fn a_read_only_open_creates_and_modifies_no_file() {
         );
         set(&|m| m);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        if !out.status.success() && stderr.contains("ermission denied") && !stderr.contains("panicked") {
+        if !out.status.success()
+            && stderr.contains("ermission denied")
+            && !stderr.contains("panicked")
+        {
             eprintln!(
                 "a_read_only_open_creates_and_modifies_no_file: running as root and the test \
                  binary cannot run as nobody ({stderr}): the read-only-permissions part is not run"
@@ -249,7 +253,10 @@ fn a_read_only_open_creates_and_modifies_no_file() {
             String::from_utf8_lossy(&out.stdout)
         );
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(stdout.contains("1 passed"), "the child ran no test: {stdout}");
+        assert!(
+            stdout.contains("1 passed"),
+            "the child ran no test: {stdout}"
+        );
         Ok(())
     } else {
         set(&|m| m & !0o222);
@@ -268,11 +275,7 @@ fn every_change_is_refused_with_a_read_only_error() {
     let cloud = dir.path().join("cloud");
     let src = closed_store(&dir.path().join("s"), 2);
     let store = dir.path().join("s");
-    std::fs::write(
-        store.join("policy.toml"),
-        policy(&cloud),
-    )
-    .unwrap();
+    std::fs::write(store.join("policy.toml"), policy(&cloud)).unwrap();
     let id = *src.keys().next().unwrap();
     let r = ro(&store);
     let before = listing(&store);
@@ -333,7 +336,10 @@ fn policy(cloud: &Path) -> String {
 
 /// A sink that keeps what it is given.
 #[derive(Default)]
-struct Sink(Mutex<Vec<(String, String, Option<u64>, serde_json::Value)>>);
+struct Sink(Mutex<Vec<Relayed>>);
+
+/// What a sink was given: actor, action, segment, details.
+type Relayed = (String, String, Option<u64>, serde_json::Value);
 
 impl AuditSink for Sink {
     fn append(
@@ -389,7 +395,11 @@ fn audited_reads_need_a_sink_and_the_sink_receives_them() {
     .unwrap();
     let viewer = r.with_actor(actor).unwrap();
     let mut got = Vec::new();
-    viewer.open_segment(id).unwrap().read_to_end(&mut got).unwrap();
+    viewer
+        .open_segment(id)
+        .unwrap()
+        .read_to_end(&mut got)
+        .unwrap();
     assert_eq!(&got, &src[&id]);
     assert_eq!(viewer.find(&Query::new()).unwrap().results.len(), 2);
     viewer
@@ -421,11 +431,7 @@ fn deletions_evictions_and_compaction_moves_are_followed() {
     let store = dir.path().join("s");
     let cloud = dir.path().join("cloud");
     let w = common::open_gated(&store, &small_options()).unwrap();
-    std::fs::write(
-        store.join("policy.toml"),
-        policy(&cloud),
-    )
-    .unwrap();
+    std::fs::write(store.join("policy.toml"), policy(&cloud)).unwrap();
     let src: BTreeMap<u64, Vec<u8>> = (1..=12).map(|i| ingest(&w, i)).collect();
     let ids: Vec<u64> = src.keys().copied().collect();
     let r = ro(&store);
@@ -451,7 +457,11 @@ fn deletions_evictions_and_compaction_moves_are_followed() {
     assert_eq!(r.segment_ids(), live);
     assert_eq!(r.info(evicted).unwrap().tier, "cloud");
     assert!(matches!(r.info(deleted[0]), Err(Error::NotFound(_))));
-    assert_eq!(&read_all(&r, evicted), &src[&evicted], "read through the cloud");
+    assert_eq!(
+        &read_all(&r, evicted),
+        &src[&evicted],
+        "read through the cloud"
+    );
 
     // Compaction moves the survivors into new volumes and removes the old ones.
     let vols_before = common::volume_files(&store);
@@ -596,7 +606,8 @@ fn the_audit_log_reads_beside_its_writer_and_a_partial_entry_is_not_yet() {
         .append(true)
         .open(&newest)
         .unwrap();
-    f.write_all(&data[data.len() - 50..data.len() - 20]).unwrap();
+    f.write_all(&data[data.len() - 50..data.len() - 20])
+        .unwrap();
     drop(f);
     let report = r.audit_verify().unwrap();
     assert!(report.ok, "{report:?}");

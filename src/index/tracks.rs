@@ -315,8 +315,7 @@ impl TrackStore {
         };
         let len = file.metadata().at(&path)?.len();
         let mut got = [0u8; HEADER_LEN as usize];
-        if len < valid_len || file.read_exact_at(&mut got, 0).is_err() || got != header(store_id)
-        {
+        if len < valid_len || file.read_exact_at(&mut got, 0).is_err() || got != header(store_id) {
             return Ok(None);
         }
         // SAFETY: the owner never rewrites or truncates the prefix a checkpoint names while

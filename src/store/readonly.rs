@@ -57,7 +57,7 @@ const DEFER_ROUNDS: u32 = 8;
 /// use std::sync::Arc;
 /// struct Relay;
 /// impl footage::AuditSink for Relay {
-///     fn append(&self, actor: &str, action: &str, segment: Option<u64>, details: &str)
+///     fn append(&self, _actor: &str, _action: &str, _segment: Option<u64>, _details: &str)
 ///         -> footage::Result<()> {
 ///         // send (actor, action, segment, details) to the service; Ok once it is recorded
 ///         Ok(())
@@ -66,14 +66,13 @@ const DEFER_ROUNDS: u32 = 8;
 /// let store = footage::Store::open_read_only_with(
 ///     "/srv/footage", &footage::StoreOptions::default(), Some(Arc::new(Relay)))?;
 /// let viewer = store.with_actor("reviewer (os:uid=1000 user=rev)")?;
-/// let _hits = viewer.find(&footage::Query::default())?; // recorded through Relay
+/// let _hits = viewer.find(&footage::Query::new())?; // recorded through Relay
 /// # Ok::<(), footage::Error>(())
 /// ```
 pub trait AuditSink: Send + Sync {
     /// Records an entry; returns once the owner has it (with the durability it gives the
     /// action). `details` is JSON text.
-    fn append(&self, actor: &str, action: &str, segment: Option<u64>, details: &str)
-        -> Result<()>;
+    fn append(&self, actor: &str, action: &str, segment: Option<u64>, details: &str) -> Result<()>;
 }
 
 /// What a [`Store::refresh`] found.
@@ -799,6 +798,14 @@ fn refresh(inner: &Inner, ro: &ReadOnly) -> Result<RefreshReport> {
             .iter()
             .filter(|id| !loaded.volumes.contains_key(id))
             .count();
+        // Readers never find a catalog entry whose volume is not in the map: the new
+        // volumes join the old ones, the catalog is swapped, then the old ones leave.
+        {
+            let mut v = inner.volumes.write();
+            for (id, vol) in &loaded.volumes {
+                v.insert(*id, Arc::clone(vol));
+            }
+        }
         *inner.catalog.write() = loaded.cat;
         *inner.volumes.write() = loaded.volumes;
         *follow = loaded.follow;
