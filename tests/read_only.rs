@@ -157,6 +157,11 @@ fn several_read_only_opens_follow_a_writer_at_once() {
         let id = w.ingest_bytes(m, &bytes).unwrap().id;
         assert_eq!(id, id_guess);
         src.insert(id, bytes);
+        // Label changes interleave with the ingests.
+        w.hold(id, &format!("CASE-{i}"), "sgt").unwrap();
+        if i % 2 == 0 {
+            w.release(id - 1, &format!("CASE-{}", i - 1), "sgt").unwrap();
+        }
     }
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     for t in threads {
@@ -165,6 +170,9 @@ fn several_read_only_opens_follow_a_writer_at_once() {
     for r in &readers {
         r.refresh().unwrap();
         assert_eq!(r.segment_ids(), src.keys().copied().collect::<Vec<_>>());
+        for id in src.keys() {
+            assert_eq!(r.info(*id).unwrap(), w.info(*id).unwrap(), "segment {id}");
+        }
     }
 }
 
@@ -722,4 +730,26 @@ fn a_volume_cut_back_below_what_was_read_reloads_from_the_checkpoint() {
     assert!(rep.reloaded, "{rep:?}");
     assert_eq!(r.segment_ids(), vec![a]);
     assert_eq!(read_all(&r, a), bytes_a);
+}
+
+#[test]
+fn refresh_reads_only_what_is_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = common::open_gated(dir.path(), &small_options()).unwrap();
+    // Enough for several sealed 1 MiB volumes of one footage day.
+    let src: BTreeMap<u64, Vec<u8>> = (1..=12).map(|i| ingest(&w, i)).collect();
+    let volumes = common::volume_files(dir.path()).len();
+    assert!(volumes >= 3, "{volumes} volumes");
+    let r = ro(dir.path());
+    assert_eq!(r.len(), src.len());
+    // Nothing new: only the active volume (one footage day: one) is looked at again.
+    let rep = r.refresh().unwrap();
+    assert_eq!(rep.scanned_volumes, 1, "{rep:?}");
+    assert_eq!((rep.segments, rep.changes, rep.reloaded), (0, 0, false));
+    // One new segment: still only the active volume (or a new one it rolled over to).
+    let (id, bytes) = ingest(&w, 13);
+    let rep = r.refresh().unwrap();
+    assert_eq!(rep.segments, 1, "{rep:?}");
+    assert!(rep.scanned_volumes <= 2, "{rep:?}");
+    assert_eq!(read_all(&r, id), bytes);
 }
