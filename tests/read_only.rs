@@ -160,7 +160,8 @@ fn several_read_only_opens_follow_a_writer_at_once() {
         // Label changes interleave with the ingests.
         w.hold(id, &format!("CASE-{i}"), "sgt").unwrap();
         if i % 2 == 0 {
-            w.release(id - 1, &format!("CASE-{}", i - 1), "sgt").unwrap();
+            w.release(id - 1, &format!("CASE-{}", i - 1), "sgt")
+                .unwrap();
         }
     }
     done.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -392,6 +393,11 @@ fn audited_reads_need_a_sink_and_the_sink_receives_them() {
         viewer.audit(actor, "view", Some(id), serde_json::json!({})),
         Err(Error::AuditSinkRequired { .. })
     ));
+    // An export is always audited: refused before any file is written.
+    let out = tempfile::tempdir().unwrap();
+    let e = viewer.export(id, &out.path().join("x")).err().unwrap();
+    assert!(matches!(e, Error::AuditSinkRequired { .. }), "{e:?}");
+    assert!(!out.path().join("x").exists());
 
     // With a sink: the reads happen and the sink has one entry for each.
     let sink = Arc::new(Sink::default());
@@ -752,4 +758,54 @@ fn refresh_reads_only_what_is_new() {
     assert_eq!(rep.segments, 1, "{rep:?}");
     assert!(rep.scanned_volumes <= 2, "{rep:?}");
     assert_eq!(read_all(&r, id), bytes);
+}
+
+/// A sink that does what the service does with a relayed entry: appends it to the owner's log.
+struct ToWriter(Store);
+
+impl AuditSink for ToWriter {
+    fn append(
+        &self,
+        actor: &str,
+        action: &str,
+        segment: Option<u64>,
+        details: &str,
+    ) -> footage::Result<()> {
+        let details = serde_json::from_str(details)
+            .map_err(|e| Error::Invalid(format!("relayed details are not JSON: {e}")))?;
+        self.0.audit(actor, action, segment, details)
+    }
+}
+
+#[test]
+fn reads_and_exports_relayed_to_the_writer_land_in_its_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = common::open_gated(dir.path(), &small_options()).unwrap();
+    let (id, bytes) = ingest(&w, 1);
+    let r = Store::open_read_only_with(
+        dir.path(),
+        &StoreOptions::default(),
+        Some(Arc::new(ToWriter(w.clone())) as Arc<dyn AuditSink>),
+    )
+    .unwrap();
+    let actor = "rev (os:uid=1000 user=rev)";
+    let viewer = r.with_actor(actor).unwrap();
+    assert_eq!(viewer.read_range(id, 0, 100).unwrap(), bytes[..100]);
+    let out = tempfile::tempdir().unwrap();
+    let exported = viewer.export(id, out.path()).unwrap();
+    assert_eq!(std::fs::read(&exported.file).unwrap(), bytes);
+    // The writer's log holds both, under the reader's actor; the reader sees them too.
+    let mine: Vec<String> = w
+        .audit_entries(Some(id), None)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.actor == actor)
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(mine, vec!["read".to_string(), "export".to_string()]);
+    assert_eq!(
+        r.audit_entries(Some(id), None).unwrap().len(),
+        w.audit_entries(Some(id), None).unwrap().len()
+    );
+    assert!(r.audit_verify().unwrap().ok);
 }

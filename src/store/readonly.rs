@@ -213,6 +213,17 @@ impl Store {
             })
     }
 
+    /// Fails with [`Error::AuditSinkRequired`] on a read-only open without a sink: for
+    /// actions always audited (export), checked before any byte leaves the store.
+    pub(crate) fn audit_reachable(&self, action: &str) -> Result<()> {
+        match &self.inner.ro {
+            Some(ro) if ro.sink.is_none() => Err(Error::AuditSinkRequired {
+                action: action.to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Records an entry for a read-only open through its sink.
     pub(crate) fn relay_audit(
         &self,
