@@ -324,6 +324,23 @@ fn every_change_is_refused_with_a_read_only_error() {
             .err()
             .unwrap(),
     );
+    refused(
+        "scrub pass",
+        r.scrub_pass(&footage::ScrubOptions::default(), &mut |_| {})
+            .unwrap_err(),
+    );
+    refused(
+        "verify --repair",
+        r.verify_with(
+            None,
+            footage::VerifyOptions {
+                repair: true,
+                ..footage::VerifyOptions::default()
+            },
+            |_| {},
+        )
+        .unwrap_err(),
+    );
     // A plan (dry run) is a read.
     r.retention_apply(T0, true, "sgt", &mut |_| {}).unwrap();
     assert_eq!(listing(&store), before);

@@ -12,7 +12,8 @@
 //!
 //! Invariants:
 //! - one process owns a store (flocks on LOCK and on the store directory); inside it every method is safe to call from
-//!   many threads;
+//!   many threads; other processes may open it read-only beside the owner (`readonly.rs`:
+//!   no lock, no write of any kind, catch-up by `Store::refresh`);
 //! - a segment is visible (in the catalog) only once its chunks and then its commit record
 //!   are durable; it is acknowledged (commit returns) only after that;
 //! - the catalog lock is never held while waiting for an fsync;

@@ -210,6 +210,7 @@ impl Store {
         opts: &ScrubOptions,
         progress: &mut dyn FnMut(u64),
     ) -> Result<ScrubStatus> {
+        self.inner.writable("a scrub pass (it saves its cursor)")?;
         let control = Control {
             stop: Mutex::new(false),
             wake: Condvar::new(),
