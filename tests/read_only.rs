@@ -826,3 +826,59 @@ fn reads_and_exports_relayed_to_the_writer_land_in_its_audit_log() {
     );
     assert!(r.audit_verify().unwrap().ok);
 }
+
+#[test]
+fn a_retention_run_of_the_writer_is_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    let cloud = dir.path().join("cloud");
+    let opts = StoreOptions {
+        simulated_clock: true,
+        ..small_options()
+    };
+    let w = common::open_gated(&store, &opts).unwrap();
+    std::fs::write(
+        store.join("policy.toml"),
+        format!(
+            "[cloud]\nurl = \"file://{}\"\n\n[category.default]\nupload = false\n\
+             evict_after = \"3650d\"\ndelete_after = \"3650d\"\n\n[category.scratch]\n\
+             upload = false\nevict_after = \"1d\"\ndelete_after = \"1d\"\n\n\
+             [category.evidential]\nupload = true\nevict_after = \"1d\"\n\
+             delete_after = \"3650d\"\n",
+            cloud.display()
+        ),
+    )
+    .unwrap();
+    let mut src = BTreeMap::new();
+    for i in 1..=6 {
+        let (id, bytes) = ingest(&w, i);
+        let cat = if i % 2 == 0 { "scratch" } else { "evidential" };
+        w.categorize(id, cat, "sgt").unwrap();
+        src.insert(id, (cat, bytes));
+    }
+    let held = *src.keys().nth(1).unwrap(); // a scratch one, held for a case
+    w.hold(held, "CASE-1", "sgt").unwrap();
+    let r = ro(&store);
+    assert_eq!(r.len(), 6);
+    let summary = w
+        .retention_apply(T0 + 10 * 86_400_000_000, false, "retention", &mut |_| {})
+        .unwrap();
+    // Nothing moves for the reader until it refreshes.
+    assert_eq!(r.len(), 6);
+    assert!(r.info(held).is_ok());
+    r.refresh().unwrap();
+    let expect: Vec<u64> = src
+        .iter()
+        .filter(|(id, (cat, _))| *cat == "evidential" || **id == held)
+        .map(|(id, _)| *id)
+        .collect();
+    assert_eq!(r.segment_ids(), expect, "{summary:?}");
+    for id in &expect {
+        let info = r.info(*id).unwrap();
+        assert_eq!(info, w.info(*id).unwrap());
+        if src[id].0 == "evidential" {
+            assert_eq!(info.tier, "cloud", "segment {id}");
+        }
+        assert_eq!(read_all(&r, *id), src[id].1, "segment {id}");
+    }
+}

@@ -8,6 +8,9 @@
 //!   written, no torn tail is cut, nothing is appended to the audit log (reads that must be
 //!   recorded go to an [`AuditSink`], else fail), no thread is started;
 //! - every mutating `Store` method fails with [`Error::ReadOnly`] before it touches anything;
+//! - volumes are read with `pread`, never memory-mapped: the owner may cut a volume back
+//!   (after a failed fsync, even a seal record), and a read past the new end must be an
+//!   error, not a SIGBUS;
 //! - a commit record is applied only when its whole record passes both CRCs: the writer makes
 //!   a segment's chunks durable before it writes its commit record, so every chunk a visible
 //!   commit names is complete. Anything after the last valid record of an unsealed volume (a
@@ -454,9 +457,6 @@ fn load(root: &Path, store_id: [u8; 16], dirs: &[DataDir]) -> Result<Loaded> {
                 let o = scan_visible(&vol, from)?;
                 rec.take(id, o, &mut report.damage)
             };
-            if pos.sealed {
-                vol.map_sealed()?;
-            }
             note_volume(&mut cat, id, vol.dir, pos);
             follow.pos.insert(id, pos);
             volumes.insert(id, vol);
@@ -823,9 +823,6 @@ fn refresh(inner: &Inner, ro: &ReadOnly) -> Result<RefreshReport> {
         return Ok(out);
     }
     for (id, vol, pos) in &opened {
-        if pos.sealed {
-            vol.map_sealed()?;
-        }
         follow.next_id = follow.next_id.max(id.saturating_add(1));
         follow.pos.insert(*id, *pos);
         inner.volumes.write().insert(*id, Arc::clone(vol));
