@@ -28,6 +28,7 @@ pub(crate) mod compact;
 mod crosscheck;
 mod export;
 mod find;
+mod follow;
 mod ingest;
 mod lost;
 mod open;
