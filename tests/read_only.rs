@@ -882,3 +882,77 @@ fn a_retention_run_of_the_writer_is_followed() {
         assert_eq!(read_all(&r, *id), src[id].1, "segment {id}");
     }
 }
+
+#[test]
+fn a_change_seen_before_its_segment_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = common::open_gated(dir.path(), &small_options()).unwrap();
+    let (a, _) = ingest(&w, 1);
+    let r = ro(dir.path());
+    // B's commit goes to the volume of its footage day; its change to today's volume.
+    let (b, bytes_b) = ingest(&w, 2);
+    w.categorize(b, "evidential", "sgt").unwrap();
+    w.hold(b, "CASE-2", "sgt").unwrap();
+    let want = w.info(b).unwrap();
+    let files = common::volume_files(dir.path());
+    assert_eq!(files.len(), 2, "{files:?}");
+    let footage_vol = &files[0];
+    let full = std::fs::read(footage_vol).unwrap();
+    // The reader reads the footage volume before B's commit record is there, and today's
+    // volume after its changes are: hide the end of that commit record.
+    std::fs::write(footage_vol, &full[..full.len() - 10]).unwrap();
+    let rep = r.refresh().unwrap();
+    assert_eq!(rep.segments, 0, "{rep:?}");
+    assert_eq!(
+        rep.deferred, 2,
+        "the changes wait for their segment: {rep:?}"
+    );
+    assert_eq!(r.segment_ids(), vec![a]);
+    std::fs::write(footage_vol, &full).unwrap();
+    let rep = r.refresh().unwrap();
+    assert_eq!(
+        (rep.segments, rep.changes, rep.deferred),
+        (1, 2, 0),
+        "{rep:?}"
+    );
+    assert_eq!(r.info(b).unwrap(), want);
+    assert_eq!(read_all(&r, b), bytes_b);
+}
+
+#[test]
+fn an_invalid_record_in_an_active_volume_stops_the_reader_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = common::open_gated(dir.path(), &small_options()).unwrap();
+    let (a, _) = ingest(&w, 1);
+    let r = ro(dir.path());
+    let officer = "OFFICER-WITH-A-NAME-FOUND-ONLY-IN-ITS-COMMIT-RECORD";
+    let bytes_b = random_bytes(2, 100_000);
+    let b = w
+        .ingest_bytes(meta(officer, "AX-1", T0 + 1), &bytes_b)
+        .unwrap()
+        .id;
+    let (c, bytes_c) = ingest(&w, 3);
+    let vol = newest_volume(dir.path());
+    assert_eq!(common::volume_files(dir.path()).len(), 1);
+    let full = std::fs::read(&vol).unwrap();
+    let at = full
+        .windows(officer.len())
+        .position(|x| x == officer.as_bytes())
+        .unwrap();
+    // B's commit record fails its CRC, C's after it is fine: in a volume still being
+    // written that is a record not complete yet, and nothing after it is taken either.
+    let mut bad = full.clone();
+    bad[at] ^= 0x20;
+    std::fs::write(&vol, &bad).unwrap();
+    let rep = r.refresh().unwrap();
+    assert_eq!(rep.segments, 0, "{rep:?}");
+    assert!(rep.damage.is_empty(), "{rep:?}");
+    assert_eq!(r.segment_ids(), vec![a]);
+    assert_eq!(ro(dir.path()).segment_ids(), vec![a]);
+    std::fs::write(&vol, &full).unwrap();
+    let rep = r.refresh().unwrap();
+    assert_eq!(rep.segments, 2, "{rep:?}");
+    assert_eq!(r.segment_ids(), vec![a, b, c]);
+    assert_eq!(read_all(&r, b), bytes_b);
+    assert_eq!(read_all(&r, c), bytes_c);
+}
