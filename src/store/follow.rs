@@ -3,8 +3,10 @@
 //! `readonly.rs` for the rules: the visibility rule, "not yet", reloads, deferred changes).
 //!
 //! Invariants:
-//! - files are only listed and read (`pread`), never created, written, cut, mapped or
-//!   removed; a file that vanishes or is not ready is skipped or makes the caller reload;
+//! - files are only listed and read, never created, written, cut or removed; volumes are
+//!   read with `pread`, never mapped (only the track file's checkpointed prefix, which the
+//!   owner never rewrites, is); a file that vanishes or is not ready is skipped or makes the
+//!   caller reload;
 //! - records are applied in LSN order; a change that depends on what is not visible yet
 //!   waits (at most `DEFER_ROUNDS` refreshes);
 //! - a refresh either moves every position forward from what it read, or (when it cannot
