@@ -956,3 +956,48 @@ fn an_invalid_record_in_an_active_volume_stops_the_reader_there() {
     assert_eq!(read_all(&r, b), bytes_b);
     assert_eq!(read_all(&r, c), bytes_c);
 }
+
+#[test]
+fn segments_a_footage_ingest_process_commits_appear_after_refresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    let src = closed_store(&store, 1);
+    let r = ro(&store);
+    assert_eq!(r.len(), 1);
+    let clip = dir.path().join("clip.bin");
+    let bytes = random_bytes(42, 200_000);
+    std::fs::write(&clip, &bytes).unwrap();
+    // Another process owns the store while it ingests (it takes the locks), then exits.
+    let out = common::output(
+        std::process::Command::new(env!("CARGO_BIN_EXE_footage"))
+            .arg("--store")
+            .arg(&store)
+            .arg("ingest")
+            .arg(&clip)
+            .args([
+                "--officer",
+                "MET-1",
+                "--device",
+                "AX-9",
+                "--start",
+                "2025-11-20T14:03:00Z",
+                "--end",
+                "2025-11-20T14:04:00Z",
+            ]),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(r.len(), 1, "not before refresh");
+    let rep = r.refresh().unwrap();
+    assert_eq!(rep.segments, 1, "{rep:?}");
+    let new = *r
+        .segment_ids()
+        .iter()
+        .find(|id| !src.contains_key(id))
+        .unwrap();
+    assert_eq!(read_all(&r, new), bytes);
+    assert_eq!(r.info(new).unwrap().officer, "MET-1");
+}
