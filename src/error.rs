@@ -88,6 +88,14 @@ pub enum Error {
     /// The control channel of `footage serve` (src/control/).
     #[error(transparent)]
     Control(#[from] crate::control::ControlError),
+    /// A change asked of a store opened with [`crate::Store::open_read_only`]: the process
+    /// that owns the store (the service) must make it.
+    #[error("this store was opened read-only (the service owns it): {what} is refused; ask the running service (its control channel) to do it")]
+    ReadOnly { what: String },
+    /// A read that must be audited, on a read-only open that was given no
+    /// [`crate::AuditSink`]: it cannot append to the audit log itself.
+    #[error("{action} refused: reads of a store owned by a running service are recorded in its audit log through its control channel, and this read-only open has no audit sink (use Store::open_read_only_with with one)")]
+    AuditSinkRequired { action: String },
 }
 
 impl Error {

@@ -79,3 +79,4 @@ pub use store::{
     VerifiedReader, VerifyOptions, VerifyReport, VolumeStats, READ_ACTIONS, SCRUB_STATE,
     SYSTEM_ACTOR,
 };
+pub use store::{AuditSink, RefreshReport};

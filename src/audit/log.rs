@@ -95,6 +95,9 @@ pub struct AuditLog {
     /// Entries covered by the `HEAD` file; also serialises writing it.
     head_written: Mutex<u64>,
     pub findings: OpenFindings,
+    /// Opened by a read-only store (`AuditLog::open_read_only`): appends are refused, and
+    /// readers see the live log another process writes.
+    read_only: bool,
 }
 
 /// Checks an actor name: 1 to 256 bytes without control characters.
@@ -179,6 +182,7 @@ impl AuditLog {
             synced_cv: Condvar::new(),
             head_written: Mutex::new(head_count),
             findings,
+            read_only: false,
         };
         let f = &log.findings;
         if f.torn_bytes > 0 || !f.problems.is_empty() {
@@ -198,6 +202,47 @@ impl AuditLog {
         Ok(log)
     }
 
+    /// Opens the audit log of a store another process owns, for reading only: nothing is
+    /// created, cut or written (no torn tail is cut: a partial entry at the end of the newest
+    /// file is one still being written, "not yet"), no thread is started, and `append`,
+    /// `close` and `write_head_file` write nothing. `written` is [`super::LIVE`] and `head`
+    /// is read from the files when asked.
+    pub fn open_read_only(root: &Path, store_id: [u8; 16]) -> Result<Arc<AuditLog>> {
+        let dir = root.join(files::AUDIT_DIR);
+        // Never written: a read-only handle on the store directory stands in for the file.
+        let file = File::open(root).map_err(|e| Error::io(root, e))?;
+        let chain = super::open::live_chain(&dir, store_id);
+        let (seq, path) = files::list(&dir)?
+            .pop()
+            .unwrap_or((0, dir.join(files::file_name(1))));
+        Ok(Arc::new(AuditLog {
+            dir,
+            store_id,
+            max_file: MAX_FILE,
+            head_every: HEAD_EVERY,
+            state: Mutex::new(WriteState {
+                file: Arc::new(file),
+                seq,
+                path,
+                end: 0,
+                chain,
+                last_was_head: true,
+                poisoned: true,
+            }),
+            sync: Mutex::new(SyncState {
+                durable: Durable { chain, seq, end: 0 },
+                syncing: false,
+                poisoned: true,
+                last_sync: Instant::now(),
+            }),
+            synced_cv: Condvar::new(),
+            // Nothing to write on drop: `HEAD` is the writer's.
+            head_written: Mutex::new(u64::MAX),
+            findings: OpenFindings::default(),
+            read_only: true,
+        }))
+    }
+
     /// Appends an entry; with [`Durability::Durable`] returns only once it is durable.
     pub fn append(
         &self,
@@ -207,6 +252,11 @@ impl AuditLog {
         details: &str,
         durability: Durability,
     ) -> Result<RawEntry> {
+        if self.read_only {
+            return Err(Error::ReadOnly {
+                what: format!("appending {action:?} to the audit log"),
+            });
+        }
         validate(actor, action, details)?;
         let (entry, head_due) = {
             let mut st = self.state.lock();
@@ -381,12 +431,23 @@ impl AuditLog {
 
     /// The durable chain head.
     pub fn head(&self) -> Chain {
+        if self.read_only {
+            return super::open::live_chain(&self.dir, self.store_id);
+        }
         self.sync.lock().durable.chain
+    }
+
+    /// Whether this log was opened read-only ([`AuditLog::open_read_only`]).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// The newest file and how far it is written, for readers that must not see a partial
     /// entry.
     pub fn written(&self) -> (u32, u64) {
+        if self.read_only {
+            return super::LIVE;
+        }
         let st = self.state.lock();
         (st.seq, st.end)
     }
@@ -394,6 +455,9 @@ impl AuditLog {
     /// Appends a `head` entry (unless the last entry is one), makes everything durable and
     /// writes `HEAD`.
     pub fn close(&self) -> Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
         let n = {
             let mut st = self.state.lock();
             if st.chain.count > 0 && !st.last_was_head {
@@ -421,6 +485,9 @@ fn flush_batches(log: std::sync::Weak<AuditLog>) {
 
 impl Drop for AuditLog {
     fn drop(&mut self) {
+        if self.read_only {
+            return;
+        }
         // Best effort: batched entries become durable and HEAD follows them.
         let n = self.state.lock().chain.count;
         if self.sync_to(n).is_ok() {

@@ -42,6 +42,11 @@ use crate::input::time::format_time;
 use crate::store::hex;
 use format::RawEntry;
 
+/// The `written` mark of a log opened read-only: read every file as it is now, and the
+/// newest only up to the end of its last complete, valid entry (a partial entry there is one
+/// another process is still writing: "not yet", not damage).
+pub const LIVE: (u32, u64) = (u32::MAX, u64::MAX);
+
 /// When an entry must be on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {

@@ -262,3 +262,14 @@ fn chain_of(path: &Path, store_id: [u8; 16]) -> Option<Chain> {
     });
     Some(chain)
 }
+
+/// The chain head of a log another process writes: the last valid entry of the newest file
+/// with a usable header (a partial entry being written is not counted). Reads the newest
+/// file; an empty or missing log is [`Chain::EMPTY`].
+pub fn live_chain(dir: &Path, store_id: [u8; 16]) -> Chain {
+    let list = files::list(dir).unwrap_or_default();
+    list.iter()
+        .rev()
+        .find_map(|(_, p)| chain_of(p, store_id))
+        .unwrap_or(Chain::EMPTY)
+}

@@ -19,14 +19,23 @@ use crate::input::time::format_time;
 use crate::store::hex;
 
 /// The bytes of each audit file up to the written end of the newest one.
+/// With [`super::LIVE`] (a log another process writes): every file as it is now, the newest
+/// cut after its last valid entry. A file that vanished or appeared meanwhile is read as found.
 fn read_files(dir: &Path, written: (u32, u64)) -> Result<Vec<(u32, String, Vec<u8>)>> {
     let mut out = Vec::new();
-    for (seq, path) in files::list(dir)? {
+    let list = files::list(dir)?;
+    let newest = list.last().map_or(0, |l| l.0);
+    for (seq, path) in list {
         if seq > written.0 {
             continue;
         }
         let mut data = fs::read(&path).at(&path)?;
-        if seq == written.0 {
+        if written == super::LIVE && seq == newest {
+            if data.len() > FILE_HEADER_LEN {
+                let (end, _) = scan(&data, FILE_HEADER_LEN, |_| {});
+                data.truncate(end);
+            }
+        } else if seq == written.0 {
             data.truncate(usize::try_from(written.1).unwrap_or(usize::MAX));
         }
         out.push((seq, path.display().to_string(), data));

@@ -291,6 +291,50 @@ impl TrackStore {
         }))
     }
 
+    /// Opens the track file of a store another process owns, for reading only: maps its
+    /// first `valid_len` bytes (the prefix a checkpoint names, which the owner never rewrites)
+    /// and writes nothing. Returns `Ok(None)` if the file is missing, shorter than
+    /// `valid_len` or has a bad header. Its [`TrackStore::writer`] writes nothing.
+    pub fn open_read_only(
+        dir: &Path,
+        store_id: &[u8; 16],
+        valid_len: u64,
+    ) -> Result<Option<TrackStore>> {
+        let path = dir.join(TRACKS_FILE);
+        if valid_len <= HEADER_LEN {
+            // Nothing durable to map: every track is in the tail.
+            return Ok(Some(TrackStore {
+                path,
+                ..TrackStore::in_memory()
+            }));
+        }
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let len = file.metadata().at(&path)?.len();
+        let mut got = [0u8; HEADER_LEN as usize];
+        if len < valid_len || file.read_exact_at(&mut got, 0).is_err() || got != header(store_id) {
+            return Ok(None);
+        }
+        // SAFETY: the owner never rewrites or truncates the prefix a checkpoint names while
+        // it runs (it only appends past it); see `open`.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .len(valid_len as usize)
+                .map(&file)
+        }
+        .at(&path)?;
+        Ok(Some(TrackStore {
+            path,
+            file: None,
+            map: Some(map),
+            mapped_len: valid_len,
+            tail: Vec::new(),
+        }))
+    }
+
     /// Total logical length (file prefix plus tail): the length the next checkpoint names.
     pub fn len(&self) -> u64 {
         self.mapped_len + self.tail.len() as u64

@@ -109,7 +109,7 @@ fn due(end: i64, after: Option<i64>) -> Option<i64> {
 impl Store {
     /// The store's retention policy (policy.toml, written with defaults on first use).
     pub fn policy(&self) -> Result<Policy> {
-        Policy::load_or_create(self.root())
+        self.inner.load_policy()
     }
 
     fn candidates(&self, policy: &Policy) -> Vec<Candidate> {
@@ -193,6 +193,9 @@ impl Store {
         actor: &str,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Summary> {
+        if !dry_run {
+            self.inner.writable("retention apply")?;
+        }
         let clock = self.config().clock_name();
         if !dry_run && !self.config().simulated_clock() {
             let real = crate::store::now_us();

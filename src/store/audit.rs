@@ -54,6 +54,13 @@ impl Store {
         segment: Option<u64>,
         details: serde_json::Value,
     ) -> Result<()> {
+        if self.inner.ro.is_some() {
+            check_actor(actor)?;
+            let details = details.to_string();
+            return self
+                .relay_audit(actor, action, segment, &details)
+                .unwrap_or(Ok(()));
+        }
         let durability = if READ_ACTIONS.contains(&action) {
             Durability::Batched
         } else {
@@ -73,6 +80,9 @@ impl Store {
         durability: Durability,
     ) -> Result<AuditEntry> {
         check_actor(actor)?;
+        if self.inner.ro.is_some() {
+            return self.relay_and_read_back(actor, action, segment, details);
+        }
         let raw =
             self.inner
                 .audit
@@ -109,6 +119,7 @@ impl Store {
     /// was rolled back to an older copy, truncated or rewritten): overwriting it would erase
     /// the only evidence of that, so it is left as it is.
     pub fn publish_audit_head(&self) -> Result<AuditHead> {
+        self.inner.writable("publishing the audit head")?;
         if let Some(prev) = self.cloud_audit_head()? {
             if let Some(problem) = self.cloud_head_problem(&prev)? {
                 return Err(Error::Cloud(format!(
@@ -125,6 +136,7 @@ impl Store {
     /// to be done. Refuses, like [`Store::publish_audit_head`], to overwrite a head the local
     /// chain does not contain.
     pub fn republish_audit_head(&self) -> Result<Option<AuditHead>> {
+        self.inner.writable("publishing the audit head")?;
         let Some(prev) = self.cloud_audit_head()? else {
             return Ok(None);
         };
@@ -239,6 +251,9 @@ impl Store {
         details: serde_json::Value,
     ) -> Result<()> {
         match &self.actor {
+            Some(actor) if self.inner.ro.is_some() => self
+                .relay_audit(actor, action, segment, &details.to_string())
+                .unwrap_or(Ok(())),
             Some(actor) => self
                 .inner
                 .audit

@@ -66,6 +66,7 @@ impl Store {
     /// first run starts at once). Drop the handle, or call `stop`, before closing the store
     /// for a clean stop; the thread also ends by itself once the store is dropped.
     pub fn start_retention(&self, opts: RetentionOptions) -> Result<RetentionHandle> {
+        self.inner.writable("background retention")?;
         super::audit::check_actor(&opts.actor)?;
         self.policy()?; // a bad policy.toml is reported now, not only in stderr
         let shared = Arc::new(Shared {

@@ -55,6 +55,7 @@ impl Store {
     /// not change anything (adding a category it has) succeeds without writing a record;
     /// releasing a hold that is not there is an error.
     pub fn change(&self, id: u64, change: &Change, actor: &str) -> Result<SegmentInfo> {
+        self.inner.writable("a change of labels or holds")?;
         let (op, arg, what) = change.parts();
         validate_id(what, arg).map_err(Error::Invalid)?;
         super::audit::check_actor(actor)?;

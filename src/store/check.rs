@@ -284,6 +284,10 @@ impl Store {
     /// Records what a check found: a `corruption` audit entry the first time a segment is
     /// found corrupt, and the findings list (saved). Clears the finding of a whole segment.
     pub(crate) fn record_check(&self, id: u64, checked: &Checked) -> Result<()> {
+        if self.inner.ro.is_some() {
+            // A read-only open reports what it finds; the owner's checks record it.
+            return Ok(());
+        }
         if matches!(checked, Checked::Whole) && self.inner.clear_finding(id) {
             return self.inner.scrub.save();
         }

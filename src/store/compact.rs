@@ -103,6 +103,7 @@ impl Store {
     /// is dead, after dropping volumes that hold nothing live. A volume that fails (a chunk
     /// fails its CRC, the disk is full) is reported and left as it was.
     pub fn compact(&self, min_dead: f64, actor: &str) -> Result<CompactSummary> {
+        self.inner.writable("compaction")?;
         if !(0.0..=1.0).contains(&min_dead) {
             return Err(Error::Invalid(format!(
                 "min_dead {min_dead} must be between 0 and 1"

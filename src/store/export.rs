@@ -115,6 +115,7 @@ impl Store {
     /// Exports segment `id` into `dir` (created if needed) with its chain-of-custody record,
     /// as this handle's actor; the `export` audit entry is durable before the files appear.
     pub fn export(&self, id: u64, dir: &Path) -> Result<Exported> {
+        self.audit_reachable("export")?;
         let info = self.info(id)?;
         let mut magic = [0u8; 8];
         let n = self

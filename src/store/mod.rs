@@ -12,7 +12,8 @@
 //!
 //! Invariants:
 //! - one process owns a store (flocks on LOCK and on the store directory); inside it every method is safe to call from
-//!   many threads;
+//!   many threads; other processes may open it read-only beside the owner (`readonly.rs`:
+//!   no lock, no write of any kind, catch-up by `Store::refresh`);
 //! - a segment is visible (in the catalog) only once its chunks and then its commit record
 //!   are durable; it is acknowledged (commit returns) only after that;
 //! - the catalog lock is never held while waiting for an fsync;
@@ -27,11 +28,13 @@ pub(crate) mod compact;
 mod crosscheck;
 mod export;
 mod find;
+mod follow;
 mod ingest;
 mod latest;
 mod lost;
 mod open;
 mod read;
+mod readonly;
 mod recover;
 mod repair;
 mod scrub;
@@ -55,6 +58,7 @@ pub use ingest::{Committed, SegmentWriter};
 pub use lost::LostSegment;
 pub use open::OpenReport;
 pub use read::SegmentReader;
+pub use readonly::{AuditSink, RefreshReport};
 pub use recover::RecoverReport;
 pub use repair::RepairOutcome;
 pub use scrub::{ScrubHandle, ScrubOptions, ScrubStatus};
@@ -171,6 +175,8 @@ pub(crate) struct Inner {
     pub audit: Arc<crate::audit::AuditLog>,
     /// Corrupt segments found and the background scrub's cursor (`<root>/scrub/state`).
     pub scrub: check::ScrubShared,
+    /// Set on a read-only open ([`Store::open_read_only`]): nothing may be written.
+    pub(crate) ro: Option<readonly::ReadOnly>,
     _lock: File,
     /// flock on the store directory: unlike `LOCK`, it cannot be deleted from under the owner.
     _dir_lock: File,
@@ -245,6 +251,7 @@ impl Store {
     /// Starts ingesting a segment; write its bytes to the returned writer, then `commit`.
     /// Its commit is recorded in the audit log (action `ingest`) under this handle's actor.
     pub fn begin_segment(&self, meta: crate::meta::SegmentMeta) -> Result<SegmentWriter> {
+        self.inner.writable("ingest")?;
         SegmentWriter::begin(Arc::clone(&self.inner), meta, self.actor().into())
     }
 
@@ -346,6 +353,7 @@ impl Store {
 
     /// Writes a checkpoint of the catalog now.
     pub fn checkpoint(&self) -> Result<PathBuf> {
+        self.inner.writable("a checkpoint")?;
         let r = self.inner.checkpoint();
         if r.is_ok() {
             *self.inner.checkpoint_error.lock() = None;
@@ -363,6 +371,9 @@ impl Store {
     /// Writes a final checkpoint and a chain-head entry in the audit log, and releases the
     /// store.
     pub fn close(self) -> Result<()> {
+        if self.inner.ro.is_some() {
+            return Ok(()); // nothing to write; the owner keeps the store
+        }
         if self.inner.since_checkpoint.load(Ordering::Relaxed) > 0 {
             self.inner.checkpoint()?;
         }
@@ -438,6 +449,7 @@ impl Inner {
 
     /// The active writer for footage of `day` in data dir `dir`, creating a volume if needed.
     pub fn writer_for(&self, dir: u16, day: i64) -> Result<Arc<VolumeWriter>> {
+        self.writable("appending to a volume")?;
         let mut writers = self.writers.lock();
         if let Some(w) = writers.get(&(dir, day)) {
             if !w.is_sealed() {
@@ -575,6 +587,7 @@ impl Inner {
     /// Writes a checkpoint. Commits pause while the catalog is serialised (not while it is
     /// compressed and written).
     pub fn checkpoint(&self) -> Result<PathBuf> {
+        self.writable("a checkpoint")?;
         let mut seq = self.checkpoint_seq.lock();
         let mut to_sync = Vec::new();
         let (body, tracks_len, (tracks_off, tracks_bytes)) = {

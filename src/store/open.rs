@@ -437,6 +437,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
         config,
         audit,
         scrub,
+        ro: None,
         _lock: lock,
         _dir_lock: dir_lock,
     });
@@ -465,7 +466,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
 
 /// The sealing context of an encrypted store; refuses a missing or wrong key before anything
 /// else is read or written.
-fn store_crypt(
+pub(super) fn store_crypt(
     root: &Path,
     config: &Config,
     store_id: [u8; 16],
@@ -563,7 +564,7 @@ fn load_checkpoint(
 /// Whether the volume file at `path` is shorter than its header or has an all-zero header:
 /// what a crash during its creation leaves (the header is made durable before the volume is
 /// used, so such a file never held a record).
-fn unfinished_volume(path: &Path) -> bool {
+pub(super) fn unfinished_volume(path: &Path) -> bool {
     use std::os::unix::fs::FileExt;
     let Ok(f) = fs::File::open(path) else {
         return false;

@@ -215,6 +215,8 @@ impl SegmentReader {
 
     /// Re-reads the segment's commit record; true if its chunks moved (compaction).
     fn reload_extents(&mut self) -> bool {
+        // A read-only open learns of the move from the owner's log first.
+        self.inner.catch_up();
         match self.inner.load_commit(self.id, false) {
             Ok(rec) if *rec.extents != *self.extents => {
                 self.extents = rec.extents.into();

@@ -51,6 +51,7 @@ impl Store {
     /// copy. Corruption is recorded (audit `corruption`, the findings list) whether or not it
     /// can be repaired; a repair is recorded as `repair`. Never deletes anything.
     pub fn repair(&self, id: u64) -> Result<RepairOutcome> {
+        self.inner.writable("repair")?;
         if self.inner.catalog.read().get(id).is_none() {
             return Err(Error::NotFound(id.to_string()));
         }

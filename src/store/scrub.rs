@@ -160,6 +160,7 @@ impl Pacer {
 impl Store {
     /// Starts the background scrub (see the module docs). Fails if one is already running.
     pub fn start_scrub(&self, opts: ScrubOptions) -> Result<ScrubHandle> {
+        self.inner.writable("the background scrub")?;
         if opts.bytes_per_sec == 0 {
             return Err(Error::Invalid(
                 "the scrub rate must be at least 1 byte per second".into(),
@@ -209,6 +210,7 @@ impl Store {
         opts: &ScrubOptions,
         progress: &mut dyn FnMut(u64),
     ) -> Result<ScrubStatus> {
+        self.inner.writable("a scrub pass (it saves its cursor)")?;
         let control = Control {
             stop: Mutex::new(false),
             wake: Condvar::new(),

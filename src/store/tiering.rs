@@ -25,7 +25,6 @@ use crate::fail;
 use crate::format::change::{Op, FLAG_DELETED, FLAG_EVICTED, FLAG_UPLOADED};
 use crate::format::commit::Extent;
 use crate::format::record::HEADER_LEN;
-use crate::retention::policy::Policy;
 use crate::retention::RunClock;
 use crate::tier::{meta_for, Tier};
 
@@ -49,7 +48,7 @@ impl Inner {
         if let Some(t) = slot.as_ref() {
             return Ok(Arc::clone(t));
         }
-        let policy = Policy::load_or_create(&self.root)?;
+        let policy = self.load_policy()?;
         let t = Arc::new(
             Tier::open(&policy.cloud_url, &crate::store::hex(&self.store_id))?
                 .with_crypt(self.crypt.clone()),
@@ -158,6 +157,7 @@ impl Store {
     /// Copies a segment to the cloud tier and verifies the copy (resuming an earlier attempt).
     /// Returns false if it already had a verified copy.
     pub fn upload(&self, id: u64, actor: &str, progress: &mut dyn FnMut(u64)) -> Result<bool> {
+        self.inner.writable("upload to the cloud tier")?;
         self.upload_in_run(id, actor, progress, None)
     }
 
@@ -231,6 +231,7 @@ impl Store {
 
     /// Drops a segment's local bytes; it must have a verified cloud copy. Returns bytes freed.
     pub fn evict(&self, id: u64, actor: &str) -> Result<u64> {
+        self.inner.writable("eviction")?;
         self.evict_in_run(id, actor, None)
     }
 
@@ -278,6 +279,7 @@ impl Store {
     /// volume is dropped) and, for an uploaded segment, an entry in `cloud-deletes` that the
     /// next `retention apply` finishes. A crash before it leaves the segment untouched.
     pub fn delete(&self, id: u64, actor: &str) -> Result<u64> {
+        self.inner.writable("deletion")?;
         self.delete_in_run(id, actor, None)
     }
 
@@ -358,6 +360,7 @@ impl Store {
     /// Deletes the cloud copies of deleted segments that a crash or a cloud outage left
     /// behind (`cloud-deletes`). Returns how many were deleted.
     pub fn finish_cloud_deletes(&self) -> Result<usize> {
+        self.inner.writable("finishing cloud deletions")?;
         let _serial = self.inner.change_lock.lock();
         let pending = self.inner.pending_cloud_deletes()?;
         if pending.is_empty() {
@@ -389,6 +392,7 @@ impl Store {
 
     /// Removes sealed volumes that hold nothing a live segment needs; returns bytes freed.
     pub fn drop_empty_volumes(&self, actor: &str) -> Result<u64> {
+        self.inner.writable("dropping empty volumes")?;
         let candidates: Vec<u32> = {
             // `writers` before `catalog` (the lock order).
             let active = self.inner.active_volume_ids();

@@ -244,6 +244,9 @@ impl Store {
         opts: VerifyOptions,
         mut progress: impl FnMut(u64),
     ) -> Result<VerifyReport> {
+        if opts.repair {
+            self.inner.writable("verify --repair")?;
+        }
         let all = ids.is_none();
         let ids = match ids {
             Some(ids) => ids,
