@@ -108,10 +108,33 @@ pub(crate) fn open_changing(root: &Path, key: &Option<crate::Key>) -> anyhow::Re
     }
 }
 
-/// THE place where a read command opens the store. While `footage serve` holds it, this is
-/// where a read-only open beside the writer goes; today a locked store is an error.
+/// THE place where a read command opens the store. While `footage serve` holds it (or this
+/// user may not open it for writing), the store is opened read-only beside the service
+/// ([`Store::open_read_only_with`]): it sees everything committed up to now, writes nothing,
+/// and its audited reads are recorded in the service's log through the control channel, with
+/// the caller's OS identity as the kernel gives it. With no service answering, the open's own
+/// error stands.
 pub(crate) fn open_reading(root: &Path, key: &Option<crate::Key>) -> anyhow::Result<Store> {
-    super::open(root, key)
+    match super::open(root, key) {
+        Ok(store) => Ok(store),
+        Err(e) if is_denied(&e) || is_locked(&e) => match ControlClient::connect(root) {
+            Ok(client) => {
+                let opts = crate::StoreOptions {
+                    key: key.clone(),
+                    ..crate::StoreOptions::default()
+                };
+                let sink: std::sync::Arc<dyn crate::AuditSink> = std::sync::Arc::new(client);
+                Ok(Store::open_read_only_with(root, &opts, Some(sink))?)
+            }
+            Err(ControlError::NoService { .. }) if is_locked(&e) => Err(e.context(format!(
+                "no footage serve answers on its control channel {} (another command holds \
+                 the store: try again when it ends)",
+                root.join(crate::control::SOCKET_FILE).display()
+            ))),
+            Err(_) => Err(e),
+        },
+        Err(e) => Err(e),
+    }
 }
 
 /// Whether opening failed on a file this user may not write (the store's owner is another).

@@ -202,3 +202,17 @@ const _: () = {
     const fn shareable<T: Send + Sync>() {}
     shareable::<ControlClient>()
 };
+
+/// A read-only open beside the service records its audited reads through the channel
+/// ([`crate::Store::open_read_only_with`]).
+impl crate::AuditSink for ControlClient {
+    fn append(
+        &self,
+        actor: &str,
+        action: &str,
+        segment: Option<u64>,
+        details: &str,
+    ) -> crate::Result<()> {
+        self.audit(actor, action, segment, details)
+    }
+}
