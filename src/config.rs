@@ -60,6 +60,10 @@ pub struct Config {
     /// any time); absent (or `"real"`) for an ordinary store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock: Option<String>,
+    /// What `footage serve` runs in the background (`[service]`, src/service/config.rs);
+    /// absent: the defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<crate::service::ServiceConfig>,
 }
 
 /// Settings for a new store; ignored when the store already exists.
@@ -146,6 +150,7 @@ impl Config {
             checkpoint_every: opts.checkpoint_every,
             group: opts.group.clone(),
             clock: opts.simulated_clock.then(|| CLOCK_SIMULATED.to_string()),
+            service: None,
         })
     }
 
@@ -253,6 +258,9 @@ impl Config {
         }
         if self.checkpoint_every == 0 {
             return Err(bad("checkpoint_every must be at least 1".into()));
+        }
+        if let Some(service) = &self.service {
+            service.settings().map_err(bad)?;
         }
         Ok(())
     }

@@ -1,16 +1,22 @@
 //! `footage serve`: runs the HTTP API and the web review page over the store until Ctrl-C or
 //! SIGTERM, then closes the store (final checkpoint).
 //!
-//! Invariant: prints one JSON line `{"listening": URL, ...}` on stdout once it accepts
-//! connections (scripts read the port from it when `--addr` names port 0); request logs go to
-//! stderr.
+//! Invariants: prints one JSON line `{"listening": URL, ...}` on stdout once it accepts
+//! connections (scripts read the port from it when `--addr` names port 0), then tells systemd
+//! `READY=1` (src/service/notify.rs); logs (requests among them) go to stderr through
+//! `tracing`. On SIGTERM or Ctrl-C: `STOPPING=1`, uploads refused with 503, no new
+//! connections, requests in flight finish (up to the drain timeout), background jobs stop
+//! (a run in progress finishes), the store closes with a final checkpoint; exit 0.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use clap::Args;
 
 use super::println_out;
 use crate::server::{Server, ServerOptions};
+use crate::service::notify::Notifier;
+use crate::service::{Ops, Service, Settings};
 use crate::Store;
 
 #[derive(Args, Debug)]
@@ -33,14 +39,31 @@ pub struct ServeArgs {
     #[arg(long)]
     pub quiet: bool,
     /// Scrub local copies in the background at this bandwidth (e.g. 50MB/s; `off` for none),
-    /// repairing from verified cloud copies
-    #[arg(long, default_value = "off", value_name = "RATE", value_parser = scrub_rate_arg)]
-    pub scrub_rate: ScrubRate,
+    /// repairing from verified cloud copies [default: footage.toml `[service] scrub_rate`, else off]
+    #[arg(long, value_name = "RATE", value_parser = scrub_rate_arg)]
+    pub scrub_rate: Option<ScrubRate>,
     /// Publish the audit chain head to the cloud tier this often when it moved (e.g. 30s, 5m,
     /// 1h; `off` for never), for `audit --verify --cloud`; only once the store has a head in
     /// the cloud (`retention apply` or `audit --publish` publishes the first)
-    #[arg(long, default_value = "5m", value_name = "INTERVAL", value_parser = interval_arg)]
-    pub publish_head_every: Interval,
+    /// [default: `[service] publish_head_every`, else 5m]
+    #[arg(long, value_name = "INTERVAL", value_parser = interval_arg)]
+    pub publish_head_every: Option<Interval>,
+    /// Run `retention apply` with the real clock this often (e.g. 15m; `off` for never)
+    /// [default: `[service] retention_every`, else off]
+    #[arg(long, value_name = "INTERVAL", value_parser = interval_arg)]
+    pub retention_every: Option<Interval>,
+    /// Write a catalog checkpoint this often when something was committed (`off` for never)
+    /// [default: `[service] checkpoint_every`, else 10m]
+    #[arg(long, value_name = "INTERVAL", value_parser = interval_arg)]
+    pub checkpoint_every: Option<Interval>,
+    /// Check free space per data dir this often, evicting uploaded footage early past
+    /// policy.toml's watermark (`off` for never) [default: `[service] disk_check_every`, else 1m]
+    #[arg(long, value_name = "INTERVAL", value_parser = interval_arg)]
+    pub disk_check_every: Option<Interval>,
+    /// On SIGTERM or Ctrl-C, how long requests in flight may take to finish
+    /// [default: `[service] drain_timeout`, else 30s]
+    #[arg(long, value_name = "INTERVAL", value_parser = interval_arg)]
+    pub drain_timeout: Option<Interval>,
 }
 
 /// `--publish-head-every`: an interval, or never.
@@ -48,23 +71,7 @@ pub struct ServeArgs {
 pub struct Interval(Option<std::time::Duration>);
 
 fn interval_arg(s: &str) -> Result<Interval, String> {
-    if s == "off" {
-        return Ok(Interval(None));
-    }
-    let bad =
-        || format!("{s:?} is not an interval: a whole number and s, m or h (e.g. 5m), or off");
-    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
-    let n: u64 = n.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n.checked_mul(60).ok_or_else(bad)?,
-        "h" => n.checked_mul(3600).ok_or_else(bad)?,
-        _ => return Err(bad()),
-    };
-    if secs == 0 {
-        return Err(format!("{s:?}: the interval must be at least 1s (or off)"));
-    }
-    Ok(Interval(Some(std::time::Duration::from_secs(secs))))
+    crate::service::config::parse_interval(s).map(Interval)
 }
 
 /// `--scrub-rate`: bytes per second, or none.
@@ -72,30 +79,57 @@ fn interval_arg(s: &str) -> Result<Interval, String> {
 pub struct ScrubRate(Option<u64>);
 
 fn scrub_rate_arg(s: &str) -> Result<ScrubRate, String> {
-    if s == "off" || s == "0" {
-        return Ok(ScrubRate(None));
+    crate::service::config::parse_rate_or_off(s).map(ScrubRate)
+}
+
+/// The service settings: footage.toml's `[service]` table, each key overridden by its flag.
+fn settings(store: &Store, args: &ServeArgs) -> anyhow::Result<Settings> {
+    let mut s = match &store.config().service {
+        Some(table) => table.settings().map_err(|e| anyhow::anyhow!("footage.toml: {e}"))?,
+        None => Settings::default(),
+    };
+    if let Some(v) = args.retention_every {
+        s.retention_every = v.0;
     }
-    super::admin::rate_arg(s).map(|r| ScrubRate(Some(r)))
+    if let Some(v) = args.scrub_rate {
+        s.scrub_rate = v.0;
+    }
+    if let Some(v) = args.checkpoint_every {
+        s.checkpoint_every = v.0;
+    }
+    if let Some(v) = args.publish_head_every {
+        s.publish_head_every = v.0;
+    }
+    if let Some(v) = args.disk_check_every {
+        s.disk_check_every = v.0;
+    }
+    if let Some(v) = args.drain_timeout {
+        s.drain_timeout = v
+            .0
+            .ok_or_else(|| anyhow::anyhow!("--drain-timeout cannot be off"))?;
+    }
+    Ok(s)
 }
 
 pub fn run(store: Store, args: ServeArgs, local_actor: String) -> anyhow::Result<i32> {
+    let settings = settings(&store, &args)?;
+    let drain_timeout = settings.drain_timeout;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let ops = Arc::new(Ops::default());
+    let notifier = Arc::new(Notifier::from_env());
     let opts = ServerOptions {
         addr: args.addr,
         local_actor,
         log_requests: !args.quiet,
-        publish_head_every: args.publish_head_every.0,
+        // The service's audit_head job publishes (its state is in /api/stats).
+        publish_head_every: None,
+        drain_timeout,
+        ops: Some(Arc::clone(&ops)),
         ..ServerOptions::default()
     };
-    let scrub = match args.scrub_rate.0 {
-        Some(rate) => Some(store.start_scrub(crate::ScrubOptions {
-            bytes_per_sec: rate,
-            ..crate::ScrubOptions::default()
-        })?),
-        None => None,
-    };
+    let service = Service::start(&store, settings, &ops)?;
     let served = rt.block_on(async {
         let server = Server::bind(store.clone(), opts).await?;
         let addr = server.local_addr();
@@ -110,20 +144,55 @@ pub fn run(store: Store, args: ServeArgs, local_actor: String) -> anyhow::Result
         )?;
         let required = crate::server::tokens::auth_required(store.root()).unwrap_or(true);
         if tokens == 0 && required {
-            eprintln!(
+            tracing::warn!(
                 "footage serve: this store requires access tokens but has none: every request is refused until one is added (`footage token add NAME`) or authentication is turned off (`footage token disable-auth`)"
             );
         } else if tokens == 0 {
-            eprintln!(
+            tracing::warn!(
                 "footage serve: no access tokens: anyone on this machine can use http://{addr}/ (add one with `footage token add NAME`)"
             );
         }
-        server.run(shutdown_signal()).await?;
+        tracing::info!(addr = %addr, store = %store.root().display(), "serving");
+        notifier.notify(&format!("READY=1\nSTATUS=serving on http://{addr}"));
+        let watchdog = notifier.watchdog_every().map(|every| {
+            let n = Arc::clone(&notifier);
+            tokio::spawn(async move {
+                loop {
+                    n.notify("WATCHDOG=1");
+                    tokio::time::sleep(every).await;
+                }
+            })
+        });
+        let draining = {
+            let ops = Arc::clone(&ops);
+            let notifier = Arc::clone(&notifier);
+            async move {
+                shutdown_signal().await;
+                ops.start_draining();
+                notifier.notify("STOPPING=1\nSTATUS=draining: finishing requests in flight");
+                tracing::info!(
+                    drain_timeout_s = drain_timeout.as_secs(),
+                    "stopping: no new connections or uploads; draining"
+                );
+            }
+        };
+        let r = server.run(draining).await;
+        if let Some(w) = watchdog {
+            w.abort();
+        }
+        r?;
         anyhow::Ok(())
     });
     drop(rt);
-    drop(scrub);
+    notifier.notify("STATUS=stopping background jobs");
+    service.stop();
+    drop(service);
+    notifier.notify("STATUS=closing the store");
     let closed = store.close();
+    match &closed {
+        Ok(()) => tracing::info!("store closed (final checkpoint written)"),
+        Err(e) => tracing::error!(error = %e, "closing the store failed"),
+    }
     served?;
     closed?;
     Ok(super::EXIT_OK)
@@ -143,5 +212,4 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term => {}
     }
-    eprintln!("footage serve: stopping");
 }

@@ -24,6 +24,7 @@ mod background;
 pub(crate) mod change;
 mod check;
 pub(crate) mod compact;
+mod counters;
 mod crosscheck;
 mod export;
 mod find;
@@ -46,9 +47,11 @@ pub use export::Exported;
 pub use verified::VerifiedReader;
 
 pub use background::{Clock, RetentionHandle, RetentionOptions};
+pub(crate) use background::record_retention_run;
 pub use change::Change;
 pub use check::SCRUB_STATE;
 pub use compact::CompactSummary;
+pub use counters::IngestCounts;
 pub use find::IndexStats;
 pub use ingest::{Committed, SegmentWriter};
 pub use lost::LostSegment;
@@ -170,6 +173,8 @@ pub(crate) struct Inner {
     pub audit: Arc<crate::audit::AuditLog>,
     /// Corrupt segments found and the background scrub's cursor (`<root>/scrub/state`).
     pub scrub: check::ScrubShared,
+    /// What this process ingested since the open (counters.rs, for /metrics).
+    pub counters: counters::Counters,
     _lock: File,
     /// flock on the store directory: unlike `LOCK`, it cannot be deleted from under the owner.
     _dir_lock: File,
