@@ -22,7 +22,10 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 fn footage(store: &Path, args: &[&str]) -> std::process::Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_footage"));
-    c.arg("--store").arg(store).args(args).env_remove("FOOTAGE_ACTOR");
+    c.arg("--store")
+        .arg(store)
+        .args(args)
+        .env_remove("FOOTAGE_ACTOR");
     common::output(&mut c)
 }
 
@@ -302,8 +305,14 @@ fn parse_metrics(text: &str) -> Samples {
         }
         if let Some(r) = line.strip_prefix("# HELP ") {
             let name = r.split(' ').next().unwrap().to_string();
-            assert!(helps.insert(name.clone(), ()).is_none(), "HELP twice: {name}");
-            assert!(!seen_samples_of.contains_key(&name), "HELP after samples: {name}");
+            assert!(
+                helps.insert(name.clone(), ()).is_none(),
+                "HELP twice: {name}"
+            );
+            assert!(
+                !seen_samples_of.contains_key(&name),
+                "HELP after samples: {name}"
+            );
             continue;
         }
         if let Some(r) = line.strip_prefix("# TYPE ") {
@@ -317,8 +326,14 @@ fn parse_metrics(text: &str) -> Samples {
             if t == "counter" {
                 assert!(name.ends_with("_total"), "counter without _total: {name}");
             }
-            assert!(!seen_samples_of.contains_key(&name), "TYPE after samples: {name}");
-            assert!(types.insert(name.clone(), t).is_none(), "TYPE twice: {name}");
+            assert!(
+                !seen_samples_of.contains_key(&name),
+                "TYPE after samples: {name}"
+            );
+            assert!(
+                types.insert(name.clone(), t).is_none(),
+                "TYPE twice: {name}"
+            );
             continue;
         }
         assert!(!line.starts_with('#'), "unknown comment line {line:?}");
@@ -332,16 +347,34 @@ fn parse_metrics(text: &str) -> Samples {
             })
             .unwrap_or(&name)
             .to_string();
-        assert!(types.contains_key(&family), "sample before its TYPE: {line}");
-        assert!(helps.contains_key(&family), "sample before its HELP: {line}");
+        assert!(
+            types.contains_key(&family),
+            "sample before its TYPE: {line}"
+        );
+        assert!(
+            helps.contains_key(&family),
+            "sample before its HELP: {line}"
+        );
         seen_samples_of.insert(family.clone(), ());
-        let lref: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let lref: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         if types[&family] == "histogram" {
-            let rest: Vec<(&str, &str)> = lref.iter().copied().filter(|(k, _)| *k != "le").collect();
+            let rest: Vec<(&str, &str)> =
+                lref.iter().copied().filter(|(k, _)| *k != "le").collect();
             let series = key(&family, &rest);
             if name.ends_with("_bucket") {
-                let le = lref.iter().find(|(k, _)| *k == "le").expect("bucket without le").1;
-                let le = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap() };
+                let le = lref
+                    .iter()
+                    .find(|(k, _)| *k == "le")
+                    .expect("bucket without le")
+                    .1;
+                let le = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().unwrap()
+                };
                 buckets.entry(series).or_default().push((le, value));
             } else if name.ends_with("_count") {
                 counts.insert(series, value);
@@ -359,7 +392,11 @@ fn parse_metrics(text: &str) -> Samples {
         }
         let last = b.last().unwrap();
         assert!(last.0.is_infinite(), "{series}: no +Inf bucket");
-        assert_eq!(Some(&last.1), counts.get(series), "{series}: +Inf != _count");
+        assert_eq!(
+            Some(&last.1),
+            counts.get(series),
+            "{series}: +Inf != _count"
+        );
     }
     out
 }
@@ -383,17 +420,28 @@ fn metrics_parse_as_prometheus_text_and_count_queries_and_video_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_with(
         dir.path(),
-        &[(1, SEG_LEN, "2026-11-20T14:03:00Z"), (2, 1000, "2026-11-20T15:03:00Z")],
+        &[
+            (1, SEG_LEN, "2026-11-20T14:03:00Z"),
+            (2, 1000, "2026-11-20T15:03:00Z"),
+        ],
     );
     let s = Serve::start(&store, &[], &[], &[]);
     let before = scrape(&s.url, None);
     assert_eq!(val(&before, "footage_store_segments", &[]), 2.0);
-    assert_eq!(val(&before, "footage_store_bytes", &[]), (SEG_LEN + 1000) as f64);
-    assert!(before.keys().any(|k| k.starts_with("footage_data_dir_free_bytes{dir=")));
+    assert_eq!(
+        val(&before, "footage_store_bytes", &[]),
+        (SEG_LEN + 1000) as f64
+    );
+    assert!(before
+        .keys()
+        .any(|k| k.starts_with("footage_data_dir_free_bytes{dir=")));
     assert_eq!(val(&before, "footage_ingest_segments_total", &[]), 0.0);
 
     get_json(&format!("{}/api/segments?officer=MET-001", s.url));
-    get_json(&format!("{}/api/segments?near=51.5,-0.12&radius=100", s.url));
+    get_json(&format!(
+        "{}/api/segments?near=51.5,-0.12&radius=100",
+        s.url
+    ));
     get_json(&format!("{}/api/segments/1", s.url));
     let (st, _, _) = get(&format!("{}/api/segments/1/track.geojson", s.url), None);
     assert_eq!(st, 200);
@@ -404,8 +452,13 @@ fn metrics_parse_as_prometheus_text_and_count_queries_and_video_bytes() {
     assert_eq!(st, 404);
 
     let after = scrape(&s.url, None);
-    let d = |name: &str, labels: &[(&str, &str)]| val(&after, name, labels) - val(&before, name, labels);
-    assert_eq!(d("footage_queries_total", &[("kind", "search_officer")]), 1.0);
+    let d = |name: &str, labels: &[(&str, &str)]| {
+        val(&after, name, labels) - val(&before, name, labels)
+    };
+    assert_eq!(
+        d("footage_queries_total", &[("kind", "search_officer")]),
+        1.0
+    );
     assert_eq!(d("footage_queries_total", &[("kind", "search_near")]), 1.0);
     assert_eq!(d("footage_queries_total", &[("kind", "info")]), 2.0);
     assert_eq!(d("footage_queries_total", &[("kind", "track")]), 1.0);
@@ -425,7 +478,10 @@ fn metrics_parse_as_prometheus_text_and_count_queries_and_video_bytes() {
 fn metrics_need_a_token_when_the_store_has_tokens_and_are_not_audited() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_with(dir.path(), &[(3, 1000, "2026-11-20T14:03:00Z")]);
-    let out = ok(&footage(&store, &["token", "add", "prometheus", "--role", "read"]));
+    let out = ok(&footage(
+        &store,
+        &["token", "add", "prometheus", "--role", "read"],
+    ));
     let v: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     let token = v["token"].as_str().unwrap().to_string();
     let audited = |store: &Path| {
@@ -471,11 +527,20 @@ fn api_stats_shows_the_service_and_a_scheduled_retention_run() {
     // Ended in 2025: due for deletion under the policy, by the real clock.
     let store = store_with(dir.path(), &[(4, 5000, "2025-11-20T14:03:00Z")]);
     deleting_policy(&store);
-    let s = Serve::start(&store, &[], &["--retention-every", "1s", "--scrub-rate", "10MB/s"], &[]);
+    let s = Serve::start(
+        &store,
+        &[],
+        &["--retention-every", "1s", "--scrub-rate", "10MB/s"],
+        &[],
+    );
     let start = Instant::now();
     let stats = loop {
         let v = get_json(&format!("{}/api/stats", s.url));
-        if v["service"]["jobs"]["retention"]["runs"].as_u64().unwrap_or(0) >= 1 {
+        if v["service"]["jobs"]["retention"]["runs"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1
+        {
             break v;
         }
         assert!(start.elapsed() < DEADLINE, "no retention run: {v}");
@@ -499,7 +564,10 @@ fn api_stats_shows_the_service_and_a_scheduled_retention_run() {
     let start = Instant::now();
     loop {
         let v = get_json(&format!("{}/api/stats", s.url));
-        let disks = v["service"]["disks"].as_array().cloned().unwrap_or_default();
+        let disks = v["service"]["disks"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         if let Some(d) = disks.first() {
             assert_eq!(d["high_watermark"], 1.0);
             assert!(d["free_bytes"].as_u64().is_some(), "{d}");
@@ -510,14 +578,23 @@ fn api_stats_shows_the_service_and_a_scheduled_retention_run() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let m = scrape(&s.url, None);
-    assert_eq!(val(&m, "footage_retention_actions_total", &[("action", "deleted")]), 1.0);
+    assert_eq!(
+        val(
+            &m,
+            "footage_retention_actions_total",
+            &[("action", "deleted")]
+        ),
+        1.0
+    );
     assert_eq!(val(&m, "footage_store_segments", &[]), 0.0);
     assert!(val(&m, "footage_job_runs_total", &[("job", "retention")]) >= 1.0);
     s.stop();
     // The run is in the audit log under the service's actor.
     let audit = ok(&footage(&store, &["audit"]));
     assert!(
-        audit.lines().any(|l| l.contains("\"action\":\"retention\"")),
+        audit
+            .lines()
+            .any(|l| l.contains("\"action\":\"retention\"")),
         "{audit}"
     );
 }
@@ -528,7 +605,11 @@ fn service_table_of_footage_toml_is_read_checked_and_overridden_by_flags() {
     let store = store_with(dir.path(), &[]);
     let cfg = store.join("footage.toml");
     let original = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(&cfg, format!("{original}\n[service]\nretention_every = \"soon\"\n")).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("{original}\n[service]\nretention_every = \"soon\"\n"),
+    )
+    .unwrap();
     let bad = footage(&store, &["stats"]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(
@@ -594,7 +675,10 @@ fn sigterm_lets_a_slow_request_finish_refuses_new_connections_and_closes_clean()
         }
     }
     let child_running = s.child.as_mut().unwrap().try_wait().unwrap().is_none();
-    assert!(child_running, "the service exited before the request in flight finished");
+    assert!(
+        child_running,
+        "the service exited before the request in flight finished"
+    );
     // The request in flight completes, whole and right.
     c.read_to_end(&mut body).unwrap();
     assert_eq!(body.len(), BIG);
@@ -672,9 +756,17 @@ fn readiness_and_stopping_reach_the_notify_socket_by_path_and_abstract_name() {
     // A socket path.
     let path = dir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&path).unwrap();
-    let s = Serve::start(&store, &[], &[], &[("NOTIFY_SOCKET", path.to_str().unwrap())]);
+    let s = Serve::start(
+        &store,
+        &[],
+        &[],
+        &[("NOTIFY_SOCKET", path.to_str().unwrap())],
+    );
     let ready = recv_until(&sock, "READY=1");
-    assert!(ready.contains(&format!("STATUS=serving on {}", s.url)), "{ready}");
+    assert!(
+        ready.contains(&format!("STATUS=serving on {}", s.url)),
+        "{ready}"
+    );
     // Ready means accepting: a request succeeds now.
     get_json(&format!("{}/api/stats", s.url));
     s.sigterm();
@@ -682,7 +774,11 @@ fn readiness_and_stopping_reach_the_notify_socket_by_path_and_abstract_name() {
     s.stop();
     // An abstract name (`@...`), as systemd usually gives.
     use std::os::linux::net::SocketAddrExt;
-    let name = format!("footage-test-notify-{}-{}", std::process::id(), rand::random::<u32>());
+    let name = format!(
+        "footage-test-notify-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
     let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
     let sock = UnixDatagram::bind_addr(&addr).unwrap();
     let at = format!("@{name}");
@@ -705,7 +801,10 @@ fn log_format_json_writes_one_object_per_line_on_stderr() {
     for line in log.lines().filter(|l| !l.trim().is_empty()) {
         let v: Value = serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("not one JSON object per line: {e}: {line:?}\n{log}"));
-        assert!(v.is_object() && v["level"].is_string() && v["fields"].is_object(), "{line}");
+        assert!(
+            v.is_object() && v["level"].is_string() && v["fields"].is_object(),
+            "{line}"
+        );
         lines += 1;
         if v["target"] == "footage::http" && v["fields"]["path"] == "/healthz" {
             assert_eq!(v["fields"]["status"], 200);

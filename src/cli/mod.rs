@@ -99,7 +99,14 @@ pub struct Cli {
 
     /// Format of the logs on stderr: text, or json (one object per line, for journald or
     /// ELK); FOOTAGE_LOG filters them (e.g. `info`, `warn`, `footage=debug`)
-    #[arg(long, global = true, env = "FOOTAGE_LOG_FORMAT", value_enum, default_value = "text", value_name = "FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        env = "FOOTAGE_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        value_name = "FORMAT"
+    )]
     pub log_format: crate::service::logs::LogFormat,
 
     #[command(subcommand)]

@@ -85,7 +85,9 @@ fn scrub_rate_arg(s: &str) -> Result<ScrubRate, String> {
 /// The service settings: footage.toml's `[service]` table, each key overridden by its flag.
 fn settings(store: &Store, args: &ServeArgs) -> anyhow::Result<Settings> {
     let mut s = match &store.config().service {
-        Some(table) => table.settings().map_err(|e| anyhow::anyhow!("footage.toml: {e}"))?,
+        Some(table) => table
+            .settings()
+            .map_err(|e| anyhow::anyhow!("footage.toml: {e}"))?,
         None => Settings::default(),
     };
     if let Some(v) = args.retention_every {
@@ -104,9 +106,8 @@ fn settings(store: &Store, args: &ServeArgs) -> anyhow::Result<Settings> {
         s.disk_check_every = v.0;
     }
     if let Some(v) = args.drain_timeout {
-        s.drain_timeout = v
-            .0
-            .ok_or_else(|| anyhow::anyhow!("--drain-timeout cannot be off"))?;
+        s.drain_timeout =
+            v.0.ok_or_else(|| anyhow::anyhow!("--drain-timeout cannot be off"))?;
     }
     Ok(s)
 }
@@ -131,6 +132,7 @@ pub fn run(store: Store, args: ServeArgs, local_actor: String) -> anyhow::Result
     };
     let service = Service::start(&store, settings, &ops)?;
     let served = rt.block_on(async {
+        let signalled = shutdown_signal()?;
         let server = Server::bind(store.clone(), opts).await?;
         let addr = server.local_addr();
         let tokens = crate::server::TokenSet::load(store.root())?.len();
@@ -167,7 +169,7 @@ pub fn run(store: Store, args: ServeArgs, local_actor: String) -> anyhow::Result
             let ops = Arc::clone(&ops);
             let notifier = Arc::clone(&notifier);
             async move {
-                shutdown_signal().await;
+                signalled.await;
                 ops.start_draining();
                 notifier.notify("STOPPING=1\nSTATUS=draining: finishing requests in flight");
                 tracing::info!(
@@ -198,18 +200,17 @@ pub fn run(store: Store, args: ServeArgs, local_actor: String) -> anyhow::Result
     Ok(super::EXIT_OK)
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Completes on Ctrl-C or SIGTERM. The handlers are installed when this is called (not when
+/// the future is first polled): a SIGTERM that arrives right after `READY=1` must drain, not
+/// kill the process with the default action.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
+    })
 }

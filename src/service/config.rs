@@ -76,7 +76,9 @@ impl ServiceConfig {
     /// The settings this table gives, over the defaults; the error names the bad key.
     pub fn settings(&self) -> Result<Settings, String> {
         let mut s = Settings::default();
-        let key = |k: &str, r: Result<Option<Duration>, String>| r.map_err(|e| format!("service.{k}: {e}"));
+        let key = |k: &str, r: Result<Option<Duration>, String>| {
+            r.map_err(|e| format!("service.{k}: {e}"))
+        };
         if let Some(v) = &self.retention_every {
             s.retention_every = key("retention_every", parse_interval(v))?;
         }
@@ -166,7 +168,10 @@ mod tests {
 
     #[test]
     fn settings_from_the_table() {
-        assert_eq!(ServiceConfig::default().settings().unwrap(), Settings::default());
+        assert_eq!(
+            ServiceConfig::default().settings().unwrap(),
+            Settings::default()
+        );
         let c = ServiceConfig {
             retention_every: Some("15m".into()),
             scrub_rate: Some("50MB/s".into()),
@@ -180,16 +185,31 @@ mod tests {
         assert_eq!(s.checkpoint_every, None);
         assert_eq!(s.drain_timeout, Duration::from_secs(5));
         for bad in [
-            ServiceConfig { retention_every: Some("soon".into()), ..Default::default() },
-            ServiceConfig { scrub_rate: Some("fast".into()), ..Default::default() },
-            ServiceConfig { drain_timeout: Some("off".into()), ..Default::default() },
-            ServiceConfig { disk_check_every: Some("0s".into()), ..Default::default() },
+            ServiceConfig {
+                retention_every: Some("soon".into()),
+                ..Default::default()
+            },
+            ServiceConfig {
+                scrub_rate: Some("fast".into()),
+                ..Default::default()
+            },
+            ServiceConfig {
+                drain_timeout: Some("off".into()),
+                ..Default::default()
+            },
+            ServiceConfig {
+                disk_check_every: Some("0s".into()),
+                ..Default::default()
+            },
         ] {
             assert!(bad.settings().is_err(), "{bad:?}");
         }
-        let e = ServiceConfig { checkpoint_every: Some("1y".into()), ..Default::default() }
-            .settings()
-            .unwrap_err();
+        let e = ServiceConfig {
+            checkpoint_every: Some("1y".into()),
+            ..Default::default()
+        }
+        .settings()
+        .unwrap_err();
         assert!(e.contains("service.checkpoint_every"), "{e}");
     }
 }

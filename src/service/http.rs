@@ -179,15 +179,36 @@ mod tests {
     #[test]
     fn kinds() {
         let g = Method::GET;
-        assert_eq!(query_kind(&g, "/api/segments", Some("near=1,2&radius=5&officer=A")), Some("search_near"));
-        assert_eq!(query_kind(&g, "/api/segments", Some("officer=A&from=")), Some("search_officer"));
-        assert_eq!(query_kind(&g, "/api/segments", Some("tag=x")), Some("search_label"));
-        assert_eq!(query_kind(&g, "/api/segments", Some("from=2026-01-01T00:00:00Z")), Some("search_time"));
+        assert_eq!(
+            query_kind(&g, "/api/segments", Some("near=1,2&radius=5&officer=A")),
+            Some("search_near")
+        );
+        assert_eq!(
+            query_kind(&g, "/api/segments", Some("officer=A&from=")),
+            Some("search_officer")
+        );
+        assert_eq!(
+            query_kind(&g, "/api/segments", Some("tag=x")),
+            Some("search_label")
+        );
+        assert_eq!(
+            query_kind(&g, "/api/segments", Some("from=2026-01-01T00:00:00Z")),
+            Some("search_time")
+        );
         assert_eq!(query_kind(&g, "/api/segments", None), Some("search_all"));
         assert_eq!(query_kind(&g, "/api/segments/12", None), Some("info"));
-        assert_eq!(query_kind(&g, "/api/segments/12/track.geojson", None), Some("track"));
-        assert_eq!(query_kind(&Method::HEAD, "/api/segments/12/video", None), Some("video"));
-        assert_eq!(query_kind(&Method::POST, "/api/segments/12/tags", None), None);
+        assert_eq!(
+            query_kind(&g, "/api/segments/12/track.geojson", None),
+            Some("track")
+        );
+        assert_eq!(
+            query_kind(&Method::HEAD, "/api/segments/12/video", None),
+            Some("video")
+        );
+        assert_eq!(
+            query_kind(&Method::POST, "/api/segments/12/tags", None),
+            None
+        );
         assert_eq!(query_kind(&g, "/api/segments/x/video", None), None);
         assert!(is_upload_write(&Method::PATCH, "/api/uploads/abc"));
         assert!(is_upload_write(&Method::POST, "/api/uploads"));

@@ -215,7 +215,8 @@ impl Metrics {
         for s in extra {
             fams.add(s);
         }
-        let sources: Vec<SampleSource> = self.sources.lock().iter().map(|(_, s)| s.clone()).collect();
+        let sources: Vec<SampleSource> =
+            self.sources.lock().iter().map(|(_, s)| s.clone()).collect();
         for src in sources {
             for s in src() {
                 fams.add(s);
@@ -240,7 +241,10 @@ impl Metrics {
                 let le = LATENCY_BUCKETS
                     .get(i)
                     .map_or_else(|| "+Inf".to_string(), |b| format!("{b}"));
-                let _ = writeln!(out, "{name}_bucket{{kind=\"{kind}\",le=\"{le}\"}} {cumulative}");
+                let _ = writeln!(
+                    out,
+                    "{name}_bucket{{kind=\"{kind}\",le=\"{le}\"}} {cumulative}"
+                );
             }
             let sum = h.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
             let _ = writeln!(out, "{name}_sum{{kind=\"{kind}\"}} {sum}");
@@ -343,19 +347,24 @@ mod tests {
         m.query("nonsense", Duration::from_millis(1));
         m.register(
             "t",
-            Arc::new(|| vec![Sample::gauge("footage_x", "an \"x\"\nhelp", 1.5).label("dir", "a\"b\\c\n")]),
+            Arc::new(|| {
+                vec![Sample::gauge("footage_x", "an \"x\"\nhelp", 1.5).label("dir", "a\"b\\c\n")]
+            }),
         );
         let text = m.render(vec![]);
         assert!(text.contains("footage_http_responses_total{class=\"2xx\"} 1"));
         assert!(text.contains("footage_http_responses_total{class=\"5xx\"} 1"));
-        assert!(text.contains(
-            "footage_query_duration_seconds_bucket{kind=\"info\",le=\"0.005\"} 1"
-        ));
+        assert!(
+            text.contains("footage_query_duration_seconds_bucket{kind=\"info\",le=\"0.005\"} 1")
+        );
         assert!(text.contains("footage_query_duration_seconds_bucket{kind=\"info\",le=\"10\"} 1"));
         assert!(text.contains("footage_query_duration_seconds_bucket{kind=\"info\",le=\"+Inf\"} 2"));
         assert!(text.contains("footage_query_duration_seconds_count{kind=\"info\"} 2"));
         assert!(text.contains("footage_x{dir=\"a\\\"b\\\\c\\n\"} 1.5"));
         assert!(text.contains("# HELP footage_x an \"x\"\\nhelp"));
-        assert_eq!(text.matches("# TYPE footage_http_responses_total").count(), 1);
+        assert_eq!(
+            text.matches("# TYPE footage_http_responses_total").count(),
+            1
+        );
     }
 }

@@ -179,7 +179,8 @@ struct Totals {
 
 impl Totals {
     fn add(&self, s: &crate::retention::Summary) {
-        self.uploaded.fetch_add(s.uploaded as u64, Ordering::Relaxed);
+        self.uploaded
+            .fetch_add(s.uploaded as u64, Ordering::Relaxed);
         self.evicted.fetch_add(s.evicted as u64, Ordering::Relaxed);
         self.deleted.fetch_add(s.deleted as u64, Ordering::Relaxed);
         self.bytes_reclaimed
@@ -205,7 +206,8 @@ impl Service {
     /// Starts the jobs `settings` turns on over `store` and attaches the service to `ops`.
     /// Fails (starting nothing) if the scrub cannot start or a thread cannot be made.
     pub fn start(store: &Store, settings: Settings, ops: &Arc<Ops>) -> Result<Arc<Service>> {
-        let thread_err = |e: std::io::Error| Error::Invalid(format!("cannot start a background job: {e}"));
+        let thread_err =
+            |e: std::io::Error| Error::Invalid(format!("cannot start a background job: {e}"));
         if settings.retention_every.is_some() || settings.disk_check_every.is_some() {
             store.policy()?; // a bad policy.toml is reported now, not at the first run
         }
@@ -220,18 +222,27 @@ impl Service {
         };
         let mut list = Vec::new();
         list.push(match settings.retention_every {
-            Some(every) => jobs::Job::start("retention", every, Duration::ZERO, retention_work(store, &totals))
-                .map_err(thread_err)?,
+            Some(every) => jobs::Job::start(
+                "retention",
+                every,
+                Duration::ZERO,
+                retention_work(store, &totals),
+            )
+            .map_err(thread_err)?,
             None => jobs::Job::off("retention"),
         });
         list.push(match settings.checkpoint_every {
-            Some(every) => jobs::Job::start("checkpoint", every, every, checkpoint_work(store, &totals))
-                .map_err(thread_err)?,
+            Some(every) => {
+                jobs::Job::start("checkpoint", every, every, checkpoint_work(store, &totals))
+                    .map_err(thread_err)?
+            }
             None => jobs::Job::off("checkpoint"),
         });
         list.push(match settings.publish_head_every {
-            Some(every) => jobs::Job::start("audit_head", every, every, publish_work(store, &totals))
-                .map_err(thread_err)?,
+            Some(every) => {
+                jobs::Job::start("audit_head", every, every, publish_work(store, &totals))
+                    .map_err(thread_err)?
+            }
             None => jobs::Job::off("audit_head"),
         });
         list.push(match settings.disk_check_every {
@@ -355,12 +366,20 @@ impl Service {
         for j in self.jobs.lock().iter() {
             let s = j.status();
             v.push(
-                Sample::counter("footage_job_runs_total", "Background job runs finished", s.runs)
-                    .label("job", j.name()),
+                Sample::counter(
+                    "footage_job_runs_total",
+                    "Background job runs finished",
+                    s.runs,
+                )
+                .label("job", j.name()),
             );
             v.push(
-                Sample::counter("footage_job_errors_total", "Background job runs that failed", s.errors)
-                    .label("job", j.name()),
+                Sample::counter(
+                    "footage_job_errors_total",
+                    "Background job runs that failed",
+                    s.errors,
+                )
+                .label("job", j.name()),
             );
             v.push(
                 Sample::gauge(
@@ -382,7 +401,11 @@ impl Service {
                 "Segments checked by the background scrub since the service started",
                 s.checked,
             ));
-            for (kind, n) in [("corrupt", s.corrupt), ("repaired", s.repaired), ("lost", s.lost)] {
+            for (kind, n) in [
+                ("corrupt", s.corrupt),
+                ("repaired", s.repaired),
+                ("lost", s.lost),
+            ] {
                 v.push(
                     Sample::counter(
                         "footage_scrub_findings_total",
@@ -435,9 +458,21 @@ pub fn store_samples(store: &Store) -> Vec<Sample> {
     ));
     match store.stats() {
         Ok(s) => {
-            v.push(Sample::gauge("footage_store_segments", "Segments in the store", s.segments as f64));
-            v.push(Sample::gauge("footage_store_bytes", "Bytes of the segments in the store", s.bytes as f64));
-            v.push(Sample::gauge("footage_store_volumes", "Volume files in the store", s.volumes as f64));
+            v.push(Sample::gauge(
+                "footage_store_segments",
+                "Segments in the store",
+                s.segments as f64,
+            ));
+            v.push(Sample::gauge(
+                "footage_store_bytes",
+                "Bytes of the segments in the store",
+                s.bytes as f64,
+            ));
+            v.push(Sample::gauge(
+                "footage_store_volumes",
+                "Volume files in the store",
+                s.volumes as f64,
+            ));
             v.push(Sample::gauge(
                 "footage_store_unavailable_segments",
                 "Segments whose local copy cannot be reached",
@@ -454,12 +489,20 @@ pub fn store_samples(store: &Store) -> Vec<Sample> {
                 );
                 if let (Some(free), Some(total)) = (d.free_bytes, d.total_bytes) {
                     v.push(
-                        Sample::gauge("footage_data_dir_free_bytes", "Free bytes of the data dir's filesystem", free as f64)
-                            .label("dir", &d.path),
+                        Sample::gauge(
+                            "footage_data_dir_free_bytes",
+                            "Free bytes of the data dir's filesystem",
+                            free as f64,
+                        )
+                        .label("dir", &d.path),
                     );
                     v.push(
-                        Sample::gauge("footage_data_dir_size_bytes", "Size in bytes of the data dir's filesystem", total as f64)
-                            .label("dir", &d.path),
+                        Sample::gauge(
+                            "footage_data_dir_size_bytes",
+                            "Size in bytes of the data dir's filesystem",
+                            total as f64,
+                        )
+                        .label("dir", &d.path),
                     );
                 }
             }
@@ -500,7 +543,9 @@ fn checkpoint_work(store: &Store, totals: &Arc<Totals>) -> jobs::Work {
     Box::new(move || {
         let pending = store.commits_since_checkpoint();
         if pending == 0 {
-            return Ok(serde_json::json!({ "skipped": "nothing committed since the last checkpoint" }));
+            return Ok(
+                serde_json::json!({ "skipped": "nothing committed since the last checkpoint" }),
+            );
         }
         let path = store.checkpoint().map_err(|e| e.to_string())?;
         totals.checkpoints.fetch_add(1, Ordering::Relaxed);
@@ -526,7 +571,10 @@ fn publish_work(store: &Store, totals: &Arc<Totals>) -> jobs::Work {
         match published {
             Some(head) => {
                 totals.head_publishes.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(entries = head.count, "published the audit chain head to the cloud");
+                tracing::info!(
+                    entries = head.count,
+                    "published the audit chain head to the cloud"
+                );
                 Ok(serde_json::json!({ "published": head.count }))
             }
             None => Ok(serde_json::json!({
@@ -537,7 +585,11 @@ fn publish_work(store: &Store, totals: &Arc<Totals>) -> jobs::Work {
 }
 
 /// Reads free space per data dir; past the watermark, evicts uploaded footage early.
-fn disk_work(store: &Store, totals: &Arc<Totals>, disks: &Arc<Mutex<Vec<DiskSpace>>>) -> jobs::Work {
+fn disk_work(
+    store: &Store,
+    totals: &Arc<Totals>,
+    disks: &Arc<Mutex<Vec<DiskSpace>>>,
+) -> jobs::Work {
     let store = store.clone();
     let totals = Arc::clone(totals);
     let disks = Arc::clone(disks);
@@ -563,7 +615,11 @@ fn disk_work(store: &Store, totals: &Arc<Totals>, disks: &Arc<Mutex<Vec<DiskSpac
                 }
             })
             .collect();
-        let over: Vec<String> = now.iter().filter(|d| d.over_watermark).map(|d| d.path.clone()).collect();
+        let over: Vec<String> = now
+            .iter()
+            .filter(|d| d.over_watermark)
+            .map(|d| d.path.clone())
+            .collect();
         *disks.lock() = now;
         if over.is_empty() {
             return Ok(serde_json::json!({ "over_watermark": over }));

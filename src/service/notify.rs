@@ -19,7 +19,9 @@ impl Notifier {
     /// Reads `$NOTIFY_SOCKET`.
     pub fn from_env() -> Notifier {
         Notifier {
-            target: std::env::var("NOTIFY_SOCKET").ok().filter(|s| !s.is_empty()),
+            target: std::env::var("NOTIFY_SOCKET")
+                .ok()
+                .filter(|s| !s.is_empty()),
         }
     }
 

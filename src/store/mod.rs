@@ -46,8 +46,8 @@ pub use audit::{READ_ACTIONS, SYSTEM_ACTOR};
 pub use export::Exported;
 pub use verified::VerifiedReader;
 
-pub use background::{Clock, RetentionHandle, RetentionOptions};
 pub(crate) use background::record_retention_run;
+pub use background::{Clock, RetentionHandle, RetentionOptions};
 pub use change::Change;
 pub use check::SCRUB_STATE;
 pub use compact::CompactSummary;
