@@ -839,3 +839,74 @@ fn ingest_counts_count_new_segments_and_duplicates() {
     assert_eq!(get("footage_store_segments"), 2.0);
     store.close().unwrap();
 }
+
+#[test]
+fn disk_job_evicts_uploaded_footage_early_past_the_watermark() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(
+        dir.path(),
+        &[
+            (6, 20_000, "2026-11-20T14:03:00Z"),
+            (7, 20_000, "2026-11-20T15:03:00Z"),
+        ],
+    );
+    ok(&footage(&store, &["categorize", "1", "evidential"]));
+    ok(&footage(&store, &["categorize", "2", "evidential"]));
+    let policy = |watermark: &str| {
+        std::fs::write(
+            store.join("policy.toml"),
+            format!(
+                r#"
+[cloud]
+url = "file://{}"
+[category.default]
+upload = false
+evict_after = "31d"
+delete_after = "never"
+[category.evidential]
+upload = true
+evict_after = "3650d"
+delete_after = "never"
+[disk]
+high_watermark = {watermark}
+compact_below_live = 0
+"#,
+                dir.path().join("cloud").display()
+            ),
+        )
+        .unwrap()
+    };
+    // Uploaded, not due for eviction for ten years.
+    policy("1.0");
+    let applied: Value =
+        serde_json::from_str(ok(&footage(&store, &["retention", "apply"])).trim()).unwrap();
+    assert_eq!(applied["uploaded"], 2, "{applied}");
+    assert_eq!(applied["evicted"], 0, "{applied}");
+    // Any real disk is above this watermark: the disk job must relieve it.
+    policy("0.000001");
+    let s = Serve::start(&store, &[], &["--disk-check-every", "1s"], &[]);
+    let start = Instant::now();
+    let disk = loop {
+        let v = get_json(&format!("{}/api/stats", s.url));
+        let d = v["service"]["jobs"]["disk"].clone();
+        if d["last_outcome"]["evicted"].as_u64().is_some() {
+            assert_eq!(v["service"]["disks"][0]["over_watermark"], true, "{v}");
+            break d;
+        }
+        assert!(start.elapsed() < DEADLINE, "no disk run: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(disk["last_outcome"]["evicted"], 2, "{disk}");
+    let m = scrape(&s.url, None);
+    assert_eq!(
+        val(
+            &m,
+            "footage_retention_actions_total",
+            &[("action", "evicted")]
+        ),
+        2.0
+    );
+    s.stop();
+    let info: Value = serde_json::from_str(ok(&footage(&store, &["info", "1"])).trim()).unwrap();
+    assert_eq!(info["tier"], "cloud", "{info}");
+}
