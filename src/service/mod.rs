@@ -593,6 +593,8 @@ fn disk_work(
     let store = store.clone();
     let totals = Arc::clone(totals);
     let disks = Arc::clone(disks);
+    // Warned once per crossing of the watermark, not every minute while it stays above.
+    let mut was_over = false;
     Box::new(move || {
         let policy = store.policy().map_err(|e| e.to_string())?;
         let stats = store.stats().map_err(|e| e.to_string())?;
@@ -622,9 +624,12 @@ fn disk_work(
             .collect();
         *disks.lock() = now;
         if over.is_empty() {
+            was_over = false;
             return Ok(serde_json::json!({ "over_watermark": over }));
         }
-        tracing::warn!(dirs = ?over, watermark = policy.high_watermark, "data dir above the watermark: evicting uploaded footage early");
+        if !std::mem::replace(&mut was_over, true) {
+            tracing::warn!(dirs = ?over, watermark = policy.high_watermark, "data dir above the watermark: evicting uploaded footage early");
+        }
         let outcome = store
             .relieve_disk_pressure(crate::now_us(), SERVICE_ACTOR)
             .map_err(|e| e.to_string());
