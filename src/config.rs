@@ -67,6 +67,10 @@ pub struct Config {
     /// a degree grid and requests nothing outside the server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub map: Option<MapConfig>,
+    /// What `footage serve` runs in the background (`[service]`, src/service/config.rs);
+    /// absent: the defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<crate::service::ServiceConfig>,
 }
 
 /// Settings for a new store; ignored when the store already exists.
@@ -154,6 +158,7 @@ impl Config {
             group: opts.group.clone(),
             clock: opts.simulated_clock.then(|| CLOCK_SIMULATED.to_string()),
             map: None,
+            service: None,
         })
     }
 
@@ -264,6 +269,9 @@ impl Config {
         }
         if self.checkpoint_every == 0 {
             return Err(bad("checkpoint_every must be at least 1".into()));
+        }
+        if let Some(service) = &self.service {
+            service.settings().map_err(bad)?;
         }
         Ok(())
     }

@@ -46,6 +46,7 @@ pub mod meta;
 pub mod perms;
 pub mod retention;
 pub mod server;
+pub mod service;
 mod store;
 #[doc(hidden)]
 pub mod testing;
@@ -71,6 +72,7 @@ pub use index::query::{
 };
 pub use meta::{GpsFix, SegmentMeta};
 pub use retention::CLOCK_SKEW_US;
+pub use store::IngestCounts;
 pub use store::{
     hex, now_us, parse_id, Change, Clock as RetentionClock, Committed, CompactSummary,
     CorruptSegment, DiskStats, Exported, FindingInfo, IndexStats, LostSegment, OpenReport,

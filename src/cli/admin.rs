@@ -48,31 +48,7 @@ pub struct ScrubArgs {
 /// Parses a bandwidth: a number of bytes per second, optionally with KB/MB/GB (powers of
 /// 1000) or KiB/MiB/GiB (powers of 1024), optionally followed by `/s`.
 pub(crate) fn rate_arg(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let t = t.strip_suffix("/s").unwrap_or(t);
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid rate {s:?}: use bytes per second, e.g. 50MB/s"))?;
-    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1_000,
-        "m" | "mb" => 1_000_000,
-        "g" | "gb" => 1_000_000_000,
-        "kib" => 1 << 10,
-        "mib" => 1 << 20,
-        "gib" => 1 << 30,
-        _ => {
-            return Err(format!(
-                "invalid rate {s:?}: units are KB, MB, GB, KiB, MiB, GiB"
-            ))
-        }
-    };
-    match n.checked_mul(mult) {
-        Some(r) if r > 0 => Ok(r),
-        _ => Err(format!("invalid rate {s:?}: must be above zero")),
-    }
+    crate::service::config::parse_rate(s)
 }
 
 pub fn stats(store: &Store) -> anyhow::Result<i32> {

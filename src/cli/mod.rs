@@ -98,6 +98,18 @@ pub struct Cli {
     #[arg(long, global = true, env = "FOOTAGE_KEY_FILE", value_name = "PATH")]
     pub key_file: Option<PathBuf>,
 
+    /// Format of the logs on stderr: text, or json (one object per line, for journald or
+    /// ELK); FOOTAGE_LOG filters them (e.g. `info`, `warn`, `footage=debug`)
+    #[arg(
+        long,
+        global = true,
+        env = "FOOTAGE_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        value_name = "FORMAT"
+    )]
+    pub log_format: crate::service::logs::LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -287,6 +299,7 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    crate::service::logs::install(cli.log_format);
     match run(cli) {
         Ok(code) => code,
         Err(e) => failed(&e),

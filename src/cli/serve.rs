@@ -1,16 +1,22 @@
 //! `footage serve`: runs the HTTP API and the web review page over the store until Ctrl-C or
 //! SIGTERM, then closes the store (final checkpoint).
 //!
-//! Invariant: prints one JSON line `{"listening": URL, ...}` on stdout once it accepts
-//! connections (scripts read the port from it when `--addr` names port 0); request logs go to
-//! stderr.
+//! Invariants: prints one JSON line `{"listening": URL, ...}` on stdout once it accepts
+//! connections (scripts read the port from it when `--addr` names port 0), then tells systemd
+//! `READY=1` (src/service/notify.rs); logs (requests among them) go to stderr through
+//! `tracing`. On SIGTERM or Ctrl-C: `STOPPING=1`, uploads refused with 503, no new
+//! connections, requests in flight finish (up to the drain timeout), background jobs stop
+//! (a run in progress finishes), the store closes with a final checkpoint; exit 0.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use clap::Args;
 
 use super::println_out;
 use crate::server::{Server, ServerOptions};
+use crate::service::notify::Notifier;
+use crate::service::{Ops, Service, Settings};
 use crate::Store;
 
 #[derive(Args, Debug)]
@@ -34,14 +40,31 @@ pub struct ServeArgs {
     #[arg(long)]
     pub quiet: bool,
     /// Scrub local copies in the background at this bandwidth (e.g. 50MB/s; `off` for none),
-    /// repairing from verified cloud copies
-    #[arg(long, default_value = "off", value_name = "RATE", value_parser = scrub_rate_arg)]
-    pub scrub_rate: ScrubRate,
+    /// repairing from verified cloud copies [default: footage.toml `[service] scrub_rate`, else off]
+    #[arg(long, value_name = "RATE", value_parser = scrub_rate_arg)]
+    pub scrub_rate: Option<ScrubRate>,
     /// Publish the audit chain head to the cloud tier this often when it moved (e.g. 30s, 5m,
     /// 1h; `off` for never), for `audit --verify --cloud`; only once the store has a head in
     /// the cloud (`retention apply` or `audit --publish` publishes the first)
-    #[arg(long, default_value = "5m", value_name = "INTERVAL", value_parser = interval_arg)]
-    pub publish_head_every: Interval,
+    /// [default: `[service] publish_head_every`, else 5m]
+    #[arg(long, value_name = "INTERVAL", value_parser = interval_arg)]
+    pub publish_head_every: Option<Interval>,
+    /// Run `retention apply` with the real clock this often (e.g. 15m; `off` for never)
+    /// [default: `[service] retention_every`, else off]
+    #[arg(long, value_name = "INTERVAL", value_parser = interval_arg)]
+    pub retention_every: Option<Interval>,
+    /// Write a catalog checkpoint this often when something was committed (`off` for never)
+    /// [default: `[service] checkpoint_every`, else 10m]
+    #[arg(long, value_name = "INTERVAL", value_parser = interval_arg)]
+    pub checkpoint_every: Option<Interval>,
+    /// Check free space per data dir this often, evicting uploaded footage early past
+    /// policy.toml's watermark (`off` for never) [default: `[service] disk_check_every`, else 1m]
+    #[arg(long, value_name = "INTERVAL", value_parser = interval_arg)]
+    pub disk_check_every: Option<Interval>,
+    /// On SIGTERM or Ctrl-C, how long requests in flight may take to finish
+    /// [default: `[service] drain_timeout`, else 30s]
+    #[arg(long, value_name = "INTERVAL", value_parser = interval_arg)]
+    pub drain_timeout: Option<Interval>,
     /// Ingest each video a dock copies into DIR with its sidecar DIR/VIDEO.json, then move
     /// both to DIR/done/ (or DIR/failed/ with a .error); see README, "The dock folder"
     #[arg(long, value_name = "DIR")]
@@ -59,23 +82,7 @@ pub struct ServeArgs {
 pub struct Interval(Option<std::time::Duration>);
 
 fn interval_arg(s: &str) -> Result<Interval, String> {
-    if s == "off" {
-        return Ok(Interval(None));
-    }
-    let bad =
-        || format!("{s:?} is not an interval: a whole number and s, m or h (e.g. 5m), or off");
-    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
-    let n: u64 = n.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n.checked_mul(60).ok_or_else(bad)?,
-        "h" => n.checked_mul(3600).ok_or_else(bad)?,
-        _ => return Err(bad()),
-    };
-    if secs == 0 {
-        return Err(format!("{s:?}: the interval must be at least 1s (or off)"));
-    }
-    Ok(Interval(Some(std::time::Duration::from_secs(secs))))
+    crate::service::config::parse_interval(s).map(Interval)
 }
 
 /// `--scrub-rate`: bytes per second, or none.
@@ -83,59 +90,95 @@ fn interval_arg(s: &str) -> Result<Interval, String> {
 pub struct ScrubRate(Option<u64>);
 
 fn scrub_rate_arg(s: &str) -> Result<ScrubRate, String> {
-    if s == "off" || s == "0" {
-        return Ok(ScrubRate(None));
+    crate::service::config::parse_rate_or_off(s).map(ScrubRate)
+}
+
+/// The service settings: footage.toml's `[service]` table, each key overridden by its flag.
+fn settings(store: &Store, args: &ServeArgs) -> anyhow::Result<Settings> {
+    let mut s = match &store.config().service {
+        Some(table) => table
+            .settings()
+            .map_err(|e| anyhow::anyhow!("footage.toml: {e}"))?,
+        None => Settings::default(),
+    };
+    if let Some(v) = args.retention_every {
+        s.retention_every = v.0;
     }
-    super::admin::rate_arg(s).map(|r| ScrubRate(Some(r)))
+    if let Some(v) = args.scrub_rate {
+        s.scrub_rate = v.0;
+    }
+    if let Some(v) = args.checkpoint_every {
+        s.checkpoint_every = v.0;
+    }
+    if let Some(v) = args.publish_head_every {
+        s.publish_head_every = v.0;
+    }
+    if let Some(v) = args.disk_check_every {
+        s.disk_check_every = v.0;
+    }
+    if let Some(v) = args.drain_timeout {
+        s.drain_timeout =
+            v.0.ok_or_else(|| anyhow::anyhow!("--drain-timeout cannot be off"))?;
+    }
+    Ok(s)
 }
 
 pub fn run(store: Store, args: ServeArgs, local_actor: String) -> anyhow::Result<i32> {
+    let settings = settings(&store, &args)?;
+    let drain_timeout = settings.drain_timeout;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let ops = Arc::new(Ops::default());
+    let notifier = Arc::new(Notifier::from_env());
     let opts = ServerOptions {
         addr: args.addr,
         local_actor,
         log_requests: !args.quiet,
-        publish_head_every: args.publish_head_every.0,
+        // The service's audit_head job publishes (its state is in /api/stats).
+        publish_head_every: None,
+        drain_timeout,
+        ops: Some(Arc::clone(&ops)),
         ..ServerOptions::default()
     };
-    let scrub = match args.scrub_rate.0 {
-        Some(rate) => Some(store.start_scrub(crate::ScrubOptions {
-            bytes_per_sec: rate,
-            ..crate::ScrubOptions::default()
-        })?),
-        None => None,
-    };
+    let service = Service::start(&store, settings, &ops)?;
     let watcher = match &args.watch {
-        Some(dir) => Some(crate::watch::Watcher::start(
-            &store,
-            crate::watch::WatchOptions {
-                dir: dir.clone(),
-                settle: args.watch_settle,
-                interval: args.watch_interval,
-                actor: crate::watch::default_actor(dir, Some(&super::os_identity())),
-            },
-        )?),
+        Some(dir) => {
+            let w = crate::watch::Watcher::start(
+                &store,
+                crate::watch::WatchOptions {
+                    dir: dir.clone(),
+                    settle: args.watch_settle,
+                    interval: args.watch_interval,
+                    actor: crate::watch::default_actor(dir, Some(&super::os_identity())),
+                },
+            )?;
+            register_watch(&ops, w.stats_handle());
+            Some(w)
+        }
         None => None,
     };
     let served = rt.block_on(async {
+        let signalled = shutdown_signal()?;
         let server = Server::bind(store.clone(), opts).await?;
         let addr = server.local_addr();
-        // The control channel: store-changing commands from other shells (src/control/).
+        // The control channel: commands from other shells (src/control/), and the service's
+        // state for `footage stats` beside it.
         let control = crate::control::ControlServer::start(
             store.clone(),
             crate::control::ControlOptions {
                 run: Some(super::beside::service_runner()),
+                status: Some({
+                    let ops = Arc::clone(&ops);
+                    Arc::new(move || ops.status())
+                }),
                 ..crate::control::ControlOptions::default()
             },
         )?;
-        // Caught from before the "listening" line: a SIGTERM right after it is a clean stop.
-        let signals = Signals::install();
         if control.stale_replaced() {
-            eprintln!(
-                "footage serve: replaced a stale control socket {} (a service that was killed)",
-                control.socket_path().display()
+            tracing::warn!(
+                socket = %control.socket_path().display(),
+                "replaced a stale control socket (a service that was killed)"
             );
         }
         let tokens = crate::server::TokenSet::load(store.root())?.len();
@@ -150,59 +193,119 @@ pub fn run(store: Store, args: ServeArgs, local_actor: String) -> anyhow::Result
         )?;
         let required = crate::server::tokens::auth_required(store.root()).unwrap_or(true);
         if tokens == 0 && required {
-            eprintln!(
+            tracing::warn!(
                 "footage serve: this store requires access tokens but has none: every request is refused until one is added (`footage token add NAME`) or authentication is turned off (`footage token disable-auth`)"
             );
         } else if tokens == 0 {
-            eprintln!(
+            tracing::warn!(
                 "footage serve: no access tokens: anyone on this machine can use http://{addr}/ (add one with `footage token add NAME`)"
             );
         }
-        let served = server.run(shutdown_signal(signals)).await;
+        tracing::info!(addr = %addr, store = %store.root().display(), "serving");
+        notifier.notify(&format!("READY=1\nSTATUS=serving on http://{addr}"));
+        let watchdog = notifier.watchdog_every().map(|every| {
+            let n = Arc::clone(&notifier);
+            tokio::spawn(async move {
+                loop {
+                    n.notify("WATCHDOG=1");
+                    tokio::time::sleep(every).await;
+                }
+            })
+        });
+        let draining = {
+            let ops = Arc::clone(&ops);
+            let notifier = Arc::clone(&notifier);
+            async move {
+                signalled.await;
+                ops.start_draining();
+                notifier.notify("STOPPING=1\nSTATUS=draining: finishing requests in flight");
+                tracing::info!(
+                    drain_timeout_s = drain_timeout.as_secs(),
+                    "stopping: no new connections or uploads; draining"
+                );
+            }
+        };
+        let r = server.run(draining).await;
+        if let Some(w) = watchdog {
+            w.abort();
+        }
         // No new commands; running ones finish; the socket goes (before the store closes).
         tokio::task::block_in_place(|| control.stop());
-        served?;
+        r?;
         anyhow::Ok(())
     });
     drop(rt);
     // Stops the watcher: an ingest in progress is left unacknowledged, its video in DIR.
     drop(watcher);
-    drop(scrub);
+    notifier.notify("STATUS=stopping background jobs");
+    service.stop();
+    drop(service);
+    notifier.notify("STATUS=closing the store");
     let closed = store.close();
+    match &closed {
+        Ok(()) => tracing::info!("store closed (final checkpoint written)"),
+        Err(e) => tracing::error!(error = %e, "closing the store failed"),
+    }
     served?;
     closed?;
     Ok(super::EXIT_OK)
 }
 
-/// SIGTERM and SIGINT, caught from when this is made.
-struct Signals {
-    term: Option<tokio::signal::unix::Signal>,
-    int: Option<tokio::signal::unix::Signal>,
+/// Completes on Ctrl-C or SIGTERM. The handlers are installed when this is called (not when
+/// the future is first polled): a SIGTERM that arrives right after `READY=1` must drain, not
+/// kill the process with the default action.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
 
-impl Signals {
-    fn install() -> Signals {
-        use tokio::signal::unix::{signal, SignalKind};
-        Signals {
-            term: signal(SignalKind::terminate()).ok(),
-            int: signal(SignalKind::interrupt()).ok(),
-        }
-    }
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal(signals: Signals) {
-    async fn one(s: Option<tokio::signal::unix::Signal>) {
-        match s {
-            Some(mut s) => {
-                s.recv().await;
-            }
-            None => std::future::pending::<()>().await,
-        }
-    }
-    tokio::select! {
-        _ = one(signals.int) => {}
-        _ = one(signals.term) => {}
-    }
-    eprintln!("footage serve: stopping");
+/// The dock folder's state in `/api/stats` (and `footage stats` beside the service) and its
+/// counters in `/metrics`.
+fn register_watch(ops: &Ops, stats: crate::watch::WatchStatsHandle) {
+    use crate::service::Sample;
+    let s = stats.clone();
+    ops.register_status(
+        "watch",
+        Arc::new(move || serde_json::to_value(s.snapshot()).unwrap_or_default()),
+    );
+    ops.metrics.register(
+        "watch",
+        Arc::new(move || {
+            let w = stats.snapshot();
+            vec![
+                Sample::gauge(
+                    "footage_watch_pending",
+                    "Videos in the dock folder not yet taken",
+                    w.pending as f64,
+                ),
+                Sample::counter(
+                    "footage_watch_done_total",
+                    "Videos from the dock folder ingested and moved to done/ (duplicates included)",
+                    w.done,
+                ),
+                Sample::counter(
+                    "footage_watch_duplicates_total",
+                    "Videos from the dock folder the store already had",
+                    w.duplicates,
+                ),
+                Sample::counter(
+                    "footage_watch_failed_total",
+                    "Videos from the dock folder moved to failed/",
+                    w.failed,
+                ),
+                Sample::counter(
+                    "footage_watch_bytes_total",
+                    "Video bytes ingested from the dock folder",
+                    w.bytes,
+                ),
+            ]
+        }),
+    );
 }

@@ -11,6 +11,7 @@
 //!   every audit entry of the run record the clock and the time used.
 
 pub mod policy;
+mod pressure;
 
 use std::collections::HashMap;
 
@@ -295,7 +296,7 @@ impl Store {
             }
         }
         if !dry_run {
-            self.relieve_disk_pressure(&policy, &mut evictable, actor, &mut s, run);
+            self.relieve_disk_pressure_of(&policy, &mut evictable, actor, &mut s, run);
             match self.drop_empty_volumes(actor) {
                 Ok(freed) => s.bytes_reclaimed += freed,
                 Err(e) => s.failed.push(format!("dropping empty volumes: {e}")),
@@ -324,7 +325,7 @@ impl Store {
 
     /// For each data disk above the watermark, evicts uploaded segments stored on it, oldest
     /// first, until it is below (or nothing more can go).
-    fn relieve_disk_pressure(
+    fn relieve_disk_pressure_of(
         &self,
         policy: &Policy,
         evictable: &mut [Evictable],

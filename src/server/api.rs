@@ -127,7 +127,12 @@ async fn stats(
         Ok(s)
     })
     .await?;
-    Ok(json(StatusCode::OK, &s))
+    // The service's state (background jobs, uploads, watched folder: src/service).
+    let mut v = serde_json::to_value(&s).map_err(|e| ApiError::Internal(e.to_string()))?;
+    if let Some(m) = v.as_object_mut() {
+        m.insert("service".into(), app.ops.status());
+    }
+    Ok(json(StatusCode::OK, &v))
 }
 
 /// Builds `footage find`'s arguments from a query string, with the CLI's parsers. Empty
@@ -486,7 +491,12 @@ async fn release(
         let recorded =
             blocking(move || Ok(store.audit(&actor, "release-refused", Some(id), details)?)).await;
         if let Err(e) = recorded {
-            eprintln!("footage serve: cannot audit a refused release of segment {id}: {e}");
+            tracing::error!(
+                target: "footage::server",
+                segment = id,
+                error = %e,
+                "cannot audit a refused release"
+            );
         }
         return Err(ApiError::Forbidden(format!(
             "token {:?} has the role {role}: releasing a legal hold needs the holds role \

@@ -60,7 +60,7 @@ use crate::Store;
 pub use auth::Caller;
 pub use tokens::{Role, TokenEntry, TokenSet};
 
-/// At most one stderr line per this long about connections refused by the per-client cap.
+/// At most one log event per this long about connections refused by the per-client cap.
 const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Largest request body accepted (JSON bodies of changes).
@@ -73,7 +73,7 @@ pub struct ServerOptions {
     pub addr: SocketAddr,
     /// The actor of changes when the store has no tokens (loopback only).
     pub local_actor: String,
-    /// One line per request on stderr.
+    /// One log event per request (`footage::http`, info).
     pub log_requests: bool,
     /// A request head must arrive within this.
     pub header_timeout: Duration,
@@ -92,6 +92,12 @@ pub struct ServerOptions {
     /// store already has a head there ([`Store::republish_audit_head`]); None: never.
     /// Default = every 5 minutes ([`PUBLISH_HEAD_EVERY`]).
     pub publish_head_every: Option<Duration>,
+    /// On shutdown, requests in flight may take this long to finish before their connections
+    /// are cut. Default 5 s (`footage serve --drain-timeout`, default 30 s, sets it).
+    pub drain_timeout: Duration,
+    /// Metrics, drain state and service status shared with `footage serve`'s background work
+    /// (src/service); None: the server makes its own (metrics only).
+    pub ops: Option<Arc<crate::service::Ops>>,
 }
 
 /// How often a server publishes the audit chain head by default: a rollback of the local log
@@ -111,6 +117,8 @@ impl Default for ServerOptions {
             max_connections_per_client: 64,
             max_tickets_per_user: auth::MAX_TICKETS_PER_USER,
             publish_head_every: Some(PUBLISH_HEAD_EVERY),
+            drain_timeout: Duration::from_secs(5),
+            ops: None,
         }
     }
 }
@@ -190,7 +198,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         if status.is_server_error() {
-            eprintln!("footage serve: {status}: {self}");
+            tracing::error!(target: "footage::server", status = status.as_u16(), error = %self, "request failed");
         }
         let mut resp = json(status, &serde_json::json!({ "error": self.to_string() }));
         if status == StatusCode::UNAUTHORIZED {
@@ -239,6 +247,8 @@ pub struct App {
     pub require_tokens: bool,
     pub local_actor: String,
     pub body_timeout: Duration,
+    /// Metrics, the draining flag and the service status (src/service).
+    pub ops: Arc<crate::service::Ops>,
 }
 
 /// The router: every endpoint, the auth check and the security headers.
@@ -259,6 +269,7 @@ pub fn router(app: Arc<App>, log_requests: bool) -> Router {
         .merge(api::routes())
         .merge(station::routes())
         .merge(video::routes())
+        .merge(crate::service::http::routes())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("method not allowed on this endpoint".into())
@@ -292,6 +303,10 @@ pub fn router(app: Arc<App>, log_requests: bool) -> Router {
                 ApiError::Internal("the request handler panicked".into()).into_response()
             },
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&app),
+            crate::service::http::layer,
+        ))
         .with_state(app);
     if log_requests {
         r.layer(axum::middleware::from_fn(log_request))
@@ -300,18 +315,21 @@ pub fn router(app: Arc<App>, log_requests: bool) -> Router {
     }
 }
 
-/// One line per request on stderr: method, path (never the query: it may hold a ticket),
-/// status, time, caller.
+/// One log event per request: method, path (never the query: it may hold a ticket), status,
+/// time to the response head.
 async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let t = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let resp = next.run(req).await;
-    eprintln!(
-        "{} {method} {path} {} {:.1}ms",
-        crate::input::time::format_time(crate::now_us()),
-        resp.status().as_u16(),
-        t.elapsed().as_secs_f64() * 1e3
+    tracing::info!(
+        target: "footage::http",
+        method = %method,
+        path = %path,
+        status = resp.status().as_u16(),
+        ms = (t.elapsed().as_secs_f64() * 1e4).round() / 10.0,
+        "{method} {path} {}",
+        resp.status().as_u16()
     );
     resp
 }
@@ -355,6 +373,7 @@ impl Server {
             require_tokens,
             local_actor: opts.local_actor.clone(),
             body_timeout: opts.body_timeout,
+            ops: opts.ops.clone().unwrap_or_default(),
         });
         Ok(Server {
             store,
@@ -370,8 +389,9 @@ impl Server {
         self.addr
     }
 
-    /// Serves until `shutdown` completes; then stops accepting, lets requests in flight finish
-    /// (at most 5 s) and returns.
+    /// Serves until `shutdown` completes; then stops accepting (the listening socket is
+    /// closed: new connections are refused), lets requests in flight finish (at most
+    /// `drain_timeout`) and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let limit = Arc::new(tokio::sync::Semaphore::new(
@@ -383,7 +403,7 @@ impl Server {
             token_audit::DRAIN_EVERY,
         ));
         // Refused connections are reported at most once per REFUSAL_LOG_EVERY (a flood must not
-        // flood stderr too).
+        // flood the log too).
         let mut refused = 0u64;
         let mut last_refusal_log: Option<Instant> = None;
         let mut shutdown = std::pin::pin!(shutdown);
@@ -407,7 +427,7 @@ impl Server {
                     Ok(accepted) => accepted,
                     Err(e) => {
                         // Out of file descriptors and the like: wait, do not spin.
-                        eprintln!("footage serve: accept failed: {e}");
+                        tracing::warn!(target: "footage::server", error = %e, "accept failed");
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
@@ -420,11 +440,12 @@ impl Server {
                 drop(tcp);
                 refused += 1;
                 if last_refusal_log.is_none_or(|t| t.elapsed() >= REFUSAL_LOG_EVERY) {
-                    eprintln!(
-                        "footage serve: refused {refused} connection(s) over the cap of {} per \
-                         client (last from {})",
-                        self.opts.max_connections_per_client,
-                        peer.ip()
+                    tracing::warn!(
+                        target: "footage::server",
+                        refused,
+                        cap = self.opts.max_connections_per_client,
+                        last_from = %peer.ip(),
+                        "refused connection(s) over the per-client cap"
                     );
                     refused = 0;
                     last_refusal_log = Some(Instant::now());
@@ -456,12 +477,25 @@ impl Server {
             });
         }
         drop(self.listener);
+        tracing::info!(
+            target: "footage::server",
+            drain_timeout_s = self.opts.drain_timeout.as_secs_f64(),
+            "stopped accepting connections; waiting for requests in flight"
+        );
         if let Some(p) = publisher {
             p.abort();
         }
         tokio::select! {
-            _ = graceful.shutdown() => {}
-            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = graceful.shutdown() => {
+                tracing::info!(target: "footage::server", "every request in flight finished");
+            }
+            _ = tokio::time::sleep(self.opts.drain_timeout) => {
+                tracing::warn!(
+                    target: "footage::server",
+                    drain_timeout_s = self.opts.drain_timeout.as_secs_f64(),
+                    "drain timeout: cutting the connections still open"
+                );
+            }
         }
         drain.abort();
         // Token changes made while the server ran and not yet copied: copy them now.
@@ -473,7 +507,7 @@ impl Server {
 
 /// Every `every`, publishes the audit chain head to the cloud tier if the chain moved since
 /// the last look (see [`Store::republish_audit_head`]); failures, a rolled-back log among them,
-/// go to stderr every time and never stop the server.
+/// are logged every time and never stop the server.
 async fn publish_head_on_schedule(store: Store, every: Duration, log: bool) {
     let mut last_count: Option<u64> = None;
     loop {
@@ -487,13 +521,14 @@ async fn publish_head_on_schedule(store: Store, every: Duration, log: bool) {
             Ok(published) => {
                 last_count = Some(count);
                 if let (Some(head), true) = (published, log) {
-                    eprintln!(
-                        "footage serve: published the audit chain head ({} entries) to the cloud",
-                        head.count
+                    tracing::info!(
+                        target: "footage::server",
+                        entries = head.count,
+                        "published the audit chain head to the cloud"
                     );
                 }
             }
-            Err(e) => eprintln!("footage serve: audit head: {e}"),
+            Err(e) => tracing::error!(target: "footage::server", error = %e, "audit head"),
         }
     }
 }

@@ -155,10 +155,14 @@ pub fn drain(store: &Store) -> Result<usize> {
     Ok(n)
 }
 
-/// [`drain`], with a failure written to stderr (the lines stay pending for the next try).
+/// [`drain`], with a failure logged (the lines stay pending for the next try).
 pub fn drain_logged(store: &Store) -> std::result::Result<(), super::ApiError> {
     if let Err(e) = drain(store) {
-        eprintln!("footage serve: cannot copy token changes into the audit log: {e}");
+        tracing::error!(
+            target: "footage::server",
+            error = %e,
+            "cannot copy token changes into the audit log"
+        );
         return Err(e.into());
     }
     Ok(())

@@ -202,9 +202,12 @@ impl Drop for VideoRecord {
     fn drop(&mut self) {
         let cut = (self.sent < self.end - self.start).then_some("the response was cut off");
         if let Err(e) = self.write(cut) {
-            eprintln!(
-                "footage serve: cannot audit the read of segment {} by {}: {e}",
-                self.id, self.actor
+            tracing::error!(
+                target: "footage::server",
+                segment = self.id,
+                actor = %self.actor,
+                error = %e,
+                "cannot audit the read of a segment"
             );
         }
     }
@@ -301,9 +304,11 @@ fn stream(reader: SegmentReader, start: u64, len: u64, rec: VideoRecord) -> Body
             match blocking(move || rec.write(None)).await {
                 Ok(()) => return None,
                 Err(e) => {
-                    eprintln!(
-                        "footage serve: segment {}: cannot audit the read: {e}",
-                        r.id()
+                    tracing::error!(
+                        target: "footage::server",
+                        segment = r.id(),
+                        error = %e,
+                        "cannot audit the read of a segment"
                     );
                     return None;
                 }
@@ -330,7 +335,7 @@ fn stream(reader: SegmentReader, start: u64, len: u64, rec: VideoRecord) -> Body
                 ))
             }
             Ok((r, _, Err(e))) => {
-                eprintln!("footage serve: segment {}: {e}", r.id());
+                tracing::error!(target: "footage::server", segment = r.id(), error = %e, "video read failed");
                 let why = format!("read failed: {e}");
                 let _ = blocking(move || rec.write(Some(&why))).await;
                 Some((Err(e), None))

@@ -5,7 +5,7 @@
 //! - the thread holds only a weak reference to the store between runs, so it never keeps a
 //!   store open by itself; it ends when the handle is dropped (or stopped: the call waits
 //!   for a run in progress to finish) or when the store is gone;
-//! - a failed run, or a run with failed actions, is written to stderr and recorded in the
+//! - a failed run, or a run with failed actions, is logged (an error event) and recorded in the
 //!   audit log (action `retention-error`, durable) and the thread goes on; a panic inside a
 //!   run is caught and treated the same way, so nothing is left half-stopped;
 //! - a run that changed something is recorded in the audit log (action `retention`, its
@@ -105,7 +105,7 @@ fn run_loop(weak: Weak<Inner>, sh: Arc<Shared>, opts: RetentionOptions) {
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err("retention run panicked".to_string()),
         };
-        record(&store, &opts.actor, &outcome);
+        record_retention_run(&store, &opts.actor, &outcome);
         drop(store);
         {
             // Counted under the same lock waiters check it with, so none misses the wake-up.
@@ -121,8 +121,13 @@ fn run_loop(weak: Weak<Inner>, sh: Arc<Shared>, opts: RetentionOptions) {
     }
 }
 
-/// Writes what a run did to the audit log, and its failures to stderr too.
-fn record(store: &Store, actor: &str, outcome: &std::result::Result<Summary, String>) {
+/// Writes what a run did to the audit log, and its failures to the log too. The service's
+/// scheduled runs (src/service) record theirs here as well.
+pub(crate) fn record_retention_run(
+    store: &Store,
+    actor: &str,
+    outcome: &std::result::Result<Summary, String>,
+) {
     let entry = match outcome {
         Ok(s) if !s.failed.is_empty() => Some(("retention-error", serde_json::json!(s))),
         Ok(s) if s.uploaded + s.evicted + s.deleted + s.compacted > 0 || s.bytes_reclaimed > 0 => {
@@ -135,10 +140,10 @@ fn record(store: &Store, actor: &str, outcome: &std::result::Result<Summary, Str
         return;
     };
     if action == "retention-error" {
-        eprintln!("footage: background retention: {details}");
+        tracing::error!(target: "footage::retention", %details, "background retention failed");
     }
     if let Err(e) = store.audit(actor, action, None, details) {
-        eprintln!("footage: background retention: cannot record in the audit log: {e}");
+        tracing::error!(target: "footage::retention", error = %e, "background retention: cannot record in the audit log");
     }
 }
 

@@ -332,6 +332,9 @@ impl SegmentWriter {
         inner.pending.lock().remove(&key);
         inner.pending_cv.notify_all();
         let committed = result?;
+        inner
+            .counters
+            .ingested(committed.bytes, committed.duplicate);
         crate::fail::point("ingest.before_audit");
         // 4. The chain of custody has it before the dock is told it is stored.
         let details = serde_json::json!({

@@ -25,6 +25,7 @@ mod background;
 pub(crate) mod change;
 mod check;
 pub(crate) mod compact;
+mod counters;
 mod crosscheck;
 mod export;
 mod find;
@@ -49,10 +50,12 @@ pub use audit::{READ_ACTIONS, SYSTEM_ACTOR};
 pub use export::Exported;
 pub use verified::VerifiedReader;
 
+pub(crate) use background::record_retention_run;
 pub use background::{Clock, RetentionHandle, RetentionOptions};
 pub use change::Change;
 pub use check::SCRUB_STATE;
 pub use compact::CompactSummary;
+pub use counters::IngestCounts;
 pub use find::IndexStats;
 pub use ingest::{Committed, SegmentWriter};
 pub use lost::LostSegment;
@@ -177,6 +180,8 @@ pub(crate) struct Inner {
     pub scrub: check::ScrubShared,
     /// Set on a read-only open ([`Store::open_read_only`]): nothing may be written.
     pub(crate) ro: Option<readonly::ReadOnly>,
+    /// What this process ingested since the open (counters.rs, for /metrics).
+    pub counters: counters::Counters,
     _lock: File,
     /// flock on the store directory: unlike `LOCK`, it cannot be deleted from under the owner.
     _dir_lock: File,

@@ -425,6 +425,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
         ),
         checkpoint_seq: Mutex::new(ckpt_seq),
         checkpoint_error: Mutex::new(None),
+        counters: Default::default(),
         gate: RwLock::new(()),
         pending: Mutex::new(HashSet::new()),
         pending_cv: Condvar::new(),

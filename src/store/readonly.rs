@@ -293,6 +293,7 @@ fn open_read_only(
         change_lock: Mutex::new(()),
         tier: Mutex::new(None),
         punch_holes: std::sync::atomic::AtomicBool::new(false),
+        counters: Default::default(),
         crypt,
         catalog: RwLock::new(cat),
         report: loaded.report,

@@ -1,0 +1,646 @@
+//! `footage serve` as a station's long-running service: the background jobs it runs over the
+//! store (retention, scrubbing, checkpoints, audit head publishing, disk pressure), their state
+//! ([`ServiceStatus`], in `/api/stats`), the metrics registry (`/metrics`), log set-up,
+//! readiness notification to systemd and the drain on SIGTERM.
+//!
+//! ```text
+//!  serve.rs ── Ops (Arc: metrics, draining flag, status sources) ──> server (App.ops)
+//!     │              ▲ status()/samples()                              ├─ http.rs layer: 503 uploads while draining,
+//!     └─ Service::start ─ jobs.rs threads ─ Store                      │  response/latency/video-byte counters
+//!                         retention · checkpoint · audit-head · disk   └─ GET /metrics
+//!                         + ScrubHandle (scrub.rs)
+//! ```
+//!
+//! Invariants:
+//! - every job runs on a thread of its own, never on the server's reactor, and holds a
+//!   `Store` clone only while the service runs: [`Service::stop`] joins every job (a run in
+//!   progress finishes) and stops the scrub (its cursor saved) before the caller closes the
+//!   store;
+//! - the retention job decides by the real clock (`Store::retention_apply(now_us())`), so a
+//!   scheduled run can never act at a pretend time;
+//! - a job's failure is visible (status `last_error`, a `..._errors_total` metric, an error
+//!   log event, the audit log for retention) and never stops the service;
+//! - [`Ops`] is the one handle others use: the server, the control channel (C), uploads (A)
+//!   and the watched folder (D) read [`Ops::status`] and register metrics and status sections
+//!   on it; it holds the service weakly, so it never keeps a stopped service alive.
+
+pub mod config;
+pub mod http;
+pub mod jobs;
+pub mod logs;
+pub mod metrics;
+pub mod notify;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::input::time::format_time;
+use crate::store::{ScrubHandle, ScrubOptions, ScrubStatus, Store};
+
+pub use config::{ServiceConfig, Settings};
+pub use jobs::JobStatus;
+pub use metrics::{Metrics, Sample, SampleSource};
+
+/// Actor of the service's retention and disk-pressure runs in the audit log.
+pub const SERVICE_ACTOR: &str = "retention";
+
+/// A status section a component adds to `/api/stats` → `service` (called per request).
+pub type StatusSource = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+
+/// Shared by the server and the service: metrics, the draining flag, status sections.
+#[derive(Default)]
+pub struct Ops {
+    pub metrics: Metrics,
+    draining: AtomicBool,
+    service: Mutex<Option<Weak<Service>>>,
+    sections: Mutex<Vec<(String, StatusSource)>>,
+}
+
+impl std::fmt::Debug for Ops {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ops")
+            .field("draining", &self.is_draining())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ops {
+    /// Marks the service as draining: uploads are refused with 503 from now on.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Adds a section `name` to the service status (`/api/stats` → `service.NAME`); uploads
+    /// (`uploads`) and the watched folder (`watch`) register theirs here. A second
+    /// registration under a name replaces the first.
+    pub fn register_status(&self, name: &str, source: StatusSource) {
+        let mut s = self.sections.lock();
+        s.retain(|(n, _)| n != name);
+        s.push((name.to_string(), source));
+    }
+
+    fn attach(&self, service: &Arc<Service>) {
+        *self.service.lock() = Some(Arc::downgrade(service));
+    }
+
+    fn service(&self) -> Option<Arc<Service>> {
+        self.service.lock().as_ref().and_then(Weak::upgrade)
+    }
+
+    /// The service state as JSON (what `/api/stats` shows under `service`): the background
+    /// jobs when a service runs, `draining`, and every registered section. Cheap: reads
+    /// snapshots, never the store.
+    pub fn status(&self) -> serde_json::Value {
+        let mut v = match self.service() {
+            Some(s) => serde_json::to_value(s.status()).unwrap_or_default(),
+            None => serde_json::json!({ "background": false }),
+        };
+        let sections: Vec<(String, StatusSource)> = self.sections.lock().clone();
+        if let Some(m) = v.as_object_mut() {
+            m.insert("draining".into(), self.is_draining().into());
+            for (name, src) in sections {
+                m.insert(name, src());
+            }
+        }
+        v
+    }
+
+    /// The `/metrics` exposition: the server's counters, the service's jobs, `store_samples`
+    /// (read from the store by the caller, on the blocking pool) and the registered sources.
+    pub fn render_metrics(&self, store_samples: Vec<Sample>) -> String {
+        let mut extra = store_samples;
+        extra.push(Sample::gauge(
+            "footage_service_draining",
+            "1 while the service drains before stopping",
+            if self.is_draining() { 1.0 } else { 0.0 },
+        ));
+        if let Some(s) = self.service() {
+            extra.extend(s.samples());
+        }
+        self.metrics.render(extra)
+    }
+}
+
+/// Free space of one data dir against the watermark (as the disk job last read it).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DiskSpace {
+    pub path: String,
+    pub available: bool,
+    pub free_bytes: Option<u64>,
+    pub total_bytes: Option<u64>,
+    /// Used / total.
+    pub used_ratio: Option<f64>,
+    /// policy.toml `disk.high_watermark`.
+    pub high_watermark: f64,
+    pub over_watermark: bool,
+}
+
+/// The background scrub as the service shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ScrubState {
+    pub enabled: bool,
+    pub bytes_per_sec: Option<u64>,
+    /// Progress and findings since the service started (absent when off).
+    pub status: Option<ScrubStatus>,
+}
+
+/// Everything an operator sees of the service (`/api/stats` → `service`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ServiceStatus {
+    pub started: String,
+    pub drain_timeout_s: u64,
+    /// `retention`, `checkpoint`, `audit_head`, `disk`.
+    pub jobs: BTreeMap<&'static str, JobStatus>,
+    pub scrub: ScrubState,
+    pub disks: Vec<DiskSpace>,
+}
+
+/// Running totals of what the service's jobs did (for `/metrics`).
+#[derive(Default)]
+struct Totals {
+    uploaded: AtomicU64,
+    evicted: AtomicU64,
+    deleted: AtomicU64,
+    bytes_reclaimed: AtomicU64,
+    failed_actions: AtomicU64,
+    checkpoints: AtomicU64,
+    head_publishes: AtomicU64,
+}
+
+impl Totals {
+    fn add(&self, s: &crate::retention::Summary) {
+        self.uploaded
+            .fetch_add(s.uploaded as u64, Ordering::Relaxed);
+        self.evicted.fetch_add(s.evicted as u64, Ordering::Relaxed);
+        self.deleted.fetch_add(s.deleted as u64, Ordering::Relaxed);
+        self.bytes_reclaimed
+            .fetch_add(s.bytes_reclaimed, Ordering::Relaxed);
+        self.failed_actions
+            .fetch_add(s.failed.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// The running background work of `footage serve`.
+pub struct Service {
+    settings: Settings,
+    started: String,
+    jobs: Mutex<Vec<jobs::Job>>,
+    scrub: Mutex<Option<ScrubHandle>>,
+    /// The scrub's status when it was stopped (kept for the last status reads).
+    scrub_final: Mutex<Option<ScrubStatus>>,
+    disks: Arc<Mutex<Vec<DiskSpace>>>,
+    totals: Arc<Totals>,
+}
+
+impl Service {
+    /// Starts the jobs `settings` turns on over `store` and attaches the service to `ops`.
+    /// Fails (starting nothing) if the scrub cannot start or a thread cannot be made.
+    pub fn start(store: &Store, settings: Settings, ops: &Arc<Ops>) -> Result<Arc<Service>> {
+        let thread_err =
+            |e: std::io::Error| Error::Invalid(format!("cannot start a background job: {e}"));
+        if settings.retention_every.is_some() || settings.disk_check_every.is_some() {
+            store.policy()?; // a bad policy.toml is reported now, not at the first run
+        }
+        let totals = Arc::new(Totals::default());
+        let disks = Arc::new(Mutex::new(Vec::new()));
+        let scrub = match settings.scrub_rate {
+            Some(rate) => Some(store.start_scrub(ScrubOptions {
+                bytes_per_sec: rate,
+                ..ScrubOptions::default()
+            })?),
+            None => None,
+        };
+        let mut list = Vec::new();
+        list.push(match settings.retention_every {
+            Some(every) => jobs::Job::start(
+                "retention",
+                every,
+                Duration::ZERO,
+                retention_work(store, &totals),
+            )
+            .map_err(thread_err)?,
+            None => jobs::Job::off("retention"),
+        });
+        list.push(match settings.checkpoint_every {
+            Some(every) => {
+                jobs::Job::start("checkpoint", every, every, checkpoint_work(store, &totals))
+                    .map_err(thread_err)?
+            }
+            None => jobs::Job::off("checkpoint"),
+        });
+        list.push(match settings.publish_head_every {
+            Some(every) => {
+                jobs::Job::start("audit_head", every, every, publish_work(store, &totals))
+                    .map_err(thread_err)?
+            }
+            None => jobs::Job::off("audit_head"),
+        });
+        list.push(match settings.disk_check_every {
+            Some(every) => jobs::Job::start(
+                "disk",
+                every,
+                Duration::ZERO,
+                disk_work(store, &totals, &disks),
+            )
+            .map_err(thread_err)?,
+            None => jobs::Job::off("disk"),
+        });
+        let service = Arc::new(Service {
+            settings,
+            started: format_time(crate::now_us()),
+            jobs: Mutex::new(list),
+            scrub: Mutex::new(scrub),
+            scrub_final: Mutex::new(None),
+            disks,
+            totals,
+        });
+        ops.attach(&service);
+        tracing::info!(
+            retention_every_s = service.settings.retention_every.map(|d| d.as_secs()),
+            scrub_rate = service.settings.scrub_rate,
+            checkpoint_every_s = service.settings.checkpoint_every.map(|d| d.as_secs()),
+            publish_head_every_s = service.settings.publish_head_every.map(|d| d.as_secs()),
+            disk_check_every_s = service.settings.disk_check_every.map(|d| d.as_secs()),
+            "background jobs started"
+        );
+        Ok(service)
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn scrub_status(&self) -> Option<ScrubStatus> {
+        match &*self.scrub.lock() {
+            Some(h) => Some(h.status()),
+            None => self.scrub_final.lock().clone(),
+        }
+    }
+
+    /// A snapshot of every job's state.
+    pub fn status(&self) -> ServiceStatus {
+        let jobs = self
+            .jobs
+            .lock()
+            .iter()
+            .map(|j| (j.name(), j.status()))
+            .collect();
+        ServiceStatus {
+            started: self.started.clone(),
+            drain_timeout_s: self.settings.drain_timeout.as_secs(),
+            jobs,
+            scrub: ScrubState {
+                enabled: self.settings.scrub_rate.is_some(),
+                bytes_per_sec: self.settings.scrub_rate,
+                status: self.scrub_status(),
+            },
+            disks: self.disks.lock().clone(),
+        }
+    }
+
+    /// Stops every job (waiting for runs in progress) and the scrub (saving its cursor).
+    /// Idempotent; call before closing the store.
+    pub fn stop(&self) {
+        let mut jobs = std::mem::take(&mut *self.jobs.lock());
+        for j in &mut jobs {
+            tracing::info!(job = j.name(), "stopping background job");
+            j.stop();
+        }
+        // Keep the final states visible.
+        *self.jobs.lock() = jobs;
+        if let Some(h) = self.scrub.lock().take() {
+            tracing::info!("stopping the background scrub");
+            *self.scrub_final.lock() = Some(h.stop());
+        }
+    }
+
+    /// The jobs' samples for `/metrics`.
+    pub fn samples(&self) -> Vec<Sample> {
+        let t = &self.totals;
+        let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut v = Vec::new();
+        for (action, n) in [
+            ("uploaded", ld(&t.uploaded)),
+            ("evicted", ld(&t.evicted)),
+            ("deleted", ld(&t.deleted)),
+        ] {
+            v.push(
+                Sample::counter(
+                    "footage_retention_actions_total",
+                    "Segments uploaded, evicted or deleted by the service's retention and disk-pressure runs",
+                    n,
+                )
+                .label("action", action),
+            );
+        }
+        v.push(Sample::counter(
+            "footage_retention_reclaimed_bytes_total",
+            "Bytes freed by the service's retention and disk-pressure runs",
+            ld(&t.bytes_reclaimed),
+        ));
+        v.push(Sample::counter(
+            "footage_retention_failed_actions_total",
+            "Retention actions that failed (retried by the next run)",
+            ld(&t.failed_actions),
+        ));
+        v.push(Sample::counter(
+            "footage_checkpoints_total",
+            "Catalog checkpoints written by the checkpoint job",
+            ld(&t.checkpoints),
+        ));
+        v.push(Sample::counter(
+            "footage_audit_head_publishes_total",
+            "Audit chain heads published to the cloud tier",
+            ld(&t.head_publishes),
+        ));
+        for j in self.jobs.lock().iter() {
+            let s = j.status();
+            v.push(
+                Sample::counter(
+                    "footage_job_runs_total",
+                    "Background job runs finished",
+                    s.runs,
+                )
+                .label("job", j.name()),
+            );
+            v.push(
+                Sample::counter(
+                    "footage_job_errors_total",
+                    "Background job runs that failed",
+                    s.errors,
+                )
+                .label("job", j.name()),
+            );
+            v.push(
+                Sample::gauge(
+                    "footage_job_enabled",
+                    "1 when the background job is turned on",
+                    if s.enabled { 1.0 } else { 0.0 },
+                )
+                .label("job", j.name()),
+            );
+        }
+        if let Some(s) = self.scrub_status() {
+            v.push(Sample::counter(
+                "footage_scrub_bytes_total",
+                "Bytes checked by the background scrub since the service started",
+                s.bytes,
+            ));
+            v.push(Sample::counter(
+                "footage_scrub_segments_total",
+                "Segments checked by the background scrub since the service started",
+                s.checked,
+            ));
+            for (kind, n) in [
+                ("corrupt", s.corrupt),
+                ("repaired", s.repaired),
+                ("lost", s.lost),
+            ] {
+                v.push(
+                    Sample::counter(
+                        "footage_scrub_findings_total",
+                        "Damaged segments found by the background scrub, by outcome",
+                        n,
+                    )
+                    .label("kind", kind),
+                );
+            }
+            v.push(Sample::counter(
+                "footage_scrub_passes_total",
+                "Complete scrub passes since the service started",
+                s.passes_done,
+            ));
+        }
+        v
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The samples read from the store itself: ingest counters, segments, bytes, free space per
+/// data dir. Reads `stats()` (statvfs, the volume list): call on a blocking thread.
+pub fn store_samples(store: &Store) -> Vec<Sample> {
+    let mut v = Vec::new();
+    let c = store.ingest_counts();
+    v.push(Sample::counter(
+        "footage_ingest_segments_total",
+        "New segments committed by this process since it opened the store",
+        c.segments,
+    ));
+    v.push(Sample::counter(
+        "footage_ingest_bytes_total",
+        "Bytes of the new segments committed by this process since it opened the store",
+        c.bytes,
+    ));
+    v.push(Sample::counter(
+        "footage_ingest_duplicates_total",
+        "Ingests answered with an already stored segment",
+        c.duplicates,
+    ));
+    v.push(Sample::gauge(
+        "footage_commits_since_checkpoint",
+        "Commits and changes not yet in a checkpoint",
+        store.commits_since_checkpoint() as f64,
+    ));
+    match store.stats() {
+        Ok(s) => {
+            v.push(Sample::gauge(
+                "footage_store_segments",
+                "Segments in the store",
+                s.segments as f64,
+            ));
+            v.push(Sample::gauge(
+                "footage_store_bytes",
+                "Bytes of the segments in the store",
+                s.bytes as f64,
+            ));
+            v.push(Sample::gauge(
+                "footage_store_volumes",
+                "Volume files in the store",
+                s.volumes as f64,
+            ));
+            v.push(Sample::gauge(
+                "footage_store_unavailable_segments",
+                "Segments whose local copy cannot be reached",
+                s.unavailable_segments as f64,
+            ));
+            for d in &s.disks {
+                v.push(
+                    Sample::gauge(
+                        "footage_data_dir_up",
+                        "1 when the data dir is reachable",
+                        if d.available { 1.0 } else { 0.0 },
+                    )
+                    .label("dir", &d.path),
+                );
+                if let (Some(free), Some(total)) = (d.free_bytes, d.total_bytes) {
+                    v.push(
+                        Sample::gauge(
+                            "footage_data_dir_free_bytes",
+                            "Free bytes of the data dir's filesystem",
+                            free as f64,
+                        )
+                        .label("dir", &d.path),
+                    );
+                    v.push(
+                        Sample::gauge(
+                            "footage_data_dir_size_bytes",
+                            "Size in bytes of the data dir's filesystem",
+                            total as f64,
+                        )
+                        .label("dir", &d.path),
+                    );
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: cannot read the store's statistics");
+        }
+    }
+    v
+}
+
+/// One retention run by the real clock, recorded like `Store::start_retention`'s runs.
+fn retention_work(store: &Store, totals: &Arc<Totals>) -> jobs::Work {
+    let store = store.clone();
+    let totals = Arc::clone(totals);
+    Box::new(move || {
+        let outcome = store
+            .retention_apply(crate::now_us(), false, SERVICE_ACTOR, &mut |_| {})
+            .map_err(|e| e.to_string());
+        crate::store::record_retention_run(&store, SERVICE_ACTOR, &outcome);
+        let s = outcome?;
+        totals.add(&s);
+        if !s.failed.is_empty() {
+            return Err(format!(
+                "{} action(s) failed: {}",
+                s.failed.len(),
+                s.failed.join("; ")
+            ));
+        }
+        serde_json::to_value(&s).map_err(|e| e.to_string())
+    })
+}
+
+/// A checkpoint when something was committed since the last one.
+fn checkpoint_work(store: &Store, totals: &Arc<Totals>) -> jobs::Work {
+    let store = store.clone();
+    let totals = Arc::clone(totals);
+    Box::new(move || {
+        let pending = store.commits_since_checkpoint();
+        if pending == 0 {
+            return Ok(
+                serde_json::json!({ "skipped": "nothing committed since the last checkpoint" }),
+            );
+        }
+        let path = store.checkpoint().map_err(|e| e.to_string())?;
+        totals.checkpoints.fetch_add(1, Ordering::Relaxed);
+        Ok(serde_json::json!({
+            "checkpoint": path.file_name().map(|n| n.to_string_lossy().into_owned()),
+            "commits": pending,
+        }))
+    })
+}
+
+/// Publishes the audit chain head when the chain moved (see `Store::republish_audit_head`).
+fn publish_work(store: &Store, totals: &Arc<Totals>) -> jobs::Work {
+    let store = store.clone();
+    let totals = Arc::clone(totals);
+    let mut last_count: Option<u64> = None;
+    Box::new(move || {
+        let count = store.audit_head().0;
+        if last_count == Some(count) {
+            return Ok(serde_json::json!({ "skipped": "the audit chain has not moved" }));
+        }
+        let published = store.republish_audit_head().map_err(|e| e.to_string())?;
+        last_count = Some(count);
+        match published {
+            Some(head) => {
+                totals.head_publishes.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    entries = head.count,
+                    "published the audit chain head to the cloud"
+                );
+                Ok(serde_json::json!({ "published": head.count }))
+            }
+            None => Ok(serde_json::json!({
+                "skipped": "the store has no head in the cloud yet (retention apply or audit --publish publishes the first)"
+            })),
+        }
+    })
+}
+
+/// Reads free space per data dir; past the watermark, evicts uploaded footage early.
+fn disk_work(
+    store: &Store,
+    totals: &Arc<Totals>,
+    disks: &Arc<Mutex<Vec<DiskSpace>>>,
+) -> jobs::Work {
+    let store = store.clone();
+    let totals = Arc::clone(totals);
+    let disks = Arc::clone(disks);
+    // Warned once per crossing of the watermark, not every minute while it stays above.
+    let mut was_over = false;
+    Box::new(move || {
+        let policy = store.policy().map_err(|e| e.to_string())?;
+        let stats = store.stats().map_err(|e| e.to_string())?;
+        let now: Vec<DiskSpace> = stats
+            .disks
+            .iter()
+            .map(|d| {
+                let used = match (d.free_bytes, d.total_bytes) {
+                    (Some(f), Some(t)) if t > 0 => Some(t.saturating_sub(f) as f64 / t as f64),
+                    _ => None,
+                };
+                DiskSpace {
+                    path: d.path.clone(),
+                    available: d.available,
+                    free_bytes: d.free_bytes,
+                    total_bytes: d.total_bytes,
+                    used_ratio: used,
+                    high_watermark: policy.high_watermark,
+                    over_watermark: d.available && used.is_some_and(|u| u > policy.high_watermark),
+                }
+            })
+            .collect();
+        let over: Vec<String> = now
+            .iter()
+            .filter(|d| d.over_watermark)
+            .map(|d| d.path.clone())
+            .collect();
+        *disks.lock() = now;
+        if over.is_empty() {
+            was_over = false;
+            return Ok(serde_json::json!({ "over_watermark": over }));
+        }
+        if !std::mem::replace(&mut was_over, true) {
+            tracing::warn!(dirs = ?over, watermark = policy.high_watermark, "data dir above the watermark: evicting uploaded footage early");
+        }
+        let outcome = store
+            .relieve_disk_pressure(crate::now_us(), SERVICE_ACTOR)
+            .map_err(|e| e.to_string());
+        crate::store::record_retention_run(&store, SERVICE_ACTOR, &outcome);
+        let s = outcome?;
+        totals.add(&s);
+        Ok(serde_json::json!({
+            "over_watermark": over,
+            "evicted": s.evicted,
+            "bytes_reclaimed": s.bytes_reclaimed,
+            "failed": s.failed,
+        }))
+    })
+}
