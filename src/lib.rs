@@ -76,3 +76,4 @@ pub use store::{
     VerifiedReader, VerifyOptions, VerifyReport, VolumeStats, READ_ACTIONS, SCRUB_STATE,
     SYSTEM_ACTOR,
 };
+pub use store::{NewUpload, UploadOptions, UploadPatch, UploadRefusal, UploadStats, UploadStatus};

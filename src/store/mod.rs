@@ -37,6 +37,7 @@ mod scrub;
 mod space;
 mod stats;
 mod tiering;
+pub(crate) mod upload;
 mod verified;
 mod verify;
 
@@ -58,6 +59,7 @@ pub use recover::RecoverReport;
 pub use repair::RepairOutcome;
 pub use scrub::{ScrubHandle, ScrubOptions, ScrubStatus};
 pub use stats::{DiskStats, Stats, VolumeStats};
+pub use upload::{NewUpload, UploadOptions, UploadPatch, UploadRefusal, UploadStats, UploadStatus};
 pub use verify::{CorruptSegment, FindingInfo, ScrubSummary, VerifyOptions, VerifyReport};
 
 use std::collections::{HashMap, HashSet};
@@ -170,6 +172,8 @@ pub(crate) struct Inner {
     pub audit: Arc<crate::audit::AuditLog>,
     /// Corrupt segments found and the background scrub's cursor (`<root>/scrub/state`).
     pub scrub: check::ScrubShared,
+    /// Resumable upload sessions (`<root>/uploads/`).
+    pub uploads: upload::Registry,
     _lock: File,
     /// flock on the store directory: unlike `LOCK`, it cannot be deleted from under the owner.
     _dir_lock: File,
