@@ -36,6 +36,7 @@ pub mod auth;
 pub mod page;
 pub mod token_audit;
 pub mod tokens;
+pub mod tus;
 pub mod video;
 
 use std::future::Future;
@@ -249,6 +250,7 @@ pub fn router(app: Arc<App>, log_requests: bool) -> Router {
         .merge(page::routes())
         .merge(api::routes())
         .merge(video::routes())
+        .merge(tus::routes())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("method not allowed on this endpoint".into())
