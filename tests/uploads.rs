@@ -551,3 +551,71 @@ fn uploads_resume_across_a_clean_restart_and_kill_9_of_the_service() {
     assert_eq!(store.read_range(id, 0, u64::MAX).unwrap(), data);
     common::assert_verify_clean(&store.verify(None, |_| {}).unwrap(), "after the restarts");
 }
+
+#[test]
+fn live_sessions_survive_compaction_in_an_encrypted_store_and_expired_ones_are_dead_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = footage::StoreOptions {
+        encrypt: true,
+        key: Some(footage::Key::from_bytes([4; 32])),
+        ..common::small_options()
+    };
+    let store = footage::testing::open_or_create_with(dir.path(), &opts).unwrap();
+    let srv = server::spawn(store.clone(), local_opts()).unwrap();
+    let tus = Tus {
+        addr: srv.addr(),
+        token: None,
+    };
+    // 2.5 MB over 1 MiB volumes: the first volumes are sealed and hold nothing the catalog
+    // knows, only the session's chunks.
+    let data = random_bytes(21, 2_500_000);
+    let c = tus.create(data.len(), &as_refs(&std_meta("AX-C")));
+    let loc = c.h("location").unwrap().to_string();
+    let part = 2_100_000;
+    assert_eq!(tus.patch(&loc, 0, &data[..part]).status, 204);
+    let vols_before = common::volume_files(dir.path()).len();
+    assert!(vols_before >= 2, "{vols_before} volumes");
+    store.compact(0.0, "tester").unwrap();
+    store.drop_empty_volumes("tester").unwrap();
+    assert_eq!(common::volume_files(dir.path()).len(), vols_before);
+    // A restart in between: the session's pins come back from its record.
+    srv.stop().unwrap();
+    drop(store);
+    let store = footage::testing::open_or_create_with(dir.path(), &opts).unwrap();
+    store.compact(0.0, "tester").unwrap();
+    store.drop_empty_volumes("tester").unwrap();
+    let srv = server::spawn(store.clone(), local_opts()).unwrap();
+    let tus = Tus {
+        addr: srv.addr(),
+        token: None,
+    };
+    assert_eq!(tus.offset(&loc), part as u64);
+    let r = tus.patch(&loc, part as u64, &data[part..]);
+    assert_eq!(r.status, 204, "{r:?}");
+    let id: u64 = r.h("footage-segment").unwrap().parse().unwrap();
+    check_stored(&store, id, &data, &r);
+    // The chunk payloads on disk are sealed: the plaintext is nowhere in the volumes.
+    let needle = &data[1000..1064];
+    for v in common::volume_files(dir.path()) {
+        let bytes = std::fs::read(v).unwrap();
+        assert!(!bytes.windows(needle.len()).any(|w| w == needle));
+    }
+    // An expired session is removed, in the audit log, and its chunks become dead space.
+    store.set_upload_options(footage::UploadOptions {
+        expires_after: Duration::ZERO,
+        ..footage::UploadOptions::default()
+    });
+    let c = tus.create(1_500_000, &as_refs(&std_meta("AX-E")));
+    let loc = c.h("location").unwrap().to_string();
+    assert_eq!(tus.patch(&loc, 0, &random_bytes(3, 1_200_000)).status, 204);
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(store.expire_uploads().unwrap(), 1);
+    assert_eq!(tus.head(&loc).status, 404);
+    assert!(store.uploads().is_empty());
+    assert_eq!(store.upload_stats().expired_total, 1);
+    srv.stop().unwrap();
+    let s = store.compact(0.0, "tester").unwrap();
+    assert!(s.bytes_reclaimed > 0, "{s:?}");
+    store.verify_segment(id).unwrap();
+    common::assert_verify_clean(&store.verify(None, |_| {}).unwrap(), "after expiry");
+}

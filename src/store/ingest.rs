@@ -165,6 +165,14 @@ impl SegmentWriter {
         w
     }
 
+    /// The hash state, length and chunks of a writer whose every byte is durable (after
+    /// [`SegmentWriter::persist_tail`]), without its handle on the store: an upload session
+    /// keeps this between requests (a writer kept inside the store would keep it open).
+    /// None if a write failed or bytes are held back.
+    pub(crate) fn suspend(self) -> Option<(Sha256, u64, Vec<Extent>)> {
+        (!self.failed && self.buf.is_empty()).then_some((self.hasher, self.bytes, self.extents))
+    }
+
     /// Payload bytes of a full chunk.
     pub(crate) fn capacity(&self) -> u32 {
         self.capacity as u32

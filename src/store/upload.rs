@@ -138,9 +138,10 @@ struct Session {
     path: PathBuf,
     header: SessionHeader,
     state: Mutex<State>,
-    /// The writer between requests (None before the first request after a restart or an
-    /// error: the next one resumes from the durable state).
-    writer: Mutex<Option<SegmentWriter>>,
+    /// The writer's hash state, length and chunks between requests (None before the first
+    /// request after a restart or an error: the next one hashes the stored bytes again).
+    /// Not the writer itself: it holds the store, which holds this.
+    writer: Mutex<Option<(Sha256, u64, Vec<Extent>)>>,
     busy: AtomicBool,
     pins: Arc<Mutex<HashSet<u32>>>,
 }
@@ -377,7 +378,7 @@ impl UploadPatch {
             }
             if st.offset < session.header.length || st.done.is_some() {
                 drop(st);
-                *session.writer.lock() = Some(w);
+                *session.writer.lock() = w.suspend();
                 return Ok(session.status());
             }
         }
@@ -629,9 +630,21 @@ impl Store {
         if offset != durable {
             return Err(UploadRefusal::OffsetMismatch { durable });
         }
-        let w = session.writer.lock().take();
-        patch.writer = Some(match w {
-            Some(w) if w.bytes() == durable => w,
+        let kept = session.writer.lock().take();
+        patch.writer = Some(match kept {
+            Some((hasher, bytes, kept_extents)) if bytes == durable && kept_extents == extents => {
+                let h = &session.header;
+                SegmentWriter::resume(
+                    Arc::clone(&self.inner),
+                    h.meta.clone(),
+                    Arc::from(h.actor.as_str()),
+                    (h.segment_id, h.dir, h.day),
+                    extents,
+                    durable,
+                    hasher,
+                    Arc::clone(&session.pins),
+                )
+            }
             _ => self.resume_writer(&session, extents, durable).map_err(UploadRefusal::Store)?,
         });
         Ok(patch)
