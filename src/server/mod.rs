@@ -6,7 +6,8 @@
 //!        └─ axum Router ─ security headers ─ auth::check (token / ticket / loopback rules)
 //!              ├─ page.rs    GET /, /app.js, /style.css         (bundled with include_str!)
 //!              ├─ api.rs     search, info, track, stats, whoami, changes  ─┐
-//!              └─ video.rs   GET/HEAD video (Range, ETag, 304, 416)      ─┴─ Store (blocking pool)
+//!              ├─ video.rs   GET/HEAD video (Range, ETag, 304, 416)      ─┤
+//!              └─ tus.rs     resumable uploads at /api/uploads (tus 1.0) ─┴─ Store (blocking pool)
 //! ```
 //!
 //! Invariants:
