@@ -203,7 +203,9 @@ fn put_round(streams: usize, data: &Arc<Vec<u8>>, round: u64) -> Duration {
     let srv = put_server(dir.path().to_path_buf());
     let addr = srv.addr;
     let data = stamped(data, round);
-    concurrent(streams, &data, |i, d| put_upload(addr, d, &format!("f{round}-{i}")))
+    concurrent(streams, &data, |i, d| {
+        put_upload(addr, d, &format!("f{round}-{i}"))
+    })
 }
 
 fn bench_root() -> PathBuf {

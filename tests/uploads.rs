@@ -44,7 +44,14 @@ fn read_resp(s: &mut TcpStream) -> Resp {
         .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(&out)));
     let head = String::from_utf8_lossy(&out[..split]).into_owned();
     let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
@@ -152,7 +159,12 @@ fn patch_headers(offset: u64) -> Vec<(&'static str, String)> {
 fn metadata(pairs: &[(&str, &str)]) -> String {
     pairs
         .iter()
-        .map(|(k, v)| format!("{k} {}", base64::engine::general_purpose::STANDARD.encode(v)))
+        .map(|(k, v)| {
+            format!(
+                "{k} {}",
+                base64::engine::general_purpose::STANDARD.encode(v)
+            )
+        })
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -168,7 +180,10 @@ fn std_meta(device: &str) -> Vec<(&'static str, String)> {
         ("start", start_text()),
         ("end", footage::input::time::format_time(T0 + 60_000_000)),
         ("tag", "dock,night".into()),
-        ("gps", "time,lat,lon\n2025-11-20T14:03:00Z,51.5,-0.12\n".into()),
+        (
+            "gps",
+            "time,lat,lon\n2025-11-20T14:03:00Z,51.5,-0.12\n".into(),
+        ),
     ]
 }
 
@@ -184,7 +199,10 @@ fn hex(b: &[u8]) -> String {
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
     while !f() {
-        assert!(t.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -199,7 +217,10 @@ fn local_opts() -> ServerOptions {
 }
 
 fn check_stored(store: &Store, id: u64, data: &[u8], resp: &Resp) {
-    assert_eq!(resp.h("footage-sha256"), Some(hex(&Sha256::digest(data)).as_str()));
+    assert_eq!(
+        resp.h("footage-sha256"),
+        Some(hex(&Sha256::digest(data)).as_str())
+    );
     assert_eq!(store.read_range(id, 0, u64::MAX).unwrap(), data);
     assert_eq!(store.info(id).unwrap().sha256, hex(&Sha256::digest(data)));
     store.verify_segment(id).unwrap();
@@ -232,7 +253,9 @@ fn patches_cut_at_random_offsets_resume_from_head_and_store_the_same_bytes() {
             let sent = 1 + (r * 7919) % (rest.len() - 1).min(300_000);
             tus.cut_patch(&loc, offset, rest, sent);
             let want = offset + sent as u64;
-            wait_for("the cut PATCH to be made durable", || tus.offset(&loc) == want);
+            wait_for("the cut PATCH to be made durable", || {
+                tus.offset(&loc) == want
+            });
             offset = want;
             cuts += 1;
         } else {
@@ -254,7 +277,12 @@ fn patches_cut_at_random_offsets_resume_from_head_and_store_the_same_bytes() {
         }
     }
     assert!(cuts >= 3, "only {cuts} cuts");
-    let id: u64 = tus.head(&loc).h("footage-segment").unwrap().parse().unwrap();
+    let id: u64 = tus
+        .head(&loc)
+        .h("footage-segment")
+        .unwrap()
+        .parse()
+        .unwrap();
     srv.stop().unwrap();
     let report = store.verify(None, |_| {}).unwrap();
     common::assert_verify_clean(&report, "after the uploads");
@@ -268,7 +296,10 @@ fn patches_cut_at_random_offsets_resume_from_head_and_store_the_same_bytes() {
         .unwrap();
     assert!(other.id > id);
     // Uniform segments still read as before (version 1).
-    assert_eq!(store.read_range(other.id, 0, u64::MAX).unwrap(), random_bytes(3, 200_000));
+    assert_eq!(
+        store.read_range(other.id, 0, u64::MAX).unwrap(),
+        random_bytes(3, 200_000)
+    );
 }
 
 #[test]
@@ -294,7 +325,11 @@ fn duplicates_concurrent_uploads_termination_and_the_list() {
                 let meta = std_meta(&format!("AX-{i}"));
                 let r = tus.upload(&data, &as_refs(&meta));
                 assert_eq!(r.status, 204, "{r:?}");
-                (r.h("footage-segment").unwrap().parse::<u64>().unwrap(), data, r)
+                (
+                    r.h("footage-segment").unwrap().parse::<u64>().unwrap(),
+                    data,
+                    r,
+                )
             })
         })
         .collect();
@@ -340,7 +375,10 @@ fn duplicates_concurrent_uploads_termination_and_the_list() {
         .map(|e| e.action.clone())
         .collect();
     for a in ["upload-create", "upload-complete", "upload-terminate"] {
-        assert!(audit.iter().any(|x| x == a), "{a} missing from the audit log");
+        assert!(
+            audit.iter().any(|x| x == a),
+            "{a} missing from the audit log"
+        );
     }
     srv.stop().unwrap();
     // Dead chunks of the terminated upload are ordinary dead space: compaction may take them.
@@ -380,10 +418,28 @@ fn bad_headers_and_roles_never_change_the_store() {
     let before = (volumes(), store.len(), store.uploads());
     let bad_meta: [&[(&str, &str)]; 5] = [
         &[("officer", "MET-1")],
-        &[("officer", "MET 1"), ("device", "AX"), ("start", "2025-11-20T14:03:00Z")],
-        &[("officer", "MET-1"), ("device", "AX"), ("start", "yesterday")],
-        &[("officer", "M"), ("device", "AX"), ("start", "2025-11-20T14:03:00Z"), ("gps", "not,a\ntrack")],
-        &[("officer", "M"), ("device", "AX"), ("start", "2025-11-20T14:03:00Z"), ("end", "2025-11-20T14:00:00Z")],
+        &[
+            ("officer", "MET 1"),
+            ("device", "AX"),
+            ("start", "2025-11-20T14:03:00Z"),
+        ],
+        &[
+            ("officer", "MET-1"),
+            ("device", "AX"),
+            ("start", "yesterday"),
+        ],
+        &[
+            ("officer", "M"),
+            ("device", "AX"),
+            ("start", "2025-11-20T14:03:00Z"),
+            ("gps", "not,a\ntrack"),
+        ],
+        &[
+            ("officer", "M"),
+            ("device", "AX"),
+            ("start", "2025-11-20T14:03:00Z"),
+            ("end", "2025-11-20T14:00:00Z"),
+        ],
     ];
     for m in bad_meta {
         let r = tus.create(10, m);
@@ -392,22 +448,67 @@ fn bad_headers_and_roles_never_change_the_store() {
     }
     let bad = [
         // Not base64.
-        tus.send("POST", "/api/uploads", &[("Upload-Length", "5".into()), ("Upload-Metadata", "officer ***".into())], b""),
-        tus.send("POST", "/api/uploads", &[("Upload-Length", "-5".into())], b""),
-        tus.send("POST", "/api/uploads", &[("Upload-Length", "99999999999999999999999".into())], b""),
-        tus.send("POST", "/api/uploads", &[("Upload-Length", (1u64 << 62).to_string())], b""),
+        tus.send(
+            "POST",
+            "/api/uploads",
+            &[
+                ("Upload-Length", "5".into()),
+                ("Upload-Metadata", "officer ***".into()),
+            ],
+            b"",
+        ),
+        tus.send(
+            "POST",
+            "/api/uploads",
+            &[("Upload-Length", "-5".into())],
+            b"",
+        ),
+        tus.send(
+            "POST",
+            "/api/uploads",
+            &[("Upload-Length", "99999999999999999999999".into())],
+            b"",
+        ),
+        tus.send(
+            "POST",
+            "/api/uploads",
+            &[("Upload-Length", (1u64 << 62).to_string())],
+            b"",
+        ),
         ro.create(10, &as_refs(&meta)),
         ro.patch(&loc, 50_000, &[1u8; 10]),
         ro.send("DELETE", &loc, &[], b""),
         tus.patch(&loc, 49_999, &[1u8; 10]),
         tus.patch(&loc, 50_001, &[1u8; 10]),
-        tus.send("PATCH", &loc, &[("Upload-Offset", "50000".into()), ("Content-Type", "application/octet-stream".into())], &[1u8; 10]),
-        tus.send("PATCH", &loc, &[("Upload-Offset", "x".into()), ("Content-Type", "application/offset+octet-stream".into())], &[1u8; 10]),
+        tus.send(
+            "PATCH",
+            &loc,
+            &[
+                ("Upload-Offset", "50000".into()),
+                ("Content-Type", "application/octet-stream".into()),
+            ],
+            &[1u8; 10],
+        ),
+        tus.send(
+            "PATCH",
+            &loc,
+            &[
+                ("Upload-Offset", "x".into()),
+                ("Content-Type", "application/offset+octet-stream".into()),
+            ],
+            &[1u8; 10],
+        ),
         tus.patch(&loc, 50_000, &[1u8; 50_001]),
-        tus.patch("/api/uploads/00000000000000000000000000000000", 0, &[1u8; 10]),
+        tus.patch(
+            "/api/uploads/00000000000000000000000000000000",
+            0,
+            &[1u8; 10],
+        ),
         tus.patch("/api/uploads/..%2F..%2Fetc", 0, &[1u8; 10]),
     ];
-    let want = [400, 400, 400, 413, 403, 403, 403, 409, 409, 415, 400, 413, 404, 404];
+    let want = [
+        400, 400, 400, 413, 403, 403, 403, 409, 409, 415, 400, 413, 404, 404,
+    ];
     for (i, (r, w)) in bad.iter().zip(want).enumerate() {
         assert_eq!(r.status, w, "case {i}: {r:?}");
     }
@@ -422,7 +523,10 @@ fn bad_headers_and_roles_never_change_the_store() {
     let r = tus.patch(&loc, 50_000, &[9u8; 50_000]);
     assert_eq!(r.status, 204);
     let id: u64 = r.h("footage-segment").unwrap().parse().unwrap();
-    assert_eq!(store.read_range(id, 0, u64::MAX).unwrap(), vec![9u8; 100_000]);
+    assert_eq!(
+        store.read_range(id, 0, u64::MAX).unwrap(),
+        vec![9u8; 100_000]
+    );
     srv.stop().unwrap();
     common::assert_verify_clean(&store.verify(None, |_| {}).unwrap(), "after bad requests");
 }
@@ -519,7 +623,14 @@ fn uploads_resume_across_a_clean_restart_and_kill_9_of_the_service() {
         Command::new(env!("CARGO_BIN_EXE_footage"))
             .arg("--store")
             .arg(&root)
-            .args(["ingest", "--officer", "MET-1", "--device", "AX-0", "--start"])
+            .args([
+                "ingest",
+                "--officer",
+                "MET-1",
+                "--device",
+                "AX-0",
+                "--start",
+            ])
             .arg(start_text())
             .args(["--end", &start_text()])
             .arg(&other),
@@ -527,7 +638,12 @@ fn uploads_resume_across_a_clean_restart_and_kill_9_of_the_service() {
     assert!(out.status.success(), "{out:?}");
     let cli_id: u64 = serde_json::from_slice::<serde_json::Value>(&out.stdout)
         .ok()
-        .and_then(|v| v["id"].as_str().and_then(|s| s.parse().ok()).or(v["id"].as_u64()))
+        .and_then(|v| {
+            v["id"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .or(v["id"].as_u64())
+        })
         .unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(&out.stdout)));
     // 4. Once more: the rest, measured.
     let s = serve(&root);
@@ -545,7 +661,10 @@ fn uploads_resume_across_a_clean_restart_and_kill_9_of_the_service() {
     assert!(ratio < 1.1, "write amplification {ratio}");
     let id: u64 = r.h("footage-segment").unwrap().parse().unwrap();
     assert_ne!(id, cli_id);
-    assert_eq!(r.h("footage-sha256"), Some(hex(&Sha256::digest(&data)).as_str()));
+    assert_eq!(
+        r.h("footage-sha256"),
+        Some(hex(&Sha256::digest(&data)).as_str())
+    );
     drop(s);
     let store = footage::Store::open(&root).unwrap();
     assert_eq!(store.read_range(id, 0, u64::MAX).unwrap(), data);

@@ -41,6 +41,10 @@ pub struct ServeArgs {
     /// the cloud (`retention apply` or `audit --publish` publishes the first)
     #[arg(long, default_value = "5m", value_name = "INTERVAL", value_parser = interval_arg)]
     pub publish_head_every: Interval,
+    /// Unfinished resumable uploads (/api/uploads) are removed this long after their creation
+    /// (e.g. 168h; `off` for never)
+    #[arg(long, default_value = "168h", value_name = "INTERVAL", value_parser = interval_arg)]
+    pub upload_expires: Interval,
 }
 
 /// `--publish-head-every`: an interval, or never.
@@ -89,6 +93,13 @@ pub fn run(store: Store, args: ServeArgs, local_actor: String) -> anyhow::Result
         publish_head_every: args.publish_head_every.0,
         ..ServerOptions::default()
     };
+    store.set_upload_options(crate::UploadOptions {
+        expires_after: args
+            .upload_expires
+            .0
+            .unwrap_or(std::time::Duration::from_secs(100 * 365 * 86_400)),
+        ..store.upload_options()
+    });
     let scrub = match args.scrub_rate.0 {
         Some(rate) => Some(store.start_scrub(crate::ScrubOptions {
             bytes_per_sec: rate,

@@ -69,9 +69,7 @@ impl ChunkLayout {
     /// The chunk holding segment byte `pos` (None past the chunks, or for capacity 0).
     pub fn index_of(&self, pos: u64) -> Option<usize> {
         match self {
-            ChunkLayout::Uniform { capacity } => {
-                (*capacity > 0).then(|| (pos / capacity) as usize)
-            }
+            ChunkLayout::Uniform { capacity } => (*capacity > 0).then(|| (pos / capacity) as usize),
             ChunkLayout::Variable { starts } => match starts.binary_search(&pos) {
                 Ok(i) => Some(i),
                 Err(0) => None,

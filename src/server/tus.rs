@@ -51,10 +51,7 @@ const MAX_METADATA: usize = 4 << 20;
 
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
-        .route(
-            "/api/uploads",
-            get(list).post(create).options(options),
-        )
+        .route("/api/uploads", get(list).post(create).options(options))
         .route(
             "/api/uploads/{id}",
             axum::routing::head(head)
@@ -215,7 +212,9 @@ pub fn parse_metadata(raw: &str, length: u64) -> Result<NewUpload, String> {
     };
     let mut check = meta.clone();
     check.normalize();
-    check.validate().map_err(|e| format!("Upload-Metadata: {e}"))?;
+    check
+        .validate()
+        .map_err(|e| format!("Upload-Metadata: {e}"))?;
     Ok(NewUpload {
         length,
         meta,

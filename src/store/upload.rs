@@ -252,7 +252,10 @@ impl Registry {
 
 /// Upload ids are 32 lowercase hex digits (128 random bits).
 fn valid_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn new_id() -> String {
@@ -363,7 +366,11 @@ impl UploadPatch {
             if w.bytes() > before {
                 w.persist_tail()?;
                 crate::fail::point("upload.chunks_durable");
-                let new = w.extents().get(st.extents.len()..).unwrap_or_default().to_vec();
+                let new = w
+                    .extents()
+                    .get(st.extents.len()..)
+                    .unwrap_or_default()
+                    .to_vec();
                 let frame = encode_progress(w.bytes(), &new);
                 session.append_frame(&mut st, &frame)?;
                 crate::fail::point("upload.progress_durable");
@@ -423,7 +430,11 @@ impl UploadPatch {
             st.updated_us = done.completed_us;
         }
         session.pins.lock().clear();
-        self.store.inner.uploads.completed.fetch_add(1, Ordering::Relaxed);
+        self.store
+            .inner
+            .uploads
+            .completed
+            .fetch_add(1, Ordering::Relaxed);
         self.store.inner.audit.append(
             &self.actor,
             "upload-complete",
@@ -459,7 +470,9 @@ impl Store {
         self.expire_uploads()?;
         let opts = self.upload_options();
         if new.length == 0 {
-            return Err(Error::Invalid("Upload-Length must be at least 1 byte".into()));
+            return Err(Error::Invalid(
+                "Upload-Length must be at least 1 byte".into(),
+            ));
         }
         if new.length > opts.max_length {
             return Err(Error::Invalid(format!(
@@ -499,9 +512,8 @@ impl Store {
             dir: self.inner.pick_dir()?,
             day: Inner::day_of(meta.start_us),
             created_us: now,
-            expires_us: now.saturating_add(
-                i64::try_from(opts.expires_after.as_micros()).unwrap_or(i64::MAX),
-            ),
+            expires_us: now
+                .saturating_add(i64::try_from(opts.expires_after.as_micros()).unwrap_or(i64::MAX)),
             length: new.length,
             actor: actor.to_string(),
             end_known: new.end_known,
@@ -564,8 +576,14 @@ impl Store {
 
     /// Sessions in progress (not completed), oldest first.
     pub fn uploads(&self) -> Vec<UploadStatus> {
-        let sessions: Vec<Arc<Session>> =
-            self.inner.uploads.sessions.lock().values().cloned().collect();
+        let sessions: Vec<Arc<Session>> = self
+            .inner
+            .uploads
+            .sessions
+            .lock()
+            .values()
+            .cloned()
+            .collect();
         let mut out: Vec<UploadStatus> = sessions
             .iter()
             .map(|s| s.status())
@@ -622,7 +640,9 @@ impl Store {
             (st.offset, st.done.is_some(), st.gone, st.extents.clone())
         };
         if gone {
-            return Err(UploadRefusal::Store(Error::NotFound(format!("upload {id}"))));
+            return Err(UploadRefusal::Store(Error::NotFound(format!(
+                "upload {id}"
+            ))));
         }
         if done {
             return Err(UploadRefusal::Completed);
@@ -645,7 +665,9 @@ impl Store {
                     Arc::clone(&session.pins),
                 )
             }
-            _ => self.resume_writer(&session, extents, durable).map_err(UploadRefusal::Store)?,
+            _ => self
+                .resume_writer(&session, extents, durable)
+                .map_err(UploadRefusal::Store)?,
         });
         Ok(patch)
     }
@@ -677,9 +699,12 @@ impl Store {
         let mut buf = vec![0u8; 1 << 20];
         let mut seen = 0u64;
         loop {
-            let n = std::io::Read::read(&mut reader, &mut buf).map_err(|e| Error::Invalid(
-                format!("cannot read back upload {} to resume it: {e}", session.id),
-            ))?;
+            let n = std::io::Read::read(&mut reader, &mut buf).map_err(|e| {
+                Error::Invalid(format!(
+                    "cannot read back upload {} to resume it: {e}",
+                    session.id
+                ))
+            })?;
             if n == 0 {
                 break;
             }
@@ -714,7 +739,10 @@ impl Store {
             )));
         }
         self.remove_session(&session, actor, "upload-terminate")?;
-        self.inner.uploads.terminated.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .uploads
+            .terminated
+            .fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -760,10 +788,16 @@ impl Store {
     /// (completed); returns how many were removed.
     pub fn expire_uploads(&self) -> Result<usize> {
         let now = crate::now_us();
-        let keep = i64::try_from(self.upload_options().keep_completed.as_micros())
-            .unwrap_or(i64::MAX);
-        let sessions: Vec<Arc<Session>> =
-            self.inner.uploads.sessions.lock().values().cloned().collect();
+        let keep =
+            i64::try_from(self.upload_options().keep_completed.as_micros()).unwrap_or(i64::MAX);
+        let sessions: Vec<Arc<Session>> = self
+            .inner
+            .uploads
+            .sessions
+            .lock()
+            .values()
+            .cloned()
+            .collect();
         let mut n = 0;
         for s in sessions {
             let done = s.state.lock().done;
