@@ -248,7 +248,7 @@ fn patches_cut_at_random_offsets_resume_from_head_and_store_the_same_bytes() {
     while (offset as usize) < data.len() {
         let rest = &data[offset as usize..];
         let r = rng.next().unwrap_or(7) as usize;
-        if r % 3 != 0 && rest.len() > 10 {
+        if !r.is_multiple_of(3) && rest.len() > 10 {
             // Cut the socket after a random part of the body: what arrived becomes durable.
             let sent = 1 + (r * 7919) % (rest.len() - 1).min(300_000);
             tus.cut_patch(&loc, offset, rest, sent);

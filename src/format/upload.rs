@@ -132,9 +132,12 @@ pub fn encode_done(d: &SessionDone) -> Vec<u8> {
     frame(KIND_COMPLETED, &w.buf)
 }
 
+/// A frame's kind, body and total length in bytes.
+type Frame<'a> = (u8, &'a [u8], usize);
+
 /// One frame at the start of `data`: its kind, body and total length. `Ok(None)` when the
 /// frame is cut short or fails its CRC (a torn append).
-fn next_frame(data: &[u8]) -> Result<Option<(u8, &[u8], usize)>, DecodeError> {
+fn next_frame(data: &[u8]) -> Result<Option<Frame<'_>>, DecodeError> {
     let mut r = Reader::new(data, "upload session frame");
     let Ok(head) = r.take(FRAME_HEAD) else {
         return Ok(None);
