@@ -350,9 +350,13 @@ async fn head(
         if s.offset == s.length && s.completed.is_none() {
             // Every byte is durable but the completion failed (a full disk at the commit):
             // try it again, so the dock learns its segment.
+            // If it fails again (say, no end time can be found), HEAD still answers the state.
             if let Ok(p) = store.upload_patch(&id, s.offset, &actor, BUSY_WAIT) {
-                return Ok(p.finish()?);
+                if let Ok(done) = p.finish() {
+                    return Ok(done);
+                }
             }
+            return Ok(store.upload_status(&id)?);
         }
         Ok(s)
     })
