@@ -738,3 +738,50 @@ fn live_sessions_survive_compaction_in_an_encrypted_store_and_expired_ones_are_d
     store.verify_segment(id).unwrap();
     common::assert_verify_clean(&store.verify(None, |_| {}).unwrap(), "after expiry");
 }
+
+#[test]
+fn without_an_end_the_mp4_header_gives_it_and_a_non_mp4_cannot_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open_small(dir.path());
+    let srv = server::spawn(store.clone(), local_opts()).unwrap();
+    let tus = Tus {
+        addr: srv.addr(),
+        token: None,
+    };
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/input/tiny.mp4");
+    let mp4 = std::fs::read(&fixture).unwrap();
+    let duration = footage::input::mp4_info(&fixture)
+        .unwrap()
+        .and_then(|i| i.duration_us)
+        .unwrap();
+    let start = start_text();
+    let meta = [
+        ("officer", "MET-2"),
+        ("device", "AX-M"),
+        ("start", start.as_str()),
+    ];
+    let c = tus.create(mp4.len(), &meta);
+    assert_eq!(c.status, 201, "{c:?}");
+    let loc = c.h("location").unwrap().to_string();
+    assert_eq!(tus.patch(&loc, 0, &mp4[..700]).status, 204);
+    let r = tus.patch(&loc, 700, &mp4[700..]);
+    assert_eq!(r.status, 204, "{r:?}");
+    let id: u64 = r.h("footage-segment").unwrap().parse().unwrap();
+    let info = store.info(id).unwrap();
+    assert_eq!(info.start, start);
+    assert_eq!(info.end, footage::input::time::format_time(T0 + duration));
+    // Not an MP4 and no end: every byte is durable, but no segment can be made.
+    let junk = random_bytes(8, 5000);
+    let c = tus.create(junk.len(), &meta);
+    let loc = c.h("location").unwrap().to_string();
+    let r = tus.patch(&loc, 0, &junk);
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(String::from_utf8_lossy(&r.body).contains("end"));
+    let h = tus.head(&loc);
+    assert_eq!(h.status, 200);
+    assert_eq!(h.h("upload-offset"), Some("5000"));
+    assert!(h.h("footage-segment").is_none());
+    assert_eq!(store.len(), 1);
+    assert_eq!(tus.send("DELETE", &loc, &[], b"").status, 204);
+    srv.stop().unwrap();
+}
