@@ -82,3 +82,4 @@ pub use store::{
     SYSTEM_ACTOR,
 };
 pub use store::{AuditSink, RefreshReport};
+pub use store::{NewUpload, UploadOptions, UploadPatch, UploadRefusal, UploadStats, UploadStatus};

@@ -75,6 +75,10 @@ pub struct ServeArgs {
     /// Time between two looks at the --watch folder
     #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = crate::watch::parse_duration, requires = "watch")]
     pub watch_interval: std::time::Duration,
+    /// Unfinished resumable uploads (/api/uploads) are removed this long after their creation
+    /// (e.g. 168h; `off` for never)
+    #[arg(long, default_value = "168h", value_name = "INTERVAL", value_parser = interval_arg)]
+    pub upload_expires: Interval,
 }
 
 /// `--publish-head-every`: an interval, or never.
@@ -141,7 +145,15 @@ pub fn run(store: Store, args: ServeArgs, local_actor: String) -> anyhow::Result
         ops: Some(Arc::clone(&ops)),
         ..ServerOptions::default()
     };
+    store.set_upload_options(crate::UploadOptions {
+        expires_after: args
+            .upload_expires
+            .0
+            .unwrap_or(std::time::Duration::from_secs(100 * 365 * 86_400)),
+        ..store.upload_options()
+    });
     let service = Service::start(&store, settings, &ops)?;
+    register_uploads(&ops, &store);
     let watcher = match &args.watch {
         Some(dir) => {
             let w = crate::watch::Watcher::start(
@@ -181,6 +193,21 @@ pub fn run(store: Store, args: ServeArgs, local_actor: String) -> anyhow::Result
                 "replaced a stale control socket (a service that was killed)"
             );
         }
+        // Unfinished uploads past their expiry become dead space (hourly, and at start).
+        let expiry = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                loop {
+                    let s = store.clone();
+                    match tokio::task::spawn_blocking(move || s.expire_uploads()).await {
+                        Ok(Ok(n)) if n > 0 => tracing::info!(expired = n, "expired unfinished uploads"),
+                        Ok(Err(e)) => tracing::warn!(error = %e, "expiring unfinished uploads failed"),
+                        _ => {}
+                    }
+                    tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                }
+            })
+        };
         let tokens = crate::server::TokenSet::load(store.root())?.len();
         println_out(
             &serde_json::json!({
@@ -229,6 +256,7 @@ pub fn run(store: Store, args: ServeArgs, local_actor: String) -> anyhow::Result
         if let Some(w) = watchdog {
             w.abort();
         }
+        expiry.abort();
         // No new commands; running ones finish; the socket goes (before the store closes).
         tokio::task::block_in_place(|| control.stop());
         r?;
@@ -304,6 +332,56 @@ fn register_watch(ops: &Ops, stats: crate::watch::WatchStatsHandle) {
                     "footage_watch_bytes_total",
                     "Video bytes ingested from the dock folder",
                     w.bytes,
+                ),
+            ]
+        }),
+    );
+}
+
+/// Upload sessions' counters in `/metrics` and `/api/stats` (the list itself, which names
+/// officers, is only at `GET /api/uploads`, audited).
+fn register_uploads(ops: &Ops, store: &Store) {
+    use crate::service::Sample;
+    let s = store.clone();
+    ops.register_status(
+        "uploads",
+        Arc::new(move || serde_json::to_value(s.upload_stats()).unwrap_or_default()),
+    );
+    let s = store.clone();
+    ops.metrics.register(
+        "uploads",
+        Arc::new(move || {
+            let u = s.upload_stats();
+            vec![
+                Sample::gauge(
+                    "footage_upload_sessions_open",
+                    "Resumable uploads in progress",
+                    u.sessions_open as f64,
+                ),
+                Sample::counter(
+                    "footage_upload_sessions_created_total",
+                    "Resumable uploads created",
+                    u.created_total,
+                ),
+                Sample::counter(
+                    "footage_upload_sessions_completed_total",
+                    "Resumable uploads completed (a durable segment)",
+                    u.completed_total,
+                ),
+                Sample::counter(
+                    "footage_upload_sessions_terminated_total",
+                    "Resumable uploads terminated by the client",
+                    u.terminated_total,
+                ),
+                Sample::counter(
+                    "footage_upload_sessions_expired_total",
+                    "Resumable uploads removed unfinished at their expiry",
+                    u.expired_total,
+                ),
+                Sample::counter(
+                    "footage_upload_bytes_total",
+                    "Upload bytes made durable and acknowledged",
+                    u.bytes_received_total,
                 ),
             ]
         }),

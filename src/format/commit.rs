@@ -4,26 +4,100 @@
 //!
 //! ```text
 //! payload (after the 32-byte record header; kind = 2, a = segment id):
-//!   u16  commit format version (1)
+//!   u16  commit format version (1 or 2, see below)
 //!   u64  segment id
 //!   u64  lsn            store-wide sequence number of this commit
 //!   i64  committed_us   when the store acknowledged it
 //!   i64  start_us, i64 end_us
 //!   u64  bytes          segment length
 //!   [32] sha256         of the whole segment
-//!   u32  chunk_capacity payload bytes of every chunk but the last (0, with no extents, for
-//!                       a segment recovered from the cloud tier: its bytes are only there)
+//!   u32  chunk_capacity version 1: payload bytes of every chunk but the last; version 2: the
+//!                       most any chunk holds (0, with no extents, for a segment recovered
+//!                       from the cloud tier: its bytes are only there)
 //!   str16 officer, str16 device          (u16 length + UTF-8)
 //!   list categories, list cases, list tags  (u16 count + str16 each)
 //!   u32  extent count, then per chunk in order: u32 volume id, u64 header offset, u32 length
 //!   u32  fix count, then fixes: the first as zigzag varints (time_us, lat_e7, lon_e7),
 //!        every later one as zigzag varint deltas from the previous fix
 //! ```
+//!
+//! Version 2 has exactly the same fields; only the rule on chunk lengths differs. In version 1
+//! every chunk but the last is full (`chunk_capacity`), so the chunk holding byte `pos` is
+//! `pos / chunk_capacity`. In version 2 (written by resumable uploads, whose every
+//! acknowledged request ends in a short chunk) any chunk may be shorter, 1..=capacity bytes,
+//! and the chunk holding `pos` is found by a binary search over the prefix sums of the
+//! extent lengths ([`ChunkLayout`]). `encode` writes version 1 whenever the chunks are uniform,
+//! so ordinary ingest still writes (and older builds still read) version 1.
 
 use super::{DecodeError, Reader, Writer};
 use crate::meta::{GpsFix, SegmentMeta};
 
+/// Version written for uniform chunks (every chunk but the last full).
 pub const COMMIT_VERSION: u16 = 1;
+/// Version written when some chunk before the last is short (resumable uploads).
+pub const COMMIT_VERSION_VARIABLE: u16 = 2;
+
+/// How a segment's byte offsets map onto its chunks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChunkLayout {
+    /// Version 1: every chunk but the last holds `capacity` bytes (a division finds a chunk).
+    Uniform { capacity: u64 },
+    /// Version 2: `starts[i]` is the segment offset of chunk `i` (a binary search finds one).
+    Variable { starts: Vec<u64> },
+}
+
+impl ChunkLayout {
+    /// The layout of these extents: uniform when every chunk but the last holds `capacity`.
+    pub fn of(capacity: u32, extents: &[Extent]) -> ChunkLayout {
+        if is_uniform(capacity, extents) {
+            return ChunkLayout::Uniform {
+                capacity: u64::from(capacity),
+            };
+        }
+        let mut at = 0u64;
+        let starts = extents
+            .iter()
+            .map(|e| {
+                let s = at;
+                at += u64::from(e.len);
+                s
+            })
+            .collect();
+        ChunkLayout::Variable { starts }
+    }
+
+    /// The chunk holding segment byte `pos` (None past the chunks, or for capacity 0).
+    pub fn index_of(&self, pos: u64) -> Option<usize> {
+        match self {
+            ChunkLayout::Uniform { capacity } => (*capacity > 0).then(|| (pos / capacity) as usize),
+            ChunkLayout::Variable { starts } => match starts.binary_search(&pos) {
+                Ok(i) => Some(i),
+                Err(0) => None,
+                Err(i) => Some(i - 1),
+            },
+        }
+    }
+
+    /// The segment offset where chunk `index` starts.
+    pub fn start_of(&self, index: usize) -> u64 {
+        match self {
+            ChunkLayout::Uniform { capacity } => index as u64 * capacity,
+            ChunkLayout::Variable { starts } => starts
+                .get(index)
+                .copied()
+                .unwrap_or_else(|| starts.last().copied().unwrap_or(0)),
+        }
+    }
+}
+
+/// Whether every chunk but the last holds exactly `capacity` bytes (version 1 rules).
+fn is_uniform(capacity: u32, extents: &[Extent]) -> bool {
+    let last = extents.len().saturating_sub(1);
+    extents
+        .iter()
+        .enumerate()
+        .all(|(i, e)| e.len <= capacity && (i == last || e.len == capacity))
+}
 
 /// Where one chunk of a segment is: the volume and the offset of its record header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +122,11 @@ pub struct CommitRecord {
 impl CommitRecord {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.u16(COMMIT_VERSION);
+        w.u16(if is_uniform(self.chunk_capacity, &self.extents) {
+            COMMIT_VERSION
+        } else {
+            COMMIT_VERSION_VARIABLE
+        });
         w.u64(self.segment_id);
         w.u64(self.lsn);
         w.i64(self.committed_us);
@@ -77,11 +155,11 @@ impl CommitRecord {
     pub fn decode(data: &[u8], with_gps: bool) -> Result<CommitRecord, DecodeError> {
         let mut r = Reader::new(data, "commit record");
         let version = r.u16()?;
-        if version != COMMIT_VERSION {
+        if version != COMMIT_VERSION && version != COMMIT_VERSION_VARIABLE {
             return Err(DecodeError::UnsupportedVersion {
                 what: "commit record",
                 found: u32::from(version),
-                supported: u32::from(COMMIT_VERSION),
+                supported: u32::from(COMMIT_VERSION_VARIABLE),
             });
         }
         let segment_id = r.u64()?;
@@ -135,14 +213,20 @@ impl CommitRecord {
             },
             extents,
         };
-        rec.check_layout()?;
+        rec.check_layout(version == COMMIT_VERSION_VARIABLE)?;
         Ok(rec)
     }
 
-    /// The extents must describe exactly `bytes` bytes: full chunks, then one shorter or
-    /// equal last chunk. The one exception is a segment recovered from the cloud tier: no
-    /// extents and chunk capacity 0 (its bytes exist only in the cloud).
-    fn check_layout(&self) -> Result<(), DecodeError> {
+    /// How this segment's offsets map onto its chunks.
+    pub fn layout(&self) -> ChunkLayout {
+        ChunkLayout::of(self.chunk_capacity, &self.extents)
+    }
+
+    /// The extents must describe exactly `bytes` bytes: in version 1 full chunks, then one
+    /// shorter or equal last chunk; in version 2 (`variable`) chunks of 1..=capacity bytes.
+    /// The one exception is a segment recovered from the cloud tier: no extents and chunk
+    /// capacity 0 (its bytes are only in the cloud).
+    fn check_layout(&self, variable: bool) -> Result<(), DecodeError> {
         let cap = u64::from(self.chunk_capacity);
         if cap == 0 && self.extents.is_empty() {
             return Ok(());
@@ -154,7 +238,7 @@ impl CommitRecord {
         let last = self.extents.len().saturating_sub(1);
         for (i, e) in self.extents.iter().enumerate() {
             let len = u64::from(e.len);
-            if len > cap || (i < last && len != cap) || len == 0 {
+            if len > cap || (!variable && i < last && len != cap) || len == 0 {
                 return Err(DecodeError::invalid(
                     "commit record",
                     format!("chunk {i} has length {len}, capacity {cap}"),
@@ -277,6 +361,39 @@ mod tests {
         for n in 0..enc.len() {
             assert!(CommitRecord::decode(&enc[..n], true).is_err(), "len {n}");
         }
+    }
+
+    #[test]
+    fn uniform_chunks_are_written_as_version_1_short_ones_as_version_2() {
+        let c = sample();
+        assert_eq!(&c.encode()[..2], &COMMIT_VERSION.to_le_bytes());
+        assert_eq!(c.layout().index_of(4064), Some(1));
+        let mut v = sample();
+        v.extents[0].len = 100;
+        v.extents.push(Extent {
+            volume_id: 2,
+            offset: 12_288,
+            len: 4064,
+        });
+        v.bytes = 100 + 10 + 4064;
+        let enc = v.encode();
+        assert_eq!(&enc[..2], &COMMIT_VERSION_VARIABLE.to_le_bytes());
+        assert_eq!(CommitRecord::decode(&enc, true).unwrap(), v);
+        let l = v.layout();
+        let want = [(0, 0), (99, 0), (100, 1), (109, 1), (110, 2), (4173, 2)];
+        for (pos, index) in want {
+            assert_eq!(l.index_of(pos), Some(index), "pos {pos}");
+        }
+        assert_eq!(l.start_of(2), 110);
+        // The same short chunk under version 1 is refused.
+        let mut as_v1 = enc.clone();
+        as_v1[..2].copy_from_slice(&COMMIT_VERSION.to_le_bytes());
+        assert!(CommitRecord::decode(&as_v1, true).is_err());
+        // A version 2 chunk may still not exceed the capacity or be empty.
+        let mut big = v.clone();
+        big.extents[0].len = 4065;
+        big.bytes += 3965;
+        assert!(CommitRecord::decode(&big.encode(), true).is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod change;
 pub mod commit;
 pub mod record;
 pub mod scrub;
+pub mod upload;
 pub mod volume;
 
 pub use bytes::{Reader, Writer};

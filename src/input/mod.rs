@@ -20,7 +20,9 @@ pub use gps::{parse_csv, parse_gps_file, parse_gpx};
 pub use manifest::{
     parse_manifest, parse_manifest_named, parse_sidecar, read_manifest, ManifestEntry,
 };
-pub use mp4::{mp4_creation_time_us, mp4_duration_us, mp4_info, mp4_info_bytes, Mp4Info};
+pub use mp4::{
+    mp4_creation_time_us, mp4_duration_us, mp4_info, mp4_info_bytes, mp4_info_reader, Mp4Info,
+};
 pub use time::{format_time, parse_time, parse_time_or_unix, unix_seconds_to_us};
 
 /// Everything that can go wrong while reading input.

@@ -80,6 +80,15 @@ pub fn mp4_info_bytes(data: &[u8]) -> Result<Option<Mp4Info>, InputError> {
     }
 }
 
+/// Like [`mp4_info`], over any seekable reader of `len` bytes (an upload's stored chunks).
+pub fn mp4_info_reader<R: Read + Seek>(mut r: R, len: u64) -> Result<Option<Mp4Info>, InputError> {
+    let io = |e| InputError::io(Path::new("<upload>"), e);
+    match find_moov_in(&mut r, len, io)? {
+        Some(body) => parse_moov(&body).map(Some),
+        None => Ok(None),
+    }
+}
+
 /// Walks the top-level boxes and returns the body of the `moov` box; `None` means no usable
 /// `moov` was found.
 fn find_moov(path: &Path) -> Result<Option<Vec<u8>>, InputError> {

@@ -7,7 +7,8 @@
 //!              ├─ page.rs    GET /, /app.js, /style.css, /vendor/leaflet-*/  (bundled in the binary)
 //!              ├─ station.rs GET /api/latest, /api/config        (the page's opening view, map)
 //!              ├─ api.rs     search, info, track, stats, whoami, changes  ─┐
-//!              └─ video.rs   GET/HEAD video (Range, ETag, 304, 416)      ─┴─ Store (blocking pool)
+//!              ├─ video.rs   GET/HEAD video (Range, ETag, 304, 416)      ─┤
+//!              └─ tus.rs     resumable uploads at /api/uploads (tus 1.0) ─┴─ Store (blocking pool)
 //! ```
 //!
 //! Invariants:
@@ -38,6 +39,7 @@ pub mod page;
 pub mod station;
 pub mod token_audit;
 pub mod tokens;
+pub mod tus;
 pub mod video;
 
 use std::future::Future;
@@ -270,6 +272,7 @@ pub fn router(app: Arc<App>, log_requests: bool) -> Router {
         .merge(station::routes())
         .merge(video::routes())
         .merge(crate::service::http::routes())
+        .merge(tus::routes())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("method not allowed on this endpoint".into())

@@ -285,6 +285,7 @@ impl Store {
         let mut copies = Vec::with_capacity(moves.len());
         for old in moves {
             let mut rec = old.clone();
+            let layout = old.layout();
             let evicted = inner
                 .catalog
                 .read()
@@ -296,7 +297,7 @@ impl Store {
                 }
                 let corrupt = |what: String| Error::SegmentCorrupt {
                     segment: old.segment_id,
-                    offset: index as u64 * u64::from(old.chunk_capacity),
+                    offset: layout.start_of(index),
                     what,
                 };
                 let (h, payload) = src
@@ -335,11 +336,13 @@ impl super::Inner {
     /// Sealed volumes not taking appends, with their occupancy, by id.
     pub(crate) fn sealed_occupancy(&self) -> Vec<(u32, Occupancy)> {
         let active = self.active_volume_ids();
+        // Volumes holding chunks of uploads in progress are not dead, whatever the catalog says.
+        let pinned = self.uploads.pinned_volumes();
         let sealed: Vec<(u32, (u64, u32))> = {
             let cat = self.catalog.read();
             cat.volumes
                 .values()
-                .filter(|v| v.sealed && !active.contains(&v.id))
+                .filter(|v| v.sealed && !active.contains(&v.id) && !pinned.contains(&v.id))
                 .map(|v| (v.id, cat.volume_live.get(&v.id).copied().unwrap_or((0, 0))))
                 .collect()
         };

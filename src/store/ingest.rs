@@ -89,6 +89,9 @@ pub struct SegmentWriter {
     failed: bool,
     /// Seals chunk payloads in an encrypted store.
     cipher: Option<crate::crypt::SegmentCipher>,
+    /// Volumes an upload session has chunks in (kept from compaction and volume dropping):
+    /// each is added before the first append to it.
+    pins: Option<Arc<parking_lot::Mutex<std::collections::HashSet<u32>>>>,
 }
 
 impl SegmentWriter {
@@ -101,6 +104,19 @@ impl SegmentWriter {
         meta.validate().map_err(Error::Invalid)?;
         let dir = inner.pick_dir()?;
         let id = inner.next_segment_id.fetch_add(1, Ordering::SeqCst);
+        let day = Inner::day_of(meta.start_us);
+        Ok(SegmentWriter::with_parts(inner, meta, actor, id, dir, day))
+    }
+
+    /// A writer for segment `id` in data dir `dir` and volume day `day` (already chosen).
+    pub(crate) fn with_parts(
+        inner: Arc<Inner>,
+        meta: SegmentMeta,
+        actor: Arc<str>,
+        id: u64,
+        dir: u16,
+        day: i64,
+    ) -> SegmentWriter {
         let cipher = inner.crypt.as_ref().map(|c| c.segment(id));
         let overhead = if cipher.is_some() {
             crate::crypt::OVERHEAD
@@ -109,8 +125,7 @@ impl SegmentWriter {
         };
         let capacity =
             chunk_payload_capacity(u64::from(inner.config.chunk_size)) as usize - overhead;
-        let day = Inner::day_of(meta.start_us);
-        Ok(SegmentWriter {
+        SegmentWriter {
             inner,
             actor,
             id,
@@ -125,7 +140,76 @@ impl SegmentWriter {
             touched: Vec::new(),
             failed: false,
             cipher,
-        })
+            pins: None,
+        }
+    }
+
+    /// A writer that goes on after `extents` (durable chunks holding `bytes` bytes, which
+    /// `hasher` has already seen): an upload session resumed after a restart or an error.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn resume(
+        inner: Arc<Inner>,
+        meta: SegmentMeta,
+        actor: Arc<str>,
+        (id, dir, day): (u64, u16, i64),
+        extents: Vec<Extent>,
+        bytes: u64,
+        hasher: Sha256,
+        pins: Arc<parking_lot::Mutex<std::collections::HashSet<u32>>>,
+    ) -> SegmentWriter {
+        let mut w = SegmentWriter::with_parts(inner, meta, actor, id, dir, day);
+        w.extents = extents;
+        w.bytes = bytes;
+        w.hasher = hasher;
+        w.pins = Some(pins);
+        w
+    }
+
+    /// The hash state, length and chunks of a writer whose every byte is durable (after
+    /// [`SegmentWriter::persist_tail`]), without its handle on the store: an upload session
+    /// keeps this between requests (a writer kept inside the store would keep it open).
+    /// None if a write failed or bytes are held back.
+    pub(crate) fn suspend(self) -> Option<(Sha256, u64, Vec<Extent>)> {
+        (!self.failed && self.buf.is_empty()).then_some((self.hasher, self.bytes, self.extents))
+    }
+
+    /// Payload bytes of a full chunk.
+    pub(crate) fn capacity(&self) -> u32 {
+        self.capacity as u32
+    }
+
+    /// The chunks written so far (after [`SegmentWriter::persist_tail`]: all of them).
+    pub(crate) fn extents(&self) -> &[Extent] {
+        &self.extents
+    }
+
+    /// The metadata the commit record will carry (an upload fills in its end time last).
+    pub(crate) fn meta_mut(&mut self) -> &mut SegmentMeta {
+        &mut self.meta
+    }
+
+    /// Makes every byte written so far durable: the bytes held back for a partial chunk are
+    /// written as a short chunk (which makes the segment's layout version 2) and every volume
+    /// touched is fdatasync'ed. Afterwards [`SegmentWriter::extents`] describes all
+    /// [`SegmentWriter::bytes`].
+    pub(crate) fn persist_tail(&mut self) -> Result<()> {
+        if self.failed {
+            return Err(failed_earlier());
+        }
+        let r = (|| {
+            if !self.buf.is_empty() {
+                let chunk = std::mem::take(&mut self.buf);
+                self.append_chunk(&[&chunk])?;
+            }
+            for (w, end) in &self.touched {
+                w.sync_to(*end)?;
+            }
+            Ok(())
+        })();
+        if r.is_err() {
+            self.failed = true;
+        }
+        r.map_err(|e| self.inner.explain_disk_full(e))
     }
 
     /// The id this segment will have if it is committed (and is not a duplicate).
@@ -277,6 +361,9 @@ impl SegmentWriter {
         let len = parts.iter().map(|p| p.len()).sum::<usize>() as u32;
         loop {
             let w = self.inner.writer_for(self.dir, self.day)?;
+            if let Some(p) = &self.pins {
+                p.lock().insert(w.volume.id);
+            }
             match w.append(kind, self.id, b, parts)? {
                 Appended::At(pos) => {
                     let end = record_end(pos, len);

@@ -42,6 +42,7 @@ mod scrub;
 mod space;
 mod stats;
 mod tiering;
+pub(crate) mod upload;
 mod verified;
 mod verify;
 
@@ -66,6 +67,7 @@ pub use recover::RecoverReport;
 pub use repair::RepairOutcome;
 pub use scrub::{ScrubHandle, ScrubOptions, ScrubStatus};
 pub use stats::{DiskStats, Stats, VolumeStats};
+pub use upload::{NewUpload, UploadOptions, UploadPatch, UploadRefusal, UploadStats, UploadStatus};
 pub use verify::{CorruptSegment, FindingInfo, ScrubSummary, VerifyOptions, VerifyReport};
 
 use std::collections::{HashMap, HashSet};
@@ -182,6 +184,8 @@ pub(crate) struct Inner {
     pub(crate) ro: Option<readonly::ReadOnly>,
     /// What this process ingested since the open (counters.rs, for /metrics).
     pub counters: counters::Counters,
+    /// Resumable upload sessions (`<root>/uploads/`).
+    pub uploads: upload::Registry,
     _lock: File,
     /// flock on the store directory: unlike `LOCK`, it cannot be deleted from under the owner.
     _dir_lock: File,

@@ -410,13 +410,16 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
     // reads report them unavailable.
     let next_volume_id = cat.next_volume_id.max(max_file_id.saturating_add(1));
     let scrub = super::check::ScrubShared::load(root)?;
+    // Upload sessions reserved segment ids that no commit record names yet: never reuse them.
+    let (uploads, upload_floor, bad_uploads) = super::upload::Registry::load(root)?;
+    report.damage.extend(bad_uploads);
     let inner = Arc::new(Inner {
         root: root.to_path_buf(),
         store_id,
         dirs,
         volumes: RwLock::new(volumes),
         writers: Mutex::new(HashMap::new()),
-        next_segment_id: AtomicU64::new(cat.next_segment_id),
+        next_segment_id: AtomicU64::new(cat.next_segment_id.max(upload_floor)),
         next_lsn: AtomicU64::new(cat.next_lsn),
         next_volume_id: Mutex::new(next_volume_id),
         next_dir: AtomicUsize::new(0),
@@ -439,6 +442,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
         audit,
         scrub,
         ro: None,
+        uploads,
         _lock: lock,
         _dir_lock: dir_lock,
     });

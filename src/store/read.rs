@@ -26,7 +26,7 @@ use std::sync::Arc;
 use super::{Inner, Store};
 use crate::error::{Error, Result};
 use crate::format::change::{FLAG_EVICTED, FLAG_UPLOADED};
-use crate::format::commit::Extent;
+use crate::format::commit::{ChunkLayout, Extent};
 use crate::format::record::Kind;
 use crate::log::volume::{RecordBytes, Volume};
 
@@ -71,7 +71,8 @@ pub struct SegmentReader {
     inner: Arc<Inner>,
     id: u64,
     len: u64,
-    capacity: u64,
+    /// Where each chunk starts in the segment (version 1: by division; 2: prefix sums).
+    layout: Arc<ChunkLayout>,
     extents: Arc<[Extent]>,
     pos: u64,
     current: Option<Cached>,
@@ -114,7 +115,7 @@ impl Store {
                     inner: Arc::clone(&self.inner),
                     id,
                     len: bytes,
-                    capacity: 0,
+                    layout: Arc::new(ChunkLayout::Uniform { capacity: 0 }),
                     extents: Arc::from(Vec::new()),
                     pos: 0,
                     current: None,
@@ -128,7 +129,7 @@ impl Store {
             inner: Arc::clone(&self.inner),
             id,
             len: rec.bytes,
-            capacity: u64::from(rec.chunk_capacity),
+            layout: Arc::new(rec.layout()),
             extents: rec.extents.into(),
             pos: 0,
             current: None,
@@ -159,6 +160,29 @@ impl Store {
 }
 
 impl SegmentReader {
+    /// A reader over chunks no commit record names yet (an upload session's, to hash them
+    /// again after a restart or read an MP4 header before the commit): local copy only.
+    pub(crate) fn over_extents(
+        inner: Arc<Inner>,
+        id: u64,
+        capacity: u32,
+        extents: Vec<Extent>,
+    ) -> SegmentReader {
+        let len = extents.iter().map(|e| u64::from(e.len)).sum();
+        SegmentReader {
+            cipher: inner.crypt.as_ref().map(|c| Arc::new(c.segment(id))),
+            inner,
+            id,
+            len,
+            layout: Arc::new(ChunkLayout::of(capacity, &extents)),
+            extents: extents.into(),
+            pos: 0,
+            current: None,
+            from_cloud: false,
+            uploaded: false,
+        }
+    }
+
     pub fn id(&self) -> u64 {
         self.id
     }
@@ -180,14 +204,13 @@ impl SegmentReader {
     /// Loads and verifies the bytes holding `pos`.
     fn fill(&mut self, pos: u64) -> Result<Cached> {
         if !self.from_cloud {
-            if self.capacity == 0 {
+            let Some(index) = self.layout.index_of(pos) else {
                 return Err(Error::SegmentCorrupt {
                     segment: self.id,
                     offset: pos,
                     what: "commit record has no chunk size".into(),
                 });
-            }
-            let index = (pos / self.capacity) as usize;
+            };
             let mut got = self.local_chunk(index);
             if got.is_err() && self.reload_extents() {
                 // Compaction moved the segment since this reader opened it.
@@ -229,7 +252,7 @@ impl SegmentReader {
     /// Chunk `index` from the local copy: verified (CRC, and the AES-256-GCM tag in an
     /// encrypted store).
     fn local_chunk(&self, index: usize) -> Result<Cached> {
-        let start = index as u64 * self.capacity;
+        let start = self.layout.start_of(index);
         if self.cipher.is_some() {
             let bytes = self.decrypted_chunk(index)?;
             return Ok(Cached::Decrypted { start, bytes });
@@ -262,7 +285,7 @@ impl SegmentReader {
                 Some(Err(t)) => {
                     return Err(Error::SegmentCorrupt {
                         segment: self.id,
-                        offset: index as u64 * self.capacity,
+                        offset: self.layout.start_of(index),
                         what: format!("chunk {index}: {t}"),
                     })
                 }
@@ -274,7 +297,7 @@ impl SegmentReader {
     /// its extent: the nonce and tag in an encrypted store); returns it with its volume and
     /// punch epoch.
     fn chunk(&self, index: usize, overhead: u32) -> Result<(Arc<Volume>, u64, RecordBytes)> {
-        let at = index as u64 * self.capacity;
+        let at = self.layout.start_of(index);
         let corrupt = |what: String| Error::SegmentCorrupt {
             segment: self.id,
             offset: at,

@@ -294,6 +294,7 @@ fn open_read_only(
         tier: Mutex::new(None),
         punch_holes: std::sync::atomic::AtomicBool::new(false),
         counters: Default::default(),
+        uploads: super::upload::Registry::empty(),
         crypt,
         catalog: RwLock::new(cat),
         report: loaded.report,

@@ -121,13 +121,13 @@ impl Store {
                 meta.sha256, meta.bytes
             )));
         }
-        let capacity = u64::from(rec.chunk_capacity);
+        let layout = rec.layout();
         for &index in chunks {
             let ext = *rec
                 .extents
                 .get(index as usize)
                 .ok_or_else(|| Error::Invalid(format!("segment {id} has no chunk {index}")))?;
-            let start = u64::from(index) * capacity;
+            let start = layout.start_of(index as usize);
             let plain = tier.read_range(id, start..start + u64::from(ext.len))?;
             if plain.len() as u64 != u64::from(ext.len) {
                 return Err(Error::Cloud(format!(

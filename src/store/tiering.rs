@@ -396,10 +396,12 @@ impl Store {
         let candidates: Vec<u32> = {
             // `writers` before `catalog` (the lock order).
             let active = self.inner.active_volume_ids();
+            // Chunks of uploads in progress live there.
+            let pinned = self.inner.uploads.pinned_volumes();
             let cat = self.inner.catalog.read();
             cat.volumes
                 .values()
-                .filter(|v| v.sealed && !active.contains(&v.id))
+                .filter(|v| v.sealed && !active.contains(&v.id) && !pinned.contains(&v.id))
                 .filter(|v| cat.volume_live.get(&v.id).is_none_or(|l| *l == (0, 0)))
                 .map(|v| v.id)
                 .collect()

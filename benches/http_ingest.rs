@@ -1,0 +1,272 @@
+//! HTTP ingest throughput: 8 concurrent uploads of 64 MiB over loopback through tus (one
+//! POST and one PATCH each, into a fresh store served by `footage::server`) against plain
+//! HTTP PUTs of the same bytes into files with one fsync per upload (a minimal axum PUT
+//! handler in this bench: the body streamed to a file, `sync_data`, 201), same run.
+//!
+//! Every iteration starts from a fresh store / empty directory (created outside the timed
+//! region); each upload gets a unique stamp so the engine never takes its duplicate path.
+//! After the criterion groups an interleaved pass (`FOOTAGE_BENCH_ROUNDS`, default 3) runs
+//! both back to back per round and prints MB/s of each and the ratio tus / PUT (goal ≥ 0.8).
+//!
+//! Environment: `FOOTAGE_BENCH_MIB` (default 64) per upload, `FOOTAGE_BENCH_STREAMS`
+//! (default 8), `FOOTAGE_BENCH_CRITERION=0` to run only the interleaved pass.
+//!
+//! Run: `cargo bench --bench http_ingest`.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::put;
+use base64::Engine;
+use criterion::{Criterion, Throughput};
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn payload(len: usize) -> Vec<u8> {
+    let mut s = 0x9E37_79B9_7F4A_7C15u64;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s as u8
+        })
+        .collect()
+}
+
+/// Sends one request with a body and reads the response; returns the status line and head.
+fn request(addr: SocketAddr, head: &str, body: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_nodelay(true).ok();
+    s.write_all(head.as_bytes()).expect("send head");
+    s.write_all(body).expect("send body");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).ok();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn header<'a>(resp: &'a str, name: &str) -> Option<&'a str> {
+    resp.split("\r\n")
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+}
+
+/// One tus upload: create, then the whole body in one PATCH.
+fn tus_upload(addr: SocketAddr, data: &[u8], device: &str) {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let meta = format!(
+        "officer {},device {},start {},end {}",
+        b64("MET-1"),
+        b64(device),
+        b64("2025-11-20T14:03:00Z"),
+        b64("2025-11-20T14:33:00Z")
+    );
+    let created = request(
+        addr,
+        &format!(
+            "POST /api/uploads HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+             Tus-Resumable: 1.0.0\r\nUpload-Length: {}\r\nUpload-Metadata: {meta}\r\n\
+             Content-Length: 0\r\n\r\n",
+            data.len()
+        ),
+        b"",
+    );
+    let loc = header(&created, "location").expect("Location").to_string();
+    let done = request(
+        addr,
+        &format!(
+            "PATCH {loc} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+             Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n\
+             Content-Type: application/offset+octet-stream\r\nContent-Length: {}\r\n\r\n",
+            data.len()
+        ),
+        data,
+    );
+    assert!(header(&done, "footage-segment").is_some(), "{done}");
+}
+
+fn put_upload(addr: SocketAddr, data: &[u8], name: &str) {
+    let r = request(
+        addr,
+        &format!(
+            "PUT /put/{name} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+             Content-Length: {}\r\n\r\n",
+            data.len()
+        ),
+        data,
+    );
+    assert!(r.starts_with("HTTP/1.1 201"), "{r}");
+}
+
+/// The baseline: PUT /put/NAME streams the body into DIR/NAME, fsyncs it once, answers 201.
+async fn put_handler(
+    State(dir): State<Arc<PathBuf>>,
+    Path(name): Path<String>,
+    body: Body,
+) -> StatusCode {
+    let path = dir.join(name);
+    let Ok(mut f) = tokio::fs::File::create(&path).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    };
+    let mut s = body.into_data_stream();
+    while let Some(Ok(b)) = s.next().await {
+        if f.write_all(&b).await.is_err() {
+            return StatusCode::INTERNAL_SERVER_ERROR;
+        }
+    }
+    if f.sync_data().await.is_err() {
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    StatusCode::CREATED
+}
+
+struct PutServer {
+    addr: SocketAddr,
+    _rt: tokio::runtime::Runtime,
+}
+
+fn put_server(dir: PathBuf) -> PutServer {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = axum::Router::new()
+        .route("/put/{name}", put(put_handler))
+        .with_state(Arc::new(dir));
+    rt.spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    PutServer { addr, _rt: rt }
+}
+
+/// Runs `streams` uploads at once; returns the wall time.
+fn concurrent(streams: usize, data: &Arc<Vec<u8>>, go: impl Fn(usize, &[u8]) + Sync) -> Duration {
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for i in 0..streams {
+            let go = &go;
+            let data = Arc::clone(data);
+            s.spawn(move || go(i, &data));
+        }
+    });
+    t.elapsed()
+}
+
+fn stamped(base: &[u8], round: u64) -> Arc<Vec<u8>> {
+    let mut v = base.to_vec();
+    v[..8].copy_from_slice(&round.to_le_bytes());
+    Arc::new(v)
+}
+
+fn tus_round(streams: usize, data: &Arc<Vec<u8>>, round: u64) -> Duration {
+    let dir = tempfile::tempdir_in(bench_root()).expect("tempdir");
+    let store = footage::Store::create(dir.path()).expect("store");
+    let srv = footage::server::spawn(
+        store.clone(),
+        footage::server::ServerOptions {
+            addr: "127.0.0.1:0".parse().expect("addr"),
+            log_requests: false,
+            ..footage::server::ServerOptions::default()
+        },
+    )
+    .expect("server");
+    let addr = srv.addr();
+    let data = stamped(data, round);
+    let t = concurrent(streams, &data, |i, d| {
+        tus_upload(addr, d, &format!("AX-{round}-{i}"))
+    });
+    let _ = srv.stop();
+    t
+}
+
+fn put_round(streams: usize, data: &Arc<Vec<u8>>, round: u64) -> Duration {
+    let dir = tempfile::tempdir_in(bench_root()).expect("tempdir");
+    let srv = put_server(dir.path().to_path_buf());
+    let addr = srv.addr;
+    let data = stamped(data, round);
+    concurrent(streams, &data, |i, d| {
+        put_upload(addr, d, &format!("f{round}-{i}"))
+    })
+}
+
+fn bench_root() -> PathBuf {
+    let p = std::env::var("FOOTAGE_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| std::env::temp_dir());
+    std::fs::create_dir_all(&p).ok();
+    p
+}
+
+fn main() {
+    let mib = env_usize("FOOTAGE_BENCH_MIB", 64);
+    let streams = env_usize("FOOTAGE_BENCH_STREAMS", 8);
+    let data = Arc::new(payload(mib << 20));
+    let total = (streams * (mib << 20)) as u64;
+    if std::env::var("FOOTAGE_BENCH_CRITERION").as_deref() != Ok("0") {
+        let mut c = Criterion::default().configure_from_args();
+        let mut g = c.benchmark_group(format!("http_ingest/{streams}x{mib}MiB"));
+        g.sample_size(10).throughput(Throughput::Bytes(total));
+        let mut round = 1_000u64;
+        g.bench_function("tus", |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| {
+                        round += 1;
+                        tus_round(streams, &data, round)
+                    })
+                    .sum()
+            })
+        });
+        g.bench_function("put_fsync", |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| {
+                        round += 1;
+                        put_round(streams, &data, round)
+                    })
+                    .sum()
+            })
+        });
+        g.finish();
+        c.final_summary();
+    }
+    let rounds = env_usize("FOOTAGE_BENCH_ROUNDS", 3) as u64;
+    let mut best = (Duration::MAX, Duration::MAX);
+    for r in 0..rounds {
+        let (t, p) = if r % 2 == 0 {
+            let t = tus_round(streams, &data, r);
+            (t, put_round(streams, &data, r))
+        } else {
+            let p = put_round(streams, &data, r);
+            (tus_round(streams, &data, r), p)
+        };
+        best = (best.0.min(t), best.1.min(p));
+    }
+    let mbs = |d: Duration| total as f64 / d.as_secs_f64() / 1e6;
+    println!(
+        "http_ingest {streams}x{mib} MiB: tus {:.0} MB/s, PUT+fsync {:.0} MB/s, ratio {:.3} \
+         (best of {rounds}; goal >= 0.8)",
+        mbs(best.0),
+        mbs(best.1),
+        best.1.as_secs_f64() / best.0.as_secs_f64()
+    );
+}

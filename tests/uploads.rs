@@ -1,0 +1,787 @@
+//! Resumable uploads (tus 1.0) at /api/uploads, through real HTTP: interrupted requests
+//! resumed from HEAD (a socket cut mid-body included), restarts and kill -9 of a `footage
+//! serve` child, duplicates, concurrency, termination, hostile headers, and the commit
+//! record version 2 that uploads write.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::{random_bytes, T0};
+use footage::server::{self, ServerOptions};
+use footage::Store;
+use sha2::{Digest, Sha256};
+
+/// A response: status and headers (lowercase names), body.
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn h(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads a whole `Connection: close` response.
+fn read_resp(s: &mut TcpStream) -> Resp {
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(&out)));
+    let head = String::from_utf8_lossy(&out[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Resp {
+        status,
+        headers,
+        body: out[split + 4..].to_vec(),
+    }
+}
+
+/// A tiny tus client over raw sockets (so a body can be cut off at any byte).
+#[derive(Clone)]
+struct Tus {
+    addr: SocketAddr,
+    token: Option<String>,
+}
+
+impl Tus {
+    fn send(&self, method: &str, path: &str, headers: &[(&str, String)], body: &[u8]) -> Resp {
+        let mut s = self.start(method, path, headers, Some(body.len()));
+        s.write_all(body).unwrap();
+        read_resp(&mut s)
+    }
+
+    /// Sends the head of a request announcing `len` body bytes; returns the socket.
+    fn start(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        len: Option<usize>,
+    ) -> TcpStream {
+        let mut s = TcpStream::connect(self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nTus-Resumable: 1.0.0\r\n"
+        );
+        if let Some(t) = &self.token {
+            req += &format!("Authorization: Bearer {t}\r\n");
+        }
+        for (k, v) in headers {
+            req += &format!("{k}: {v}\r\n");
+        }
+        if let Some(n) = len {
+            req += &format!("Content-Length: {n}\r\n");
+        }
+        req += "\r\n";
+        s.write_all(req.as_bytes()).unwrap();
+        s
+    }
+
+    fn create(&self, len: usize, meta: &[(&str, &str)]) -> Resp {
+        self.send(
+            "POST",
+            "/api/uploads",
+            &[
+                ("Upload-Length", len.to_string()),
+                ("Upload-Metadata", metadata(meta)),
+            ],
+            b"",
+        )
+    }
+
+    fn head(&self, loc: &str) -> Resp {
+        let s = self.start("HEAD", loc, &[], None);
+        let mut s = s;
+        read_resp(&mut s)
+    }
+
+    fn offset(&self, loc: &str) -> u64 {
+        let r = self.head(loc);
+        assert_eq!(r.status, 200, "{r:?}");
+        r.h("upload-offset").unwrap().parse().unwrap()
+    }
+
+    fn patch(&self, loc: &str, offset: u64, body: &[u8]) -> Resp {
+        self.send("PATCH", loc, &patch_headers(offset), body)
+    }
+
+    /// Sends `sent` bytes of a PATCH that announced `body.len()`, then cuts the socket.
+    fn cut_patch(&self, loc: &str, offset: u64, body: &[u8], sent: usize) {
+        let mut s = self.start("PATCH", loc, &patch_headers(offset), Some(body.len()));
+        s.write_all(&body[..sent]).unwrap();
+        s.flush().unwrap();
+        let _ = s.shutdown(Shutdown::Both);
+    }
+
+    /// Creates an upload and sends `data` in one PATCH; returns the final response.
+    fn upload(&self, data: &[u8], meta: &[(&str, &str)]) -> Resp {
+        let c = self.create(data.len(), meta);
+        assert_eq!(c.status, 201, "{c:?}");
+        let loc = c.h("location").unwrap().to_string();
+        self.patch(&loc, 0, data)
+    }
+}
+
+fn patch_headers(offset: u64) -> Vec<(&'static str, String)> {
+    vec![
+        ("Upload-Offset", offset.to_string()),
+        ("Content-Type", "application/offset+octet-stream".into()),
+    ]
+}
+
+fn metadata(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{k} {}",
+                base64::engine::general_purpose::STANDARD.encode(v)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn start_text() -> String {
+    footage::input::time::format_time(T0)
+}
+
+fn std_meta(device: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("officer", "MET-7".into()),
+        ("device", device.into()),
+        ("start", start_text()),
+        ("end", footage::input::time::format_time(T0 + 60_000_000)),
+        ("tag", "dock,night".into()),
+        (
+            "gps",
+            "time,lat,lon\n2025-11-20T14:03:00Z,51.5,-0.12\n".into(),
+        ),
+    ]
+}
+
+fn as_refs<'a>(v: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    v.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Waits (generous deadline) until `f` holds.
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn local_opts() -> ServerOptions {
+    ServerOptions {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        local_actor: "tester".into(),
+        log_requests: false,
+        ..ServerOptions::default()
+    }
+}
+
+fn check_stored(store: &Store, id: u64, data: &[u8], resp: &Resp) {
+    assert_eq!(
+        resp.h("footage-sha256"),
+        Some(hex(&Sha256::digest(data)).as_str())
+    );
+    assert_eq!(store.read_range(id, 0, u64::MAX).unwrap(), data);
+    assert_eq!(store.info(id).unwrap().sha256, hex(&Sha256::digest(data)));
+    store.verify_segment(id).unwrap();
+}
+
+#[test]
+fn patches_cut_at_random_offsets_resume_from_head_and_store_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open_small(dir.path());
+    let srv = server::spawn(store.clone(), local_opts()).unwrap();
+    let tus = Tus {
+        addr: srv.addr(),
+        token: None,
+    };
+    let data = random_bytes(11, 1_500_000);
+    let meta = std_meta("AX-1");
+    let c = tus.create(data.len(), &as_refs(&meta));
+    assert_eq!(c.status, 201, "{c:?}");
+    assert!(c.h("upload-expires").is_some());
+    let loc = c.h("location").unwrap().to_string();
+    assert!(loc.starts_with("/api/uploads/"));
+    let mut rng = common::random_bytes(5, 64).into_iter();
+    let mut offset = 0u64;
+    let mut cuts = 0;
+    while (offset as usize) < data.len() {
+        let rest = &data[offset as usize..];
+        let r = rng.next().unwrap_or(7) as usize;
+        if !r.is_multiple_of(3) && rest.len() > 10 {
+            // Cut the socket after a random part of the body: what arrived becomes durable.
+            let sent = 1 + (r * 7919) % (rest.len() - 1).min(300_000);
+            tus.cut_patch(&loc, offset, rest, sent);
+            let want = offset + sent as u64;
+            wait_for("the cut PATCH to be made durable", || {
+                tus.offset(&loc) == want
+            });
+            offset = want;
+            cuts += 1;
+        } else {
+            // A whole request for a random part of what is left.
+            let n = (1 + (r * 104_729) % rest.len()).min(rest.len());
+            let resp = tus.patch(&loc, offset, &rest[..n]);
+            assert_eq!(resp.status, 204, "{resp:?}");
+            offset += n as u64;
+            assert_eq!(resp.h("upload-offset"), Some(offset.to_string().as_str()));
+            if offset as usize == data.len() {
+                let id: u64 = resp.h("footage-segment").unwrap().parse().unwrap();
+                assert_eq!(resp.h("footage-duplicate"), Some("false"));
+                check_stored(&store, id, &data, &resp);
+                // HEAD repeats the segment for a dock that lost the answer.
+                let h = tus.head(&loc);
+                assert_eq!(h.h("footage-segment"), Some(id.to_string().as_str()));
+                assert_eq!(h.h("cache-control"), Some("no-store"));
+            }
+        }
+    }
+    assert!(cuts >= 3, "only {cuts} cuts");
+    let id: u64 = tus
+        .head(&loc)
+        .h("footage-segment")
+        .unwrap()
+        .parse()
+        .unwrap();
+    srv.stop().unwrap();
+    let report = store.verify(None, |_| {}).unwrap();
+    common::assert_verify_clean(&report, "after the uploads");
+    drop(store);
+    // A version 2 commit record (short chunks in the middle) reads back after a reopen, and
+    // the upload's reserved id is not handed out again.
+    let store = common::open_small(dir.path());
+    assert_eq!(store.read_range(id, 0, u64::MAX).unwrap(), data);
+    let other = store
+        .ingest_bytes(common::meta("MET-1", "AX-9", T0), &random_bytes(3, 200_000))
+        .unwrap();
+    assert!(other.id > id);
+    // Uniform segments still read as before (version 1).
+    assert_eq!(
+        store.read_range(other.id, 0, u64::MAX).unwrap(),
+        random_bytes(3, 200_000)
+    );
+}
+
+#[test]
+fn duplicates_concurrent_uploads_termination_and_the_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open_small(dir.path());
+    let srv = server::spawn(store.clone(), local_opts()).unwrap();
+    let tus = Tus {
+        addr: srv.addr(),
+        token: None,
+    };
+    let o = tus.send("OPTIONS", "/api/uploads", &[], b"");
+    assert_eq!(o.status, 204);
+    assert_eq!(o.h("tus-version"), Some("1.0.0"));
+    assert!(o.h("tus-extension").unwrap().contains("termination"));
+    assert!(o.h("tus-max-size").is_some());
+    // 8 docks at once.
+    let handles: Vec<_> = (0..8u64)
+        .map(|i| {
+            let tus = tus.clone();
+            std::thread::spawn(move || {
+                let data = random_bytes(100 + i, 300_000 + i as usize * 1000);
+                let meta = std_meta(&format!("AX-{i}"));
+                let r = tus.upload(&data, &as_refs(&meta));
+                assert_eq!(r.status, 204, "{r:?}");
+                (
+                    r.h("footage-segment").unwrap().parse::<u64>().unwrap(),
+                    data,
+                    r,
+                )
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for h in handles {
+        let (id, data, r) = h.join().unwrap();
+        check_stored(&store, id, &data, &r);
+        ids.push(id);
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 8);
+    // The same device sending the same bytes again gets the same segment.
+    let again = tus.upload(&random_bytes(103, 303_000), &as_refs(&std_meta("AX-3")));
+    assert_eq!(again.h("footage-duplicate"), Some("true"));
+    let first = store
+        .find_duplicate("AX-3", &Sha256::digest(random_bytes(103, 303_000)).into())
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.h("footage-segment"), Some(first.to_string().as_str()));
+    assert_eq!(store.len(), 8);
+    // One in progress shows in the list; terminated, it is gone and stores nothing.
+    let c = tus.create(1000, &as_refs(&std_meta("AX-T")));
+    let loc = c.h("location").unwrap().to_string();
+    assert_eq!(tus.patch(&loc, 0, &[1u8; 400]).status, 204);
+    let list = tus.send("GET", "/api/uploads", &[], b"");
+    let v: serde_json::Value = serde_json::from_slice(&list.body).unwrap();
+    let ups = v["uploads"].as_array().unwrap();
+    assert_eq!(ups.len(), 1, "{v}");
+    assert_eq!(ups[0]["offset"], 400);
+    assert_eq!(ups[0]["device"], "AX-T");
+    assert_eq!(ups[0]["caller"], "tester");
+    let stats = store.upload_stats();
+    assert_eq!((stats.sessions_open, stats.completed_total), (1, 9));
+    assert_eq!(tus.send("DELETE", &loc, &[], b"").status, 204);
+    assert_eq!(tus.head(&loc).status, 404);
+    assert_eq!(tus.patch(&loc, 400, &[1u8; 10]).status, 404);
+    assert_eq!(store.len(), 8);
+    let audit: Vec<String> = store
+        .audit_entries(None, None)
+        .unwrap()
+        .iter()
+        .map(|e| e.action.clone())
+        .collect();
+    for a in ["upload-create", "upload-complete", "upload-terminate"] {
+        assert!(
+            audit.iter().any(|x| x == a),
+            "{a} missing from the audit log"
+        );
+    }
+    srv.stop().unwrap();
+    // Dead chunks of the terminated upload are ordinary dead space: compaction may take them.
+    store.compact(0.0, "tester").unwrap();
+    common::assert_verify_clean(&store.verify(None, |_| {}).unwrap(), "after compaction");
+    for id in ids {
+        store.verify_segment(id).unwrap();
+    }
+}
+
+#[test]
+fn bad_headers_and_roles_never_change_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open_small(dir.path());
+    let reader = server::tokens::add(store.root(), "viewer", true).unwrap();
+    let writer = server::tokens::add(store.root(), "dock-1", false).unwrap();
+    let srv = server::spawn(store.clone(), local_opts()).unwrap();
+    let tus = Tus {
+        addr: srv.addr(),
+        token: Some(writer),
+    };
+    let ro = Tus {
+        addr: srv.addr(),
+        token: Some(reader),
+    };
+    let meta = std_meta("AX-B");
+    let c = tus.create(100_000, &as_refs(&meta));
+    assert_eq!(c.status, 201);
+    let loc = c.h("location").unwrap().to_string();
+    assert_eq!(tus.patch(&loc, 0, &[9u8; 50_000]).status, 204);
+    let volumes = || -> u64 {
+        common::volume_files(store.root())
+            .iter()
+            .map(|p| std::fs::metadata(p).unwrap().len())
+            .sum()
+    };
+    let before = (volumes(), store.len(), store.uploads());
+    let bad_meta: [&[(&str, &str)]; 5] = [
+        &[("officer", "MET-1")],
+        &[
+            ("officer", "MET 1"),
+            ("device", "AX"),
+            ("start", "2025-11-20T14:03:00Z"),
+        ],
+        &[
+            ("officer", "MET-1"),
+            ("device", "AX"),
+            ("start", "yesterday"),
+        ],
+        &[
+            ("officer", "M"),
+            ("device", "AX"),
+            ("start", "2025-11-20T14:03:00Z"),
+            ("gps", "not,a\ntrack"),
+        ],
+        &[
+            ("officer", "M"),
+            ("device", "AX"),
+            ("start", "2025-11-20T14:03:00Z"),
+            ("end", "2025-11-20T14:00:00Z"),
+        ],
+    ];
+    for m in bad_meta {
+        let r = tus.create(10, m);
+        assert_eq!(r.status, 400, "{m:?}: {r:?}");
+        assert!(String::from_utf8_lossy(&r.body).contains("error"));
+    }
+    let bad = [
+        // Not base64.
+        tus.send(
+            "POST",
+            "/api/uploads",
+            &[
+                ("Upload-Length", "5".into()),
+                ("Upload-Metadata", "officer ***".into()),
+            ],
+            b"",
+        ),
+        tus.send(
+            "POST",
+            "/api/uploads",
+            &[("Upload-Length", "-5".into())],
+            b"",
+        ),
+        tus.send(
+            "POST",
+            "/api/uploads",
+            &[("Upload-Length", "99999999999999999999999".into())],
+            b"",
+        ),
+        tus.send(
+            "POST",
+            "/api/uploads",
+            &[("Upload-Length", (1u64 << 62).to_string())],
+            b"",
+        ),
+        ro.create(10, &as_refs(&meta)),
+        ro.patch(&loc, 50_000, &[1u8; 10]),
+        ro.send("DELETE", &loc, &[], b""),
+        tus.patch(&loc, 49_999, &[1u8; 10]),
+        tus.patch(&loc, 50_001, &[1u8; 10]),
+        tus.send(
+            "PATCH",
+            &loc,
+            &[
+                ("Upload-Offset", "50000".into()),
+                ("Content-Type", "application/octet-stream".into()),
+            ],
+            &[1u8; 10],
+        ),
+        tus.send(
+            "PATCH",
+            &loc,
+            &[
+                ("Upload-Offset", "x".into()),
+                ("Content-Type", "application/offset+octet-stream".into()),
+            ],
+            &[1u8; 10],
+        ),
+        tus.patch(&loc, 50_000, &[1u8; 50_001]),
+        tus.patch(
+            "/api/uploads/00000000000000000000000000000000",
+            0,
+            &[1u8; 10],
+        ),
+        tus.patch("/api/uploads/..%2F..%2Fetc", 0, &[1u8; 10]),
+    ];
+    let want = [
+        400, 400, 400, 413, 403, 403, 403, 409, 409, 415, 400, 413, 404, 404,
+    ];
+    for (i, (r, w)) in bad.iter().zip(want).enumerate() {
+        assert_eq!(r.status, w, "case {i}: {r:?}");
+    }
+    // Without Tus-Resumable: 412.
+    let mut s = TcpStream::connect(srv.addr()).unwrap();
+    s.write_all(b"POST /api/uploads HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nUpload-Length: 5\r\nContent-Length: 0\r\n\r\n").unwrap();
+    let r = read_resp(&mut s);
+    assert!(r.status == 412 || r.status == 401, "{r:?}");
+    assert_eq!(before, (volumes(), store.len(), store.uploads()));
+    assert!(ro.send("GET", "/api/uploads", &[], b"").status == 200);
+    // The upload goes on unharmed.
+    let r = tus.patch(&loc, 50_000, &[9u8; 50_000]);
+    assert_eq!(r.status, 204);
+    let id: u64 = r.h("footage-segment").unwrap().parse().unwrap();
+    assert_eq!(
+        store.read_range(id, 0, u64::MAX).unwrap(),
+        vec![9u8; 100_000]
+    );
+    srv.stop().unwrap();
+    common::assert_verify_clean(&store.verify(None, |_| {}).unwrap(), "after bad requests");
+}
+
+/// A `footage serve` child, killed on drop.
+struct Serve {
+    child: Child,
+    tus: Tus,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(store: &Path) -> Serve {
+    let mut child = common::spawn(
+        Command::new(env!("CARGO_BIN_EXE_footage"))
+            .arg("--store")
+            .arg(store)
+            .args(["serve", "--addr", "127.0.0.1:0", "--quiet"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    );
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{line:?}"));
+    let url = v["listening"].as_str().unwrap();
+    let addr: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+    Serve {
+        child,
+        tus: Tus { addr, token: None },
+    }
+}
+
+/// `write_bytes` of a process's /proc/PID/io.
+fn write_bytes(pid: u32) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap();
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes: "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn uploads_resume_across_a_clean_restart_and_kill_9_of_the_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let out = common::output(
+        Command::new(env!("CARGO_BIN_EXE_footage"))
+            .arg("--store")
+            .arg(&root)
+            .arg("init"),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let data = random_bytes(77, 24 << 20);
+    let meta = std_meta("AX-K");
+    // 1. A third, then a clean stop (SIGTERM).
+    let s = serve(&root);
+    let c = s.tus.create(data.len(), &as_refs(&meta));
+    assert_eq!(c.status, 201, "{c:?}");
+    let loc = c.h("location").unwrap().to_string();
+    let third = data.len() / 3;
+    assert_eq!(s.tus.patch(&loc, 0, &data[..third]).status, 204);
+    unsafe {
+        libc::kill(s.child.id() as i32, libc::SIGTERM);
+    }
+    let mut s = s;
+    s.child.wait().unwrap();
+    drop(s);
+    // 2. The service again: HEAD says a third; a PATCH cut off mid-body, then kill -9.
+    let s = serve(&root);
+    assert_eq!(s.tus.offset(&loc), third as u64);
+    let sent = third + 1_234_567;
+    s.tus
+        .cut_patch(&loc, third as u64, &data[third..], sent - third);
+    wait_for("the cut PATCH", || s.tus.offset(&loc) == sent as u64);
+    unsafe {
+        libc::kill(s.child.id() as i32, libc::SIGKILL);
+    }
+    drop(s);
+    // 3. Between runs a plain CLI ingest opens the store: it must not take the upload's id.
+    let other = dir.path().join("other.bin");
+    std::fs::write(&other, random_bytes(5, 1000)).unwrap();
+    let out = common::output(
+        Command::new(env!("CARGO_BIN_EXE_footage"))
+            .arg("--store")
+            .arg(&root)
+            .args([
+                "ingest",
+                "--officer",
+                "MET-1",
+                "--device",
+                "AX-0",
+                "--start",
+            ])
+            .arg(start_text())
+            .args(["--end", &start_text()])
+            .arg(&other),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let cli_id: u64 = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|v| {
+            v["id"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .or(v["id"].as_u64())
+        })
+        .unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(&out.stdout)));
+    // 4. Once more: the rest, measured.
+    let s = serve(&root);
+    assert_eq!(s.tus.offset(&loc), sent as u64);
+    let w0 = write_bytes(s.child.id());
+    let r = s.tus.patch(&loc, sent as u64, &data[sent..]);
+    assert_eq!(r.status, 204, "{r:?}");
+    let w1 = write_bytes(s.child.id());
+    let ratio = (w1 - w0) as f64 / (data.len() - sent) as f64;
+    println!(
+        "bytes written to disk per byte ingested over tus: {ratio:.4} ({} of {})",
+        w1 - w0,
+        data.len() - sent
+    );
+    assert!(ratio < 1.1, "write amplification {ratio}");
+    let id: u64 = r.h("footage-segment").unwrap().parse().unwrap();
+    assert_ne!(id, cli_id);
+    assert_eq!(
+        r.h("footage-sha256"),
+        Some(hex(&Sha256::digest(&data)).as_str())
+    );
+    drop(s);
+    let store = footage::Store::open(&root).unwrap();
+    assert_eq!(store.read_range(id, 0, u64::MAX).unwrap(), data);
+    common::assert_verify_clean(&store.verify(None, |_| {}).unwrap(), "after the restarts");
+}
+
+#[test]
+fn live_sessions_survive_compaction_in_an_encrypted_store_and_expired_ones_are_dead_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = footage::StoreOptions {
+        encrypt: true,
+        key: Some(footage::Key::from_bytes([4; 32])),
+        ..common::small_options()
+    };
+    let store = footage::testing::open_or_create_with(dir.path(), &opts).unwrap();
+    let srv = server::spawn(store.clone(), local_opts()).unwrap();
+    let tus = Tus {
+        addr: srv.addr(),
+        token: None,
+    };
+    // 2.5 MB over 1 MiB volumes: the first volumes are sealed and hold nothing the catalog
+    // knows, only the session's chunks.
+    let data = random_bytes(21, 2_500_000);
+    let c = tus.create(data.len(), &as_refs(&std_meta("AX-C")));
+    let loc = c.h("location").unwrap().to_string();
+    let part = 2_100_000;
+    assert_eq!(tus.patch(&loc, 0, &data[..part]).status, 204);
+    let vols_before = common::volume_files(dir.path()).len();
+    assert!(vols_before >= 2, "{vols_before} volumes");
+    store.compact(0.0, "tester").unwrap();
+    store.drop_empty_volumes("tester").unwrap();
+    assert_eq!(common::volume_files(dir.path()).len(), vols_before);
+    // A restart in between: the session's pins come back from its record.
+    srv.stop().unwrap();
+    drop(store);
+    let store = footage::testing::open_or_create_with(dir.path(), &opts).unwrap();
+    store.compact(0.0, "tester").unwrap();
+    store.drop_empty_volumes("tester").unwrap();
+    let srv = server::spawn(store.clone(), local_opts()).unwrap();
+    let tus = Tus {
+        addr: srv.addr(),
+        token: None,
+    };
+    assert_eq!(tus.offset(&loc), part as u64);
+    let r = tus.patch(&loc, part as u64, &data[part..]);
+    assert_eq!(r.status, 204, "{r:?}");
+    let id: u64 = r.h("footage-segment").unwrap().parse().unwrap();
+    check_stored(&store, id, &data, &r);
+    // The chunk payloads on disk are sealed: the plaintext is nowhere in the volumes.
+    let needle = &data[1000..1064];
+    for v in common::volume_files(dir.path()) {
+        let bytes = std::fs::read(v).unwrap();
+        assert!(!bytes.windows(needle.len()).any(|w| w == needle));
+    }
+    // An expired session is removed, in the audit log, and its chunks become dead space.
+    store.set_upload_options(footage::UploadOptions {
+        expires_after: Duration::ZERO,
+        ..footage::UploadOptions::default()
+    });
+    let c = tus.create(1_500_000, &as_refs(&std_meta("AX-E")));
+    let loc = c.h("location").unwrap().to_string();
+    assert_eq!(tus.patch(&loc, 0, &random_bytes(3, 1_200_000)).status, 204);
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(store.expire_uploads().unwrap(), 1);
+    assert_eq!(tus.head(&loc).status, 404);
+    assert!(store.uploads().is_empty());
+    assert_eq!(store.upload_stats().expired_total, 1);
+    srv.stop().unwrap();
+    let s = store.compact(0.0, "tester").unwrap();
+    assert!(s.bytes_reclaimed > 0, "{s:?}");
+    store.verify_segment(id).unwrap();
+    common::assert_verify_clean(&store.verify(None, |_| {}).unwrap(), "after expiry");
+}
+
+#[test]
+fn without_an_end_the_mp4_header_gives_it_and_a_non_mp4_cannot_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open_small(dir.path());
+    let srv = server::spawn(store.clone(), local_opts()).unwrap();
+    let tus = Tus {
+        addr: srv.addr(),
+        token: None,
+    };
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/input/tiny.mp4");
+    let mp4 = std::fs::read(&fixture).unwrap();
+    let duration = footage::input::mp4_info(&fixture)
+        .unwrap()
+        .and_then(|i| i.duration_us)
+        .unwrap();
+    let start = start_text();
+    let meta = [
+        ("officer", "MET-2"),
+        ("device", "AX-M"),
+        ("start", start.as_str()),
+    ];
+    let c = tus.create(mp4.len(), &meta);
+    assert_eq!(c.status, 201, "{c:?}");
+    let loc = c.h("location").unwrap().to_string();
+    assert_eq!(tus.patch(&loc, 0, &mp4[..700]).status, 204);
+    let r = tus.patch(&loc, 700, &mp4[700..]);
+    assert_eq!(r.status, 204, "{r:?}");
+    let id: u64 = r.h("footage-segment").unwrap().parse().unwrap();
+    let info = store.info(id).unwrap();
+    assert_eq!(info.start, start);
+    assert_eq!(info.end, footage::input::time::format_time(T0 + duration));
+    // Not an MP4 and no end: every byte is durable, but no segment can be made.
+    let junk = random_bytes(8, 5000);
+    let c = tus.create(junk.len(), &meta);
+    let loc = c.h("location").unwrap().to_string();
+    let r = tus.patch(&loc, 0, &junk);
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(String::from_utf8_lossy(&r.body).contains("end"));
+    let h = tus.head(&loc);
+    assert_eq!(h.status, 200);
+    assert_eq!(h.h("upload-offset"), Some("5000"));
+    assert!(h.h("footage-segment").is_none());
+    assert_eq!(store.len(), 1);
+    assert_eq!(tus.send("DELETE", &loc, &[], b"").status, 204);
+    srv.stop().unwrap();
+}
