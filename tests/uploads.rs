@@ -785,3 +785,72 @@ fn without_an_end_the_mp4_header_gives_it_and_a_non_mp4_cannot_complete() {
     assert_eq!(tus.send("DELETE", &loc, &[], b"").status, 204);
     srv.stop().unwrap();
 }
+
+/// A dock sends a whole recording in one PATCH and the service is killed -9 in the middle of
+/// it: what had arrived is not lost with the request. Inside a request the whole chunks are
+/// made durable every `PROGRESS_EVERY` bytes, so HEAD after the restart reports at least the
+/// last such point, never more than was sent, and the rest completes the same bytes.
+#[test]
+fn a_service_killed_inside_a_long_patch_keeps_the_progress_it_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let out = common::output(
+        Command::new(env!("CARGO_BIN_EXE_footage"))
+            .arg("--store")
+            .arg(&root)
+            .arg("init"),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let every = footage::UPLOAD_PROGRESS_EVERY as usize;
+    let data = random_bytes(91, 3 * every);
+    let meta = std_meta("AX-LONG");
+    let s = serve(&root);
+    let c = s.tus.create(data.len(), &as_refs(&meta));
+    assert_eq!(c.status, 201, "{c:?}");
+    let loc = c.h("location").unwrap().to_string();
+    // Announce the whole body, send two progress intervals and a bit, keep the socket open.
+    let sent = 2 * every + 100_000;
+    let mut sock = s
+        .tus
+        .start("PATCH", &loc, &patch_headers(0), Some(data.len()));
+    sock.write_all(&data[..sent]).unwrap();
+    sock.flush().unwrap();
+    // The service has recorded (durably) the first interval once its uploads counter says so.
+    let metrics = |s: &Serve| -> u64 {
+        let mut m = s.tus.start("GET", "/metrics", &[], None);
+        let r = read_resp(&mut m);
+        String::from_utf8_lossy(&r.body)
+            .lines()
+            .find_map(|l| l.strip_prefix("footage_upload_bytes_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0) as u64
+    };
+    wait_for("progress recorded inside the request", || {
+        metrics(&s) >= 2 * every as u64 - 2 * (1 << 20)
+    });
+    unsafe {
+        libc::kill(s.child.id() as i32, libc::SIGKILL);
+    }
+    drop(sock);
+    drop(s);
+    let s = serve(&root);
+    let off = s.tus.offset(&loc);
+    assert!(
+        off >= (every as u64) && off <= sent as u64,
+        "HEAD after kill -9 inside a {sent}-byte PATCH says {off} (progress every {every})"
+    );
+    let r = s.tus.patch(&loc, off, &data[off as usize..]);
+    assert_eq!(r.status, 204, "{r:?}");
+    assert_eq!(
+        r.h("footage-sha256"),
+        Some(hex(&Sha256::digest(&data)).as_str())
+    );
+    let id: u64 = r.h("footage-segment").unwrap().parse().unwrap();
+    drop(s);
+    let store = footage::Store::open(&root).unwrap();
+    assert_eq!(store.read_range(id, 0, u64::MAX).unwrap(), data);
+    common::assert_verify_clean(
+        &store.verify(None, |_| {}).unwrap(),
+        "after kill -9 in a PATCH",
+    );
+}

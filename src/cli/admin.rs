@@ -51,8 +51,20 @@ pub(crate) fn rate_arg(s: &str) -> Result<u64, String> {
     crate::service::config::parse_rate(s)
 }
 
+/// The store's figures; beside a running service (a read-only open), also the service's own
+/// state (background jobs, dock folder, uploads, control channel) asked over its control
+/// channel, under `"service"`.
 pub fn stats(store: &Store) -> anyhow::Result<i32> {
-    print_json(&store.stats()?)?;
+    let mut v = serde_json::to_value(store.stats()?)?;
+    if store.is_read_only() {
+        let status = crate::control::ControlClient::connect(store.root())
+            .and_then(|c| c.status())
+            .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }));
+        if let Some(m) = v.as_object_mut() {
+            m.insert("service".into(), status);
+        }
+    }
+    print_json(&v)?;
     Ok(super::EXIT_OK)
 }
 

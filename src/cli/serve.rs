@@ -156,6 +156,8 @@ pub fn run(store: Store, args: ServeArgs, local_actor: String) -> anyhow::Result
     register_uploads(&ops, &store);
     let watcher = match &args.watch {
         Some(dir) => {
+            // The audit actor names the folder absolutely (`watch:/srv/dock`), however given.
+            let dir = &std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
             let w = crate::watch::Watcher::start(
                 &store,
                 crate::watch::WatchOptions {

@@ -212,6 +212,25 @@ impl SegmentWriter {
         r.map_err(|e| self.inner.explain_disk_full(e))
     }
 
+    /// Makes the whole chunks written so far durable (the partial tail stays buffered);
+    /// returns the bytes they hold. For progress checkpoints inside a long upload request.
+    pub(crate) fn sync_whole_chunks(&mut self) -> Result<u64> {
+        if self.failed {
+            return Err(failed_earlier());
+        }
+        let r = (|| {
+            for (w, end) in &self.touched {
+                w.sync_to(*end)?;
+            }
+            Ok(())
+        })();
+        if r.is_err() {
+            self.failed = true;
+        }
+        r.map_err(|e| self.inner.explain_disk_full(e))?;
+        Ok(self.bytes - self.buf.len() as u64)
+    }
+
     /// The id this segment will have if it is committed (and is not a duplicate).
     pub fn id(&self) -> u64 {
         self.id

@@ -67,7 +67,10 @@ pub use recover::RecoverReport;
 pub use repair::RepairOutcome;
 pub use scrub::{ScrubHandle, ScrubOptions, ScrubStatus};
 pub use stats::{DiskStats, Stats, VolumeStats};
-pub use upload::{NewUpload, UploadOptions, UploadPatch, UploadRefusal, UploadStats, UploadStatus};
+pub use upload::{
+    NewUpload, UploadOptions, UploadPatch, UploadRefusal, UploadStats, UploadStatus,
+    PROGRESS_EVERY as UPLOAD_PROGRESS_EVERY,
+};
 pub use verify::{CorruptSegment, FindingInfo, ScrubSummary, VerifyOptions, VerifyReport};
 
 use std::collections::{HashMap, HashSet};

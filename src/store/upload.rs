@@ -146,6 +146,11 @@ struct Session {
     pins: Arc<Mutex<HashSet<u32>>>,
 }
 
+/// Inside one upload request, the whole chunks received are made durable and recorded every
+/// this many bytes: a service killed in the middle of a long PATCH loses at most this much
+/// (plus a chunk) of what the dock had sent, never anything acknowledged.
+pub const PROGRESS_EVERY: u64 = 32 << 20;
+
 /// Every session of the store.
 pub(crate) struct Registry {
     opts: Mutex<UploadOptions>,
@@ -347,13 +352,53 @@ impl UploadPatch {
         match w.write(data) {
             Ok(()) => {
                 self.offset += data.len() as u64;
-                Ok(())
             }
             Err(e) => {
                 self.writer = None;
-                Err(e)
+                return Err(e);
             }
         }
+        if self.offset - self.session.state.lock().offset >= PROGRESS_EVERY {
+            if let Err(e) = self.record_progress() {
+                self.writer = None;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Inside a long request: makes the whole chunks written so far durable and records them,
+    /// so that a HEAD after a crash (kill -9, power) reports them and the dock resends only
+    /// the rest. The partial tail stays buffered; the response's offset comes from `finish`.
+    fn record_progress(&mut self) -> Result<()> {
+        let Some(w) = self.writer.as_mut() else {
+            return Ok(());
+        };
+        let durable = w.sync_whole_chunks()?;
+        crate::fail::point("upload.chunks_durable");
+        let session = Arc::clone(&self.session);
+        let mut st = session.state.lock();
+        if st.gone || durable <= st.offset {
+            return Ok(());
+        }
+        let before = st.offset;
+        let new = w
+            .extents()
+            .get(st.extents.len()..)
+            .unwrap_or_default()
+            .to_vec();
+        let frame = encode_progress(durable, &new);
+        session.append_frame(&mut st, &frame)?;
+        crate::fail::point("upload.progress_durable");
+        st.extents.extend(new);
+        st.offset = durable;
+        st.updated_us = crate::now_us();
+        self.store
+            .inner
+            .uploads
+            .bytes
+            .fetch_add(durable - before, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Makes what was written durable and records it; completes the upload (commit, audit)
