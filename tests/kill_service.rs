@@ -80,14 +80,6 @@ delete_after = "1d"
 high_watermark = 1.0
 "#;
 
-/// Whether uploads too may be `scratch` (deleted by the retention as soon as committed):
-/// `FOOTAGE_SCRATCH_UPLOADS=1`. Off by default: it reproduces a known gap (an upload whose
-/// segment is deleted between its commit record and the session's completed frame, then a
-/// crash, stays "every byte durable, not completed" and can never complete; see DESIGN §19).
-fn scratch_uploads() -> bool {
-    std::env::var_os("FOOTAGE_SCRATCH_UPLOADS").is_some()
-}
-
 const START: &str = "2025-11-20T14:03:00Z";
 const END: &str = "2025-11-20T14:13:00Z";
 
@@ -373,7 +365,7 @@ impl Driver {
             book.slots[k] = Some(Upload {
                 data: Arc::new(common::random_bytes(seed, len)),
                 device: format!("DOCK-{k}"),
-                scratch: scratch_uploads() && rng.random_bool(0.25),
+                scratch: rng.random_bool(0.25),
                 loc: None,
                 acked: 0,
                 sent: 0,

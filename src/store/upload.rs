@@ -235,6 +235,21 @@ impl Registry {
         Ok((reg, floor, bad))
     }
 
+    /// Whether `segment` is the reserved id of a session not completed yet (its completed
+    /// frame not written). Retention leaves such a segment alone: between its commit record
+    /// and the completed frame (or after a crash there, until the next request or HEAD
+    /// finishes the completion by reading the chunks back) deleting or evicting it would
+    /// leave a session that can never complete.
+    pub fn completing(&self, segment: u64) -> bool {
+        let sessions: Vec<Arc<Session>> = self.sessions.lock().values().cloned().collect();
+        sessions.iter().any(|s| {
+            s.header.segment_id == segment && {
+                let st = s.state.lock();
+                st.done.is_none() && !st.gone
+            }
+        })
+    }
+
     /// Volumes holding chunks of sessions in progress.
     pub fn pinned_volumes(&self) -> HashSet<u32> {
         let sessions: Vec<Arc<Session>> = self.sessions.lock().values().cloned().collect();
