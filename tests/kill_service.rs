@@ -21,7 +21,9 @@
 //! A crash-point kill counts only when the child died of SIGABRT and its stderr names the
 //! point; a timed SIGKILL only when the child was still running when it was sent. Every point
 //! of [`POINTS`] must land at least once per run. `FOOTAGE_KILLS=N` sets the number of kills
-//! (default [`DEFAULT_KILLS`]).
+//! (default [`DEFAULT_KILLS`]). For debugging: `FOOTAGE_KEEP=1` keeps the store and dock
+//! folder (the path is printed), `FOOTAGE_SERVICE_RETENTION=off` (or another interval) changes
+//! `--retention-every`.
 
 mod common;
 
@@ -437,7 +439,10 @@ impl Driver {
         let r = match r {
             Ok(r) => r,
             Err(e) => {
-                assert!(!finishing, "PATCH {loc} at {from} (+{n}) in the final round: {e}");
+                assert!(
+                    !finishing,
+                    "PATCH {loc} at {from} (+{n}) in the final round: {e}"
+                );
                 return Step::Dead;
             }
         };
@@ -486,14 +491,22 @@ impl Driver {
         let mut rng = rand::rngs::StdRng::seed_from_u64(self.seed.fetch_add(1, Ordering::Relaxed));
         while !self.stop.load(Ordering::Relaxed) {
             let pending = std::fs::read_dir(dock)
-                .map(|d| d.filter_map(|e| e.ok()).filter(|e| e.path().is_file()).count())
+                .map(|d| {
+                    d.filter_map(|e| e.ok())
+                        .filter(|e| e.path().is_file())
+                        .count()
+                })
                 .unwrap_or(0);
             if pending < 4 {
                 let seed = self.seed.fetch_add(1, Ordering::Relaxed);
                 let name = format!("clip{seed:06}.mp4");
                 let bytes = common::random_bytes(seed, rng.random_range(512 * 1024..=3 << 20));
                 let scratch = rng.random_bool(0.3);
-                let cat = if scratch { r#", "category": "scratch""# } else { "" };
+                let cat = if scratch {
+                    r#", "category": "scratch""#
+                } else {
+                    ""
+                };
                 let side = format!(
                     r#"{{"officer": "PC1", "device": "CAM-{seed}", "start": "{START}", "end": "{END}"{cat}}}"#
                 );
@@ -567,7 +580,9 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 
 /// Checks everything against a clean service `serve` (see the module comment).
 fn check(store: &Path, dock: &Path, serve: &Serve, book: &Mutex<Book>, ctx: &str) {
-    let addr = serve.addr.unwrap_or_else(|| panic!("{ctx}: the clean service did not start"));
+    let addr = serve
+        .addr
+        .unwrap_or_else(|| panic!("{ctx}: the clean service did not start"));
     // Unfinished uploads: HEAD.
     {
         let mut guard = lock(book);
@@ -629,9 +644,9 @@ fn check(store: &Path, dock: &Path, serve: &Serve, book: &Mutex<Book>, ctx: &str
     // The dock: every video filed exactly once.
     let dropped = lock(book).dropped.clone();
     wait_until("every dropped video filed", || {
-        dropped.keys().all(|n| {
-            !dock.join(n).exists() && !dock.join(format!("{n}.json")).exists()
-        })
+        dropped
+            .keys()
+            .all(|n| !dock.join(n).exists() && !dock.join(format!("{n}.json")).exists())
     });
     let mut dock_ids = Vec::new();
     for (name, (sha, scratch)) in &dropped {
@@ -746,8 +761,10 @@ fn service_kill_campaign_loses_nothing_acknowledged() {
             "points not landing: {landed:?}, misses {misses:?}"
         );
         let point = if rng.random_bool(0.55) {
-            let unhit: Vec<&(&str, u64)> =
-                POINTS.iter().filter(|(p, _)| !landed.contains_key(p)).collect();
+            let unhit: Vec<&(&str, u64)> = POINTS
+                .iter()
+                .filter(|(p, _)| !landed.contains_key(p))
+                .collect();
             let &(p, max) = if unhit.is_empty() {
                 &POINTS[rng.random_range(0..POINTS.len())]
             } else {
@@ -813,12 +830,15 @@ fn service_kill_campaign_loses_nothing_acknowledged() {
             .flatten()
             .map(|u| (u.loc.clone(), u.acked, u.data.len()))
             .collect();
-        assert!(left.is_empty(), "uploads left unfinished in the final round: {left:?}");
+        assert!(
+            left.is_empty(),
+            "uploads left unfinished in the final round: {left:?}"
+        );
     }
     serve.stop();
     let out = footage(&store, &["verify"]);
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("verify: {out:?}"));
+    let v: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("verify: {out:?}"));
     assert!(
         out.status.success() && common::verify_json_findings(&v).is_empty(),
         "verify: {v:#}\n{}",

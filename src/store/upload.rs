@@ -21,6 +21,9 @@
 //! - the completing request's answer is given only after the segment's commit record and its
 //!   `ingest` audit entry are durable (`SegmentWriter::commit`), then the completed frame;
 //!   creation, completion, termination and expiry are each in the audit log;
+//! - retention leaves the reserved segment of a session not completed alone
+//!   (`Registry::completing`): a deletion between the commit record and the completed frame
+//!   would punch chunks the completion still has to read back after a crash;
 //! - one request writes to a session at a time ([`UploadPatch`] holds it); after any write
 //!   error the in-memory writer is dropped and the next request resumes from the durable
 //!   state, rehashing the stored bytes by reading them (reading twice is fine, writing is not).
