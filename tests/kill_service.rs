@@ -748,7 +748,7 @@ fn service_kill_campaign_loses_nothing_acknowledged() {
         ..Book::default()
     }));
     let seed = Arc::new(AtomicU64::new(1000));
-    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5e57_1ce);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x05e5_71ce);
     let mut landed: BTreeMap<&str, usize> = BTreeMap::new();
     let mut misses: HashMap<&str, u32> = HashMap::new();
     let (mut kills, mut timed, mut in_recovery, mut rounds) = (0usize, 0usize, 0usize, 0usize);
