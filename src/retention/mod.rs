@@ -236,6 +236,10 @@ impl Store {
                 done: n as u64,
                 total,
             };
+            if self.inner.uploads.completing(c.id) {
+                // An upload's segment before its session is completed: left for a later run.
+                continue;
+            }
             if due(c.end_us, c.eff.delete_after).is_some_and(|t| now >= t) {
                 if !c.holds.is_empty() {
                     s.held += 1;

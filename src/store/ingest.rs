@@ -427,17 +427,29 @@ impl SegmentWriter {
         let (officer, device) = (self.meta.officer.clone(), self.meta.device.clone());
         // 2. One commit per (device, hash) at a time; a retry waits for the first to finish.
         let key = crate::catalog::dedup_key(&self.meta.device, &sha256);
-        {
-            let mut p = inner.pending.lock();
-            while p.contains(&key) {
-                inner.pending_cv.wait(&mut p);
+        let (committed, serial) = loop {
+            {
+                let mut p = inner.pending.lock();
+                while p.contains(&key) {
+                    inner.pending_cv.wait(&mut p);
+                }
+                p.insert(key);
             }
-            p.insert(key);
-        }
-        let result = self.commit_record(sha256);
-        inner.pending.lock().remove(&key);
-        inner.pending_cv.notify_all();
-        let committed = result?;
+            let result = self.commit_record(sha256);
+            inner.pending.lock().remove(&key);
+            inner.pending_cv.notify_all();
+            let committed = result?;
+            if !committed.duplicate {
+                break (committed, None);
+            }
+            // A duplicate is acknowledged as the segment it names only while that segment
+            // exists: `change_lock` keeps a deletion (retention) from running between this
+            // check and the audit entry; one that ran first makes these bytes a new segment.
+            let serial = inner.change_lock.lock();
+            if inner.catalog.read().get(committed.id).is_some() {
+                break (committed, Some(serial));
+            }
+        };
         inner
             .counters
             .ingested(committed.bytes, committed.duplicate);
@@ -458,6 +470,7 @@ impl SegmentWriter {
             crate::audit::Durability::Durable,
         )?;
         crate::fail::point("ingest.audited");
+        drop(serial);
         if !committed.duplicate {
             inner.maybe_checkpoint();
         }

@@ -21,6 +21,9 @@
 //! - the completing request's answer is given only after the segment's commit record and its
 //!   `ingest` audit entry are durable (`SegmentWriter::commit`), then the completed frame;
 //!   creation, completion, termination and expiry are each in the audit log;
+//! - retention leaves the reserved segment of a session not completed alone
+//!   (`Registry::completing`): a deletion between the commit record and the completed frame
+//!   would punch chunks the completion still has to read back after a crash;
 //! - one request writes to a session at a time ([`UploadPatch`] holds it); after any write
 //!   error the in-memory writer is dropped and the next request resumes from the durable
 //!   state, rehashing the stored bytes by reading them (reading twice is fine, writing is not).
@@ -238,6 +241,21 @@ impl Registry {
             reg.sessions.lock().insert(id.to_string(), Arc::new(s));
         }
         Ok((reg, floor, bad))
+    }
+
+    /// Whether `segment` is the reserved id of a session not completed yet (its completed
+    /// frame not written). Retention leaves such a segment alone: between its commit record
+    /// and the completed frame (or after a crash there, until the next request or HEAD
+    /// finishes the completion by reading the chunks back) deleting or evicting it would
+    /// leave a session that can never complete.
+    pub fn completing(&self, segment: u64) -> bool {
+        let sessions: Vec<Arc<Session>> = self.sessions.lock().values().cloned().collect();
+        sessions.iter().any(|s| {
+            s.header.segment_id == segment && {
+                let st = s.state.lock();
+                st.done.is_none() && !st.gone
+            }
+        })
     }
 
     /// Volumes holding chunks of sessions in progress.
