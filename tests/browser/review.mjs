@@ -66,7 +66,7 @@ try {
   page.on("pageerror", (e) => errors.push(String(e)));
   page.on("console", (m) => {
     if (m.type() !== "error") return;
-    // The 404 of /api/uploads on a server without uploads is expected (the panel stays hidden).
+    // The 404 this test answers for /api/uploads in the tiles run is expected (the panel stays hidden).
     if (expect.mode === "tiles" && /status of 404/.test(m.text())) return;
     errors.push(m.text());
   });
@@ -79,6 +79,11 @@ try {
   if (expect.tiles) {
     const origin = new URL(expect.tiles.replace(/[{}]/g, "")).origin;
     await page.route(origin + "/**", (route) => route.fulfill({ status: 200, contentType: "image/png", body: PNG }));
+  }
+  if (expect.mode === "tiles") {
+    // A server without the uploads endpoint (an older footage, or one behind a proxy that
+    // does not pass it): its 404 must hide the panel.
+    await page.route("**/api/uploads", (route) => route.fulfill({ status: 404, contentType: "application/json", body: '{"error":"not found"}' }));
   }
   if (expect.mode === "grid") {
     await page.route("**/api/uploads", (route) => route.fulfill({ status: 200, contentType: "application/json", body: JSON.stringify(UPLOADS_FIXTURE) }));
@@ -124,7 +129,7 @@ try {
     check(attribution.includes(expect.attribution), `attribution shown as text: ${attribution}`);
     const bold = await page.$$eval("#map .leaflet-control-attribution b", (b) => b.length);
     check(bold === 0, "attribution markup not interpreted");
-    // No uploads endpoint on this server: the panel stays hidden.
+    // No uploads endpoint (answered 404 above): the panel stays hidden.
     await page.waitForFunction(() => document.body.dataset.uploadsPolled);
     const hidden = await page.$eval("#uploads-panel", (p) => p.hidden);
     check(hidden, "uploads panel hidden when /api/uploads answers 404");
