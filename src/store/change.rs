@@ -82,6 +82,37 @@ impl Store {
                      first"
                 )));
             }
+            // A removal (release, untag, uncategorize, uncase) is in the audit log BEFORE its
+            // record, as a deletion is: a crash between the two then leaves an entry for a
+            // removal that may not have happened (the label stays: the safe side, and the
+            // entry says the caller asked), never a durable removal the log lacks, which
+            // `verify` (crosscheck.rs) could not tell from a lost change once a later audited
+            // change (an eviction, say) raised the segment's audited lsn past it.
+            let removal = matches!(
+                op,
+                Op::Release | Op::RemoveTag | Op::RemoveCategory | Op::RemoveCase
+            );
+            let entry = |lsn: Option<u64>| {
+                let mut details = serde_json::Map::new();
+                details.insert(what.into(), arg.into());
+                details.insert("changed".into(), changed.into());
+                // The change record's log sequence number: `verify` (crosscheck.rs) tells a
+                // change the audit log has not caught up with yet from a lost one by it.
+                if let Some(lsn) = lsn {
+                    details.insert("lsn".into(), lsn.into());
+                }
+                self.inner.audit.append(
+                    actor,
+                    op.name(),
+                    Some(id),
+                    &serde_json::Value::Object(details).to_string(),
+                    crate::audit::Durability::Durable,
+                )
+            };
+            if removal {
+                entry(None)?;
+                crate::fail::point("change.removal_audited");
+            }
             let mut lsn = None;
             if changed {
                 let uploaded = state.flags & crate::format::change::FLAG_UPLOADED != 0;
@@ -102,21 +133,9 @@ impl Store {
                     })?;
                 }
             }
-            let mut details = serde_json::Map::new();
-            details.insert(what.into(), arg.into());
-            details.insert("changed".into(), changed.into());
-            // The change record's log sequence number: `verify` (crosscheck.rs) tells a
-            // change the audit log has not caught up with yet from a lost one by it.
-            if let Some(lsn) = lsn {
-                details.insert("lsn".into(), lsn.into());
+            if !removal {
+                entry(lsn)?;
             }
-            self.inner.audit.append(
-                actor,
-                op.name(),
-                Some(id),
-                &serde_json::Value::Object(details).to_string(),
-                crate::audit::Durability::Durable,
-            )?;
         }
         self.inner.maybe_checkpoint();
         self.info(id)

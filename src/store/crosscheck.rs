@@ -17,7 +17,12 @@
 //! a segment the catalog lists as deleted (a durable `Deleted` record) whose `delete` entry a
 //! crash kept from the log is not a lost segment. Entries written before labels carried an
 //! `lsn` (older builds) give no such bound, so the labels of a segment whose entries carry none
-//! are not compared. Upload and evict entries carry their record's `lsn` too.
+//! are not compared. Upload and evict entries carry their record's `lsn` too. A removal
+//! (release, untag, uncategorize, uncase) is written to the log BEFORE its record, as a
+//! deletion is, so its entry leaves no expectation for that label either way: otherwise a
+//! durable removal whose entry a crash kept out, followed by an audited eviction of the same
+//! segment, would raise the audited `lsn` past it and read as a lost hold (found by the kill
+//! campaign).
 
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
@@ -93,6 +98,12 @@ impl Store {
                         _ => continue,
                     };
                     let Some(name) = label(key) else { continue };
+                    if !present {
+                        // A removal is audited before its record (change.rs): it may or may
+                        // not have happened, and either is safe. No expectation is left.
+                        exp.labels.remove(&(seg, list, name.clone()));
+                        continue;
+                    }
                     if action == "hold" {
                         // A hold puts its case on the segment too.
                         exp.set(seg, List::Case, &name, true, e.index, action);
