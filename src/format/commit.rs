@@ -107,6 +107,40 @@ pub struct Extent {
     pub len: u32,
 }
 
+impl Extent {
+    /// `u32` count, then per chunk: `u32` volume id, `u64` header offset, `u32` length (the
+    /// layout commit records and upload progress frames share).
+    pub(crate) fn encode_list(w: &mut Writer, extents: &[Extent]) {
+        w.u32(extents.len() as u32);
+        for e in extents {
+            w.u32(e.volume_id);
+            w.u64(e.offset);
+            w.u32(e.len);
+        }
+    }
+
+    /// Reads what [`Extent::encode_list`] wrote; a count the bytes left cannot hold is
+    /// `Truncated(what)` before anything is allocated.
+    pub(crate) fn decode_list(
+        r: &mut Reader,
+        what: &'static str,
+    ) -> Result<Vec<Extent>, DecodeError> {
+        let n = r.u32()? as usize;
+        if n.saturating_mul(16) > r.remaining() {
+            return Err(DecodeError::Truncated(what));
+        }
+        let mut extents = Vec::with_capacity(n);
+        for _ in 0..n {
+            extents.push(Extent {
+                volume_id: r.u32()?,
+                offset: r.u64()?,
+                len: r.u32()?,
+            });
+        }
+        Ok(extents)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitRecord {
     pub segment_id: u64,
@@ -140,12 +174,7 @@ impl CommitRecord {
         w.str_list(&self.meta.categories);
         w.str_list(&self.meta.cases);
         w.str_list(&self.meta.tags);
-        w.u32(self.extents.len() as u32);
-        for e in &self.extents {
-            w.u32(e.volume_id);
-            w.u64(e.offset);
-            w.u32(e.len);
-        }
+        Extent::encode_list(&mut w, &self.extents);
         encode_track(&mut w, &self.meta.gps);
         w.buf
     }
@@ -175,18 +204,7 @@ impl CommitRecord {
         let categories = r.str_list()?;
         let cases = r.str_list()?;
         let tags = r.str_list()?;
-        let n = r.u32()? as usize;
-        if n.saturating_mul(16) > r.remaining() {
-            return Err(DecodeError::Truncated("commit record extents"));
-        }
-        let mut extents = Vec::with_capacity(n);
-        for _ in 0..n {
-            extents.push(Extent {
-                volume_id: r.u32()?,
-                offset: r.u64()?,
-                len: r.u32()?,
-            });
-        }
+        let extents = Extent::decode_list(&mut r, "commit record extents")?;
         let gps = if with_gps {
             let gps = decode_track(&mut r)?;
             r.finish()?;

@@ -114,12 +114,7 @@ pub fn encode_header(h: &SessionHeader) -> Vec<u8> {
 pub fn encode_progress(offset: u64, new: &[Extent]) -> Vec<u8> {
     let mut w = Writer::new();
     w.u64(offset);
-    w.u32(new.len() as u32);
-    for e in new {
-        w.u32(e.volume_id);
-        w.u64(e.offset);
-        w.u32(e.len);
-    }
+    Extent::encode_list(&mut w, new);
     frame(KIND_PROGRESS, &w.buf)
 }
 
@@ -252,17 +247,8 @@ pub fn decode_file(data: &[u8]) -> Result<SessionFile, DecodeError> {
         match kind {
             KIND_PROGRESS => {
                 let offset = r.u64()?;
-                let count = r.u32()? as usize;
-                if count.saturating_mul(16) > r.remaining() {
-                    return Err(DecodeError::Truncated("upload progress extents"));
-                }
                 let mut total = f.offset;
-                for _ in 0..count {
-                    let e = Extent {
-                        volume_id: r.u32()?,
-                        offset: r.u64()?,
-                        len: r.u32()?,
-                    };
+                for e in Extent::decode_list(&mut r, "upload progress extents")? {
                     if e.len == 0 {
                         return Err(DecodeError::invalid("upload progress", "empty chunk"));
                     }
