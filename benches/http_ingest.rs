@@ -15,8 +15,10 @@
 //!
 //! Run: `cargo bench --bench http_ingest`.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+#[path = "common/mod.rs"]
+mod common;
+
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,7 +27,6 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::put;
-use base64::Engine;
 use criterion::{Criterion, Throughput};
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -49,60 +50,8 @@ fn payload(len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// Sends one request with a body and reads the response; returns the status line and head.
-fn request(addr: SocketAddr, head: &str, body: &[u8]) -> String {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_nodelay(true).ok();
-    s.write_all(head.as_bytes()).expect("send head");
-    s.write_all(body).expect("send body");
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).ok();
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn header<'a>(resp: &'a str, name: &str) -> Option<&'a str> {
-    resp.split("\r\n")
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.trim())
-}
-
-/// One tus upload: create, then the whole body in one PATCH.
-fn tus_upload(addr: SocketAddr, data: &[u8], device: &str) {
-    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-    let meta = format!(
-        "officer {},device {},start {},end {}",
-        b64("MET-1"),
-        b64(device),
-        b64("2025-11-20T14:03:00Z"),
-        b64("2025-11-20T14:33:00Z")
-    );
-    let created = request(
-        addr,
-        &format!(
-            "POST /api/uploads HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
-             Tus-Resumable: 1.0.0\r\nUpload-Length: {}\r\nUpload-Metadata: {meta}\r\n\
-             Content-Length: 0\r\n\r\n",
-            data.len()
-        ),
-        b"",
-    );
-    let loc = header(&created, "location").expect("Location").to_string();
-    let done = request(
-        addr,
-        &format!(
-            "PATCH {loc} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
-             Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n\
-             Content-Type: application/offset+octet-stream\r\nContent-Length: {}\r\n\r\n",
-            data.len()
-        ),
-        data,
-    );
-    assert!(header(&done, "footage-segment").is_some(), "{done}");
-}
-
 fn put_upload(addr: SocketAddr, data: &[u8], name: &str) {
-    let r = request(
+    let r = common::request(
         addr,
         &format!(
             "PUT /{name} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
@@ -215,7 +164,7 @@ fn tus_round(streams: usize, data: &Arc<Vec<u8>>, round: u64) -> Duration {
     let addr = srv.addr();
     let data = stamped(data, round);
     let t = concurrent(streams, &data, |i, d| {
-        tus_upload(addr, d, &format!("AX-{round}-{i}"))
+        common::tus_upload(addr, d, &format!("AX-{round}-{i}"))
     });
     let _ = srv.stop();
     t

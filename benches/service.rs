@@ -10,9 +10,12 @@
 //! Queries (HTTP GET /api/segments, the review page's own calls): officer + 2 h window, 1 h
 //! time window, near (200 m) + 2 h window, bounding box + 2 h window, round-robin over seeded
 //! instances drawn around real segments. Each query kind runs `FOOTAGE_BENCH_SERVICE_QUERIES`
-//! times (default 200) on the idle service and again while 8 threads each ingest 64 MiB
-//! segments back to back (`FOOTAGE_BENCH_SERVICE_MB` sets the size) through the same store:
-//! the disk, the page cache, the catalog lock and the CPU are shared, as in a station.
+//! times (default 200) on the idle service and again while 8 docks upload 64 MiB segments back
+//! to back over tus (`FOOTAGE_BENCH_SERVICE_MB` sets the size) into the same service: the
+//! disk, the page cache, the catalog lock and the CPU are shared, as in a station. The
+//! service's upload workers run `FOOTAGE_BENCH_SERVICE_BULK_NICE` steps lowered (default
+//! 10, `[service] bulk_nice`); the docks' client threads `FOOTAGE_BENCH_SERVICE_CLIENT_NICE`
+//! (default 10; on a station they are other machines).
 //! Reported: p50 and p99 per kind and overall, idle and loaded, the loaded/idle ratios, and
 //! the ingest throughput reached during the loaded pass. Criterion times the query mix
 //! (idle, loaded) as well.
@@ -108,7 +111,7 @@ fn queries(metas: &[SegmentMeta], per_kind: usize) -> Vec<(&'static str, String)
 
 struct Service {
     _dir: tempfile::TempDir,
-    store: Store,
+    addr: std::net::SocketAddr,
     base: String,
     rt: tokio::runtime::Runtime,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -142,12 +145,14 @@ fn start_service(segments: usize) -> (Service, Vec<SegmentMeta>) {
     let opts = ServerOptions {
         addr: "127.0.0.1:0".parse().expect("addr"),
         log_requests: false,
+        bulk_nice: env_usize("FOOTAGE_BENCH_SERVICE_BULK_NICE", 10) as i32,
         ..ServerOptions::default()
     };
     let server = rt
         .block_on(Server::bind(store.clone(), opts))
         .expect("bind");
-    let base = format!("http://{}", server.local_addr());
+    let addr = server.local_addr();
+    let base = format!("http://{addr}");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     rt.spawn(async move {
         let _ = server
@@ -159,7 +164,7 @@ fn start_service(segments: usize) -> (Service, Vec<SegmentMeta>) {
     (
         Service {
             _dir: dir,
-            store,
+            addr,
             base,
             rt,
             stop: Some(tx),
@@ -188,24 +193,30 @@ fn query(agent: &ureq::Agent, base: &str, q: &str) -> Duration {
     d
 }
 
-/// 8 threads ingesting `mb` MiB segments back to back until `stop`; returns the bytes stored.
+/// 8 docks uploading `mb` MiB segments back to back over tus (POST, then one PATCH of the
+/// whole body) until `stop`; returns the bytes stored. The docks are other machines at a
+/// station; here they share the service's 2 cores, so their threads (the HTTP clients, which
+/// only copy bytes into a socket) run `FOOTAGE_BENCH_SERVICE_CLIENT_NICE` steps lowered
+/// (default 10, as the service's own upload workers: `footage::priority`); 0 lets them
+/// compete with the service's query threads as equals.
 fn ingest_load(
-    store: &Store,
+    addr: std::net::SocketAddr,
     mb: usize,
     stop: Arc<AtomicBool>,
 ) -> Vec<std::thread::JoinHandle<u64>> {
     let next = Arc::new(AtomicU64::new(1 << 40));
+    let nice = env_usize("FOOTAGE_BENCH_SERVICE_CLIENT_NICE", 10) as i32;
     (0..STREAMS)
         .map(|s| {
-            let (store, stop, next) = (store.clone(), Arc::clone(&stop), Arc::clone(&next));
+            let (stop, next) = (Arc::clone(&stop), Arc::clone(&next));
             std::thread::spawn(move || {
+                footage::priority::lower_current_thread(nice);
                 let mut bytes = common::random_bytes(mb << 20, 100 + s as u64);
                 let mut stored = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     let n = next.fetch_add(1, Ordering::Relaxed);
                     common::stamp(&mut bytes, n);
-                    let meta = common::meta(s, n, 16);
-                    store.ingest_bytes(meta, &bytes).expect("ingest under load");
+                    common::tus_upload(addr, &bytes, &format!("AX-LOAD-{s}"));
                     stored += bytes.len() as u64;
                 }
                 stored
@@ -274,7 +285,7 @@ fn bench_service(c: &mut Criterion) {
     let stop = Arc::new(AtomicBool::new(false));
     let t = Instant::now();
     let mb = if test_mode { 1 } else { mb };
-    let load = ingest_load(&svc.store, mb, Arc::clone(&stop));
+    let load = ingest_load(svc.addr, mb, Arc::clone(&stop));
     std::thread::sleep(Duration::from_millis(if test_mode { 10 } else { 2000 }));
     let loaded = pass(&agent, &svc.base, &qs);
 

@@ -44,6 +44,7 @@ pub mod input;
 mod log;
 pub mod meta;
 pub mod perms;
+pub mod priority;
 pub mod retention;
 pub mod server;
 pub mod service;

@@ -910,3 +910,129 @@ compact_below_live = 0
     let info: Value = serde_json::from_str(ok(&footage(&store, &["info", "1"])).trim()).unwrap();
     assert_eq!(info["tier"], "cloud", "{info}");
 }
+
+/// The nice value of each thread of `pid` named `name` (from /proc, independent of the code
+/// under test).
+fn nice_of_threads(pid: i32, name: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        // Field 19 is nice; the command name (field 2) may hold spaces, so count after ')'.
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        if let Some(n) = stat[close + 2..].split(' ').nth(16) {
+            out.push(n.parse().unwrap());
+        }
+    }
+    out
+}
+
+/// [`nice_of_threads`] once at least one such thread exists (or after [`DEADLINE`]).
+fn threads_named(pid: i32, name: &str) -> Vec<i32> {
+    let start = Instant::now();
+    loop {
+        let found = nice_of_threads(pid, name);
+        if !found.is_empty() || start.elapsed() > DEADLINE {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn upload_workers_and_the_dock_watcher_run_at_the_lowered_bulk_priority() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), &[]);
+    let cfg = store.join("footage.toml");
+    let original = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("{original}\n[service]\nbulk_nice = 7\n")).unwrap();
+    let dock = dir.path().join("dock");
+    std::fs::create_dir(&dock).unwrap();
+    let s = Serve::start(
+        &store,
+        &[],
+        &["--watch", dock.to_str().unwrap(), "--watch-interval", "1s"],
+        &[],
+    );
+    let base = nice_of_threads(s.pid(), "footage")
+        .first()
+        .copied()
+        .unwrap_or(0);
+    let want = (base + 7).min(19);
+    // The watcher thread runs lowered from its start (it names itself as it starts: wait).
+    let watcher = threads_named(s.pid(), "footage-watch");
+    assert!(!watcher.is_empty());
+    assert!(
+        watcher.iter().all(|&n| n == want),
+        "{watcher:?}, want {want}"
+    );
+
+    // A PATCH in flight: its writer thread exists, lowered, until the body ends.
+    const LEN: usize = 4 << 20;
+    let b64 = |v: &str| base64::engine::general_purpose::STANDARD.encode(v);
+    let meta = format!(
+        "officer {},device {},start {},end {}",
+        b64("MET-1"),
+        b64("AX-NICE"),
+        b64("2025-11-20T14:03:00Z"),
+        b64("2025-11-20T14:33:00Z")
+    );
+    let mut c = TcpStream::connect(&s.addr).unwrap();
+    write!(
+        c,
+        "POST /api/uploads HTTP/1.1\r\nHost: {}\r\nTus-Resumable: 1.0.0\r\n\
+         Upload-Length: {LEN}\r\nUpload-Metadata: {meta}\r\nContent-Length: 0\r\n\r\n",
+        s.addr
+    )
+    .unwrap();
+    let (head, _) = read_head(&mut c);
+    assert!(head.starts_with("HTTP/1.1 201"), "{head}");
+    let loc = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("location: ")
+                .or(l.strip_prefix("Location: "))
+        })
+        .unwrap()
+        .to_string();
+    let body = vec![0x5au8; LEN];
+    write!(
+        c,
+        "PATCH {loc} HTTP/1.1\r\nHost: {}\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n\
+         Content-Type: application/offset+octet-stream\r\nContent-Length: {LEN}\r\n\r\n",
+        s.addr
+    )
+    .unwrap();
+    c.write_all(&body[..LEN / 2]).unwrap();
+    let workers = threads_named(s.pid(), "footage-upload");
+    // The worker, and any thread it starts (the SHA-256 helper carries the worker's name until
+    // it names itself), all lowered by bulk_nice.
+    assert!(!workers.is_empty());
+    assert!(
+        workers.iter().all(|&n| n == want),
+        "{workers:?}, want {want}"
+    );
+    // Searches are not lowered: the threads that serve them keep the service's priority.
+    for name in ["tokio-runtime-w", "footage"] {
+        for n in nice_of_threads(s.pid(), name) {
+            assert_eq!(n, base, "{name}");
+        }
+    }
+    c.write_all(&body[LEN / 2..]).unwrap();
+    let (head, _) = read_head(&mut c);
+    assert!(head.starts_with("HTTP/1.1 204"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("footage-segment:"),
+        "{head}"
+    );
+    s.stop();
+}

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -270,4 +271,57 @@ pub fn print_ratio_table(title: &str, baselines: &[&str], funcs: &[&str]) {
             println!();
         }
     }
+}
+
+/// Sends one request with a body and reads the response; returns the status line and head.
+pub fn request(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> String {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_nodelay(true).ok();
+    s.write_all(head.as_bytes()).expect("send head");
+    s.write_all(body).expect("send body");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).ok();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub fn header<'a>(resp: &'a str, name: &str) -> Option<&'a str> {
+    resp.split("\r\n")
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+}
+
+/// One tus upload to a `footage` server: create, then the whole body in one PATCH; panics
+/// unless the answer names the stored segment.
+pub fn tus_upload(addr: std::net::SocketAddr, data: &[u8], device: &str) {
+    let b64 = |s: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s);
+    let meta = format!(
+        "officer {},device {},start {},end {}",
+        b64("MET-1"),
+        b64(device),
+        b64("2025-11-20T14:03:00Z"),
+        b64("2025-11-20T14:33:00Z")
+    );
+    let created = request(
+        addr,
+        &format!(
+            "POST /api/uploads HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+             Tus-Resumable: 1.0.0\r\nUpload-Length: {}\r\nUpload-Metadata: {meta}\r\n\
+             Content-Length: 0\r\n\r\n",
+            data.len()
+        ),
+        b"",
+    );
+    let loc = header(&created, "location").expect("Location").to_string();
+    let done = request(
+        addr,
+        &format!(
+            "PATCH {loc} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+             Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n\
+             Content-Type: application/offset+octet-stream\r\nContent-Length: {}\r\n\r\n",
+            data.len()
+        ),
+        data,
+    );
+    assert!(header(&done, "footage-segment").is_some(), "{done}");
 }

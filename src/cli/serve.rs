@@ -130,6 +130,7 @@ fn settings(store: &Store, args: &ServeArgs) -> anyhow::Result<Settings> {
 pub fn run(store: Store, args: ServeArgs, local_actor: String) -> anyhow::Result<i32> {
     let settings = settings(&store, &args)?;
     let drain_timeout = settings.drain_timeout;
+    let bulk_nice = settings.bulk_nice;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -143,6 +144,7 @@ pub fn run(store: Store, args: ServeArgs, local_actor: String) -> anyhow::Result
         publish_head_every: None,
         drain_timeout,
         ops: Some(Arc::clone(&ops)),
+        bulk_nice,
         ..ServerOptions::default()
     };
     store.set_upload_options(crate::UploadOptions {
@@ -165,6 +167,7 @@ pub fn run(store: Store, args: ServeArgs, local_actor: String) -> anyhow::Result
                     settle: args.watch_settle,
                     interval: args.watch_interval,
                     actor: crate::watch::default_actor(dir, Some(&super::os_identity())),
+                    bulk_nice,
                 },
             )?;
             register_watch(&ops, w.stats_handle());
@@ -186,6 +189,7 @@ pub fn run(store: Store, args: ServeArgs, local_actor: String) -> anyhow::Result
                     let ops = Arc::clone(&ops);
                     Arc::new(move || ops.status())
                 }),
+                bulk_nice,
                 ..crate::control::ControlOptions::default()
             },
         )?;

@@ -64,6 +64,10 @@ pub struct ControlOptions {
     pub run: Option<RunCommand>,
     /// Adds the service's state to `status` replies (under `"service"`).
     pub status: Option<StatusHook>,
+    /// Steps by which a connection's thread lowers its scheduling priority once it carries an
+    /// ingest (bulk work, [`crate::priority`]; the thread serves only that connection, and the
+    /// rest of it runs lowered too). Default [`crate::priority::BULK_NICE`].
+    pub bulk_nice: i32,
 }
 
 impl Default for ControlOptions {
@@ -73,6 +77,7 @@ impl Default for ControlOptions {
             idle_timeout: Duration::from_secs(60),
             run: None,
             status: None,
+            bulk_nice: crate::priority::BULK_NICE,
         }
     }
 }
@@ -439,6 +444,7 @@ fn serve_segment(
         peer.uid,
         &peer.os_identity(),
     );
+    crate::priority::lower_current_thread(shared.opts.bulk_nice);
     let mut failure: Option<String> = None;
     let mut writer = match shared
         .store

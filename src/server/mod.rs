@@ -100,6 +100,10 @@ pub struct ServerOptions {
     /// Metrics, drain state and service status shared with `footage serve`'s background work
     /// (src/service); None: the server makes its own (metrics only).
     pub ops: Option<Arc<crate::service::Ops>>,
+    /// Steps by which tus upload workers lower their scheduling priority, so searches and
+    /// video reads come first when both want a core ([`crate::priority`]). Default
+    /// [`crate::priority::BULK_NICE`]; 0 = the server's own priority.
+    pub bulk_nice: i32,
 }
 
 /// How often a server publishes the audit chain head by default: a rollback of the local log
@@ -121,6 +125,7 @@ impl Default for ServerOptions {
             publish_head_every: Some(PUBLISH_HEAD_EVERY),
             drain_timeout: Duration::from_secs(5),
             ops: None,
+            bulk_nice: crate::priority::BULK_NICE,
         }
     }
 }
@@ -251,6 +256,8 @@ pub struct App {
     pub body_timeout: Duration,
     /// Metrics, the draining flag and the service status (src/service).
     pub ops: Arc<crate::service::Ops>,
+    /// Priority steps of bulk work (upload workers), from [`ServerOptions::bulk_nice`].
+    pub bulk_nice: i32,
 }
 
 /// The router: every endpoint, the auth check and the security headers.
@@ -377,6 +384,7 @@ impl Server {
             local_actor: opts.local_actor.clone(),
             body_timeout: opts.body_timeout,
             ops: opts.ops.clone().unwrap_or_default(),
+            bulk_nice: opts.bulk_nice,
         });
         Ok(Server {
             store,

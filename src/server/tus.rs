@@ -460,7 +460,17 @@ async fn patch(
         Err(e) => return api_error(e),
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(QUEUE);
-    let job = tokio::task::spawn_blocking(move || worker(p, rx));
+    // The worker hashes and writes: bulk work, on a thread of its own at a lowered priority
+    // (never tokio's blocking pool, whose threads also serve queries: see crate::priority).
+    let (done_tx, job) = tokio::sync::oneshot::channel::<Written>();
+    let spawned = crate::priority::spawn_bulk("footage-upload", app.bulk_nice, move || {
+        let _ = done_tx.send(worker(p, rx));
+    });
+    if let Err(e) = spawned {
+        return api_error(ApiError::Internal(format!(
+            "cannot start an upload worker: {e}"
+        )));
+    }
     let mut body = req.into_body().into_data_stream();
     while let Some(piece) = body.next().await {
         match piece {

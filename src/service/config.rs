@@ -9,6 +9,7 @@
 //! publish_head_every = "5m"   # audit chain head to the cloud tier (when it moved)
 //! disk_check_every = "1m"     # disk pressure: evict uploaded footage early past the watermark
 //! drain_timeout = "30s"       # SIGTERM: how long requests in flight may take to finish
+//! bulk_nice = 10              # ingest threads run this many nice steps below searches (0-19)
 //! ```
 //!
 //! Invariants: every key is optional (a missing key, or a missing table, takes the default
@@ -36,6 +37,8 @@ pub struct ServiceConfig {
     pub disk_check_every: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain_timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bulk_nice: Option<i64>,
 }
 
 /// Checked settings of the service. `None` = the job is off.
@@ -54,6 +57,10 @@ pub struct Settings {
     pub disk_check_every: Option<Duration>,
     /// Default: 30 s.
     pub drain_timeout: Duration,
+    /// Nice steps of bulk work (uploads, the dock folder, control-channel ingest) below the
+    /// service's searches and video reads ([`crate::priority`]). Default
+    /// [`crate::priority::BULK_NICE`]; 0 = the same priority.
+    pub bulk_nice: i32,
 }
 
 /// Default of `drain_timeout`.
@@ -68,6 +75,7 @@ impl Default for Settings {
             publish_head_every: Some(crate::server::PUBLISH_HEAD_EVERY),
             disk_check_every: Some(Duration::from_secs(60)),
             drain_timeout: DRAIN_TIMEOUT,
+            bulk_nice: crate::priority::BULK_NICE,
         }
     }
 }
@@ -97,6 +105,14 @@ impl ServiceConfig {
         if let Some(v) = &self.drain_timeout {
             s.drain_timeout = key("drain_timeout", parse_interval(v))?
                 .ok_or_else(|| "service.drain_timeout cannot be off".to_string())?;
+        }
+        if let Some(v) = self.bulk_nice {
+            s.bulk_nice = i32::try_from(v)
+                .ok()
+                .filter(|n| (0..=19).contains(n))
+                .ok_or_else(|| {
+                    format!("service.bulk_nice: {v} is not a number of nice steps from 0 to 19")
+                })?;
         }
         Ok(s)
     }
@@ -177,6 +193,7 @@ mod tests {
             scrub_rate: Some("50MB/s".into()),
             checkpoint_every: Some("off".into()),
             drain_timeout: Some("5s".into()),
+            bulk_nice: Some(0),
             ..ServiceConfig::default()
         };
         let s = c.settings().unwrap();
@@ -184,7 +201,17 @@ mod tests {
         assert_eq!(s.scrub_rate, Some(50_000_000));
         assert_eq!(s.checkpoint_every, None);
         assert_eq!(s.drain_timeout, Duration::from_secs(5));
+        assert_eq!(s.bulk_nice, 0);
+        assert_eq!(Settings::default().bulk_nice, crate::priority::BULK_NICE);
         for bad in [
+            ServiceConfig {
+                bulk_nice: Some(20),
+                ..Default::default()
+            },
+            ServiceConfig {
+                bulk_nice: Some(-1),
+                ..Default::default()
+            },
             ServiceConfig {
                 retention_every: Some("soon".into()),
                 ..Default::default()

@@ -55,6 +55,9 @@ pub struct WatchOptions {
     pub interval: Duration,
     /// The audit actor of the ingests (see [`default_actor`]).
     pub actor: String,
+    /// Steps by which the watcher thread lowers its scheduling priority (ingest is bulk work:
+    /// [`crate::priority`]). Default [`crate::priority::BULK_NICE`].
+    pub bulk_nice: i32,
 }
 
 impl WatchOptions {
@@ -67,6 +70,7 @@ impl WatchOptions {
             settle: DEFAULT_SETTLE,
             interval: DEFAULT_INTERVAL,
             actor,
+            bulk_nice: crate::priority::BULK_NICE,
         }
     }
 }
@@ -185,6 +189,7 @@ impl Watcher {
     /// a rename), or the actor is invalid; [`Error::Io`] when they cannot be created.
     pub fn start(store: &Store, opts: WatchOptions) -> Result<Watcher> {
         let interval = opts.interval;
+        let opts_nice = opts.bulk_nice;
         let mut dock = Dock::open(store, opts)?;
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
@@ -193,20 +198,18 @@ impl Watcher {
             stats: dock.stats_handle(),
         });
         let inner = Arc::clone(&shared);
-        let thread = std::thread::Builder::new()
-            .name("footage-watch".into())
-            .spawn(move || loop {
-                if inner.stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                dock.pass(&inner.stop);
-                let mut g = inner.wake.lock();
-                if inner.stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                inner.cv.wait_for(&mut g, interval);
-            })
-            .map_err(|e| Error::io("footage-watch thread", e))?;
+        let thread = crate::priority::spawn_bulk("footage-watch", opts_nice, move || loop {
+            if inner.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            dock.pass(&inner.stop);
+            let mut g = inner.wake.lock();
+            if inner.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            inner.cv.wait_for(&mut g, interval);
+        })
+        .map_err(|e| Error::io("footage-watch thread", e))?;
         Ok(Watcher {
             shared,
             thread: Some(thread),
