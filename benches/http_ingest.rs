@@ -11,7 +11,9 @@
 //! chain of custody cannot skip, which on 2 cores costs CPU the plain PUT does not spend).
 //!
 //! Environment: `FOOTAGE_BENCH_MIB` (default 64) per upload, `FOOTAGE_BENCH_STREAMS`
-//! (default 8), `FOOTAGE_BENCH_CRITERION=0` to run only the interleaved pass.
+//! (default 8), `FOOTAGE_BENCH_CRITERION=0` to run only the interleaved pass,
+//! `FOOTAGE_BENCH_CLIENT_NICE` (default 10: the clients stand in for other machines),
+//! `FOOTAGE_BENCH_BULK_NICE` (the tus server's `bulk_nice`, default 10 as `footage serve`).
 //!
 //! Run: `cargo bench --bench http_ingest`.
 
@@ -130,14 +132,21 @@ fn put_server(dir: PathBuf) -> PutServer {
     PutServer { addr, _rt: rt }
 }
 
-/// Runs `streams` uploads at once; returns the wall time.
+/// Runs `streams` uploads at once; returns the wall time. The clients stand in for docks,
+/// which are other machines: their threads run `FOOTAGE_BENCH_CLIENT_NICE` steps lowered
+/// (default 10, the same for every server under test), so they do not take the cores from the
+/// server they measure.
 fn concurrent(streams: usize, data: &Arc<Vec<u8>>, go: impl Fn(usize, &[u8]) + Sync) -> Duration {
+    let nice = env_usize("FOOTAGE_BENCH_CLIENT_NICE", 10) as i32;
     let t = Instant::now();
     std::thread::scope(|s| {
         for i in 0..streams {
             let go = &go;
             let data = Arc::clone(data);
-            s.spawn(move || go(i, &data));
+            s.spawn(move || {
+                footage::priority::lower_current_thread(nice);
+                go(i, &data)
+            });
         }
     });
     t.elapsed()
@@ -157,6 +166,10 @@ fn tus_round(streams: usize, data: &Arc<Vec<u8>>, round: u64) -> Duration {
         footage::server::ServerOptions {
             addr: "127.0.0.1:0".parse().expect("addr"),
             log_requests: false,
+            bulk_nice: env_usize(
+                "FOOTAGE_BENCH_BULK_NICE",
+                footage::priority::BULK_NICE as usize,
+            ) as i32,
             ..footage::server::ServerOptions::default()
         },
     )

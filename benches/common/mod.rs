@@ -278,10 +278,15 @@ pub fn request(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> String {
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     s.set_nodelay(true).ok();
     s.write_all(head.as_bytes()).expect("send head");
-    s.write_all(body).expect("send body");
+    let sent = s.write_all(body);
     let mut out = Vec::new();
     s.read_to_end(&mut out).ok();
-    String::from_utf8_lossy(&out).into_owned()
+    let resp = String::from_utf8_lossy(&out).into_owned();
+    // A server that answers before the body ends (an error) closes the connection.
+    if let Err(e) = sent {
+        panic!("send body: {e}; the server answered: {resp:?}");
+    }
+    resp
 }
 
 pub fn header<'a>(resp: &'a str, name: &str) -> Option<&'a str> {

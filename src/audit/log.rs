@@ -11,11 +11,17 @@
 //!   without its record);
 //! - a file is fsynced completely before the next one is started, so only the newest file
 //!   can hold entries that are not durable;
-//! - `HEAD` only ever names a durable chain head.
+//! - `HEAD` only ever names a durable chain head;
+//! - a batched entry (a read or a query) never waits for an fsync: when its batch is due
+//!   (64 entries waiting, or the last fsync a second old) it wakes the `footage-audit-flush`
+//!   thread, which syncs at once; only a log without that thread (tests, `open_with`) syncs
+//!   on the appender's thread. Under heavy ingest an fdatasync can take tens of milliseconds,
+//!   and a reviewer's search must not pay for it (DESIGN §15).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -98,6 +104,33 @@ pub struct AuditLog {
     /// Opened by a read-only store (`AuditLog::open_read_only`): appends are refused, and
     /// readers see the live log another process writes.
     read_only: bool,
+    /// The flush thread's wake-up, once [`AuditLog::open`] started it.
+    flusher: OnceLock<Arc<Kick>>,
+    /// A `head` entry was appended by a batched entry: the flush thread writes `HEAD`.
+    head_pending: AtomicBool,
+}
+
+/// Wakes the flush thread before its next tick.
+#[derive(Default)]
+struct Kick {
+    kicked: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Kick {
+    fn kick(&self) {
+        *self.kicked.lock() = true;
+        self.cv.notify_one();
+    }
+
+    /// Waits for a kick or `timeout`, whichever comes first.
+    fn wait(&self, timeout: Duration) {
+        let mut k = self.kicked.lock();
+        if !*k {
+            self.cv.wait_for(&mut k, timeout);
+        }
+        *k = false;
+    }
 }
 
 /// Checks an actor name: 1 to 256 bytes without control characters.
@@ -135,10 +168,13 @@ impl AuditLog {
     pub fn open(root: &Path, store_id: [u8; 16]) -> Result<Arc<AuditLog>> {
         let log = Arc::new(AuditLog::open_with(root, store_id, MAX_FILE, HEAD_EVERY)?);
         let weak = Arc::downgrade(&log);
+        let kick = Arc::new(Kick::default());
+        let k = Arc::clone(&kick);
         std::thread::Builder::new()
             .name("footage-audit-flush".into())
-            .spawn(move || flush_batches(weak))
+            .spawn(move || flush_batches(weak, &k))
             .map_err(|e| Error::io(&log.dir, e))?;
+        let _ = log.flusher.set(kick);
         Ok(log)
     }
 
@@ -183,6 +219,8 @@ impl AuditLog {
             head_written: Mutex::new(head_count),
             findings,
             read_only: false,
+            flusher: OnceLock::new(),
+            head_pending: AtomicBool::new(false),
         };
         let f = &log.findings;
         if f.torn_bytes > 0 || !f.problems.is_empty() {
@@ -240,6 +278,8 @@ impl AuditLog {
             head_written: Mutex::new(u64::MAX),
             findings: OpenFindings::default(),
             read_only: true,
+            flusher: OnceLock::new(),
+            head_pending: AtomicBool::new(false),
         }))
     }
 
@@ -278,9 +318,18 @@ impl AuditLog {
                 }
             };
         crate::fail::point("audit.appended");
-        if sync_now {
-            self.sync_to(wanted)?;
+        if !sync_now {
+            return Ok(entry);
         }
+        if let (Durability::Batched, Some(kick)) = (durability, self.flusher.get()) {
+            // The flush thread syncs (and writes HEAD) now; this caller does not wait.
+            if head_due {
+                self.head_pending.store(true, Ordering::SeqCst);
+            }
+            kick.kick();
+            return Ok(entry);
+        }
+        self.sync_to(wanted)?;
         if head_due {
             self.write_head_file()?;
         }
@@ -470,15 +519,21 @@ impl AuditLog {
     }
 }
 
-/// Every [`BATCH_DELAY`], makes the entries written so far durable, until the log is gone
-/// (or poisoned). Holds the log only while it syncs.
-fn flush_batches(log: std::sync::Weak<AuditLog>) {
+/// Every [`BATCH_DELAY`], or at once when an appender's batch is due, makes the entries
+/// written so far durable (and writes `HEAD` when a batched entry brought a `head` entry),
+/// until the log is gone (or poisoned). Holds the log only while it syncs.
+fn flush_batches(log: std::sync::Weak<AuditLog>, kick: &Kick) {
     loop {
-        std::thread::sleep(BATCH_DELAY);
+        kick.wait(BATCH_DELAY);
         let Some(log) = log.upgrade() else { return };
         let written = log.state.lock().chain.count;
         if log.sync.lock().durable.chain.count < written && log.sync_to(written).is_err() {
             return;
+        }
+        if log.head_pending.swap(false, Ordering::SeqCst) {
+            if let Err(e) = log.write_head_file() {
+                tracing::error!(error = %e, "cannot write the audit log's HEAD file");
+            }
         }
     }
 }

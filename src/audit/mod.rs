@@ -52,10 +52,11 @@ pub const LIVE: (u32, u64) = (u32::MAX, u64::MAX);
 pub enum Durability {
     /// fsynced (shared with concurrent writers) before the call returns: for changes.
     Durable,
-    /// written before the call returns and fsynced in batches: with the next durable
-    /// entry, once 64 are waiting, within about a second (a background thread), and when the
-    /// store is closed or dropped: for reads and queries. A power cut can lose the last
-    /// second of batched entries, never a durable one.
+    /// written before the call returns and fsynced in batches by a background thread (never
+    /// on the caller's thread): with the next durable entry, at once when 64 are waiting or
+    /// the last fsync is a second old, every second, and when the store is closed or
+    /// dropped: for reads and queries. A power cut can lose about the last second of batched
+    /// entries, never a durable one.
     Batched,
 }
 
