@@ -6,9 +6,10 @@
 //! Every iteration starts from a fresh store / empty directory (created outside the timed
 //! region); each upload gets a unique stamp so the engine never takes its duplicate path.
 //! After the criterion groups an interleaved pass (`FOOTAGE_BENCH_ROUNDS`, default 3) runs
-//! all three back to back per round (order rotated) and prints MB/s (best and median) and the
-//! ratios tus / PUT (goal ≥ 0.8) and tus / (PUT + SHA-256 of the body as it streams: the hash a
-//! chain of custody cannot skip, which on 2 cores costs CPU the plain PUT does not spend).
+//! all four back to back per round (order rotated) and prints MB/s (best and median) and the
+//! ratios tus / PUT (goal ≥ 0.8), tus / (PUT + SHA-256 of the body as it streams: the hash a
+//! chain of custody cannot skip, which on 2 cores costs CPU the plain PUT does not spend), and
+//! (tus with a sha1 `Upload-Checksum` on each PATCH) / tus: the cost of the checksum extension.
 //!
 //! Environment: `FOOTAGE_BENCH_MIB` (default 64) per upload, `FOOTAGE_BENCH_STREAMS`
 //! (default 8), `FOOTAGE_BENCH_CRITERION=0` to run only the interleaved pass,
@@ -158,7 +159,9 @@ fn stamped(base: &[u8], round: u64) -> Arc<Vec<u8>> {
     Arc::new(v)
 }
 
-fn tus_round(streams: usize, data: &Arc<Vec<u8>>, round: u64) -> Duration {
+/// 8 concurrent tus uploads into a fresh store; `checksum`: each PATCH carries a sha1
+/// `Upload-Checksum` (computed before the clock starts).
+fn tus_round(streams: usize, data: &Arc<Vec<u8>>, round: u64, checksum: bool) -> Duration {
     let dir = tempfile::tempdir_in(bench_root()).expect("tempdir");
     let store = footage::Store::create(dir.path()).expect("store");
     let srv = footage::server::spawn(
@@ -176,8 +179,18 @@ fn tus_round(streams: usize, data: &Arc<Vec<u8>>, round: u64) -> Duration {
     .expect("server");
     let addr = srv.addr();
     let data = stamped(data, round);
+    let sum = checksum.then(|| {
+        use sha1::Digest;
+        format!(
+            "sha1 {}",
+            base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                sha1::Sha1::digest(&data[..])
+            )
+        )
+    });
     let t = concurrent(streams, &data, |i, d| {
-        common::tus_upload(addr, d, &format!("AX-{round}-{i}"))
+        common::tus_upload(addr, d, &format!("AX-{round}-{i}"), sum.as_deref())
     });
     let _ = srv.stop();
     t
@@ -224,7 +237,7 @@ fn main() {
                 (0..iters)
                     .map(|_| {
                         round += 1;
-                        tus_round(streams, &data, round)
+                        tus_round(streams, &data, round, false)
                     })
                     .sum()
             })
@@ -244,13 +257,15 @@ fn main() {
     }
     let rounds = env_usize("FOOTAGE_BENCH_ROUNDS", 3) as u64;
     // Interleaved rounds, the order rotated so no side always runs on a warmer page cache.
-    let (mut tus, mut put, mut putsha) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut tus, mut put, mut putsha, mut tussum) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for r in 0..rounds {
-        for k in 0..3 {
-            match (r + k) % 3 {
-                0 => tus.push(tus_round(streams, &data, r)),
+        for k in 0..4 {
+            match (r + k) % 4 {
+                0 => tus.push(tus_round(streams, &data, r, false)),
                 1 => put.push(put_round(streams, &data, r)),
-                _ => putsha.push(put_sha_round(streams, &data, r)),
+                2 => putsha.push(put_sha_round(streams, &data, r)),
+                _ => tussum.push(tus_round(streams, &data, r + rounds, true)),
             }
         }
     }
@@ -259,11 +274,17 @@ fn main() {
         v.sort();
         (v[0], v[v.len() / 2])
     };
-    let (t, p, ps) = (best(&mut tus), best(&mut put), best(&mut putsha));
+    let (t, p, ps, tc) = (
+        best(&mut tus),
+        best(&mut put),
+        best(&mut putsha),
+        best(&mut tussum),
+    );
     println!(
         "http_ingest {streams}x{mib} MiB, {rounds} interleaved rounds (best / median):\n  \
          tus {:.0} / {:.0} MB/s\n  PUT+fsync {:.0} / {:.0} MB/s: ratio tus/PUT {:.3} / {:.3} \
-         (goal >= 0.8)\n  PUT+fsync+SHA-256 {:.0} / {:.0} MB/s: ratio tus/(PUT+SHA) {:.3} / {:.3}",
+         (goal >= 0.8)\n  PUT+fsync+SHA-256 {:.0} / {:.0} MB/s: ratio tus/(PUT+SHA) {:.3} / {:.3}\n  \
+         tus with a sha1 Upload-Checksum {:.0} / {:.0} MB/s: ratio (tus+checksum)/tus {:.3} / {:.3}",
         mbs(t.0),
         mbs(t.1),
         mbs(p.0),
@@ -274,5 +295,9 @@ fn main() {
         mbs(ps.1),
         ps.0.as_secs_f64() / t.0.as_secs_f64(),
         ps.1.as_secs_f64() / t.1.as_secs_f64(),
+        mbs(tc.0),
+        mbs(tc.1),
+        t.0.as_secs_f64() / tc.0.as_secs_f64(),
+        t.1.as_secs_f64() / tc.1.as_secs_f64(),
     );
 }

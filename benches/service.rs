@@ -216,7 +216,7 @@ fn ingest_load(
                 while !stop.load(Ordering::Relaxed) {
                     let n = next.fetch_add(1, Ordering::Relaxed);
                     common::stamp(&mut bytes, n);
-                    common::tus_upload(addr, &bytes, &format!("AX-LOAD-{s}"));
+                    common::tus_upload(addr, &bytes, &format!("AX-LOAD-{s}"), None);
                     stored += bytes.len() as u64;
                 }
                 stored

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README): installs what the tests need, then runs every test.
 # Needs: cargo; root (or sudo) to install ffmpeg, Chromium and node from Debian's packages if
-# they are missing; the npm registry for playwright-core (tests/browser).
+# they are missing; the npm registry for playwright-core (tests/browser); PyPI for tuspy
+# (tests/uploads.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,19 @@ fi
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
   echo "== npm ci (playwright-core for the browser test)"
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# tuspy (a real tus client, from PyPI) for tests/uploads.rs, in a virtualenv under target/.
+tus_venv="${CARGO_TARGET_DIR:-target}/tus-venv"
+if ! "$tus_venv/bin/python" -c 'import tusclient.client' >/dev/null 2>&1; then
+  echo "== pip install tuspy (a tus client for tests/uploads.rs)"
+  if ! python3 -m venv "$tus_venv" >/dev/null 2>&1; then
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    rm -rf "$tus_venv"
+    python3 -m venv "$tus_venv"
+  fi
+  "$tus_venv/bin/pip" install -q --disable-pip-version-check tuspy==1.1.0
 fi
 
 # Azurite (the Azure Blob emulator, from npm) for the cloud tier tests.

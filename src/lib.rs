@@ -83,6 +83,7 @@ pub use store::{
     SYSTEM_ACTOR,
 };
 pub use store::{AuditSink, RefreshReport};
+pub use store::{ChecksumAlgorithm, ChecksumHeaderError, UploadChecksum};
 pub use store::{
     NewUpload, UploadOptions, UploadPatch, UploadRefusal, UploadStats, UploadStatus,
     UPLOAD_PROGRESS_EVERY,

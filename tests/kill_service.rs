@@ -5,7 +5,8 @@
 //! (`FOOTAGE_FAILPOINT`, see `footage::fail`) at its N-th pass.
 //!
 //! After every kill a clean service is started and the oracle checks:
-//! - every upload the driver saw completed (`Footage-Segment` received) is in the store with
+//! - every upload the driver saw completed (`Footage-Segment` received, with
+//!   `Footage-Duplicate: false`: each upload's bytes are unique) is in the store with
 //!   its SHA-256 (an upload in the `scratch` category may instead have been deleted by the
 //!   background retention, whose policy deletes only that category);
 //! - every unfinished upload whose creation was acknowledged (201) answers HEAD with 200 (never
@@ -462,6 +463,7 @@ impl Driver {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or_else(|| panic!("no segment in the completing answer {r:?}"));
             assert_eq!(r.h("footage-sha256"), Some(sha_hex(&data).as_str()));
+            assert_eq!(r.h("footage-duplicate"), Some("false"), "{loc}: {r:?}");
             let scratch = book.slots[k].as_ref().is_some_and(|u| u.scratch);
             book.done.push(Done {
                 id,
@@ -614,6 +616,9 @@ fn check(store: &Path, dock: &Path, serve: &Serve, book: &Mutex<Book>, ctx: &str
             if let Some(id) = r.h("footage-segment") {
                 assert_eq!(off as usize, u.data.len(), "{ctx}: {r:?}");
                 assert_eq!(r.h("footage-sha256"), Some(sha_hex(&u.data).as_str()));
+                // Every upload's bytes are its own: completed by HEAD after a crash between
+                // its commit record and its completed frame, it is still not a duplicate.
+                assert_eq!(r.h("footage-duplicate"), Some("false"), "{ctx}: {r:?}");
                 b.done.push(Done {
                     id: id.parse().expect("segment id"),
                     sha: sha_hex(&u.data),

@@ -545,14 +545,20 @@ impl Drop for Serve {
 }
 
 fn serve(store: &Path) -> Serve {
-    let mut child = common::spawn(
-        Command::new(env!("CARGO_BIN_EXE_footage"))
-            .arg("--store")
-            .arg(store)
-            .args(["serve", "--addr", "127.0.0.1:0", "--quiet"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null()),
-    );
+    serve_env(store, &[])
+}
+
+fn serve_env(store: &Path, env: &[(&str, &str)]) -> Serve {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_footage"));
+    cmd.arg("--store")
+        .arg(store)
+        .args(["serve", "--addr", "127.0.0.1:0", "--quiet"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = common::spawn(&mut cmd);
     let mut line = String::new();
     std::io::BufRead::read_line(
         &mut std::io::BufReader::new(child.stdout.take().unwrap()),
@@ -853,4 +859,478 @@ fn a_service_killed_inside_a_long_patch_keeps_the_progress_it_recorded() {
         &store.verify(None, |_| {}).unwrap(),
         "after kill -9 in a PATCH",
     );
+}
+
+fn b64(d: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(d)
+}
+
+/// PATCH headers with an `Upload-Checksum`.
+fn checked_headers(offset: u64, checksum: String) -> Vec<(&'static str, String)> {
+    let mut h = patch_headers(offset);
+    h.push(("Upload-Checksum", checksum));
+    h
+}
+
+fn sha1_of(b: &[u8]) -> String {
+    format!("sha1 {}", b64(&sha1::Sha1::digest(b)))
+}
+
+fn sha256_of(b: &[u8]) -> String {
+    format!("sha256 {}", b64(&Sha256::digest(b)))
+}
+
+/// The tus checksum extension: a PATCH counts only if its body has the digest it announced.
+/// A wrong one answers 460 and HEAD keeps the old offset (also for a body longer than the
+/// progress interval: nothing of it was recorded), a body cut off counts nothing, an unknown
+/// algorithm or a malformed header is 400 before anything is written, and resumed requests
+/// complete the upload with the right SHA-256.
+#[test]
+fn a_patch_with_a_checksum_counts_only_when_its_body_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open_small(dir.path());
+    let srv = server::spawn(store.clone(), local_opts()).unwrap();
+    let tus = Tus {
+        addr: srv.addr(),
+        token: None,
+    };
+    let o = tus.send("OPTIONS", "/api/uploads", &[], b"");
+    assert!(o.h("tus-extension").unwrap().contains("checksum"), "{o:?}");
+    assert_eq!(o.h("tus-checksum-algorithm"), Some("sha1,sha256"));
+
+    let every = footage::UPLOAD_PROGRESS_EVERY as usize;
+    let data = random_bytes(460, every + 3_000_000);
+    let meta = std_meta("AX-SUM");
+    let c = tus.create(data.len(), &as_refs(&meta));
+    assert_eq!(c.status, 201, "{c:?}");
+    let loc = c.h("location").unwrap().to_string();
+    let a = 1_000_000;
+    // 1. A right checksum (sha256): counted.
+    let r = tus.send(
+        "PATCH",
+        &loc,
+        &checked_headers(0, sha256_of(&data[..a])),
+        &data[..a],
+    );
+    assert_eq!(r.status, 204, "{r:?}");
+    assert_eq!(r.h("upload-offset"), Some(a.to_string().as_str()));
+    let volumes = || -> u64 {
+        common::volume_files(store.root())
+            .iter()
+            .map(|p| std::fs::metadata(p).unwrap().len())
+            .sum()
+    };
+    // 2. Headers refused before anything is written: 400.
+    let before = (volumes(), store.upload_stats());
+    for bad in [
+        format!("md5 {}", b64(&[0u8; 16])),
+        "sha1".into(),
+        "sha1 ***".into(),
+        format!("sha1 {}", b64(&Sha256::digest(b"x"))),
+    ] {
+        let r = tus.send(
+            "PATCH",
+            &loc,
+            &checked_headers(a as u64, bad.clone()),
+            &data[a..a + 10],
+        );
+        assert_eq!(r.status, 400, "{bad:?}: {r:?}");
+    }
+    assert_eq!(before, (volumes(), store.upload_stats()));
+    // 3. A wrong checksum over more than a progress interval: 460, the bytes do not count.
+    let long = &data[a..];
+    assert!(long.len() > every);
+    let r = tus.send(
+        "PATCH",
+        &loc,
+        &checked_headers(a as u64, sha1_of(&long[1..])),
+        long,
+    );
+    assert_eq!(r.status, 460, "{r:?}");
+    assert_eq!(r.h("upload-offset"), Some(a.to_string().as_str()));
+    assert_eq!(tus.offset(&loc), a as u64);
+    assert_eq!(store.upload_stats().bytes_received_total, a as u64);
+    assert!(
+        volumes() > before.0 + every as u64,
+        "the bytes went to the volumes"
+    );
+    // 4. A body cut off counts nothing either: the next request starts at the same offset.
+    let b = 2_000_000;
+    let mut s = tus.start(
+        "PATCH",
+        &loc,
+        &checked_headers(a as u64, sha1_of(&data[a..a + b])),
+        Some(b),
+    );
+    s.write_all(&data[a..a + b / 2]).unwrap();
+    s.flush().unwrap();
+    let _ = s.shutdown(Shutdown::Both);
+    // 5. Resumed with right checksums (sha1, then sha256): the upload completes.
+    let r = tus.send(
+        "PATCH",
+        &loc,
+        &checked_headers(a as u64, sha1_of(&data[a..a + b])),
+        &data[a..a + b],
+    );
+    assert_eq!(r.status, 204, "{r:?}");
+    assert_eq!(r.h("upload-offset"), Some((a + b).to_string().as_str()));
+    let rest = &data[a + b..];
+    let r = tus.send(
+        "PATCH",
+        &loc,
+        &checked_headers((a + b) as u64, sha256_of(rest)),
+        rest,
+    );
+    assert_eq!(r.status, 204, "{r:?}");
+    let id: u64 = r.h("footage-segment").unwrap().parse().unwrap();
+    check_stored(&store, id, &data, &r);
+    assert_eq!(store.upload_stats().bytes_received_total, data.len() as u64);
+    srv.stop().unwrap();
+    common::assert_verify_clean(&store.verify(None, |_| {}).unwrap(), "after checksums");
+    drop(store);
+    let store = common::open_small(dir.path());
+    assert_eq!(store.read_range(id, 0, u64::MAX).unwrap(), data);
+}
+
+/// A service killed inside a long PATCH that announced a checksum records nothing of it (the
+/// digest could not be compared): HEAD after the restart gives the offset before the request,
+/// and the request sent again completes the same bytes.
+#[test]
+fn a_service_killed_inside_a_checksummed_patch_keeps_the_old_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let out = common::output(
+        Command::new(env!("CARGO_BIN_EXE_footage"))
+            .arg("--store")
+            .arg(&root)
+            .arg("init"),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let every = footage::UPLOAD_PROGRESS_EVERY as usize;
+    let data = random_bytes(461, 2 * every + 500_000);
+    let meta = std_meta("AX-SUMK");
+    let s = serve(&root);
+    let c = s.tus.create(data.len(), &as_refs(&meta));
+    assert_eq!(c.status, 201, "{c:?}");
+    let loc = c.h("location").unwrap().to_string();
+    let first = 300_000;
+    let r = s.tus.send(
+        "PATCH",
+        &loc,
+        &checked_headers(0, sha1_of(&data[..first])),
+        &data[..first],
+    );
+    assert_eq!(r.status, 204, "{r:?}");
+    let rest = &data[first..];
+    let mut sock = s.tus.start(
+        "PATCH",
+        &loc,
+        &checked_headers(first as u64, sha1_of(rest)),
+        Some(rest.len()),
+    );
+    let sent = every + every / 2;
+    sock.write_all(&rest[..sent]).unwrap();
+    sock.flush().unwrap();
+    // The service has written more than a progress interval of it to the volumes.
+    let on_disk = || -> u64 {
+        common::volume_files(&root)
+            .iter()
+            .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+            .sum()
+    };
+    wait_for("the bytes in the volumes", || {
+        on_disk() > every as u64 + 100_000
+    });
+    unsafe {
+        libc::kill(s.child.id() as i32, libc::SIGKILL);
+    }
+    drop(sock);
+    drop(s);
+    let s = serve(&root);
+    assert_eq!(s.tus.offset(&loc), first as u64);
+    let r = s.tus.send(
+        "PATCH",
+        &loc,
+        &checked_headers(first as u64, sha1_of(rest)),
+        rest,
+    );
+    assert_eq!(r.status, 204, "{r:?}");
+    assert_eq!(
+        r.h("footage-sha256"),
+        Some(hex(&Sha256::digest(&data)).as_str())
+    );
+    let id: u64 = r.h("footage-segment").unwrap().parse().unwrap();
+    drop(s);
+    let store = footage::Store::open(&root).unwrap();
+    assert_eq!(store.read_range(id, 0, u64::MAX).unwrap(), data);
+    common::assert_verify_clean(
+        &store.verify(None, |_| {}).unwrap(),
+        "after kill -9 in a checksummed PATCH",
+    );
+}
+
+/// The `ingest` role (a dock's token): its own uploads and nothing else. Every read or change
+/// endpoint is 403 for it, another dock's session too (HEAD, PATCH, DELETE), while a `write`
+/// token (station staff) may still see any session; `footage token add --role ingest` makes one.
+#[test]
+fn an_ingest_token_may_only_touch_its_own_uploads() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open_small(dir.path());
+    let root = store.root().to_path_buf();
+    let staff = server::tokens::add(&root, "sgt.staff", false).unwrap();
+    let reader = server::tokens::add(&root, "viewer", true).unwrap();
+    let dock_b =
+        server::tokens::add_with_role(&root, "dock-b", server::tokens::Role::Ingest).unwrap();
+    let out = common::output(
+        Command::new(env!("CARGO_BIN_EXE_footage"))
+            .arg("--store")
+            .arg(&root)
+            .args(["token", "add", "dock-a", "--role", "ingest"]),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let made: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(made["role"], "ingest");
+    let dock_a = made["token"].as_str().unwrap().to_string();
+    let srv = server::spawn(store.clone(), local_opts()).unwrap();
+    let as_tok = |t: &str| Tus {
+        addr: srv.addr(),
+        token: Some(t.to_string()),
+    };
+    let (a, b, w, ro) = (
+        as_tok(&dock_a),
+        as_tok(&dock_b),
+        as_tok(&staff),
+        as_tok(&reader),
+    );
+    // A stored segment, uploaded by dock-a.
+    let data = random_bytes(12, 300_000);
+    let r = a.upload(&data, &as_refs(&std_meta("AX-A")));
+    assert_eq!(r.status, 204, "{r:?}");
+    let id: u64 = r.h("footage-segment").unwrap().parse().unwrap();
+    check_stored(&store, id, &data, &r);
+    let who = a.send("GET", "/api/whoami", &[], b"");
+    assert_eq!(who.status, 200);
+    assert!(String::from_utf8_lossy(&who.body).contains("\"ingest\""));
+    // Every read endpoint, and every change to a segment: 403.
+    let seg = format!("/api/segments/{id}");
+    let reads = [
+        "/api/segments".to_string(),
+        "/api/segments?officer=MET-7".into(),
+        seg.clone(),
+        format!("{seg}/track.geojson"),
+        format!("{seg}/video-url"),
+        format!("{seg}/video"),
+        "/api/stats".into(),
+        "/metrics".into(),
+        "/api/latest".into(),
+        "/api/config".into(),
+        "/api/uploads".into(),
+    ];
+    for path in &reads {
+        for t in [&a, &b] {
+            let r = t.send("GET", path, &[], b"");
+            assert_eq!(r.status, 403, "GET {path}: {r:?}");
+        }
+        // The same requests are not refused for a read token (the matrix is about the role).
+        let r = ro.send("GET", path, &[], b"");
+        assert_ne!(r.status, 403, "read token, GET {path}: {r:?}");
+    }
+    for change in ["hold", "release", "category", "tags"] {
+        let r = a.send(
+            "POST",
+            &format!("{seg}/{change}"),
+            &[("Content-Type", "application/json".into())],
+            br#"{"case":"C-1","category":"x","add":["t"]}"#,
+        );
+        assert_eq!(r.status, 403, "POST {change}: {r:?}");
+    }
+    // Its own session: create, continue, HEAD, terminate.
+    let meta = std_meta("AX-A2");
+    let c = a.create(100_000, &as_refs(&meta));
+    assert_eq!(c.status, 201, "{c:?}");
+    let mine = c.h("location").unwrap().to_string();
+    assert_eq!(a.patch(&mine, 0, &[5u8; 40_000]).status, 204);
+    assert_eq!(a.offset(&mine), 40_000);
+    // Another dock's token: refused on it, and nothing changes.
+    let before = store.uploads();
+    assert_eq!(b.head(&mine).status, 403);
+    assert_eq!(b.patch(&mine, 40_000, &[6u8; 10]).status, 403);
+    assert_eq!(b.send("DELETE", &mine, &[], b"").status, 403);
+    assert_eq!(store.uploads(), before);
+    // A read token may not upload; station staff (write) may see any session.
+    assert_eq!(ro.create(10, &as_refs(&meta)).status, 403);
+    assert_eq!(w.offset(&mine), 40_000);
+    assert_eq!(a.send("DELETE", &mine, &[], b"").status, 204);
+    assert_eq!(a.head(&mine).status, 404);
+    // The audit log names the dock as the creator of its upload.
+    let entries = store.audit_entries(None, None).unwrap();
+    assert!(entries
+        .iter()
+        .any(|e| e.action == "upload-create" && e.actor == "dock-a"));
+    assert!(!entries
+        .iter()
+        .any(|e| e.actor == "dock-a" && footage::READ_ACTIONS.contains(&e.action.as_str())));
+    srv.stop().unwrap();
+}
+
+/// A Python with the `tuspy` client: `FOOTAGE_TUS_PYTHON`, else the virtualenv
+/// scripts/test.sh makes (`<target>/tus-venv`), else `python3` if it has the package.
+fn tus_python() -> Option<std::path::PathBuf> {
+    let target = common::skip_list()
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let candidates = [
+        std::env::var_os("FOOTAGE_TUS_PYTHON").map(std::path::PathBuf::from),
+        Some(target.join("tus-venv/bin/python")),
+        Some("python3".into()),
+    ];
+    candidates.into_iter().flatten().find(|py| {
+        Command::new(py)
+            .args(["-c", "import tusclient.client"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+/// An off-the-shelf tus client (tuspy, with `upload_checksum=True`: a sha1 per request) uploads
+/// a recording in several requests, stops half-way, and a second uploader resumes it from HEAD;
+/// the segment stored has the file's SHA-256 and the dock's ingest token as its creator.
+#[test]
+fn tuspy_uploads_with_checksums_and_resumes() {
+    let Some(py) = tus_python() else {
+        common::skip(
+            "tuspy_uploads_with_checksums_and_resumes",
+            "no Python with the tuspy package (scripts/test.sh installs it in target/tus-venv)",
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open_small(dir.path());
+    let token =
+        server::tokens::add_with_role(store.root(), "dock-py", server::tokens::Role::Ingest)
+            .unwrap();
+    let srv = server::spawn(store.clone(), local_opts()).unwrap();
+    let data = random_bytes(462, 2_500_000);
+    let clip = dir.path().join("clip.bin");
+    std::fs::write(&clip, &data).unwrap();
+    let script = r#"
+import json, sys
+from tusclient import client
+url, token, path, start, end = sys.argv[1:6]
+c = client.TusClient(url, headers={"Authorization": "Bearer " + token})
+meta = {"officer": "MET-9", "device": "AX-PY", "start": start, "end": end, "tag": "tuspy"}
+u = c.uploader(path, chunk_size=700000, metadata=meta, upload_checksum=True)
+u.upload(stop_at=1400000)
+half = u.offset
+# A new uploader (as after a restart of the dock): it asks HEAD for the offset.
+v = c.uploader(path, url=u.url, chunk_size=700000, upload_checksum=True)
+resumed_at = v.offset
+v.upload()
+h = v.request.response_headers
+print(json.dumps({"half": half, "resumed_at": resumed_at, "offset": v.offset,
+                  "segment": h.get("footage-segment"), "sha256": h.get("footage-sha256")}))
+"#;
+    let out = common::output(
+        Command::new(&py)
+            .arg("-c")
+            .arg(script)
+            .arg(format!("http://{}/api/uploads", srv.addr()))
+            .arg(&token)
+            .arg(&clip)
+            .arg(start_text())
+            .arg(footage::input::time::format_time(T0 + 60_000_000)),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["half"], 1_400_000, "{v}");
+    assert_eq!(v["resumed_at"], 1_400_000, "{v}");
+    assert_eq!(v["offset"], data.len() as u64, "{v}");
+    assert_eq!(v["sha256"], hex(&Sha256::digest(&data)), "{v}");
+    let id: u64 = v["segment"].as_str().unwrap().parse().unwrap();
+    assert_eq!(store.read_range(id, 0, u64::MAX).unwrap(), data);
+    let entries = store.audit_entries(None, None).unwrap();
+    assert!(entries
+        .iter()
+        .any(|e| e.action == "upload-complete" && e.actor == "dock-py"));
+    srv.stop().unwrap();
+    common::assert_verify_clean(&store.verify(None, |_| {}).unwrap(), "after tuspy");
+}
+
+/// A crash between an upload's commit record and its completed frame (crash points
+/// `ingest.commit_durable`: before the `ingest` audit entry, and `upload.committed`: after
+/// it): the completing PATCH's answer is lost; after the restart HEAD finishes the completion
+/// and names the segment with `Footage-Duplicate: false` (it is the dock's own segment, not a
+/// duplicate of itself), the audit log has its `ingest` entry, and the same bytes sent again
+/// by the same device are then a duplicate of it.
+#[test]
+fn a_crash_between_the_commit_record_and_the_completed_frame_is_not_a_duplicate() {
+    for point in ["ingest.commit_durable", "upload.committed"] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        let out = common::output(
+            Command::new(env!("CARGO_BIN_EXE_footage"))
+                .arg("--store")
+                .arg(&root)
+                .arg("init"),
+        );
+        assert!(out.status.success(), "{out:?}");
+        let data = random_bytes(463, 1_200_000);
+        let meta = std_meta("AX-DUP");
+        let mut s = serve_env(&root, &[("FOOTAGE_FAILPOINT", point)]);
+        let c = s.tus.create(data.len(), &as_refs(&meta));
+        assert_eq!(c.status, 201, "{point}: {c:?}");
+        let loc = c.h("location").unwrap().to_string();
+        let mut sock = s
+            .tus
+            .start("PATCH", &loc, &patch_headers(0), Some(data.len()));
+        sock.write_all(&data).unwrap();
+        let mut lost = Vec::new();
+        let _ = sock.read_to_end(&mut lost);
+        let status = s.child.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGABRT),
+            "{point}: the service did not crash there: {status:?}, answer {:?}",
+            String::from_utf8_lossy(&lost)
+        );
+        drop(s);
+        let s = serve(&root);
+        let h = s.tus.head(&loc);
+        assert_eq!(h.status, 200, "{point}: {h:?}");
+        assert_eq!(h.h("upload-offset"), Some(data.len().to_string().as_str()));
+        assert_eq!(h.h("footage-duplicate"), Some("false"), "{point}: {h:?}");
+        assert_eq!(
+            h.h("footage-sha256"),
+            Some(hex(&Sha256::digest(&data)).as_str())
+        );
+        let id: u64 = h.h("footage-segment").unwrap().parse().unwrap();
+        // Asked again, and after the completed frame: the same answer; no more bytes taken.
+        let again = s.tus.head(&loc);
+        assert_eq!(again.h("footage-segment"), h.h("footage-segment"));
+        assert_eq!(again.h("footage-duplicate"), Some("false"));
+        assert_eq!(s.tus.patch(&loc, data.len() as u64, b"").status, 409);
+        // The same recording sent again by the same device is a duplicate of it.
+        let r = s.tus.upload(&data, &as_refs(&meta));
+        assert_eq!(r.status, 204, "{r:?}");
+        assert_eq!(r.h("footage-duplicate"), Some("true"));
+        assert_eq!(r.h("footage-segment"), Some(id.to_string().as_str()));
+        drop(s);
+        let store = footage::Store::open(&root).unwrap();
+        assert_eq!(store.read_range(id, 0, u64::MAX).unwrap(), data);
+        assert_eq!(store.len(), 1);
+        let ingests: Vec<_> = store
+            .audit_entries(Some(id), None)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action == "ingest")
+            .collect();
+        assert!(
+            ingests.iter().any(|e| e.details["duplicate"] == false),
+            "{point}: {ingests:?}"
+        );
+        common::assert_verify_clean(&store.verify(None, |_| {}).unwrap(), point);
+    }
 }

@@ -296,9 +296,10 @@ pub fn header<'a>(resp: &'a str, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.trim())
 }
 
-/// One tus upload to a `footage` server: create, then the whole body in one PATCH; panics
-/// unless the answer names the stored segment.
-pub fn tus_upload(addr: std::net::SocketAddr, data: &[u8], device: &str) {
+/// One tus upload to a `footage` server: create, then the whole body in one PATCH (with
+/// `Upload-Checksum: checksum` if given: the tus checksum extension); panics unless the answer
+/// names the stored segment.
+pub fn tus_upload(addr: std::net::SocketAddr, data: &[u8], device: &str, checksum: Option<&str>) {
     let b64 = |s: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s);
     let meta = format!(
         "officer {},device {},start {},end {}",
@@ -318,11 +319,12 @@ pub fn tus_upload(addr: std::net::SocketAddr, data: &[u8], device: &str) {
         b"",
     );
     let loc = header(&created, "location").expect("Location").to_string();
+    let sum = checksum.map_or(String::new(), |c| format!("Upload-Checksum: {c}\r\n"));
     let done = request(
         addr,
         &format!(
             "PATCH {loc} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
-             Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n\
+             Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n{sum}\
              Content-Type: application/offset+octet-stream\r\nContent-Length: {}\r\n\r\n",
             data.len()
         ),

@@ -22,12 +22,14 @@ Examples:
   footage token add sgt.jones                    prints {\"name\":..,\"token\":..} once: keep it
   footage token add cctv-viewer --role read      may search and watch, not change (= --read-only)
   footage token add insp.morse --role holds      may also release legal holds
+  footage token add dock-3 --role ingest         a dock: its own uploads at /api/uploads only
   footage token list                             names and roles, never the tokens
   footage token remove sgt.jones                 stops working at the next request
   footage token disable-auth                     serve without tokens again (audited)
 
-Roles: read (search, metadata, video), write (also categorize, tag, place holds; the
-default), holds (also release legal holds). Built-in actor names (system, local, unknown,
+Roles: read (search, metadata, video), write (also categorize, tag, place holds, upload; the
+default), holds (also release legal holds), ingest (a dock: create, continue, query and
+terminate its own resumable uploads, nothing else: no search, no video). Built-in actor names (system, local, unknown,
 uid:*, (footage)) cannot be token names. Once a store has had a token, `footage serve` refuses
 every request without a valid one, even if tokens.json is moved away or its last token is
 removed, until `footage token disable-auth` (with the server stopped and no token left).")]
@@ -43,7 +45,8 @@ pub enum TokenCommand {
         /// Who holds it: the actor recorded for their changes
         #[arg(value_parser = id_arg)]
         name: String,
-        /// What it may do: read, write (default) or holds (write + release legal holds)
+        /// What it may do: read, write (default), holds (write + release legal holds) or
+        /// ingest (its own uploads at /api/uploads only)
         #[arg(long, value_name = "ROLE", value_parser = role_arg)]
         role: Option<Role>,
         /// Same as --role read: search, read metadata and watch video, but change nothing

@@ -16,7 +16,10 @@
 //! - a server bound to a non-loopback address never runs without tokens: if the last token is
 //!   removed while it runs, every request is refused (401);
 //! - a token bearing a reserved (built-in actor) name is refused (401); the caller's role
-//!   decides what it may change (`api.rs`).
+//!   decides what it may change (`api.rs`);
+//! - an `ingest` token (a dock's) reaches nothing but the upload endpoints and `whoami`
+//!   ([`ingest_may`], default deny: 403 before any handler runs, so a new endpoint is closed
+//!   to it until listed here); which uploads it may touch is decided in `tus.rs` (its own).
 //! - without tokens (loopback only), the `Host` header must name a loopback host (against DNS
 //!   rebinding) and a change with a cross-origin `Origin` is refused (CSRF); on every server
 //!   responses carry `Cross-Origin-Resource-Policy: same-origin`, so no other site can embed
@@ -403,9 +406,36 @@ fn identify(app: &App, req: &Request) -> Result<Option<Caller>, ApiError> {
     ))
 }
 
+/// What an `ingest` token may ask for: creating an upload, and the HEAD, PATCH and DELETE of
+/// one (ownership is checked by the handler), OPTIONS of both, and `whoami`. Not the list of
+/// uploads (it names other docks' sessions), nor anything that reads footage or stats.
+pub fn ingest_may(method: &Method, path: &str) -> bool {
+    match path {
+        "/api/uploads" => matches!(*method, Method::POST | Method::OPTIONS),
+        "/api/whoami" => *method == Method::GET,
+        p => {
+            p.strip_prefix("/api/uploads/")
+                .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+                && matches!(
+                    *method,
+                    Method::HEAD | Method::PATCH | Method::DELETE | Method::OPTIONS
+                )
+        }
+    }
+}
+
 /// Middleware: identifies the caller (into the request's extensions) or answers 401/403/503.
 pub async fn check(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
-    let who = identify(&app, &req);
+    let who = identify(&app, &req).and_then(|c| match c {
+        Some(c) if c.role.uploads_only() && !ingest_may(req.method(), req.uri().path()) => {
+            Err(ApiError::Forbidden(format!(
+                "token {:?} has the ingest role: it may only create and continue its own \
+                 uploads at /api/uploads",
+                c.name
+            )))
+        }
+        other => Ok(other),
+    });
     // A token changed: put the change in the audit log before anything is done with it.
     if app.tokens.take_reloaded() && super::token_audit::any_pending(app.store.root()) {
         let store = app.store.clone();
@@ -435,5 +465,35 @@ mod tests {
         assert!(is_loopback_host("LOCALHOST"));
         assert!(!is_loopback_host("evil.example"));
         assert!(!is_loopback_host("10.0.0.1"));
+    }
+
+    #[test]
+    fn an_ingest_token_reaches_only_the_upload_endpoints() {
+        let id = "/api/uploads/0123456789abcdef0123456789abcdef";
+        for (m, p) in [
+            (Method::POST, "/api/uploads"),
+            (Method::OPTIONS, "/api/uploads"),
+            (Method::HEAD, id),
+            (Method::PATCH, id),
+            (Method::DELETE, id),
+            (Method::GET, "/api/whoami"),
+        ] {
+            assert!(ingest_may(&m, p), "{m} {p}");
+        }
+        for (m, p) in [
+            (Method::GET, "/api/uploads"),
+            (Method::GET, id),
+            (Method::POST, id),
+            (Method::GET, "/api/segments"),
+            (Method::GET, "/api/segments/1/video"),
+            (Method::GET, "/api/stats"),
+            (Method::GET, "/metrics"),
+            (Method::GET, "/api/latest"),
+            (Method::PATCH, "/api/uploads/"),
+            (Method::PATCH, "/api/uploads/a/b"),
+            (Method::POST, "/api/segments/1/hold"),
+        ] {
+            assert!(!ingest_may(&m, p), "{m} {p}");
+        }
     }
 }

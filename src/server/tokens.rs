@@ -1,5 +1,5 @@
 //! The access tokens file (`<store>/tokens.json`): who may use `footage serve`, and with which
-//! role (`read`, `write`, `holds`). Used by `footage token add|remove|list|disable-auth` and by
+//! role (`read`, `write`, `holds`, `ingest`). Used by `footage token add|remove|list|disable-auth` and by
 //! the server.
 //!
 //! Invariants:
@@ -45,7 +45,9 @@ Turn authentication off only with `footage token disable-auth` (audited).\n";
 /// Prefix of every token, so that secret scanners and people can recognise one.
 pub const TOKEN_PREFIX: &str = "ftg_";
 
-/// What a token may do. Each role may do everything the ones before it may.
+/// What a token may do. `read`, `write` and `holds` form a chain (each may do everything the
+/// ones before it may); `ingest` stands apart: a dock's token, it may only create, continue,
+/// query and terminate its own resumable uploads (`server/auth.rs` refuses it everything else).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
 )]
@@ -58,17 +60,21 @@ pub enum Role {
     Write,
     /// Also release legal holds.
     Holds,
+    /// Only its own uploads at `/api/uploads` (a dock): no search, no video, no change to
+    /// stored segments, no other caller's upload.
+    Ingest,
 }
 
 impl Role {
-    /// Every role, weakest first.
-    pub const ALL: [Role; 3] = [Role::Read, Role::Write, Role::Holds];
+    /// Every role: the chain weakest first, then `ingest`.
+    pub const ALL: [Role; 4] = [Role::Read, Role::Write, Role::Holds, Role::Ingest];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Read => "read",
             Role::Write => "write",
             Role::Holds => "holds",
+            Role::Ingest => "ingest",
         }
     }
 
@@ -83,12 +89,23 @@ impl Role {
 
     /// May change segments (labels, holds).
     pub fn may_change(self) -> bool {
-        self >= Role::Write
+        matches!(self, Role::Write | Role::Holds)
     }
 
     /// May release legal holds.
     pub fn may_release(self) -> bool {
-        self >= Role::Holds
+        matches!(self, Role::Holds)
+    }
+
+    /// May create resumable uploads (and continue, query and terminate them: every upload
+    /// for `write` and `holds`, only its own for `ingest`).
+    pub fn may_upload(self) -> bool {
+        matches!(self, Role::Write | Role::Holds | Role::Ingest)
+    }
+
+    /// May only touch its own uploads (a dock's token): every other endpoint is refused.
+    pub fn uploads_only(self) -> bool {
+        matches!(self, Role::Ingest)
     }
 }
 
@@ -105,7 +122,7 @@ impl std::str::FromStr for Role {
         Role::ALL
             .into_iter()
             .find(|r| r.as_str() == s)
-            .ok_or_else(|| format!("unknown role {s:?}: use read, write or holds"))
+            .ok_or_else(|| format!("unknown role {s:?}: use read, write, holds or ingest"))
     }
 }
 
@@ -247,7 +264,7 @@ impl TokenSet {
                         if v == 1 {
                             "read_only (true or false) and no role"
                         } else {
-                            "role (read, write or holds) and no read_only"
+                            "role (read, write, holds or ingest) and no read_only"
                         }
                     ))
                 }

@@ -1,4 +1,4 @@
-//! Resumable uploads over HTTP: tus 1.0.0 (core, creation, termination, expiration) at
+//! Resumable uploads over HTTP: tus 1.0.0 (core, creation, termination, expiration, checksum) at
 //! `/api/uploads`, over the store's upload sessions (`Store::create_upload` and friends).
 //!
 //! ```text
@@ -7,18 +7,24 @@
 //! GET     /api/uploads          JSON list of sessions in progress (role read)
 //! HEAD    /api/uploads/{id}     Upload-Offset, Upload-Length (+ Footage-* once complete)
 //! PATCH   /api/uploads/{id}     application/offset+octet-stream at Upload-Offset
+//!                               (+ Upload-Checksum: sha1|sha256 <base64>: 460 if it differs)
 //! DELETE  /api/uploads/{id}     terminate
 //! ```
 //!
 //! Invariants:
 //! - creating, writing, reading the offset of and terminating an upload need the `write`
-//!   role; listing needs `read` and is recorded in the audit log;
+//!   role (any upload) or the `ingest` role (only the uploads that token created: 403 for
+//!   another's); listing needs `read` and is recorded in the audit log;
 //! - a PATCH body is streamed to a blocking worker through a small bounded channel, never
 //!   buffered whole; when the body ends, normally or cut off, the worker makes what arrived
 //!   durable (`UploadPatch::finish`) and only then is the new `Upload-Offset` answered;
 //! - a request refused for its headers (offset, content type, length, metadata, role) never
 //!   writes to the store; a body longer than announced by `Content-Length` is refused before
 //!   anything is written;
+//! - a PATCH with `Upload-Checksum` counts only if its whole body has that digest: else it
+//!   answers 460 (413 if the body went past the upload's length) and the offset stays where
+//!   it was (`UploadPatch::expect_checksum`); an unknown algorithm or a malformed header is
+//!   400 before anything is written;
 //! - the PATCH that completes an upload answers with `Footage-Segment`, `Footage-Sha256` and
 //!   `Footage-Duplicate`, after the segment is durable; HEAD repeats them while the completed
 //!   session is kept.
@@ -39,13 +45,17 @@ use base64::Engine;
 use futures::StreamExt;
 
 use super::{blocking, json, ApiError, App, Caller};
-use crate::store::{NewUpload, UploadPatch, UploadRefusal, UploadStatus};
+use crate::store::{
+    ChecksumAlgorithm, NewUpload, UploadChecksum, UploadPatch, UploadRefusal, UploadStatus,
+};
 use crate::SegmentMeta;
 
 /// The protocol version spoken.
 pub const TUS_VERSION: &str = "1.0.0";
 /// Extensions supported.
-pub const TUS_EXTENSIONS: &str = "creation,termination,expiration";
+pub const TUS_EXTENSIONS: &str = "creation,termination,expiration,checksum";
+/// The status of a PATCH whose body does not have the checksum it announced (tus checksum).
+pub const CHECKSUM_MISMATCH: u16 = 460;
 /// Body pieces queued between the socket and the writer (each at most what hyper reads).
 const QUEUE: usize = 16;
 /// How long a PATCH waits for another request on the same upload to end.
@@ -84,17 +94,29 @@ fn api_error(e: ApiError) -> Response {
 }
 
 fn may_upload(caller: &Caller) -> Result<(), Response> {
-    if caller.role.may_change() {
+    if caller.role.may_upload() {
         Ok(())
     } else {
         Err(tus_error(
             StatusCode::FORBIDDEN,
             format!(
-                "token {:?} may not upload (it needs the write role)",
+                "token {:?} may not upload (it needs the write or ingest role)",
                 caller.name
             ),
         ))
     }
+}
+
+/// An `ingest` token may touch only the uploads it created (the session's recorded actor is
+/// its name); `write` and `holds` tokens (the station's staff) may touch any.
+fn may_touch(caller: &Caller, s: &UploadStatus) -> Result<(), ApiError> {
+    if caller.role.uploads_only() && s.caller != caller.name {
+        return Err(ApiError::Forbidden(format!(
+            "upload {} was created by another caller: an ingest token may only touch its own",
+            s.id
+        )));
+    }
+    Ok(())
 }
 
 /// Requests other than OPTIONS must speak our version (412 otherwise).
@@ -137,6 +159,10 @@ async fn options(State(app): State<Arc<App>>) -> Response {
     h.insert("tus-resumable", HeaderValue::from_static(TUS_VERSION));
     h.insert("tus-version", HeaderValue::from_static(TUS_VERSION));
     h.insert("tus-extension", HeaderValue::from_static(TUS_EXTENSIONS));
+    h.insert(
+        "tus-checksum-algorithm",
+        HeaderValue::from_static(ChecksumAlgorithm::NAMES),
+    );
     if let Ok(v) = HeaderValue::from_str(&max.to_string()) {
         h.insert("tus-max-size", v);
     }
@@ -347,6 +373,7 @@ async fn head(
     let actor = caller.name.clone();
     let got = blocking(move || {
         let s = store.upload_status(&id)?;
+        may_touch(&caller, &s)?;
         if s.offset == s.length && s.completed.is_none() {
             // Every byte is durable but the completion failed (a full disk at the commit):
             // try it again, so the dock learns its segment.
@@ -376,6 +403,9 @@ struct Written {
     result: crate::Result<UploadStatus>,
     /// The body went on past the upload's length.
     overflow: bool,
+    /// The request had a checksum its bytes did not match (or went past the length): none
+    /// of its bytes count.
+    discarded: bool,
 }
 
 /// Writes the body pieces it receives, then makes them durable whatever ended the body.
@@ -395,12 +425,20 @@ fn worker(mut p: UploadPatch, mut rx: tokio::sync::mpsc::Receiver<bytes::Bytes>)
         }
     }
     drop(rx);
+    if failed.is_none() && (!p.checksum_matches() || (overflow && p.has_checksum())) {
+        return Written {
+            result: Ok(p.discard()),
+            overflow,
+            discarded: true,
+        };
+    }
     Written {
         result: match failed {
             Some(e) => Err(e),
             None => p.finish(),
         },
         overflow,
+        discarded: false,
     }
 }
 
@@ -433,11 +471,25 @@ async fn patch(
         Ok(n) => n,
         Err(r) => return r,
     };
+    let checksum = match headers.get("upload-checksum").map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(v)) => match UploadChecksum::parse(v) {
+            Ok(c) => Some(c),
+            Err(e) => return tus_error(StatusCode::BAD_REQUEST, e.to_string()),
+        },
+        Some(Err(_)) => {
+            return tus_error(
+                StatusCode::BAD_REQUEST,
+                "Upload-Checksum must be ASCII text",
+            )
+        }
+    };
     let store = app.store.clone();
     let actor = caller.name.clone();
     let id2 = id.clone();
     let started = blocking(move || {
         let s = store.upload_status(&id2)?;
+        may_touch(&caller, &s)?;
         if let Some(n) = content_length {
             if offset.checked_add(n).is_none_or(|end| end > s.length) {
                 return Ok(Err(tus_error(
@@ -449,9 +501,14 @@ async fn patch(
                 )));
             }
         }
-        Ok(store
-            .upload_patch(&id2, offset, &actor, BUSY_WAIT)
-            .map_err(refusal))
+        let mut p = match store.upload_patch(&id2, offset, &actor, BUSY_WAIT) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(refusal(e))),
+        };
+        if let Some(c) = checksum {
+            p.expect_checksum(c)?;
+        }
+        Ok(Ok(p))
     })
     .await;
     let p = match started {
@@ -492,6 +549,23 @@ async fn patch(
         }
     };
     match written.result {
+        Ok(s) if written.discarded => {
+            let (status, msg) = if written.overflow {
+                (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "the body went past the upload's length: with a checksum none of it counts",
+                )
+            } else {
+                (
+                    StatusCode::from_u16(CHECKSUM_MISMATCH).unwrap_or(StatusCode::BAD_REQUEST),
+                    "Checksum Mismatch: the body does not have the Upload-Checksum it was sent \
+                     with; none of it is counted (HEAD gives the offset to resend from)",
+                )
+            };
+            let mut r = tus_error(status, msg);
+            state_headers(&mut r, &s);
+            r
+        }
         Ok(s) if written.overflow => {
             let mut r = tus_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -520,7 +594,11 @@ async fn terminate(
     }
     let store = app.store.clone();
     let actor = caller.name.clone();
-    match blocking(move || Ok(store.terminate_upload(&id, &actor)?)).await {
+    let ended = blocking(move || {
+        may_touch(&caller, &store.upload_status(&id)?)?;
+        Ok(store.terminate_upload(&id, &actor)?)
+    });
+    match ended.await {
         Ok(()) => with_tus(StatusCode::NO_CONTENT.into_response()),
         Err(e) => api_error(e),
     }

@@ -173,6 +173,12 @@ impl SegmentWriter {
         (!self.failed && self.buf.is_empty()).then_some((self.hasher, self.bytes, self.extents))
     }
 
+    /// The SHA-256 state over every byte written so far (an upload request keeps the state
+    /// it started from, to go back to it if its checksum does not match).
+    pub(crate) fn hash_state(&self) -> Sha256 {
+        self.hasher.clone()
+    }
+
     /// Payload bytes of a full chunk.
     pub(crate) fn capacity(&self) -> u32 {
         self.capacity as u32
@@ -480,11 +486,14 @@ impl SegmentWriter {
     fn commit_record(&mut self, sha256: [u8; 32]) -> Result<Committed> {
         let inner = Arc::clone(&self.inner);
         if let Some(id) = inner.find_duplicate(&self.meta.device, &sha256)? {
+            // The segment found may be this one: an upload whose commit record became durable
+            // before a crash (or a failed audit append) completes again after it. It is the
+            // dock's own segment, not a duplicate of another (`Footage-Duplicate: false`).
             return Ok(Committed {
                 id,
                 sha256,
                 bytes: self.bytes,
-                duplicate: true,
+                duplicate: id != self.id,
             });
         }
         let _gate = inner.gate.read();

@@ -43,6 +43,7 @@ mod space;
 mod stats;
 mod tiering;
 pub(crate) mod upload;
+mod upload_checksum;
 mod verified;
 mod verify;
 
@@ -71,6 +72,7 @@ pub use upload::{
     NewUpload, UploadOptions, UploadPatch, UploadRefusal, UploadStats, UploadStatus,
     PROGRESS_EVERY as UPLOAD_PROGRESS_EVERY,
 };
+pub use upload_checksum::{ChecksumAlgorithm, ChecksumHeaderError, UploadChecksum};
 pub use verify::{CorruptSegment, FindingInfo, ScrubSummary, VerifyOptions, VerifyReport};
 
 use std::collections::{HashMap, HashSet};

@@ -40,6 +40,7 @@ use sha2::{Digest, Sha256};
 
 use super::ingest::{Committed, SegmentWriter};
 use super::read::SegmentReader;
+use super::upload_checksum::{Running, UploadChecksum};
 use super::{hex, Inner, Store};
 use crate::audit::Durability;
 use crate::error::{Error, IoContext, Result};
@@ -336,6 +337,9 @@ pub struct UploadPatch {
     actor: String,
     /// Offset after the bytes written so far by this request (not yet durable).
     offset: u64,
+    /// The checksum the request announced, the digest of its bytes so far, and the writer's
+    /// hash state when it started (restored if the checksum does not match).
+    check: Option<(UploadChecksum, Running, Sha256)>,
 }
 
 impl Drop for UploadPatch {
@@ -353,6 +357,57 @@ impl UploadPatch {
     /// Bytes still expected.
     pub fn remaining(&self) -> u64 {
         self.session.header.length - self.offset
+    }
+
+    /// Makes this request's bytes count only if their digest is `checksum` (tus `checksum`
+    /// extension): until [`UploadPatch::finish`] has compared it, nothing of the request is
+    /// recorded (no progress frame inside it either), so a mismatch or a crash leaves the
+    /// durable offset where it was and the bytes written as dead chunks. Only before the
+    /// first write.
+    pub fn expect_checksum(&mut self, checksum: UploadChecksum) -> Result<()> {
+        let durable = self.session.state.lock().offset;
+        let w = self
+            .writer
+            .as_ref()
+            .ok_or_else(|| Error::Invalid("the upload request already failed".into()))?;
+        if self.offset != durable || self.check.is_some() {
+            return Err(Error::Invalid(
+                "a checksum is set before the request's first byte, once".into(),
+            ));
+        }
+        let running = checksum.running();
+        self.check = Some((checksum, running, w.hash_state()));
+        Ok(())
+    }
+
+    /// Whether the request announced a checksum.
+    pub fn has_checksum(&self) -> bool {
+        self.check.is_some()
+    }
+
+    /// False when the request announced a checksum and its bytes so far do not have it.
+    pub fn checksum_matches(&self) -> bool {
+        self.check
+            .as_ref()
+            .is_none_or(|(c, running, _)| c.matches(running))
+    }
+
+    /// Ends the request without counting any of its bytes (a checksum that did not match):
+    /// they stay as dead chunks, the durable state is untouched, and the next request goes on
+    /// from it with the hash state this one started from. Returns the session's state.
+    pub fn discard(mut self) -> UploadStatus {
+        let session = Arc::clone(&self.session);
+        let started = self.check.take().map(|(_, _, h)| h);
+        self.writer = None;
+        let kept = {
+            let st = session.state.lock();
+            match started {
+                Some(h) if !st.gone => Some((h, st.offset, st.extents.clone())),
+                _ => None,
+            }
+        };
+        *session.writer.lock() = kept;
+        session.status()
     }
 
     /// Appends bytes. Refuses bytes past the upload's length (nothing of them is written).
@@ -375,6 +430,11 @@ impl UploadPatch {
                 self.writer = None;
                 return Err(e);
             }
+        }
+        if let Some((_, running, _)) = self.check.as_mut() {
+            // Nothing of a checksummed request is recorded before its digest is compared.
+            running.update(data);
+            return Ok(());
         }
         if self.offset - self.session.state.lock().offset >= PROGRESS_EVERY {
             if let Err(e) = self.record_progress() {
@@ -421,7 +481,20 @@ impl UploadPatch {
 
     /// Makes what was written durable and records it; completes the upload (commit, audit)
     /// when every byte has arrived. Returns the session's state, its offset durable.
+    /// A request whose checksum does not match is refused here and counts nothing (see
+    /// [`UploadPatch::discard`]).
     pub fn finish(mut self) -> Result<UploadStatus> {
+        if !self.checksum_matches() {
+            let algorithm = self
+                .check
+                .as_ref()
+                .map_or("", |(c, _, _)| c.algorithm.name());
+            self.discard();
+            return Err(Error::Invalid(format!(
+                "the request's bytes do not have the {algorithm} checksum it announced: none \
+                 of them is counted"
+            )));
+        }
         let session = Arc::clone(&self.session);
         let Some(mut w) = self.writer.take() else {
             return Err(Error::Invalid("the upload request already failed".into()));
@@ -704,6 +777,7 @@ impl Store {
             writer: None,
             actor: actor.to_string(),
             offset,
+            check: None,
         };
         let (durable, done, gone, extents) = {
             let st = session.state.lock();
