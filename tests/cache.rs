@@ -273,6 +273,11 @@ fn a_flipped_bit_in_a_cached_block_is_detected_dropped_and_fetched_again() {
     }
     fx.delete_parts();
     assert_eq!(range(&store, id, 100, 50).unwrap(), &data[100..150]);
+    // Every block is cached, yet the cloud copy is gone: verify says so (the cache is no copy).
+    assert_eq!(store.read_cache_blocks(), vec![(id, 1), (id, 0)]);
+    assert!(store.verify_segment(id).is_err());
+    let report = store.verify(None, |_| {}).unwrap();
+    assert!(!report.is_clean(), "{report:?}");
 }
 
 #[test]
