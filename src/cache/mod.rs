@@ -4,7 +4,8 @@
 //! One file per 1 MiB block, holding the block exactly as the cloud stores it (sealed in an
 //! encrypted store) behind a small header ([`file`]); the index (segment, block) -> (size,
 //! recency) lives in memory, rebuilt at open from the file names, sizes and modification
-//! times (the LRU order after a restart is that of the files' mtimes, which a hit refreshes).
+//! times (the LRU order after a restart is that of the files' mtimes, which a hit refreshes
+//! when older than a minute).
 //!
 //! Invariants:
 //! - the cache is never a copy of anything: only blocks the cloud holds and that passed the
@@ -41,6 +42,9 @@ use file::Identity;
 
 /// (segment id, block index).
 type Key = (u64, u64);
+
+/// A hit moves a file's mtime (the LRU order a restart sees) only if it is older than this.
+const MTIME_GRAIN: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What the index keeps per cached block (small: the file is found by its name).
 #[derive(Debug, Clone, Copy)]
@@ -262,8 +266,18 @@ impl BlockCache {
         };
         match verdict {
             Ok(()) => {
-                // The recency a restart will see (best effort).
-                let _ = f.set_modified(SystemTime::now());
+                // The recency a restart will see (best effort, to the minute: an mtime
+                // update dirties the inode, so not on every hit).
+                let now = SystemTime::now();
+                let stale = f
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| now.duration_since(t).ok())
+                    .is_none_or(|age| age >= MTIME_GRAIN);
+                if stale {
+                    let _ = f.set_modified(now);
+                }
                 Some(payload)
             }
             Err(why) => {
