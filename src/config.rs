@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+mod cache;
 mod map;
+pub use cache::CacheConfig;
 pub use map::MapConfig;
 
 pub const CONFIG_FILE: &str = "footage.toml";
@@ -71,6 +73,9 @@ pub struct Config {
     /// absent: the defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<crate::service::ServiceConfig>,
+    /// The read cache of evicted footage (`[cache]`, src/config/cache.rs); absent: no cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheConfig>,
 }
 
 /// Settings for a new store; ignored when the store already exists.
@@ -159,6 +164,7 @@ impl Config {
             clock: opts.simulated_clock.then(|| CLOCK_SIMULATED.to_string()),
             map: None,
             service: None,
+            cache: None,
         })
     }
 
@@ -272,6 +278,9 @@ impl Config {
         }
         if let Some(service) = &self.service {
             service.settings().map_err(bad)?;
+        }
+        if let Some(cache) = &self.cache {
+            cache.validate().map_err(bad)?;
         }
         Ok(())
     }

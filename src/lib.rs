@@ -27,6 +27,7 @@
 //! The on-disk format is specified in docs/FORMAT.md and the architecture in docs/DESIGN.md.
 
 pub mod audit;
+pub mod cache;
 mod catalog;
 pub mod cli;
 mod config;
@@ -63,7 +64,7 @@ pub use audit::{AuditEntry, AuditHead, AuditReport, BrokenLink, Durability};
 pub use catalog::checkpoint::{
     decode_body as decode_checkpoint_body, decode_file as decode_checkpoint_file,
 };
-pub use config::MapConfig;
+pub use config::{CacheConfig, MapConfig};
 pub use config::{Config, StoreOptions, CONFIG_FILE};
 pub use crypt::Key;
 pub use error::{Error, Result};

@@ -156,6 +156,7 @@ pub fn run(store: Store, args: ServeArgs, local_actor: String) -> anyhow::Result
     });
     let service = Service::start(&store, settings, &ops)?;
     register_uploads(&ops, &store);
+    register_read_cache(&ops, &store);
     let watcher = match &args.watch {
         Some(dir) => {
             // The audit actor names the folder absolutely (`watch:/srv/dock`), however given.
@@ -341,6 +342,17 @@ fn register_watch(ops: &Ops, stats: crate::watch::WatchStatsHandle) {
                 ),
             ]
         }),
+    );
+}
+
+/// The read cache's counters in `footage stats` beside the service (the service owns the
+/// cache; a read-only open has none). `/api/stats` has them in the store's own `cache`, and
+/// `/metrics` from `service::store_samples`.
+fn register_read_cache(ops: &Ops, store: &Store) {
+    let s = store.clone();
+    ops.register_status(
+        "read_cache",
+        Arc::new(move || serde_json::to_value(s.read_cache_stats()).unwrap_or_default()),
     );
 }
 

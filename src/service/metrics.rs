@@ -333,6 +333,53 @@ fn format_value(v: f64) -> String {
     }
 }
 
+/// The read cache's samples (`crate::cache`): hits, misses, evictions and damaged blocks
+/// dropped (counters since the store was opened), and its size against its budget.
+pub fn read_cache_samples(c: &crate::cache::CacheStats) -> Vec<Sample> {
+    vec![
+        Sample::counter(
+            "footage_read_cache_hits_total",
+            "Blocks of evicted footage read from the local read cache",
+            c.hits,
+        ),
+        Sample::counter(
+            "footage_read_cache_misses_total",
+            "Blocks of evicted footage fetched from the cloud for want of a cached copy",
+            c.misses,
+        ),
+        Sample::counter(
+            "footage_read_cache_evictions_total",
+            "Cached blocks dropped to keep the cache within its budget",
+            c.evictions,
+        ),
+        Sample::counter(
+            "footage_read_cache_corrupt_total",
+            "Cached blocks that failed their checks, dropped and fetched again",
+            c.corrupt,
+        ),
+        Sample::counter(
+            "footage_read_cache_fill_errors_total",
+            "Blocks that could not be written to the read cache",
+            c.fill_errors,
+        ),
+        Sample::gauge(
+            "footage_read_cache_bytes",
+            "Bytes of the read cache's files",
+            c.bytes as f64,
+        ),
+        Sample::gauge(
+            "footage_read_cache_blocks",
+            "Blocks in the read cache",
+            c.blocks as f64,
+        ),
+        Sample::gauge(
+            "footage_read_cache_max_bytes",
+            "The read cache's budget in bytes",
+            c.max_bytes as f64,
+        ),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

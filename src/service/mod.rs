@@ -456,6 +456,9 @@ pub fn store_samples(store: &Store) -> Vec<Sample> {
         "Commits and changes not yet in a checkpoint",
         store.commits_since_checkpoint() as f64,
     ));
+    if let Some(c) = store.read_cache_stats() {
+        v.extend(metrics::read_cache_samples(&c));
+    }
     match store.stats() {
         Ok(s) => {
             v.push(Sample::gauge(

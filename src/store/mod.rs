@@ -35,6 +35,7 @@ mod latest;
 mod lost;
 mod open;
 mod read;
+mod readcache;
 mod readonly;
 mod recover;
 mod repair;
@@ -191,6 +192,9 @@ pub(crate) struct Inner {
     pub counters: counters::Counters,
     /// Resumable upload sessions (`<root>/uploads/`).
     pub uploads: upload::Registry,
+    /// The read cache of evicted footage (`[cache]` in footage.toml; `crate::cache`); none
+    /// in a read-only open (which writes nothing) or when not configured.
+    pub cache: Option<Arc<crate::cache::BlockCache>>,
     _lock: File,
     /// flock on the store directory: unlike `LOCK`, it cannot be deleted from under the owner.
     _dir_lock: File,

@@ -413,7 +413,9 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
     // Upload sessions reserved segment ids that no commit record names yet: never reuse them.
     let (uploads, upload_floor, bad_uploads) = super::upload::Registry::load(root)?;
     report.damage.extend(bad_uploads);
+    let cache = open_cache(root, &config, store_id, &cat);
     let inner = Arc::new(Inner {
+        cache,
         root: root.to_path_buf(),
         store_id,
         dirs,
@@ -467,6 +469,27 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
         }
     }
     Ok(Store { inner, actor: None })
+}
+
+/// The read cache named by `[cache]`, if any. A cache that cannot be opened is logged and
+/// left out: the store works without it (every read of evicted footage goes to the cloud).
+fn open_cache(
+    root: &Path,
+    config: &Config,
+    store_id: [u8; 16],
+    cat: &crate::catalog::Catalog,
+) -> Option<Arc<crate::cache::BlockCache>> {
+    let cc = config.cache.as_ref().filter(|c| c.max_bytes > 0)?;
+    let dir = cc.dir(root);
+    match crate::cache::BlockCache::open(&dir, store_id, config.encrypted(), cc.max_bytes, |s| {
+        cat.get(s).is_some()
+    }) {
+        Ok(c) => Some(Arc::new(c)),
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "the read cache cannot be opened; reading evicted footage from the cloud only");
+            None
+        }
+    }
 }
 
 /// The sealing context of an encrypted store; refuses a missing or wrong key before anything

@@ -5,7 +5,8 @@
 //! - every byte handed out comes from a chunk whose header names this segment and chunk
 //!   index and whose payload CRC matched, or from a cloud block whose CRC32 matched;
 //!   otherwise the read fails with [`Error::SegmentCorrupt`] naming the segment and the byte
-//!   offset (never wrong bytes);
+//!   offset (never wrong bytes); a cloud block may come from the read cache (`crate::cache`),
+//!   checked again against the same CRC32;
 //! - bytes verified earlier are copied out only while no hole can be punched in their volume
 //!   and only if none was punched since they were verified (else they are re-verified);
 //! - a segment with a verified cloud copy is read from the cloud when its local bytes are
@@ -82,6 +83,9 @@ pub struct SegmentReader {
     uploaded: bool,
     /// Opens chunk payloads in an encrypted store.
     cipher: Option<Arc<crate::crypt::SegmentCipher>>,
+    /// Cloud blocks may come from (and go to) the read cache; off for verification, which
+    /// must reach the cloud copy itself.
+    cache: bool,
 }
 
 impl Store {
@@ -122,6 +126,7 @@ impl Store {
                     from_cloud: true,
                     uploaded: true,
                     cipher: None,
+                    cache: true,
                 });
             }
         };
@@ -136,6 +141,7 @@ impl Store {
             from_cloud: flags & FLAG_EVICTED != 0,
             uploaded: flags & FLAG_UPLOADED != 0,
             cipher: self.inner.crypt.as_ref().map(|c| Arc::new(c.segment(id))),
+            cache: true,
         })
     }
 
@@ -180,7 +186,15 @@ impl SegmentReader {
             current: None,
             from_cloud: false,
             uploaded: false,
+            cache: false,
         }
+    }
+
+    /// The same reader, reading cloud blocks from the cloud only (never the read cache):
+    /// for verification, which must not take a cached block for the cloud copy.
+    pub(crate) fn bypass_cache(mut self) -> SegmentReader {
+        self.cache = false;
+        self
     }
 
     pub fn id(&self) -> u64 {
@@ -224,8 +238,15 @@ impl SegmentReader {
             }
         }
         let tier = self.inner.tier()?;
-        let end = self.len.min(pos.saturating_add(CLOUD_READ));
-        let bytes = tier.read_range(self.id, pos..end)?;
+        // A block the read cache holds is read alone (a local read of one block); otherwise
+        // a longer range saves round trips to the cloud (and fills the cache).
+        let end = if self.cache && tier.is_cached(self.id, pos) {
+            let block = crate::tier::BLOCK_SIZE;
+            self.len.min((pos / block + 1) * block)
+        } else {
+            self.len.min(pos.saturating_add(CLOUD_READ))
+        };
+        let bytes = tier.read_range_with(self.id, pos..end, self.cache)?;
         if bytes.is_empty() {
             return Err(Error::SegmentCorrupt {
                 segment: self.id,

@@ -295,6 +295,9 @@ fn open_read_only(
         punch_holes: std::sync::atomic::AtomicBool::new(false),
         counters: Default::default(),
         uploads: super::upload::Registry::empty(),
+        // The owner's cache is the owner's: a read-only open writes nothing, so it reads
+        // evicted footage from the cloud only.
+        cache: None,
         crypt,
         catalog: RwLock::new(cat),
         report: loaded.report,

@@ -128,7 +128,7 @@ impl Store {
                 .get(index as usize)
                 .ok_or_else(|| Error::Invalid(format!("segment {id} has no chunk {index}")))?;
             let start = layout.start_of(index as usize);
-            let plain = tier.read_range(id, start..start + u64::from(ext.len))?;
+            let plain = tier.read_range_with(id, start..start + u64::from(ext.len), false)?;
             if plain.len() as u64 != u64::from(ext.len) {
                 return Err(Error::Cloud(format!(
                     "the cloud copy of segment {id} is short at chunk {index}"

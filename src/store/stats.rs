@@ -62,6 +62,8 @@ pub struct Stats {
     pub disks: Vec<DiskStats>,
     pub volume_list: Vec<VolumeStats>,
     pub open: super::OpenReport,
+    /// The read cache of evicted footage (`[cache]`); absent when there is none.
+    pub cache: Option<crate::cache::CacheStats>,
 }
 
 /// (free, total) bytes of the filesystem holding `path`.
@@ -151,6 +153,7 @@ impl Store {
             disks,
             volume_list,
             open: inner.report.clone(),
+            cache: inner.cache.as_ref().map(|c| c.stats()),
         })
     }
 }

@@ -51,7 +51,8 @@ impl Inner {
         let policy = self.load_policy()?;
         let t = Arc::new(
             Tier::open(&policy.cloud_url, &crate::store::hex(&self.store_id))?
-                .with_crypt(self.crypt.clone()),
+                .with_crypt(self.crypt.clone())
+                .with_cache(self.cache.clone()),
         );
         *slot = Some(Arc::clone(&t));
         Ok(t)
@@ -338,6 +339,10 @@ impl Store {
         self.inner
             .append_change(id, Op::Deleted, "", state, freed, actor)?;
         fail::point("delete.after_record");
+        // Its cached blocks go with it (a crash before this: the next open drops them).
+        if let Some(c) = &self.inner.cache {
+            c.drop_segment(id);
+        }
         let total = self.inner.punch_extents(&extents)?;
         // The commit record goes too, so a rebuild from the log cannot bring the segment back.
         if let Some(vol) = self.inner.volume(meta_volume) {

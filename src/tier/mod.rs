@@ -16,7 +16,8 @@
 //! - an upload that stopped part-way is resumed: parts already present with the right size
 //!   are kept (each part is written atomically by the object store) and re-verified;
 //! - every byte a ranged read returns passed its block's CRC32 (and, in an encrypted store,
-//!   its AES-256-GCM tag);
+//!   its AES-256-GCM tag), whether it came from the cloud or the read cache
+//!   (`crate::cache`); only blocks that passed it are put in the cache;
 //! - an encrypted store's tier holds only ciphertext: every 1 MiB block of a part is sealed
 //!   on its own (`crate::crypt`, domain `FTB1`, the block number as AAD position), and
 //!   `meta.json` is a version-2 envelope whose body (officer, device, times, GPS, labels,
@@ -126,6 +127,8 @@ pub struct Tier {
     metas: Mutex<HashMap<u64, Arc<CloudMeta>>>,
     /// The store key's context when the store is encrypted.
     crypt: Option<Arc<crate::crypt::Crypt>>,
+    /// The read cache that ranged reads fill and use (`crate::cache`), if any.
+    cache: Option<Arc<crate::cache::BlockCache>>,
 }
 
 fn cloud<E: std::fmt::Display>(what: impl std::fmt::Display) -> impl FnOnce(E) -> Error {
@@ -170,6 +173,7 @@ impl Tier {
             root: ObjPath::from(store_id),
             metas: Mutex::new(HashMap::new()),
             crypt: None,
+            cache: None,
         })
     }
 
@@ -177,6 +181,12 @@ impl Tier {
     /// is given.
     pub fn with_crypt(mut self, crypt: Option<Arc<crate::crypt::Crypt>>) -> Tier {
         self.crypt = crypt;
+        self
+    }
+
+    /// Keeps blocks read by [`Tier::read_range`] in `cache` (and reads them from it).
+    pub fn with_cache(mut self, cache: Option<Arc<crate::cache::BlockCache>>) -> Tier {
+        self.cache = cache;
         self
     }
 
@@ -493,8 +503,17 @@ impl Tier {
     }
 
     /// Reads `range` of a segment from the cloud, verifying (and, in an encrypted store,
-    /// opening) every block it touches.
+    /// opening) every block it touches. With a read cache ([`Tier::with_cache`]) blocks it
+    /// holds are read from it (checked again against `meta.json`'s CRC32) and blocks
+    /// fetched from the cloud are kept in it once they passed their CRC32.
     pub fn read_range(&self, id: u64, range: Range<u64>) -> Result<Vec<u8>> {
+        self.read_range_with(id, range, true)
+    }
+
+    /// [`Tier::read_range`], using the read cache only if `use_cache` (verification and
+    /// repair read the cloud copy itself).
+    pub fn read_range_with(&self, id: u64, range: Range<u64>, use_cache: bool) -> Result<Vec<u8>> {
+        let cache = self.cache.as_ref().filter(|_| use_cache);
         let meta = self.meta(id)?;
         let end = range.end.min(meta.bytes);
         if range.start >= end {
@@ -518,13 +537,55 @@ impl Tier {
         let first = range.start / BLOCK_SIZE;
         let last = (end - 1) / BLOCK_SIZE;
         let mut out = Vec::with_capacity((end - range.start) as usize);
+        // Appends the part of stored block `n` (already checked) that lies in the range.
+        let mut emit = |n: u64, b: &[u8], path: &dyn std::fmt::Display| -> Result<()> {
+            let opened;
+            let b = match &cipher {
+                None => b,
+                Some(c) => {
+                    opened = c.open(crate::crypt::DOMAIN_BLOCK, n, b).map_err(|t| {
+                        Error::SegmentCorrupt {
+                            segment: id,
+                            offset: n * BLOCK_SIZE,
+                            what: format!("cloud copy block {n} ({path}): {t}"),
+                        }
+                    })?;
+                    &opened[..]
+                }
+            };
+            let abs = n * BLOCK_SIZE;
+            let lo = range.start.max(abs) - abs;
+            let hi = end.min(abs + b.len() as u64) - abs;
+            out.extend_from_slice(b.get(lo as usize..hi as usize).unwrap_or_default());
+            Ok(())
+        };
+        let crc_of = |n: u64| meta.block_crc32.get(n as usize).copied();
         let mut block = first;
         while block <= last {
-            // Fetch the run of blocks that lies in one part.
+            if let (Some(c), Some(crc)) = (cache, crc_of(block)) {
+                let len = (plain_len(block) + overhead) as usize;
+                if let Some(b) = c.get(id, block, len, crc) {
+                    let whole = range.start == block * BLOCK_SIZE
+                        && end == block * BLOCK_SIZE + b.len() as u64;
+                    if whole && cipher.is_none() && first == last {
+                        return Ok(b); // one whole plaintext block: no copy
+                    }
+                    emit(block, &b, &"the read cache")?;
+                    block += 1;
+                    continue;
+                }
+            }
+            // Fetch the run of uncached blocks that lies in one part.
             let part = block / per_part;
-            let part_last = ((part + 1) * per_part - 1).min(last);
+            let mut run_last = block;
+            while run_last < last
+                && (run_last + 1) / per_part == part
+                && !cache.is_some_and(|c| c.contains(id, run_last + 1))
+            {
+                run_last += 1;
+            }
             let from = (block - part * per_part) * stored;
-            let to = (part_last - part * per_part) * stored + plain_len(part_last) + overhead;
+            let to = (run_last - part * per_part) * stored + plain_len(run_last) + overhead;
             let path = self.part_path(id, part);
             let data = self
                 .rt
@@ -533,44 +594,42 @@ impl Tier {
             if data.len() as u64 != to - from {
                 return Err(Error::Cloud(format!("{path}: short read")));
             }
+            if let Some(c) = cache {
+                c.missed(run_last - block + 1);
+            }
             for (i, b) in data.chunks(stored as usize).enumerate() {
                 let n = block + i as u64;
-                let want = meta.block_crc32.get(n as usize).copied();
-                if want != Some(crc32fast::hash(b)) {
+                if crc_of(n) != Some(crc32fast::hash(b)) {
                     return Err(Error::SegmentCorrupt {
                         segment: id,
                         offset: n * BLOCK_SIZE,
                         what: format!("cloud copy block {n} fails its CRC32 ({path})"),
                     });
                 }
-                let opened;
-                let b = match &cipher {
-                    None => b,
-                    Some(c) => {
-                        opened = c.open(crate::crypt::DOMAIN_BLOCK, n, b).map_err(|t| {
-                            Error::SegmentCorrupt {
-                                segment: id,
-                                offset: n * BLOCK_SIZE,
-                                what: format!("cloud copy block {n} ({path}): {t}"),
-                            }
-                        })?;
-                        &opened[..]
-                    }
-                };
-                let abs = n * BLOCK_SIZE;
-                let lo = range.start.max(abs) - abs;
-                let hi = end.min(abs + b.len() as u64) - abs;
-                out.extend_from_slice(b.get(lo as usize..hi as usize).unwrap_or_default());
+                if let Some(c) = cache {
+                    c.put(id, n, b);
+                }
+                emit(n, b, &path)?;
             }
-            block = part_last + 1;
+            block = run_last + 1;
         }
         Ok(out)
+    }
+
+    /// Whether the read cache holds the block of segment `id` at byte `pos`.
+    pub fn is_cached(&self, id: u64, pos: u64) -> bool {
+        self.cache
+            .as_ref()
+            .is_some_and(|c| c.contains(id, pos / BLOCK_SIZE))
     }
 
     /// Deletes a segment's cloud copy (meta.json first, so a half-deleted copy is never
     /// taken for a whole one). Missing objects are fine.
     pub fn delete(&self, id: u64) -> Result<()> {
         self.metas.lock().remove(&id);
+        if let Some(c) = &self.cache {
+            c.drop_segment(id);
+        }
         if crate::fail::error("cloud.delete") {
             return Err(Error::Cloud(format!(
                 "deleting segment {id}: injected failure"

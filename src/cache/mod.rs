@@ -1,0 +1,486 @@
+//! The read cache of evicted footage: blocks of segments' cloud copies kept on local disk
+//! (`[cache]` in footage.toml), so footage watched once is watched again at local speed.
+//!
+//! One file per 1 MiB block, holding the block exactly as the cloud stores it (sealed in an
+//! encrypted store) behind a small header ([`file`]); the index (segment, block) -> (size,
+//! recency) lives in memory, rebuilt at open from the file names, sizes and modification
+//! times (the LRU order after a restart is that of the files' mtimes, which a hit refreshes
+//! when older than a minute).
+//!
+//! Invariants:
+//! - the cache is never a copy of anything: only blocks the cloud holds and that passed the
+//!   `meta.json` CRC32 are put in it; it is consulted only for segments with a verified cloud
+//!   copy, never counted by retention or verify, and a segment's blocks are dropped when the
+//!   segment is deleted (and at open, those of segments no longer in the catalog);
+//! - every hit is checked again (header identity, header CRC, payload CRC against
+//!   `meta.json`); a file that fails is dropped and the block fetched from the cloud;
+//! - bytes of cache files in place plus bytes reserved by fills in progress never exceed
+//!   `max_bytes`, under any number of concurrent readers: a fill reserves its file's size
+//!   (evicting least-recently-used blocks) before it writes a byte, and two fills of one
+//!   block keep one file;
+//! - a fill is written to a `fill-*.tmp` file and renamed into place under the index lock;
+//!   a crash leaves at most that temp file, removed at the next open. Nothing is fsynced:
+//!   a file a power cut damaged fails its CRCs and is dropped on first use;
+//! - in an encrypted store the cache holds only sealed blocks: never plaintext at rest;
+//! - a cache failure (full disk, I/O error) never fails a read: the block is served from
+//!   the cloud and the error is logged and counted.
+
+pub mod file;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use file::Identity;
+
+/// (segment id, block index).
+type Key = (u64, u64);
+
+/// A hit moves a file's mtime (the LRU order a restart sees) only if it is older than this.
+const MTIME_GRAIN: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What the index keeps per cached block (small: the file is found by its name).
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// File bytes (header and payload), what the budget counts.
+    bytes: u64,
+    /// Recency: larger is more recently used.
+    tick: u64,
+}
+
+#[derive(Default)]
+struct Index {
+    entries: BTreeMap<Key, Entry>,
+    /// tick -> key, oldest first.
+    lru: BTreeMap<u64, Key>,
+    next_tick: u64,
+    /// Bytes of the files in place.
+    used: u64,
+    /// Bytes reserved by fills in progress.
+    reserved: u64,
+}
+
+impl Index {
+    fn touch(&mut self, key: Key) -> bool {
+        let tick = self.next_tick;
+        let Some(e) = self.entries.get_mut(&key) else {
+            return false;
+        };
+        self.lru.remove(&e.tick);
+        e.tick = tick;
+        self.lru.insert(tick, key);
+        self.next_tick += 1;
+        true
+    }
+
+    fn insert(&mut self, key: Key, bytes: u64) {
+        let tick = self.next_tick;
+        self.next_tick += 1;
+        self.entries.insert(key, Entry { bytes, tick });
+        self.lru.insert(tick, key);
+        self.used += bytes;
+    }
+
+    fn remove(&mut self, key: Key) -> Option<Entry> {
+        let e = self.entries.remove(&key)?;
+        self.lru.remove(&e.tick);
+        self.used -= e.bytes;
+        Some(e)
+    }
+}
+
+/// Counters and size of the read cache (`stats`, `/api/stats`, `/metrics`).
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct CacheStats {
+    pub dir: String,
+    pub max_bytes: u64,
+    /// Bytes of cache files in place (headers included).
+    pub bytes: u64,
+    pub blocks: u64,
+    /// Blocks served from the cache since the store was opened.
+    pub hits: u64,
+    /// Blocks fetched from the cloud for want of a cached copy.
+    pub misses: u64,
+    /// Blocks dropped to make room (least recently used first).
+    pub evictions: u64,
+    /// Cached blocks that failed their checks on a read, dropped and fetched again.
+    pub corrupt: u64,
+    /// Blocks that could not be cached (I/O error, full disk).
+    pub fill_errors: u64,
+}
+
+/// The read cache of one store (the owner's: read-only opens have none).
+pub struct BlockCache {
+    dir: PathBuf,
+    store_id: [u8; 16],
+    sealed: bool,
+    max_bytes: u64,
+    index: Mutex<Index>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    evictions: AtomicU64,
+    corrupt: AtomicU64,
+    fill_errors: AtomicU64,
+    next_temp: AtomicU64,
+}
+
+impl BlockCache {
+    /// Opens (creating) the cache in `dir` with a budget of `max_bytes`: removes fills a
+    /// crash left, files of segments `live` says are gone and files that are not the size
+    /// of a block, then indexes the rest oldest-first by mtime (dropping the oldest while
+    /// over budget). `sealed`: the store is encrypted (blocks are sealed).
+    pub fn open(
+        dir: &Path,
+        store_id: [u8; 16],
+        sealed: bool,
+        max_bytes: u64,
+        live: impl Fn(u64) -> bool,
+    ) -> Result<BlockCache> {
+        crate::fsio::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let largest = file::HEADER_LEN as u64
+            + crate::tier::BLOCK_SIZE
+            + if sealed {
+                crate::crypt::OVERHEAD as u64
+            } else {
+                0
+            };
+        let mut found: Vec<(SystemTime, Key, u64)> = Vec::new();
+        let rd = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+        for ent in rd {
+            let ent = ent.map_err(|e| Error::io(dir, e))?;
+            let path = ent.path();
+            if file::is_temp(&path) {
+                tracing::info!(path = %path.display(), "removing a cache fill a crash left");
+                remove(&path);
+                continue;
+            }
+            let Some(key) = ent.file_name().to_str().and_then(file::parse_name) else {
+                continue; // not ours: left alone
+            };
+            let Ok(md) = ent.metadata() else { continue };
+            let len = md.len();
+            if !live(key.0) || len <= file::HEADER_LEN as u64 || len > largest {
+                remove(&path);
+                continue;
+            }
+            let mtime = md.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            found.push((mtime, key, len));
+        }
+        found.sort();
+        let mut index = Index::default();
+        for (_, key, len) in found {
+            index.insert(key, len);
+        }
+        let cache = BlockCache {
+            dir: dir.to_path_buf(),
+            store_id,
+            sealed,
+            max_bytes,
+            index: Mutex::new(index),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+            corrupt: AtomicU64::new(0),
+            fill_errors: AtomicU64::new(0),
+            next_temp: AtomicU64::new(0),
+        };
+        {
+            let mut ix = cache.index.lock();
+            cache.make_room(&mut ix, 0);
+        }
+        Ok(cache)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, key: Key) -> PathBuf {
+        self.dir.join(file::name(key.0, key.1))
+    }
+
+    fn identity(&self, key: Key) -> Identity {
+        Identity {
+            store_id: self.store_id,
+            segment: key.0,
+            block: key.1,
+            sealed: self.sealed,
+        }
+    }
+
+    /// Whether block `block` of `segment` is cached (it may still fail its checks).
+    pub fn contains(&self, segment: u64, block: u64) -> bool {
+        self.index.lock().entries.contains_key(&(segment, block))
+    }
+
+    /// The stored bytes of a block, if cached and sound: `len` bytes whose CRC32 is `crc`
+    /// (from `meta.json`). A file that fails a check is dropped (counted as corrupt). Counts
+    /// hits; the caller counts the blocks it then fetches ([`BlockCache::missed`]).
+    pub fn get(&self, segment: u64, block: u64, len: usize, crc: u32) -> Option<Vec<u8>> {
+        let key = (segment, block);
+        let found = self.index.lock().touch(key);
+        let got = if found {
+            self.read(key, len, crc)
+        } else {
+            None
+        };
+        if got.is_some() {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        got
+    }
+
+    /// Counts `n` blocks fetched from the cloud for want of a cached copy.
+    pub fn missed(&self, n: u64) {
+        self.misses.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Reads and checks the file of `key`; drops it if it fails.
+    fn read(&self, key: Key, len: usize, crc: u32) -> Option<Vec<u8>> {
+        let path = self.path(key);
+        let mut f = match fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                // Dropped by a concurrent eviction, or removed by hand.
+                tracing::debug!(path = %path.display(), error = %e, "cache file gone");
+                self.forget(key);
+                return None;
+            }
+        };
+        let mut h = [0u8; file::HEADER_LEN];
+        let mut payload = Vec::with_capacity(len);
+        // One byte more than expected is read, so a file too long fails its check.
+        let read = f
+            .read_exact(&mut h)
+            .and_then(|()| (&mut f).take(len as u64 + 1).read_to_end(&mut payload));
+        let verdict = match read {
+            Ok(_) => file::check(&h, &payload, &self.identity(key), len, crc),
+            Err(e) => Err(format!("cannot be read: {e}")),
+        };
+        match verdict {
+            Ok(()) => {
+                // The recency a restart will see (best effort, to the minute: an mtime
+                // update dirties the inode, so not on every hit).
+                let now = SystemTime::now();
+                let stale = f
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| now.duration_since(t).ok())
+                    .is_none_or(|age| age >= MTIME_GRAIN);
+                if stale {
+                    let _ = f.set_modified(now);
+                }
+                Some(payload)
+            }
+            Err(why) => {
+                tracing::warn!(path = %path.display(), why = %why, "dropping a damaged cache file");
+                self.drop_corrupt(key);
+                None
+            }
+        }
+    }
+
+    fn drop_corrupt(&self, key: Key) {
+        self.corrupt.fetch_add(1, Ordering::Relaxed);
+        self.forget(key);
+    }
+
+    /// Removes `key` from the index and its file from disk.
+    fn forget(&self, key: Key) {
+        let mut ix = self.index.lock();
+        if ix.remove(key).is_some() {
+            remove(&self.path(key));
+        }
+    }
+
+    /// Evicts least-recently-used blocks until `extra` more bytes fit in the budget; false
+    /// if they cannot (the rest of the budget is reserved by fills in progress).
+    fn make_room(&self, ix: &mut Index, extra: u64) -> bool {
+        while ix.used + ix.reserved + extra > self.max_bytes {
+            let Some((_, key)) = ix.lru.first_key_value().map(|(t, k)| (*t, *k)) else {
+                return false;
+            };
+            ix.remove(key);
+            remove(&self.path(key));
+            self.evictions.fetch_add(1, Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// Keeps the stored bytes of a block the caller fetched from the cloud and checked
+    /// against `meta.json`. Never fails: a block that cannot be cached is only counted.
+    pub fn put(&self, segment: u64, block: u64, payload: &[u8]) {
+        let key = (segment, block);
+        let bytes = (file::HEADER_LEN + payload.len()) as u64;
+        {
+            let mut ix = self.index.lock();
+            if ix.entries.contains_key(&key) || bytes > self.max_bytes {
+                return;
+            }
+            if !self.make_room(&mut ix, bytes) {
+                return;
+            }
+            ix.reserved += bytes;
+        }
+        let seq = self.next_temp.fetch_add(1, Ordering::Relaxed);
+        let tmp = self.dir.join(format!(
+            "fill-{}-{seq}{}",
+            std::process::id(),
+            file::TEMP_SUFFIX
+        ));
+        let written = (|| {
+            let f = crate::fsio::create_file(&tmp, crate::fsio::Existing::Refuse)?;
+            let h = file::header(&self.identity(key), payload);
+            crate::fsio::write_all_at(&f, &h, 0)?;
+            crate::fsio::write_all_at(&f, payload, file::HEADER_LEN as u64)
+        })();
+        crate::fail::point("cache.fill.written");
+        let mut ix = self.index.lock();
+        ix.reserved -= bytes;
+        if let Err(e) = written {
+            drop(ix);
+            tracing::warn!(path = %tmp.display(), error = %e, "cannot fill the read cache");
+            self.fill_errors.fetch_add(1, Ordering::Relaxed);
+            remove(&tmp);
+            return;
+        }
+        if ix.entries.contains_key(&key) {
+            // Another reader filled it meanwhile: one file is enough.
+            drop(ix);
+            remove(&tmp);
+            return;
+        }
+        let path = self.path(key);
+        match crate::fsio::rename(&tmp, &path) {
+            Ok(()) => ix.insert(key, bytes),
+            Err(e) => {
+                drop(ix);
+                tracing::warn!(path = %path.display(), error = %e, "cannot fill the read cache");
+                self.fill_errors.fetch_add(1, Ordering::Relaxed);
+                remove(&tmp);
+                return;
+            }
+        }
+        drop(ix);
+        crate::fail::point("cache.fill.renamed");
+    }
+
+    /// Drops every cached block of `segment` (it was deleted). Returns how many.
+    pub fn drop_segment(&self, segment: u64) -> usize {
+        let mut ix = self.index.lock();
+        let keys: Vec<Key> = ix
+            .entries
+            .range((segment, 0)..=(segment, u64::MAX))
+            .map(|(k, _)| *k)
+            .collect();
+        for &key in &keys {
+            ix.remove(key);
+            remove(&self.path(key));
+        }
+        keys.len()
+    }
+
+    /// Drops every cached block (for benchmarks and tests of a cold cache).
+    pub fn clear(&self) {
+        let mut ix = self.index.lock();
+        let keys: Vec<Key> = ix.entries.keys().copied().collect();
+        for key in keys {
+            ix.remove(key);
+            remove(&self.path(key));
+        }
+    }
+
+    /// Cached blocks, least recently used first (for tests).
+    pub fn blocks(&self) -> Vec<(u64, u64)> {
+        self.index.lock().lru.values().copied().collect()
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        let (bytes, blocks) = {
+            let ix = self.index.lock();
+            (ix.used, ix.entries.len() as u64)
+        };
+        CacheStats {
+            dir: self.dir.display().to_string(),
+            max_bytes: self.max_bytes,
+            bytes,
+            blocks,
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            evictions: self.evictions.load(Ordering::Relaxed),
+            corrupt: self.corrupt.load(Ordering::Relaxed),
+            fill_errors: self.fill_errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Removes a cache file; one already gone is fine, another failure is logged (the file is
+/// then no longer indexed, so at worst it takes space until the next open).
+fn remove(path: &Path) {
+    match crate::fsio::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot remove a cache file"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &Path, max: u64) -> BlockCache {
+        BlockCache::open(dir, [1; 16], false, max, |_| true).unwrap()
+    }
+
+    fn block(n: u8) -> Vec<u8> {
+        vec![n; 1000]
+    }
+
+    #[test]
+    fn least_recently_used_blocks_go_first_and_the_budget_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let per = (file::HEADER_LEN + 1000) as u64;
+        let c = open(dir.path(), 3 * per);
+        for b in 0..3 {
+            c.put(1, b, &block(b as u8));
+        }
+        let crc0 = crc32fast::hash(&block(0));
+        assert_eq!(c.get(1, 0, 1000, crc0), Some(block(0)));
+        c.put(1, 3, &block(3)); // evicts block 1, the least recently used
+        assert_eq!(c.blocks(), vec![(1, 2), (1, 0), (1, 3)]);
+        let s = c.stats();
+        assert_eq!((s.bytes, s.blocks, s.evictions, s.hits), (3 * per, 3, 1, 1));
+        assert!(c.get(1, 1, 1000, crc32fast::hash(&block(1))).is_none());
+        assert_eq!(c.stats().hits, 1);
+        // A block bigger than the whole budget is not cached.
+        c.put(2, 0, &vec![0; 4 * per as usize]);
+        assert!(!c.contains(2, 0));
+    }
+
+    #[test]
+    fn the_index_survives_a_reopen_and_drops_fills_and_dead_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = open(dir.path(), 1 << 20);
+        c.put(1, 0, &block(1));
+        c.put(2, 0, &block(2));
+        drop(c);
+        fs::write(dir.path().join("fill-1-1.tmp"), b"half").unwrap();
+        fs::write(dir.path().join("README"), b"not ours").unwrap();
+        let c = BlockCache::open(dir.path(), [1; 16], false, 1 << 20, |s| s == 1).unwrap();
+        assert_eq!(c.blocks(), vec![(1, 0)]);
+        assert!(!dir.path().join("fill-1-1.tmp").exists());
+        assert!(dir.path().join("README").exists());
+        assert_eq!(
+            c.get(1, 0, 1000, crc32fast::hash(&block(1))),
+            Some(block(1))
+        );
+    }
+}
