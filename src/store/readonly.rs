@@ -296,6 +296,7 @@ fn open_read_only(
         counters: Default::default(),
         uploads: super::upload::Registry::empty(),
         crypt,
+        restores: Default::default(),
         catalog: RwLock::new(cat),
         report: loaded.report,
         config,

@@ -24,6 +24,9 @@
 //!   swapped-in plaintext copy is never served as the segment.
 
 mod check;
+mod restore;
+
+pub use restore::RESTORE_SPAN_BLOCKS;
 
 pub use check::{error_problem, CloudProblem};
 
