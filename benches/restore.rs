@@ -37,6 +37,7 @@ fn restore(c: &mut Criterion) {
             &format!("file://{}", cloud.display()),
         );
     std::fs::write(root.join("policy.toml"), policy).unwrap();
+    std::fs::create_dir_all(&cloud).unwrap();
     let base = object_store::local::LocalFileSystem::new_with_prefix(&cloud).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let sid = store.config().store_id.to_ascii_lowercase();
@@ -62,7 +63,7 @@ fn restore(c: &mut Criterion) {
     let mut group = c.benchmark_group(&group_name);
     group.sample_size(10);
     group.warm_up_time(Duration::from_millis(500));
-    group.measurement_time(Duration::from_secs(15));
+    group.measurement_time(Duration::from_secs(10));
     group.throughput(criterion::Throughput::Bytes(len as u64));
     group.bench_function(GROUP_FUNCS[0], |b| {
         b.iter_custom(|iters| {
