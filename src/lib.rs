@@ -89,3 +89,6 @@ pub use store::{
     NewUpload, UploadOptions, UploadPatch, UploadRefusal, UploadStats, UploadStatus,
     UPLOAD_PROGRESS_EVERY,
 };
+pub use store::{
+    PinStats, PinnedSegment, RestoreOutcome, RestoreRun, RestoreStats, RunLimits, RESTORE_QUEUE,
+};

@@ -5,7 +5,7 @@
 //! ```text
 //! header, 64 bytes:
 //!  0  8  magic      b"FTGCKPT\0"
-//!  8  2  version    2 (1: before the index)
+//!  8  2  version    3 (2: states without their pin; 1: before the index)
 //! 10  2  reserved   0
 //! 12  4  body_crc   CRC32 of the compressed body
 //! 16  8  body_len   compressed body length
@@ -22,7 +22,8 @@
 //!       u32 meta_volume, u32 meta_block, u32 officer, u32 device, u32 flags, u64 track
 //!   u64 dedup count, each: u64 key, u64 segment id
 //!   u64 state count, each: u64 segment id, u64 lsn, u32 volume, segment state (see
-//!       `format::change`)
+//!       `format::change`; version 3: with its i64 pinned_until, as a version-3 change
+//!       record holds it; version 2: without)
 //!   u32 volume count, each: u32 volume id, u64 live chunk bytes, u32 live commit records
 //!   index (see `index::Index::encode`): u64 track file length, i64 max duration,
 //!       3 label maps (cases, tags, categories), spatial postings
@@ -39,7 +40,9 @@ use crate::error::{Error, IoContext, Result};
 use crate::format::{check_crc, DecodeError, Reader, Writer};
 
 pub const CHECKPOINT_MAGIC: [u8; 8] = *b"FTGCKPT\0";
-pub const CHECKPOINT_VERSION: u16 = 2;
+pub const CHECKPOINT_VERSION: u16 = 3;
+/// The version before segment states carried their pin (still read).
+pub const CHECKPOINT_VERSION_2: u16 = 2;
 const HEADER_LEN: usize = 64;
 /// Checkpoints kept on disk: the newest and one fallback.
 const KEEP: usize = 2;
@@ -99,7 +102,7 @@ pub fn encode_body(cat: &Catalog, store_id: &[u8; 16]) -> Vec<u8> {
         w.u64(*id);
         w.u64(s.lsn);
         w.u32(s.volume);
-        s.state.encode(&mut w);
+        s.state.encode(&mut w, true);
     }
     let mut live: Vec<(&u32, &(u64, u32))> = cat.volume_live.iter().collect();
     live.sort();
@@ -113,9 +116,20 @@ pub fn encode_body(cat: &Catalog, store_id: &[u8; 16]) -> Vec<u8> {
     w.buf
 }
 
-/// Rebuilds a catalog from an uncompressed body; returns it with the store id it names and
-/// the length of the track file it relies on.
+/// Decodes a whole checkpoint file of any supported version (framing, then body).
+pub fn decode(data: &[u8]) -> Result<(Catalog, [u8; 16], u64), DecodeError> {
+    let (version, body) = decode_file_any(data)?;
+    decode_body_of(&body, version)
+}
+
+/// Rebuilds a catalog from an uncompressed body of the current version; returns it with the
+/// store id it names and the length of the track file it relies on.
 pub fn decode_body(body: &[u8]) -> Result<(Catalog, [u8; 16], u64), DecodeError> {
+    decode_body_of(body, CHECKPOINT_VERSION)
+}
+
+fn decode_body_of(body: &[u8], version: u16) -> Result<(Catalog, [u8; 16], u64), DecodeError> {
+    let with_pin = version >= CHECKPOINT_VERSION;
     let mut r = Reader::new(body, "checkpoint");
     let store_id = r.array::<16>()?;
     let mut cat = Catalog::new();
@@ -202,7 +216,7 @@ pub fn decode_body(body: &[u8]) -> Result<(Catalog, [u8; 16], u64), DecodeError>
         let id = r.u64()?;
         let lsn = r.u64()?;
         let volume = r.u32()?;
-        let state = crate::format::change::SegmentState::decode(&mut r)?;
+        let state = crate::format::change::SegmentState::decode(&mut r, with_pin)?;
         cat.states
             .insert(id, super::StateEntry { lsn, volume, state });
     }
@@ -240,8 +254,20 @@ pub fn encode_file(body: &[u8], seq: u64, created_us: i64) -> Result<Vec<u8>, st
     Ok(w.buf)
 }
 
-/// Checks a checkpoint file's framing and returns its decompressed body.
+/// Checks a checkpoint file's framing and returns its decompressed body (current version
+/// only: [`decode`] reads every supported version).
 pub fn decode_file(data: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    match decode_file_any(data)? {
+        (CHECKPOINT_VERSION, body) => Ok(body),
+        (version, _) => Err(DecodeError::UnsupportedVersion {
+            what: "checkpoint",
+            found: u32::from(version),
+            supported: u32::from(CHECKPOINT_VERSION),
+        }),
+    }
+}
+
+fn decode_file_any(data: &[u8]) -> Result<(u16, Vec<u8>), DecodeError> {
     let head = data
         .get(..HEADER_LEN)
         .ok_or(DecodeError::Truncated("checkpoint header"))?;
@@ -260,7 +286,7 @@ pub fn decode_file(data: &[u8]) -> Result<Vec<u8>, DecodeError> {
         stored,
         head.get(..60).unwrap_or_default(),
     )?;
-    if version != CHECKPOINT_VERSION {
+    if version != CHECKPOINT_VERSION && version != CHECKPOINT_VERSION_2 {
         return Err(DecodeError::UnsupportedVersion {
             what: "checkpoint",
             found: u32::from(version),
@@ -287,7 +313,7 @@ pub fn decode_file(data: &[u8]) -> Result<Vec<u8>, DecodeError> {
             "decompressed length differs from header",
         ));
     }
-    Ok(out)
+    Ok((version, out))
 }
 
 fn file_name(seq: u64) -> String {

@@ -218,7 +218,13 @@ impl Catalog {
         }
         for &(v, b) in &c.freed {
             let live = self.volume_live.entry(v).or_default();
-            live.0 = live.0.saturating_sub(b);
+            if c.op == Op::Restored {
+                // The restored copy's chunks (named by the segment's newest commit record,
+                // applied before this record in LSN order) are live from now on.
+                live.0 = live.0.saturating_add(b);
+            } else {
+                live.0 = live.0.saturating_sub(b);
+            }
         }
         e.flags = state.flags;
         let id = c.segment_id;

@@ -40,6 +40,9 @@ pub(crate) fn carried(command: &Command) -> bool {
             | Command::Case(_)
             | Command::Hold(_)
             | Command::Release(_)
+            | Command::Restore(_)
+            | Command::Pin(_)
+            | Command::Unpin(_)
             | Command::Retention(RetentionCommand::Apply(_))
             | Command::Compact(_)
             | Command::Scrub(_)
@@ -62,6 +65,9 @@ pub(crate) fn name(command: &Command) -> &'static str {
         Command::Case(_) => "case",
         Command::Hold(_) => "hold",
         Command::Release(_) => "release",
+        Command::Restore(_) => "restore",
+        Command::Pin(_) => "pin",
+        Command::Unpin(_) => "unpin",
         Command::Retention(_) => "retention",
         Command::Compact(_) => "compact",
         Command::Recover(_) => "recover",

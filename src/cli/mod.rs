@@ -16,6 +16,7 @@ pub(crate) mod find;
 mod ingest;
 mod init;
 mod read;
+mod restore;
 mod retention;
 mod serve;
 mod token;
@@ -48,6 +49,8 @@ Examples:
   footage categorize 42 evidential               retention follows the longest category
   footage hold 42 --case OP-TRIDENT-7            a legal hold blocks deletion
   footage --actor sgt.jones release 42 --case OP-TRIDENT-7
+  footage restore --case OP-TRIDENT-7            bring a case's evicted footage back (SHA-256 checked)
+  footage pin --case OP-TRIDENT-7 --until 2027-03-01T00:00:00Z   keep it local until then
   footage retention plan --days 7                what goes in the next week
   footage retention apply --now 2027-01-01T00:00:00Z --dry-run   (a future --now
                                                  without --dry-run: only an init --simulated-clock store)
@@ -140,6 +143,12 @@ pub enum Command {
     Hold(change::HoldArgs),
     /// Release a case's legal hold on a segment
     Release(change::HoldArgs),
+    /// Bring evicted segments back from the cloud tier into local volumes (SHA-256 checked)
+    Restore(restore::RestoreArgs),
+    /// Keep segments local: retention does not evict them while the pin lasts
+    Pin(restore::PinArgs),
+    /// Take pins away (retention may evict the segments again)
+    Unpin(restore::UnpinArgs),
     /// Retention: what policy.toml will upload, evict and delete, and doing it
     #[command(subcommand)]
     Retention(retention::RetentionCommand),
@@ -534,6 +543,9 @@ pub(crate) fn run_changing(
         Command::Hold(a) => change::hold(store, a, false, &who.actor()?),
         Command::Release(a) => change::hold(store, a, true, &who.actor()?),
         Command::Retention(c) => retention::run(store, c, &who.actor()?),
+        Command::Restore(a) => restore::restore(store, a, &who.actor()?),
+        Command::Pin(a) => restore::pin(store, a, &who.actor()?),
+        Command::Unpin(a) => restore::unpin(store, a, &who.actor()?),
         Command::Compact(a) => compact::run(store, a, &who.actor()?),
         Command::Verify(args) => admin::verify(&as_actor()?, args),
         Command::Scrub(args) => admin::scrub(&as_actor()?, args),

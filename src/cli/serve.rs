@@ -65,6 +65,14 @@ pub struct ServeArgs {
     /// [default: `[service] drain_timeout`, else 30s]
     #[arg(long, value_name = "INTERVAL", value_parser = interval_arg)]
     pub drain_timeout: Option<Interval>,
+    /// Restore queued evicted footage (`footage restore --queue`, prefetch when a hold or a pin
+    /// is placed on a case) in the background at this bandwidth (`off`: the queue waits)
+    /// [default: `[service] restore_rate`, else 100MB/s]
+    #[arg(long, value_name = "RATE", value_parser = scrub_rate_arg)]
+    pub restore_rate: Option<ScrubRate>,
+    /// Look at the restore queue this often [default: `[service] restore_every`, else 10s]
+    #[arg(long, value_name = "INTERVAL", value_parser = interval_arg)]
+    pub restore_every: Option<Interval>,
     /// Ingest each video a dock copies into DIR with its sidecar DIR/VIDEO.json, then move
     /// both to DIR/done/ (or DIR/failed/ with a .error); see README, "The dock folder"
     #[arg(long, value_name = "DIR")]
@@ -119,6 +127,14 @@ fn settings(store: &Store, args: &ServeArgs) -> anyhow::Result<Settings> {
     }
     if let Some(v) = args.disk_check_every {
         s.disk_check_every = v.0;
+    }
+    if let Some(v) = args.restore_rate {
+        s.restore_rate = v.0;
+    }
+    if let Some(v) = args.restore_every {
+        s.restore_every = v.0.ok_or_else(|| {
+            anyhow::anyhow!("--restore-every cannot be off (use --restore-rate off)")
+        })?;
     }
     if let Some(v) = args.drain_timeout {
         s.drain_timeout =

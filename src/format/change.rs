@@ -6,7 +6,8 @@
 //!
 //! ```text
 //! payload (after the 32-byte record header; kind = 4, a = segment id):
-//!   u16  change format version (2; version 1 is read as well)
+//!   u16  change format version (2, or 3 for a full record of a pinned segment; versions 1
+//!        and 2 are read as well)
 //!   u64  lsn            store-wide sequence number (shared with commit records)
 //!   i64  time_us        when the change was made
 //!   str16 actor         who made it (CLI --actor, token name over HTTP)
@@ -18,8 +19,14 @@
 //!     list holds        case ids holding the segment
 //!     u32  flags        bit 0 uploaded (a verified cloud copy exists), bit 1 evicted
 //!                       (no local bytes), bit 2 deleted
-//!   u32  freed count, then per volume: u32 volume id, u64 chunk bytes freed
+//!     version 3 only: i64 pinned_until   kept local until then (µs; i64::MAX: no end)
+//!   u32  freed count, then per volume: u32 volume id, u64 chunk bytes freed (of a
+//!        `Restored` record: chunk bytes *taken*, the restored copy's chunks per volume)
 //! ```
+//!
+//! Versions: a full record is written as version 3 only when its state carries a pin, so a
+//! store that never pins writes exactly what earlier builds wrote; a version-2 (or 1) full
+//! record has no pin.
 //!
 //! Invariant: a list longer than a u16 count can say is never written (encoding fails);
 //! changes keep lists within `MAX_LABELS` long before that.
@@ -27,6 +34,10 @@
 use super::{DecodeError, Reader, Writer};
 
 pub const CHANGE_VERSION: u16 = 2;
+/// A full record whose state carries a pin (`pinned_until`).
+pub const CHANGE_VERSION_PINNED: u16 = 3;
+/// `pinned_until` of a pin without an end.
+pub const PIN_FOREVER: i64 = i64::MAX;
 /// The first version: always the full state, no form byte.
 pub const CHANGE_VERSION_1: u16 = 1;
 
@@ -55,6 +66,15 @@ pub enum Op {
     Deleted = 11,
     /// The state re-written unchanged (when the volume holding the last change is dropped).
     Restate = 12,
+    /// Kept local (not evicted by retention) until `pinned_until`; the argument is that
+    /// time (RFC 3339) or empty for no end. Full record.
+    Pin = 13,
+    /// The pin taken away. Full record.
+    Unpin = 14,
+    /// An evicted segment's bytes brought back from its cloud copy into local volumes: the
+    /// segment's newest commit record names the restored chunks, `freed` lists the chunk
+    /// bytes they take per volume, and the state no longer has `FLAG_EVICTED`. Full record.
+    Restored = 15,
 }
 
 impl Op {
@@ -89,6 +109,9 @@ impl Op {
             10 => Evicted,
             11 => Deleted,
             12 => Restate,
+            13 => Pin,
+            14 => Unpin,
+            15 => Restored,
             _ => return None,
         })
     }
@@ -109,6 +132,9 @@ impl Op {
             Evicted => "evict",
             Deleted => "delete",
             Restate => "restate",
+            Pin => "pin",
+            Unpin => "unpin",
+            Restored => "restore",
         }
     }
 }
@@ -121,6 +147,8 @@ pub struct SegmentState {
     pub cases: Vec<String>,
     pub holds: Vec<String>,
     pub flags: u32,
+    /// Kept local until this time (µs since the epoch; [`PIN_FOREVER`]: no end), if pinned.
+    pub pinned_until: Option<i64>,
 }
 
 fn add(list: &mut Vec<String>, v: &str) -> bool {
@@ -179,21 +207,35 @@ impl SegmentState {
         self.list_lens().into_iter().max().unwrap_or(0)
     }
 
-    pub fn encode(&self, w: &mut Writer) {
+    /// Whether a pin keeps the segment local at `now_us`.
+    pub fn pinned_at(&self, now_us: i64) -> bool {
+        self.pinned_until.is_some_and(|t| t > now_us)
+    }
+
+    /// Encodes the state; `with_pin`: the version-3 form, with `pinned_until` (0: none).
+    pub fn encode(&self, w: &mut Writer, with_pin: bool) {
         w.str_list(&self.categories);
         w.str_list(&self.tags);
         w.str_list(&self.cases);
         w.str_list(&self.holds);
         w.u32(self.flags);
+        if with_pin {
+            w.i64(self.pinned_until.unwrap_or(0));
+        }
     }
 
-    pub fn decode(r: &mut Reader) -> Result<SegmentState, DecodeError> {
+    pub fn decode(r: &mut Reader, with_pin: bool) -> Result<SegmentState, DecodeError> {
         Ok(SegmentState {
             categories: r.str_list()?,
             tags: r.str_list()?,
             cases: r.str_list()?,
             holds: r.str_list()?,
             flags: r.u32()?,
+            pinned_until: if with_pin {
+                Some(r.i64()?).filter(|t| *t != 0)
+            } else {
+                None
+            },
         })
     }
 }
@@ -225,10 +267,16 @@ pub enum EncodeError {
 }
 
 impl ChangeRecord {
-    /// Encodes the record (version 2); a list too long for its count is refused, never cut.
+    /// Encodes the record (version 2, or 3 for a full state with a pin); a list too long for
+    /// its count is refused, never cut.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
         let mut w = Writer::new();
-        w.u16(CHANGE_VERSION);
+        let pinned = self.base_lsn.is_none() && self.state.pinned_until.is_some();
+        w.u16(if pinned {
+            CHANGE_VERSION_PINNED
+        } else {
+            CHANGE_VERSION
+        });
         self.encode_head(&mut w);
         match self.base_lsn {
             Some(base) => {
@@ -244,7 +292,7 @@ impl ChangeRecord {
                 if n > usize::from(u16::MAX) {
                     return Err(EncodeError::ListTooLong(n));
                 }
-                self.state.encode(&mut w);
+                self.state.encode(&mut w, pinned);
             }
         }
         self.encode_freed(&mut w);
@@ -257,7 +305,7 @@ impl ChangeRecord {
         let mut w = Writer::new();
         w.u16(CHANGE_VERSION_1);
         self.encode_head(&mut w);
-        self.state.encode(&mut w);
+        self.state.encode(&mut w, false);
         self.encode_freed(&mut w);
         w.buf
     }
@@ -282,11 +330,11 @@ impl ChangeRecord {
     pub fn decode(payload: &[u8], segment_id: u64) -> Result<ChangeRecord, DecodeError> {
         let mut r = Reader::new(payload, "change record");
         let version = r.u16()?;
-        if version != CHANGE_VERSION && version != CHANGE_VERSION_1 {
+        if !(CHANGE_VERSION_1..=CHANGE_VERSION_PINNED).contains(&version) {
             return Err(DecodeError::UnsupportedVersion {
                 what: "change record",
                 found: u32::from(version),
-                supported: u32::from(CHANGE_VERSION),
+                supported: u32::from(CHANGE_VERSION_PINNED),
             });
         }
         let lsn = r.u64()?;
@@ -301,8 +349,13 @@ impl ChangeRecord {
             r.u8()?
         };
         let (state, base_lsn) = match form {
-            FORM_FULL => (SegmentState::decode(&mut r)?, None),
-            FORM_DELTA if op.is_label() => (SegmentState::default(), Some(r.u64()?)),
+            FORM_FULL => (
+                SegmentState::decode(&mut r, version == CHANGE_VERSION_PINNED)?,
+                None,
+            ),
+            FORM_DELTA if op.is_label() && version != CHANGE_VERSION_PINNED => {
+                (SegmentState::default(), Some(r.u64()?))
+            }
             FORM_DELTA => {
                 return Err(DecodeError::invalid(
                     "change record",
@@ -353,6 +406,7 @@ mod tests {
                 cases: vec!["CASE-1".into()],
                 holds: vec!["CASE-1".into()],
                 flags: FLAG_UPLOADED,
+                pinned_until: None,
             },
             base_lsn: None,
             freed: vec![(3, 4096)],
@@ -390,5 +444,36 @@ mod tests {
             ..c
         };
         assert_eq!(huge.encode(), Err(EncodeError::ListTooLong(70_000)));
+    }
+
+    #[test]
+    fn a_pinned_state_is_a_version_3_record_and_others_stay_version_2() {
+        let mut c = ChangeRecord {
+            segment_id: 9,
+            lsn: 5,
+            time_us: 1,
+            actor: "a".into(),
+            op: Op::Pin,
+            arg: String::new(),
+            state: SegmentState {
+                pinned_until: Some(PIN_FOREVER),
+                flags: FLAG_UPLOADED,
+                ..SegmentState::default()
+            },
+            base_lsn: None,
+            freed: vec![],
+        };
+        let p = c.encode().unwrap();
+        assert_eq!(u16::from_le_bytes([p[0], p[1]]), CHANGE_VERSION_PINNED);
+        assert_eq!(ChangeRecord::decode(&p, 9).unwrap(), c);
+        for n in 0..p.len() {
+            assert!(ChangeRecord::decode(&p[..n], 9).is_err());
+        }
+        c.op = Op::Restored;
+        c.state.pinned_until = None;
+        c.freed = vec![(4, 1 << 20)];
+        let p = c.encode().unwrap();
+        assert_eq!(u16::from_le_bytes([p[0], p[1]]), CHANGE_VERSION);
+        assert_eq!(ChangeRecord::decode(&p, 9).unwrap(), c);
     }
 }

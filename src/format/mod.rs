@@ -12,6 +12,7 @@ mod bytes;
 pub mod change;
 pub mod commit;
 pub mod record;
+pub mod restore;
 pub mod scrub;
 pub mod upload;
 pub mod volume;

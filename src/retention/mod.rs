@@ -2,7 +2,8 @@
 //! to upload, evict and delete, and does it (`footage retention plan | apply`).
 //!
 //! Invariants:
-//! - nothing held is ever deleted; nothing is evicted without a verified cloud copy; nothing
+//! - nothing held is ever deleted; nothing is evicted without a verified cloud copy, nor while
+//!   a pin is in force (a pin never keeps anything past delete_after); nothing
 //!   is deleted before `end + delete_after` (the longest of its categories);
 //! - a failure on one segment is reported and the others proceed; a later apply retries it;
 //! - the decisions use one snapshot of the catalog, taken at the start;
@@ -32,6 +33,11 @@ pub struct Summary {
     pub deleted: usize,
     /// Segments past delete_after kept because of a legal hold.
     pub held: usize,
+    /// Segments due for eviction (or evictable under disk pressure) kept local by a pin.
+    pub pinned: usize,
+    /// Data dirs still above the high watermark although everything evictable is gone,
+    /// because pinned footage fills them (one line each; unpin something or add disk).
+    pub pins_fill_disk: Vec<String>,
     /// Sealed volumes rewritten by compaction (see `Store::compact`).
     pub compacted: usize,
     pub bytes_reclaimed: u64,
@@ -74,6 +80,8 @@ struct Candidate {
     flags: u32,
     eff: Effective,
     holds: Vec<String>,
+    /// The segment's pin, if it has one (in force while later than the run's `now`).
+    pinned_until: Option<i64>,
     categories: Vec<String>,
     officer: String,
 }
@@ -135,6 +143,7 @@ impl Store {
                         .state(e.id)
                         .map(|s| s.state.holds.clone())
                         .unwrap_or_default(),
+                    pinned_until: cat.state(e.id).and_then(|s| s.state.pinned_until),
                     categories,
                     officer: cat.names.name(e.officer).to_string(),
                 }
@@ -229,6 +238,7 @@ impl Store {
         let list = self.candidates(&policy);
         let total = list.len() as u64;
         let mut evictable: Vec<Evictable> = Vec::new();
+        let mut pinned: Vec<(Option<u16>, u64)> = Vec::new();
         for (n, c) in list.iter().enumerate() {
             let report = |action| Progress {
                 action,
@@ -278,6 +288,14 @@ impl Store {
             if !uploaded || c.flags & FLAG_EVICTED != 0 {
                 continue;
             }
+            if c.pinned_until.is_some_and(|t| t > now) {
+                // A pin keeps it local, due or not, under pressure or not (pin.rs).
+                if due(c.end_us, c.eff.evict_after).is_some_and(|t| now >= t) {
+                    s.pinned += 1;
+                }
+                pinned.push((c.dir, c.id));
+                continue;
+            }
             if due(c.end_us, c.eff.evict_after).is_some_and(|t| now >= t) {
                 progress(report("evict"));
                 if dry_run {
@@ -300,7 +318,7 @@ impl Store {
             }
         }
         if !dry_run {
-            self.relieve_disk_pressure_of(&policy, &mut evictable, actor, &mut s, run);
+            self.relieve_disk_pressure_of(&policy, &mut evictable, &pinned, actor, &mut s, run);
             match self.drop_empty_volumes(actor) {
                 Ok(freed) => s.bytes_reclaimed += freed,
                 Err(e) => s.failed.push(format!("dropping empty volumes: {e}")),
@@ -329,10 +347,11 @@ impl Store {
 
     /// For each data disk above the watermark, evicts uploaded segments stored on it, oldest
     /// first, until it is below (or nothing more can go).
-    fn relieve_disk_pressure_of(
+    pub(crate) fn relieve_disk_pressure_of(
         &self,
         policy: &Policy,
         evictable: &mut [Evictable],
+        pinned: &[(Option<u16>, u64)],
         actor: &str,
         s: &mut Summary,
         run: Option<&RunClock>,
@@ -362,12 +381,23 @@ impl Store {
                     Err(err) => s.failed.push(format!("evict {}: {err}", e.id)),
                 }
             }
+            let kept = pinned.iter().filter(|p| p.0 == Some(index as u16)).count();
+            if excess > 0.0 && kept > 0 {
+                s.pinned += kept;
+                let line = format!(
+                    "data dir {index} ({}) is above the high watermark ({:.0}%) and only                      pinned footage is left to evict ({kept} pinned segments): unpin some or                      add disk",
+                    disk.path,
+                    policy.high_watermark * 100.0
+                );
+                tracing::warn!("{line}");
+                s.pins_fill_disk.push(line);
+            }
         }
     }
 }
 
 /// An uploaded segment that could be evicted early under disk pressure.
-struct Evictable {
+pub(crate) struct Evictable {
     end_us: i64,
     id: u64,
     dir: Option<u16>,

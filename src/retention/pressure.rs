@@ -3,8 +3,8 @@
 //! no deletions). `footage serve` runs it every `disk_check_every`, so a filling disk is
 //! relieved between two scheduled retention runs (or with scheduled retention off).
 //!
-//! Invariants: only segments with a verified cloud copy (uploaded, not yet evicted) are
-//! evicted, as `retention apply` would evict them under pressure; a disk at or below its
+//! Invariants: only segments with a verified cloud copy (uploaded, not yet evicted) and no
+//! pin in force are evicted, as `retention apply` would evict them under pressure; a disk at or below its
 //! watermark is not touched; failures are listed in the summary and the others proceed.
 
 use crate::error::Result;
@@ -30,17 +30,22 @@ impl Store {
             now: format_time(now),
             ..Summary::default()
         };
-        let mut evictable: Vec<Evictable> = self
+        let (pinned, unpinned): (Vec<_>, Vec<_>) = self
             .candidates(&policy)
             .into_iter()
             .filter(|c| c.flags & FLAG_UPLOADED != 0 && c.flags & FLAG_EVICTED == 0)
+            .partition(|c| c.pinned_until.is_some_and(|t| t > now));
+        // Pinned footage is never evicted, under pressure or not (store/pin.rs).
+        let pinned: Vec<(Option<u16>, u64)> = pinned.iter().map(|c| (c.dir, c.id)).collect();
+        let mut evictable: Vec<Evictable> = unpinned
+            .into_iter()
             .map(|c| Evictable {
                 end_us: c.end_us,
                 id: c.id,
                 dir: c.dir,
             })
             .collect();
-        self.relieve_disk_pressure_of(&policy, &mut evictable, actor, &mut s, Some(&run));
+        self.relieve_disk_pressure_of(&policy, &mut evictable, &pinned, actor, &mut s, Some(&run));
         Ok(s)
     }
 }

@@ -8,6 +8,8 @@
 //! checkpoint_every = "10m"    # a catalog checkpoint when something was committed since
 //! publish_head_every = "5m"   # audit chain head to the cloud tier (when it moved)
 //! disk_check_every = "1m"     # disk pressure: evict uploaded footage early past the watermark
+//! restore_rate = "100MB/s"    # background restores (the restore queue, prefetch); "off" for none
+//! restore_every = "10s"       # how often the restore queue is looked at
 //! drain_timeout = "30s"       # SIGTERM: how long requests in flight may take to finish
 //! bulk_nice = 10              # ingest threads run this many nice steps below searches (0-19)
 //! ```
@@ -39,6 +41,10 @@ pub struct ServiceConfig {
     pub drain_timeout: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bulk_nice: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_rate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_every: Option<String>,
 }
 
 /// Checked settings of the service. `None` = the job is off.
@@ -61,7 +67,17 @@ pub struct Settings {
     /// service's searches and video reads ([`crate::priority`]). Default
     /// [`crate::priority::BULK_NICE`]; 0 = the same priority.
     pub bulk_nice: i32,
+    /// Bytes per second of the background restores (the restore queue: `footage restore
+    /// --queue` and prefetch by case). Default: 100 MB/s. `None`: the queue waits.
+    pub restore_rate: Option<u64>,
+    /// Default: every 10 s (each run restores what it can in at most that long).
+    pub restore_every: Duration,
 }
+
+/// Default of `restore_rate`.
+pub const RESTORE_RATE: u64 = 100_000_000;
+/// Default of `restore_every`.
+pub const RESTORE_EVERY: Duration = Duration::from_secs(10);
 
 /// Default of `drain_timeout`.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -76,6 +92,8 @@ impl Default for Settings {
             disk_check_every: Some(Duration::from_secs(60)),
             drain_timeout: DRAIN_TIMEOUT,
             bulk_nice: crate::priority::BULK_NICE,
+            restore_rate: Some(RESTORE_RATE),
+            restore_every: RESTORE_EVERY,
         }
     }
 }
@@ -101,6 +119,15 @@ impl ServiceConfig {
         }
         if let Some(v) = &self.disk_check_every {
             s.disk_check_every = key("disk_check_every", parse_interval(v))?;
+        }
+        if let Some(v) = &self.restore_rate {
+            s.restore_rate =
+                parse_rate_or_off(v).map_err(|e| format!("service.restore_rate: {e}"))?;
+        }
+        if let Some(v) = &self.restore_every {
+            s.restore_every = key("restore_every", parse_interval(v))?.ok_or_else(|| {
+                "service.restore_every cannot be off (use restore_rate = \"off\")".to_string()
+            })?;
         }
         if let Some(v) = &self.drain_timeout {
             s.drain_timeout = key("drain_timeout", parse_interval(v))?
@@ -194,9 +221,13 @@ mod tests {
             checkpoint_every: Some("off".into()),
             drain_timeout: Some("5s".into()),
             bulk_nice: Some(0),
+            restore_rate: Some("off".into()),
+            restore_every: Some("2s".into()),
             ..ServiceConfig::default()
         };
         let s = c.settings().unwrap();
+        assert_eq!(s.restore_rate, None);
+        assert_eq!(s.restore_every, Duration::from_secs(2));
         assert_eq!(s.retention_every, Some(Duration::from_secs(900)));
         assert_eq!(s.scrub_rate, Some(50_000_000));
         assert_eq!(s.checkpoint_every, None);

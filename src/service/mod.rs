@@ -159,7 +159,7 @@ pub struct ScrubState {
 pub struct ServiceStatus {
     pub started: String,
     pub drain_timeout_s: u64,
-    /// `retention`, `checkpoint`, `audit_head`, `disk`.
+    /// `retention`, `checkpoint`, `audit_head`, `disk`, `restore`.
     pub jobs: BTreeMap<&'static str, JobStatus>,
     pub scrub: ScrubState,
     pub disks: Vec<DiskSpace>,
@@ -255,6 +255,16 @@ impl Service {
             .map_err(thread_err)?,
             None => jobs::Job::off("disk"),
         });
+        list.push(match settings.restore_rate {
+            Some(rate) => jobs::Job::start(
+                "restore",
+                settings.restore_every,
+                Duration::ZERO,
+                restore_work(store, rate, settings.restore_every),
+            )
+            .map_err(thread_err)?,
+            None => jobs::Job::off("restore"),
+        });
         let service = Arc::new(Service {
             settings,
             started: format_time(crate::now_us()),
@@ -271,6 +281,7 @@ impl Service {
             checkpoint_every_s = service.settings.checkpoint_every.map(|d| d.as_secs()),
             publish_head_every_s = service.settings.publish_head_every.map(|d| d.as_secs()),
             disk_check_every_s = service.settings.disk_check_every.map(|d| d.as_secs()),
+            restore_rate = service.settings.restore_rate,
             "background jobs started"
         );
         Ok(service)
@@ -459,6 +470,43 @@ pub fn store_samples(store: &Store) -> Vec<Sample> {
     if let Some(c) = store.read_cache_stats() {
         v.extend(metrics::read_cache_samples(&c));
     }
+    let r = store.restore_stats();
+    v.push(Sample::gauge(
+        "footage_restore_pending",
+        "Evicted segments waiting in the restore queue",
+        r.pending as f64,
+    ));
+    v.push(Sample::gauge(
+        "footage_restore_pending_bytes",
+        "Bytes of the segments waiting in the restore queue",
+        r.pending_bytes as f64,
+    ));
+    for (outcome, n) in [("done", r.done), ("failed", r.failed)] {
+        v.push(
+            Sample::counter(
+                "footage_restores_total",
+                "Restores from the cloud tier by this process since it opened the store",
+                n,
+            )
+            .label("outcome", outcome),
+        );
+    }
+    v.push(Sample::counter(
+        "footage_restore_bytes_total",
+        "Bytes restored from the cloud tier by this process since it opened the store",
+        r.bytes,
+    ));
+    let p = store.pin_stats();
+    v.push(Sample::gauge(
+        "footage_pinned_segments",
+        "Segments kept local by a pin in force",
+        p.segments as f64,
+    ));
+    v.push(Sample::gauge(
+        "footage_pinned_bytes",
+        "Bytes of the segments kept local by a pin in force",
+        p.bytes as f64,
+    ));
     match store.stats() {
         Ok(s) => {
             v.push(Sample::gauge(
@@ -515,6 +563,33 @@ pub fn store_samples(store: &Store) -> Vec<Sample> {
         }
     }
     v
+}
+
+/// One pass over the restore queue (store/restore_queue.rs) at `rate`, starting no new
+/// restore after `budget` (so a stopping service waits for at most one segment more).
+fn restore_work(store: &Store, rate: u64, budget: Duration) -> jobs::Work {
+    let store = store.clone();
+    Box::new(move || {
+        if store.restore_stats().pending == 0 {
+            return Ok(serde_json::json!({ "skipped": "nothing queued" }));
+        }
+        let run = store
+            .run_restore_queue(&crate::RunLimits {
+                rate: Some(rate),
+                budget: Some(budget),
+            })
+            .map_err(|e| e.to_string())?;
+        if !run.failed.is_empty() || !run.retry.is_empty() {
+            let mut why = run.failed.clone();
+            why.extend(run.retry.iter().cloned());
+            return Err(format!(
+                "{} restore(s) failed: {}",
+                why.len(),
+                why.join("; ")
+            ));
+        }
+        serde_json::to_value(&run).map_err(|e| e.to_string())
+    })
 }
 
 /// One retention run by the real clock, recorded like `Store::start_retention`'s runs.

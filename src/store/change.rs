@@ -137,6 +137,11 @@ impl Store {
                 entry(lsn)?;
             }
         }
+        if op == Op::Hold {
+            // Prefetch: footage under a legal hold for a case is footage someone is about to
+            // need; the service restores the case's evicted segments in the background.
+            self.prefetch_case(arg, actor, "hold");
+        }
         self.inner.maybe_checkpoint();
         self.info(id)
     }
@@ -194,6 +199,7 @@ impl Inner {
             cases,
             holds: Vec::new(),
             flags,
+            pinned_until: None,
         })
     }
 

@@ -206,7 +206,7 @@ fn read_checkpoint(
                 continue;
             }
         };
-        match checkpoint::decode_file(&data).and_then(|body| checkpoint::decode_body(&body)) {
+        match checkpoint::decode(&data) {
             Ok((cat, id, tracks_len)) if &id == store_id => {
                 report.checkpoint = Some(path.display().to_string());
                 return Ok(Some((cat, tracks_len)));

@@ -34,11 +34,14 @@ mod ingest;
 mod latest;
 mod lost;
 mod open;
+mod pin;
 mod read;
 mod readcache;
 mod readonly;
 mod recover;
 mod repair;
+mod restore;
+mod restore_queue;
 mod scrub;
 mod space;
 mod stats;
@@ -67,8 +70,10 @@ pub use read::SegmentReader;
 pub use readonly::{AuditSink, RefreshReport};
 pub use recover::RecoverReport;
 pub use repair::RepairOutcome;
+pub use restore::RestoreOutcome;
+pub use restore_queue::{RestoreRun, RestoreStats, RunLimits, RESTORE_QUEUE};
 pub use scrub::{ScrubHandle, ScrubOptions, ScrubStatus};
-pub use stats::{DiskStats, Stats, VolumeStats};
+pub use stats::{DiskStats, PinStats, PinnedSegment, Stats, VolumeStats};
 pub use upload::{
     NewUpload, UploadOptions, UploadPatch, UploadRefusal, UploadStats, UploadStatus,
     PROGRESS_EVERY as UPLOAD_PROGRESS_EVERY,
@@ -143,6 +148,8 @@ pub struct SegmentInfo {
     pub holds: Vec<String>,
     pub gps_fixes: usize,
     pub tier: &'static str,
+    /// Kept local by a pin until then (RFC 3339, or `"indefinitely"`); null when not pinned.
+    pub pinned_until: Option<String>,
     pub ingested: String,
     /// The store's clock: `"real"`, or `"simulated"` for a test or demo store.
     pub clock: &'static str,
@@ -195,6 +202,8 @@ pub(crate) struct Inner {
     /// The read cache of evicted footage (`[cache]` in footage.toml; `crate::cache`); none
     /// in a read-only open (which writes nothing) or when not configured.
     pub cache: Option<Arc<crate::cache::BlockCache>>,
+    /// Restores in flight, the restore queue's lock and restore counters (restore.rs).
+    pub restores: restore::Restores,
     _lock: File,
     /// flock on the store directory: unlike `LOCK`, it cannot be deleted from under the owner.
     _dir_lock: File,
@@ -326,6 +335,10 @@ impl Store {
             holds: state.holds,
             gps_fixes: rec.meta.gps.len(),
             tier,
+            pinned_until: state
+                .pinned_until
+                .filter(|t| *t > self.inner.now_us())
+                .map(pin::show_pin),
             ingested: format_time(rec.committed_us),
             clock: self.inner.config.clock_name(),
         })
@@ -364,6 +377,10 @@ impl Store {
             } else {
                 "local+cloud"
             },
+            pinned_until: state
+                .pinned_until
+                .filter(|t| *t > self.inner.now_us())
+                .map(pin::show_pin),
             ingested: format_time(m.committed_us),
             clock: self.inner.config.clock_name(),
         })

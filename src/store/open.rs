@@ -438,6 +438,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
         tier: Mutex::new(None),
         punch_holes: std::sync::atomic::AtomicBool::new(true),
         crypt,
+        restores: Default::default(),
         catalog: RwLock::new(cat),
         report,
         config,
@@ -561,8 +562,7 @@ fn load_checkpoint(
                 continue;
             }
         };
-        let decoded =
-            checkpoint::decode_file(&data).and_then(|body| checkpoint::decode_body(&body));
+        let decoded = checkpoint::decode(&data);
         match decoded {
             Ok((cat, id, tracks_len)) if &id == store_id => {
                 report.checkpoint = Some(path.display().to_string());

@@ -299,6 +299,7 @@ fn open_read_only(
         // evicted footage from the cloud only.
         cache: None,
         crypt,
+        restores: Default::default(),
         catalog: RwLock::new(cat),
         report: loaded.report,
         config,

@@ -162,6 +162,7 @@ impl Store {
             cases: meta.cases.clone(),
             holds: m.holds.clone(),
             flags: FLAG_UPLOADED | FLAG_EVICTED,
+            pinned_until: None,
         };
         {
             let _gate = inner.gate.read();

@@ -58,12 +58,36 @@ pub struct Stats {
     pub lost: Vec<super::LostSegment>,
     /// Known corrupt segments and the background scrub's place.
     pub scrub: super::ScrubSummary,
+    /// Segments kept local by a pin in force now (store/pin.rs).
+    pub pins: PinStats,
+    /// The restore queue and restore counters (store/restore_queue.rs).
+    pub restores: super::RestoreStats,
     pub catalog_memory_bytes: usize,
     pub disks: Vec<DiskStats>,
     pub volume_list: Vec<VolumeStats>,
     pub open: super::OpenReport,
     /// The read cache of evicted footage (`[cache]`); absent when there is none.
     pub cache: Option<crate::cache::CacheStats>,
+}
+
+/// Pins in force, as `stats` shows them.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct PinStats {
+    /// Pinned segments, and their bytes.
+    pub segments: usize,
+    pub bytes: u64,
+    /// Of them, the ones still evicted (queued for restore, or failing to restore).
+    pub evicted: usize,
+    /// The pinned segments (at most 100), id and pin end.
+    pub list: Vec<PinnedSegment>,
+}
+
+/// One pinned segment in `stats`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PinnedSegment {
+    pub id: String,
+    pub until: String,
+    pub local: bool,
 }
 
 /// (free, total) bytes of the filesystem holding `path`.
@@ -79,6 +103,25 @@ pub fn disk_space(path: &Path) -> Option<(u64, u64)> {
 }
 
 impl Store {
+    /// The pins in force now.
+    pub fn pin_stats(&self) -> PinStats {
+        let pinned = self.pinned(self.inner.now_us());
+        PinStats {
+            segments: pinned.len(),
+            bytes: pinned.iter().map(|p| p.2).sum(),
+            evicted: pinned.iter().filter(|p| !p.3).count(),
+            list: pinned
+                .iter()
+                .take(100)
+                .map(|&(id, until, _, local)| PinnedSegment {
+                    id: id.to_string(),
+                    until: super::pin::show_pin(until),
+                    local,
+                })
+                .collect(),
+        }
+    }
+
     pub fn stats(&self) -> Result<Stats> {
         let inner = &self.inner;
         let live = inner.catalog.read().volume_live.clone();
@@ -149,6 +192,8 @@ impl Store {
             unavailable_without_cloud_copy: without_cloud,
             lost,
             scrub: self.scrub_summary(),
+            pins: self.pin_stats(),
+            restores: self.restore_stats(),
             catalog_memory_bytes: self.catalog_heap_bytes(),
             disks,
             volume_list,

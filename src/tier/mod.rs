@@ -25,6 +25,9 @@
 //!   swapped-in plaintext copy is never served as the segment.
 
 mod check;
+mod restore;
+
+pub use restore::RESTORE_SPAN_BLOCKS;
 
 pub use check::{error_problem, CloudProblem};
 

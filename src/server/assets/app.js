@@ -523,7 +523,10 @@ function renderDetails(info) {
     ["bytes", info.bytes.toLocaleString("en")], ["SHA-256", info.sha256],
     ["categories", info.categories.join(", ") || "—"], ["cases", info.cases.join(", ") || "—"],
     ["tags", info.tags.join(", ") || "—"], ["legal holds", info.holds.join(", ") || "none"],
-    ["GPS fixes", info.gps_fixes], ["tier", info.tier], ["ingested", info.ingested]];
+    ["GPS fixes", info.gps_fixes], ["tier", info.tier],
+    ["pinned", !info.pinned_until ? "no" : info.pinned_until === "indefinitely"
+      ? "kept local indefinitely" : "kept local until " + info.pinned_until],
+    ["ingested", info.ingested]];
   $("#details tbody").replaceChildren(...rows.map(([k, v]) =>
     el("tr", { "data-field": k }, el("th", {}, k), el("td", {}, v))));
   $("#seg-title").textContent = `#${info.id} ${info.officer}`;

@@ -1,0 +1,365 @@
+//! Restore: brings an evicted segment's bytes back from its verified cloud copy into local
+//! volumes, so reads are local again (`footage restore`, the service's restore queue, and
+//! prefetch by case: see restore_queue.rs).
+//!
+//! The steps, for one evicted segment (FORMAT.md §13a):
+//! 1. fetch the cloud copy front to back in spans of whole 1 MiB blocks (a helper thread
+//!    fetches the next span while this one is written), each block checked against its CRC32
+//!    in `meta.json`; append the bytes as chunk records through the ingest writer
+//!    (`SegmentWriter`, same segment id, the data dir picked like an ingest's, the volume of
+//!    the footage's day), hashing them as they go; make every chunk durable;
+//! 2. check the SHA-256 and length of what was written against the segment's commit record
+//!    (the hash recorded at ingest): on a mismatch nothing is recorded and the chunks stay as
+//!    dead bytes (a corrupt cloud copy is never restored);
+//! 3. under `change_lock`: append a new commit record (same segment and metadata, a new LSN,
+//!    extents naming the restored chunks), durable; the catalog moves the segment's metadata
+//!    to it (`Catalog::relocate`), still evicted;
+//! 4. append the `Restored` change record (full state without `FLAG_EVICTED`; its `freed`
+//!    list gives the chunk bytes now live per volume), durable — **the commit point**: from
+//!    here reads are local;
+//! 5. punch the old commit record (so the log holds one copy of the segment's metadata that
+//!    names local chunks);
+//! 6. the `restore` audit entry (with the record's `lsn`).
+//!
+//! A crash before 3 leaves dead chunks; between 3 and 4 a commit record that an evicted
+//! segment's catalog entry points at (its chunks are not claimed: dead bytes); either way the
+//! segment is still evicted and a new restore starts again from 1. After 4 it is local; a
+//! crash before 5 leaves one more dead commit record, before 6 a restore the audit log lacks
+//! (never acknowledged). Compaction and volume dropping reclaim dead bytes as always.
+//!
+//! Invariants: nothing counts as local before its whole SHA-256 matched; the cloud copy stays
+//! (`FLAG_UPLOADED` stays) and retention may evict the segment again unless it is pinned;
+//! restoring a segment that is already local does nothing; one restore per segment runs at a
+//! time in this process.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use super::{hex, Inner, SegmentWriter, Store};
+use crate::error::{Error, Result};
+use crate::fail;
+use crate::format::change::{Op, FLAG_EVICTED, FLAG_UPLOADED};
+use crate::format::commit::CommitRecord;
+use crate::format::record::{record_end, Kind, HEADER_LEN};
+use crate::log::writer::Appended;
+
+/// Restore state shared by a store's handles (in `Inner`).
+#[derive(Default)]
+pub(crate) struct Restores {
+    /// Segments being restored now (a second restore of one of them waits for none: it is
+    /// refused as busy).
+    in_flight: Mutex<HashSet<u64>>,
+    /// The queue file is read and rewritten under this lock (restore_queue.rs).
+    pub queue_lock: Mutex<()>,
+    /// This process's counters (for `stats` and `/metrics`): restores done, failed, bytes.
+    pub done: std::sync::atomic::AtomicU64,
+    pub failed: std::sync::atomic::AtomicU64,
+    pub bytes: std::sync::atomic::AtomicU64,
+}
+
+/// What one restore did.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RestoreOutcome {
+    pub id: String,
+    /// `restored`, or `already_local` (nothing to do).
+    pub outcome: &'static str,
+    /// Bytes brought back (0 when already local).
+    pub bytes: u64,
+    pub sha256: String,
+    /// `info`'s tier afterwards: `local+cloud`.
+    pub tier: &'static str,
+}
+
+/// Removes a segment from `in_flight` when a restore ends, however it ends.
+struct InFlight<'a>(&'a Restores, u64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.lock().remove(&self.1);
+    }
+}
+
+impl Store {
+    /// Brings evicted segment `id` back into local volumes from its verified cloud copy (see
+    /// the module doc). A segment that is already local is left as it is.
+    pub fn restore(&self, id: u64, actor: &str) -> Result<RestoreOutcome> {
+        self.restore_paced(id, actor, &mut |_| {})
+    }
+
+    /// [`Store::restore`], calling `pace` with the bytes of each span fetched (a background
+    /// restore sleeps there to keep to its rate).
+    pub fn restore_paced(
+        &self,
+        id: u64,
+        actor: &str,
+        pace: &mut dyn FnMut(u64),
+    ) -> Result<RestoreOutcome> {
+        self.inner.writable("restore from the cloud tier")?;
+        super::audit::check_actor(actor)?;
+        let state = self.inner.current_state(id)?;
+        let rec = self.inner.load_commit(id, true)?;
+        let local = |bytes| RestoreOutcome {
+            id: id.to_string(),
+            outcome: "already_local",
+            bytes,
+            sha256: hex(&rec.sha256),
+            tier: if state.flags & FLAG_UPLOADED != 0 {
+                "local+cloud"
+            } else {
+                "local"
+            },
+        };
+        if state.flags & FLAG_EVICTED == 0 {
+            return Ok(local(0));
+        }
+        if !self.inner.restores.in_flight.lock().insert(id) {
+            return Err(Error::Invalid(format!(
+                "segment {id} is being restored already: try again when that restore ends"
+            )));
+        }
+        let _guard = InFlight(&self.inner.restores, id);
+        let r = self.restore_evicted(id, &rec, actor, pace);
+        match &r {
+            Ok(o) if o.outcome == "restored" => {
+                let rs = &self.inner.restores;
+                rs.done.fetch_add(1, Ordering::Relaxed);
+                rs.bytes.fetch_add(o.bytes, Ordering::Relaxed);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                self.inner.restores.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(segment = id, error = %e, "restore failed");
+            }
+        }
+        r
+    }
+
+    fn restore_evicted(
+        &self,
+        id: u64,
+        rec: &CommitRecord,
+        actor: &str,
+        pace: &mut dyn FnMut(u64),
+    ) -> Result<RestoreOutcome> {
+        let inner = &self.inner;
+        let tier = inner.tier()?;
+        let cloud = tier.meta(id)?;
+        if cloud.bytes != rec.bytes || !cloud.sha256.eq_ignore_ascii_case(&hex(&rec.sha256)) {
+            return Err(Error::SegmentCorrupt {
+                segment: id,
+                offset: 0,
+                what: "the cloud copy's meta.json does not name the bytes recorded at ingest \
+                       (length or SHA-256 differ): not restored"
+                    .into(),
+            });
+        }
+        // 1. Fetch and append, the next span fetched while this one is written.
+        let dir = inner.pick_dir()?;
+        let day = Inner::day_of(rec.meta.start_us);
+        let mut w = SegmentWriter::with_parts(
+            Arc::clone(inner),
+            rec.meta.clone(),
+            Arc::from(actor),
+            id,
+            dir,
+            day,
+        );
+        let spans = tier.restore_spans(id)?;
+        std::thread::scope(|s| -> Result<()> {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<u8>>>(1);
+            let fetch_tier = Arc::clone(&tier);
+            let fetcher = std::thread::Builder::new()
+                .name("footage-restore-fetch".into())
+                .spawn_scoped(s, move || {
+                    for (first, count) in spans {
+                        let r = fetch_tier.read_blocks(id, first, count);
+                        let failed = r.is_err();
+                        if tx.send(r).is_err() || failed {
+                            return;
+                        }
+                    }
+                })
+                .map_err(|e| Error::Invalid(format!("cannot start a restore thread: {e}")))?;
+            let mut result = Ok(());
+            for span in rx.iter() {
+                let step = span.and_then(|data| {
+                    w.write(&data)?;
+                    pace(data.len() as u64);
+                    Ok(())
+                });
+                if let Err(e) = step {
+                    result = Err(e);
+                    break; // dropping the receiver ends the fetcher
+                }
+            }
+            drop(rx);
+            if fetcher.join().is_err() {
+                return Err(Error::Invalid("the restore fetch thread panicked".into()));
+            }
+            result
+        })?;
+        w.persist_tail()?;
+        fail::point("restore.after_chunks");
+        let capacity = w.capacity();
+        let (hasher, bytes, extents) = w.suspend().ok_or_else(|| {
+            Error::Invalid(format!(
+                "segment {id}: the restored chunks are not all durable"
+            ))
+        })?;
+        // 2. The whole SHA-256, before anything is recorded.
+        let sha256: [u8; 32] = sha2::Digest::finalize(hasher).into();
+        if bytes != rec.bytes || sha256 != rec.sha256 {
+            return Err(Error::SegmentCorrupt {
+                segment: id,
+                offset: 0,
+                what: format!(
+                    "the cloud copy ({bytes} bytes, SHA-256 {}) does not match the segment \
+                     recorded at ingest ({} bytes, SHA-256 {}): not restored",
+                    hex(&sha256),
+                    rec.bytes,
+                    hex(&rec.sha256)
+                ),
+            });
+        }
+        let serial = inner.change_lock.lock();
+        let mut state = inner.current_state(id)?;
+        if state.flags & FLAG_EVICTED == 0 {
+            // Restored meanwhile (by another process's run before a restart, say): the chunks
+            // just written are dead bytes.
+            return Ok(RestoreOutcome {
+                id: id.to_string(),
+                outcome: "already_local",
+                bytes: 0,
+                sha256: hex(&rec.sha256),
+                tier: "local+cloud",
+            });
+        }
+        let old_meta = {
+            let cat = inner.catalog.read();
+            cat.get(id)
+                .map(|e| (e.meta_volume, e.meta_offset()))
+                .ok_or_else(|| Error::NotFound(id.to_string()))?
+        };
+        // 3. The new commit record.
+        let new = CommitRecord {
+            segment_id: id,
+            lsn: 0,
+            committed_us: rec.committed_us,
+            bytes,
+            sha256,
+            chunk_capacity: capacity,
+            meta: rec.meta.clone(),
+            extents,
+        };
+        self.append_restored_commit(new, rec, dir, day)?;
+        fail::point("restore.after_commit");
+        // 4. The commit point.
+        let mut taken: Vec<(u32, u64)> = Vec::new();
+        let extents = inner.load_commit(id, false)?.extents;
+        for x in &extents {
+            match taken.iter_mut().find(|(v, _)| *v == x.volume_id) {
+                Some(t) => t.1 += u64::from(x.len),
+                None => taken.push((x.volume_id, u64::from(x.len))),
+            }
+        }
+        state.flags &= !FLAG_EVICTED;
+        let lsn = inner.append_change(id, Op::Restored, "", state, taken, actor)?;
+        fail::point("restore.after_record");
+        // 5. The old commit record goes.
+        if let Some(vol) = inner.volume(old_meta.0) {
+            if let Ok(h) = vol.read_header(old_meta.1) {
+                if h.kind == Kind::Commit && h.a == id {
+                    vol.punch(old_meta.1, HEADER_LEN + u64::from(h.len))?;
+                }
+            }
+        }
+        drop(serial);
+        fail::point("restore.after_punch");
+        // 6. The chain of custody.
+        self.audit(
+            actor,
+            "restore",
+            Some(id),
+            serde_json::json!({
+                "bytes": bytes,
+                "sha256": hex(&sha256),
+                "url": tier.url(),
+                "lsn": lsn,
+            }),
+        )?;
+        inner.maybe_checkpoint();
+        Ok(RestoreOutcome {
+            id: id.to_string(),
+            outcome: "restored",
+            bytes,
+            sha256: hex(&sha256),
+            tier: "local+cloud",
+        })
+    }
+
+    /// Appends the restored copy's commit record (step 3), durable, and moves the catalog's
+    /// entry to it. The caller holds `change_lock`.
+    fn append_restored_commit(
+        &self,
+        mut new: CommitRecord,
+        old: &CommitRecord,
+        dir: u16,
+        day: i64,
+    ) -> Result<()> {
+        let inner = &self.inner;
+        let _gate = inner.gate.read();
+        new.lsn = inner.next_lsn.fetch_add(1, Ordering::SeqCst);
+        let payload = new.encode();
+        let (w, pos) = loop {
+            let w = inner.writer_for(dir, day)?;
+            match w.append(Kind::Commit, new.segment_id, 0, &[&payload])? {
+                Appended::At(pos) => break (w, pos),
+                Appended::Full => inner.rotate(dir, day, &w)?,
+            }
+        };
+        w.sync_to(record_end(pos, payload.len() as u32))?;
+        inner
+            .catalog
+            .write()
+            .relocate(&new, w.volume.id, pos, Some(old));
+        Ok(())
+    }
+
+    /// Restores every evicted segment of case `case`, in id order; one failure does not stop
+    /// the others (each outcome or error is listed).
+    pub fn restore_case(
+        &self,
+        case: &str,
+        actor: &str,
+    ) -> Result<Vec<std::result::Result<RestoreOutcome, (u64, Error)>>> {
+        let ids = self.case_segments(case);
+        if ids.is_empty() {
+            return Err(Error::NotFound(format!("case {case:?}")));
+        }
+        Ok(ids
+            .into_iter()
+            .map(|id| self.restore(id, actor).map_err(|e| (id, e)))
+            .collect())
+    }
+
+    /// The live segments linked to `case`, ascending.
+    pub fn case_segments(&self, case: &str) -> Vec<u64> {
+        let cat = self.inner.catalog.read();
+        let mut ids: Vec<u64> = cat.index.labels[crate::index::LabelKind::Case as usize]
+            .get(case)
+            .map(|l| {
+                l.iter()
+                    .copied()
+                    .filter(|id| cat.get(*id).is_some())
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+}

@@ -1,0 +1,530 @@
+//! Restore, pins and prefetch (issue 12; src/store/restore.rs, pin.rs, restore_queue.rs):
+//! evict → read from the cloud → restore → read locally with the cloud copy gone → retention
+//! evicts again unless pinned; pins with an end; a case's hold and pin queue its evicted
+//! footage and the queue restores it (the library's pass and the service's job); a corrupt
+//! cloud copy (a block failing its CRC32, a meta.json naming other bytes) is never restored;
+//! `footage restore` killed at every step of a restore leaves an evicted or a local segment,
+//! never a broken one, and a second restore finishes; `restore`/`pin` beside a running
+//! `footage serve` are carried out by it.
+
+mod common;
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use damage::{cloud_dir, wait_until};
+use footage::{SegmentMeta, Store, StoreOptions};
+
+#[path = "common/damage.rs"]
+mod damage;
+
+const T0: i64 = 1_763_647_380_000_000; // 2025-11-20T14:03:00Z
+const HOUR: i64 = 3_600_000_000;
+
+/// Every segment is uploaded and evicted a day after its end (footage of 2025: long due).
+fn policy(cloud: &Path) -> String {
+    format!(
+        r#"
+[cloud]
+url = "file://{}"
+
+[category.default]
+upload = true
+evict_after = "1d"
+delete_after = "never"
+
+[disk]
+high_watermark = 1.0
+"#,
+        cloud.display()
+    )
+}
+
+fn options() -> StoreOptions {
+    StoreOptions {
+        chunk_size: 64 * 1024,
+        volume_size: 4 << 20,
+        simulated_clock: true,
+        ..StoreOptions::default()
+    }
+}
+
+fn meta(i: usize, case: Option<&str>) -> SegmentMeta {
+    let start = T0 + i as i64 * 600_000_000;
+    SegmentMeta {
+        officer: format!("MET-{i:04}"),
+        device: format!("AX-{i}"),
+        start_us: start,
+        end_us: start + 600_000_000,
+        cases: case.map(|c| vec![c.to_string()]).unwrap_or_default(),
+        ..SegmentMeta::default()
+    }
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    data: Vec<(u64, Vec<u8>)>,
+}
+
+impl Fixture {
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    fn cloud(&self) -> PathBuf {
+        self.dir.path().join("cloud")
+    }
+
+    fn open(&self) -> Store {
+        common::open_gated(&self.root(), &options()).unwrap()
+    }
+
+    fn bytes(&self, id: u64) -> &[u8] {
+        &self.data.iter().find(|(i, _)| *i == id).unwrap().1
+    }
+}
+
+/// A store with `n` segments of 1.5 to 2.5 MB (several cloud blocks, many chunks), the
+/// first three linked to case OP-7, all uploaded and evicted.
+fn evicted_fixture(n: usize) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fixture {
+        dir,
+        data: Vec::new(),
+    };
+    let store = f.open();
+    std::fs::write(f.root().join("policy.toml"), policy(&f.cloud())).unwrap();
+    let mut data = Vec::new();
+    for i in 0..n {
+        let bytes = common::random_bytes(i as u64 + 7, 1_500_000 + i * 500_000);
+        let case = (i < 3).then_some("OP-7");
+        let id = store.ingest_bytes(meta(i, case), &bytes).unwrap().id;
+        data.push((id, bytes));
+    }
+    let s = store
+        .retention_apply(footage::now_us(), false, "setup", &mut |_| {})
+        .unwrap();
+    assert!(s.failed.is_empty(), "{s:?}");
+    assert_eq!(s.evicted, n, "{s:?}");
+    for (id, _) in &data {
+        assert_eq!(store.info(*id).unwrap().tier, "cloud");
+    }
+    store.close().unwrap();
+    Fixture { data, ..f }
+}
+
+/// The store is consistent: verify is clean, every segment reads back its bytes, the audit
+/// chain holds, and the live chunk bytes per volume add up to the local segments' bytes.
+fn check(store: &Store, f: &Fixture, ctx: &str) {
+    let report = store.verify(None, |_| {}).unwrap();
+    common::assert_verify_clean(&report, ctx);
+    for (id, bytes) in &f.data {
+        let got = store.read_range(*id, 0, u64::MAX).unwrap();
+        assert!(&got == bytes, "{ctx}: segment {id} reads back other bytes");
+    }
+    assert!(store.audit_verify().unwrap().ok, "{ctx}: audit chain");
+    let stats = store.stats().unwrap();
+    let live: u64 = stats.volume_list.iter().map(|v| v.live_bytes).sum();
+    let local: u64 = f
+        .data
+        .iter()
+        .filter(|(id, _)| store.info(*id).unwrap().tier != "cloud")
+        .map(|(_, b)| b.len() as u64)
+        .sum();
+    assert_eq!(live, local, "{ctx}: live bytes per volume do not add up");
+}
+
+fn audit_actions(store: &Store, id: u64) -> Vec<String> {
+    store
+        .audit_entries(Some(id), None)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect()
+}
+
+/// Moves a segment's cloud objects away (so any cloud read of it fails); returns where.
+fn hide_cloud_copy(store: &Store, f: &Fixture, id: u64) -> (PathBuf, PathBuf) {
+    let from = cloud_dir(store, &f.cloud(), id);
+    let to = f.dir.path().join(format!("hidden-{id}"));
+    std::fs::rename(&from, &to).unwrap();
+    (to, from)
+}
+
+#[test]
+fn evict_read_restore_read_local_and_retention_evicts_again_unless_pinned() {
+    let f = evicted_fixture(3);
+    let store = f.open();
+    let (a, b, c) = (f.data[0].0, f.data[1].0, f.data[2].0);
+    // Evicted: reads come from the cloud.
+    assert_eq!(store.read_range(a, 0, u64::MAX).unwrap(), f.bytes(a));
+    let o = store.restore(a, "pc.restorer").unwrap();
+    assert_eq!((o.outcome, o.tier), ("restored", "local+cloud"));
+    assert_eq!(o.bytes, f.bytes(a).len() as u64);
+    assert_eq!(store.info(a).unwrap().tier, "local+cloud");
+    assert!(audit_actions(&store, a).contains(&"restore".to_string()));
+    // A second restore has nothing to do.
+    assert_eq!(store.restore(a, "x").unwrap().outcome, "already_local");
+    // With its cloud copy gone the segment still reads: the bytes are local.
+    let (hidden, home) = hide_cloud_copy(&store, &f, a);
+    assert_eq!(store.read_range(a, 0, u64::MAX).unwrap(), f.bytes(a));
+    assert_eq!(
+        store.read_range(a, 70_000, 5).unwrap(),
+        &f.bytes(a)[70_000..70_005]
+    );
+    // ... while an evicted one does not (the check above could not pass by the cloud).
+    let (hidden_c, home_c) = hide_cloud_copy(&store, &f, c);
+    assert!(store.read_range(c, 0, 10).is_err());
+    std::fs::rename(&hidden_c, &home_c).unwrap();
+    std::fs::rename(&hidden, &home).unwrap();
+    check(&store, &f, "after one restore");
+
+    // Pinning the evicted `b` queues it; the queue restores it.
+    let info = store.pin(b, None, "pc.pinner").unwrap();
+    assert_eq!(info.pinned_until.as_deref(), Some("indefinitely"));
+    assert_eq!(store.restore_stats().pending, 1);
+    let run = store
+        .run_restore_queue(&footage::RunLimits {
+            rate: None,
+            budget: None,
+        })
+        .unwrap();
+    assert_eq!((run.restored, run.pending), (1, 0), "{run:?}");
+    assert_eq!(store.info(b).unwrap().tier, "local+cloud");
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.pins.segments, 1);
+    assert_eq!(stats.restores.done_total, 1);
+    assert_eq!(stats.restores.done, 2);
+
+    // Retention evicts `a` again; the pinned `b` stays.
+    let s = store
+        .retention_apply(footage::now_us(), false, "retention", &mut |_| {})
+        .unwrap();
+    assert_eq!((s.evicted, s.pinned), (1, 1), "{s:?}");
+    assert_eq!(store.info(a).unwrap().tier, "cloud");
+    assert_eq!(store.info(b).unwrap().tier, "local+cloud");
+    check(&store, &f, "after the second eviction");
+    drop(store);
+
+    // The same after a reopen (checkpoint + replay), and restore works a second time.
+    let store = f.open();
+    assert_eq!(store.info(a).unwrap().tier, "cloud");
+    assert_eq!(
+        store.info(b).unwrap().pinned_until.as_deref(),
+        Some("indefinitely")
+    );
+    store.restore(a, "pc.restorer").unwrap();
+    store.checkpoint().unwrap();
+    drop(store);
+    let store = f.open();
+    assert_eq!(store.info(a).unwrap().tier, "local+cloud");
+    check(&store, &f, "after a reopen");
+    // Unpinned, `b` goes too.
+    store.unpin(b, "pc.pinner").unwrap();
+    assert!(store.unpin(b, "pc.pinner").is_err(), "not pinned any more");
+    let s = store
+        .retention_apply(footage::now_us(), false, "retention", &mut |_| {})
+        .unwrap();
+    assert_eq!((s.evicted, s.pinned), (2, 0), "{s:?}");
+    // Compaction takes back what the evictions left; everything still reads.
+    store.compact(0.0, "compactor").unwrap();
+    check(&store, &f, "after compaction");
+}
+
+#[test]
+fn a_pin_with_an_end_keeps_footage_local_until_then_and_never_blocks_deletion() {
+    let f = evicted_fixture(2);
+    let store = f.open();
+    let (a, b) = (f.data[0].0, f.data[1].0);
+    store.restore(a, "r").unwrap();
+    store.restore(b, "r").unwrap();
+    let now = footage::now_us();
+    assert!(
+        store.pin(a, Some(now - HOUR), "p").is_err(),
+        "a pin ending in the past"
+    );
+    let info = store.pin(a, Some(now + 10 * 24 * HOUR), "p").unwrap();
+    assert!(info.pinned_until.unwrap().starts_with('2'));
+    // Before its end: kept (the simulated clock lets retention decide at any time).
+    let s = store
+        .retention_apply(now + 24 * HOUR, false, "retention", &mut |_| {})
+        .unwrap();
+    assert_eq!((s.evicted, s.pinned), (1, 1), "{s:?}");
+    assert_eq!(store.info(a).unwrap().tier, "local+cloud");
+    assert_eq!(store.info(b).unwrap().tier, "cloud");
+    // After it: evicted like any other.
+    let s = store
+        .retention_apply(now + 11 * 24 * HOUR, false, "retention", &mut |_| {})
+        .unwrap();
+    assert_eq!((s.evicted, s.pinned), (1, 0), "{s:?}");
+    assert_eq!(store.info(a).unwrap().tier, "cloud");
+    // A pin is about locality: past delete_after a pinned segment is deleted all the same.
+    store.restore(a, "r").unwrap();
+    store.pin(a, None, "p").unwrap();
+    std::fs::write(
+        f.root().join("policy.toml"),
+        policy(&f.cloud()).replace("delete_after = \"never\"", "delete_after = \"2d\""),
+    )
+    .unwrap();
+    let s = store
+        .retention_apply(now, false, "retention", &mut |_| {})
+        .unwrap();
+    assert_eq!(s.deleted, 2, "{s:?}");
+    assert!(store.info(a).is_err());
+}
+
+#[test]
+fn a_case_hold_or_pin_queues_the_case_s_evicted_footage_and_the_queue_restores_it() {
+    let f = evicted_fixture(5);
+    let store = f.open();
+    let case: Vec<u64> = f.data[..3].iter().map(|d| d.0).collect();
+    let other = f.data[3].0;
+    // A hold on one segment for the case queues the whole case.
+    store.hold(case[0], "OP-7", "sgt.holds").unwrap();
+    let q = store.restore_stats();
+    assert_eq!(q.pending, 3, "{q:?}");
+    assert!(
+        q.queued.iter().all(|x| x.reason == "prefetch:hold:OP-7"),
+        "{q:?}"
+    );
+    // The queue is durable: a reopen still has it.
+    drop(store);
+    let store = f.open();
+    assert_eq!(store.restore_stats().pending, 3);
+    let run = store
+        .run_restore_queue(&footage::RunLimits {
+            rate: Some(1 << 40),
+            budget: None,
+        })
+        .unwrap();
+    assert_eq!((run.restored, run.pending), (3, 0), "{run:?}");
+    for id in &case {
+        assert_eq!(store.info(*id).unwrap().tier, "local+cloud", "{id}");
+    }
+    assert_eq!(store.info(other).unwrap().tier, "cloud");
+    // A case pin pins what the case has now, and keeps it local through retention.
+    let pinned = store.pin_case("OP-7", None, "sgt.court").unwrap();
+    assert_eq!(pinned.len(), 3);
+    let s = store
+        .retention_apply(footage::now_us(), false, "retention", &mut |_| {})
+        .unwrap();
+    assert_eq!(s.pinned, 3, "{s:?}");
+    for id in &case {
+        assert_eq!(store.info(*id).unwrap().tier, "local+cloud", "{id}");
+    }
+    // Footage linked to the case later is not covered by the earlier pin.
+    store
+        .change(other, &footage::Change::AddCase("OP-7".into()), "sgt")
+        .unwrap();
+    assert!(store.info(other).unwrap().pinned_until.is_none());
+    assert!(store.pin_case("NO-SUCH-CASE", None, "x").is_err());
+    assert_eq!(store.unpin_case("OP-7", "sgt.court").unwrap().len(), 3);
+    check(&store, &f, "after the case");
+}
+
+#[test]
+fn a_corrupt_cloud_copy_is_never_restored() {
+    let f = evicted_fixture(2);
+    let store = f.open();
+    let (a, b) = (f.data[0].0, f.data[1].0);
+    // A block of `a` fails its CRC32.
+    let part = cloud_dir(&store, &f.cloud(), a).join("part-00000");
+    damage::flip(&part, 1_200_000);
+    let before = store
+        .stats()
+        .unwrap()
+        .volume_list
+        .iter()
+        .map(|v| v.live_bytes)
+        .sum::<u64>();
+    let e = store.restore(a, "r").unwrap_err();
+    assert!(matches!(e, footage::Error::SegmentCorrupt { .. }), "{e}");
+    assert!(e.to_string().contains("CRC32"), "{e}");
+    assert_eq!(store.info(a).unwrap().tier, "cloud");
+    assert!(!audit_actions(&store, a).contains(&"restore".to_string()));
+    // `b`'s meta.json names other bytes (its SHA-256 replaced): refused before any byte.
+    let meta = cloud_dir(&store, &f.cloud(), b).join("meta.json");
+    let text = std::fs::read_to_string(&meta).unwrap();
+    let sha = store.info(b).unwrap().sha256;
+    std::fs::write(&meta, text.replace(&sha, &"0".repeat(64))).unwrap();
+    drop(store); // the tier caches meta.json
+    let store = f.open();
+    let e = store.restore(b, "r").unwrap_err();
+    assert!(e.to_string().contains("SHA-256"), "{e}");
+    assert_eq!(store.info(b).unwrap().tier, "cloud");
+    // Queued, they are dropped as failed, never retried in a loop.
+    store.queue_restore(&[a, b], "r", "restore").unwrap();
+    let run = store
+        .run_restore_queue(&footage::RunLimits {
+            rate: None,
+            budget: None,
+        })
+        .unwrap();
+    assert_eq!(
+        (run.restored, run.failed.len(), run.pending),
+        (0, 2, 0),
+        "{run:?}"
+    );
+    assert_eq!(store.restore_stats().failed_total, 2);
+    let after = store
+        .stats()
+        .unwrap()
+        .volume_list
+        .iter()
+        .map(|v| v.live_bytes)
+        .sum::<u64>();
+    assert_eq!(before, after, "nothing was counted as local");
+    // `verify` still finds `a`'s cloud copy corrupt (it reads evicted footage from there):
+    // the refused restores changed nothing else.
+    let report = store.verify(None, |_| {}).unwrap();
+    common::assert_verify_only_corrupt(&report, &[a], "after refused restores");
+}
+
+/// `footage restore ID` with a crash point armed.
+fn restore_cli(root: &Path, id: u64, failpoint: Option<&str>) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_footage"));
+    cmd.arg("--store")
+        .arg(root)
+        .args(["--actor", "crash-test", "restore", &id.to_string()])
+        .stdin(Stdio::null())
+        .env_remove("FOOTAGE_FAILPOINT");
+    if let Some(fp) = failpoint {
+        cmd.env("FOOTAGE_FAILPOINT", fp);
+    }
+    common::output(&mut cmd)
+}
+
+#[test]
+fn a_restore_killed_at_every_step_leaves_an_evicted_or_a_local_segment_and_resumes() {
+    let f = evicted_fixture(1);
+    let id = f.data[0].0;
+    let base = f.dir.path().join("base");
+    common::copy_dir(&f.root(), &base);
+    for (point, local_after) in [
+        ("restore.after_chunks", false),
+        ("restore.after_commit", false),
+        ("restore.after_record", true),
+        ("restore.after_punch", true),
+    ] {
+        let _ = std::fs::remove_dir_all(f.root());
+        common::copy_dir(&base, &f.root());
+        let out = restore_cli(&f.root(), id, Some(point));
+        assert!(
+            !out.status.success(),
+            "{point}: the crash point was not reached"
+        );
+        let store = f.open();
+        let tier = store.info(id).unwrap().tier;
+        let want = if local_after { "local+cloud" } else { "cloud" };
+        assert_eq!(tier, want, "{point}");
+        check(&store, &f, point);
+        drop(store);
+        // Resumed: a second restore finishes (or finds nothing to do).
+        let out = restore_cli(&f.root(), id, None);
+        assert!(
+            out.status.success(),
+            "{point}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let outcome = if local_after {
+            "already_local"
+        } else {
+            "restored"
+        };
+        assert_eq!(line["outcome"], outcome, "{point}: {line}");
+        let store = f.open();
+        assert_eq!(store.info(id).unwrap().tier, "local+cloud", "{point}");
+        check(&store, &f, &format!("{point}, resumed"));
+        // Dead bytes a crash left are reclaimed like any other.
+        store.compact(0.0, "compactor").unwrap();
+        check(&store, &f, &format!("{point}, compacted"));
+        drop(store);
+        // And after a reopen from the log alone (no checkpoint newer than the crash).
+        let store = f.open();
+        check(&store, &f, &format!("{point}, reopened"));
+    }
+}
+
+/// A `footage serve` child (killed when dropped).
+struct Serve(std::process::Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+fn footage_cli(root: &Path, args: &[&str]) -> (i32, String, String) {
+    let o = common::output(
+        Command::new(env!("CARGO_BIN_EXE_footage"))
+            .arg("--store")
+            .arg(root)
+            .args(args)
+            .env_remove("FOOTAGE_ACTOR")
+            .env("USER", "pc.tester"),
+    );
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8(o.stdout).unwrap(),
+        String::from_utf8(o.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn restore_and_pin_beside_a_running_service_are_carried_out_by_it_and_prefetch_runs() {
+    let f = evicted_fixture(4);
+    // The restore job looks at the queue every second.
+    let toml = f.root().join("footage.toml");
+    let mut text = std::fs::read_to_string(&toml).unwrap();
+    text.push_str("\n[service]\nrestore_every = \"1s\"\nrestore_rate = \"1GB/s\"\n");
+    std::fs::write(&toml, text).unwrap();
+    let mut child = common::spawn(
+        Command::new(env!("CARGO_BIN_EXE_footage"))
+            .arg("--store")
+            .arg(f.root())
+            .args(["serve", "--addr", "127.0.0.1:0", "--quiet"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    );
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _serve = Serve(child);
+    assert!(line.contains("control"), "serve did not start: {line:?}");
+    let (a, c) = (f.data[0].0, f.data[3].0);
+    // `restore` is carried out by the service (the store is locked by it).
+    let (code, out, err) = footage_cli(&f.root(), &["restore", &c.to_string()]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["outcome"], "restored", "{v}");
+    // A case pin beside the service: its evicted footage is restored by the restore job.
+    let (code, out, err) = footage_cli(&f.root(), &["pin", "--case", "OP-7"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 3, "{out}");
+    wait_until(120, || {
+        let (_, out, _) = footage_cli(&f.root(), &["info", &a.to_string()]);
+        out.contains("local+cloud")
+    });
+    let (_, out, _) = footage_cli(&f.root(), &["stats"]);
+    let stats: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(stats["pins"]["segments"], 3, "{stats}");
+    wait_until(120, || {
+        let (_, out, _) = footage_cli(&f.root(), &["stats"]);
+        let s: serde_json::Value = serde_json::from_str(&out).unwrap();
+        s["restores"]["pending"] == 0
+    });
+    for (id, _) in &f.data {
+        let (_, out, _) = footage_cli(&f.root(), &["info", &id.to_string()]);
+        assert!(out.contains("local+cloud"), "{id}: {out}");
+    }
+    // `unpin` too, and a bad id is the command's own error, carried back.
+    let (code, _, err) = footage_cli(&f.root(), &["unpin", &a.to_string()]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = footage_cli(&f.root(), &["unpin", &a.to_string()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not pinned"), "{err}");
+}
