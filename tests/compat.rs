@@ -18,12 +18,12 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use footage::{Change, GpsFix, Key, Query, SegmentMeta, Store, StoreOptions};
+use footage::{Change, GpsFix, Key, NewUpload, Query, SegmentMeta, Store, StoreOptions};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 /// Fixtures every build must read: (directory under tests/fixtures, what wrote it).
-const FIXTURES: &[&str] = &["v1"];
+const FIXTURES: &[&str] = &["v1", "v2"];
 
 /// The key of every encrypted fixture (committed on purpose: it protects test data only).
 const FIXTURE_KEY: [u8; 32] = *b"footage-compat-fixture-key-00001";
@@ -205,6 +205,63 @@ fn write_fixture_store(out: &Path, encrypted: bool) {
     store
         .change(a, &Change::Tag("reviewed".into()), "pc.smith")
         .unwrap();
+
+    // Since v1 (issues 11 and 12): a segment uploaded over tus in two requests (a short chunk
+    // in the middle: commit record v2, an upload session file with its completed frame), an
+    // upload still in progress (a session file with a progress frame), a segment evicted and
+    // restored (a second commit record and a `restored` change record), and pins (change
+    // records v3, checkpoint v3), some of them after the last checkpoint.
+    let upload = |length: usize, m: SegmentMeta, actor: &str| {
+        store
+            .create_upload(
+                NewUpload {
+                    length: length as u64,
+                    meta: m,
+                    end_known: true,
+                },
+                actor,
+            )
+            .unwrap()
+            .id
+    };
+    let patch = |id: &str, offset: usize, data: &[u8], actor: &str| {
+        let mut p = store
+            .upload_patch(id, offset as u64, actor, std::time::Duration::ZERO)
+            .unwrap();
+        p.write(data).unwrap();
+        p.finish().unwrap()
+    };
+    let tus = upload(
+        150_000,
+        meta(
+            "MET-000105",
+            "AX-5",
+            T0 + DAY + 40 * MINUTE,
+            track(T0 + DAY + 40 * MINUTE, 5, 51.4545, -2.5879),
+            &[],
+        ),
+        "dock-01",
+    );
+    let data = bytes(6, 150_000);
+    patch(&tus, 0, &data[..100_000], "dock-01");
+    let done = patch(&tus, 100_000, &data[100_000..], "dock-01");
+    assert!(done.completed.is_some(), "the upload completed");
+    let pending = upload(
+        90_000,
+        meta("MET-000106", "AX-6", T0 + DAY + 50 * MINUTE, vec![], &[]),
+        "dock-02",
+    );
+    patch(&pending, 0, &bytes(7, 40_000), "dock-02");
+    let f = ingest(
+        meta("MET-000107", "AX-7", T0 + 2 * DAY, vec![], &["evidential"]),
+        &bytes(8, 200_000),
+    );
+    store.upload(f, "system", &mut |_| {}).unwrap();
+    store.evict(f, "system").unwrap();
+    store.pin(a, Some(T0 + 400 * DAY), "sgt.jones").unwrap();
+    store.checkpoint().unwrap();
+    store.restore(f, "sgt.jones").unwrap();
+    store.pin(f, None, "sgt.jones").unwrap();
     let head = store.publish_audit_head().unwrap();
 
     // The manifest: what this build answers.
@@ -249,6 +306,8 @@ fn write_fixture_store(out: &Path, encrypted: bool) {
         "segments": segments,
         "deleted": [e],
         "evicted": [d],
+        "restored": [f],
+        "upload_in_progress": {"id": pending, "offset": 40_000},
         "finds": finds,
         "audit": {"count": count, "hash": footage::hex(&hash), "published": head.count, "entries": entries},
     });
@@ -320,6 +379,8 @@ const INFO_FIELDS: &[&str] = &[
     "gps_fixes",
     "tier",
     "ingested",
+    // Since v2 (absent, so null, in v1's manifest).
+    "pinned_until",
 ];
 
 fn check_fixture(name: &str, sub: &str) {
@@ -382,6 +443,18 @@ fn check_fixture(name: &str, sub: &str) {
     for id in m["evicted"].as_array().unwrap() {
         let info = store.info(id.as_u64().unwrap()).unwrap();
         assert_eq!(info.tier, "cloud", "{ctx}: evicted segment {id}");
+    }
+    // Since v2: an upload session the build left in progress is still resumable at its
+    // offset (unless it has expired since: then it is gone, and verify above was clean).
+    if let Some(u) = m.get("upload_in_progress") {
+        let id = u["id"].as_str().unwrap();
+        if let Some(s) = store.uploads().into_iter().find(|s| s.id == id) {
+            assert_eq!(
+                s.offset,
+                u["offset"].as_u64().unwrap(),
+                "{ctx}: upload {id}"
+            );
+        }
     }
     for id in m["deleted"].as_array().unwrap() {
         let e = store.info(id.as_u64().unwrap()).unwrap_err();
