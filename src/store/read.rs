@@ -240,11 +240,14 @@ impl SegmentReader {
         let tier = self.inner.tier()?;
         // A block the read cache holds is read alone (a local read of one block); otherwise
         // a longer range saves round trips to the cloud (and fills the cache).
-        let end = if self.cache && tier.is_cached(self.id, pos) {
+        // A cached block is read whole, from its start: the tier then hands over the cache's
+        // buffer without copying it, and later reads in the same block are served from it.
+        let (pos, end) = if self.cache && tier.is_cached(self.id, pos) {
             let block = crate::tier::BLOCK_SIZE;
-            self.len.min((pos / block + 1) * block)
+            let start = pos - pos % block;
+            (start, self.len.min(start + block))
         } else {
-            self.len.min(pos.saturating_add(CLOUD_READ))
+            (pos, self.len.min(pos.saturating_add(CLOUD_READ)))
         };
         let bytes = tier.read_range_with(self.id, pos..end, self.cache)?;
         if bytes.is_empty() {
