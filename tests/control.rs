@@ -820,3 +820,54 @@ fn a_segment_being_received_when_the_service_stops_is_finished_and_stored() {
         .iter()
         .any(|e| e.1 == "ingest" && e.0.starts_with("dock-7 (os:uid=")));
 }
+
+#[test]
+fn audit_publish_beside_the_service_is_carried_out_by_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let cloud = dir.path().join("cloud");
+    std::fs::create_dir(&cloud).unwrap();
+    init(&store);
+    std::fs::write(
+        store.join("policy.toml"),
+        format!(
+            "[cloud]\nurl = \"file://{}\"\n\n[category.default]\nupload = true\n\
+             evict_after = \"1d\"\ndelete_after = \"never\"\n",
+            cloud.display()
+        ),
+    )
+    .unwrap();
+    let s = Serve::start(&store);
+    // A durable entry first (the service's ingest), so the head has something to name.
+    let clip = write_file(dir.path(), "clip.bin", &[7u8; 5000]);
+    footage(
+        &store,
+        &[
+            "ingest",
+            &clip,
+            "--officer",
+            "MET-1",
+            "--device",
+            "AX-1",
+            "--start",
+            START,
+            "--end",
+            END,
+        ],
+    )
+    .ok();
+    let published = footage(&store, &["audit", "--publish"]);
+    let head: Value = serde_json::from_str(published.ok().stdout.trim()).unwrap();
+    let count = head["count"].as_u64().unwrap();
+    assert!(count >= 1, "{head}");
+    // The head is in the cloud: a read-only `audit --verify --cloud` beside the service finds it.
+    let checked = footage(&store, &["audit", "--verify", "--cloud"]);
+    let v: Value = serde_json::from_str(&checked.ok().stdout).unwrap();
+    assert_eq!(
+        v["cloud_head"]["head"]["count"].as_u64(),
+        Some(count),
+        "{v}"
+    );
+    assert!(v["cloud_head"]["problem"].is_null(), "{v}");
+    s.stop();
+}

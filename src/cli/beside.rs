@@ -22,14 +22,17 @@ use std::path::Path;
 use clap::Parser;
 
 use super::ingest::{IngestOutput, Sink, Target};
-use super::{admin::VerifyArgs, retention::RetentionCommand, Caller, Cli, Command};
+use super::{
+    admin::VerifyArgs, audit::AuditArgs, retention::RetentionCommand, Caller, Cli, Command,
+};
 use crate::control::server::RunContext;
 use crate::control::{Claim, ControlClient, ControlError, Reply, RunCommand};
 use crate::meta::SegmentMeta;
 use crate::Store;
 
 /// Whether `command` changes the store, so that the running service carries it out when the
-/// store is locked. `token` is not here: `add`, `remove` and `list` work beside the service
+/// store is locked (`audit --publish` writes the chain head to the cloud tier in the store's
+/// name, so it is one). `token` is not here: `add`, `remove` and `list` work beside the service
 /// without the store's lock (src/cli/token.rs), and `disable-auth` needs the service stopped.
 pub(crate) fn carried(command: &Command) -> bool {
     matches!(
@@ -47,6 +50,7 @@ pub(crate) fn carried(command: &Command) -> bool {
             | Command::Compact(_)
             | Command::Scrub(_)
             | Command::Verify(VerifyArgs { repair: true, .. })
+            | Command::Audit(AuditArgs { publish: true, .. })
     )
 }
 
