@@ -90,5 +90,6 @@ pub use store::{
     UPLOAD_PROGRESS_EVERY,
 };
 pub use store::{
-    PinStats, PinnedSegment, RestoreOutcome, RestoreRun, RestoreStats, RunLimits, RESTORE_QUEUE,
+    PinStats, PinnedSegment, RestoreOutcome, RestoreRun, RestoreStats, RunLimits, MAX_FAILURES,
+    RESTORE_QUEUE, RETRY_STREAK,
 };

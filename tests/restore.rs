@@ -528,3 +528,84 @@ fn restore_and_pin_beside_a_running_service_are_carried_out_by_it_and_prefetch_r
     assert_eq!(code, 1);
     assert!(err.contains("not pinned"), "{err}");
 }
+
+/// Found by review: the chunks a restore has written are not counted by the catalog until its
+/// `Restored` record, so compaction (or the dropping of empty volumes) running meanwhile must
+/// leave the restore's volumes alone, or the segment ends up local in name with its bytes gone.
+#[test]
+fn compaction_during_a_restore_leaves_the_restored_chunks_alone() {
+    let f = evicted_fixture(1);
+    let store = f.open();
+    let id = f.data[0].0;
+    let mut pace = |_n: u64| {
+        // Footage of four other days takes the four active volumes of the data dir: the
+        // restore's volume (of its footage's day) is sealed, holding its chunks.
+        for k in 1..=4i64 {
+            let start = T0 + k * 24 * HOUR;
+            let m = SegmentMeta {
+                officer: format!("MET-9{k}"),
+                device: format!("AX-9{k}"),
+                start_us: start,
+                end_us: start + 600_000_000,
+                ..SegmentMeta::default()
+            };
+            store
+                .ingest_bytes(m, &common::random_bytes(900 + k as u64, 70_000))
+                .unwrap();
+        }
+        store.compact(0.0, "test").unwrap();
+        store.drop_empty_volumes("test").unwrap();
+    };
+    let o = store.restore_paced(id, "sgt.jones", &mut pace).unwrap();
+    assert_eq!(o.outcome, "restored");
+    assert_eq!(store.info(id).unwrap().tier, "local+cloud");
+    let got = store.read_range(id, 0, u64::MAX).unwrap();
+    assert!(
+        got == f.bytes(id),
+        "the restored segment reads back its bytes"
+    );
+    common::assert_verify_clean(&store.verify(None, |_| {}).unwrap(), "after the restore");
+    // And a pin placed after a retention run took its snapshot still holds: eviction itself
+    // refuses a pinned segment.
+    store.pin(id, None, "sgt.jones").unwrap();
+    let e = store.evict(id, "test").unwrap_err();
+    assert!(e.to_string().contains("pinned"), "{e}");
+    assert_eq!(store.info(id).unwrap().tier, "local+cloud");
+    store.close().unwrap();
+}
+
+/// Found by review: a queued segment that keeps failing with an error that may pass (here its
+/// cloud `meta.json` is gone) must not hold up the segments queued behind it, and is dropped
+/// after `MAX_FAILURES` passes rather than retried for ever.
+#[test]
+fn a_queued_segment_that_keeps_failing_holds_up_nothing_and_is_given_up() {
+    let f = evicted_fixture(2);
+    let store = f.open();
+    let (a, b) = (f.data[0].0, f.data[1].0);
+    std::fs::remove_file(cloud_dir(&store, &f.cloud(), a).join("meta.json")).unwrap();
+    store.queue_restore(&[a, b], "r", "restore").unwrap();
+    let limits = footage::RunLimits {
+        rate: None,
+        budget: None,
+    };
+    let run = store.run_restore_queue(&limits).unwrap();
+    assert_eq!(
+        (run.restored, run.retry.len(), run.pending),
+        (1, 1, 1),
+        "{run:?}"
+    );
+    assert_eq!(store.info(b).unwrap().tier, "local+cloud");
+    assert_eq!(store.info(a).unwrap().tier, "cloud");
+    let mut passes = 1;
+    while store.run_restore_queue(&limits).unwrap().pending > 0 {
+        passes += 1;
+        assert!(
+            passes <= footage::MAX_FAILURES,
+            "still queued after {passes} passes"
+        );
+    }
+    // The pass that gave it up (the MAX_FAILURES-th) left nothing pending.
+    assert_eq!(passes + 1, footage::MAX_FAILURES);
+    assert_eq!(store.restore_stats().failed_total, 1);
+    store.close().unwrap();
+}

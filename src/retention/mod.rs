@@ -98,6 +98,8 @@ pub(crate) struct RunClock {
     pub clock: &'static str,
     /// The time used, RFC 3339.
     pub now: String,
+    /// The same time, µs (what a pin is compared with when the run evicts).
+    pub now_us: i64,
 }
 
 impl RunClock {
@@ -220,6 +222,7 @@ impl Store {
         let run = RunClock {
             clock,
             now: format_time(now),
+            now_us: now,
         };
         let run = Some(&run);
         let policy = self.policy()?;

@@ -24,6 +24,7 @@ impl Store {
         let run = RunClock {
             clock,
             now: format_time(now),
+            now_us: now,
         };
         let mut s = Summary {
             clock: clock.to_string(),

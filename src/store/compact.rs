@@ -337,7 +337,7 @@ impl super::Inner {
     pub(crate) fn sealed_occupancy(&self) -> Vec<(u32, Occupancy)> {
         let active = self.active_volume_ids();
         // Volumes holding chunks of uploads in progress are not dead, whatever the catalog says.
-        let pinned = self.uploads.pinned_volumes();
+        let pinned = self.busy_volumes();
         let sealed: Vec<(u32, (u64, u32))> = {
             let cat = self.catalog.read();
             cat.volumes

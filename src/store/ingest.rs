@@ -165,6 +165,16 @@ impl SegmentWriter {
         w
     }
 
+    /// Records every volume this writer appends to in `pins`, so that compaction and the
+    /// dropping of empty volumes leave them alone while the catalog does not yet count the
+    /// chunks (a restore before its `Restored` record; upload sessions use [`Self::resume`]).
+    pub(crate) fn pin_volumes_to(
+        &mut self,
+        pins: Arc<parking_lot::Mutex<std::collections::HashSet<u32>>>,
+    ) {
+        self.pins = Some(pins);
+    }
+
     /// The hash state, length and chunks of a writer whose every byte is durable (after
     /// [`SegmentWriter::persist_tail`]), without its handle on the store: an upload session
     /// keeps this between requests (a writer kept inside the store would keep it open).

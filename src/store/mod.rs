@@ -71,7 +71,9 @@ pub use readonly::{AuditSink, RefreshReport};
 pub use recover::RecoverReport;
 pub use repair::RepairOutcome;
 pub use restore::RestoreOutcome;
-pub use restore_queue::{RestoreRun, RestoreStats, RunLimits, RESTORE_QUEUE};
+pub use restore_queue::{
+    RestoreRun, RestoreStats, RunLimits, MAX_FAILURES, RESTORE_QUEUE, RETRY_STREAK,
+};
 pub use scrub::{ScrubHandle, ScrubOptions, ScrubStatus};
 pub use stats::{DiskStats, PinStats, PinnedSegment, Stats, VolumeStats};
 pub use upload::{

@@ -32,7 +32,7 @@
 //! restoring a segment that is already local does nothing; one restore per segment runs at a
 //! time in this process.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -53,6 +53,10 @@ pub(crate) struct Restores {
     /// Segments being restored now (a second restore of one of them waits for none: it is
     /// refused as busy).
     in_flight: Mutex<HashSet<u64>>,
+    /// Per restore in flight: the volumes it has appended chunks to. The catalog counts those
+    /// chunks only from the `Restored` record on, so until then compaction and the dropping
+    /// of empty volumes must leave these volumes alone ([`Inner::busy_volumes`]).
+    volumes: Mutex<HashMap<u64, Arc<Mutex<HashSet<u32>>>>>,
     /// The queue file is read and rewritten under this lock (restore_queue.rs).
     pub queue_lock: Mutex<()>,
     /// This process's counters (for `stats` and `/metrics`): restores done, failed, bytes.
@@ -79,7 +83,29 @@ struct InFlight<'a>(&'a Restores, u64);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
+        self.0.volumes.lock().remove(&self.1);
         self.0.in_flight.lock().remove(&self.1);
+    }
+}
+
+impl Restores {
+    /// Volumes holding chunks of restores in progress.
+    pub(crate) fn pinned_volumes(&self) -> HashSet<u32> {
+        let pins: Vec<Arc<Mutex<HashSet<u32>>>> = self.volumes.lock().values().cloned().collect();
+        pins.iter()
+            .flat_map(|p| p.lock().iter().copied().collect::<Vec<_>>())
+            .collect()
+    }
+}
+
+impl Inner {
+    /// Volumes that compaction and the dropping of empty volumes must leave alone whatever
+    /// the catalog counts in them: chunks of upload sessions in progress and of restores not
+    /// yet recorded.
+    pub(crate) fn busy_volumes(&self) -> HashSet<u32> {
+        let mut v = self.uploads.pinned_volumes();
+        v.extend(self.restores.pinned_volumes());
+        v
     }
 }
 
@@ -168,6 +194,9 @@ impl Store {
             dir,
             day,
         );
+        let pins = Arc::new(Mutex::new(HashSet::new()));
+        inner.restores.volumes.lock().insert(id, Arc::clone(&pins));
+        w.pin_volumes_to(pins);
         let spans = tier.restore_spans(id)?;
         std::thread::scope(|s| -> Result<()> {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<u8>>>(1);

@@ -78,6 +78,11 @@ pub struct RunLimits {
     pub budget: Option<Duration>,
 }
 
+/// Errors in a row after which a pass stops (the cloud or the disk is not answering).
+pub const RETRY_STREAK: u32 = 3;
+/// Passes a queued segment may fail before it is dropped from the queue as failed.
+pub const MAX_FAILURES: u32 = 20;
+
 impl Store {
     fn queue_path(&self) -> std::path::PathBuf {
         self.inner.root.join(RESTORE_QUEUE)
@@ -162,15 +167,19 @@ impl Store {
     }
 
     /// Restores the queued segments in order, paced to `limits.rate`, stopping after
-    /// `limits.budget` or at the first cloud error (the rest waits for the next pass).
+    /// `limits.budget` or after [`RETRY_STREAK`] errors in a row that may pass (the cloud or
+    /// the disk not answering: the rest waits for the next pass). A segment that keeps
+    /// failing is dropped from the queue after [`MAX_FAILURES`] passes (counted as failed and
+    /// logged), so one bad entry never holds up the ones behind it.
     pub fn run_restore_queue(&self, limits: &RunLimits) -> Result<RestoreRun> {
         self.inner.writable("restoring queued segments")?;
         let started = Instant::now();
         let mut run = RestoreRun::default();
         let mut sent: u64 = 0;
+        let mut streak = 0u32;
         let queue = self.restore_queue()?;
         for entry in queue.queued {
-            if limits.budget.is_some_and(|b| started.elapsed() >= b) {
+            if limits.budget.is_some_and(|b| started.elapsed() >= b) || streak >= RETRY_STREAK {
                 break;
             }
             let id = entry.segment;
@@ -227,15 +236,29 @@ impl Store {
                     })?;
                 }
                 Some(Err(e)) => {
-                    run.retry.push(format!("restore {id}: {e}"));
-                    self.edit_queue(|q| {
-                        if let Some(x) = q.queued.iter_mut().find(|x| x.segment == id) {
-                            x.failures = x.failures.saturating_add(1);
-                        }
-                    })?;
-                    break; // the cloud (or the disk) is not answering: try later
+                    streak += 1;
+                    let failures = entry.failures.saturating_add(1);
+                    if failures >= MAX_FAILURES {
+                        tracing::error!(segment = id, failures, error = %e, "restore given up: dropped from the queue");
+                        run.failed.push(format!(
+                            "restore {id}: given up after {failures} tries: {e}"
+                        ));
+                        self.edit_queue(|q| {
+                            q.queued.retain(|x| x.segment != id);
+                            q.failed_total += 1;
+                        })?;
+                    } else {
+                        run.retry.push(format!("restore {id}: {e}"));
+                        self.edit_queue(|q| {
+                            if let Some(x) = q.queued.iter_mut().find(|x| x.segment == id) {
+                                x.failures = failures;
+                            }
+                        })?;
+                    }
+                    continue;
                 }
             }
+            streak = 0;
         }
         run.pending = self.restore_queue()?.queued.len();
         Ok(run)

@@ -248,6 +248,15 @@ impl Store {
         if state.flags & FLAG_EVICTED != 0 {
             return Ok(0);
         }
+        // A pin placed after a retention run took its snapshot is seen here, under the lock
+        // that orders it with this eviction: a pinned segment stays local.
+        let now = run.map_or_else(|| self.inner.now_us(), |r| r.now_us);
+        if let Some(until) = state.pinned_until.filter(|&t| t > now) {
+            return Err(Error::Invalid(format!(
+                "segment {id} is pinned (until {}): it stays local; unpin it first",
+                crate::input::time::format_time(until)
+            )));
+        }
         // The record first (the decision, durable): from then on reads go to the cloud copy.
         // Then the holes. A crash between leaves only dead local bytes, reclaimed by
         // compaction or when the volume is dropped; the segment is never half evicted (its
@@ -401,8 +410,8 @@ impl Store {
         let candidates: Vec<u32> = {
             // `writers` before `catalog` (the lock order).
             let active = self.inner.active_volume_ids();
-            // Chunks of uploads in progress live there.
-            let pinned = self.inner.uploads.pinned_volumes();
+            // Chunks of uploads and restores in progress live there.
+            let pinned = self.inner.busy_volumes();
             let cat = self.inner.catalog.read();
             cat.volumes
                 .values()
