@@ -166,9 +166,10 @@ fn run_once(name: &'static str, sh: &Shared, work: &mut Work, every: Duration) {
     s.next_run = Some(at(every));
     match outcome {
         Ok(v) => {
-            // The disk check runs every minute: its routine runs are debug events (it warns
-            // by itself when a dir crosses the watermark).
-            if name == "disk" {
+            // The disk check runs every minute, and a run with nothing to do (the restore
+            // queue every 10 s while empty) says only that: their routine runs are debug
+            // events (the disk check warns by itself when a dir crosses the watermark).
+            if name == "disk" || v.get("skipped").is_some() {
                 tracing::debug!(job = name, took_s = took.as_secs_f64(), outcome = %v, "background job finished");
             } else {
                 tracing::info!(job = name, took_s = took.as_secs_f64(), outcome = %v, "background job finished");
