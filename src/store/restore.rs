@@ -148,6 +148,10 @@ impl Store {
             )));
         }
         let _guard = InFlight(&self.inner.restores, id);
+        // A restore that ended between the check above and the insert has made it local.
+        if self.inner.current_state(id)?.flags & FLAG_EVICTED == 0 {
+            return Ok(local(0));
+        }
         let r = self.restore_evicted(id, &rec, actor, pace);
         match &r {
             Ok(o) if o.outcome == "restored" => {
@@ -302,7 +306,12 @@ impl Store {
         if let Some(vol) = inner.volume(old_meta.0) {
             if let Ok(h) = vol.read_header(old_meta.1) {
                 if h.kind == Kind::Commit && h.a == id {
-                    vol.punch(old_meta.1, HEADER_LEN + u64::from(h.len))?;
+                    // Past the commit point the restore has happened: a failed punch leaves
+                    // only a dead record (compaction reclaims it), never a failed restore
+                    // without its audit entry.
+                    if let Err(e) = vol.punch(old_meta.1, HEADER_LEN + u64::from(h.len)) {
+                        tracing::warn!(segment = id, error = %e, "restore: the old commit record could not be punched (dead bytes until compaction)");
+                    }
                 }
             }
         }
