@@ -14,6 +14,7 @@ pub mod commit;
 pub mod record;
 pub mod restore;
 pub mod scrub;
+mod state_file;
 pub mod upload;
 pub mod volume;
 

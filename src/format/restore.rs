@@ -8,12 +8,12 @@
 //! remaining bytes could not hold, and refuses trailing bytes; a segment is queued at most
 //! once.
 
-use super::{DecodeError, Reader, Writer};
+use super::DecodeError;
 
 pub const QUEUE_MAGIC: [u8; 8] = *b"FTGRSTQ\0";
 pub const QUEUE_VERSION: u16 = 1;
 /// Bytes before the CRC-covered body: magic, version, reserved, CRC.
-pub const QUEUE_HEADER_LEN: usize = 16;
+pub const QUEUE_HEADER_LEN: usize = super::state_file::HEADER_LEN;
 /// Most segments queued at once (a case of 100 000 segments is far beyond a station's).
 pub const MAX_QUEUED: usize = 1 << 20;
 /// Bytes an entry takes at least (id, time, failures, empty actor, empty reason).
@@ -46,11 +46,7 @@ pub struct RestoreQueue {
 
 impl RestoreQueue {
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        w.bytes(&QUEUE_MAGIC);
-        w.u16(QUEUE_VERSION);
-        w.u16(0);
-        w.u32(0); // CRC, filled in below
+        let mut w = super::state_file::begin(&QUEUE_MAGIC, QUEUE_VERSION);
         w.u64(self.done_total);
         w.u64(self.failed_total);
         w.u64(self.bytes_total);
@@ -63,35 +59,17 @@ impl RestoreQueue {
             w.str16(super::scrub::truncate(&q.actor, 1024));
             w.str16(super::scrub::truncate(&q.reason, 1024));
         }
-        let mut buf = w.buf;
-        let crc = crc_of(&buf);
-        buf[12..16].copy_from_slice(&crc.to_le_bytes());
-        buf
+        super::state_file::seal(w)
     }
 
     pub fn decode(data: &[u8]) -> Result<RestoreQueue, DecodeError> {
-        let mut r = Reader::new(data, "restore queue");
-        if r.array::<8>()? != QUEUE_MAGIC {
-            return Err(DecodeError::BadMagic("restore queue file"));
-        }
-        let version = r.u16()?;
-        let _reserved = r.u16()?;
-        let stored = r.u32()?;
-        let computed = crc_of(data);
-        if stored != computed {
-            return Err(DecodeError::Checksum {
-                what: "restore queue",
-                stored,
-                computed,
-            });
-        }
-        if version != QUEUE_VERSION {
-            return Err(DecodeError::UnsupportedVersion {
-                what: "restore queue",
-                found: u32::from(version),
-                supported: u32::from(QUEUE_VERSION),
-            });
-        }
+        let mut r = super::state_file::open(
+            data,
+            &QUEUE_MAGIC,
+            QUEUE_VERSION,
+            "restore queue",
+            "restore queue file",
+        )?;
         let mut q = RestoreQueue {
             done_total: r.u64()?,
             failed_total: r.u64()?,
@@ -124,14 +102,6 @@ impl RestoreQueue {
         r.finish()?;
         Ok(q)
     }
-}
-
-/// CRC32 of every byte but the CRC field itself (bytes 12..16).
-fn crc_of(data: &[u8]) -> u32 {
-    let mut h = crc32fast::Hasher::new();
-    h.update(data.get(..12).unwrap_or_default());
-    h.update(data.get(QUEUE_HEADER_LEN..).unwrap_or_default());
-    h.finalize()
 }
 
 #[cfg(test)]

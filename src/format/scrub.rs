@@ -6,12 +6,12 @@
 //! the magic, the CRC and then the version before trusting any other field, never trusts a
 //! count the remaining bytes could not hold, and refuses trailing bytes.
 
-use super::{DecodeError, Reader, Writer};
+use super::DecodeError;
 
 pub const SCRUB_MAGIC: [u8; 8] = *b"FTGSCRUB";
 pub const SCRUB_VERSION: u16 = 1;
 /// Bytes before the CRC-covered body: magic, version, reserved, CRC.
-pub const SCRUB_HEADER_LEN: usize = 16;
+pub const SCRUB_HEADER_LEN: usize = super::state_file::HEADER_LEN;
 /// Most findings kept: past this the oldest are dropped (the audit log keeps every one).
 pub const MAX_FINDINGS: usize = 65_536;
 /// Longest detail text kept for one finding, in bytes.
@@ -56,11 +56,7 @@ pub struct ScrubState {
 
 impl ScrubState {
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        w.bytes(&SCRUB_MAGIC);
-        w.u16(SCRUB_VERSION);
-        w.u16(0);
-        w.u32(0); // CRC, filled in below
+        let mut w = super::state_file::begin(&SCRUB_MAGIC, SCRUB_VERSION);
         w.u64(self.pass);
         w.u64(self.cursor);
         w.i64(self.pass_started_us);
@@ -75,35 +71,17 @@ impl ScrubState {
             w.u8(u8::from(f.cloud_copy));
             w.str16(truncate(&f.detail, MAX_DETAIL));
         }
-        let mut buf = w.buf;
-        let crc = crc_of(&buf);
-        buf[12..16].copy_from_slice(&crc.to_le_bytes());
-        buf
+        super::state_file::seal(w)
     }
 
     pub fn decode(data: &[u8]) -> Result<ScrubState, DecodeError> {
-        let mut r = Reader::new(data, "scrub state");
-        if r.array::<8>()? != SCRUB_MAGIC {
-            return Err(DecodeError::BadMagic("scrub state file"));
-        }
-        let version = r.u16()?;
-        let _reserved = r.u16()?;
-        let stored = r.u32()?;
-        let computed = crc_of(data);
-        if stored != computed {
-            return Err(DecodeError::Checksum {
-                what: "scrub state",
-                stored,
-                computed,
-            });
-        }
-        if version != SCRUB_VERSION {
-            return Err(DecodeError::UnsupportedVersion {
-                what: "scrub state",
-                found: u32::from(version),
-                supported: u32::from(SCRUB_VERSION),
-            });
-        }
+        let mut r = super::state_file::open(
+            data,
+            &SCRUB_MAGIC,
+            SCRUB_VERSION,
+            "scrub state",
+            "scrub state file",
+        )?;
         let mut s = ScrubState {
             pass: r.u64()?,
             cursor: r.u64()?,
@@ -145,14 +123,6 @@ impl ScrubState {
         r.finish()?;
         Ok(s)
     }
-}
-
-/// CRC32 of every byte but the CRC field itself (bytes 12..16).
-fn crc_of(data: &[u8]) -> u32 {
-    let mut h = crc32fast::Hasher::new();
-    h.update(data.get(..12).unwrap_or_default());
-    h.update(data.get(SCRUB_HEADER_LEN..).unwrap_or_default());
-    h.finalize()
 }
 
 /// `s` cut to at most `max` bytes on a character boundary.
@@ -211,7 +181,7 @@ mod tests {
     fn a_newer_version_is_reported_as_such() {
         let mut b = sample().encode();
         b[8] = 2;
-        let crc = crc_of(&b);
+        let crc = super::super::state_file::crc_of(&b);
         b[12..16].copy_from_slice(&crc.to_le_bytes());
         assert!(matches!(
             ScrubState::decode(&b),
