@@ -935,12 +935,15 @@ fn nice_of_threads(pid: i32, name: &str) -> Vec<i32> {
     out
 }
 
-/// [`nice_of_threads`] once at least one such thread exists (or after [`DEADLINE`]).
-fn threads_named(pid: i32, name: &str) -> Vec<i32> {
+/// [`nice_of_threads`] once at least one such thread exists and each has reached `want` (or
+/// after [`DEADLINE`]). A thread carries its name from its first instant but lowers its
+/// priority as its first step, so a look in between sees it at the service's priority.
+fn threads_named(pid: i32, name: &str, want: i32) -> Vec<i32> {
     let start = Instant::now();
     loop {
         let found = nice_of_threads(pid, name);
-        if !found.is_empty() || start.elapsed() > DEADLINE {
+        let settled = !found.is_empty() && found.iter().all(|&n| n == want);
+        if settled || start.elapsed() > DEADLINE {
             return found;
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -969,7 +972,7 @@ fn upload_workers_and_the_dock_watcher_run_at_the_lowered_bulk_priority() {
         .unwrap_or(0);
     let want = (base + 7).min(19);
     // The watcher thread runs lowered from its start (it names itself as it starts: wait).
-    let watcher = threads_named(s.pid(), "footage-watch");
+    let watcher = threads_named(s.pid(), "footage-watch", want);
     assert!(!watcher.is_empty());
     assert!(
         watcher.iter().all(|&n| n == want),
@@ -1013,7 +1016,7 @@ fn upload_workers_and_the_dock_watcher_run_at_the_lowered_bulk_priority() {
     )
     .unwrap();
     c.write_all(&body[..LEN / 2]).unwrap();
-    let workers = threads_named(s.pid(), "footage-upload");
+    let workers = threads_named(s.pid(), "footage-upload", want);
     // The worker, and any thread it starts (the SHA-256 helper carries the worker's name until
     // it names itself), all lowered by bulk_nice.
     assert!(!workers.is_empty());
