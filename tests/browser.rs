@@ -222,6 +222,7 @@ fn review_page_in_headless_chromium() {
     // The change made in the browser is durable and recorded as the token's name.
     let info: Value = serde_json::from_str(&footage(&["info", "1"])).unwrap();
     assert_eq!(info["tags"], serde_json::json!(["reviewed"]));
+    assert_eq!(info["pinned_until"], "indefinitely", "pinned from the page");
     // The page opened on the latest footage through the audited path.
     let audit = footage(&["audit"]);
     assert!(

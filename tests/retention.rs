@@ -497,3 +497,54 @@ fn the_audit_head_published_to_the_cloud_detects_a_truncated_or_rewritten_log() 
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("rewritten"));
 }
+
+#[test]
+fn the_plan_shows_evictions_a_pin_defers_and_when_they_come() {
+    let dir = tempfile::tempdir().unwrap();
+    let cloud = dir.path().join("cloud");
+    let store = open(&dir.path().join("s"), &cloud);
+    let ids: Vec<u64> = (0..3u64)
+        .map(|i| {
+            let m = meta(&format!("MET-{i}"), T0 + i as i64 * DAY, &["evidential"]);
+            store.ingest_bytes(m, &random_bytes(i, 10_000)).unwrap().id
+        })
+        .collect();
+    let now = footage::now_us();
+    let until = now + 10 * DAY;
+    store.pin(ids[0], Some(until), "sgt").unwrap();
+    store.pin(ids[1], None, "sgt").unwrap();
+    let shown = store.info(ids[0]).unwrap().pinned_until.unwrap();
+    // What the plan says for one segment, uploads aside: (action, at, pinned_until).
+    let of = |days: u32, id: u64| -> Vec<(&'static str, String, Option<String>)> {
+        let plan = store.retention_plan(now, days).unwrap();
+        plan.into_iter()
+            .filter(|p| p.id == id.to_string() && p.action != "upload")
+            .map(|p| (p.action, p.at, p.pinned_until))
+            .collect()
+    };
+    let at_now = footage::input::time::format_time(now);
+    assert_eq!(
+        of(30, ids[0]),
+        vec![
+            ("pinned", at_now.clone(), Some(shown.clone())),
+            ("evict", shown.clone(), Some(shown.clone())),
+        ]
+    );
+    // The pin's end beyond the horizon: only the deferral shows.
+    assert_eq!(
+        of(5, ids[0]),
+        vec![("pinned", at_now.clone(), Some(shown.clone()))]
+    );
+    assert_eq!(
+        of(30, ids[1]),
+        vec![("pinned", at_now.clone(), Some("indefinitely".to_string()))]
+    );
+    assert_eq!(of(30, ids[2]), vec![("evict", at_now, None)]);
+    // And apply does what the plan said: only the unpinned one goes.
+    let s = store
+        .retention_apply(now, false, "retention", &mut |_| {})
+        .unwrap();
+    assert_eq!((s.uploaded, s.evicted, s.pinned), (3, 1, 2), "{s:?}");
+    assert_eq!(tier(&store, ids[2]), "cloud");
+    assert_eq!(tier(&store, ids[0]), "local+cloud");
+}

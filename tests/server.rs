@@ -895,3 +895,149 @@ fn corrupt_chunk_cuts_the_response_short() {
     // The server is fine afterwards.
     assert_eq!(get(&format!("{url}/healthz"), &[]).status, 200);
 }
+
+#[test]
+fn pins_and_restores_through_the_api() {
+    let f = fixture();
+    let url = f.server.url();
+    let root = f._dir.path();
+    let cloud = root.join("cloud");
+    std::fs::create_dir_all(&cloud).unwrap();
+    std::fs::write(
+        root.join("policy.toml"),
+        format!(
+            "[cloud]\nurl = \"file://{}\"\n\n[category.default]\nupload = true\n\
+             evict_after = \"1d\"\ndelete_after = \"never\"\n\n[disk]\nhigh_watermark = 1.0\n",
+            cloud.display()
+        ),
+    )
+    .unwrap();
+    let (id, ref bytes) = f.segs[2]; // linked to case C-1
+    let (other, _) = f.segs[0];
+    for s in [id, other] {
+        f.store.upload(s, "test", &mut |_| {}).unwrap();
+        f.store.evict(s, "test").unwrap();
+    }
+    let p = |path: &str, body: &str| post(&format!("{url}{path}"), &[], body);
+
+    // A pin with an end: the segment's info comes back with it; evicted, it is queued.
+    let r = p(
+        &format!("/api/segments/{id}/pin"),
+        r#"{"until":"2099-01-01T00:00:00Z"}"#,
+    );
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(r.json()["pinned_until"], "2099-01-01T00:00:00Z");
+    assert_eq!(
+        r.json(),
+        serde_json::to_value(f.store.info(id).unwrap()).unwrap()
+    );
+    let queued: Vec<u64> = f
+        .store
+        .restore_queue()
+        .unwrap()
+        .queued
+        .iter()
+        .map(|q| q.segment)
+        .collect();
+    assert_eq!(queued, vec![id]);
+    // Restore of another evicted segment: queued, 202; asking again queues nothing more.
+    let r = p(&format!("/api/segments/{other}/restore"), "{}");
+    assert_eq!(r.status, 202, "{:?}", r.json());
+    assert_eq!(
+        (&r.json()["queued"], &r.json()["waiting"]),
+        (&1.into(), &1.into())
+    );
+    assert_eq!(r.json()["segments"][0]["tier"], "cloud");
+    let r = p(&format!("/api/segments/{other}/restore"), "{}");
+    assert_eq!(
+        (&r.json()["queued"], &r.json()["waiting"]),
+        (&0.into(), &1.into())
+    );
+    // The service's restore job (run here by hand) brings both back.
+    let run = f
+        .store
+        .run_restore_queue(&footage::RunLimits {
+            rate: None,
+            budget: None,
+        })
+        .unwrap();
+    assert_eq!(run.restored, 2, "{run:?}");
+    assert_eq!(f.store.read_range(id, 0, u64::MAX).unwrap(), *bytes);
+    let r = p(&format!("/api/segments/{other}/restore"), "{}");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["segments"][0]["tier"], "local+cloud");
+
+    // Cases: pin with no end, unpin.
+    let r = p("/api/cases/C-1/pin", "{}");
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(r.json()["segments"][0]["id"], id.to_string());
+    assert_eq!(r.json()["segments"][0]["pinned_until"], "indefinitely");
+    let r = p("/api/cases/C-1/unpin", "{}");
+    assert_eq!(r.json()["segments"][0]["pinned_until"], Value::Null);
+    p(&format!("/api/segments/{id}/unpin"), "{}").is_error(400); // not pinned any more
+    p("/api/cases/NO-SUCH-CASE/pin", "{}").is_error(404);
+    p("/api/cases/NO-SUCH-CASE/restore", "{}").is_error(404);
+    p("/api/segments/999/restore", "{}").is_error(404);
+    p("/api/segments/999/pin", "{}").is_error(404);
+    // Bad bodies change nothing.
+    let before = f.store.info(id).unwrap();
+    for body in [
+        r#"{"until":"yesterday"}"#,
+        r#"{"until":"2001-01-01T00:00:00Z"}"#,
+        r#"{"until":5}"#,
+        r#"{"for":"ever"}"#,
+        "",
+        "[]",
+    ] {
+        p(&format!("/api/segments/{id}/pin"), body).is_error(400);
+    }
+    p(&format!("/api/segments/{id}/restore"), r#"{"now":true}"#).is_error(400);
+    assert_eq!(f.store.info(id).unwrap(), before);
+    // The changes carry the caller's name in the audit log.
+    let actors: Vec<String> = f
+        .store
+        .audit_entries(None, None)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "pin" || e.action == "unpin")
+        .map(|e| e.actor)
+        .collect();
+    assert_eq!(actors, vec!["tester", "tester", "tester"]);
+}
+
+#[test]
+fn pins_and_restores_need_a_token_that_may_change_segments() {
+    let f = fixture();
+    let url = f.server.url();
+    let root = f.store.root().to_path_buf();
+    let (id, _) = f.segs[0];
+    let rw = server::tokens::add(&root, "sgt.jones", false).unwrap();
+    let ro = server::tokens::add(&root, "viewer", true).unwrap();
+    let dock =
+        server::tokens::add_with_role(&root, "dock-1", footage::server::tokens::Role::Ingest)
+            .unwrap();
+    let auth = |t: &str| format!("Bearer {t}");
+    for path in [
+        format!("/api/segments/{id}/pin"),
+        format!("/api/segments/{id}/unpin"),
+        format!("/api/segments/{id}/restore"),
+        "/api/cases/C-1/pin".to_string(),
+        "/api/cases/C-1/restore".to_string(),
+    ] {
+        let u = format!("{url}{path}");
+        post(&u, &[], "{}").is_error(401);
+        post(&u, &[("Authorization", &auth(&ro))], "{}").is_error(403);
+        post(&u, &[("Authorization", &auth(&dock))], "{}").is_error(403);
+    }
+    assert_eq!(f.store.info(id).unwrap().pinned_until, None);
+    let r = post(
+        &format!("{url}/api/segments/{id}/pin"),
+        &[("Authorization", &auth(&rw))],
+        "{}",
+    );
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(
+        f.store.info(id).unwrap().pinned_until.as_deref(),
+        Some("indefinitely")
+    );
+}

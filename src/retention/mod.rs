@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::format::change::{FLAG_EVICTED, FLAG_UPLOADED};
+use crate::format::change::{FLAG_EVICTED, FLAG_UPLOADED, PIN_FOREVER};
 use crate::index::LabelKind;
 use crate::input::time::format_time;
 use crate::store::Store;
@@ -61,6 +61,11 @@ pub struct PlanItem {
     pub end: String,
     pub categories: Vec<String>,
     pub holds: Vec<String>,
+    /// The segment's pin in force at the plan's `now`: RFC 3339, or `"indefinitely"`. An
+    /// eviction it defers is listed as `pinned` at the time it was due, then as `evict` when
+    /// the pin ends (if that is inside the plan's horizon).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinned_until: Option<String>,
 }
 
 /// What a progress callback is told.
@@ -162,6 +167,7 @@ impl Store {
         let horizon = now.saturating_add(i64::from(days) * 86_400_000_000);
         let mut out = Vec::new();
         for c in self.candidates(&policy) {
+            let pin = c.pinned_until.filter(|&t| t > now);
             let item = |action, at: i64| PlanItem {
                 id: c.id.to_string(),
                 action,
@@ -170,6 +176,7 @@ impl Store {
                 end: format_time(c.end_us),
                 categories: c.categories.clone(),
                 holds: c.holds.clone(),
+                pinned_until: pin.map(crate::store::show_pin),
             };
             let delete_at = due(c.end_us, c.eff.delete_after);
             if let Some(at) = delete_at.filter(|&t| t <= horizon) {
@@ -188,7 +195,16 @@ impl Store {
             if let Some(at) = due(c.end_us, c.eff.evict_after)
                 .filter(|&t| t <= horizon && can_evict && c.flags & FLAG_EVICTED == 0)
             {
-                out.push((at, item("evict", at)));
+                match pin.filter(|&p| p > at.max(now)) {
+                    // Kept local past its time; evicted by the first run after the pin ends.
+                    Some(p) => {
+                        out.push((at, item("pinned", at)));
+                        if p != PIN_FOREVER && p <= horizon {
+                            out.push((p, item("evict", p)));
+                        }
+                    }
+                    None => out.push((at, item("evict", at))),
+                }
             }
         }
         out.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));

@@ -11,7 +11,7 @@
 //!   revealed) before it is sent; if it cannot be recorded the request fails instead;
 //! - releasing a legal hold needs the `holds` role: any other caller gets 403, and the refused
 //!   attempt is recorded in the audit log (`release-refused`) before the answer;
-//! - a request body is at most [`MAX_BODY`] bytes (413), JSON with no unknown fields (400),
+//! - a request body is at most [`MAX_BODY`] bytes (413), a JSON object with no unknown fields (400),
 //!   sent as `application/json` (415) within `body_timeout` (408).
 
 use std::sync::Arc;
@@ -350,7 +350,7 @@ async fn video_url(
 
 /// Reads a JSON request body: `application/json`, at most [`MAX_BODY`] bytes, no unknown
 /// fields, within the body timeout.
-async fn json_body<T: DeserializeOwned>(app: &App, req: Request) -> Result<T, ApiError> {
+pub(crate) async fn json_body<T: DeserializeOwned>(app: &App, req: Request) -> Result<T, ApiError> {
     let ctype = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -396,10 +396,16 @@ async fn json_body<T: DeserializeOwned>(app: &App, req: Request) -> Result<T, Ap
     let bytes = tokio::time::timeout(app.body_timeout, read)
         .await
         .map_err(|_| ApiError::Timeout("the body did not arrive in time".into()))??;
+    // An object, always: serde would also take a struct from an array (`[]` for `{}`).
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON object, e.g. {}".into(),
+        ));
+    }
     serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("bad JSON body: {e}")))
 }
 
-fn refuse_read_only(caller: &Caller) -> Result<(), ApiError> {
+pub(crate) fn refuse_read_only(caller: &Caller) -> Result<(), ApiError> {
     if caller.read_only {
         return Err(ApiError::Forbidden(format!(
             "token {:?} is read-only: it cannot change segments",

@@ -7,6 +7,7 @@
 //!              ├─ page.rs    GET /, /app.js, /style.css, /vendor/leaflet-*/  (bundled in the binary)
 //!              ├─ station.rs GET /api/latest, /api/config        (the page's opening view, map)
 //!              ├─ api.rs     search, info, track, stats, whoami, changes  ─┐
+//!              ├─ keep.rs    pins and restores of a segment or a case    ─┤
 //!              ├─ video.rs   GET/HEAD video (Range, ETag, 304, 416)      ─┤
 //!              └─ tus.rs     resumable uploads at /api/uploads (tus 1.0) ─┴─ Store (blocking pool)
 //! ```
@@ -35,6 +36,7 @@
 pub mod admission;
 pub mod api;
 pub mod auth;
+pub mod keep;
 pub mod page;
 pub mod station;
 pub mod token_audit;
@@ -276,6 +278,7 @@ pub fn router(app: Arc<App>, log_requests: bool) -> Router {
     let r = Router::new()
         .merge(page::routes())
         .merge(api::routes())
+        .merge(keep::routes())
         .merge(station::routes())
         .merge(video::routes())
         .merge(crate::service::http::routes())

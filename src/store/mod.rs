@@ -35,6 +35,7 @@ mod latest;
 mod lost;
 mod open;
 mod pin;
+pub(crate) use pin::show_pin;
 mod read;
 mod readcache;
 mod readonly;

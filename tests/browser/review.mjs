@@ -243,6 +243,9 @@ try {
     await page.fill("#actions form[data-action=tags] input", "reviewed");
     await page.click("#actions form[data-action=tags] button[data-kind=add]");
     await page.waitForFunction(() => document.querySelector("#details tr[data-field=tags] td").textContent.includes("reviewed"));
+    // Pin with no end, from the page: the details say so.
+    await page.click("#actions form[data-action=keep] button[data-kind=pin]");
+    await page.waitForFunction(() => document.querySelector("#details tr[data-field=pinned] td").textContent === "kept local indefinitely");
 
     await page.screenshot({ path: shot, fullPage: true });
     // A search over the drawn box goes out as bbox and answers.

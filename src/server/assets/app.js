@@ -590,20 +590,26 @@ for (const form of document.querySelectorAll("#actions form")) {
     const kind = ev.submitter ? ev.submitter.dataset.kind : "add";
     const value = form.elements.value.value.trim();
     const id = state.selected;
-    if (!value || !id) return;
     const action = form.dataset.action;
+    // Keeping footage on the station needs no value (a pin with no end, a restore).
+    if (!id || (!value && action !== "keep")) return;
     let path, body;
     if (action === "hold") { path = kind === "release" ? "release" : "hold"; body = { case: value }; }
     else if (action === "category") { path = "category"; body = { category: value, remove: kind === "remove" }; }
+    else if (action === "keep") { path = kind; body = kind === "pin" && value ? { until: value } : {}; }
     else { path = "tags"; body = { tag: value, remove: kind === "remove" }; }
     try {
-      const info = await api(`/api/segments/${id}/${path}`, {
+      const answer = await api(`/api/segments/${id}/${path}`, {
         method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+      // A restore answers {queued, waiting, segments: [info]}; every other change, the info.
+      const info = Array.isArray(answer.segments) ? answer.segments[0] : answer;
       const i = state.results.findIndex((x) => x.id === id);
       if (i >= 0) state.results[i] = Object.assign({}, state.results[i], info);
       renderResults();
       renderDetails(info);
-      $("#action-status").textContent = "saved";
+      $("#action-status").textContent = path !== "restore" ? "saved"
+        : answer.waiting ? "restore queued: the service brings the footage back to the station"
+        : "already on the station";
     } catch (e) {
       $("#action-status").textContent = e.message;
     }
