@@ -227,13 +227,13 @@ impl Key {
 
     /// The key as 64 lower-case hex digits (for writing a new key file), wiped on drop.
     pub fn hex(&self) -> Zeroizing<String> {
-        Zeroizing::new(crate::store::hex(&self.0))
+        Zeroizing::new(crate::util::hex(&self.0))
     }
 
     /// The key id: 32 lower-case hex digits that name the key without revealing it.
     pub fn id(&self) -> String {
         let h = self.hmac(&[LABEL_KEY_ID]);
-        crate::store::hex(h.get(..16).unwrap_or_default())
+        crate::util::hex(h.get(..16).unwrap_or_default())
     }
 }
 

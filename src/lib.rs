@@ -47,12 +47,14 @@ pub mod meta;
 pub mod perms;
 pub mod priority;
 pub mod retention;
+pub mod search;
 pub mod server;
 pub mod service;
 mod store;
 #[doc(hidden)]
 pub mod testing;
 pub mod tier;
+mod util;
 pub mod watch;
 
 #[doc(hidden)]

@@ -140,7 +140,7 @@ pub fn track_geojson(id: u64, fixes: &[GpsFix]) -> serde_json::Value {
     let coords: Vec<[f64; 2]> = fixes.iter().map(|f| [f.lon(), f.lat()]).collect();
     let times: Vec<String> = fixes
         .iter()
-        .map(|f| crate::input::time::format_time(f.time_us))
+        .map(|f| crate::util::format_time(f.time_us))
         .collect();
     let geometry = match coords.as_slice() {
         [one] => serde_json::json!({"type": "Point", "coordinates": one}),

@@ -57,8 +57,8 @@ pub fn synthesize_store(
     let (off, bytes) = cat.index.tracks.pending();
     cat.index.tracks.writer()?.write(off, &bytes)?;
     let body = checkpoint::encode_body(&cat, &store_id);
-    let file = checkpoint::encode_file(&body, 1, crate::store::now_us())
-        .map_err(|e| Error::io(root, e))?;
+    let file =
+        checkpoint::encode_file(&body, 1, crate::util::now_us()).map_err(|e| Error::io(root, e))?;
     checkpoint::write(&catalog_dir, 1, &file)?;
     Ok(n)
 }

@@ -351,7 +351,7 @@ impl AuditLog {
         }
         let mut entry = RawEntry {
             index: st.chain.count,
-            time_us: crate::store::now_us(),
+            time_us: crate::util::now_us(),
             prev_hash: st.chain.hash,
             actor: actor.to_string(),
             action: action.to_string(),
@@ -384,7 +384,7 @@ impl AuditLog {
     fn append_head_locked(&self, st: &mut WriteState) -> Result<RawEntry> {
         let details = serde_json::json!({
             "count": st.chain.count,
-            "head": crate::store::hex(&st.chain.hash),
+            "head": crate::util::hex(&st.chain.hash),
         });
         self.append_locked(st, STORE_ACTOR, "head", None, &details.to_string())
     }
@@ -399,7 +399,7 @@ impl AuditLog {
             seq: st.seq + 1,
             store_id: self.store_id,
             first_index: st.chain.count,
-            created_us: crate::store::now_us(),
+            created_us: crate::util::now_us(),
             prev_hash: st.chain.hash,
         };
         let (file, path) = files::create(&self.dir, &header)?;
@@ -471,7 +471,7 @@ impl AuditLog {
             count: d.chain.count,
             end: d.end,
             hash: d.chain.hash,
-            written_us: crate::store::now_us(),
+            written_us: crate::util::now_us(),
         };
         files::write_head(&self.dir, &head)?;
         *written = d.chain.count;

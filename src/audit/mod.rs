@@ -39,7 +39,7 @@ pub(crate) use verify::{entries, verify};
 use serde::Serialize;
 
 use crate::input::time::format_time;
-use crate::store::hex;
+use crate::util::hex;
 use format::RawEntry;
 
 /// The `written` mark of a log opened read-only: read every file as it is now, and the

@@ -90,7 +90,7 @@ pub fn open_files(dir: &Path, store_id: [u8; 16]) -> Result<Opened> {
                 seq: seq + 1,
                 store_id,
                 first_index: chain.count,
-                created_us: crate::store::now_us(),
+                created_us: crate::util::now_us(),
                 prev_hash: chain.hash,
             };
             let (file, path) = files::create(dir, &header)?;

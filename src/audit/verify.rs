@@ -16,7 +16,7 @@ use super::scan::{scan, Item};
 use super::{AuditEntry, AuditHead, AuditReport, BrokenLink};
 use crate::error::{IoContext, Result};
 use crate::input::time::format_time;
-use crate::store::hex;
+use crate::util::hex;
 
 /// The bytes of each audit file up to the written end of the newest one.
 /// With [`super::LIVE`] (a log another process writes): every file as it is now, the newest

@@ -82,7 +82,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
     let dir = args.dir.clone();
     prepare(&dir)?;
     let store_dir = dir.join("store");
-    let today = crate::store::now_us().div_euclid(DAY_US) * DAY_US;
+    let today = crate::util::now_us().div_euclid(DAY_US) * DAY_US;
     let day = today - DAY_US;
     let plan = demo_data::plan(day, usize::from(args.officers), 2026);
     println!(
@@ -402,7 +402,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         let mut r = store.open_segment(c.id)?;
         let mut hasher = sha2::Sha256::new();
         std::io::copy(&mut r, &mut HashWriter(&mut hasher))?;
-        let same = crate::store::hex(&sha2::Digest::finalize(hasher)) == c.sha256_hex();
+        let same = crate::util::hex(&sha2::Digest::finalize(hasher)) == c.sha256_hex();
         println!(
             "   evidential segment {} now lives in {} (tier {}): read back through the cloud tier in {:.0} ms, SHA-256 {}",
             c.id,

@@ -26,8 +26,6 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::input::time::parse_time;
-
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAILURE: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
@@ -173,16 +171,8 @@ pub enum Command {
     Demo(demo::DemoArgs),
 }
 
-/// Parses an RFC 3339 time for clap.
-pub(crate) fn time_arg(s: &str) -> Result<i64, String> {
-    parse_time(s).map_err(|e| e.to_string())
-}
-
-/// Parses an officer/device/case/tag/category id for clap.
-pub(crate) fn id_arg(s: &str) -> Result<String, String> {
-    crate::meta::validate_id("value", s)?;
-    Ok(s.to_string())
-}
+/// clap's parsers of times and ids are the ones the review API uses (src/search.rs).
+pub(crate) use crate::search::{label_arg as id_arg, time_arg};
 
 /// Parses `--actor` for clap: an id, and not the name of a built-in actor.
 fn actor_arg(s: &str) -> Result<String, String> {

@@ -46,7 +46,7 @@ pub fn config(data: &[u8]) {
         None => panic!("a valid configuration has no store id"),
     };
     assert_eq!(
-        crate::store::hex(&id),
+        crate::util::hex(&id),
         cfg.store_id.to_ascii_lowercase(),
         "store_id must be exactly 32 hex digits"
     );

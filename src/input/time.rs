@@ -9,7 +9,7 @@
 //! - digits finer than a microsecond are truncated, never rounded up into the next second;
 //! - `parse_time(&format_time(t)) == Ok(t)` for every `t` in range.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::DateTime;
 
 use super::InputError;
 
@@ -109,22 +109,7 @@ pub fn unix_seconds_to_us(secs: f64) -> Result<i64, InputError> {
     check_range((secs * 1e6).round() as i64, &shown)
 }
 
-/// Formats microseconds since the epoch as RFC 3339 UTC with `Z`: no fraction for whole
-/// seconds, else milliseconds when exact, else microseconds.
-pub fn format_time(us: i64) -> String {
-    let Some(dt) = DateTime::<Utc>::from_timestamp_micros(us) else {
-        return format!("<time out of range: {us} µs since 1970>");
-    };
-    let sub = us.rem_euclid(1_000_000);
-    let precision = if sub == 0 {
-        SecondsFormat::Secs
-    } else if sub % 1000 == 0 {
-        SecondsFormat::Millis
-    } else {
-        SecondsFormat::Micros
-    };
-    dt.to_rfc3339_opts(precision, true)
-}
+pub use crate::util::format_time;
 
 #[cfg(test)]
 mod tests {

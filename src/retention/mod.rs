@@ -226,7 +226,7 @@ impl Store {
         }
         let clock = self.config().clock_name();
         if !dry_run && !self.config().simulated_clock() {
-            let real = crate::store::now_us();
+            let real = crate::util::now_us();
             if now > real.saturating_add(CLOCK_SKEW_US) {
                 return Err(crate::Error::ClockAhead {
                     now: format_time(now),

@@ -28,8 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{blocking, json, ApiError, App, Caller, MAX_BODY};
 use crate::audit::Durability;
-use crate::cli::find::{bbox, hit_gap_arg, lat_lon, FindArgs, FindLine};
-use crate::cli::{id_arg, time_arg};
+use crate::search::{FindLine, SearchArgs};
 use crate::store::{parse_id, query_details, Change};
 
 /// Results per page when the request names no `limit`.
@@ -135,93 +134,9 @@ async fn stats(
     Ok(json(StatusCode::OK, &v))
 }
 
-/// Builds `footage find`'s arguments from a query string, with the CLI's parsers. Empty
-/// values are skipped (an empty form field means "any").
-pub(crate) fn find_args(raw: &str) -> Result<FindArgs, ApiError> {
-    let mut a = FindArgs::default();
-    let bad = |k: &str, e: String| ApiError::BadRequest(format!("{k}: {e}"));
-    let once = |k: &str, set: bool| {
-        if set {
-            Err(ApiError::BadRequest(format!("{k} is given twice")))
-        } else {
-            Ok(())
-        }
-    };
-    for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
-        let v = v.trim();
-        if v.is_empty() {
-            continue;
-        }
-        match &*k {
-            "officer" => a.officer.push(id_arg(v).map_err(|e| bad(&k, e))?),
-            "device" => a.device.push(id_arg(v).map_err(|e| bad(&k, e))?),
-            "from" => {
-                once(&k, a.from.is_some())?;
-                a.from = Some(time_arg(v).map_err(|e| bad(&k, e))?);
-            }
-            "to" => {
-                once(&k, a.to.is_some())?;
-                a.to = Some(time_arg(v).map_err(|e| bad(&k, e))?);
-            }
-            "near" => {
-                once(&k, a.near.is_some())?;
-                a.near = Some(lat_lon(v).map_err(|e| bad(&k, e))?);
-            }
-            "radius" => {
-                once(&k, a.radius.is_some())?;
-                let r = v
-                    .parse::<f64>()
-                    .map_err(|_| bad(&k, format!("{v:?} is not a number of metres")))?;
-                a.radius = Some(r);
-            }
-            "bbox" => {
-                once(&k, a.bbox.is_some())?;
-                a.bbox = Some(bbox(v).map_err(|e| bad(&k, e))?);
-            }
-            "case" => {
-                once(&k, a.case.is_some())?;
-                a.case = Some(id_arg(v).map_err(|e| bad(&k, e))?);
-            }
-            "tag" => {
-                once(&k, a.tag.is_some())?;
-                a.tag = Some(id_arg(v).map_err(|e| bad(&k, e))?);
-            }
-            "category" => {
-                once(&k, a.category.is_some())?;
-                a.category = Some(id_arg(v).map_err(|e| bad(&k, e))?);
-            }
-            "limit" => {
-                once(&k, a.limit.is_some())?;
-                let n = v
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| bad(&k, format!("must be a number from 1 to {MAX_LIMIT}")))?;
-                a.limit = Some(n);
-            }
-            "hit_gap" => {
-                once(&k, a.hit_gap.is_some())?;
-                a.hit_gap = Some(hit_gap_arg(v).map_err(|e| bad(&k, e))?);
-            }
-            "cursor" => {
-                once(&k, a.after.is_some())?;
-                a.after = Some(v.to_string());
-            }
-            other => {
-                return Err(ApiError::BadRequest(format!(
-                    "unknown parameter {other:?}; known: officer, device, from, to, near, radius, bbox, case, tag, category, limit, hit_gap, cursor"
-                )))
-            }
-        }
-    }
-    match (a.near.is_some(), a.radius.is_some(), a.bbox.is_some()) {
-        (true, false, _) => Err(ApiError::BadRequest("near needs radius (metres)".into())),
-        (false, true, _) => Err(ApiError::BadRequest("radius needs near (LAT,LON)".into())),
-        (true, true, true) => Err(ApiError::BadRequest(
-            "near and bbox cannot be combined".into(),
-        )),
-        _ => Ok(a),
-    }
+/// The search a query string asks for ([`crate::search::from_query_string`]); 400 if bad.
+pub(crate) fn find_args(raw: &str) -> Result<SearchArgs, ApiError> {
+    crate::search::from_query_string(raw).map_err(ApiError::BadRequest)
 }
 
 #[derive(Serialize)]

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use super::api::record;
 use super::{blocking, json, ApiError, App, Caller};
-use crate::cli::find::FindLine;
+use crate::search::FindLine;
 
 /// Segments `/api/latest` returns when the request names no `limit`.
 pub const DEFAULT_LATEST: usize = 20;

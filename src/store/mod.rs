@@ -35,6 +35,7 @@ mod latest;
 mod lost;
 mod open;
 mod pin;
+pub use crate::util::{hex, now_us};
 pub(crate) use pin::show_pin;
 mod read;
 mod readcache;
@@ -108,11 +109,6 @@ use crate::log::writer::VolumeWriter;
 const MAX_ACTIVE_PER_DIR: usize = 4;
 /// Microseconds in a day: volumes group footage by the UTC day it was recorded.
 const DAY_US: i64 = 86_400_000_000;
-
-/// Current time in microseconds since the Unix epoch.
-pub fn now_us() -> i64 {
-    chrono::Utc::now().timestamp_micros()
-}
 
 /// A segment id as users see it: a decimal number.
 pub fn parse_id(s: &str) -> Result<u64> {
@@ -417,11 +413,6 @@ impl Store {
         }
         self.inner.audit.close()
     }
-}
-
-/// Lower-case hex of some bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Inner {

@@ -710,7 +710,7 @@ impl Tier {
 }
 
 fn hex(b: &[u8]) -> String {
-    crate::store::hex(b)
+    crate::util::hex(b)
 }
 
 /// A `CloudMeta` for a segment, without the block CRCs (filled in by the upload).
