@@ -60,5 +60,8 @@ else
 fi
 [ "$status" -eq 0 ] || exit "$status"
 
+echo "== the engine builds without the frontends (cargo features, issue 13)"
+scripts/check-features.sh
+
 echo "== a user's build has no fail points (issue 10 item 17)"
 scripts/check-failpoints-off.sh

@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 
 mod cache;
 mod map;
+pub mod service;
 pub use cache::CacheConfig;
 pub use map::MapConfig;
 
@@ -69,10 +70,10 @@ pub struct Config {
     /// a degree grid and requests nothing outside the server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub map: Option<MapConfig>,
-    /// What `footage serve` runs in the background (`[service]`, src/service/config.rs);
+    /// What `footage serve` runs in the background (`[service]`, src/config/service.rs);
     /// absent: the defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service: Option<crate::service::ServiceConfig>,
+    pub service: Option<service::ServiceConfig>,
     /// The read cache of evicted footage (`[cache]`, src/config/cache.rs); absent: no cache.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheConfig>,

@@ -87,6 +87,7 @@ pub enum Error {
     Group { group: String, what: String },
     /// The control channel of `footage serve` (src/control/).
     #[error(transparent)]
+    #[cfg(feature = "cli")]
     Control(#[from] crate::control::ControlError),
     /// A change asked of a store opened with [`crate::Store::open_read_only`]: the process
     /// that owns the store (the service) must make it.

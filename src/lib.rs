@@ -29,8 +29,10 @@
 pub mod audit;
 pub mod cache;
 mod catalog;
+#[cfg(feature = "cli")]
 pub mod cli;
 mod config;
+#[cfg(feature = "cli")]
 pub mod control;
 pub mod crypt;
 mod error;
@@ -38,6 +40,7 @@ mod error;
 pub mod fail;
 pub mod format;
 mod fsio;
+#[cfg(feature = "server")]
 #[doc(hidden)]
 pub mod fuzz;
 pub mod index;
@@ -45,16 +48,20 @@ pub mod input;
 mod log;
 pub mod meta;
 pub mod perms;
+#[cfg(feature = "server")]
 pub mod priority;
 pub mod retention;
 pub mod search;
+#[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "server")]
 pub mod service;
 mod store;
 #[doc(hidden)]
 pub mod testing;
 pub mod tier;
 mod util;
+#[cfg(feature = "server")]
 pub mod watch;
 
 #[doc(hidden)]

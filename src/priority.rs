@@ -21,10 +21,7 @@
 
 use std::thread::JoinHandle;
 
-/// Default steps by which bulk-work threads lower their priority (`[service] bulk_nice` in
-/// footage.toml, `ServerOptions::bulk_nice`, `WatchOptions::bulk_nice`, `ControlOptions::bulk_nice`).
-/// 0 leaves them at the service's own priority.
-pub const BULK_NICE: i32 = 10;
+pub use crate::config::service::BULK_NICE;
 
 /// The lowest priority Linux knows (the highest nice value).
 const NICE_MAX: i32 = 19;

@@ -108,9 +108,7 @@ pub struct ServerOptions {
     pub bulk_nice: i32,
 }
 
-/// How often a server publishes the audit chain head by default: a rollback of the local log
-/// can hide at most this much of the trail from `audit --verify --cloud`.
-pub const PUBLISH_HEAD_EVERY: Duration = Duration::from_secs(5 * 60);
+pub use crate::config::service::PUBLISH_HEAD_EVERY;
 
 impl Default for ServerOptions {
     fn default() -> Self {

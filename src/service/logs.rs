@@ -15,7 +15,8 @@ use tracing_subscriber::EnvFilter;
 pub const FILTER_VAR: &str = "FOOTAGE_LOG";
 
 /// How logs are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum LogFormat {
     /// Human text, one line per event.
     #[default]

@@ -24,7 +24,8 @@
 //!   and the watched folder (D) read [`Ops::status`] and register metrics and status sections
 //!   on it; it holds the service weakly, so it never keeps a stopped service alive.
 
-pub mod config;
+/// `[service]` of footage.toml: parsed and checked with the rest of the store's configuration.
+pub use crate::config::service as config;
 pub mod http;
 pub mod jobs;
 pub mod logs;

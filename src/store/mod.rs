@@ -53,11 +53,14 @@ mod upload_checksum;
 mod verified;
 mod verify;
 
-pub(crate) use audit::{check_actor, query_details};
+pub(crate) use audit::check_actor;
+#[cfg(feature = "server")]
+pub(crate) use audit::query_details;
 pub use audit::{READ_ACTIONS, SYSTEM_ACTOR};
 pub use export::Exported;
 pub use verified::VerifiedReader;
 
+#[cfg(feature = "server")]
 pub(crate) use background::record_retention_run;
 pub use background::{Clock, RetentionHandle, RetentionOptions};
 pub use change::Change;

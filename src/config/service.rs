@@ -57,7 +57,7 @@ pub struct Settings {
     pub scrub_rate: Option<u64>,
     /// Default: every 10 minutes (a checkpoint bounds the log replayed at the next open).
     pub checkpoint_every: Option<Duration>,
-    /// Default: every 5 minutes ([`crate::server::PUBLISH_HEAD_EVERY`]).
+    /// Default: every 5 minutes ([`PUBLISH_HEAD_EVERY`]).
     pub publish_head_every: Option<Duration>,
     /// Default: every minute (reads free space per data dir; acts only past the watermark).
     pub disk_check_every: Option<Duration>,
@@ -65,7 +65,7 @@ pub struct Settings {
     pub drain_timeout: Duration,
     /// Nice steps of bulk work (uploads, the dock folder, control-channel ingest) below the
     /// service's searches and video reads ([`crate::priority`]). Default
-    /// [`crate::priority::BULK_NICE`]; 0 = the same priority.
+    /// [`BULK_NICE`]; 0 = the same priority.
     pub bulk_nice: i32,
     /// Bytes per second of the background restores (the restore queue: `footage restore
     /// --queue` and prefetch by case). Default: 100 MB/s. `None`: the queue waits.
@@ -75,6 +75,14 @@ pub struct Settings {
 }
 
 /// Default of `restore_rate`.
+/// How often a server publishes the audit chain head by default: a rollback of the local log
+/// can hide at most this much of the trail from `audit --verify --cloud`.
+pub const PUBLISH_HEAD_EVERY: Duration = Duration::from_secs(5 * 60);
+
+/// Default steps by which bulk-work threads lower their priority (`[service] bulk_nice` in
+/// footage.toml, src/priority.rs). 0 leaves them at the service's own priority.
+pub const BULK_NICE: i32 = 10;
+
 pub const RESTORE_RATE: u64 = 100_000_000;
 /// Default of `restore_every`.
 pub const RESTORE_EVERY: Duration = Duration::from_secs(10);
@@ -88,10 +96,10 @@ impl Default for Settings {
             retention_every: None,
             scrub_rate: None,
             checkpoint_every: Some(Duration::from_secs(600)),
-            publish_head_every: Some(crate::server::PUBLISH_HEAD_EVERY),
+            publish_head_every: Some(PUBLISH_HEAD_EVERY),
             disk_check_every: Some(Duration::from_secs(60)),
             drain_timeout: DRAIN_TIMEOUT,
-            bulk_nice: crate::priority::BULK_NICE,
+            bulk_nice: BULK_NICE,
             restore_rate: Some(RESTORE_RATE),
             restore_every: RESTORE_EVERY,
         }
@@ -233,7 +241,7 @@ mod tests {
         assert_eq!(s.checkpoint_every, None);
         assert_eq!(s.drain_timeout, Duration::from_secs(5));
         assert_eq!(s.bulk_nice, 0);
-        assert_eq!(Settings::default().bulk_nice, crate::priority::BULK_NICE);
+        assert_eq!(Settings::default().bulk_nice, BULK_NICE);
         for bad in [
             ServiceConfig {
                 bulk_nice: Some(20),
