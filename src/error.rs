@@ -85,10 +85,11 @@ pub enum Error {
     /// The group the store's files belong to (`group` in footage.toml) cannot be used.
     #[error("group {group:?}: {what}")]
     Group { group: String, what: String },
-    /// The control channel of `footage serve` (src/control/).
+    /// An error of a layer above the engine that reached it through one of its callbacks:
+    /// the control channel of `footage serve` relaying a read-only open's audit entries
+    /// (`AuditSink`, src/control/). The message is the source's own.
     #[error(transparent)]
-    #[cfg(feature = "cli")]
-    Control(#[from] crate::control::ControlError),
+    External(Box<dyn std::error::Error + Send + Sync + 'static>),
     /// A change asked of a store opened with [`crate::Store::open_read_only`]: the process
     /// that owns the store (the service) must make it.
     #[error("this store was opened read-only (the service owns it): {what} is refused; ask the running service (its control channel) to do it")]

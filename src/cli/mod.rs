@@ -172,20 +172,10 @@ pub enum Command {
 }
 
 /// clap's parsers of times and ids are the ones the review API uses (src/search.rs).
+/// Identities (OS user names, audit actors) and error lines are shared with the control
+/// channel, which resolves them for clients (src/control/identity.rs).
+pub(crate) use crate::control::identity::{actor_arg, audit_actor_of, error_text, os_user_name};
 pub(crate) use crate::search::{label_arg as id_arg, time_arg};
-
-/// Parses `--actor` for clap: an id, and not the name of a built-in actor.
-fn actor_arg(s: &str) -> Result<String, String> {
-    let s = id_arg(s)?;
-    if crate::server::tokens::is_reserved(&s) {
-        return Err(format!(
-            "{s:?} is reserved for a built-in actor of the audit log (system, local, unknown, \
-             uid:*, {})",
-            crate::audit::STORE_ACTOR
-        ));
-    }
-    Ok(s)
-}
 
 /// Parses a segment id for clap.
 pub(crate) fn segment_arg(s: &str) -> Result<u64, String> {
@@ -320,42 +310,6 @@ pub(crate) fn failed(e: &anyhow::Error) -> i32 {
     code
 }
 
-/// The text of an error as the `error: ...` line shows it: the outermost message, plus inner
-/// ones that add something, on one line.
-pub(crate) fn error_text(e: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for m in e.chain().map(|c| c.to_string()) {
-        if !line.contains(&m) {
-            if !line.is_empty() {
-                line.push_str(": ");
-            }
-            line.push_str(&m);
-        }
-    }
-    line.replace('\n', " ")
-}
-
-/// The name the user database gives `uid`, if it is a plain name (printable ASCII, no spaces,
-/// at most 64 bytes).
-pub(crate) fn os_user_name(uid: libc::uid_t) -> Option<String> {
-    let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    // SAFETY: `passwd` is plain data (integers and pointers), for which all zeros is valid.
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut found: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: getpwuid_r writes only into `pwd` and into `buf` (of the length given), and sets
-    // `found` to `&pwd` or null; both outlive the call and every read below.
-    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut found) };
-    if rc != 0 || found.is_null() || pwd.pw_name.is_null() {
-        return None;
-    }
-    // SAFETY: on success `pw_name` points to a NUL-terminated string inside `buf`.
-    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) }
-        .to_str()
-        .ok()?;
-    (!name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_graphic()))
-        .then(|| name.to_string())
-}
-
 /// This process's `$USER` (else `$LOGNAME`): the actor when none is named.
 fn env_user() -> Option<String> {
     std::env::var("USER")
@@ -416,25 +370,6 @@ fn audit_actor(named: &Option<String>) -> String {
     // SAFETY: getuid cannot fail and touches no memory.
     let uid = unsafe { libc::getuid() };
     audit_actor_of(named.as_deref(), env_user().as_deref(), uid, &os_identity())
-}
-
-/// [`audit_actor`] from its parts (see [`actor_of`]). A named actor that is not a valid one
-/// (only a control client can send one) counts as none.
-pub(crate) fn audit_actor_of(
-    named: Option<&str>,
-    user: Option<&str>,
-    uid: u32,
-    os: &str,
-) -> String {
-    if let Some(name) = named.filter(|n| actor_arg(n).is_ok()) {
-        return format!("{name} ({os})");
-    }
-    if let Some(u) = user {
-        if u.len() <= 64 && crate::store::check_actor(u).is_ok() {
-            return format!("{u} ({os})");
-        }
-    }
-    format!("uid:{uid} ({os})")
 }
 
 fn run(cli: Cli) -> anyhow::Result<i32> {

@@ -17,6 +17,7 @@
 //! most one connection slot until its idle timeout, and never ends the service.
 
 pub mod client;
+pub mod identity;
 pub mod peer;
 pub mod protocol;
 pub mod server;
@@ -48,4 +49,12 @@ pub enum ControlError {
     Service(String),
     #[error("control channel: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// A control-channel error where the engine's [`crate::Error`] is expected (an `AuditSink`
+/// callback): carried whole, so its message and kind reach the caller.
+impl From<ControlError> for crate::Error {
+    fn from(e: ControlError) -> Self {
+        crate::Error::External(Box::new(e))
+    }
 }

@@ -51,7 +51,7 @@ impl Peer {
     /// a local command's, src/cli/mod.rs).
     pub fn os_identity(&self) -> String {
         let mut s = format!("os:uid={}", self.uid);
-        if let Some(name) = crate::cli::os_user_name(self.uid) {
+        if let Some(name) = crate::control::identity::os_user_name(self.uid) {
             s.push_str(&format!(" user={name}"));
         }
         s
@@ -64,7 +64,7 @@ pub fn check(peer: &Peer, service_uid: u32, store_gid: u32) -> Result<(), String
     if peer.uid == 0 || peer.uid == service_uid || peer.gid == store_gid {
         return Ok(());
     }
-    if let Some(name) = crate::cli::os_user_name(peer.uid) {
+    if let Some(name) = crate::control::identity::os_user_name(peer.uid) {
         if member_of(&name, peer.gid, store_gid) {
             return Ok(());
         }

@@ -438,7 +438,7 @@ fn serve_segment(
     length: Option<u64>,
     claim: &Claim,
 ) -> Result<(), ControlError> {
-    let actor = crate::cli::audit_actor_of(
+    let actor = crate::control::identity::audit_actor_of(
         claim.actor.as_deref(),
         claim.user.as_deref(),
         peer.uid,
@@ -453,7 +453,7 @@ fn serve_segment(
     {
         Ok(w) => Some(w),
         Err(e) => {
-            failure = Some(crate::cli::error_text(&e.into()));
+            failure = Some(crate::control::identity::error_text(&e.into()));
             None
         }
     };
@@ -488,7 +488,7 @@ fn serve_segment(
         }
         if let Some(w) = writer.as_mut() {
             if let Err(e) = w.write(&data) {
-                failure = Some(crate::cli::error_text(&e.into()));
+                failure = Some(crate::control::identity::error_text(&e.into()));
                 writer = None;
             }
         }
@@ -506,7 +506,7 @@ fn serve_segment(
                 bytes: c.bytes,
                 duplicate: c.duplicate,
             }),
-            Err(e) => Reply::Error(crate::cli::error_text(&e.into())),
+            Err(e) => Reply::Error(crate::control::identity::error_text(&e.into())),
         },
         (None, None) => Reply::Error("the segment could not be started".into()),
     };
@@ -546,5 +546,5 @@ fn relay_audit(
     shared
         .store
         .audit(&full, action, segment, details)
-        .map_err(|e| crate::cli::error_text(&e.into()))
+        .map_err(|e| crate::control::identity::error_text(&e.into()))
 }

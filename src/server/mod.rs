@@ -37,6 +37,7 @@ pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod keep;
+pub mod ops;
 pub mod page;
 pub mod station;
 pub mod token_audit;
@@ -101,7 +102,7 @@ pub struct ServerOptions {
     pub drain_timeout: Duration,
     /// Metrics, drain state and service status shared with `footage serve`'s background work
     /// (src/service); None: the server makes its own (metrics only).
-    pub ops: Option<Arc<crate::service::Ops>>,
+    pub ops: Option<Arc<ops::Ops>>,
     /// Steps by which tus upload workers lower their scheduling priority, so searches and
     /// video reads come first when both want a core ([`crate::priority`]). Default
     /// [`crate::priority::BULK_NICE`]; 0 = the server's own priority.
@@ -255,7 +256,7 @@ pub struct App {
     pub local_actor: String,
     pub body_timeout: Duration,
     /// Metrics, the draining flag and the service status (src/service).
-    pub ops: Arc<crate::service::Ops>,
+    pub ops: Arc<ops::Ops>,
     /// Priority steps of bulk work (upload workers), from [`ServerOptions::bulk_nice`].
     pub bulk_nice: i32,
 }
@@ -279,7 +280,7 @@ pub fn router(app: Arc<App>, log_requests: bool) -> Router {
         .merge(keep::routes())
         .merge(station::routes())
         .merge(video::routes())
-        .merge(crate::service::http::routes())
+        .merge(ops::http::routes())
         .merge(tus::routes())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {
@@ -316,7 +317,7 @@ pub fn router(app: Arc<App>, log_requests: bool) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&app),
-            crate::service::http::layer,
+            ops::http::layer,
         ))
         .with_state(app);
     if log_requests {

@@ -4,12 +4,15 @@
 //! readiness notification to systemd and the drain on SIGTERM.
 //!
 //! ```text
-//!  serve.rs ── Ops (Arc: metrics, draining flag, status sources) ──> server (App.ops)
-//!     │              ▲ status()/samples()                              ├─ http.rs layer: 503 uploads while draining,
-//!     └─ Service::start ─ jobs.rs threads ─ Store                      │  response/latency/video-byte counters
-//!                         retention · checkpoint · audit-head · disk   └─ GET /metrics
+//!  serve.rs ── Ops (server/ops: metrics, draining flag, status sources) ──> server (App.ops)
+//!     │              ▲ Jobs: status()/samples()                         ├─ ops/http.rs layer: 503 uploads while draining,
+//!     └─ Service::start ─ jobs.rs threads ─ Store                       │  response/latency/video-byte counters
+//!                         retention · checkpoint · audit-head · disk    └─ GET /metrics
 //!                         + ScrubHandle (scrub.rs)
 //! ```
+//!
+//! The service sits above the server: it attaches its jobs to the server's [`Ops`] through
+//! the [`Jobs`] trait, and the server never imports the service.
 //!
 //! Invariants:
 //! - every job runs on a thread of its own, never on the server's reactor, and holds a
@@ -26,15 +29,17 @@
 
 /// `[service]` of footage.toml: parsed and checked with the rest of the store's configuration.
 pub use crate::config::service as config;
-pub mod http;
 pub mod jobs;
 pub mod logs;
-pub mod metrics;
 pub mod notify;
 
+pub use crate::server::ops::{
+    http, metrics, store_samples, Jobs, Metrics, Ops, Sample, SampleSource, StatusSource,
+};
+
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -46,91 +51,9 @@ use crate::store::{ScrubHandle, ScrubOptions, ScrubStatus, Store};
 
 pub use config::{ServiceConfig, Settings};
 pub use jobs::JobStatus;
-pub use metrics::{Metrics, Sample, SampleSource};
 
 /// Actor of the service's retention and disk-pressure runs in the audit log.
 pub const SERVICE_ACTOR: &str = "retention";
-
-/// A status section a component adds to `/api/stats` → `service` (called per request).
-pub type StatusSource = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
-
-/// Shared by the server and the service: metrics, the draining flag, status sections.
-#[derive(Default)]
-pub struct Ops {
-    pub metrics: Metrics,
-    draining: AtomicBool,
-    service: Mutex<Option<Weak<Service>>>,
-    sections: Mutex<Vec<(String, StatusSource)>>,
-}
-
-impl std::fmt::Debug for Ops {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ops")
-            .field("draining", &self.is_draining())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Ops {
-    /// Marks the service as draining: uploads are refused with 503 from now on.
-    pub fn start_draining(&self) {
-        self.draining.store(true, Ordering::SeqCst);
-    }
-
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::SeqCst)
-    }
-
-    /// Adds a section `name` to the service status (`/api/stats` → `service.NAME`); uploads
-    /// (`uploads`) and the watched folder (`watch`) register theirs here. A second
-    /// registration under a name replaces the first.
-    pub fn register_status(&self, name: &str, source: StatusSource) {
-        let mut s = self.sections.lock();
-        s.retain(|(n, _)| n != name);
-        s.push((name.to_string(), source));
-    }
-
-    fn attach(&self, service: &Arc<Service>) {
-        *self.service.lock() = Some(Arc::downgrade(service));
-    }
-
-    fn service(&self) -> Option<Arc<Service>> {
-        self.service.lock().as_ref().and_then(Weak::upgrade)
-    }
-
-    /// The service state as JSON (what `/api/stats` shows under `service`): the background
-    /// jobs when a service runs, `draining`, and every registered section. Cheap: reads
-    /// snapshots, never the store.
-    pub fn status(&self) -> serde_json::Value {
-        let mut v = match self.service() {
-            Some(s) => serde_json::to_value(s.status()).unwrap_or_default(),
-            None => serde_json::json!({ "background": false }),
-        };
-        let sections: Vec<(String, StatusSource)> = self.sections.lock().clone();
-        if let Some(m) = v.as_object_mut() {
-            m.insert("draining".into(), self.is_draining().into());
-            for (name, src) in sections {
-                m.insert(name, src());
-            }
-        }
-        v
-    }
-
-    /// The `/metrics` exposition: the server's counters, the service's jobs, `store_samples`
-    /// (read from the store by the caller, on the blocking pool) and the registered sources.
-    pub fn render_metrics(&self, store_samples: Vec<Sample>) -> String {
-        let mut extra = store_samples;
-        extra.push(Sample::gauge(
-            "footage_service_draining",
-            "1 while the service drains before stopping",
-            if self.is_draining() { 1.0 } else { 0.0 },
-        ));
-        if let Some(s) = self.service() {
-            extra.extend(s.samples());
-        }
-        self.metrics.render(extra)
-    }
-}
 
 /// Free space of one data dir against the watermark (as the disk job last read it).
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -188,6 +111,16 @@ impl Totals {
             .fetch_add(s.bytes_reclaimed, Ordering::Relaxed);
         self.failed_actions
             .fetch_add(s.failed.len() as u64, Ordering::Relaxed);
+    }
+}
+
+impl Jobs for Service {
+    fn status(&self) -> serde_json::Value {
+        serde_json::to_value(Service::status(self)).unwrap_or_default()
+    }
+
+    fn samples(&self) -> Vec<Sample> {
+        Service::samples(self)
     }
 }
 
@@ -275,7 +208,8 @@ impl Service {
             disks,
             totals,
         });
-        ops.attach(&service);
+        let jobs: Arc<dyn Jobs> = service.clone();
+        ops.attach_jobs(Arc::downgrade(&jobs));
         tracing::info!(
             retention_every_s = service.settings.retention_every.map(|d| d.as_secs()),
             scrub_rate = service.settings.scrub_rate,
@@ -441,129 +375,6 @@ impl Drop for Service {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// The samples read from the store itself: ingest counters, segments, bytes, free space per
-/// data dir. Reads `stats()` (statvfs, the volume list): call on a blocking thread.
-pub fn store_samples(store: &Store) -> Vec<Sample> {
-    let mut v = Vec::new();
-    let c = store.ingest_counts();
-    v.push(Sample::counter(
-        "footage_ingest_segments_total",
-        "New segments committed by this process since it opened the store",
-        c.segments,
-    ));
-    v.push(Sample::counter(
-        "footage_ingest_bytes_total",
-        "Bytes of the new segments committed by this process since it opened the store",
-        c.bytes,
-    ));
-    v.push(Sample::counter(
-        "footage_ingest_duplicates_total",
-        "Ingests answered with an already stored segment",
-        c.duplicates,
-    ));
-    v.push(Sample::gauge(
-        "footage_commits_since_checkpoint",
-        "Commits and changes not yet in a checkpoint",
-        store.commits_since_checkpoint() as f64,
-    ));
-    if let Some(c) = store.read_cache_stats() {
-        v.extend(metrics::read_cache_samples(&c));
-    }
-    let r = store.restore_stats();
-    v.push(Sample::gauge(
-        "footage_restore_pending",
-        "Evicted segments waiting in the restore queue",
-        r.pending as f64,
-    ));
-    v.push(Sample::gauge(
-        "footage_restore_pending_bytes",
-        "Bytes of the segments waiting in the restore queue",
-        r.pending_bytes as f64,
-    ));
-    for (outcome, n) in [("done", r.done), ("failed", r.failed)] {
-        v.push(
-            Sample::counter(
-                "footage_restores_total",
-                "Restores from the cloud tier by this process since it opened the store",
-                n,
-            )
-            .label("outcome", outcome),
-        );
-    }
-    v.push(Sample::counter(
-        "footage_restore_bytes_total",
-        "Bytes restored from the cloud tier by this process since it opened the store",
-        r.bytes,
-    ));
-    let p = store.pin_stats();
-    v.push(Sample::gauge(
-        "footage_pinned_segments",
-        "Segments kept local by a pin in force",
-        p.segments as f64,
-    ));
-    v.push(Sample::gauge(
-        "footage_pinned_bytes",
-        "Bytes of the segments kept local by a pin in force",
-        p.bytes as f64,
-    ));
-    match store.stats() {
-        Ok(s) => {
-            v.push(Sample::gauge(
-                "footage_store_segments",
-                "Segments in the store",
-                s.segments as f64,
-            ));
-            v.push(Sample::gauge(
-                "footage_store_bytes",
-                "Bytes of the segments in the store",
-                s.bytes as f64,
-            ));
-            v.push(Sample::gauge(
-                "footage_store_volumes",
-                "Volume files in the store",
-                s.volumes as f64,
-            ));
-            v.push(Sample::gauge(
-                "footage_store_unavailable_segments",
-                "Segments whose local copy cannot be reached",
-                s.unavailable_segments as f64,
-            ));
-            for d in &s.disks {
-                v.push(
-                    Sample::gauge(
-                        "footage_data_dir_up",
-                        "1 when the data dir is reachable",
-                        if d.available { 1.0 } else { 0.0 },
-                    )
-                    .label("dir", &d.path),
-                );
-                if let (Some(free), Some(total)) = (d.free_bytes, d.total_bytes) {
-                    v.push(
-                        Sample::gauge(
-                            "footage_data_dir_free_bytes",
-                            "Free bytes of the data dir's filesystem",
-                            free as f64,
-                        )
-                        .label("dir", &d.path),
-                    );
-                    v.push(
-                        Sample::gauge(
-                            "footage_data_dir_size_bytes",
-                            "Size in bytes of the data dir's filesystem",
-                            total as f64,
-                        )
-                        .label("dir", &d.path),
-                    );
-                }
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "metrics: cannot read the store's statistics");
-        }
-    }
-    v
 }
 
 /// One pass over the restore queue (store/restore_queue.rs) at `rate`, starting no new
