@@ -48,6 +48,7 @@ pub mod input;
 mod log;
 pub mod meta;
 pub mod perms;
+pub mod policy;
 #[cfg(feature = "server")]
 pub mod priority;
 pub mod retention;
@@ -82,14 +83,13 @@ pub use index::query::{
     FindResult, Hit, Page, Query, DEFAULT_HIT_GAP_US, MAX_HITS_PER_SEGMENT, MAX_PAGE, MAX_PAGE_HITS,
 };
 pub use meta::{GpsFix, SegmentMeta};
-pub use retention::CLOCK_SKEW_US;
+pub use retention::{Clock as RetentionClock, RetentionHandle, RetentionOptions, CLOCK_SKEW_US};
 pub use store::IngestCounts;
 pub use store::{
-    hex, now_us, parse_id, Change, Clock as RetentionClock, Committed, CompactSummary,
-    CorruptSegment, DiskStats, Exported, FindingInfo, IndexStats, LostSegment, OpenReport,
-    RecoverReport, RepairOutcome, RetentionHandle, RetentionOptions, ScrubHandle, ScrubOptions,
-    ScrubStatus, ScrubSummary, SegmentInfo, SegmentReader, SegmentWriter, Stats, Store,
-    VerifiedReader, VerifyOptions, VerifyReport, VolumeStats, READ_ACTIONS, SCRUB_STATE,
+    hex, now_us, parse_id, Change, Committed, CompactSummary, CorruptSegment, DiskStats, Exported,
+    FindingInfo, IndexStats, LostSegment, OpenReport, RecoverReport, RepairOutcome, ScrubHandle,
+    ScrubOptions, ScrubStatus, ScrubSummary, SegmentInfo, SegmentReader, SegmentWriter, Stats,
+    Store, VerifiedReader, VerifyOptions, VerifyReport, VolumeStats, READ_ACTIONS, SCRUB_STATE,
     SYSTEM_ACTOR,
 };
 pub use store::{AuditSink, RefreshReport};

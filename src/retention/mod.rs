@@ -11,8 +11,14 @@
 //!   [`CLOCK_SKEW_US`]) unless the store was created with a simulated clock; the summary and
 //!   every audit entry of the run record the clock and the time used.
 
-pub mod policy;
+mod background;
 mod pressure;
+/// The retention policy (policy.toml), also read by the store when it opens: src/policy.rs.
+pub use crate::policy;
+
+#[cfg(feature = "server")]
+pub(crate) use background::record_retention_run;
+pub use background::{Clock, RetentionHandle, RetentionOptions};
 
 use std::collections::HashMap;
 
@@ -22,6 +28,7 @@ use crate::error::Result;
 use crate::format::change::{FLAG_EVICTED, FLAG_UPLOADED, PIN_FOREVER};
 use crate::index::LabelKind;
 use crate::input::time::format_time;
+pub(crate) use crate::store::RunClock;
 use crate::store::Store;
 use policy::{Effective, Policy};
 
@@ -95,28 +102,6 @@ struct Candidate {
 /// `apply` may decide by a time up to this much later than the real clock. Anything later is
 /// refused ([`crate::Error::ClockAhead`]) on a store without a simulated clock.
 pub const CLOCK_SKEW_US: i64 = 60_000_000;
-
-/// The clock a retention run decides by: recorded in its summary and audit entries.
-#[derive(Debug, Clone)]
-pub(crate) struct RunClock {
-    /// `"real"` or `"simulated"` (the store's clock).
-    pub clock: &'static str,
-    /// The time used, RFC 3339.
-    pub now: String,
-    /// The same time, µs (what a pin is compared with when the run evicts).
-    pub now_us: i64,
-}
-
-impl RunClock {
-    /// Adds `clock` and `now` to an audit entry's details (an object).
-    pub fn stamp(&self, mut details: serde_json::Value) -> serde_json::Value {
-        if let Some(m) = details.as_object_mut() {
-            m.insert("clock".into(), self.clock.into());
-            m.insert("now".into(), self.now.clone().into());
-        }
-        details
-    }
-}
 
 fn due(end: i64, after: Option<i64>) -> Option<i64> {
     after.map(|a| end.saturating_add(a))

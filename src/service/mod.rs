@@ -412,7 +412,7 @@ fn retention_work(store: &Store, totals: &Arc<Totals>) -> jobs::Work {
         let outcome = store
             .retention_apply(crate::now_us(), false, SERVICE_ACTOR, &mut |_| {})
             .map_err(|e| e.to_string());
-        crate::store::record_retention_run(&store, SERVICE_ACTOR, &outcome);
+        crate::retention::record_retention_run(&store, SERVICE_ACTOR, &outcome);
         let s = outcome?;
         totals.add(&s);
         if !s.failed.is_empty() {
@@ -523,7 +523,7 @@ fn disk_work(
         let outcome = store
             .relieve_disk_pressure(crate::now_us(), SERVICE_ACTOR)
             .map_err(|e| e.to_string());
-        crate::store::record_retention_run(&store, SERVICE_ACTOR, &outcome);
+        crate::retention::record_retention_run(&store, SERVICE_ACTOR, &outcome);
         let s = outcome?;
         totals.add(&s);
         Ok(serde_json::json!({

@@ -21,7 +21,6 @@
 //!   before it is acknowledged.
 
 mod audit;
-mod background;
 pub(crate) mod change;
 mod check;
 pub(crate) mod compact;
@@ -48,6 +47,7 @@ mod scrub;
 mod space;
 mod stats;
 mod tiering;
+pub(crate) use tiering::RunClock;
 pub(crate) mod upload;
 mod upload_checksum;
 mod verified;
@@ -60,9 +60,6 @@ pub use audit::{READ_ACTIONS, SYSTEM_ACTOR};
 pub use export::Exported;
 pub use verified::VerifiedReader;
 
-#[cfg(feature = "server")]
-pub(crate) use background::record_retention_run;
-pub use background::{Clock, RetentionHandle, RetentionOptions};
 pub use change::Change;
 pub use check::SCRUB_STATE;
 pub use compact::CompactSummary;

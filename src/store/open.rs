@@ -152,9 +152,9 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
     let mut report = OpenReport::default();
     // The retention policy is written with its defaults on first use, for people to edit;
     // it is read (and validated) only by retention and the cloud tier.
-    let policy = root.join(crate::retention::policy::POLICY_FILE);
+    let policy = root.join(crate::policy::POLICY_FILE);
     if !policy.exists() {
-        crate::log::write_atomic(&policy, crate::retention::policy::DEFAULT_POLICY.as_bytes())?;
+        crate::log::write_atomic(&policy, crate::policy::DEFAULT_POLICY.as_bytes())?;
     }
     let audit = crate::audit::AuditLog::open(root, store_id)?;
 

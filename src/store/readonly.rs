@@ -225,8 +225,8 @@ impl Inner {
     }
 
     /// The retention policy; a read-only open reads it and never writes the default.
-    pub(crate) fn load_policy(&self) -> Result<crate::retention::policy::Policy> {
-        use crate::retention::policy::{Policy, POLICY_FILE};
+    pub(crate) fn load_policy(&self) -> Result<crate::policy::Policy> {
+        use crate::policy::{Policy, POLICY_FILE};
         if self.ro.is_none() {
             return Policy::load_or_create(&self.root);
         }

@@ -21,7 +21,7 @@ use crate::format::commit::CommitRecord;
 use crate::format::record::{record_end, Kind};
 use crate::log::writer::Appended;
 use crate::meta::{GpsFix, SegmentMeta};
-use crate::retention::policy::{Policy, DEFAULT_POLICY, POLICY_FILE};
+use crate::policy::{Policy, DEFAULT_POLICY, POLICY_FILE};
 use crate::tier::{CloudMeta, Tier};
 
 /// What recovery found and did.

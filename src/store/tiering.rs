@@ -25,7 +25,6 @@ use crate::fail;
 use crate::format::change::{Op, FLAG_DELETED, FLAG_EVICTED, FLAG_UPLOADED};
 use crate::format::commit::Extent;
 use crate::format::record::HEADER_LEN;
-use crate::retention::RunClock;
 use crate::tier::{meta_for, Tier};
 
 /// `<root>/cloud-deletes`: ids of deleted segments whose cloud copies may remain (one per
@@ -470,5 +469,28 @@ fn stamp(run: Option<&RunClock>, details: serde_json::Value) -> serde_json::Valu
     match run {
         Some(r) => r.stamp(details),
         None => details,
+    }
+}
+
+/// The clock a retention run (src/retention) decides by: recorded in its summary and in the
+/// audit entries of the evictions it makes.
+#[derive(Debug, Clone)]
+pub(crate) struct RunClock {
+    /// `"real"` or `"simulated"` (the store's clock).
+    pub clock: &'static str,
+    /// The time used, RFC 3339.
+    pub now: String,
+    /// The same time, µs (what a pin is compared with when the run evicts).
+    pub now_us: i64,
+}
+
+impl RunClock {
+    /// Adds `clock` and `now` to an audit entry's details (an object).
+    pub fn stamp(&self, mut details: serde_json::Value) -> serde_json::Value {
+        if let Some(m) = details.as_object_mut() {
+            m.insert("clock".into(), self.clock.into());
+            m.insert("now".into(), self.now.clone().into());
+        }
+        details
     }
 }

@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
-use super::{Inner, Store};
+use super::Summary;
 use crate::error::{Error, Result};
-use crate::retention::Summary;
+use crate::store::{Inner, Store};
 
 /// A clock for retention decisions: microseconds since the Unix epoch.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -67,7 +67,7 @@ impl Store {
     /// for a clean stop; the thread also ends by itself once the store is dropped.
     pub fn start_retention(&self, opts: RetentionOptions) -> Result<RetentionHandle> {
         self.inner.writable("background retention")?;
-        super::audit::check_actor(&opts.actor)?;
+        crate::store::check_actor(&opts.actor)?;
         self.policy()?; // a bad policy.toml is reported now, not only in stderr
         let shared = Arc::new(Shared {
             stop: Mutex::new(false),
@@ -96,7 +96,10 @@ fn run_loop(weak: Weak<Inner>, sh: Arc<Shared>, opts: RetentionOptions) {
         }
         let Some(inner) = weak.upgrade() else { return };
         let store = Store { inner, actor: None };
-        let now = opts.clock.as_ref().map_or_else(super::now_us, |c| c());
+        let now = opts
+            .clock
+            .as_ref()
+            .map_or_else(crate::util::now_us, |c| c());
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             store.retention_apply(now, false, &opts.actor, &mut |_| {})
         }));
