@@ -60,6 +60,9 @@ else
 fi
 [ "$status" -eq 0 ] || exit "$status"
 
+echo "== section references between README, DESIGN, FORMAT and the sources"
+python3 scripts/check-doc-refs.py
+
 echo "== the engine builds without the frontends (cargo features, issue 13)"
 scripts/check-features.sh
 
