@@ -100,28 +100,12 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
     }
     let lock_path = root.join("LOCK");
     let lock = crate::perms::open_or_create(&lock_path).at(&lock_path)?;
-    match lock.try_lock() {
-        Ok(()) => {}
-        Err(fs::TryLockError::WouldBlock) => {
-            return Err(Error::Locked {
-                path: root.to_path_buf(),
-            })
-        }
-        Err(fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
-    }
+    take_lock(&lock, root, &lock_path)?;
     // `LOCK` can be deleted from under its owner (an operator "clearing a stale lock"), and
     // a new file would lock fine: so the owner also locks the store directory itself, which
     // cannot be replaced while the store is in it. A second writer fails on one or the other.
     let dir_lock = fs::File::open(root).at(root)?;
-    match dir_lock.try_lock() {
-        Ok(()) => {}
-        Err(fs::TryLockError::WouldBlock) => {
-            return Err(Error::Locked {
-                path: root.to_path_buf(),
-            })
-        }
-        Err(fs::TryLockError::Error(e)) => return Err(Error::io(root, e)),
-    }
+    take_lock(&dir_lock, root, root)?;
     match (mode, config_path.exists()) {
         (Mode::Existing, false) => {
             return Err(Error::NoStore {
@@ -635,4 +619,31 @@ fn list_volumes(
         }
     }
     Ok(out)
+}
+
+/// How long an open waits for a lock that is held before it reports [`Error::Locked`].
+/// A store this process just closed can stay locked for an instant: a child process started
+/// meanwhile by another thread (any `Command::spawn`) holds copies of every descriptor from
+/// its fork until its exec, and an flock is released only when the last copy closes. A store
+/// held by another process stays held: the wait only turns that instant into no error.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Takes the exclusive flock on `file` (naming `path` in errors), waiting at most
+/// [`LOCK_WAIT`] for a holder to let go.
+fn take_lock(file: &fs::File, root: &Path, path: &Path) -> Result<()> {
+    let start = std::time::Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(fs::TryLockError::WouldBlock) if start.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(Error::Locked {
+                    path: root.to_path_buf(),
+                })
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(Error::io(path, e)),
+        }
+    }
 }
