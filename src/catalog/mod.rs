@@ -24,6 +24,7 @@
 pub mod checkpoint;
 mod dedup;
 mod interner;
+pub mod search;
 
 pub use dedup::{dedup_key, DedupIndex};
 pub use interner::Interner;
@@ -63,6 +64,24 @@ pub struct SegmentEntry {
     pub flags: u32,
     /// Offset of the segment's GPS track in the track file (`NO_TRACK` if it has none).
     pub track: u64,
+}
+
+impl crate::index::Listed for SegmentEntry {
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn start_us(&self) -> i64 {
+        self.start_us
+    }
+    fn end_us(&self) -> i64 {
+        self.end_us
+    }
+    fn officer(&self) -> u32 {
+        self.officer
+    }
+    fn device(&self) -> u32 {
+        self.device
+    }
 }
 
 impl SegmentEntry {

@@ -3,8 +3,9 @@
 
 use super::fix_crc;
 use crate::catalog::checkpoint::{decode_body, decode_file, encode_body};
+use crate::catalog::search::run;
 use crate::catalog::Catalog;
-use crate::index::query::{run, Query};
+use crate::index::query::Query;
 use crate::index::tracks::{encode as encode_track, TrackRef, HEADER_LEN as TRACKS_HEADER};
 use crate::index::LabelKind;
 

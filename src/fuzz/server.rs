@@ -4,10 +4,10 @@
 use std::path::Path;
 
 use super::text;
+use crate::catalog::search::run;
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::format::commit::CommitRecord;
-use crate::index::query::run;
 use crate::meta::{GpsFix, SegmentMeta};
 use crate::retention::policy::{parse_after, Policy};
 use crate::server::api::find_args;

@@ -43,6 +43,18 @@ pub enum LabelKind {
 /// (start, id) pairs sorted ascending: the order results are returned in.
 pub type TimeList = Vec<(i64, u64)>;
 
+/// What the index's time, officer and device lists need of a segment; the catalog's entries
+/// provide it (`catalog::SegmentEntry`), so the index does not depend on the catalog.
+pub trait Listed {
+    fn id(&self) -> u64;
+    fn start_us(&self) -> i64;
+    fn end_us(&self) -> i64;
+    /// Interned officer number.
+    fn officer(&self) -> u32;
+    /// Interned device number.
+    fn device(&self) -> u32;
+}
+
 pub struct Index {
     pub(crate) time: TimeList,
     pub(crate) by_officer: HashMap<u32, TimeList>,
@@ -123,17 +135,19 @@ impl Index {
     }
 
     /// Rebuilds the time, officer and device lists from catalog entries (checkpoint load).
-    pub fn rebuild_lists(&mut self, entries: &[crate::catalog::SegmentEntry]) {
-        let mut time: TimeList = entries.iter().map(|e| (e.start_us, e.id)).collect();
+    pub fn rebuild_lists<E: Listed>(&mut self, entries: &[E]) {
+        let mut time: TimeList = entries.iter().map(|e| (e.start_us(), e.id())).collect();
         time.sort_unstable();
         for e in entries {
-            self.max_duration = self.max_duration.max(e.end_us.saturating_sub(e.start_us));
+            self.max_duration = self
+                .max_duration
+                .max(e.end_us().saturating_sub(e.start_us()));
         }
         // Name numbers are dense (the interner hands them out from 0), so the lists are built
         // in vectors indexed by number, at their exact size, without hashing every entry.
         let names = entries
             .iter()
-            .map(|e| e.officer.max(e.device) as usize + 1)
+            .map(|e| e.officer().max(e.device()) as usize + 1)
             .max()
             .unwrap_or(0);
         if names > entries.len().saturating_mul(2) + 1024 {
@@ -142,13 +156,13 @@ impl Index {
             let mut devices: HashMap<u32, TimeList> = HashMap::new();
             for e in entries {
                 officers
-                    .entry(e.officer)
+                    .entry(e.officer())
                     .or_default()
-                    .push((e.start_us, e.id));
+                    .push((e.start_us(), e.id()));
                 devices
-                    .entry(e.device)
+                    .entry(e.device())
                     .or_default()
-                    .push((e.start_us, e.id));
+                    .push((e.start_us(), e.id()));
             }
             for l in officers.values_mut().chain(devices.values_mut()) {
                 l.sort_unstable();
@@ -157,7 +171,7 @@ impl Index {
             self.by_officer = officers;
             self.by_device = devices;
         } else {
-            let by = |sym: fn(&crate::catalog::SegmentEntry) -> u32| {
+            let by = |sym: fn(&E) -> u32| {
                 let mut counts = vec![0usize; names];
                 for e in entries {
                     counts[sym(e) as usize] += 1;
@@ -165,7 +179,7 @@ impl Index {
                 let mut lists: Vec<TimeList> =
                     counts.iter().map(|&c| Vec::with_capacity(c)).collect();
                 for e in entries {
-                    lists[sym(e) as usize].push((e.start_us, e.id));
+                    lists[sym(e) as usize].push((e.start_us(), e.id()));
                 }
                 lists
                     .into_iter()
@@ -177,8 +191,8 @@ impl Index {
                     })
                     .collect::<HashMap<u32, TimeList>>()
             };
-            self.by_officer = by(|e| e.officer);
-            self.by_device = by(|e| e.device);
+            self.by_officer = by(|e| e.officer());
+            self.by_device = by(|e| e.device());
         }
         self.time = time;
     }

@@ -29,7 +29,7 @@ impl Store {
     /// Runs a query; returns one page of results sorted by (start, id). Through an actor
     /// handle it is recorded in the audit log (action `query`, details = the query).
     pub fn find(&self, q: &Query) -> Result<Page> {
-        let page = query::run(&self.inner.catalog.read(), q)?;
+        let page = crate::catalog::search::run(&self.inner.catalog.read(), q)?;
         let mut details = super::audit::query_details(q);
         details["results"] = page.results.len().into();
         self.record_access("query", None, details)?;
@@ -56,7 +56,7 @@ impl Store {
             if done {
                 return None;
             }
-            match query::run(&self.inner.catalog.read(), &q) {
+            match crate::catalog::search::run(&self.inner.catalog.read(), &q) {
                 Ok(page) => {
                     done = page.next.is_none();
                     q.cursor = page.next;
