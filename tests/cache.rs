@@ -637,3 +637,23 @@ fn deleting_a_segment_removes_its_local_block_crc_list() {
     store.delete(id, "test").unwrap();
     assert!(!list.exists(), "the list goes with the cloud copy");
 }
+
+#[test]
+fn a_damaged_local_block_crc_list_is_an_error_not_a_missing_one() {
+    let fx = Fixture::new();
+    let store = fx.create(64 << 20, None);
+    let data = random_bytes(17, MIB + 5);
+    let id = evicted(&store, &data, 0);
+    store.close().unwrap();
+    let list = fx.root.join("cloud-crc").join(format!("{id:020}.crc"));
+    let mut bytes = std::fs::read(&list).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1; // a CRC in the list: the file's own CRC32 no longer holds
+    std::fs::write(&list, &bytes).unwrap();
+    let store = fx.open(&fx.options(None));
+    match range(&store, id, 0, 10) {
+        Err(Error::Corruption { path, .. }) => assert_eq!(path, list),
+        other => panic!("expected a corrupt list, got {:?}", other.map(|v| v.len())),
+    }
+    assert!(fx.cache_files().is_empty());
+}
