@@ -553,15 +553,7 @@ impl Tier {
         if range.start >= end {
             return Ok(Vec::new());
         }
-        let cipher = match (meta.sealed, &self.crypt) {
-            (true, Some(c)) => Some(c.segment(id)),
-            (false, _) => None,
-            (true, None) => {
-                return Err(Error::Cloud(format!(
-                    "segment {id}: the cloud copy is encrypted and no key was given"
-                )))
-            }
-        };
+        let cipher = self.cipher_for(&meta)?;
         // A block of `plain` bytes is stored as `plain + overhead` bytes; every block of a
         // part but the segment's last is full.
         let overhead = Tier::stored_block(meta.sealed, 0);
@@ -591,21 +583,9 @@ impl Tier {
         let crc_of = |n: u64| meta.block_crc32.get(n as usize).copied();
         let mut block = first;
         while block <= last {
-            if let (Some(c), Some(crc)) = (cache, crc_of(block)) {
-                if let Some(b) = c.get_memory(id, block) {
+            if let Some(c) = cache {
+                if let Some(b) = Tier::cached_block(c, &meta, cipher.as_ref(), block)? {
                     emit(block, &b);
-                    block += 1;
-                    continue;
-                }
-                let len = (plain_len(block) + overhead) as usize;
-                if let Some(b) = c.get(id, block, len, crc) {
-                    let plain = Bytes::from(match &cipher {
-                        None => b,
-                        Some(ci) => open(ci, block, &b, &"the read cache")?,
-                    });
-                    emit(block, &plain);
-                    // Checked once: the next reads of this block are served from memory.
-                    c.put_memory(id, block, plain);
                     block += 1;
                     continue;
                 }
@@ -658,12 +638,68 @@ impl Tier {
     /// rather than copied when the read cache holds it in memory (a reader keeps it and serves
     /// every read within the block from it).
     pub fn read_block(&self, id: u64, n: u64) -> Result<Bytes> {
-        if let Some(b) = self.cache.as_ref().and_then(|c| c.get_memory(id, n)) {
-            return Ok(b);
+        if let Some(c) = &self.cache {
+            if let Some(b) = c.get_memory(id, n) {
+                return Ok(b);
+            }
+            let meta = self.meta(id)?;
+            let cipher = self.cipher_for(&meta)?;
+            if let Some(b) = Tier::cached_block(c, &meta, cipher.as_ref(), n)? {
+                return Ok(b); // read from its file and checked: no copy
+            }
         }
         let start = n.saturating_mul(BLOCK_SIZE);
         let v = self.read_range_with(id, start..start.saturating_add(BLOCK_SIZE), true)?;
         Ok(Bytes::from(v))
+    }
+
+    /// What opens the stored blocks of `meta`'s segment: none when they are plaintext.
+    fn cipher_for(&self, meta: &CloudMeta) -> Result<Option<crate::crypt::SegmentCipher>> {
+        match (meta.sealed, &self.crypt) {
+            (true, Some(c)) => Ok(Some(c.segment(meta.id))),
+            (false, _) => Ok(None),
+            (true, None) => Err(Error::Cloud(format!(
+                "segment {}: the cloud copy is encrypted and no key was given",
+                meta.id
+            ))),
+        }
+    }
+
+    /// Plaintext block `n` of `meta`'s segment from the read cache `c`: from its memory, or
+    /// from its file, checked against `meta.json`'s CRC32 (and opened with `cipher`), then
+    /// kept in memory so the next reads of it are not checked again. None: not cached (or its
+    /// file failed its checks and was dropped).
+    fn cached_block(
+        c: &crate::cache::BlockCache,
+        meta: &CloudMeta,
+        cipher: Option<&crate::crypt::SegmentCipher>,
+        n: u64,
+    ) -> Result<Option<Bytes>> {
+        let id = meta.id;
+        if let Some(b) = c.get_memory(id, n) {
+            return Ok(Some(b));
+        }
+        let Some(crc) = meta.block_crc32.get(n as usize).copied() else {
+            return Ok(None);
+        };
+        let plain_len = meta.bytes.saturating_sub(n * BLOCK_SIZE).min(BLOCK_SIZE);
+        let len = (plain_len + Tier::stored_block(meta.sealed, 0)) as usize;
+        let Some(stored) = c.get(id, n, len, crc) else {
+            return Ok(None);
+        };
+        let plain = match cipher {
+            None => stored,
+            Some(ci) => ci
+                .open(crate::crypt::DOMAIN_BLOCK, n, &stored)
+                .map_err(|t| Error::SegmentCorrupt {
+                    segment: id,
+                    offset: n * BLOCK_SIZE,
+                    what: format!("cloud copy block {n} (the read cache): {t}"),
+                })?,
+        };
+        let plain = Bytes::from(plain);
+        c.put_memory(id, n, plain.clone());
+        Ok(Some(plain))
     }
 
     /// Whether the read cache holds the block of segment `id` at byte `pos`.
