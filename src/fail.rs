@@ -11,6 +11,10 @@
 //! N-th pass and every later one, so a test can make the cloud fail part-way through a
 //! batch and go on running.
 //!
+//! [`hook`]`("name")` is an interleaving point: a test in the same process sets a one-shot
+//! closure for it with `set_hook` (bound to the test's thread), which runs there, for example
+//! to delete a segment while a read of it is between two steps.
+//!
 //! Invariants: a point never changes what the code does unless it aborts; the process exits
 //! through `std::process::abort` (SIGABRT), so nothing buffered in user space reaches disk
 //! and the kernel keeps what was written, exactly as after `kill -9`.
@@ -28,7 +32,7 @@ pub const ENV: &str = "FOOTAGE_FAILPOINT";
 pub const COMPILED: bool = cfg!(feature = "failpoints");
 
 #[cfg(feature = "failpoints")]
-pub use armed::{clear_eio, eio, error, inject_eio, point};
+pub use armed::{clear_eio, eio, error, hook, inject_eio, point, set_hook};
 
 /// A crash point: nothing in a build without the `failpoints` feature.
 #[cfg(not(feature = "failpoints"))]
@@ -41,6 +45,11 @@ pub fn point(_name: &str) {}
 pub fn error(_name: &str) -> bool {
     false
 }
+
+/// An interleaving hook: nothing in a build without the `failpoints` feature.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn hook(_name: &str) {}
 
 /// An injected read error: never in a build without the `failpoints` feature.
 #[cfg(not(feature = "failpoints"))]
@@ -104,6 +113,43 @@ mod armed {
                 eprintln!("footage: failpoint {name} reached: aborting");
                 std::process::abort();
             }
+        }
+    }
+
+    /// One-shot hooks: (name, thread that set it, what to run).
+    type Hook = (String, std::thread::ThreadId, Box<dyn FnOnce() + Send>);
+    static HOOKS: Mutex<Vec<Hook>> = Mutex::new(Vec::new());
+    /// True while a hook is set, so an unarmed [`hook`] is one relaxed load.
+    static HOOKS_ARMED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+    /// Runs `f` the next time the calling thread passes [`hook`] `name` (once), so a test can
+    /// force an interleaving (delete a segment between a cache fill's fetch and its rename).
+    /// Thread-bound, so tests running side by side in one binary do not fire each other's.
+    pub fn set_hook(name: &str, f: impl FnOnce() + Send + 'static) {
+        HOOKS
+            .lock()
+            .push((name.to_string(), std::thread::current().id(), Box::new(f)));
+        HOOKS_ARMED.store(true, Ordering::Relaxed);
+    }
+
+    /// An interleaving point named `name`: runs the hook the calling thread set for it, if
+    /// any (outside any lock of this module).
+    pub fn hook(name: &str) {
+        if !HOOKS_ARMED.load(Ordering::Relaxed) {
+            return;
+        }
+        let me = std::thread::current().id();
+        let f = {
+            let mut hooks = HOOKS.lock();
+            let at = hooks.iter().position(|(n, t, _)| n == name && *t == me);
+            let f = at.map(|i| hooks.remove(i).2);
+            if hooks.is_empty() {
+                HOOKS_ARMED.store(false, Ordering::Relaxed);
+            }
+            f
+        };
+        if let Some(f) = f {
+            f();
         }
     }
 

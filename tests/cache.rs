@@ -2,8 +2,11 @@
 //! needs no cloud, least-recently-used blocks go first, the byte budget holds under
 //! concurrent readers, damaged cached blocks are dropped and fetched again, corrupt cloud
 //! blocks are never cached, deletion drops a segment's blocks, a crash during a fill leaves
-//! nothing the next open keeps, an encrypted store caches no plaintext, and a read-only open
-//! writes no cache.
+//! nothing the next open keeps, an encrypted store caches no plaintext, a read-only open
+//! writes no cache, a block read in small ranges is checked once and then served from
+//! memory, a read in flight when its segment is deleted leaves nothing cached, and a
+//! `meta.json` altered in the bucket together with a part (consistent CRCs) is refused
+//! against the block CRC list kept locally at upload.
 //!
 //! The cloud is a `file://` directory, so a test can delete or damage its objects.
 
@@ -484,4 +487,173 @@ fn a_bad_cache_table_is_refused_with_a_clear_error() {
         Err(Error::Config { what, .. }) => assert!(what.contains("cache.dir"), "{what}"),
         other => panic!("expected a config error, got {:?}", other.map(|_| ())),
     }
+}
+
+#[test]
+fn a_block_read_in_small_ranges_is_checked_once_then_served_from_memory() {
+    let fx = Fixture::new();
+    let store = fx.create(64 << 20, None);
+    let data = random_bytes(13, 2 * MIB + 100);
+    let id = evicted(&store, &data, 0);
+    assert_eq!(range(&store, id, 0, 10).unwrap(), &data[..10]); // from the cloud
+    let r = 64 * 1024;
+    for n in 0..MIB / r {
+        // A new reader per range, as the HTTP server has per range request.
+        assert_eq!(
+            range(&store, id, n * r, r).unwrap(),
+            &data[n * r..(n + 1) * r]
+        );
+    }
+    let s = store.read_cache_stats().unwrap();
+    // The first range read the block's file (and checked it), the other 15 its plaintext.
+    assert_eq!((s.hits, s.memory_hits, s.misses), (16, 15, 3), "{s:?}");
+    assert_eq!((s.memory_blocks, s.memory_bytes), (1, MIB as u64), "{s:?}");
+    assert!(s.memory_bytes <= s.memory_max_bytes, "{s:?}");
+    // A hit in memory is a use of the block: its file stays the most recent.
+    assert_eq!(store.read_cache_blocks(), vec![(id, 1), (id, 2), (id, 0)]);
+    store.delete(id, "test").unwrap();
+    let s = store.read_cache_stats().unwrap();
+    assert_eq!(
+        (s.memory_blocks, s.memory_bytes, s.blocks),
+        (0, 0, 0),
+        "{s:?}"
+    );
+}
+
+#[test]
+fn a_read_in_flight_when_its_segment_is_deleted_leaves_no_cached_block() {
+    let fx = Fixture::new();
+    let store = fx.create(64 << 20, None);
+    let data = random_bytes(14, MIB + 10);
+    let id = evicted(&store, &data, 0);
+    // The deletion runs between the fill's write of block 0 and its rename.
+    let deleter = store.clone();
+    footage::fail::set_hook("cache.fill.before_rename", move || {
+        deleter.delete(id, "test").unwrap();
+    });
+    // The bytes were verified before the deletion: the read itself may finish.
+    assert_eq!(range(&store, id, 0, 10).unwrap(), &data[..10]);
+    assert!(store.info(id).is_err(), "the segment was deleted");
+    assert_eq!(store.read_cache_blocks(), Vec::<(u64, u64)>::new());
+    assert_eq!(fx.cache_files(), Vec::<PathBuf>::new());
+    let s = store.read_cache_stats().unwrap();
+    assert_eq!((s.blocks, s.bytes, s.memory_blocks), (0, 0, 0), "{s:?}");
+}
+
+/// Changes block `block` of the first part of segment `id`'s cloud copy and rewrites its
+/// `meta.json` to match (block CRC32 and SHA-256), as someone with write access to the bucket
+/// would. Returns the segment's bytes as the cloud copy now has them.
+fn tamper_consistently(fx: &Fixture, id: u64, data: &[u8], block: usize) -> Vec<u8> {
+    use sha2::Digest;
+    let part = fx
+        .parts()
+        .into_iter()
+        .find(|p| p.to_str().unwrap().contains(&format!("{id:020}")))
+        .unwrap();
+    let mut bytes = std::fs::read(&part).unwrap();
+    bytes[block * MIB + 1234] ^= 0x5a;
+    std::fs::write(&part, &bytes).unwrap();
+    let meta_path = part.with_file_name("meta.json");
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+    let end = ((block + 1) * MIB).min(bytes.len());
+    meta["block_crc32"][block] = crc32fast::hash(&bytes[block * MIB..end]).into();
+    let mut forged = data.to_vec();
+    forged[block * MIB + 1234] ^= 0x5a;
+    let sha: String = sha2::Sha256::digest(&forged)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    meta["sha256"] = sha.into();
+    std::fs::write(&meta_path, serde_json::to_vec_pretty(&meta).unwrap()).unwrap();
+    forged
+}
+
+#[test]
+fn a_meta_json_changed_with_its_part_is_refused_by_ranged_reads_cache_fills_and_get() {
+    let fx = Fixture::new();
+    let store = fx.create(64 << 20, None);
+    let data = random_bytes(15, 2 * MIB + 77);
+    let id = evicted(&store, &data, 0);
+    let list = fx.root.join("cloud-crc").join(format!("{id:020}.crc"));
+    assert!(list.exists(), "the upload keeps the block CRC list");
+    store.close().unwrap();
+    let forged = tamper_consistently(&fx, id, &data, 1);
+
+    let store = fx.open(&fx.options(None));
+    let changed = |r: footage::Result<Vec<u8>>| match r {
+        Err(Error::SegmentCorrupt { segment, what, .. }) => {
+            assert_eq!(segment, id);
+            assert!(what.contains("meta.json changed"), "{what}");
+        }
+        other => panic!("expected a refusal, got {:?}", other.map(|v| v.len())),
+    };
+    // A ranged read of the changed block, and of a block the attacker left alone.
+    changed(range(&store, id, MIB + 1000, 500));
+    changed(range(&store, id, 0, 10));
+    // Nothing was cached.
+    assert!(store.read_cache_blocks().is_empty());
+    assert!(fx.cache_files().is_empty());
+    // A whole read (what `get` does), through the library and the CLI.
+    let mut all = Vec::new();
+    let whole = match store.open_segment(id) {
+        Ok(mut r) => std::io::Read::read_to_end(&mut r, &mut all).is_ok(),
+        Err(_) => false,
+    };
+    assert!(!whole, "a whole read of the altered copy must fail");
+    store.close().unwrap();
+    let out = common::output(
+        Command::new(env!("CARGO_BIN_EXE_footage"))
+            .arg("--store")
+            .arg(&fx.root)
+            .args(["--actor", "cache-test", "get", &id.to_string()])
+            .stdin(Stdio::null()),
+    );
+    assert!(!out.status.success(), "footage get must refuse");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("meta.json changed"), "{err}");
+
+    // Without the local list (a segment uploaded before it was kept) the altered copy is
+    // taken as it is: the alteration above is one the bucket's own CRCs cannot see.
+    std::fs::remove_file(&list).unwrap();
+    let store = fx.open(&fx.options(None));
+    assert_eq!(
+        range(&store, id, MIB + 1000, 500).unwrap(),
+        &forged[MIB + 1000..MIB + 1500]
+    );
+    assert_ne!(
+        &forged[MIB + 1000..MIB + 1500],
+        &data[MIB + 1000..MIB + 1500]
+    );
+}
+
+#[test]
+fn deleting_a_segment_removes_its_local_block_crc_list() {
+    let fx = Fixture::new();
+    let store = fx.create(64 << 20, None);
+    let id = evicted(&store, &random_bytes(16, MIB), 0);
+    let list = fx.root.join("cloud-crc").join(format!("{id:020}.crc"));
+    assert!(list.exists());
+    store.delete(id, "test").unwrap();
+    assert!(!list.exists(), "the list goes with the cloud copy");
+}
+
+#[test]
+fn a_damaged_local_block_crc_list_is_an_error_not_a_missing_one() {
+    let fx = Fixture::new();
+    let store = fx.create(64 << 20, None);
+    let data = random_bytes(17, MIB + 5);
+    let id = evicted(&store, &data, 0);
+    store.close().unwrap();
+    let list = fx.root.join("cloud-crc").join(format!("{id:020}.crc"));
+    let mut bytes = std::fs::read(&list).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1; // a CRC in the list: the file's own CRC32 no longer holds
+    std::fs::write(&list, &bytes).unwrap();
+    let store = fx.open(&fx.options(None));
+    match range(&store, id, 0, 10) {
+        Err(Error::Corruption { path, .. }) => assert_eq!(path, list),
+        other => panic!("expected a corrupt list, got {:?}", other.map(|v| v.len())),
+    }
+    assert!(fx.cache_files().is_empty());
 }

@@ -58,6 +58,7 @@ compact_below_live = 0.6
 /// Every crash point a first apply of the fixture passes, with the pass to abort at.
 const POINTS: &[&str] = &[
     "upload.after_parts",
+    "upload.after_local_crcs",
     "upload.after_meta",
     "upload.after_record",
     "upload.after_record@2",

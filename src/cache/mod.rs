@@ -7,13 +7,23 @@
 //! times (the LRU order after a restart is that of the files' mtimes, which a hit refreshes
 //! when older than a minute).
 //!
+//! In front of the files, a small in-memory layer ([`memory`], [`memory::MEMORY_BYTES`])
+//! keeps the last blocks read from them as verified plaintext: a block read in many small
+//! ranges (a viewer's range requests) is read from its file and checked once, then handed out
+//! from memory.
+//!
 //! Invariants:
 //! - the cache is never a copy of anything: only blocks the cloud holds and that passed the
 //!   `meta.json` CRC32 are put in it; it is consulted only for segments with a verified cloud
 //!   copy, never counted by retention or verify, and a segment's blocks are dropped when the
 //!   segment is deleted (and at open, those of segments no longer in the catalog);
-//! - every hit is checked again (header identity, header CRC, payload CRC against
-//!   `meta.json`); a file that fails is dropped and the block fetched from the cloud;
+//! - every hit on a file is checked again (header identity, header CRC, payload CRC against
+//!   `meta.json`); a file that fails is dropped and the block fetched from the cloud; a hit
+//!   in memory hands out bytes that passed those checks when they were read from their file;
+//! - no block of a deleted segment stays cached: [`BlockCache::drop_segment`] marks the
+//!   segment dead and drops its blocks under the index lock, and a fill (or a memory insert)
+//!   checks the dead set under the same lock before its rename, so a read in flight during
+//!   the deletion cannot put a block back;
 //! - bytes of cache files in place plus bytes reserved by fills in progress never exceed
 //!   `max_bytes`, under any number of concurrent readers: a fill reserves its file's size
 //!   (evicting least-recently-used blocks) before it writes a byte, and two fills of one
@@ -26,22 +36,25 @@
 //!   the cloud and the error is logged and counted.
 
 pub mod file;
+pub mod memory;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use parking_lot::Mutex;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
 use file::Identity;
+use memory::MemoryBlocks;
 
 /// (segment id, block index).
-type Key = (u64, u64);
+pub(crate) type Key = (u64, u64);
 
 /// A hit moves a file's mtime (the LRU order a restart sees) only if it is older than this.
 const MTIME_GRAIN: std::time::Duration = std::time::Duration::from_secs(60);
@@ -65,6 +78,11 @@ struct Index {
     used: u64,
     /// Bytes reserved by fills in progress.
     reserved: u64,
+    /// Verified plaintext of recently read blocks.
+    memory: MemoryBlocks,
+    /// Segments deleted since the cache was opened: never cached again (a read in flight
+    /// when its segment was deleted must not put a block back). Ids are never reused.
+    dead: HashSet<u64>,
 }
 
 impl Index {
@@ -104,8 +122,16 @@ pub struct CacheStats {
     /// Bytes of cache files in place (headers included).
     pub bytes: u64,
     pub blocks: u64,
-    /// Blocks served from the cache since the store was opened.
+    /// Blocks served from the cache since the store was opened (from its files or from
+    /// memory).
     pub hits: u64,
+    /// Of `hits`, those served from the in-memory layer (verified plaintext of blocks read
+    /// from the files recently).
+    pub memory_hits: u64,
+    /// Bytes and blocks held by the in-memory layer, and its budget.
+    pub memory_bytes: u64,
+    pub memory_blocks: u64,
+    pub memory_max_bytes: u64,
     /// Blocks fetched from the cloud for want of a cached copy.
     pub misses: u64,
     /// Blocks dropped to make room (least recently used first).
@@ -124,6 +150,7 @@ pub struct BlockCache {
     max_bytes: u64,
     index: Mutex<Index>,
     hits: AtomicU64,
+    memory_hits: AtomicU64,
     misses: AtomicU64,
     evictions: AtomicU64,
     corrupt: AtomicU64,
@@ -174,7 +201,10 @@ impl BlockCache {
             found.push((mtime, key, len));
         }
         found.sort();
-        let mut index = Index::default();
+        let mut index = Index {
+            memory: MemoryBlocks::new(memory::MEMORY_BYTES),
+            ..Index::default()
+        };
         for (_, key, len) in found {
             index.insert(key, len);
         }
@@ -185,6 +215,7 @@ impl BlockCache {
             max_bytes,
             index: Mutex::new(index),
             hits: AtomicU64::new(0),
+            memory_hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
             corrupt: AtomicU64::new(0),
@@ -215,9 +246,40 @@ impl BlockCache {
         }
     }
 
-    /// Whether block `block` of `segment` is cached (it may still fail its checks).
+    /// Whether block `block` of `segment` is cached, in memory or in a file (a file may
+    /// still fail its checks).
     pub fn contains(&self, segment: u64, block: u64) -> bool {
-        self.index.lock().entries.contains_key(&(segment, block))
+        let ix = self.index.lock();
+        ix.memory.contains((segment, block)) || ix.entries.contains_key(&(segment, block))
+    }
+
+    /// The verified plaintext of a block, if the in-memory layer holds it (counted as a
+    /// hit; the block's file, if any, counts as recently used too).
+    pub fn get_memory(&self, segment: u64, block: u64) -> Option<Bytes> {
+        let key = (segment, block);
+        let got = {
+            let mut ix = self.index.lock();
+            let got = ix.memory.get(key);
+            if got.is_some() {
+                ix.touch(key);
+            }
+            got
+        };
+        if got.is_some() {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            self.memory_hits.fetch_add(1, Ordering::Relaxed);
+        }
+        got
+    }
+
+    /// Keeps the plaintext of a block that the caller read from this cache's files (through
+    /// [`BlockCache::get`]) and checked (opened, in an encrypted store). Not for a deleted
+    /// segment.
+    pub fn put_memory(&self, segment: u64, block: u64, plain: Bytes) {
+        let mut ix = self.index.lock();
+        if !ix.dead.contains(&segment) {
+            ix.memory.insert((segment, block), plain);
+        }
     }
 
     /// The stored bytes of a block, if cached and sound: `len` bytes whose CRC32 is `crc`
@@ -322,7 +384,8 @@ impl BlockCache {
         let bytes = (file::HEADER_LEN + payload.len()) as u64;
         {
             let mut ix = self.index.lock();
-            if ix.entries.contains_key(&key) || bytes > self.max_bytes {
+            if ix.entries.contains_key(&key) || bytes > self.max_bytes || ix.dead.contains(&segment)
+            {
                 return;
             }
             if !self.make_room(&mut ix, bytes) {
@@ -343,6 +406,7 @@ impl BlockCache {
             crate::fsio::write_all_at(&f, payload, file::HEADER_LEN as u64)
         })();
         crate::fail::point("cache.fill.written");
+        crate::fail::hook("cache.fill.before_rename");
         let mut ix = self.index.lock();
         ix.reserved -= bytes;
         if let Err(e) = written {
@@ -352,8 +416,9 @@ impl BlockCache {
             remove(&tmp);
             return;
         }
-        if ix.entries.contains_key(&key) {
-            // Another reader filled it meanwhile: one file is enough.
+        if ix.entries.contains_key(&key) || ix.dead.contains(&segment) {
+            // Another reader filled it meanwhile (one file is enough), or its segment was
+            // deleted since the fill began (checked under the lock the deletion takes).
             drop(ix);
             remove(&tmp);
             return;
@@ -373,9 +438,12 @@ impl BlockCache {
         crate::fail::point("cache.fill.renamed");
     }
 
-    /// Drops every cached block of `segment` (it was deleted). Returns how many.
+    /// Drops every cached block of `segment` (it was deleted) and refuses any later fill of
+    /// it, including those in flight now. Returns how many blocks were dropped.
     pub fn drop_segment(&self, segment: u64) -> usize {
         let mut ix = self.index.lock();
+        ix.dead.insert(segment);
+        ix.memory.drop_segment(segment);
         let keys: Vec<Key> = ix
             .entries
             .range((segment, 0)..=(segment, u64::MAX))
@@ -391,6 +459,7 @@ impl BlockCache {
     /// Drops every cached block (for benchmarks and tests of a cold cache).
     pub fn clear(&self) {
         let mut ix = self.index.lock();
+        ix.memory.clear();
         let keys: Vec<Key> = ix.entries.keys().copied().collect();
         for key in keys {
             ix.remove(key);
@@ -404,9 +473,9 @@ impl BlockCache {
     }
 
     pub fn stats(&self) -> CacheStats {
-        let (bytes, blocks) = {
+        let (bytes, blocks, memory) = {
             let ix = self.index.lock();
-            (ix.used, ix.entries.len() as u64)
+            (ix.used, ix.entries.len() as u64, ix.memory.size())
         };
         CacheStats {
             dir: self.dir.display().to_string(),
@@ -414,6 +483,10 @@ impl BlockCache {
             bytes,
             blocks,
             hits: self.hits.load(Ordering::Relaxed),
+            memory_hits: self.memory_hits.load(Ordering::Relaxed),
+            memory_bytes: memory.0,
+            memory_blocks: memory.1,
+            memory_max_bytes: memory.2,
             misses: self.misses.load(Ordering::Relaxed),
             evictions: self.evictions.load(Ordering::Relaxed),
             corrupt: self.corrupt.load(Ordering::Relaxed),
@@ -463,6 +536,23 @@ mod tests {
         // A block bigger than the whole budget is not cached.
         c.put(2, 0, &vec![0; 4 * per as usize]);
         assert!(!c.contains(2, 0));
+    }
+
+    #[test]
+    fn a_deleted_segment_is_never_cached_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = open(dir.path(), 1 << 20);
+        c.put(1, 0, &block(1));
+        c.put_memory(1, 0, Bytes::from(block(1)));
+        assert_eq!(c.drop_segment(1), 1);
+        c.put(1, 1, &block(2));
+        c.put_memory(1, 1, Bytes::from(block(2)));
+        assert!(!c.contains(1, 0) && !c.contains(1, 1));
+        let s = c.stats();
+        assert_eq!((s.blocks, s.memory_blocks), (0, 0), "{s:?}");
+        // Other segments are cached as before.
+        c.put(2, 0, &block(3));
+        assert!(c.contains(2, 0));
     }
 
     #[test]

@@ -43,25 +43,20 @@ enum Cached {
         epoch: u64,
         bytes: RecordBytes,
     },
-    Cloud {
-        start: u64,
-        bytes: Vec<u8>,
-    },
+    /// Verified plaintext from the cloud tier or the read cache (shared with the read
+    /// cache's memory when it came from there).
+    Cloud { start: u64, bytes: bytes::Bytes },
     /// A local chunk of an encrypted store, authenticated and decrypted (a copy: holes
     /// punched later do not affect it).
-    Decrypted {
-        start: u64,
-        bytes: Vec<u8>,
-    },
+    Decrypted { start: u64, bytes: Vec<u8> },
 }
 
 impl Cached {
     fn span(&self) -> (u64, usize) {
         match self {
             Cached::Local { start, bytes, .. } => (*start, bytes.len()),
-            Cached::Cloud { start, bytes } | Cached::Decrypted { start, bytes } => {
-                (*start, bytes.len())
-            }
+            Cached::Cloud { start, bytes } => (*start, bytes.len()),
+            Cached::Decrypted { start, bytes } => (*start, bytes.len()),
         }
     }
 }
@@ -240,16 +235,17 @@ impl SegmentReader {
         let tier = self.inner.tier()?;
         // A block the read cache holds is read alone (a local read of one block); otherwise
         // a longer range saves round trips to the cloud (and fills the cache).
-        // A cached block is read whole, from its start: the tier then hands over the cache's
-        // buffer without copying it, and later reads in the same block are served from it.
-        let (pos, end) = if self.cache && tier.is_cached(self.id, pos) {
-            let block = crate::tier::BLOCK_SIZE;
-            let start = pos - pos % block;
-            (start, self.len.min(start + block))
+        // A cached block is read whole, from its start: the tier then shares the cache's
+        // verified plaintext without copying it, and later reads in the same block are served
+        // from it.
+        let (pos, bytes) = if self.cache && tier.is_cached(self.id, pos) {
+            let n = pos / crate::tier::BLOCK_SIZE;
+            (n * crate::tier::BLOCK_SIZE, tier.read_block(self.id, n)?)
         } else {
-            (pos, self.len.min(pos.saturating_add(CLOUD_READ)))
+            let end = self.len.min(pos.saturating_add(CLOUD_READ));
+            let v = tier.read_range_with(self.id, pos..end, self.cache)?;
+            (pos, bytes::Bytes::from(v))
         };
-        let bytes = tier.read_range_with(self.id, pos..end, self.cache)?;
         if bytes.is_empty() {
             return Err(Error::SegmentCorrupt {
                 segment: self.id,
@@ -391,7 +387,10 @@ impl SegmentReader {
                 } => vol.unpunched(|now| {
                     (now == *epoch).then(|| copy(bytes, pos - start, &mut out[done..], want))
                 }),
-                Cached::Cloud { start, bytes } | Cached::Decrypted { start, bytes } => {
+                Cached::Cloud { start, bytes } => {
+                    Some(copy(bytes, pos - start, &mut out[done..], want))
+                }
+                Cached::Decrypted { start, bytes } => {
                     Some(copy(bytes, pos - start, &mut out[done..], want))
                 }
             };

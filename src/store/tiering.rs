@@ -51,7 +51,8 @@ impl Inner {
         let t = Arc::new(
             Tier::open(&policy.cloud_url, &crate::store::hex(&self.store_id))?
                 .with_crypt(self.crypt.clone())
-                .with_cache(self.cache.clone()),
+                .with_cache(self.cache.clone())
+                .with_local_crcs(Some(self.root.join(crate::tier::local_crc::LOCAL_CRC_DIR))),
         );
         *slot = Some(Arc::clone(&t));
         Ok(t)

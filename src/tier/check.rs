@@ -64,6 +64,11 @@ impl Tier {
         if let Err(e) = meta.check(id) {
             return vec![problem("bad_meta", e.to_string())];
         }
+        if let Some(dir) = &self.crc_dir {
+            if let Err(e) = super::local_crc::check(dir, &meta) {
+                return vec![problem("bad_meta", e.to_string())];
+            }
+        }
         if meta.sha256 != sha256 || meta.bytes != bytes {
             return vec![problem(
                 "bad_meta",

@@ -17,7 +17,13 @@
 //!   are kept (each part is written atomically by the object store) and re-verified;
 //! - every byte a ranged read returns passed its block's CRC32 (and, in an encrypted store,
 //!   its AES-256-GCM tag), whether it came from the cloud or the read cache
-//!   (`crate::cache`); only blocks that passed it are put in the cache;
+//!   (`crate::cache`: its files are checked on every read, its memory holds plaintext that
+//!   passed those checks); only blocks that passed it are put in the cache;
+//! - the block CRC32s are those the upload verified: each upload keeps them locally
+//!   ([`local_crc`]) before writing `meta.json`, and [`Tier::meta`] refuses a `meta.json`
+//!   whose list differs (a bucket writer changed a part and its CRCs together). Segments
+//!   uploaded before this was kept, and stores rebuilt by `recover --from-cloud`, have no
+//!   local list and trust `meta.json`;
 //! - an encrypted store's tier holds only ciphertext: every 1 MiB block of a part is sealed
 //!   on its own (`crate::crypt`, domain `FTB1`, the block number as AAD position), and
 //!   `meta.json` is a version-2 envelope whose body (officer, device, times, GPS, labels,
@@ -25,6 +31,7 @@
 //!   swapped-in plaintext copy is never served as the segment.
 
 mod check;
+pub mod local_crc;
 mod restore;
 
 pub use restore::RESTORE_SPAN_BLOCKS;
@@ -35,6 +42,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::StreamExt;
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
@@ -132,6 +140,9 @@ pub struct Tier {
     crypt: Option<Arc<crate::crypt::Crypt>>,
     /// The read cache that ranged reads fill and use (`crate::cache`), if any.
     cache: Option<Arc<crate::cache::BlockCache>>,
+    /// Where uploads keep each segment's block CRC32 list and `meta` checks the bucket's
+    /// against it ([`local_crc`]); none: `meta.json` is trusted as it is.
+    crc_dir: Option<std::path::PathBuf>,
 }
 
 fn cloud<E: std::fmt::Display>(what: impl std::fmt::Display) -> impl FnOnce(E) -> Error {
@@ -177,6 +188,7 @@ impl Tier {
             metas: Mutex::new(HashMap::new()),
             crypt: None,
             cache: None,
+            crc_dir: None,
         })
     }
 
@@ -190,6 +202,13 @@ impl Tier {
     /// Keeps blocks read by [`Tier::read_range`] in `cache` (and reads them from it).
     pub fn with_cache(mut self, cache: Option<Arc<crate::cache::BlockCache>>) -> Tier {
         self.cache = cache;
+        self
+    }
+
+    /// Keeps each uploaded segment's block CRC32 list in `dir` and checks every `meta.json`
+    /// read against it ([`local_crc`]).
+    pub fn with_local_crcs(mut self, dir: Option<std::path::PathBuf>) -> Tier {
+        self.crc_dir = dir;
         self
     }
 
@@ -380,6 +399,12 @@ impl Tier {
         // Verify what the cloud holds now, before anyone may drop the local copy; the block
         // CRCs are those of the bytes stored (a resumed upload keeps parts sealed earlier).
         meta.block_crc32 = self.verify_parts(&meta)?;
+        // The list the bucket's meta.json will be checked against, durable before meta.json
+        // (and so before the `Uploaded` record that eviction requires).
+        if let Some(dir) = &self.crc_dir {
+            local_crc::write(dir, &meta)?;
+        }
+        crate::fail::point("upload.after_local_crcs");
         let json = self.encode_meta(&meta)?;
         let path = self.meta_path(id);
         self.rt
@@ -449,7 +474,10 @@ impl Tier {
         self.verify_parts(&meta).map(|_| ())
     }
 
-    /// The `meta.json` of a segment (cached).
+    /// The `meta.json` of a segment (cached), checked against the block CRC32 list kept
+    /// locally at upload when there is one ([`local_crc`]): a list changed in the bucket is
+    /// [`Error::SegmentCorrupt`]. Every ranged read, cache fill, restore and repair starts
+    /// here.
     pub fn meta(&self, id: u64) -> Result<Arc<CloudMeta>> {
         if let Some(m) = self.metas.lock().get(&id) {
             return Ok(Arc::clone(m));
@@ -461,6 +489,9 @@ impl Tier {
             .map_err(cloud(format!("reading {path}")))?;
         let meta = self.decode_meta(&data, &path)?;
         meta.check(id)?;
+        if let Some(dir) = &self.crc_dir {
+            local_crc::check(dir, &meta)?;
+        }
         let meta = Arc::new(meta);
         self.metas.lock().insert(id, Arc::clone(&meta));
         Ok(meta)
@@ -522,15 +553,7 @@ impl Tier {
         if range.start >= end {
             return Ok(Vec::new());
         }
-        let cipher = match (meta.sealed, &self.crypt) {
-            (true, Some(c)) => Some(c.segment(id)),
-            (false, _) => None,
-            (true, None) => {
-                return Err(Error::Cloud(format!(
-                    "segment {id}: the cloud copy is encrypted and no key was given"
-                )))
-            }
-        };
+        let cipher = self.cipher_for(&meta)?;
         // A block of `plain` bytes is stored as `plain + overhead` bytes; every block of a
         // part but the segment's last is full.
         let overhead = Tier::stored_block(meta.sealed, 0);
@@ -540,40 +563,29 @@ impl Tier {
         let first = range.start / BLOCK_SIZE;
         let last = (end - 1) / BLOCK_SIZE;
         let mut out = Vec::with_capacity((end - range.start) as usize);
-        // Appends the part of stored block `n` (already checked) that lies in the range.
-        let mut emit = |n: u64, b: &[u8], path: &dyn std::fmt::Display| -> Result<()> {
-            let opened;
-            let b = match &cipher {
-                None => b,
-                Some(c) => {
-                    opened = c.open(crate::crypt::DOMAIN_BLOCK, n, b).map_err(|t| {
-                        Error::SegmentCorrupt {
-                            segment: id,
-                            offset: n * BLOCK_SIZE,
-                            what: format!("cloud copy block {n} ({path}): {t}"),
-                        }
-                    })?;
-                    &opened[..]
-                }
-            };
+        // Appends the part of plaintext block `n` (already checked) that lies in the range.
+        let mut emit = |n: u64, b: &[u8]| {
             let abs = n * BLOCK_SIZE;
             let lo = range.start.max(abs) - abs;
             let hi = end.min(abs + b.len() as u64) - abs;
             out.extend_from_slice(b.get(lo as usize..hi as usize).unwrap_or_default());
-            Ok(())
         };
+        // Opens stored block `n` (already CRC-checked) of an encrypted store.
+        let open =
+            |c: &crate::crypt::SegmentCipher, n: u64, b: &[u8], path: &dyn std::fmt::Display| {
+                c.open(crate::crypt::DOMAIN_BLOCK, n, b)
+                    .map_err(|t| Error::SegmentCorrupt {
+                        segment: id,
+                        offset: n * BLOCK_SIZE,
+                        what: format!("cloud copy block {n} ({path}): {t}"),
+                    })
+            };
         let crc_of = |n: u64| meta.block_crc32.get(n as usize).copied();
         let mut block = first;
         while block <= last {
-            if let (Some(c), Some(crc)) = (cache, crc_of(block)) {
-                let len = (plain_len(block) + overhead) as usize;
-                if let Some(b) = c.get(id, block, len, crc) {
-                    let whole = range.start == block * BLOCK_SIZE
-                        && end == block * BLOCK_SIZE + b.len() as u64;
-                    if whole && cipher.is_none() && first == last {
-                        return Ok(b); // one whole plaintext block: no copy
-                    }
-                    emit(block, &b, &"the read cache")?;
+            if let Some(c) = cache {
+                if let Some(b) = Tier::cached_block(c, &meta, cipher.as_ref(), block)? {
+                    emit(block, &b);
                     block += 1;
                     continue;
                 }
@@ -612,11 +624,82 @@ impl Tier {
                 if let Some(c) = cache {
                     c.put(id, n, b);
                 }
-                emit(n, b, &path)?;
+                match &cipher {
+                    None => emit(n, b),
+                    Some(ci) => emit(n, &open(ci, n, b, &path)?),
+                }
             }
             block = run_last + 1;
         }
         Ok(out)
+    }
+
+    /// Plaintext block `n` of segment `id`, verified as by [`Tier::read_range`]; shared
+    /// rather than copied when the read cache holds it in memory (a reader keeps it and serves
+    /// every read within the block from it).
+    pub fn read_block(&self, id: u64, n: u64) -> Result<Bytes> {
+        if let Some(c) = &self.cache {
+            if let Some(b) = c.get_memory(id, n) {
+                return Ok(b);
+            }
+            let meta = self.meta(id)?;
+            let cipher = self.cipher_for(&meta)?;
+            if let Some(b) = Tier::cached_block(c, &meta, cipher.as_ref(), n)? {
+                return Ok(b); // read from its file and checked: no copy
+            }
+        }
+        let start = n.saturating_mul(BLOCK_SIZE);
+        let v = self.read_range_with(id, start..start.saturating_add(BLOCK_SIZE), true)?;
+        Ok(Bytes::from(v))
+    }
+
+    /// What opens the stored blocks of `meta`'s segment: none when they are plaintext.
+    fn cipher_for(&self, meta: &CloudMeta) -> Result<Option<crate::crypt::SegmentCipher>> {
+        match (meta.sealed, &self.crypt) {
+            (true, Some(c)) => Ok(Some(c.segment(meta.id))),
+            (false, _) => Ok(None),
+            (true, None) => Err(Error::Cloud(format!(
+                "segment {}: the cloud copy is encrypted and no key was given",
+                meta.id
+            ))),
+        }
+    }
+
+    /// Plaintext block `n` of `meta`'s segment from the read cache `c`: from its memory, or
+    /// from its file, checked against `meta.json`'s CRC32 (and opened with `cipher`), then
+    /// kept in memory so the next reads of it are not checked again. None: not cached (or its
+    /// file failed its checks and was dropped).
+    fn cached_block(
+        c: &crate::cache::BlockCache,
+        meta: &CloudMeta,
+        cipher: Option<&crate::crypt::SegmentCipher>,
+        n: u64,
+    ) -> Result<Option<Bytes>> {
+        let id = meta.id;
+        if let Some(b) = c.get_memory(id, n) {
+            return Ok(Some(b));
+        }
+        let Some(crc) = meta.block_crc32.get(n as usize).copied() else {
+            return Ok(None);
+        };
+        let plain_len = meta.bytes.saturating_sub(n * BLOCK_SIZE).min(BLOCK_SIZE);
+        let len = (plain_len + Tier::stored_block(meta.sealed, 0)) as usize;
+        let Some(stored) = c.get(id, n, len, crc) else {
+            return Ok(None);
+        };
+        let plain = match cipher {
+            None => stored,
+            Some(ci) => ci
+                .open(crate::crypt::DOMAIN_BLOCK, n, &stored)
+                .map_err(|t| Error::SegmentCorrupt {
+                    segment: id,
+                    offset: n * BLOCK_SIZE,
+                    what: format!("cloud copy block {n} (the read cache): {t}"),
+                })?,
+        };
+        let plain = Bytes::from(plain);
+        c.put_memory(id, n, plain.clone());
+        Ok(Some(plain))
     }
 
     /// Whether the read cache holds the block of segment `id` at byte `pos`.
@@ -661,7 +744,12 @@ impl Tier {
                 }
             }
             Ok(())
-        })
+        })?;
+        // The list goes last: while any object remained, it still guarded them.
+        if let Some(dir) = &self.crc_dir {
+            local_crc::remove(dir, id)?;
+        }
+        Ok(())
     }
 
     /// Every store id with segments under this URL, and every complete segment of one store

@@ -333,14 +333,20 @@ fn format_value(v: f64) -> String {
     }
 }
 
-/// The read cache's samples (`crate::cache`): hits, misses, evictions and damaged blocks
-/// dropped (counters since the store was opened), and its size against its budget.
+/// The read cache's samples (`crate::cache`): hits (and those from memory), misses,
+/// evictions and damaged blocks dropped (counters since the store was opened), and its size
+/// (files, memory) against its budget.
 pub fn read_cache_samples(c: &crate::cache::CacheStats) -> Vec<Sample> {
     vec![
         Sample::counter(
             "footage_read_cache_hits_total",
             "Blocks of evicted footage read from the local read cache",
             c.hits,
+        ),
+        Sample::counter(
+            "footage_read_cache_memory_hits_total",
+            "Of the read cache's hits, blocks served from its in-memory layer of verified blocks",
+            c.memory_hits,
         ),
         Sample::counter(
             "footage_read_cache_misses_total",
@@ -376,6 +382,11 @@ pub fn read_cache_samples(c: &crate::cache::CacheStats) -> Vec<Sample> {
             "footage_read_cache_max_bytes",
             "The read cache's budget in bytes",
             c.max_bytes as f64,
+        ),
+        Sample::gauge(
+            "footage_read_cache_memory_bytes",
+            "Bytes of verified blocks the read cache holds in memory",
+            c.memory_bytes as f64,
         ),
     ]
 }
