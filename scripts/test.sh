@@ -63,6 +63,9 @@ fi
 echo "== section references between README, DESIGN, FORMAT and the sources"
 python3 scripts/check-doc-refs.py
 
+echo "== the modules import one way (no cycle)"
+python3 scripts/check-layers.py
+
 echo "== the engine builds without the frontends (cargo features, issue 13)"
 scripts/check-features.sh
 

@@ -172,7 +172,7 @@ impl BlockCache {
     ) -> Result<BlockCache> {
         crate::fsio::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let largest = file::HEADER_LEN as u64
-            + crate::tier::BLOCK_SIZE
+            + crate::format::cloud::BLOCK_SIZE
             + if sealed {
                 crate::crypt::OVERHEAD as u64
             } else {

@@ -52,10 +52,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
-/// Bytes per part object.
-pub const PART_SIZE: u64 = 64 << 20;
-/// Bytes per CRC-checked block (a part holds a whole number of them).
-pub const BLOCK_SIZE: u64 = 1 << 20;
+pub use crate::format::cloud::{BLOCK_SIZE, PART_SIZE};
 /// Multipart upload piece size.
 const UPLOAD_CHUNK: usize = 8 << 20;
 const META_FORMAT: &str = "footage-segment";
