@@ -27,7 +27,7 @@
 mod check;
 mod restore;
 
-pub use restore::RESTORE_SPAN_BLOCKS;
+pub use restore::{RESTORE_IN_FLIGHT, RESTORE_SPAN_BLOCKS};
 
 pub use check::{error_problem, CloudProblem};
 
