@@ -422,9 +422,11 @@ fn fetch_hash_append(
     pace: &mut dyn FnMut(u64),
 ) -> Result<[u8; 32]> {
     std::thread::scope(|s| -> Result<[u8; 32]> {
+        // One span waits for the writer and one for the hasher: with the requests in flight,
+        // the span being written and the one being hashed, a restore holds at most
+        // RESTORE_IN_FLIGHT + 5 spans (8 MiB each: 64 MiB) in memory.
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Bytes>>(1);
-        let (hash_tx, hash_rx) =
-            std::sync::mpsc::sync_channel::<Bytes>(crate::tier::RESTORE_IN_FLIGHT);
+        let (hash_tx, hash_rx) = std::sync::mpsc::sync_channel::<Bytes>(1);
         let spawn_err =
             |e: std::io::Error| Error::Invalid(format!("cannot start a restore thread: {e}"));
         let fetcher = std::thread::Builder::new()
