@@ -748,3 +748,58 @@ fn an_audit_failure_after_the_commit_point_still_reports_the_restore_as_done() {
     let json = serde_json::to_value(store.restore(id, "r").unwrap()).unwrap();
     assert!(json.get("audit_error").is_none(), "{json}");
 }
+
+/// A restore of several spans (three 8 MiB requests in flight, the SHA-256 on its own thread,
+/// volumes of 4 MiB rotated under it) brings every byte back; a block failing its CRC32 in a
+/// middle span stops it with that block named, and nothing counts as local.
+#[test]
+fn a_restore_of_many_spans_reads_back_and_a_bad_block_in_a_middle_span_refuses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fixture {
+        dir,
+        data: Vec::new(),
+    };
+    let store = f.open();
+    std::fs::write(f.root().join("policy.toml"), policy(&f.cloud())).unwrap();
+    let mut data = Vec::new();
+    for i in 0..2 {
+        // 20 blocks of 1 MiB, the last one short: spans of 8, 8 and 4 blocks.
+        let bytes = common::random_bytes(i as u64 + 40, 20 * 1024 * 1024 - 1000);
+        let id = store.ingest_bytes(meta(i, None), &bytes).unwrap().id;
+        data.push((id, bytes));
+    }
+    let s = store
+        .retention_apply(footage::now_us(), false, "setup", &mut |_| {})
+        .unwrap();
+    assert_eq!(s.evicted, 2, "{s:?}");
+    let f = Fixture { data, ..f };
+    let (good, bad) = (f.data[0].0, f.data[1].0);
+    // Block 12 of `bad` (in the second span) fails its CRC32.
+    let part = cloud_dir(&store, &f.cloud(), bad).join("part-00000");
+    damage::flip(&part, 12 * 1024 * 1024 + 777);
+    let e = store.restore(bad, "r").unwrap_err();
+    assert!(matches!(e, footage::Error::SegmentCorrupt { .. }), "{e}");
+    assert!(e.to_string().contains("block 12 "), "{e}");
+    assert_eq!(store.info(bad).unwrap().tier, "cloud");
+    let o = store.restore(good, "r").unwrap();
+    assert_eq!(
+        (o.outcome, o.bytes),
+        ("restored", f.bytes(good).len() as u64)
+    );
+    let (hidden, home) = hide_cloud_copy(&store, &f, good);
+    assert!(store.read_range(good, 0, u64::MAX).unwrap() == f.bytes(good));
+    std::fs::rename(&hidden, &home).unwrap();
+    store.verify_segment(good).unwrap();
+    let live: u64 = store
+        .stats()
+        .unwrap()
+        .volume_list
+        .iter()
+        .map(|v| v.live_bytes)
+        .sum();
+    assert_eq!(live, f.bytes(good).len() as u64);
+    drop(store);
+    let store = f.open();
+    assert_eq!(store.info(good).unwrap().tier, "local+cloud");
+    assert!(store.read_range(good, 0, u64::MAX).unwrap() == f.bytes(good));
+}
