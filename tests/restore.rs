@@ -3,6 +3,7 @@
 //! evicts again unless pinned; pins with an end; a case's hold and pin queue its evicted
 //! footage and the queue restores it (the library's pass and the service's job); a corrupt
 //! cloud copy (a block failing its CRC32, a meta.json naming other bytes) is never restored;
+//! a restore of several spans reads back, a bad block in a middle span is named;
 //! `footage restore` killed at every step of a restore leaves an evicted or a local segment,
 //! never a broken one, and a second restore finishes; `restore`/`pin` beside a running
 //! `footage serve` are carried out by it; a restore that would pass the high watermark is
