@@ -6,7 +6,7 @@
 //! - `object_store get`: a plain get of the same part objects into memory (the goal:
 //!   restore / get >= 0.9);
 //! - `get+write+fdatasync`: the same get, the bytes written to a plain preallocated file and
-//!   one fdatasync: "a get that also keeps the bytes", the least any restore must do;
+//!   one fdatasync: "a get that also keeps the bytes", about the least any restore must do;
 //! - `sha256 alone`: the SHA-256 of the same bytes in memory, which a restore must also do
 //!   before the bytes count (a restore cannot be faster than this either).
 //!
