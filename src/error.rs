@@ -25,6 +25,17 @@ pub enum Error {
     /// anything now).
     #[error("disk full writing {}: {hint}; nothing stored was lost, and nothing is dropped to make room (only segments with a verified cloud copy are evicted, only those past delete_after are deleted)", path.display())]
     DiskFull { path: PathBuf, hint: String },
+    /// A restore (`footage restore`, the restore queue, prefetch) that would take every data
+    /// dir past policy.toml's `disk.high_watermark`: refused before anything was written.
+    /// `room` is the most any data dir (`path`) has below its watermark.
+    #[error("segment {segment} not restored: it needs {needed} bytes ({:.1} MiB) and no data dir has that much room below the high watermark ({watermark_pct}% of the disk; the most is {room} bytes in {}): free space (`footage retention apply`, unpin footage no longer needed), add a data dir to footage.toml, or raise disk.high_watermark in policy.toml; a queued restore waits and is tried again", *needed as f64 / 1048576.0, path.display())]
+    NoRoom {
+        segment: u64,
+        needed: u64,
+        room: u64,
+        path: PathBuf,
+        watermark_pct: u32,
+    },
     #[error("corrupt data in {} at offset {offset}: {what}", path.display())]
     Corruption {
         path: PathBuf,

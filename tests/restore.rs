@@ -3,9 +3,12 @@
 //! evicts again unless pinned; pins with an end; a case's hold and pin queue its evicted
 //! footage and the queue restores it (the library's pass and the service's job); a corrupt
 //! cloud copy (a block failing its CRC32, a meta.json naming other bytes) is never restored;
+//! a restore of several spans reads back, a bad block in a middle span is named;
 //! `footage restore` killed at every step of a restore leaves an evicted or a local segment,
 //! never a broken one, and a second restore finishes; `restore`/`pin` beside a running
-//! `footage serve` are carried out by it.
+//! `footage serve` are carried out by it; a restore that would pass the high watermark is
+//! refused (the queue keeps it, without counting a failure); an audit failure after the
+//! commit point reports the restore done, with `audit_error`.
 
 mod common;
 
@@ -608,4 +611,196 @@ fn a_queued_segment_that_keeps_failing_holds_up_nothing_and_is_given_up() {
     assert_eq!(passes + 1, footage::MAX_FAILURES);
     assert_eq!(store.restore_stats().failed_total, 1);
     store.close().unwrap();
+}
+
+/// Sets policy.toml's `disk.high_watermark` of a fixture's store.
+fn set_watermark(f: &Fixture, watermark: &str) {
+    let p = f.root().join("policy.toml");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let mut out: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("high_watermark") {
+                format!("high_watermark = {watermark}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    out.push(String::new());
+    std::fs::write(&p, out.join("\n")).unwrap();
+}
+
+/// The bytes of every volume file of a store (a refused restore must not have written any).
+fn volume_bytes(store: &Store) -> u64 {
+    store
+        .stats()
+        .unwrap()
+        .volume_list
+        .iter()
+        .map(|v| v.bytes)
+        .sum()
+}
+
+/// A watermark so low that any real disk is above it (1e-9 of its size is a few hundred
+/// bytes): every restore would pass it, whatever else is on the disk, so the test is
+/// deterministic without a free-space hook. The room computation itself is tested with exact
+/// sizes in src/store/restore_room.rs.
+const BELOW_ANY_DISK: &str = "0.000000001";
+
+#[test]
+fn a_restore_that_would_pass_the_high_watermark_is_refused_and_the_queue_waits_for_room() {
+    let f = evicted_fixture(2);
+    set_watermark(&f, BELOW_ANY_DISK);
+    let store = f.open();
+    let (a, b) = (f.data[0].0, f.data[1].0);
+    let before = volume_bytes(&store);
+    // The library: a typed error saying how much room is needed, nothing written.
+    match store.restore(a, "pc.restorer").unwrap_err() {
+        footage::Error::NoRoom {
+            segment,
+            needed,
+            room,
+            ..
+        } => {
+            assert_eq!(segment, a);
+            assert!(needed > f.bytes(a).len() as u64, "{needed}");
+            assert!(room < needed, "{room} {needed}");
+        }
+        other => panic!("not refused for room: {other}"),
+    }
+    assert_eq!(store.info(a).unwrap().tier, "cloud");
+    assert_eq!(
+        volume_bytes(&store),
+        before,
+        "a refused restore wrote bytes"
+    );
+    // The queue (and prefetch, which fills it): both entries stay, no failure counted.
+    store.queue_restore(&[a, b], "r", "restore").unwrap();
+    let limits = footage::RunLimits {
+        rate: None,
+        budget: None,
+    };
+    for _ in 0..2 {
+        let run = store.run_restore_queue(&limits).unwrap();
+        assert_eq!(
+            (run.restored, run.waiting_for_room, run.pending),
+            (0, 2, 2),
+            "{run:?}"
+        );
+        assert!(run.failed.is_empty() && run.retry.is_empty(), "{run:?}");
+    }
+    let q = store.restore_queue().unwrap();
+    assert!(q.queued.iter().all(|x| x.failures == 0), "{q:?}");
+    assert_eq!(
+        volume_bytes(&store),
+        before,
+        "a refused restore wrote bytes"
+    );
+    drop(store);
+    // The CLI: exit 1, the line says what is needed and what to do.
+    let (code, out, _) = footage_cli(&f.root(), &["restore", &a.to_string()]);
+    assert_eq!(code, 1, "{out}");
+    let line: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(line["outcome"], "failed", "{line}");
+    assert!(line["needed_bytes"].as_u64().unwrap() > f.bytes(a).len() as u64);
+    let msg = line["error"].as_str().unwrap();
+    assert!(
+        msg.contains("high_watermark") && msg.contains("retention apply"),
+        "{msg}"
+    );
+    // With room again, the waiting entries are restored on the next pass.
+    set_watermark(&f, "1.0");
+    let store = f.open();
+    let run = store.run_restore_queue(&limits).unwrap();
+    assert_eq!((run.restored, run.waiting_for_room, run.pending), (2, 0, 0));
+    check(&store, &f, "after room was made");
+}
+
+#[test]
+fn an_audit_failure_after_the_commit_point_still_reports_the_restore_as_done() {
+    let f = evicted_fixture(1);
+    let id = f.data[0].0;
+    let out = restore_cli(&f.root(), id, Some("err:restore.audit"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["outcome"], "restored", "{line}");
+    assert!(
+        line["audit_error"].as_str().unwrap().contains("injected"),
+        "{line}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ERROR") && stderr.contains("audit"),
+        "{stderr}"
+    );
+    let store = f.open();
+    assert_eq!(store.info(id).unwrap().tier, "local+cloud");
+    assert!(!audit_actions(&store, id).contains(&"restore".to_string()));
+    check(&store, &f, "restored without its audit entry");
+    // A restore whose audit entry was written has no `audit_error` at all.
+    store.evict(id, "r").unwrap();
+    let o = store.restore(id, "r").unwrap();
+    assert_eq!((o.outcome, o.audit_error), ("restored", None));
+    let json = serde_json::to_value(store.restore(id, "r").unwrap()).unwrap();
+    assert!(json.get("audit_error").is_none(), "{json}");
+}
+
+/// A restore of several spans (three 8 MiB requests in flight, the SHA-256 on its own thread,
+/// volumes of 4 MiB rotated under it) brings every byte back; a block failing its CRC32 in a
+/// middle span stops it with that block named, and nothing counts as local.
+#[test]
+fn a_restore_of_many_spans_reads_back_and_a_bad_block_in_a_middle_span_refuses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fixture {
+        dir,
+        data: Vec::new(),
+    };
+    let store = f.open();
+    std::fs::write(f.root().join("policy.toml"), policy(&f.cloud())).unwrap();
+    let mut data = Vec::new();
+    for i in 0..2 {
+        // 20 blocks of 1 MiB, the last one short: spans of 8, 8 and 4 blocks.
+        let bytes = common::random_bytes(i as u64 + 40, 20 * 1024 * 1024 - 1000);
+        let id = store.ingest_bytes(meta(i, None), &bytes).unwrap().id;
+        data.push((id, bytes));
+    }
+    let s = store
+        .retention_apply(footage::now_us(), false, "setup", &mut |_| {})
+        .unwrap();
+    assert_eq!(s.evicted, 2, "{s:?}");
+    let f = Fixture { data, ..f };
+    let (good, bad) = (f.data[0].0, f.data[1].0);
+    // Block 12 of `bad` (in the second span) fails its CRC32.
+    let part = cloud_dir(&store, &f.cloud(), bad).join("part-00000");
+    damage::flip(&part, 12 * 1024 * 1024 + 777);
+    let e = store.restore(bad, "r").unwrap_err();
+    assert!(matches!(e, footage::Error::SegmentCorrupt { .. }), "{e}");
+    assert!(e.to_string().contains("block 12 "), "{e}");
+    assert_eq!(store.info(bad).unwrap().tier, "cloud");
+    let o = store.restore(good, "r").unwrap();
+    assert_eq!(
+        (o.outcome, o.bytes),
+        ("restored", f.bytes(good).len() as u64)
+    );
+    let (hidden, home) = hide_cloud_copy(&store, &f, good);
+    assert!(store.read_range(good, 0, u64::MAX).unwrap() == f.bytes(good));
+    std::fs::rename(&hidden, &home).unwrap();
+    store.verify_segment(good).unwrap();
+    let live: u64 = store
+        .stats()
+        .unwrap()
+        .volume_list
+        .iter()
+        .map(|v| v.live_bytes)
+        .sum();
+    assert_eq!(live, f.bytes(good).len() as u64);
+    drop(store);
+    let store = f.open();
+    assert_eq!(store.info(good).unwrap().tier, "local+cloud");
+    assert!(store.read_range(good, 0, u64::MAX).unwrap() == f.bytes(good));
 }

@@ -3,7 +3,10 @@
 //! line per segment; while `footage serve` runs, the service carries them out (beside.rs).
 //!
 //! Invariant: a segment that fails does not stop the others; the command exits 1 if any
-//! failed, after printing a line for each (`"outcome": "failed"` with the error).
+//! failed, after printing a line for each (`"outcome": "failed"` with the error; a restore
+//! refused for want of room below the high watermark adds `needed_bytes` and `room_bytes`).
+//! A restore whose audit entry could not be written is restored (exit 0) and its line
+//! carries `audit_error`.
 
 use clap::Args;
 
@@ -66,11 +69,17 @@ pub struct UnpinArgs {
 }
 
 fn failed_line(id: u64, e: &crate::Error) -> anyhow::Result<()> {
-    print_json(&serde_json::json!({
+    let mut line = serde_json::json!({
         "id": id.to_string(),
         "outcome": "failed",
         "error": e.to_string(),
-    }))
+    });
+    if let crate::Error::NoRoom { needed, room, .. } = e {
+        // The message says what to do; these say how much room is missing.
+        line["needed_bytes"] = (*needed).into();
+        line["room_bytes"] = (*room).into();
+    }
+    print_json(&line)
 }
 
 pub fn restore(store: &Store, args: RestoreArgs, actor: &str) -> anyhow::Result<i32> {
@@ -80,7 +89,7 @@ pub fn restore(store: &Store, args: RestoreArgs, actor: &str) -> anyhow::Result<
             budget: None,
         })?;
         print_json(&run)?;
-        let bad = !run.failed.is_empty() || !run.retry.is_empty();
+        let bad = !run.failed.is_empty() || !run.retry.is_empty() || run.waiting_for_room > 0;
         return Ok(if bad {
             super::EXIT_FAILURE
         } else {

@@ -92,6 +92,10 @@ pub struct SegmentWriter {
     /// Volumes an upload session has chunks in (kept from compaction and volume dropping):
     /// each is added before the first append to it.
     pins: Option<Arc<parking_lot::Mutex<std::collections::HashSet<u32>>>>,
+    /// Bytes were written with [`SegmentWriter::write_hashed_by_caller`]: `hasher` has not
+    /// seen them, so this writer can never commit (a restore hashes on its own thread and
+    /// records its own commit record).
+    hashed_by_caller: bool,
 }
 
 impl SegmentWriter {
@@ -141,6 +145,7 @@ impl SegmentWriter {
             failed: false,
             cipher,
             pins: None,
+            hashed_by_caller: false,
         }
     }
 
@@ -270,6 +275,22 @@ impl SegmentWriter {
         } else {
             self.hash_while_cutting(data)
         };
+        if r.is_err() {
+            self.failed = true;
+        }
+        r.map_err(|e| self.inner.explain_disk_full(e))
+    }
+
+    /// Appends bytes that the caller hashes itself (a restore hashes every span on a thread
+    /// of its own, overlapped with the next spans' writes, instead of a thread per write).
+    /// The writer's own hash then no longer describes its bytes: it refuses to `commit`.
+    pub(crate) fn write_hashed_by_caller(&mut self, data: &[u8]) -> Result<()> {
+        if self.failed {
+            return Err(failed_earlier());
+        }
+        self.hashed_by_caller = true;
+        self.bytes += data.len() as u64;
+        let r = self.cut(data);
         if r.is_err() {
             self.failed = true;
         }
@@ -428,6 +449,11 @@ impl SegmentWriter {
     fn commit_inner(mut self) -> Result<Committed> {
         if self.failed {
             return Err(failed_earlier());
+        }
+        if self.hashed_by_caller {
+            return Err(Error::Invalid(
+                "this writer's bytes were hashed by its caller: it cannot commit a segment".into(),
+            ));
         }
         if !self.buf.is_empty() {
             let chunk = std::mem::take(&mut self.buf);

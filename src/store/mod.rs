@@ -43,6 +43,7 @@ mod recover;
 mod repair;
 mod restore;
 mod restore_queue;
+mod restore_room;
 mod scrub;
 mod space;
 mod stats;

@@ -3,11 +3,15 @@
 //! prefetch by case: see restore_queue.rs).
 //!
 //! The steps, for one evicted segment (FORMAT.md §13a):
-//! 1. fetch the cloud copy front to back in spans of whole 1 MiB blocks (a helper thread
-//!    fetches the next span while this one is written), each block checked against its CRC32
-//!    in `meta.json`; append the bytes as chunk records through the ingest writer
-//!    (`SegmentWriter`, same segment id, the data dir picked like an ingest's, the volume of
-//!    the footage's day), hashing them as they go; make every chunk durable;
+//! 0. room: the data dir written to must stay at or below policy.toml's
+//!    `disk.high_watermark` afterwards (restore_room.rs), else the restore is refused with
+//!    [`Error::NoRoom`] before anything is fetched (a queued one waits for a later pass);
+//! 1. fetch the cloud copy front to back in spans of whole 1 MiB blocks, several requests in
+//!    flight on a fetch thread (tier/restore.rs), each block checked against its CRC32 in
+//!    `meta.json`; hash every span on a SHA-256 thread of its own while this thread appends it
+//!    as chunk records through the ingest writer (`SegmentWriter`, same segment id, the data
+//!    dir chosen in 0, the volume of the footage's day; each chunk's write-out to the device
+//!    starts as it is appended); then one fdatasync per volume makes every chunk durable;
 //! 2. check the SHA-256 and length of what was written against the segment's commit record
 //!    (the hash recorded at ingest): on a mismatch nothing is recorded and the chunks stay as
 //!    dead bytes (a corrupt cloud copy is never restored);
@@ -25,9 +29,13 @@
 //! segment's catalog entry points at (its chunks are not claimed: dead bytes); either way the
 //! segment is still evicted and a new restore starts again from 1. After 4 it is local; a
 //! crash before 5 leaves one more dead commit record, before 6 a restore the audit log lacks
-//! (never acknowledged). Compaction and volume dropping reclaim dead bytes as always.
+//! (never acknowledged). Compaction and volume dropping reclaim dead bytes as always. A
+//! failed audit append in 6 does not fail the restore (it has happened): the outcome carries
+//! `audit_error` and the failure is logged at error level.
 //!
-//! Invariants: nothing counts as local before its whole SHA-256 matched; the cloud copy stays
+//! Invariants: nothing counts as local before its whole SHA-256 matched; no restore starts
+//! that would take its data dir past the high watermark (each checks the free space when it
+//! starts, so two restores started together may each fit alone); the cloud copy stays
 //! (`FLAG_UPLOADED` stays) and retention may evict the segment again unless it is pinned;
 //! restoring a segment that is already local does nothing; one restore per segment runs at a
 //! time in this process.
@@ -35,9 +43,12 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use parking_lot::Mutex;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use super::{hex, Inner, SegmentWriter, Store};
 use crate::error::{Error, Result};
@@ -76,6 +87,10 @@ pub struct RestoreOutcome {
     pub sha256: String,
     /// `info`'s tier afterwards: `local+cloud`.
     pub tier: &'static str,
+    /// The restore happened (its `Restored` change record is durable) but its `restore`
+    /// audit entry could not be written: why (logged at error level too). Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_error: Option<String>,
 }
 
 /// Removes a segment from `in_flight` when a restore ends, however it ends.
@@ -138,6 +153,7 @@ impl Store {
             } else {
                 "local"
             },
+            audit_error: None,
         };
         if state.flags & FLAG_EVICTED == 0 {
             return Ok(local(0));
@@ -187,8 +203,11 @@ impl Store {
                     .into(),
             });
         }
-        // 1. Fetch and append, the next span fetched while this one is written.
-        let dir = inner.pick_dir()?;
+        // 0. Room below the high watermark, before a byte is fetched (restore_room.rs).
+        let watermark = inner.load_policy()?.high_watermark;
+        let dir = inner.room_for_restore(id, inner.restore_footprint(rec.bytes), watermark)?;
+        let mut clock = Phases::start();
+        // 1. Fetch, hash and append, overlapped.
         let day = Inner::day_of(rec.meta.start_us);
         let mut w = SegmentWriter::with_parts(
             Arc::clone(inner),
@@ -202,49 +221,19 @@ impl Store {
         inner.restores.volumes.lock().insert(id, Arc::clone(&pins));
         w.pin_volumes_to(pins);
         let spans = tier.restore_spans(id)?;
-        std::thread::scope(|s| -> Result<()> {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<u8>>>(1);
-            let fetch_tier = Arc::clone(&tier);
-            let fetcher = std::thread::Builder::new()
-                .name("footage-restore-fetch".into())
-                .spawn_scoped(s, move || {
-                    for (first, count) in spans {
-                        let r = fetch_tier.read_blocks(id, first, count);
-                        let failed = r.is_err();
-                        if tx.send(r).is_err() || failed {
-                            return;
-                        }
-                    }
-                })
-                .map_err(|e| Error::Invalid(format!("cannot start a restore thread: {e}")))?;
-            let mut result = Ok(());
-            for span in rx.iter() {
-                let step = span.and_then(|data| {
-                    w.write(&data)?;
-                    pace(data.len() as u64);
-                    Ok(())
-                });
-                if let Err(e) = step {
-                    result = Err(e);
-                    break; // dropping the receiver ends the fetcher
-                }
-            }
-            drop(rx);
-            if fetcher.join().is_err() {
-                return Err(Error::Invalid("the restore fetch thread panicked".into()));
-            }
-            result
-        })?;
+        let sha256 = fetch_hash_append(&tier, id, spans, &mut w, pace)?;
+        clock.mark("fetch_write");
         w.persist_tail()?;
+        clock.mark("fdatasync");
         fail::point("restore.after_chunks");
         let capacity = w.capacity();
-        let (hasher, bytes, extents) = w.suspend().ok_or_else(|| {
+        // The writer's own hash state saw none of these bytes (`write_hashed_by_caller`).
+        let (_, bytes, extents) = w.suspend().ok_or_else(|| {
             Error::Invalid(format!(
                 "segment {id}: the restored chunks are not all durable"
             ))
         })?;
         // 2. The whole SHA-256, before anything is recorded.
-        let sha256: [u8; 32] = sha2::Digest::finalize(hasher).into();
         if bytes != rec.bytes || sha256 != rec.sha256 {
             return Err(Error::SegmentCorrupt {
                 segment: id,
@@ -269,6 +258,7 @@ impl Store {
                 bytes: 0,
                 sha256: hex(&rec.sha256),
                 tier: "local+cloud",
+                audit_error: None,
             });
         }
         let old_meta = {
@@ -289,6 +279,7 @@ impl Store {
             extents,
         };
         self.append_restored_commit(new, rec, dir, day)?;
+        clock.mark("commit_record");
         fail::point("restore.after_commit");
         // 4. The commit point.
         let mut taken: Vec<(u32, u64)> = Vec::new();
@@ -301,6 +292,7 @@ impl Store {
         }
         state.flags &= !FLAG_EVICTED;
         let lsn = inner.append_change(id, Op::Restored, "", state, taken, actor)?;
+        clock.mark("restored_record");
         fail::point("restore.after_record");
         // 5. The old commit record goes.
         if let Some(vol) = inner.volume(old_meta.0) {
@@ -317,18 +309,30 @@ impl Store {
         }
         drop(serial);
         fail::point("restore.after_punch");
-        // 6. The chain of custody.
-        self.audit(
-            actor,
-            "restore",
-            Some(id),
-            serde_json::json!({
-                "bytes": bytes,
-                "sha256": hex(&sha256),
-                "url": tier.url(),
-                "lsn": lsn,
-            }),
-        )?;
+        // 6. The chain of custody. Past the commit point the restore has happened (the bytes
+        // are local, the change record durable): a failed audit append is reported with it,
+        // loudly, not as a failed restore that a retry would find done.
+        let audited = if fail::error("restore.audit") {
+            Err(Error::Invalid("audit append: injected failure".into()))
+        } else {
+            self.audit(
+                actor,
+                "restore",
+                Some(id),
+                serde_json::json!({
+                    "bytes": bytes,
+                    "sha256": hex(&sha256),
+                    "url": tier.url(),
+                    "lsn": lsn,
+                }),
+            )
+        };
+        let audit_error = audited.err().map(|e| {
+            tracing::error!(segment = id, lsn, error = %e, "restore: the segment is restored (change record durable) but its audit entry could not be written: the audit log lacks this restore");
+            e.to_string()
+        });
+        clock.mark("audit");
+        clock.log(id, bytes);
         inner.maybe_checkpoint();
         Ok(RestoreOutcome {
             id: id.to_string(),
@@ -336,6 +340,7 @@ impl Store {
             bytes,
             sha256: hex(&sha256),
             tier: "local+cloud",
+            audit_error,
         })
     }
 
@@ -399,5 +404,115 @@ impl Store {
         ids.sort_unstable();
         ids.dedup();
         ids
+    }
+}
+
+/// Step 1 of a restore: fetches the spans (a thread of their own, [`RESTORE_IN_FLIGHT`]
+/// requests in flight, each span CRC-checked), hashes them on another thread and appends them
+/// on this one, all three overlapped; returns the SHA-256 of every byte appended. A span is
+/// handed to the hash thread before it is written, so the hash of a span runs beside its
+/// write and the fetch of the next ones.
+///
+/// [`RESTORE_IN_FLIGHT`]: crate::tier::RESTORE_IN_FLIGHT
+fn fetch_hash_append(
+    tier: &Arc<crate::tier::Tier>,
+    id: u64,
+    spans: Vec<(u64, u64)>,
+    w: &mut SegmentWriter,
+    pace: &mut dyn FnMut(u64),
+) -> Result<[u8; 32]> {
+    std::thread::scope(|s| -> Result<[u8; 32]> {
+        // One span waits for the writer and one for the hasher: with the requests in flight,
+        // the span being written and the one being hashed, a restore holds at most
+        // RESTORE_IN_FLIGHT + 5 spans (8 MiB each: 64 MiB) in memory.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Bytes>>(1);
+        let (hash_tx, hash_rx) = std::sync::mpsc::sync_channel::<Bytes>(1);
+        let spawn_err =
+            |e: std::io::Error| Error::Invalid(format!("cannot start a restore thread: {e}"));
+        let fetcher = std::thread::Builder::new()
+            .name("footage-restore-fetch".into())
+            .spawn_scoped(s, move || {
+                tier.fetch_spans(id, spans, &mut |r| tx.send(r).is_ok())
+            })
+            .map_err(spawn_err)?;
+        let hasher = std::thread::Builder::new()
+            .name("footage-restore-sha256".into())
+            .spawn_scoped(s, move || {
+                let mut h = Sha256::new();
+                for span in hash_rx {
+                    h.update(&span);
+                }
+                <[u8; 32]>::from(h.finalize())
+            })
+            .map_err(spawn_err)?;
+        let mut result = Ok(());
+        for span in rx.iter() {
+            let step = span.and_then(|data| {
+                hash_tx
+                    .send(data.clone())
+                    .map_err(|_| Error::Invalid("the restore hash thread stopped".into()))?;
+                w.write_hashed_by_caller(&data)?;
+                pace(data.len() as u64);
+                Ok(())
+            });
+            if let Err(e) = step {
+                result = Err(e);
+                break; // dropping the receiver ends the fetcher
+            }
+        }
+        drop(rx);
+        drop(hash_tx);
+        let fetched = fetcher
+            .join()
+            .map_err(|_| Error::Invalid("the restore fetch thread panicked".into()))?;
+        let sha256 = hasher
+            .join()
+            .map_err(|_| Error::Invalid("the restore hash thread panicked".into()))?;
+        result?;
+        fetched?;
+        Ok(sha256)
+    })
+}
+
+/// Where a restore's time went, logged at debug level when it ends (the restore bench and
+/// DESIGN §27 read these to see which step to make faster).
+struct Phases {
+    start: Instant,
+    last: Instant,
+    marks: Vec<(&'static str, Duration)>,
+}
+
+impl Phases {
+    fn start() -> Phases {
+        let now = Instant::now();
+        Phases {
+            start: now,
+            last: now,
+            marks: Vec::new(),
+        }
+    }
+
+    fn mark(&mut self, phase: &'static str) {
+        let now = Instant::now();
+        self.marks.push((phase, now - self.last));
+        self.last = now;
+    }
+
+    fn log(&self, id: u64, bytes: u64) {
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            return;
+        }
+        let phases: Vec<String> = self
+            .marks
+            .iter()
+            .map(|(p, d)| format!("{p}={:.1}ms", d.as_secs_f64() * 1e3))
+            .collect();
+        tracing::debug!(
+            segment = id,
+            bytes,
+            total_ms = self.start.elapsed().as_secs_f64() * 1e3,
+            phases = %phases.join(" "),
+            "restore timing"
+        );
     }
 }

@@ -5,7 +5,8 @@
 //! queues that case's evicted footage; a pin on an evicted segment queues it) and leave when
 //! restored, when they turn out to be local or gone, or when their cloud copy is corrupt
 //! (never restored: counted as failed and logged). A cloud outage leaves them queued (their
-//! failure count goes up) for the next run. `footage serve` drains the queue at
+//! failure count goes up) for the next run; so does a restore that would take a data dir past
+//! the high watermark (`Error::NoRoom`, not counted as a failure, one warning per pass). `footage serve` drains the queue at
 //! `[service] restore_rate` (src/service), `footage restore --queued` in the foreground.
 //!
 //! Invariants: the file is rewritten atomically (temporary file, fsync, rename) under
@@ -37,6 +38,9 @@ pub struct RestoreRun {
     pub failed: Vec<String>,
     /// Left queued for the next pass (a cloud outage, say), with why.
     pub retry: Vec<String>,
+    /// Left queued because restoring them would take a data dir past the high watermark
+    /// (not counted as failures: they are tried again on every pass).
+    pub waiting_for_room: usize,
     /// Segments still queued at the end of the pass.
     pub pending: usize,
 }
@@ -177,6 +181,7 @@ impl Store {
         let mut run = RestoreRun::default();
         let mut sent: u64 = 0;
         let mut streak = 0u32;
+        let mut room_error: Option<Error> = None;
         let queue = self.restore_queue()?;
         for entry in queue.queued {
             if limits.budget.is_some_and(|b| started.elapsed() >= b) || streak >= RETRY_STREAK {
@@ -227,6 +232,13 @@ impl Store {
                     run.skipped += 1;
                     self.edit_queue(|q| q.queued.retain(|x| x.segment != id))?;
                 }
+                Some(Err(e @ Error::NoRoom { .. })) => {
+                    // The disk, not the segment: no failure counted, no streak; smaller
+                    // segments behind it may still fit. Logged once for the pass, below.
+                    run.waiting_for_room += 1;
+                    room_error.get_or_insert(e);
+                    continue;
+                }
                 Some(Err(e @ Error::SegmentCorrupt { .. })) => {
                     tracing::error!(segment = id, error = %e, "restore refused: the cloud copy is corrupt");
                     run.failed.push(format!("restore {id}: {e}"));
@@ -259,6 +271,13 @@ impl Store {
                 }
             }
             streak = 0;
+        }
+        if let Some(e) = room_error {
+            tracing::warn!(
+                waiting = run.waiting_for_room,
+                first = %e,
+                "restore queue: segments wait for room below the high watermark"
+            );
         }
         run.pending = self.restore_queue()?.queued.len();
         Ok(run)

@@ -34,7 +34,7 @@ mod check;
 pub mod local_crc;
 mod restore;
 
-pub use restore::RESTORE_SPAN_BLOCKS;
+pub use restore::{RESTORE_IN_FLIGHT, RESTORE_SPAN_BLOCKS};
 
 pub use check::{error_problem, CloudProblem};
 
