@@ -20,7 +20,7 @@
 use std::fs::{File, OpenOptions, Permissions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::{Error, Result};
 
@@ -36,7 +36,7 @@ const SETGID: u32 = 0o2000;
 pub const TEMP_SUFFIX: &str = ".footage-partial";
 /// Random names tried before giving up on a temporary file: a collision of 64 random bits
 /// means someone is guessing names, not bad luck.
-const TEMP_TRIES: usize = 8;
+pub(crate) const TEMP_TRIES: usize = 8;
 
 /// Creates a new file at `path`, open for reading and writing, with exactly `mode`. Fails with
 /// `AlreadyExists` if anything is at `path`, a symbolic link (even a dangling one) included.
@@ -165,25 +165,6 @@ pub fn give_dir_to_group(dir: &Path, name: &str, gid: u32) -> Result<()> {
         return Err(refused(io::Error::from_raw_os_error(libc::EPERM)));
     }
     Ok(())
-}
-
-/// Creates a new file with an unpredictable name (`.<stem>.<16 hex digits>.footage-partial`)
-/// in `dir`, as [`create_new`] does: for writing a user-named output before
-/// [`rename_no_replace`] gives it its name.
-pub fn create_temp(dir: &Path, stem: &str) -> io::Result<(File, PathBuf)> {
-    let mut last = None;
-    for _ in 0..TEMP_TRIES {
-        let path = dir.join(format!(
-            ".{stem}.{:016x}{TEMP_SUFFIX}",
-            rand::random::<u64>()
-        ));
-        match create_new(&path) {
-            Ok(f) => return Ok((f, path)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
-            Err(e) => return Err(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists)))
 }
 
 /// Renames `from` to `to` only if nothing is at `to`: an existing file or link (even a

@@ -17,6 +17,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::{print_json, segment_arg};
+use crate::fsio::atomic::{Place, TempFile};
 use crate::Store;
 
 #[derive(Args, Debug)]
@@ -102,29 +103,20 @@ fn deliver(mut limited: impl Read, out: Option<&Path>, force: bool) -> anyhow::R
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let (mut f, tmp) = crate::perms::create_temp(dir, &stem)
+            let mut tmp = TempFile::create(dir, &stem, crate::perms::FILE_MODE)
                 .with_context(|| format!("cannot create a file in {}", dir.display()))?;
-            let copied = std::io::copy(&mut limited, &mut f);
-            let finished = copied
-                .map_err(anyhow::Error::from)
-                .and_then(|_| f.sync_all().map_err(anyhow::Error::from))
-                .and_then(|_| {
-                    let placed = if force {
-                        // rename(2) replaces a link at `path`; it never writes through it.
-                        std::fs::rename(&tmp, path)
-                    } else {
-                        crate::perms::rename_no_replace(&tmp, path)
-                    };
-                    placed.map_err(|e| match e.kind() {
-                        std::io::ErrorKind::AlreadyExists => exists_error(path),
-                        _ => anyhow::Error::new(e)
-                            .context(format!("cannot write {}", path.display())),
-                    })
-                });
-            if let Err(e) = finished {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
-            }
+            std::io::copy(&mut limited, &mut tmp)?;
+            // rename(2) replaces a link at `path` (--force); it never writes through it.
+            let how = if force {
+                Place::Replace
+            } else {
+                Place::NoReplace
+            };
+            tmp.commit(path, how, "get.file", "get.dir")
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => exists_error(path),
+                    _ => anyhow::Error::new(e).context(format!("cannot write {}", path.display())),
+                })?;
         }
         None => {
             let mut out = std::io::stdout().lock();

@@ -31,6 +31,7 @@
 //! New write paths should call these instead of `std::fs` so the fault and power-loss
 //! tests reach them too.
 
+pub mod atomic;
 pub mod faults;
 pub mod record;
 

@@ -16,6 +16,7 @@ pub mod writer;
 use std::path::Path;
 
 use crate::error::{IoContext, Result};
+use crate::fsio::atomic::{Place, TempFile};
 
 /// fsyncs a directory so that a file created, renamed or removed in it survives a power
 /// cut. `site` names the call for the power-loss tests (`fsio::record::skip_sync`).
@@ -28,22 +29,15 @@ pub fn sync_dir(dir: &Path, site: &'static str) -> Result<()> {
 /// temporary file fails it is removed, so a full disk gets its space back and no `.tmp` file
 /// is left behind.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     crate::fsio::create_dir_all(dir).at(dir)?;
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    let tmp = dir.join(name);
-    let written = (|| {
-        let f = crate::fsio::create_file(&tmp, crate::fsio::Existing::Truncate)?;
-        crate::fsio::write_all_at(&f, bytes, 0)?;
-        crate::fsio::sync_all(&f, "write_atomic.file")
-    })();
-    if let Err(e) = written {
-        let _ = crate::fsio::remove_file(&tmp);
-        return Err(crate::error::Error::io(&tmp, e));
-    }
+    let mut tmp = TempFile::beside(path, crate::perms::FILE_MODE).at(path)?;
+    // A failed write or sync drops `tmp`, which removes it: a full disk gets its space back.
+    tmp.write_all(bytes).at(tmp.path())?;
+    tmp.sync("write_atomic.file").at(tmp.path())?;
     crate::fail::point("write_atomic.before_rename");
-    crate::fsio::rename(&tmp, path).at(path)?;
+    tmp.place(path, Place::Replace).at(path)?;
     sync_dir(dir, "write_atomic.dir")
 }
 

@@ -359,16 +359,13 @@ fn lock(root: &Path) -> Result<TokensLock> {
 
 /// Replaces the tokens file atomically.
 fn write(root: &Path, set: &TokenSet) -> Result<()> {
+    use crate::fsio::atomic::{Place, TempFile};
     let path = tokens_path(root);
-    let tmp = root.join(format!("{TOKENS_FILE}.tmp"));
     let text = set.to_text()?;
-    {
-        let mut f = crate::perms::replace_temp(&tmp, crate::perms::SECRET_MODE).at(&tmp)?;
-        f.write_all(text.as_bytes()).at(&tmp)?;
-        f.sync_all().at(&tmp)?;
-    }
-    std::fs::rename(&tmp, &path).at(&path)?;
-    crate::log::sync_dir(root, "tokens.dir")
+    let mut tmp = TempFile::beside(&path, crate::perms::SECRET_MODE).at(&path)?;
+    tmp.write_all(text.as_bytes()).at(tmp.path())?;
+    tmp.commit(&path, Place::Replace, "tokens.file", "tokens.dir")
+        .at(&path)
 }
 
 fn require_store(root: &Path) -> Result<()> {

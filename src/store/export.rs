@@ -13,7 +13,7 @@
 //!   0640), the final names are taken with a rename that fails if anything (a dangling link
 //!   included) is there ([`crate::perms`]).
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -22,6 +22,7 @@ use serde::Serialize;
 use super::{hex, now_us, Store, VerifiedReader};
 use crate::audit::Durability;
 use crate::error::{Error, IoContext, Result};
+use crate::fsio::atomic::{Place, TempFile};
 use crate::input::time::format_time;
 
 /// What `export` wrote.
@@ -87,19 +88,6 @@ fn copy_error(e: io::Error, dst: &Path) -> Error {
     Error::io(dst, e)
 }
 
-/// The temporary files of one export, removed on drop unless they were renamed into place.
-struct Temps {
-    files: Vec<PathBuf>,
-}
-
-impl Drop for Temps {
-    fn drop(&mut self) {
-        for p in &self.files {
-            let _ = fs::remove_file(p);
-        }
-    }
-}
-
 /// The error of giving an export its final name.
 fn placed(e: io::Error, path: &Path) -> Error {
     if e.kind() == io::ErrorKind::AlreadyExists {
@@ -140,35 +128,25 @@ impl Store {
                 )));
             }
         }
-        let mut temps = Temps { files: Vec::new() };
-        let (f, tmp) = crate::perms::create_temp(dir, &name).at(dir)?;
-        temps.files.push(tmp.clone());
-        let (custody_f, custody_tmp) = crate::perms::create_temp(dir, &custody_name).at(dir)?;
-        temps.files.push(custody_tmp.clone());
-        let done = self.export_to(
-            id,
-            &info,
-            (f, &tmp, &file),
-            (custody_f, &custody_tmp, &custody),
-        )?;
-        temps.files.clear();
-        Ok(done)
+        // Removed on drop unless placed (an error anywhere leaves nothing behind).
+        let tmp = TempFile::create(dir, &name, crate::perms::FILE_MODE).at(dir)?;
+        let custody_tmp = TempFile::create(dir, &custody_name, crate::perms::FILE_MODE).at(dir)?;
+        self.export_to(id, &info, (tmp, &file), (custody_tmp, &custody))
     }
 
     fn export_to(
         &self,
         id: u64,
         info: &super::SegmentInfo,
-        (mut f, tmp, file): (File, &Path, &Path),
-        (mut custody_f, custody_tmp, custody): (File, &Path, &Path),
+        (mut tmp, file): (TempFile, &Path),
+        (mut custody_tmp, custody): (TempFile, &Path),
     ) -> Result<Exported> {
         let expected = self.inner.load_commit(id, false)?.sha256;
         let reader = self.reader(id)?;
         let len = reader.len();
         let mut r = VerifiedReader::new(reader, id, len, expected);
-        io::copy(&mut r, &mut f).map_err(|e| copy_error(e, tmp))?;
-        f.sync_all().at(tmp)?;
-        drop(f);
+        io::copy(&mut r, &mut tmp).map_err(|e| copy_error(e, tmp.path()))?;
+        tmp.sync("export.file").at(tmp.path())?;
         let at = now_us();
         let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
         let details = serde_json::json!({
@@ -211,13 +189,15 @@ impl Store {
         };
         let text = serde_json::to_string_pretty(&record)
             .map_err(|e| Error::Invalid(format!("cannot encode the custody record: {e}")))?;
-        custody_f
+        custody_tmp
             .write_all(format!("{text}\n").as_bytes())
-            .at(custody_tmp)?;
-        custody_f.sync_all().at(custody_tmp)?;
-        drop(custody_f);
-        crate::perms::rename_no_replace(tmp, file).map_err(|e| placed(e, file))?;
-        crate::perms::rename_no_replace(custody_tmp, custody).map_err(|e| placed(e, custody))?;
+            .at(custody_tmp.path())?;
+        custody_tmp.sync("export.custody").at(custody_tmp.path())?;
+        tmp.place(file, Place::NoReplace)
+            .map_err(|e| placed(e, file))?;
+        custody_tmp
+            .place(custody, Place::NoReplace)
+            .map_err(|e| placed(e, custody))?;
         if let Some(dir) = file.parent() {
             crate::log::sync_dir(dir, "export.dir")?;
         }

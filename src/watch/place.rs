@@ -100,16 +100,15 @@ fn free_slot(sub: &Path, name: &OsStr) -> io::Result<(u32, OsString)> {
 
 /// Writes `bytes` to `sub/name` through a fsynced temporary file renamed over it.
 fn write_note(sub: &Path, name: &OsStr, bytes: &[u8]) -> io::Result<()> {
-    let (mut f, tmp) = perms::create_temp(sub, "note")?;
-    let written = f
-        .write_all(bytes)
-        .and_then(|()| fsio::sync_data(&f, "watch.note"));
-    drop(f);
-    if let Err(e) = written.and_then(|()| fsio::rename(&tmp, &sub.join(name))) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    Ok(())
+    use crate::fsio::atomic::{Place, TempFile};
+    let mut tmp = TempFile::create(sub, "note", perms::FILE_MODE)?;
+    tmp.write_all(bytes)?;
+    tmp.commit(
+        &sub.join(name),
+        Place::Replace,
+        "watch.note",
+        "watch.note.dir",
+    )
 }
 
 /// Files the video `name` of `dir` (and its sidecar, if there is one) under a free slot of
