@@ -19,7 +19,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::post;
@@ -33,12 +34,12 @@ use crate::{SegmentInfo, Store};
 
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
-        .route("/api/segments/{id}/pin", post(pin_segment))
-        .route("/api/segments/{id}/unpin", post(unpin_segment))
-        .route("/api/segments/{id}/restore", post(restore_segment))
-        .route("/api/cases/{case}/pin", post(pin_case))
-        .route("/api/cases/{case}/unpin", post(unpin_case))
-        .route("/api/cases/{case}/restore", post(restore_case))
+        .route("/api/segments/{id}/pin", post(pin))
+        .route("/api/segments/{id}/unpin", post(unpin))
+        .route("/api/segments/{id}/restore", post(restore))
+        .route("/api/cases/{case}/pin", post(pin))
+        .route("/api/cases/{case}/unpin", post(unpin))
+        .route("/api/cases/{case}/restore", post(restore))
 }
 
 /// A pin's body: when it ends (RFC 3339), or nothing for a pin with no end.
@@ -107,8 +108,8 @@ async fn body<T: serde::de::DeserializeOwned>(
 }
 
 async fn pin(
-    app: Arc<App>,
-    caller: Caller,
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
     target: Target,
     req: Request,
 ) -> Result<Response, ApiError> {
@@ -136,8 +137,8 @@ async fn pin(
 }
 
 async fn unpin(
-    app: Arc<App>,
-    caller: Caller,
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
     target: Target,
     req: Request,
 ) -> Result<Response, ApiError> {
@@ -159,8 +160,8 @@ async fn unpin(
 }
 
 async fn restore(
-    app: Arc<App>,
-    caller: Caller,
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
     target: Target,
     req: Request,
 ) -> Result<Response, ApiError> {
@@ -197,65 +198,22 @@ async fn restore(
     .await
 }
 
-/// The `{case}` of a path: non-empty (the store's label rules decide the rest: a name no
-/// segment carries is a 404).
-fn case_of(raw: String) -> Result<Target, ApiError> {
-    if raw.is_empty() {
-        return Err(ApiError::BadRequest("the case is empty".into()));
+impl<S: Send + Sync> FromRequestParts<S> for Target {
+    type Rejection = ApiError;
+
+    /// The `{id}` of `/api/segments/{id}/...` (checked as [`SegId`] checks it) or the
+    /// `{case}` of `/api/cases/{case}/...` (non-empty; a name no segment carries is a 404).
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if parts.uri.path().starts_with("/api/cases/") {
+            let Path(case) = Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::BadRequest(format!("bad case: {e}")))?;
+            if case.is_empty() {
+                return Err(ApiError::BadRequest("the case is empty".into()));
+            }
+            return Ok(Target::Case(case));
+        }
+        let SegId(id) = SegId::from_request_parts(parts, state).await?;
+        Ok(Target::Segment(id))
     }
-    Ok(Target::Case(raw))
-}
-
-async fn pin_segment(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
-    SegId(id): SegId,
-    req: Request,
-) -> Result<Response, ApiError> {
-    pin(app, caller, Target::Segment(id), req).await
-}
-
-async fn unpin_segment(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
-    SegId(id): SegId,
-    req: Request,
-) -> Result<Response, ApiError> {
-    unpin(app, caller, Target::Segment(id), req).await
-}
-
-async fn restore_segment(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
-    SegId(id): SegId,
-    req: Request,
-) -> Result<Response, ApiError> {
-    restore(app, caller, Target::Segment(id), req).await
-}
-
-async fn pin_case(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
-    Path(case): Path<String>,
-    req: Request,
-) -> Result<Response, ApiError> {
-    pin(app, caller, case_of(case)?, req).await
-}
-
-async fn unpin_case(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
-    Path(case): Path<String>,
-    req: Request,
-) -> Result<Response, ApiError> {
-    unpin(app, caller, case_of(case)?, req).await
-}
-
-async fn restore_case(
-    State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
-    Path(case): Path<String>,
-    req: Request,
-) -> Result<Response, ApiError> {
-    restore(app, caller, case_of(case)?, req).await
 }
