@@ -13,7 +13,10 @@ pub const DISK_FULL_HINT: &str = "free space or add a data dir to footage.toml";
 /// Result alias for the store's API.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Everything the engine can fail with. New kinds of failure may be added without a major
+/// version, so a `match` on it needs a `_` arm (`#[non_exhaustive]`).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     #[error("I/O error on {}: {source}", path.display())]
     Io {
