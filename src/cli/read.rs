@@ -112,7 +112,7 @@ fn deliver(mut limited: impl Read, out: Option<&Path>, force: bool) -> anyhow::R
             } else {
                 Place::NoReplace
             };
-            tmp.commit(path, how, "get.file", "get.dir")
+            tmp.commit(path, how, "get.file", "get.before_rename", "get.dir")
                 .map_err(|e| match e.kind() {
                     std::io::ErrorKind::AlreadyExists => exists_error(path),
                     _ => anyhow::Error::new(e).context(format!("cannot write {}", path.display())),

@@ -119,16 +119,18 @@ impl TempFile {
         Ok(())
     }
 
-    /// The whole protocol after the writes: sync the file (site `site`), place it at `to`, sync
-    /// its directory (site `dir_site`).
+    /// The whole protocol after the writes: sync the file (sync site `site`), the crash point
+    /// `before_place` (`crate::fail`), place it at `to`, sync its directory (site `dir_site`).
     pub fn commit(
         self,
         to: &Path,
         how: Place,
         site: &'static str,
+        before_place: &str,
         dir_site: &'static str,
     ) -> io::Result<()> {
         self.sync(site)?;
+        crate::fail::point(before_place);
         let dir = to
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
@@ -170,13 +172,14 @@ mod tests {
         let to = dir.path().join("f");
         let mut t = TempFile::create(dir.path(), "f", 0o600).unwrap();
         t.write_all(b"one").unwrap();
-        t.commit(&to, Place::Replace, "t.file", "t.dir").unwrap();
+        t.commit(&to, Place::Replace, "t.file", "t.place", "t.dir")
+            .unwrap();
         assert_eq!(std::fs::read(&to).unwrap(), b"one");
         let mut t = TempFile::create(dir.path(), "f", 0o600).unwrap();
         t.write_all(b"two").unwrap();
         let tmp = t.path().to_path_buf();
         let e = t
-            .commit(&to, Place::NoReplace, "t.file", "t.dir")
+            .commit(&to, Place::NoReplace, "t.file", "t.place", "t.dir")
             .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(std::fs::read(&to).unwrap(), b"one");

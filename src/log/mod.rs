@@ -35,10 +35,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp = TempFile::beside(path, crate::perms::FILE_MODE).at(path)?;
     // A failed write or sync drops `tmp`, which removes it: a full disk gets its space back.
     tmp.write_all(bytes).at(tmp.path())?;
-    tmp.sync("write_atomic.file").at(tmp.path())?;
-    crate::fail::point("write_atomic.before_rename");
-    tmp.place(path, Place::Replace).at(path)?;
-    sync_dir(dir, "write_atomic.dir")
+    tmp.commit(
+        path,
+        Place::Replace,
+        "write_atomic.file",
+        "write_atomic.before_rename",
+        "write_atomic.dir",
+    )
+    .at(path)
 }
 
 /// File name of volume `id`.

@@ -364,8 +364,14 @@ fn write(root: &Path, set: &TokenSet) -> Result<()> {
     let text = set.to_text()?;
     let mut tmp = TempFile::beside(&path, crate::perms::SECRET_MODE).at(&path)?;
     tmp.write_all(text.as_bytes()).at(tmp.path())?;
-    tmp.commit(&path, Place::Replace, "tokens.file", "tokens.dir")
-        .at(&path)
+    tmp.commit(
+        &path,
+        Place::Replace,
+        "tokens.file",
+        "tokens.before_rename",
+        "tokens.dir",
+    )
+    .at(&path)
 }
 
 fn require_store(root: &Path) -> Result<()> {

@@ -107,6 +107,7 @@ fn write_note(sub: &Path, name: &OsStr, bytes: &[u8]) -> io::Result<()> {
         &sub.join(name),
         Place::Replace,
         "watch.note",
+        "watch.note.before_rename",
         "watch.note.dir",
     )
 }
