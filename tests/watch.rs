@@ -343,16 +343,19 @@ fn a_duplicate_goes_to_done_with_the_existing_id() {
     let bytes = common::random_bytes(3, 100_000);
     let side = sidecar("PC7", "CAM-7", "");
     deliver(&dock, "one.mp4", &bytes, &side);
-    wait_until("one.mp4 in done/", || {
-        dock.join("done/one.mp4.result.json").exists()
+    wait_until("one.mp4 and its sidecar in done/", || {
+        dock.join("done/one.mp4.result.json").exists() && dock.join("done/one.mp4.json").exists()
     });
     let first = result(&dock, "one.mp4");
     assert_eq!(first["duplicate"], false);
     // The same bytes from the same camera again, under the same name: stored once, filed
     // under a new name in done/, nothing there replaced.
     deliver(&dock, "one.mp4", &bytes, &side);
-    wait_until("the second one.mp4 in done/", || {
+    // Filing writes the result first, then moves the video, then its sidecar: wait for the
+    // last step.
+    wait_until("the second one.mp4 and its sidecar in done/", || {
         dock.join("done/one-1.mp4.result.json").exists()
+            && dock.join("done/one-1.mp4.json").exists()
     });
     let second = result(&dock, "one-1.mp4");
     assert_eq!(second["duplicate"], true);
