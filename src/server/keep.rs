@@ -120,19 +120,13 @@ async fn pin(
         .map(parse_time)
         .transpose()
         .map_err(|e| ApiError::BadRequest(format!("until: {e}")))?;
-    let store = app.store.clone();
-    let actor = caller.name.clone();
-    blocking(move || {
-        Ok(match target {
-            Target::Segment(id) => json(StatusCode::OK, &store.pin(id, until, &actor)?),
-            Target::Case(c) => json(
-                StatusCode::OK,
-                &Segments {
-                    segments: store.pin_case(&c, until, &actor)?,
-                },
-            ),
-        })
-    })
+    change(
+        &app,
+        &caller,
+        target,
+        move |s, id, actor| s.pin(id, until, actor),
+        move |s, case, actor| s.pin_case(case, until, actor),
+    )
     .await
 }
 
@@ -143,15 +137,27 @@ async fn unpin(
     req: Request,
 ) -> Result<Response, ApiError> {
     let Empty {} = body(&app, &caller, req).await?;
+    change(&app, &caller, target, Store::unpin, Store::unpin_case).await
+}
+
+/// A pin or an unpin on the blocking pool, as the caller: one segment answers its `info`, a
+/// case `{"segments": [info...]}`.
+async fn change(
+    app: &App,
+    caller: &Caller,
+    target: Target,
+    one: impl FnOnce(&Store, u64, &str) -> crate::Result<SegmentInfo> + Send + 'static,
+    case: impl FnOnce(&Store, &str, &str) -> crate::Result<Vec<SegmentInfo>> + Send + 'static,
+) -> Result<Response, ApiError> {
     let store = app.store.clone();
     let actor = caller.name.clone();
     blocking(move || {
         Ok(match target {
-            Target::Segment(id) => json(StatusCode::OK, &store.unpin(id, &actor)?),
+            Target::Segment(id) => json(StatusCode::OK, &one(&store, id, &actor)?),
             Target::Case(c) => json(
                 StatusCode::OK,
                 &Segments {
-                    segments: store.unpin_case(&c, &actor)?,
+                    segments: case(&store, &c, &actor)?,
                 },
             ),
         })
