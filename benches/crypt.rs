@@ -1,5 +1,5 @@
 //! The cost of encryption at rest: the same work on a plain store (the baseline) and on an
-//! encrypted one (AES-256-GCM, `StoreOptions { encrypt: true, .. }`), in the same run.
+//! encrypted one (AES-256-GCM, `StoreOptions { key: Some(..), .. }`), in the same run.
 //!
 //! Groups (functions `plain` and `encrypted` in each):
 //! - `ingest_16MiB`: `Store::ingest_bytes` of a 16 MiB segment (unique bytes each time) with
@@ -42,7 +42,6 @@ fn fixture(name: &str, encrypt: bool) -> Fixture {
     let opts = StoreOptions {
         volume_size: 256 << 20,
         chunk_size: 1 << 20,
-        encrypt,
         key: encrypt.then(|| Key::from_bytes([0x5a; 32])),
         ..StoreOptions::default()
     };

@@ -89,10 +89,10 @@ pub struct StoreOptions {
     /// Store id (32 hex digits) for a new store; random when None. Set only to rebuild a
     /// lost store from its cloud copies.
     pub store_id: Option<String>,
-    /// Create the store encrypted (AES-256-GCM) with `key`. Default false.
-    pub encrypt: bool,
-    /// The store key. Used on every open, not only at creation: an encrypted store refuses
-    /// to open without it. Ignored by a store that is not encrypted.
+    /// The store key, and with it the choice of encryption, which cannot contradict itself:
+    /// `Some` creates a new store encrypted (AES-256-GCM) under this key, `None` creates it
+    /// in plaintext. On every later open an encrypted store needs its key here (a different
+    /// key is refused by its id) and a plaintext store ignores one. Default `None`.
     pub key: Option<crate::crypt::Key>,
     /// Group to give the new store's files and directories to (`init --group`). Default
     /// none: the creating user's group.
@@ -111,7 +111,6 @@ impl Default for StoreOptions {
             chunk_size: DEFAULT_CHUNK_SIZE,
             checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
             store_id: None,
-            encrypt: false,
             key: None,
             group: None,
             simulated_clock: false,
@@ -133,18 +132,10 @@ pub(crate) fn parse_store_id(s: &str) -> Option<[u8; 16]> {
 }
 
 impl Config {
-    /// The configuration of a new store. Fails if encryption is asked for without a key.
+    /// The configuration of a new store: encrypted exactly when `opts.key` is given.
     pub fn new(opts: &StoreOptions) -> Result<Config> {
         let id: [u8; 16] = rand::random();
-        let key_id = match (opts.encrypt, &opts.key) {
-            (false, _) => None,
-            (true, Some(k)) => Some(k.id()),
-            (true, None) => {
-                return Err(Error::Key(
-                    "an encrypted store needs a key: give --key-file PATH or FOOTAGE_KEY".into(),
-                ))
-            }
-        };
+        let key_id = opts.key.as_ref().map(|k| k.id());
         Ok(Config {
             format_version: if key_id.is_some() {
                 CONFIG_VERSION_ENCRYPTED

@@ -71,7 +71,6 @@ impl Fixture {
 
     fn options(&self, key: Option<Key>) -> StoreOptions {
         StoreOptions {
-            encrypt: key.is_some(),
             key,
             ..small_options()
         }

@@ -44,7 +44,6 @@ fn options(encrypted: bool) -> StoreOptions {
     StoreOptions {
         chunk_size: 64 * 1024,
         volume_size: 256 * 1024,
-        encrypt: encrypted,
         key: encrypted.then(|| Key::from_bytes(FIXTURE_KEY)),
         ..StoreOptions::default()
     }

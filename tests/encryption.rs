@@ -24,7 +24,6 @@ fn options(key: Option<Key>) -> StoreOptions {
     StoreOptions {
         chunk_size: 64 * 1024,
         volume_size: 1 << 20,
-        encrypt: key.is_some(),
         key,
         ..StoreOptions::default()
     }
@@ -266,17 +265,9 @@ fn a_missing_or_wrong_key_is_refused_with_the_key_id() {
     };
     let store = footage::testing::open_or_create_with(dir.path(), &right).unwrap();
     assert_eq!(store.read_range(id, 0, 100).unwrap(), b"evidence");
-    // Asking for encryption without a key creates nothing.
-    let none = tempfile::tempdir().unwrap();
-    let ask = StoreOptions {
-        encrypt: true,
-        ..StoreOptions::default()
-    };
-    assert!(matches!(
-        footage::testing::open_or_create_with(none.path(), &ask),
-        Err(Error::Key(_))
-    ));
-    assert!(!none.path().join("footage.toml").exists());
+    // Asking for encryption without a key cannot be said through the library (the key is
+    // the choice); the CLI's `init --encrypt` without one is refused in
+    // the_cli_creates_an_encrypted_store_and_needs_its_key_on_every_command.
 }
 
 #[test]
@@ -626,6 +617,25 @@ fn the_cli_creates_an_encrypted_store_and_needs_its_key_on_every_command() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("wrong key"));
     // init never touches an existing store.
     assert!(!run(&["init"], None).status.success());
+    // --encrypt without a key creates nothing; a key in FOOTAGE_KEY without --encrypt makes a
+    // plaintext store (the key alone is not the choice at the command line).
+    let other = dir.path().join("t");
+    let init_other = |args: &[&str], env_key: Option<&str>| {
+        let mut c = Command::new(bin);
+        c.arg("--store").arg(&other).arg("init").args(args);
+        c.env_remove("FOOTAGE_KEY").env_remove("FOOTAGE_KEY_FILE");
+        if let Some(k) = env_key {
+            c.env("FOOTAGE_KEY", k);
+        }
+        c.output().unwrap()
+    };
+    let out = init_other(&["--encrypt"], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs a key"));
+    assert!(!other.join("footage.toml").exists());
+    assert!(init_other(&[], Some(hex.trim())).status.success());
+    let toml = std::fs::read_to_string(other.join("footage.toml")).unwrap();
+    assert!(!toml.contains("key_id"), "{toml}");
 }
 
 /// Scrub repair and compaction handle sealed chunks: a repair seals the cloud's plaintext

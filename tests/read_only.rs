@@ -525,7 +525,6 @@ fn an_encrypted_store_opens_read_only_with_its_key() {
     let dir = tempfile::tempdir().unwrap();
     let key = Key::from_bytes([7; 32]);
     let opts = StoreOptions {
-        encrypt: true,
         key: Some(key.clone()),
         ..small_options()
     };

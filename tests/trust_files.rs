@@ -317,7 +317,6 @@ fn item09_a_key_file_others_can_read_is_refused() {
     let k = footage::Key::from_file(&key).unwrap();
     let root = dir.path().join("lib");
     let opts = StoreOptions {
-        encrypt: true,
         key: Some(k),
         ..StoreOptions::default()
     };

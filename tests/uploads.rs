@@ -681,7 +681,6 @@ fn uploads_resume_across_a_clean_restart_and_kill_9_of_the_service() {
 fn live_sessions_survive_compaction_in_an_encrypted_store_and_expired_ones_are_dead_space() {
     let dir = tempfile::tempdir().unwrap();
     let opts = footage::StoreOptions {
-        encrypt: true,
         key: Some(footage::Key::from_bytes([4; 32])),
         ..common::small_options()
     };

@@ -86,8 +86,8 @@ pub fn run(root: &Path, args: InitArgs, key: Option<Key>) -> anyhow::Result<i32>
         anyhow::bail!("--encrypt needs a key: --key-file PATH, FOOTAGE_KEY or --new-key-file PATH");
     }
     let mut opts = StoreOptions {
-        encrypt: args.encrypt,
-        key,
+        // A key from FOOTAGE_KEY without --encrypt does not encrypt a new store.
+        key: if args.encrypt { key } else { None },
         group: args.group,
         simulated_clock: args.simulated_clock,
         ..StoreOptions::default()

@@ -123,7 +123,6 @@ impl Store {
         }
         let opts = StoreOptions {
             store_id: Some(source.clone()),
-            encrypt: opts.key.is_some(),
             ..opts.clone()
         };
         let store = Store::create_with(root, &opts)?;
