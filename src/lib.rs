@@ -89,8 +89,7 @@ pub use store::{
     hex, now_us, parse_id, Change, Committed, CompactSummary, CorruptSegment, DiskStats, Exported,
     FindingInfo, IndexStats, LostSegment, OpenReport, RecoverReport, RepairOutcome, ScrubHandle,
     ScrubOptions, ScrubStatus, ScrubSummary, SegmentInfo, SegmentReader, SegmentWriter, Stats,
-    Store, VerifiedReader, VerifyOptions, VerifyReport, VolumeStats, READ_ACTIONS, SCRUB_STATE,
-    SYSTEM_ACTOR,
+    Store, VerifiedReader, VerifyOptions, VerifyReport, VolumeStats, SCRUB_STATE, SYSTEM_ACTOR,
 };
 pub use store::{AuditSink, RefreshReport};
 pub use store::{ChecksumAlgorithm, ChecksumHeaderError, UploadChecksum};

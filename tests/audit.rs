@@ -5,13 +5,14 @@
 
 mod common;
 
+use footage::audit::Action;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{copy_dir, meta, random_bytes, small_options, volume_files, T0};
 use footage::audit::format::FILE_HEADER_LEN;
 use footage::audit::scan::{scan, Item};
-use footage::{Change, Durability, Query, Store};
+use footage::{Change, Query, Store};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -91,7 +92,7 @@ fn busy_store(path: &Path) -> Vec<u64> {
     store
         .audit(
             "svc.retention",
-            "evict",
+            Action::Evict,
             Some(ids[1]),
             json!({"why": "31 days"}),
         )
@@ -155,7 +156,9 @@ fn the_chain_verifies_after_many_actions_and_shows_who_did_what() {
     // Bad names are refused before anything happens.
     assert!(store.with_actor("").is_err());
     assert!(store.with_actor("(footage)").is_err());
-    assert!(store.audit("a", "two words", None, json!({})).is_err());
+    assert!(store
+        .audit("a", Action::Custom("two words".into()), None, json!({}))
+        .is_err());
     assert!(store.change(ids[0], &Change::Tag("x".into()), "").is_err());
     assert!(!store.info(ids[0]).unwrap().tags.contains(&"x".to_string()));
 }
@@ -165,13 +168,14 @@ fn a_head_entry_is_written_every_256_entries_and_each_describes_the_chain() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_small(dir.path());
     for i in 0..600u64 {
-        let d = if i % 2 == 0 {
-            Durability::Batched
+        // Batched and durable entries alternate.
+        let a = if i % 2 == 0 {
+            Action::Read
         } else {
-            Durability::Durable
+            Action::Custom("note".into())
         };
         store
-            .audit_with("pc.smith", "read", Some(i), json!({ "i": i }), d)
+            .audit("pc.smith", a, Some(i), json!({ "i": i }))
             .unwrap();
     }
     let heads: Vec<_> = store
@@ -262,7 +266,9 @@ fn truncating_the_tail_after_a_head_checkpoint_is_detected() {
             assert!(!r.ok, "cut at {cut} not detected: {r:#?}");
             let first = r.first_broken.unwrap();
             assert!(first.what.contains("truncated"), "{first:?}");
-            store.audit("pc.smith", "read", None, json!({})).unwrap();
+            store
+                .audit("pc.smith", Action::Read, None, json!({}))
+                .unwrap();
         }
     }
     // Removing the files altogether is truncation too.
@@ -290,10 +296,15 @@ fn concurrent_writers_keep_one_valid_chain() {
                                 .unwrap();
                         }
                         1..=4 => s
-                            .audit(s.actor(), "read", Some(i), json!({ "t": t, "i": i }))
+                            .audit(s.actor(), Action::Read, Some(i), json!({ "t": t, "i": i }))
                             .unwrap(),
                         _ => s
-                            .audit(s.actor(), "upload", Some(i), json!({ "t": t, "i": i }))
+                            .audit(
+                                s.actor(),
+                                Action::Upload,
+                                Some(i),
+                                json!({ "t": t, "i": i }),
+                            )
                             .unwrap(),
                     }
                 }
@@ -662,10 +673,14 @@ fn the_cli_lists_the_trail_as_json_lines_and_verify_names_the_broken_link() {
 fn a_batched_read_is_durable_within_about_a_second_without_more_appends() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_small(dir.path());
-    store.audit("pc.smith", "tag", Some(1), json!({})).unwrap();
+    store
+        .audit("pc.smith", Action::Tag, Some(1), json!({}))
+        .unwrap();
     assert_eq!(store.audit_head().0, 1);
     let t = std::time::Instant::now();
-    store.audit("pc.smith", "read", Some(1), json!({})).unwrap();
+    store
+        .audit("pc.smith", Action::Read, Some(1), json!({}))
+        .unwrap();
     while store.audit_head().0 < 2 {
         assert!(
             t.elapsed().as_secs() < 5,

@@ -9,6 +9,7 @@
 
 mod common;
 
+use footage::audit::Action;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -234,7 +235,7 @@ fn a_checkpoint_or_audit_append_on_a_full_disk_fails_cleanly() {
     let mut appended = 0u64;
     let err = loop {
         let details = serde_json::json!({ "note": "x".repeat(200) });
-        match store.audit("MET-000002", "note", None, details) {
+        match store.audit("MET-000002", Action::Custom("note".into()), None, details) {
             Ok(()) => appended += 1,
             Err(e) => break e,
         }
@@ -252,7 +253,12 @@ fn a_checkpoint_or_audit_append_on_a_full_disk_fails_cleanly() {
     std::fs::remove_file(&filler).unwrap();
     store.checkpoint().unwrap();
     store
-        .audit("MET-000002", "note", None, serde_json::json!({}))
+        .audit(
+            "MET-000002",
+            Action::Custom("note".into()),
+            None,
+            serde_json::json!({}),
+        )
         .unwrap();
     // The retried segment: stored now, or found stored already (its commit was durable).
     let c = store.ingest_bytes(m, &data).unwrap();

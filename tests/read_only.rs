@@ -7,6 +7,7 @@
 mod common;
 
 use common::{meta, random_bytes, small_options, T0};
+use footage::audit::Action;
 use footage::{AuditSink, Change, Error, Key, Query, Store, StoreOptions};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -371,13 +372,13 @@ impl AuditSink for Sink {
     fn append(
         &self,
         actor: &str,
-        action: &str,
+        action: &Action,
         segment: Option<u64>,
         details: &str,
     ) -> footage::Result<()> {
         self.0.lock().unwrap().push((
             actor.into(),
-            action.into(),
+            action.name().into(),
             segment,
             serde_json::from_str(details).unwrap(),
         ));
@@ -407,7 +408,7 @@ fn audited_reads_need_a_sink_and_the_sink_receives_them() {
         Error::AuditSinkRequired { .. }
     ));
     assert!(matches!(
-        viewer.audit(actor, "view", Some(id), serde_json::json!({})),
+        viewer.audit(actor, Action::View, Some(id), serde_json::json!({})),
         Err(Error::AuditSinkRequired { .. })
     ));
     // An export is always audited: refused before any file is written.
@@ -434,7 +435,12 @@ fn audited_reads_need_a_sink_and_the_sink_receives_them() {
     assert_eq!(&got, &src[&id]);
     assert_eq!(viewer.find(&Query::new()).unwrap().results.len(), 2);
     viewer
-        .audit(actor, "view", Some(id), serde_json::json!({"page": 1}))
+        .audit(
+            actor,
+            Action::View,
+            Some(id),
+            serde_json::json!({"page": 1}),
+        )
         .unwrap();
     let seen = sink.0.lock().unwrap().clone();
     let actions: Vec<(&str, &str, Option<u64>)> = seen
@@ -783,13 +789,13 @@ impl AuditSink for ToWriter {
     fn append(
         &self,
         actor: &str,
-        action: &str,
+        action: &Action,
         segment: Option<u64>,
         details: &str,
     ) -> footage::Result<()> {
         let details = serde_json::from_str(details)
             .map_err(|e| Error::Invalid(format!("relayed details are not JSON: {e}")))?;
-        self.0.audit(actor, action, segment, details)
+        self.0.audit(actor, action.clone(), segment, details)
     }
 }
 

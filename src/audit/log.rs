@@ -283,6 +283,17 @@ impl AuditLog {
         }))
     }
 
+    /// Appends an entry for `action`, with the durability its kind asks for.
+    pub fn record(
+        &self,
+        actor: &str,
+        action: &super::Action,
+        segment: Option<u64>,
+        details: &str,
+    ) -> Result<RawEntry> {
+        self.append(actor, action.name(), segment, details, action.durability())
+    }
+
     /// Appends an entry; with [`Durability::Durable`] returns only once it is durable.
     pub fn append(
         &self,

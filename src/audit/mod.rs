@@ -9,6 +9,7 @@
 //! <store>/audit/torn-<seq>-<off>.bin bytes of a torn tail cut at open, kept for inspection
 //! ```
 //!
+//! - [`Action`]: what an entry records, and the durability that follows from it;
 //! - [`format`]: pure encoding of file headers, entry frames and `HEAD`;
 //! - [`scan`]: walking the frames of a file, resynchronising after damage;
 //! - [`files`]: naming, listing, atomic creation, `HEAD`, saved torn tails;
@@ -26,6 +27,7 @@
 //! - every problem is reported with the index (and, where known, time) of the entry where
 //!   the chain breaks.
 
+mod action;
 pub mod files;
 pub mod format;
 mod log;
@@ -33,6 +35,7 @@ mod open;
 pub mod scan;
 mod verify;
 
+pub use action::Action;
 pub use log::{validate_actor, AuditLog, Chain, OpenFindings, HEAD_EVERY, MAX_FILE, STORE_ACTOR};
 pub(crate) use verify::{entries, verify};
 

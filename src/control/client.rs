@@ -103,7 +103,7 @@ impl ControlClient {
     /// Appends one read-like audit entry through the service (the relay of read-only opens;
     /// the signature of `AuditSink::append`). The service records `actor` with the OS
     /// identity of this process; it refuses actions that are not read-like
-    /// ([`crate::READ_ACTIONS`]). A connection the service closed is reopened once.
+    /// ([`crate::audit::Action::is_access`]). A connection the service closed is reopened once.
     pub fn audit(
         &self,
         actor: &str,
@@ -209,10 +209,10 @@ impl crate::AuditSink for ControlClient {
     fn append(
         &self,
         actor: &str,
-        action: &str,
+        action: &crate::audit::Action,
         segment: Option<u64>,
         details: &str,
     ) -> crate::Result<()> {
-        self.audit(actor, action, segment, details)
+        self.audit(actor, action.name(), segment, details)
     }
 }

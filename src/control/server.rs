@@ -523,10 +523,14 @@ fn relay_audit(
     segment: Option<u64>,
     details: &str,
 ) -> Result<(), String> {
-    if !crate::READ_ACTIONS.contains(&action) {
+    let action = crate::audit::Action::parse(action);
+    if !action.is_access() {
         return Err(format!(
-            "the audit relay records only read-like actions ({}), not {action:?}",
-            crate::READ_ACTIONS.join(", ")
+            "the audit relay records only read-like actions ({}), not {:?}",
+            crate::audit::Action::accesses()
+                .collect::<Vec<_>>()
+                .join(", "),
+            action.name()
         ));
     }
     let name = match actor.find(" (os:") {

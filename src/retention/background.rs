@@ -19,6 +19,7 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex};
 
 use super::Summary;
+use crate::audit::Action;
 use crate::error::{Error, Result};
 use crate::store::{Inner, Store};
 
@@ -132,17 +133,17 @@ pub(crate) fn record_retention_run(
     outcome: &std::result::Result<Summary, String>,
 ) {
     let entry = match outcome {
-        Ok(s) if !s.failed.is_empty() => Some(("retention-error", serde_json::json!(s))),
+        Ok(s) if !s.failed.is_empty() => Some((Action::RetentionError, serde_json::json!(s))),
         Ok(s) if s.uploaded + s.evicted + s.deleted + s.compacted > 0 || s.bytes_reclaimed > 0 => {
-            Some(("retention", serde_json::json!(s)))
+            Some((Action::Retention, serde_json::json!(s)))
         }
         Ok(_) => None,
-        Err(e) => Some(("retention-error", serde_json::json!({ "error": e }))),
+        Err(e) => Some((Action::RetentionError, serde_json::json!({ "error": e }))),
     };
     let Some((action, details)) = entry else {
         return;
     };
-    if action == "retention-error" {
+    if action == Action::RetentionError {
         tracing::error!(target: "footage::retention", %details, "background retention failed");
     }
     if let Err(e) = store.audit(actor, action, None, details) {

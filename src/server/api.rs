@@ -27,7 +27,6 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{blocking, json, ApiError, App, Caller, MAX_BODY};
-use crate::audit::Durability;
 use crate::search::{FindLine, SearchArgs};
 use crate::store::{parse_id, query_details, Change};
 
@@ -98,20 +97,20 @@ async fn whoami(Extension(caller): Extension<Caller>) -> Response {
     )
 }
 
-/// Records what a request revealed, under the caller's name: with a batched fsync, as every
-/// read and query is (audit::Durability). Runs on the blocking pool (inside the caller's
-/// `blocking` closure).
+/// Records what a request revealed, under the caller's name: an access, so with a batched
+/// fsync (`Action::durability`). Runs on the blocking pool (inside the caller's `blocking`
+/// closure).
 pub(crate) fn record(
     store: &crate::Store,
     caller: &str,
-    action: &str,
+    action: crate::audit::Action,
     segment: Option<u64>,
     mut details: serde_json::Value,
 ) -> Result<(), ApiError> {
     if let Some(m) = details.as_object_mut() {
         m.insert("via".into(), "http".into());
     }
-    store.audit_with(caller, action, segment, details, Durability::Batched)?;
+    store.audit(caller, action, segment, details)?;
     Ok(())
 }
 
@@ -122,7 +121,13 @@ async fn stats(
     let store = app.store.clone();
     let s = blocking(move || {
         let s = store.stats()?;
-        record(&store, &caller.name, "stats", None, serde_json::json!({}))?;
+        record(
+            &store,
+            &caller.name,
+            crate::audit::Action::Stats,
+            None,
+            serde_json::json!({}),
+        )?;
         Ok(s)
     })
     .await?;
@@ -167,7 +172,7 @@ async fn search(
         record(
             &store,
             &caller.name,
-            "query",
+            crate::audit::Action::Query,
             None,
             serde_json::json!({
                 "query": query_details(&q),
@@ -195,7 +200,7 @@ async fn info(
         record(
             &store,
             &caller.name,
-            "info",
+            crate::audit::Action::Info,
             Some(id),
             serde_json::json!({}),
         )?;
@@ -214,7 +219,13 @@ async fn track(
     let fixes = blocking(move || {
         let fixes = store.track(id)?;
         let details = serde_json::json!({"format": "geojson", "fixes": fixes.len()});
-        record(&store, &caller.name, "track", Some(id), details)?;
+        record(
+            &store,
+            &caller.name,
+            crate::audit::Action::Track,
+            Some(id),
+            details,
+        )?;
         Ok(fixes)
     })
     .await?;
@@ -242,7 +253,7 @@ async fn video_url(
         record(
             &store,
             &name,
-            "ticket",
+            crate::audit::Action::Ticket,
             Some(id),
             serde_json::json!({"ticket": ticket}),
         )
@@ -409,8 +420,15 @@ async fn release(
         let store = app.store.clone();
         let (actor, role) = (caller.name.clone(), caller.role);
         let details = serde_json::json!({ "case": case, "role": role.as_str() });
-        let recorded =
-            blocking(move || Ok(store.audit(&actor, "release-refused", Some(id), details)?)).await;
+        let recorded = blocking(move || {
+            Ok(store.audit(
+                &actor,
+                crate::audit::Action::ReleaseRefused,
+                Some(id),
+                details,
+            )?)
+        })
+        .await;
         if let Err(e) = recorded {
             tracing::error!(
                 target: "footage::server",

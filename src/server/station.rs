@@ -87,7 +87,7 @@ async fn latest(
         record(
             &store,
             &caller.name,
-            "query",
+            crate::audit::Action::Query,
             None,
             serde_json::json!({"latest": n, "results": segments.len()}),
         )?;

@@ -18,13 +18,14 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+
+use crate::audit::Action;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::audit::Durability;
 use crate::error::{IoContext, Result};
 use crate::Store;
 
@@ -133,16 +134,15 @@ pub fn drain(store: &Store) -> Result<usize> {
                     "uid": p.uid,
                     "time": p.time,
                 });
-                store.audit_with(&p.os_user, &p.action, None, details, Durability::Durable)?;
+                store.audit(&p.os_user, Action::parse(&p.action), None, details)?;
             }
             _ => {
                 let kept: String = line.chars().take(DAMAGED_LINE_KEPT).collect();
-                store.audit_with(
+                store.audit(
                     crate::store::SYSTEM_ACTOR,
-                    "token-journal-damaged",
+                    Action::TokenJournalDamaged,
                     None,
                     serde_json::json!({ "file": PENDING_FILE, "line": kept }),
-                    Durability::Durable,
                 )?;
             }
         }

@@ -501,7 +501,7 @@ pub fn disable_auth(store: &crate::Store, actor: &str) -> Result<bool> {
     let tokens_file = tokens_path(root);
     store.audit(
         actor,
-        "auth-disabled",
+        crate::audit::Action::AuthDisabled,
         None,
         serde_json::json!({
             "marker": marker_path(root).is_file(),

@@ -612,7 +612,7 @@ async fn list(State(app): State<Arc<App>>, Extension(caller): Extension<Caller>)
         let list = store.uploads();
         store.audit(
             &name,
-            "list",
+            crate::audit::Action::List,
             None,
             serde_json::json!({ "uploads": list.len() }),
         )?;

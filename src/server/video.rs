@@ -28,6 +28,7 @@ use axum::{Extension, Router};
 
 use super::api::SegId;
 use super::{blocking, ApiError, App, Caller};
+use crate::audit::Action;
 use crate::{SegmentInfo, SegmentReader};
 
 /// Bytes read from the store per step of a response body.
@@ -143,7 +144,7 @@ pub struct VideoRecord {
     store: crate::Store,
     actor: String,
     id: u64,
-    action: &'static str,
+    action: Action,
     method: String,
     /// The `Range` header as sent, if any.
     range: Option<String>,
@@ -180,14 +181,14 @@ impl VideoRecord {
         super::api::record(
             &self.store,
             &self.actor,
-            self.action,
+            self.action.clone(),
             Some(self.id),
             details,
         )
     }
 
     /// Writes the entry of an answer without a body, before it is sent.
-    async fn write_now(mut self, action: &'static str, status: StatusCode) -> Result<(), ApiError> {
+    async fn write_now(mut self, action: Action, status: StatusCode) -> Result<(), ApiError> {
         self.action = action;
         self.status = status.as_u16();
         self.end = self.start;
@@ -226,7 +227,7 @@ async fn video(
         store: app.store.clone(),
         actor: caller.name.clone(),
         id,
-        action: "read",
+        action: Action::Read,
         method: method.as_str().to_string(),
         range: header_str(&headers, header::RANGE).map(str::to_string),
         status: 200,
@@ -242,7 +243,7 @@ async fn video(
     set(&mut resp, header::CACHE_CONTROL, "private, no-cache");
     if header_str(&headers, header::IF_NONE_MATCH).is_some_and(|t| etag_listed(t, &etag)) {
         *resp.status_mut() = StatusCode::NOT_MODIFIED;
-        rec.write_now("video-not-modified", StatusCode::NOT_MODIFIED)
+        rec.write_now(Action::VideoNotModified, StatusCode::NOT_MODIFIED)
             .await?;
         return Ok(resp);
     }
@@ -270,7 +271,7 @@ async fn video(
             );
             set(&mut r, header::CONTENT_RANGE, &format!("bytes */{len}"));
             set(&mut r, header::ACCEPT_RANGES, "bytes");
-            rec.write_now("video-range-refused", StatusCode::RANGE_NOT_SATISFIABLE)
+            rec.write_now(Action::VideoRangeRefused, StatusCode::RANGE_NOT_SATISFIABLE)
                 .await?;
             return Ok(r);
         }
@@ -285,7 +286,7 @@ async fn video(
     rec.status = resp.status().as_u16();
     if method == Method::HEAD {
         let status = resp.status();
-        rec.write_now("video-head", status).await?;
+        rec.write_now(Action::VideoHead, status).await?;
         return Ok(resp);
     }
     rec.end = end;

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use super::{hex, Store};
-use crate::audit::{self, AuditEntry, AuditHead, AuditReport, Durability, STORE_ACTOR};
+use crate::audit::{self, Action, AuditEntry, AuditHead, AuditReport, STORE_ACTOR};
 use crate::error::{Error, Result};
 use crate::index::geo::Area;
 use crate::index::query::Query;
@@ -22,12 +22,6 @@ pub const SYSTEM_ACTOR: &str = "system";
 
 /// Version of the `audit/HEAD.json` object published to the cloud tier.
 const CLOUD_HEAD_FORMAT: u64 = 1;
-
-/// Actions recorded with a batched fsync when passed to [`Store::audit`]; every other action
-/// is recorded durably.
-pub const READ_ACTIONS: &[&str] = &[
-    "read", "query", "view", "info", "track", "verify", "list", "stats", "download",
-];
 
 impl Store {
     /// A handle that does everything as `actor`: its ingests, reads, exports, queries and
@@ -45,12 +39,13 @@ impl Store {
         self.actor.as_deref().unwrap_or(SYSTEM_ACTOR)
     }
 
-    /// Records an action in the audit log. Actions in [`READ_ACTIONS`] are written before this
-    /// returns and made durable in batches; any other action is durable before this returns.
+    /// Records an action in the audit log, with the durability its kind asks for
+    /// ([`Action::durability`]): an access is written before this returns and made durable in
+    /// batches; any other action is durable before this returns.
     pub fn audit(
         &self,
         actor: &str,
-        action: &str,
+        action: Action,
         segment: Option<u64>,
         details: serde_json::Value,
     ) -> Result<()> {
@@ -58,35 +53,30 @@ impl Store {
             check_actor(actor)?;
             let details = details.to_string();
             return self
-                .relay_audit(actor, action, segment, &details)
+                .relay_audit(actor, &action, segment, &details)
                 .unwrap_or(Ok(()));
         }
-        let durability = if READ_ACTIONS.contains(&action) {
-            Durability::Batched
-        } else {
-            Durability::Durable
-        };
-        self.audit_with(actor, action, segment, details, durability)
+        self.audit_entry(actor, action, segment, details)
             .map(|_| ())
     }
 
-    /// Records an action with the durability chosen by the caller; returns the entry.
-    pub fn audit_with(
+    /// Records an action like [`Store::audit`] and returns the entry written (on a read-only
+    /// open, read back from the owner's log).
+    pub fn audit_entry(
         &self,
         actor: &str,
-        action: &str,
+        action: Action,
         segment: Option<u64>,
         details: serde_json::Value,
-        durability: Durability,
     ) -> Result<AuditEntry> {
         check_actor(actor)?;
         if self.inner.ro.is_some() {
-            return self.relay_and_read_back(actor, action, segment, details);
+            return self.relay_and_read_back(actor, &action, segment, details);
         }
-        let raw =
-            self.inner
-                .audit
-                .append(actor, action, segment, &details.to_string(), durability)?;
+        let raw = self
+            .inner
+            .audit
+            .record(actor, &action, segment, &details.to_string())?;
         Ok(AuditEntry::from_raw(raw))
     }
 
@@ -246,24 +236,18 @@ impl Store {
     /// Records a read or query made through an actor handle (batched fsync).
     pub(crate) fn record_access(
         &self,
-        action: &str,
+        action: Action,
         segment: Option<u64>,
         details: serde_json::Value,
     ) -> Result<()> {
         match &self.actor {
             Some(actor) if self.inner.ro.is_some() => self
-                .relay_audit(actor, action, segment, &details.to_string())
+                .relay_audit(actor, &action, segment, &details.to_string())
                 .unwrap_or(Ok(())),
             Some(actor) => self
                 .inner
                 .audit
-                .append(
-                    actor,
-                    action,
-                    segment,
-                    &details.to_string(),
-                    Durability::Batched,
-                )
+                .record(actor, &action, segment, &details.to_string())
                 .map(|_| ()),
             None => Ok(()),
         }

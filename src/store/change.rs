@@ -101,12 +101,11 @@ impl Store {
                 if let Some(lsn) = lsn {
                     details.insert("lsn".into(), lsn.into());
                 }
-                self.inner.audit.append(
+                self.inner.audit.record(
                     actor,
-                    op.name(),
+                    &crate::audit::Action::from(op),
                     Some(id),
                     &serde_json::Value::Object(details).to_string(),
-                    crate::audit::Durability::Durable,
                 )
             };
             if removal {

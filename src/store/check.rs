@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 
 use super::{Inner, Store};
-use crate::audit::{Durability, STORE_ACTOR};
+use crate::audit::STORE_ACTOR;
 use crate::error::{Error, Result};
 use crate::format::change::{FLAG_DELETED, FLAG_EVICTED, FLAG_UPLOADED};
 use crate::format::record::Kind;
@@ -303,9 +303,9 @@ impl Store {
             .read()
             .get(id)
             .is_some_and(|e| e.flags & FLAG_UPLOADED != 0);
-        self.inner.audit.append(
+        self.inner.audit.record(
             self.check_actor_name(),
-            "corruption",
+            &crate::audit::Action::Corruption,
             Some(id),
             &serde_json::json!({
                 "detail": truncate(detail, MAX_DETAIL),
@@ -313,7 +313,6 @@ impl Store {
                 "cloud_copy": cloud_copy,
             })
             .to_string(),
-            Durability::Durable,
         )?;
         self.inner.scrub.save()?;
         Ok(())

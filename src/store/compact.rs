@@ -241,7 +241,7 @@ impl Store {
         fail::point("compact.after_unlink");
         self.audit(
             actor,
-            "compact",
+            crate::audit::Action::Compact,
             None,
             serde_json::json!({"volume": vid, "into": nid, "segments": placed.len()}),
         )?;

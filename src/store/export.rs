@@ -20,7 +20,6 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::{hex, now_us, Store, VerifiedReader};
-use crate::audit::Durability;
 use crate::error::{Error, IoContext, Result};
 use crate::fsio::atomic::{Place, TempFile};
 use crate::input::time::format_time;
@@ -155,12 +154,11 @@ impl Store {
             "bytes": len,
             "sha256": hex(&expected),
         });
-        let entry = self.audit_with(
+        let entry = self.audit_entry(
             self.actor(),
-            "export",
+            crate::audit::Action::Export,
             Some(id),
             details,
-            Durability::Durable,
         )?;
         let audit = self.audit_entries(Some(id), None)?;
         let (count, head) = self.audit_head();

@@ -32,13 +32,17 @@ impl Store {
         let page = crate::catalog::search::run(&self.inner.catalog.read(), q)?;
         let mut details = super::audit::query_details(q);
         details["results"] = page.results.len().into();
-        self.record_access("query", None, details)?;
+        self.record_access(crate::audit::Action::Query, None, details)?;
         Ok(page)
     }
 
     /// Every result of a query, fetched page by page (recorded once, like `find`).
     pub fn find_all(&self, q: &Query) -> impl Iterator<Item = Result<query::FindResult>> + '_ {
-        let recorded = self.record_access("query", None, super::audit::query_details(q));
+        let recorded = self.record_access(
+            crate::audit::Action::Query,
+            None,
+            super::audit::query_details(q),
+        );
         let mut pending_error = recorded.err();
         let mut q = q.clone();
         let page_size = q.limit.unwrap_or(query::MAX_PAGE);

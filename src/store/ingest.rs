@@ -504,12 +504,11 @@ impl SegmentWriter {
             "officer": officer,
             "device": device,
         });
-        inner.audit.append(
+        inner.audit.record(
             &self.actor,
-            "ingest",
+            &crate::audit::Action::Ingest,
             Some(committed.id),
             &details.to_string(),
-            crate::audit::Durability::Durable,
         )?;
         crate::fail::point("ingest.audited");
         drop(serial);

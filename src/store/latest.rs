@@ -39,7 +39,7 @@ impl Store {
                 .collect()
         };
         self.record_access(
-            "query",
+            crate::audit::Action::Query,
             None,
             serde_json::json!({"latest": n, "results": results.len()}),
         )?;

@@ -57,7 +57,7 @@ mod verify;
 pub(crate) use audit::check_actor;
 #[cfg(feature = "server")]
 pub(crate) use audit::query_details;
-pub use audit::{READ_ACTIONS, SYSTEM_ACTOR};
+pub use audit::SYSTEM_ACTOR;
 pub use export::Exported;
 pub use verified::VerifiedReader;
 

@@ -74,7 +74,7 @@ impl Store {
                 crate::fail::point("pin.after_record");
                 self.audit(
                     actor,
-                    "pin",
+                    crate::audit::Action::Pin,
                     Some(id),
                     serde_json::json!({
                         "until": if arg.is_empty() { serde_json::Value::Null } else { arg.into() },
@@ -107,7 +107,12 @@ impl Store {
             let lsn = self
                 .inner
                 .append_change(id, Op::Unpin, "", state, Vec::new(), actor)?;
-            self.audit(actor, "unpin", Some(id), serde_json::json!({ "lsn": lsn }))?;
+            self.audit(
+                actor,
+                crate::audit::Action::Unpin,
+                Some(id),
+                serde_json::json!({ "lsn": lsn }),
+            )?;
         }
         self.inner.maybe_checkpoint();
         self.info(id)

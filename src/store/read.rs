@@ -87,7 +87,11 @@ impl Store {
     /// Opens segment `id` for reading.
     pub fn open_segment(&self, id: u64) -> Result<SegmentReader> {
         let r = self.reader(id)?;
-        self.record_access("read", Some(id), serde_json::json!({ "bytes": r.len }))?;
+        self.record_access(
+            crate::audit::Action::Read,
+            Some(id),
+            serde_json::json!({ "bytes": r.len }),
+        )?;
         Ok(r)
     }
 
@@ -151,7 +155,7 @@ impl Store {
         }
         let n = len.min(r.len - offset);
         let details = serde_json::json!({ "offset": offset, "length": n });
-        self.record_access("read", Some(id), details)?;
+        self.record_access(crate::audit::Action::Read, Some(id), details)?;
         let mut out =
             vec![0u8; usize::try_from(n).map_err(|_| Error::Invalid("range too large".into()))?];
         r.pos = offset;

@@ -37,6 +37,7 @@ use serde::Serialize;
 
 use super::follow::{load, refresh, Follow};
 use super::{DataDir, Inner, Store};
+use crate::audit::Action;
 use crate::config::{Config, StoreOptions};
 use crate::error::{Error, IoContext, Result};
 
@@ -63,7 +64,13 @@ use crate::error::{Error, IoContext, Result};
 pub trait AuditSink: Send + Sync {
     /// Records an entry; returns once the owner has it (with the durability it gives the
     /// action). `details` is JSON text.
-    fn append(&self, actor: &str, action: &str, segment: Option<u64>, details: &str) -> Result<()>;
+    fn append(
+        &self,
+        actor: &str,
+        action: &Action,
+        segment: Option<u64>,
+        details: &str,
+    ) -> Result<()>;
 }
 
 /// What a [`Store::refresh`] found.
@@ -97,11 +104,17 @@ pub(crate) struct ReadOnly {
 
 impl ReadOnly {
     /// Sends an entry to the sink, or refuses the action without one.
-    fn relay(&self, actor: &str, action: &str, segment: Option<u64>, details: &str) -> Result<()> {
+    fn relay(
+        &self,
+        actor: &str,
+        action: &Action,
+        segment: Option<u64>,
+        details: &str,
+    ) -> Result<()> {
         match &self.sink {
             Some(sink) => sink.append(actor, action, segment, details),
             None => Err(Error::AuditSinkRequired {
-                action: action.to_string(),
+                action: action.name().to_string(),
             }),
         }
     }
@@ -154,12 +167,12 @@ impl Store {
         }
     }
 
-    /// `audit_with` on a read-only open: the sink records the entry, which is then read back
+    /// `audit_entry` on a read-only open: the sink records the entry, which is then read back
     /// from the owner's log (it is written there before the owner answers).
     pub(crate) fn relay_and_read_back(
         &self,
         actor: &str,
-        action: &str,
+        action: &Action,
         segment: Option<u64>,
         details: serde_json::Value,
     ) -> Result<crate::audit::AuditEntry> {
@@ -169,11 +182,15 @@ impl Store {
             .into_iter()
             .rev()
             .find(|e| {
-                e.actor == actor && e.action == action && e.segment == segment && e.details == details
+                e.actor == actor
+                    && e.action == action.name()
+                    && e.segment == segment
+                    && e.details == details
             })
             .ok_or_else(|| {
                 Error::Invalid(format!(
-                    "the audit sink accepted {action:?} but the entry is not in the store's                      audit log at {}",
+                    "the audit sink accepted {:?} but the entry is not in the store's audit log at {}",
+                    action.name(),
                     self.inner.audit.dir.display()
                 ))
             })
@@ -194,7 +211,7 @@ impl Store {
     pub(crate) fn relay_audit(
         &self,
         actor: &str,
-        action: &str,
+        action: &Action,
         segment: Option<u64>,
         details: &str,
     ) -> Option<Result<()>> {

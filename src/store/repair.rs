@@ -85,24 +85,22 @@ impl Store {
             Err(e) => {
                 let why = e.to_string();
                 self.inner.add_finding(id, FindingKind::RepairFailed, &why);
-                self.inner.audit.append(
+                self.inner.audit.record(
                     self.check_actor_name(),
-                    "repair-failed",
+                    &crate::audit::Action::RepairFailed,
                     Some(id),
                     &serde_json::json!({ "chunks": chunks, "error": why }).to_string(),
-                    crate::audit::Durability::Durable,
                 )?;
                 self.inner.scrub.save()?;
                 return Ok(RepairOutcome::NotRepairable { reason: why });
             }
         }
         fail::point("repair.checked");
-        self.inner.audit.append(
+        self.inner.audit.record(
             self.check_actor_name(),
-            "repair",
+            &crate::audit::Action::Repair,
             Some(id),
             &serde_json::json!({ "chunks": chunks, "from": "cloud" }).to_string(),
-            crate::audit::Durability::Durable,
         )?;
         self.inner.clear_finding(id);
         self.inner.scrub.state.lock().repaired_total += 1;

@@ -317,7 +317,7 @@ impl Store {
         } else {
             self.audit(
                 actor,
-                "restore",
+                crate::audit::Action::Restore,
                 Some(id),
                 serde_json::json!({
                     "bytes": bytes,

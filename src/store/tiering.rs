@@ -222,7 +222,7 @@ impl Store {
         fail::point("upload.after_record");
         self.audit(
             actor,
-            "upload",
+            crate::audit::Action::Upload,
             Some(id),
             stamp(run, serde_json::json!({"url": tier.url(), "bytes": rec.bytes, "sha256": crate::store::hex(&rec.sha256), "lsn": lsn})),
         )?;
@@ -272,7 +272,7 @@ impl Store {
         fail::point("evict.after_punch");
         self.audit(
             actor,
-            "evict",
+            crate::audit::Action::Evict,
             Some(id),
             stamp(run, serde_json::json!({"bytes_freed": total, "lsn": lsn})),
         )?;
@@ -336,7 +336,7 @@ impl Store {
         let local: u64 = freed.iter().map(|&(_, b)| b).sum();
         self.audit(
             actor,
-            "delete",
+            crate::audit::Action::Delete,
             Some(id),
             stamp(
                 run,

@@ -577,9 +577,9 @@ impl UploadPatch {
             .uploads
             .completed
             .fetch_add(1, Ordering::Relaxed);
-        self.store.inner.audit.append(
+        self.store.inner.audit.record(
             &self.actor,
-            "upload-complete",
+            &crate::audit::Action::UploadComplete,
             Some(committed.id),
             &serde_json::json!({
                 "upload": session.id,
@@ -588,7 +588,6 @@ impl UploadPatch {
                 "duplicate": committed.duplicate,
             })
             .to_string(),
-            Durability::Durable,
         )?;
         Ok(())
     }
@@ -676,9 +675,9 @@ impl Store {
             let _ = crate::fsio::remove_file(&path);
             return Err(Error::io(&path, e));
         }
-        self.inner.audit.append(
+        self.inner.audit.record(
             actor,
-            "upload-create",
+            &crate::audit::Action::UploadCreate,
             None,
             &serde_json::json!({
                 "upload": id,
@@ -688,7 +687,6 @@ impl Store {
                 "reserved_segment": header.segment_id,
             })
             .to_string(),
-            Durability::Durable,
         )?;
         let session = Arc::new(Session {
             id: id.clone(),

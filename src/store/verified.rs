@@ -32,7 +32,7 @@ impl Store {
         let expected = self.inner.load_commit(id, false)?.sha256;
         let r = self.reader(id)?;
         let details = serde_json::json!({ "bytes": r.len(), "verify": true });
-        self.record_access("read", Some(id), details)?;
+        self.record_access(crate::audit::Action::Read, Some(id), details)?;
         let len = r.len();
         Ok(VerifiedReader::new(r, id, len, expected))
     }

@@ -343,7 +343,7 @@ impl Store {
             "volume_damage": report.volume_damage.len(),
             "lost_changes": report.lost_changes.len(),
         });
-        self.record_access("verify", None, details)?;
+        self.record_access(crate::audit::Action::Verify, None, details)?;
         report.scrub = self.scrub_summary();
         Ok(report)
     }
