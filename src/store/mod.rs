@@ -21,70 +21,57 @@
 //!   before it is acknowledged.
 
 mod audit;
-pub(crate) mod change;
-mod check;
-pub(crate) mod compact;
 mod counters;
-mod crosscheck;
-mod export;
 mod find;
 mod follow;
 mod ingest;
+pub(crate) mod integrity;
 mod latest;
-mod lost;
+pub(crate) mod lifecycle;
 mod open;
-mod pin;
 pub use crate::util::{hex, now_us};
-pub(crate) use pin::show_pin;
+pub(crate) use lifecycle::pin::show_pin;
 mod read;
 mod readcache;
 mod readonly;
-mod recover;
-mod repair;
-mod restore;
-mod restore_queue;
-mod restore_room;
-mod scrub;
 mod space;
 mod stats;
-mod tiering;
-pub(crate) use tiering::RunClock;
+pub(crate) use lifecycle::tiering::RunClock;
 pub(crate) mod upload;
-mod upload_checksum;
-mod verified;
-mod verify;
 
 pub(crate) use audit::check_actor;
 #[cfg(feature = "server")]
 pub(crate) use audit::query_details;
 pub use audit::{READ_ACTIONS, SYSTEM_ACTOR};
-pub use export::Exported;
-pub use verified::VerifiedReader;
+pub use integrity::verified::VerifiedReader;
+pub use lifecycle::export::Exported;
 
-pub use change::Change;
-pub use check::SCRUB_STATE;
-pub use compact::CompactSummary;
 pub use counters::IngestCounts;
 pub use find::IndexStats;
 pub use ingest::{Committed, SegmentWriter};
-pub use lost::LostSegment;
+pub use integrity::check::SCRUB_STATE;
+pub use integrity::lost::LostSegment;
+pub use integrity::repair::RepairOutcome;
+pub use integrity::scrub::{ScrubHandle, ScrubOptions, ScrubStatus};
+pub use integrity::verify::{
+    CorruptSegment, FindingInfo, ScrubSummary, VerifyOptions, VerifyReport,
+};
+pub use lifecycle::change::Change;
+pub use lifecycle::compact::CompactSummary;
+pub use lifecycle::recover::RecoverReport;
+pub use lifecycle::restore::RestoreOutcome;
+pub use lifecycle::restore_queue::{
+    RestoreRun, RestoreStats, RunLimits, MAX_FAILURES, RESTORE_QUEUE, RETRY_STREAK,
+};
 pub use open::OpenReport;
 pub use read::SegmentReader;
 pub use readonly::{AuditSink, RefreshReport};
-pub use recover::RecoverReport;
-pub use repair::RepairOutcome;
-pub use restore::RestoreOutcome;
-pub use restore_queue::{
-    RestoreRun, RestoreStats, RunLimits, MAX_FAILURES, RESTORE_QUEUE, RETRY_STREAK,
-};
-pub use scrub::{ScrubHandle, ScrubOptions, ScrubStatus};
 pub use stats::{DiskStats, PinStats, PinnedSegment, Stats, VolumeStats};
+pub use upload::checksum::{ChecksumAlgorithm, ChecksumHeaderError, UploadChecksum};
 pub use upload::{
     NewUpload, UploadOptions, UploadPatch, UploadRefusal, UploadStats, UploadStatus,
     PROGRESS_EVERY as UPLOAD_PROGRESS_EVERY,
 };
-pub use upload_checksum::{ChecksumAlgorithm, ChecksumHeaderError, UploadChecksum};
-pub use verify::{CorruptSegment, FindingInfo, ScrubSummary, VerifyOptions, VerifyReport};
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -192,7 +179,7 @@ pub(crate) struct Inner {
     /// The audit log (`<root>/audit/`).
     pub audit: Arc<crate::audit::AuditLog>,
     /// Corrupt segments found and the background scrub's cursor (`<root>/scrub/state`).
-    pub scrub: check::ScrubShared,
+    pub scrub: integrity::check::ScrubShared,
     /// Set on a read-only open ([`Store::open_read_only`]): nothing may be written.
     pub(crate) ro: Option<readonly::ReadOnly>,
     /// What this process ingested since the open (counters.rs, for /metrics).
@@ -203,7 +190,7 @@ pub(crate) struct Inner {
     /// in a read-only open (which writes nothing) or when not configured.
     pub cache: Option<Arc<crate::cache::BlockCache>>,
     /// Restores in flight, the restore queue's lock and restore counters (restore.rs).
-    pub restores: restore::Restores,
+    pub restores: lifecycle::restore::Restores,
     _lock: File,
     /// flock on the store directory: unlike `LOCK`, it cannot be deleted from under the owner.
     _dir_lock: File,
@@ -338,7 +325,7 @@ impl Store {
             pinned_until: state
                 .pinned_until
                 .filter(|t| *t > self.inner.now_us())
-                .map(pin::show_pin),
+                .map(lifecycle::pin::show_pin),
             ingested: format_time(rec.committed_us),
             clock: self.inner.config.clock_name(),
         })
@@ -380,7 +367,7 @@ impl Store {
             pinned_until: state
                 .pinned_until
                 .filter(|t| *t > self.inner.now_us())
-                .map(pin::show_pin),
+                .map(lifecycle::pin::show_pin),
             ingested: format_time(m.committed_us),
             clock: self.inner.config.clock_name(),
         })

@@ -393,7 +393,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
     // Segments whose commit record now points at an unknown volume stay listed: `stats` and
     // reads report them unavailable.
     let next_volume_id = cat.next_volume_id.max(max_file_id.saturating_add(1));
-    let scrub = super::check::ScrubShared::load(root)?;
+    let scrub = super::integrity::check::ScrubShared::load(root)?;
     // Upload sessions reserved segment ids that no commit record names yet: never reuse them.
     let (uploads, upload_floor, bad_uploads) = super::upload::Registry::load(root)?;
     report.damage.extend(bad_uploads);
@@ -601,7 +601,7 @@ fn list_volumes(
         let name = ent.file_name();
         if name
             .to_str()
-            .is_some_and(|n| n.ends_with(crate::store::compact::COMPACTING_SUFFIX))
+            .is_some_and(|n| n.ends_with(crate::store::lifecycle::compact::COMPACTING_SUFFIX))
         {
             crate::fsio::remove_file(&ent.path())?;
             report.removed_files.push(format!(

@@ -19,12 +19,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{Inner, Store};
 use crate::error::{Error, Result};
 use crate::fail;
 use crate::format::change::{Op, FLAG_DELETED, FLAG_EVICTED, FLAG_UPLOADED};
 use crate::format::commit::Extent;
 use crate::format::record::HEADER_LEN;
+use crate::store::{Inner, Store};
 use crate::tier::{meta_for, Tier};
 
 /// `<root>/cloud-deletes`: ids of deleted segments whose cloud copies may remain (one per

@@ -37,7 +37,6 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::Store;
 use crate::error::{Error, Result};
 use crate::fail;
 use crate::format::change::{Op, FLAG_EVICTED};
@@ -46,6 +45,7 @@ use crate::format::record::Kind;
 use crate::format::volume::{VolumeHeader, VOLUME_HEADER_LEN};
 use crate::log::volume::Volume;
 use crate::log::writer::{Appended, VolumeWriter};
+use crate::store::Store;
 
 /// Suffix of a compaction target while it is being written.
 pub const COMPACTING_SUFFIX: &str = ".compacting";
@@ -332,7 +332,7 @@ impl Store {
     }
 }
 
-impl super::Inner {
+impl crate::store::Inner {
     /// Sealed volumes not taking appends, with their occupancy, by id.
     pub(crate) fn sealed_occupancy(&self) -> Vec<(u32, Occupancy)> {
         let active = self.active_volume_ids();

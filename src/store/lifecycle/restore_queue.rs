@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::Store;
 use crate::error::{Error, Result};
 use crate::format::change::FLAG_EVICTED;
 use crate::format::restore::{Queued, RestoreQueue};
+use crate::store::Store;
 
 /// The queue file, in the store's root.
 pub const RESTORE_QUEUE: &str = "restore-queue";

@@ -28,6 +28,8 @@
 //!   error the in-memory writer is dropped and the next request resumes from the durable
 //!   state, rehashing the stored bytes by reading them (reading twice is fine, writing is not).
 
+pub(super) mod checksum;
+
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -40,7 +42,6 @@ use sha2::{Digest, Sha256};
 
 use super::ingest::{Committed, SegmentWriter};
 use super::read::SegmentReader;
-use super::upload_checksum::{Running, UploadChecksum};
 use super::{hex, Inner, Store};
 use crate::audit::Durability;
 use crate::error::{Error, IoContext, Result};
@@ -50,6 +51,7 @@ use crate::format::upload::{
 };
 use crate::input::time::format_time;
 use crate::meta::SegmentMeta;
+use checksum::{Running, UploadChecksum};
 
 /// Directory of session files, under the store root.
 pub const UPLOADS_DIR: &str = "uploads";

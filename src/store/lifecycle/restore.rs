@@ -50,13 +50,13 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{hex, Inner, SegmentWriter, Store};
 use crate::error::{Error, Result};
 use crate::fail;
 use crate::format::change::{Op, FLAG_EVICTED, FLAG_UPLOADED};
 use crate::format::commit::CommitRecord;
 use crate::format::record::{record_end, Kind, HEADER_LEN};
 use crate::log::writer::Appended;
+use crate::store::{hex, Inner, SegmentWriter, Store};
 
 /// Restore state shared by a store's handles (in `Inner`).
 #[derive(Default)]
@@ -140,7 +140,7 @@ impl Store {
         pace: &mut dyn FnMut(u64),
     ) -> Result<RestoreOutcome> {
         self.inner.writable("restore from the cloud tier")?;
-        super::audit::check_actor(actor)?;
+        crate::store::audit::check_actor(actor)?;
         let state = self.inner.current_state(id)?;
         let rec = self.inner.load_commit(id, true)?;
         let local = |bytes| RestoreOutcome {

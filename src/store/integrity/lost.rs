@@ -13,10 +13,10 @@
 
 use serde::Serialize;
 
-use super::{Inner, Store};
 use crate::error::Error;
 use crate::format::change::FLAG_UPLOADED;
 use crate::log::volume::Volume;
+use crate::store::{Inner, Store};
 
 /// A segment whose local copy cannot be reached.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

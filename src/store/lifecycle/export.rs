@@ -19,11 +19,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{hex, now_us, Store, VerifiedReader};
 use crate::audit::Durability;
 use crate::error::{Error, IoContext, Result};
 use crate::fsio::atomic::{Place, TempFile};
 use crate::input::time::format_time;
+use crate::store::{hex, now_us, Store, VerifiedReader};
 
 /// What `export` wrote.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -50,7 +50,7 @@ struct Custody<'a> {
     /// `"real"`, or `"simulated"`: the store's retention ran at pretend times (not evidence
     /// of when anything was deleted).
     clock: &'static str,
-    segment: &'a super::SegmentInfo,
+    segment: &'a crate::store::SegmentInfo,
     file: String,
     bytes: u64,
     sha256: String,
@@ -137,7 +137,7 @@ impl Store {
     fn export_to(
         &self,
         id: u64,
-        info: &super::SegmentInfo,
+        info: &crate::store::SegmentInfo,
         (mut tmp, file): (TempFile, &Path),
         (mut custody_tmp, custody): (TempFile, &Path),
     ) -> Result<Exported> {

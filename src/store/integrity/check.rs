@@ -17,13 +17,13 @@ use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 
-use super::{Inner, Store};
 use crate::audit::{Durability, STORE_ACTOR};
 use crate::error::{Error, Result};
 use crate::format::change::{FLAG_DELETED, FLAG_EVICTED, FLAG_UPLOADED};
 use crate::format::record::Kind;
 use crate::format::scrub::{truncate, Finding, FindingKind, ScrubState, MAX_DETAIL};
 use crate::format::DecodeError;
+use crate::store::{Inner, Store};
 
 /// Where the scrub state lives, under the store root.
 pub const SCRUB_STATE: &str = "scrub/state";
@@ -232,8 +232,8 @@ impl Inner {
             return Checked::Corrupt {
                 detail: format!(
                     "every chunk passes its CRC but the SHA-256 is {} where {} was recorded at ingest",
-                    super::hex(&got),
-                    super::hex(&rec.sha256)
+                    crate::store::hex(&got),
+                    crate::store::hex(&rec.sha256)
                 ),
                 chunks: Vec::new(),
             };

@@ -17,10 +17,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::check::Checked;
-use super::{hex, LostSegment, RepairOutcome, Store};
 use crate::error::{Error, Result};
 use crate::format::change::{FLAG_EVICTED, FLAG_UPLOADED};
 use crate::format::scrub::FindingKind;
+use crate::store::{hex, LostSegment, RepairOutcome, Store};
 use crate::tier::{error_problem, CloudProblem};
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -221,8 +221,8 @@ impl Store {
                 offset: 0,
                 what: format!(
                     "SHA-256 is {} but {} was recorded at ingest",
-                    super::hex(&got),
-                    super::hex(&expected)
+                    crate::store::hex(&got),
+                    crate::store::hex(&expected)
                 ),
             });
         }

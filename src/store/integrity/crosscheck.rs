@@ -27,8 +27,8 @@
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
-use super::{hex, Store};
 use crate::error::Result;
+use crate::store::{hex, Store};
 
 /// Which list of a segment's state an audited change is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

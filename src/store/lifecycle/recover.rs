@@ -13,7 +13,6 @@ use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 
-use super::Store;
 use crate::config::StoreOptions;
 use crate::error::{Error, Result};
 use crate::format::change::{Op, SegmentState, FLAG_EVICTED, FLAG_UPLOADED};
@@ -22,6 +21,7 @@ use crate::format::record::{record_end, Kind};
 use crate::log::writer::Appended;
 use crate::meta::{GpsFix, SegmentMeta};
 use crate::policy::{Policy, DEFAULT_POLICY, POLICY_FILE};
+use crate::store::Store;
 use crate::tier::{CloudMeta, Tier};
 
 /// What recovery found and did.
@@ -155,7 +155,7 @@ impl Store {
         let inner = &self.inner;
         inner.next_segment_id.fetch_max(m.id + 1, Ordering::SeqCst);
         let dir = inner.pick_dir()?;
-        let day = super::Inner::day_of(meta.start_us);
+        let day = crate::store::Inner::day_of(meta.start_us);
         let state = SegmentState {
             categories: meta.categories.clone(),
             tags: meta.tags.clone(),

@@ -12,8 +12,8 @@ use std::io::{self, Read};
 
 use sha2::{Digest, Sha256};
 
-use super::{hex, SegmentReader, Store};
 use crate::error::{Error, Result};
+use crate::store::{hex, SegmentReader, Store};
 
 /// A reader over a whole segment that checks its SHA-256 before handing out its end.
 pub struct VerifiedReader<R = SegmentReader> {

@@ -11,10 +11,10 @@
 //! size cannot be read (statvfs failing) is not chosen; only available dirs are considered,
 //! the one an ingest would pick first.
 
-use super::stats::disk_space;
-use super::Inner;
 use crate::error::{Error, Result};
 use crate::format::record::{chunk_payload_capacity, HEADER_LEN};
+use crate::store::stats::disk_space;
+use crate::store::Inner;
 
 /// Bytes allowed for the restored copy's commit record (metadata, labels and one extent per
 /// chunk are counted apart): a generous bound, so the estimate never falls short.

@@ -17,10 +17,10 @@
 //! after the time it is placed; an expired pin is simply not in force (no record is needed
 //! to end it).
 
-use super::{SegmentInfo, Store};
 use crate::error::{Error, Result};
 use crate::format::change::{Op, FLAG_EVICTED, PIN_FOREVER};
 use crate::input::time::format_time;
+use crate::store::{SegmentInfo, Store};
 
 /// Reason recorded in the restore queue for footage queued by a pin.
 pub(crate) fn pin_reason(case: Option<&str>) -> String {
@@ -45,7 +45,7 @@ impl Store {
         case: Option<&str>,
     ) -> Result<SegmentInfo> {
         self.inner.writable("a pin")?;
-        super::audit::check_actor(actor)?;
+        crate::store::audit::check_actor(actor)?;
         let now = self.inner.now_us();
         if let Some(t) = until {
             if t <= now {
@@ -96,7 +96,7 @@ impl Store {
     /// Takes segment `id`'s pin away; an error if it has none in force.
     pub fn unpin(&self, id: u64, actor: &str) -> Result<SegmentInfo> {
         self.inner.writable("an unpin")?;
-        super::audit::check_actor(actor)?;
+        crate::store::audit::check_actor(actor)?;
         {
             let _serial = self.inner.change_lock.lock();
             let mut state = self.inner.current_state(id)?;

@@ -23,9 +23,9 @@ use parking_lot::{Condvar, Mutex};
 use serde::Serialize;
 
 use super::check::Checked;
-use super::{Inner, Store};
 use crate::error::{Error, Result};
 use crate::format::change::FLAG_UPLOADED;
+use crate::store::{Inner, Store};
 
 /// Settings of the background scrub.
 #[derive(Debug, Clone)]
@@ -329,7 +329,7 @@ fn step(
     let repaired = if corrupt && opts.repair && uploaded {
         matches!(
             store.repair_checked(id, checked)?,
-            super::RepairOutcome::Repaired { .. }
+            crate::store::RepairOutcome::Repaired { .. }
         )
     } else {
         false

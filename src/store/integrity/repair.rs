@@ -25,12 +25,12 @@
 //! chunk's fdatasync), `repair.checked` (after the end-to-end check, before the audit entry).
 
 use super::check::Checked;
-use super::Store;
 use crate::error::{Error, Result};
 use crate::fail;
 use crate::format::change::{FLAG_EVICTED, FLAG_UPLOADED};
 use crate::format::record::{Kind, RecordHeader};
 use crate::format::scrub::FindingKind;
+use crate::store::Store;
 
 /// What [`Store::repair`] did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -115,7 +115,7 @@ impl Store {
         let rec = self.inner.load_commit(id, false)?;
         let tier = self.inner.tier()?;
         let meta = tier.fresh_meta(id)?;
-        if meta.sha256 != super::hex(&rec.sha256) || meta.bytes != rec.bytes {
+        if meta.sha256 != crate::store::hex(&rec.sha256) || meta.bytes != rec.bytes {
             return Err(Error::Cloud(format!(
                 "the cloud copy of segment {id} describes other bytes (SHA-256 {}, {} bytes)",
                 meta.sha256, meta.bytes

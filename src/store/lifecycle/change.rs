@@ -13,13 +13,13 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{Inner, SegmentInfo, Store};
 use crate::error::{Error, Result};
 use crate::format::change::{ChangeRecord, Op, SegmentState};
 use crate::format::commit::CommitRecord;
 use crate::format::record::{record_end, Kind};
 use crate::log::writer::Appended;
 use crate::meta::{validate_id, MAX_LABELS};
+use crate::store::{Inner, SegmentInfo, Store};
 
 /// A change a user asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +58,7 @@ impl Store {
         self.inner.writable("a change of labels or holds")?;
         let (op, arg, what) = change.parts();
         validate_id(what, arg).map_err(Error::Invalid)?;
-        super::audit::check_actor(actor)?;
+        crate::store::audit::check_actor(actor)?;
         {
             let _serial = self.inner.change_lock.lock();
             let mut state = self.inner.current_state(id)?;
