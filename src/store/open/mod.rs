@@ -13,7 +13,7 @@
 //!   volume is reported and never "repaired" by truncation;
 //! - a data dir or volume that cannot be read makes only its own segments unavailable;
 //! - a volume header or scanned record in a newer format version fails the open with
-//!   [`Error::UnsupportedVersion`]; that volume is never cut.
+//!   [`Error::UnsupportedVersion`](crate::Error::UnsupportedVersion); that volume is never cut.
 
 mod catalog;
 mod config;
