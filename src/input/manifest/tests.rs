@@ -1,3 +1,5 @@
+//! Unit tests of `input/manifest/` (moved out of it whole; the module is `super`).
+
 use super::*;
 
 const T0: i64 = 1_763_647_380_000_000; // 2025-11-20T14:03:00Z
