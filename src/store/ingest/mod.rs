@@ -22,6 +22,9 @@
 //! chunk index as AAD position) just before it is appended; the chunk capacity shrinks by the
 //! 28 bytes of nonce and tag so that a full chunk record is still exactly `chunk_size` bytes.
 //! Extents and the SHA-256 describe the plaintext.
+//!
+//! Here: `begin`, `write`, `copy_from` and the chunk cutting; `commit.rs` (`commit`);
+//! `resumable.rs` (what upload sessions need: resume, suspend, persist the tail).
 
 use std::io::Read;
 use std::sync::atomic::Ordering;
@@ -32,8 +35,8 @@ use sha2::{Digest, Sha256};
 
 use super::{hex, Inner};
 use crate::error::{Error, Result};
-use crate::format::commit::{CommitRecord, Extent};
-use crate::format::record::{chunk_payload_capacity, record_end, Kind};
+use crate::format::commit::Extent;
+use crate::format::record::{record_end, Kind};
 use crate::log::writer::{Appended, VolumeWriter};
 use crate::meta::SegmentMeta;
 
@@ -111,157 +114,14 @@ impl SegmentWriter {
         let day = Inner::day_of(meta.start_us);
         Ok(SegmentWriter::with_parts(inner, meta, actor, id, dir, day))
     }
-
-    /// A writer for segment `id` in data dir `dir` and volume day `day` (already chosen).
-    pub(crate) fn with_parts(
-        inner: Arc<Inner>,
-        meta: SegmentMeta,
-        actor: Arc<str>,
-        id: u64,
-        dir: u16,
-        day: i64,
-    ) -> SegmentWriter {
-        let cipher = inner.crypt.as_ref().map(|c| c.segment(id));
-        let overhead = if cipher.is_some() {
-            crate::crypt::OVERHEAD
-        } else {
-            0
-        };
-        let capacity =
-            chunk_payload_capacity(u64::from(inner.config.chunk_size)) as usize - overhead;
-        SegmentWriter {
-            inner,
-            actor,
-            id,
-            meta,
-            dir,
-            day,
-            capacity,
-            buf: Vec::new(),
-            hasher: Sha256::new(),
-            bytes: 0,
-            extents: Vec::new(),
-            touched: Vec::new(),
-            failed: false,
-            cipher,
-            pins: None,
-            hashed_by_caller: false,
-        }
-    }
-
-    /// A writer that goes on after `extents` (durable chunks holding `bytes` bytes, which
-    /// `hasher` has already seen): an upload session resumed after a restart or an error.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn resume(
-        inner: Arc<Inner>,
-        meta: SegmentMeta,
-        actor: Arc<str>,
-        (id, dir, day): (u64, u16, i64),
-        extents: Vec<Extent>,
-        bytes: u64,
-        hasher: Sha256,
-        pins: Arc<parking_lot::Mutex<std::collections::HashSet<u32>>>,
-    ) -> SegmentWriter {
-        let mut w = SegmentWriter::with_parts(inner, meta, actor, id, dir, day);
-        w.extents = extents;
-        w.bytes = bytes;
-        w.hasher = hasher;
-        w.pins = Some(pins);
-        w
-    }
-
-    /// Records every volume this writer appends to in `pins`, so that compaction and the
-    /// dropping of empty volumes leave them alone while the catalog does not yet count the
-    /// chunks (a restore before its `Restored` record; upload sessions use [`Self::resume`]).
-    pub(crate) fn pin_volumes_to(
-        &mut self,
-        pins: Arc<parking_lot::Mutex<std::collections::HashSet<u32>>>,
-    ) {
-        self.pins = Some(pins);
-    }
-
-    /// The hash state, length and chunks of a writer whose every byte is durable (after
-    /// [`SegmentWriter::persist_tail`]), without its handle on the store: an upload session
-    /// keeps this between requests (a writer kept inside the store would keep it open).
-    /// None if a write failed or bytes are held back.
-    pub(crate) fn suspend(self) -> Option<(Sha256, u64, Vec<Extent>)> {
-        (!self.failed && self.buf.is_empty()).then_some((self.hasher, self.bytes, self.extents))
-    }
-
-    /// The SHA-256 state over every byte written so far (an upload request keeps the state
-    /// it started from, to go back to it if its checksum does not match).
-    pub(crate) fn hash_state(&self) -> Sha256 {
-        self.hasher.clone()
-    }
-
-    /// Payload bytes of a full chunk.
-    pub(crate) fn capacity(&self) -> u32 {
-        self.capacity as u32
-    }
-
-    /// The chunks written so far (after [`SegmentWriter::persist_tail`]: all of them).
-    pub(crate) fn extents(&self) -> &[Extent] {
-        &self.extents
-    }
-
-    /// The metadata the commit record will carry (an upload fills in its end time last).
-    pub(crate) fn meta_mut(&mut self) -> &mut SegmentMeta {
-        &mut self.meta
-    }
-
-    /// Makes every byte written so far durable: the bytes held back for a partial chunk are
-    /// written as a short chunk (which makes the segment's layout version 2) and every volume
-    /// touched is fdatasync'ed. Afterwards [`SegmentWriter::extents`] describes all
-    /// [`SegmentWriter::bytes`].
-    pub(crate) fn persist_tail(&mut self) -> Result<()> {
-        if self.failed {
-            return Err(failed_earlier());
-        }
-        let r = (|| {
-            if !self.buf.is_empty() {
-                let chunk = std::mem::take(&mut self.buf);
-                self.append_chunk(&[&chunk])?;
-            }
-            for (w, end) in &self.touched {
-                w.sync_to(*end)?;
-            }
-            Ok(())
-        })();
-        if r.is_err() {
-            self.failed = true;
-        }
-        r.map_err(|e| self.inner.explain_disk_full(e))
-    }
-
-    /// Makes the whole chunks written so far durable (the partial tail stays buffered);
-    /// returns the bytes they hold. For progress checkpoints inside a long upload request.
-    pub(crate) fn sync_whole_chunks(&mut self) -> Result<u64> {
-        if self.failed {
-            return Err(failed_earlier());
-        }
-        let r = (|| {
-            for (w, end) in &self.touched {
-                w.sync_to(*end)?;
-            }
-            Ok(())
-        })();
-        if r.is_err() {
-            self.failed = true;
-        }
-        r.map_err(|e| self.inner.explain_disk_full(e))?;
-        Ok(self.bytes - self.buf.len() as u64)
-    }
-
     /// The id this segment will have if it is committed (and is not a duplicate).
     pub fn id(&self) -> u64 {
         self.id
     }
-
     /// Bytes written so far.
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
-
     /// Appends bytes to the segment. After an error the segment cannot be committed (begin
     /// it again); what was written stays as dead chunks.
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
@@ -280,7 +140,6 @@ impl SegmentWriter {
         }
         r.map_err(|e| self.inner.explain_disk_full(e))
     }
-
     /// Appends bytes that the caller hashes itself (a restore hashes every span on a thread
     /// of its own, overlapped with the next spans' writes, instead of a thread per write).
     /// The writer's own hash then no longer describes its bytes: it refuses to `commit`.
@@ -296,7 +155,6 @@ impl SegmentWriter {
         }
         r.map_err(|e| self.inner.explain_disk_full(e))
     }
-
     /// Hashes `data` on a helper thread while this thread cuts it into chunks and appends them:
     /// the hash (about as fast as the disk) then costs no time of its own. Falls back to
     /// hashing inline if no thread can be started.
@@ -325,7 +183,6 @@ impl SegmentWriter {
             }
         })
     }
-
     /// Cuts bytes into chunks. Whole chunks go straight from `data` to the volume; a chunk
     /// that starts with bytes held back from an earlier call is written from both buffers in
     /// place; only a final partial chunk is copied, into `buf`, to wait for more bytes or for
@@ -358,7 +215,6 @@ impl SegmentWriter {
         }
         Ok(())
     }
-
     /// Copies everything from a reader into the segment, in batches of several chunks.
     pub fn copy_from(&mut self, r: &mut dyn Read) -> Result<u64> {
         let mut buf = vec![0u8; self.capacity * COPY_CHUNKS];
@@ -390,7 +246,6 @@ impl SegmentWriter {
             }
         }
     }
-
     /// Appends the next chunk, whose payload is the concatenation of `parts`.
     fn append_chunk(&mut self, parts: &[&[u8]]) -> Result<()> {
         let index = u32::try_from(self.extents.len())
@@ -410,7 +265,6 @@ impl SegmentWriter {
         });
         Ok(())
     }
-
     /// Appends a record to the active volume for this segment, moving to a new volume when
     /// the current one is full.
     fn append(&mut self, kind: Kind, b: u32, parts: &[&[u8]]) -> Result<(Arc<VolumeWriter>, u64)> {
@@ -438,125 +292,10 @@ impl SegmentWriter {
             }
         }
     }
-
-    /// Makes the segment durable and visible; returns its id and SHA-256. If the same device
-    /// already delivered the same bytes, returns that segment with `duplicate: true`.
-    pub fn commit(self) -> Result<Committed> {
-        let inner = Arc::clone(&self.inner);
-        self.commit_inner().map_err(|e| inner.explain_disk_full(e))
-    }
-
-    fn commit_inner(mut self) -> Result<Committed> {
-        if self.failed {
-            return Err(failed_earlier());
-        }
-        if self.hashed_by_caller {
-            return Err(Error::Invalid(
-                "this writer's bytes were hashed by its caller: it cannot commit a segment".into(),
-            ));
-        }
-        if !self.buf.is_empty() {
-            let chunk = std::mem::take(&mut self.buf);
-            self.append_chunk(&[&chunk])?;
-        }
-        // 1. The chunks are durable before any commit record can name them.
-        for (w, end) in &self.touched {
-            w.sync_to(*end)?;
-        }
-        crate::fail::point("ingest.chunks_durable");
-        let sha256: [u8; 32] = self.hasher.clone().finalize().into();
-        let inner = Arc::clone(&self.inner);
-        let (officer, device) = (self.meta.officer.clone(), self.meta.device.clone());
-        // 2. One commit per (device, hash) at a time; a retry waits for the first to finish.
-        let key = crate::catalog::dedup_key(&self.meta.device, &sha256);
-        let (committed, serial) = loop {
-            {
-                let mut p = inner.pending.lock();
-                while p.contains(&key) {
-                    inner.pending_cv.wait(&mut p);
-                }
-                p.insert(key);
-            }
-            let result = self.commit_record(sha256);
-            inner.pending.lock().remove(&key);
-            inner.pending_cv.notify_all();
-            let committed = result?;
-            if !committed.duplicate {
-                break (committed, None);
-            }
-            // A duplicate is acknowledged as the segment it names only while that segment
-            // exists: `change_lock` keeps a deletion (retention) from running between this
-            // check and the audit entry; one that ran first makes these bytes a new segment.
-            let serial = inner.change_lock.lock();
-            if inner.catalog.read().get(committed.id).is_some() {
-                break (committed, Some(serial));
-            }
-        };
-        inner
-            .counters
-            .ingested(committed.bytes, committed.duplicate);
-        crate::fail::point("ingest.before_audit");
-        // 4. The chain of custody has it before the dock is told it is stored.
-        let details = serde_json::json!({
-            "sha256": committed.sha256_hex(),
-            "bytes": committed.bytes,
-            "duplicate": committed.duplicate,
-            "officer": officer,
-            "device": device,
-        });
-        inner.audit.append(
-            &self.actor,
-            "ingest",
-            Some(committed.id),
-            &details.to_string(),
-            crate::audit::Durability::Durable,
-        )?;
-        crate::fail::point("ingest.audited");
-        drop(serial);
-        if !committed.duplicate {
-            inner.maybe_checkpoint();
-        }
-        Ok(committed)
-    }
-
-    fn commit_record(&mut self, sha256: [u8; 32]) -> Result<Committed> {
-        let inner = Arc::clone(&self.inner);
-        if let Some(id) = inner.find_duplicate(&self.meta.device, &sha256)? {
-            // The segment found may be this one: an upload whose commit record became durable
-            // before a crash (or a failed audit append) completes again after it. It is the
-            // dock's own segment, not a duplicate of another (`Footage-Duplicate: false`).
-            return Ok(Committed {
-                id,
-                sha256,
-                bytes: self.bytes,
-                duplicate: id != self.id,
-            });
-        }
-        let _gate = inner.gate.read();
-        let rec = CommitRecord {
-            segment_id: self.id,
-            lsn: inner.next_lsn.fetch_add(1, Ordering::SeqCst),
-            committed_us: inner.now_us(),
-            bytes: self.bytes,
-            sha256,
-            chunk_capacity: self.capacity as u32,
-            meta: std::mem::take(&mut self.meta),
-            extents: std::mem::take(&mut self.extents),
-        };
-        let payload = rec.encode();
-        let (w, pos) = self.append(Kind::Commit, 0, &[&payload])?;
-        // 3. The commit record is durable before the segment is visible or acknowledged.
-        w.sync_to(record_end(pos, payload.len() as u32))?;
-        crate::fail::point("ingest.commit_durable");
-        inner.catalog.write().apply_commit(&rec, w.volume.id, pos);
-        Ok(Committed {
-            id: self.id,
-            sha256,
-            bytes: self.bytes,
-            duplicate: false,
-        })
-    }
 }
+
+mod commit;
+mod resumable;
 
 #[cfg(test)]
 mod tests;
