@@ -22,7 +22,7 @@
 //!
 //! Rooms: the core path at the top (`open/`, `ingest.rs`, `read.rs`, `volumes.rs`,
 //! `checkpointing.rs`, `info.rs`, `find.rs`, `latest.rs`, `stats.rs`, `audit.rs`, the
-//! read-only `readonly.rs` + `follow.rs`, ...); `integrity/` (verify, scrub, repair);
+//! read-only `readonly.rs` + `follow/`, ...); `integrity/` (verify, scrub, repair);
 //! `lifecycle/` (changes, pins, tiering, restore, compaction, export, recover); `upload/`
 //! (resumable upload sessions).
 
