@@ -16,7 +16,7 @@
 //! Each iteration ingests, uploads and evicts a fresh segment (not timed), times the restore
 //! (or a baseline on that segment's bytes), then deletes it (not timed) so the disk does not
 //! fill. `cargo bench --bench restore` (FOOTAGE_BENCH_RESTORE_MB sets the segment size,
-//! default 64). `RUST_LOG=footage::store::restore=debug` prints where each restore's time
+//! default 64). `RUST_LOG=footage::store::lifecycle::restore=debug` prints where each restore's time
 //! went (fetch+write, fdatasync, commit record, `Restored` record, audit).
 
 #[path = "common/mod.rs"]

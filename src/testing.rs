@@ -15,7 +15,7 @@ use crate::format::commit::CommitRecord;
 use crate::index::tracks::TrackStore;
 use crate::meta::SegmentMeta;
 
-pub use crate::store::change::append_v1_tag;
+pub use crate::store::lifecycle::change::append_v1_tag;
 
 /// Writes a store at `root` (which must not hold one) whose catalog lists `segments`, with
 /// ids 1, 2, ... in order. Returns the number of segments written.

@@ -97,7 +97,32 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         &format_time(day)[..10]
     );
 
-    let clips = if !args.no_ffmpeg && demo_data::have_ffmpeg() {
+    let clips = make_demo_clips(&args, &dir)?;
+    let (store, tmp, results) = dock(&store_dir, &dir, &plan, clips.as_deref())?;
+    redock(&store, &plan, clips.as_deref(), &tmp, &results)?;
+    queries(&store, &store_dir, &plan, day)?;
+    verify_and_index(&store, &plan, &results)?;
+    retention(&store, &dir, &store_dir, &plan, &results, day)?;
+    store.close()?;
+    let (clat, clon) = (STATIONS[0].1, STATIONS[0].2);
+    let _ = std::fs::remove_dir_all(&tmp);
+    println!("\nTry it yourself:");
+    println!("   export FOOTAGE_STORE={}", store_dir.display());
+    println!("   footage stats");
+    println!("   footage find --near {clat},{clon} --radius 150");
+    println!("   footage get 1 --out segment-1.mp4");
+    println!("   footage retention plan --days 30");
+    println!("\nOpen the review page:");
+    println!(
+        "   footage serve --store {}   (then browse http://127.0.0.1:8080/)",
+        store_dir.display()
+    );
+    Ok(super::EXIT_OK)
+}
+
+/// Real H.264 clips made with ffmpeg, if it is installed and not refused.
+fn make_demo_clips(args: &DemoArgs, dir: &Path) -> anyhow::Result<Option<Vec<PathBuf>>> {
+    Ok(if !args.no_ffmpeg && demo_data::have_ffmpeg() {
         let t = Instant::now();
         let clips = demo_data::make_clips(&dir.join("clips"))?;
         println!(
@@ -109,13 +134,24 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
     } else {
         println!("  ffmpeg not used: segments are synthetic bytes (install ffmpeg for real MP4)");
         None
-    };
+    })
+}
 
+/// Each docked segment: its place in the plan and its commit.
+type Docked = Vec<(usize, crate::Committed)>;
+
+/// Step 1: a new store (simulated clock) and the day's segments docked four at a time.
+fn dock(
+    store_dir: &Path,
+    dir: &Path,
+    plan: &[demo_data::PlannedSegment],
+    clips: Option<&[PathBuf]>,
+) -> anyhow::Result<(Store, PathBuf, Docked)> {
     // 1. Docking: four cameras at a time, sharing fsyncs.
     println!("\n1. Docking cameras: ingest with 4 concurrent streams (group commit)");
     // Retention below runs 32 days ahead: only a simulated-clock store accepts that.
     let store = Store::create_with(
-        &store_dir,
+        store_dir,
         &crate::StoreOptions {
             simulated_clock: true,
             ..crate::StoreOptions::default()
@@ -140,11 +176,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
             s.spawn(|| loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 let Some(p) = plan.get(n) else { break };
-                let done =
-                    demo_data::segment_bytes(clips.as_deref(), p, n, &tmp).and_then(|bytes| {
-                        total_bytes.fetch_add(bytes.len(), Ordering::Relaxed);
-                        Ok(store.ingest_bytes(p.meta.clone(), &bytes)?)
-                    });
+                let done = demo_data::segment_bytes(clips, p, n, &tmp).and_then(|bytes| {
+                    total_bytes.fetch_add(bytes.len(), Ordering::Relaxed);
+                    Ok(store.ingest_bytes(p.meta.clone(), &bytes)?)
+                });
                 match done {
                     Ok(c) => results.lock().push((n, c)),
                     Err(e) => {
@@ -171,11 +206,21 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         secs,
         mb(bytes) / secs.max(1e-9)
     );
+    Ok((store, tmp, results))
+}
 
+/// Step 2: a dock retries a segment; nothing is stored twice.
+fn redock(
+    store: &Store,
+    plan: &[demo_data::PlannedSegment],
+    clips: Option<&[PathBuf]>,
+    tmp: &Path,
+    results: &[(usize, crate::Committed)],
+) -> anyhow::Result<()> {
     // 2. A dock retries after a dropped connection: nothing is stored twice.
     if let Some((n, first)) = results.first() {
         let p = &plan[*n];
-        let again = demo_data::segment_bytes(clips.as_deref(), p, *n, &tmp)?;
+        let again = demo_data::segment_bytes(clips, p, *n, tmp)?;
         let c = store.ingest_bytes(p.meta.clone(), &again)?;
         println!(
             "\n2. A dock retries segment {}: duplicate = {}, same id = {}",
@@ -184,7 +229,16 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
             c.id == first.id
         );
     }
+    Ok(())
+}
 
+/// Step 3: questions a reviewer asks, with timings.
+fn queries(
+    store: &Store,
+    store_dir: &Path,
+    plan: &[demo_data::PlannedSegment],
+    day: i64,
+) -> anyhow::Result<()> {
     // 3. Questions a reviewer asks, with timings.
     println!("\n3. Queries (each run through the index; timings are this machine's)");
     let night = day + 3_600_000_000;
@@ -286,7 +340,15 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
             );
         }
     }
+    Ok(())
+}
 
+/// Steps 4 and 5: everything verified, one segment read back, the index's size.
+fn verify_and_index(
+    store: &Store,
+    plan: &[demo_data::PlannedSegment],
+    results: &[(usize, crate::Committed)],
+) -> anyhow::Result<()> {
     // 4. Chain of custody: read back and check every SHA-256.
     println!("\n4. Verify: every chunk CRC and every segment's SHA-256 re-checked");
     let total = store.stats()?.bytes;
@@ -329,7 +391,18 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         stats.catalog_heap_bytes as f64 / stats.segments.max(1) as f64,
         stats.index_heap_bytes as f64 / stats.segments.max(1) as f64,
     );
+    Ok(())
+}
 
+/// Step 6: retention 32 days later, with a legal hold and a local directory as the cloud.
+fn retention(
+    store: &Store,
+    dir: &Path,
+    store_dir: &Path,
+    plan: &[demo_data::PlannedSegment],
+    results: &[(usize, crate::Committed)],
+    day: i64,
+) -> anyhow::Result<()> {
     // 6. Retention with a simulated clock: a legal hold, uploads to a local "cloud", eviction
     // and deletion.
     println!(
@@ -339,7 +412,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
     let policy_path = store_dir.join(crate::retention::policy::POLICY_FILE);
     let url = format!(
         "file://{}",
-        std::fs::canonicalize(&dir)?.join("cloud").display()
+        std::fs::canonicalize(dir)?.join("cloud").display()
     );
     let policy =
         crate::retention::policy::DEFAULT_POLICY.replace("file:///var/lib/footage-cloud", &url);
@@ -412,20 +485,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
             if same { "matches" } else { "DOES NOT MATCH" }
         );
     }
-    store.close()?;
-    let _ = std::fs::remove_dir_all(&tmp);
-    println!("\nTry it yourself:");
-    println!("   export FOOTAGE_STORE={}", store_dir.display());
-    println!("   footage stats");
-    println!("   footage find --near {clat},{clon} --radius 150");
-    println!("   footage get 1 --out segment-1.mp4");
-    println!("   footage retention plan --days 30");
-    println!("\nOpen the review page:");
-    println!(
-        "   footage serve --store {}   (then browse http://127.0.0.1:8080/)",
-        store_dir.display()
-    );
-    Ok(super::EXIT_OK)
+    Ok(())
 }
 
 /// Feeds bytes copied into it to a SHA-256 hasher.

@@ -19,72 +19,68 @@
 //! - the catalog lock is never held while waiting for an fsync;
 //! - every change (ingest, label and hold changes, export) is in the audit log, durably,
 //!   before it is acknowledged.
+//!
+//! Rooms: the core path at the top (`open/`, `ingest.rs`, `read.rs`, `volumes.rs`,
+//! `checkpointing.rs`, `info.rs`, `find.rs`, `latest.rs`, `stats.rs`, `audit.rs`, the
+//! read-only `readonly.rs` + `follow/`, ...); `integrity/` (verify, scrub, repair);
+//! `lifecycle/` (changes, pins, tiering, restore, compaction, export, recover); `upload/`
+//! (resumable upload sessions).
 
 mod audit;
-pub(crate) mod change;
-mod check;
-pub(crate) mod compact;
+mod checkpointing;
 mod counters;
-mod crosscheck;
-mod export;
 mod find;
 mod follow;
+mod info;
 mod ingest;
+pub(crate) mod integrity;
 mod latest;
-mod lost;
+pub(crate) mod lifecycle;
 mod open;
-mod pin;
 pub use crate::util::{hex, now_us};
-pub(crate) use pin::show_pin;
+pub(crate) use lifecycle::pin::show_pin;
 mod read;
 mod readcache;
 mod readonly;
-mod recover;
-mod repair;
-mod restore;
-mod restore_queue;
-mod restore_room;
-mod scrub;
 mod space;
 mod stats;
-mod tiering;
-pub(crate) use tiering::RunClock;
+mod volumes;
+pub(crate) use lifecycle::tiering::RunClock;
 pub(crate) mod upload;
-mod upload_checksum;
-mod verified;
-mod verify;
 
 pub(crate) use audit::check_actor;
 #[cfg(feature = "server")]
 pub(crate) use audit::query_details;
 pub use audit::SYSTEM_ACTOR;
-pub use export::Exported;
-pub use verified::VerifiedReader;
+pub use integrity::verified::VerifiedReader;
+pub use lifecycle::export::Exported;
 
-pub use change::Change;
-pub use check::SCRUB_STATE;
-pub use compact::CompactSummary;
 pub use counters::IngestCounts;
 pub use find::IndexStats;
 pub use ingest::{Committed, SegmentWriter};
-pub use lost::LostSegment;
+pub use integrity::check::SCRUB_STATE;
+pub use integrity::lost::LostSegment;
+pub use integrity::repair::RepairOutcome;
+pub use integrity::scrub::{ScrubHandle, ScrubOptions, ScrubStatus};
+pub use integrity::verify::{
+    CorruptSegment, FindingInfo, ScrubSummary, VerifyOptions, VerifyReport,
+};
+pub use lifecycle::change::Change;
+pub use lifecycle::compact::CompactSummary;
+pub use lifecycle::recover::RecoverReport;
+pub use lifecycle::restore::RestoreOutcome;
+pub use lifecycle::restore_queue::{
+    RestoreRun, RestoreStats, RunLimits, MAX_FAILURES, RESTORE_QUEUE, RETRY_STREAK,
+};
 pub use open::OpenReport;
 pub use read::SegmentReader;
 pub use readonly::{AuditSink, RefreshReport};
-pub use recover::RecoverReport;
-pub use repair::RepairOutcome;
-pub use restore::RestoreOutcome;
-pub use restore_queue::{
-    RestoreRun, RestoreStats, RunLimits, MAX_FAILURES, RESTORE_QUEUE, RETRY_STREAK,
-};
-pub use scrub::{ScrubHandle, ScrubOptions, ScrubStatus};
 pub use stats::{DiskStats, PinStats, PinnedSegment, Stats, VolumeStats};
+pub use upload::checksum::{ChecksumAlgorithm, ChecksumHeaderError, UploadChecksum};
 pub use upload::{
     NewUpload, UploadOptions, UploadPatch, UploadRefusal, UploadStats, UploadStatus,
     PROGRESS_EVERY as UPLOAD_PROGRESS_EVERY,
 };
-pub use upload_checksum::{ChecksumAlgorithm, ChecksumHeaderError, UploadChecksum};
-pub use verify::{CorruptSegment, FindingInfo, ScrubSummary, VerifyOptions, VerifyReport};
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -95,14 +91,11 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex, RwLock};
 use serde::Serialize;
 
-use crate::catalog::{checkpoint, Catalog};
+use crate::catalog::Catalog;
 use crate::config::{Config, StoreOptions};
 use crate::error::{Error, Result};
-use crate::format::change::{FLAG_EVICTED, FLAG_UPLOADED};
 use crate::format::commit::CommitRecord;
 use crate::format::record::Kind;
-use crate::format::volume::VolumeHeader;
-use crate::input::time::format_time;
 use crate::log::volume::Volume;
 use crate::log::writer::VolumeWriter;
 
@@ -192,7 +185,7 @@ pub(crate) struct Inner {
     /// The audit log (`<root>/audit/`).
     pub audit: Arc<crate::audit::AuditLog>,
     /// Corrupt segments found and the background scrub's cursor (`<root>/scrub/state`).
-    pub scrub: check::ScrubShared,
+    pub scrub: integrity::check::ScrubShared,
     /// Set on a read-only open ([`Store::open_read_only`]): nothing may be written.
     pub(crate) ro: Option<readonly::ReadOnly>,
     /// What this process ingested since the open (counters.rs, for /metrics).
@@ -203,7 +196,7 @@ pub(crate) struct Inner {
     /// in a read-only open (which writes nothing) or when not configured.
     pub cache: Option<Arc<crate::cache::BlockCache>>,
     /// Restores in flight, the restore queue's lock and restore counters (restore.rs).
-    pub restores: restore::Restores,
+    pub restores: lifecycle::restore::Restores,
     _lock: File,
     /// flock on the store directory: unlike `LOCK`, it cannot be deleted from under the owner.
     _dir_lock: File,
@@ -225,63 +218,51 @@ impl Store {
     pub fn open(root: impl AsRef<Path>) -> Result<Store> {
         Store::open_with(root, &StoreOptions::default())
     }
-
     /// Opens the existing store at `root` with `opts` (the key of an encrypted store; the
     /// other settings are the store's own, from its `footage.toml`).
     pub fn open_with(root: impl AsRef<Path>, opts: &StoreOptions) -> Result<Store> {
         open::open(root.as_ref(), opts, open::Mode::Existing)
     }
-
     /// Creates a new store at `root` (the directory may exist, but must hold no store:
     /// [`Error::StoreExists`] otherwise) with default settings, and opens it.
     pub fn create(root: impl AsRef<Path>) -> Result<Store> {
         Store::create_with(root, &StoreOptions::default())
     }
-
     /// Creates a new store at `root` with `opts`, and opens it.
     pub fn create_with(root: impl AsRef<Path>, opts: &StoreOptions) -> Result<Store> {
         open::open(root.as_ref(), opts, open::Mode::Create)
     }
-
     pub fn root(&self) -> &Path {
         &self.inner.root
     }
-
     pub fn config(&self) -> &Config {
         &self.inner.config
     }
-
     /// What opening the store found: checkpoint used, log replayed, torn tails cut, damage.
     pub fn open_report(&self) -> &OpenReport {
         &self.inner.report
     }
-
     /// Number of committed segments.
     pub fn len(&self) -> usize {
         self.inner.catalog.read().len()
     }
-
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
     /// Ids of all committed segments, ascending.
     pub fn segment_ids(&self) -> Vec<u64> {
         self.inner.catalog.read().live().map(|e| e.id).collect()
     }
-
     /// Heap bytes held by the catalog.
     pub fn catalog_heap_bytes(&self) -> usize {
         self.inner.catalog.read().heap_bytes()
     }
-
     /// Starts ingesting a segment; write its bytes to the returned writer, then `commit`.
     /// Its commit is recorded in the audit log (action `ingest`) under this handle's actor.
     pub fn begin_segment(&self, meta: crate::meta::SegmentMeta) -> Result<SegmentWriter> {
         self.inner.writable("ingest")?;
         SegmentWriter::begin(Arc::clone(&self.inner), meta, self.actor().into())
     }
-
     /// Ingests a whole segment from a reader.
     pub fn ingest_reader(
         &self,
@@ -292,100 +273,16 @@ impl Store {
         w.copy_from(&mut r)?;
         w.commit()
     }
-
     /// Ingests a segment held in memory.
     pub fn ingest_bytes(&self, meta: crate::meta::SegmentMeta, data: &[u8]) -> Result<Committed> {
         let mut w = self.begin_segment(meta)?;
         w.write(data)?;
         w.commit()
     }
-
     /// The id of a stored segment with these bytes from this device, if there is one.
     pub fn find_duplicate(&self, device: &str, sha256: &[u8; 32]) -> Result<Option<u64>> {
         self.inner.find_duplicate(device, sha256)
     }
-
-    /// The full metadata of a segment.
-    pub fn info(&self, id: u64) -> Result<SegmentInfo> {
-        let rec = match self.inner.load_commit(id, true) {
-            Ok(rec) => rec,
-            Err(e @ Error::NotFound(_)) => return Err(e),
-            Err(e) => return self.info_from_cloud(id).map_err(|_| e),
-        };
-        let state = self.inner.state_with(id, Some(&rec))?;
-        let tier = match (
-            state.flags & FLAG_UPLOADED != 0,
-            state.flags & FLAG_EVICTED != 0,
-        ) {
-            (true, true) => "cloud",
-            (true, false) => "local+cloud",
-            _ => "local",
-        };
-        Ok(SegmentInfo {
-            id: id.to_string(),
-            officer: rec.meta.officer,
-            device: rec.meta.device,
-            start: format_time(rec.meta.start_us),
-            end: format_time(rec.meta.end_us),
-            bytes: rec.bytes,
-            sha256: hex(&rec.sha256),
-            categories: state.categories,
-            cases: state.cases,
-            tags: state.tags,
-            holds: state.holds,
-            gps_fixes: rec.meta.gps.len(),
-            tier,
-            pinned_until: state
-                .pinned_until
-                .filter(|t| *t > self.inner.now_us())
-                .map(pin::show_pin),
-            ingested: format_time(rec.committed_us),
-            clock: self.inner.config.clock_name(),
-        })
-    }
-
-    /// `info` of an uploaded segment whose commit record is out of reach (its disk failed):
-    /// the cloud's `meta.json` holds the same facts, the catalog the current state.
-    fn info_from_cloud(&self, id: u64) -> Result<SegmentInfo> {
-        let flags = self.inner.catalog.read().get(id).map_or(0, |e| e.flags);
-        if flags & FLAG_UPLOADED == 0 {
-            return Err(Error::NotFound(id.to_string()));
-        }
-        let state = self
-            .inner
-            .catalog
-            .read()
-            .state(id)
-            .map(|s| s.state.clone())
-            .ok_or_else(|| Error::NotFound(id.to_string()))?;
-        let m = self.inner.tier()?.meta(id)?;
-        Ok(SegmentInfo {
-            id: id.to_string(),
-            officer: m.officer.clone(),
-            device: m.device.clone(),
-            start: format_time(m.start_us),
-            end: format_time(m.end_us),
-            bytes: m.bytes,
-            sha256: m.sha256.clone(),
-            categories: state.categories,
-            cases: state.cases,
-            tags: state.tags,
-            holds: state.holds,
-            gps_fixes: m.gps.len(),
-            tier: if flags & FLAG_EVICTED != 0 {
-                "cloud"
-            } else {
-                "local+cloud"
-            },
-            pinned_until: state
-                .pinned_until
-                .filter(|t| *t > self.inner.now_us())
-                .map(pin::show_pin),
-            ingested: format_time(m.committed_us),
-            clock: self.inner.config.clock_name(),
-        })
-    }
-
     /// Writes a checkpoint of the catalog now.
     pub fn checkpoint(&self) -> Result<PathBuf> {
         self.inner.writable("a checkpoint")?;
@@ -395,14 +292,12 @@ impl Store {
         }
         r
     }
-
     /// Why the last automatic checkpoint (the one every `checkpoint_every` commits) failed, if
     /// none has succeeded since. Such a failure does not fail the commit that triggered it
     /// (the commit is durable in the log); it only makes the next open replay more log.
     pub fn last_checkpoint_error(&self) -> Option<String> {
         self.inner.checkpoint_error.lock().clone()
     }
-
     /// Writes a final checkpoint and a chain-head entry in the audit log, and releases the
     /// store.
     pub fn close(self) -> Result<()> {
@@ -417,14 +312,9 @@ impl Store {
 }
 
 impl Inner {
-    pub fn volume(&self, id: u32) -> Option<Arc<Volume>> {
-        self.volumes.read().get(&id).cloned()
-    }
-
     pub fn now_us(&self) -> i64 {
         now_us()
     }
-
     /// Reads and decodes the commit record of segment `id`.
     pub fn load_commit(&self, id: u64, with_gps: bool) -> Result<CommitRecord> {
         let entry = *self
@@ -462,7 +352,6 @@ impl Inner {
         }
         CommitRecord::decode(&payload, with_gps).map_err(|e| damaged(e.to_string()))
     }
-
     pub fn find_duplicate(&self, device: &str, sha256: &[u8; 32]) -> Result<Option<u64>> {
         let key = crate::catalog::dedup_key(device, sha256);
         let candidates = self.catalog.read().dedup.candidates(key);
@@ -475,212 +364,5 @@ impl Inner {
             }
         }
         Ok(None)
-    }
-
-    /// The active writer for footage of `day` in data dir `dir`, creating a volume if needed.
-    pub fn writer_for(&self, dir: u16, day: i64) -> Result<Arc<VolumeWriter>> {
-        self.writable("appending to a volume")?;
-        let mut writers = self.writers.lock();
-        if let Some(w) = writers.get(&(dir, day)) {
-            if !w.is_sealed() {
-                return Ok(Arc::clone(w));
-            }
-        }
-        // Keep few volumes open per dir: seal the one holding the oldest footage.
-        let in_dir: Vec<(u16, i64)> = writers.keys().filter(|k| k.0 == dir).copied().collect();
-        if in_dir.len() >= MAX_ACTIVE_PER_DIR {
-            if let Some(oldest) = in_dir
-                .iter()
-                .filter(|k| k.1 != day)
-                .min_by_key(|k| k.1)
-                .copied()
-            {
-                if let Some(w) = writers.remove(&oldest) {
-                    self.seal_writer(&w)?;
-                }
-            }
-        }
-        let w = Arc::new(self.create_volume(dir, day)?);
-        writers.insert((dir, day), Arc::clone(&w));
-        Ok(w)
-    }
-
-    fn create_volume(&self, dir: u16, day: i64) -> Result<VolumeWriter> {
-        let d = self
-            .dirs
-            .get(usize::from(dir))
-            .ok_or_else(|| Error::Invalid(format!("no data dir {dir}")))?;
-        if let Some(why) = d.failed.lock().clone() {
-            return Err(Error::Io {
-                path: d.path.clone(),
-                source: std::io::Error::other(why),
-            });
-        }
-        let id = self.allocate_volume_id(dir);
-        let header = VolumeHeader {
-            volume_id: id,
-            store_id: self.store_id,
-            created_us: self.now_us(),
-            chunk_size: self.config.chunk_size,
-            age_day: day,
-        };
-        let path = d.path.join(crate::log::volume_file_name(id));
-        let vol = match Volume::create(&path, dir, header) {
-            Ok(v) => Arc::new(v),
-            Err(e) => {
-                self.forget_volume(id);
-                return Err(e);
-            }
-        };
-        let end = crate::format::volume::VOLUME_HEADER_LEN as u64;
-        self.volumes.write().insert(id, Arc::clone(&vol));
-        Ok(VolumeWriter::new(vol, end, self.config.volume_size))
-    }
-
-    /// Takes the next volume id and lists the volume in the catalog (active, replay from its
-    /// start) in the same step, under the catalog lock: so every checkpoint lists every volume
-    /// with an id below its `next_volume_id` that was not retired (dropped or compacted
-    /// away), and open can recognise a retired volume's leftover file by its id.
-    pub(crate) fn allocate_volume_id(&self, dir: u16) -> u32 {
-        let mut cat = self.catalog.write();
-        let id = {
-            let mut next = self.next_volume_id.lock();
-            let id = *next;
-            *next += 1;
-            id
-        };
-        cat.volumes.insert(
-            id,
-            crate::catalog::VolumeState {
-                id,
-                dir,
-                sealed: false,
-                replay_from: 0,
-            },
-        );
-        id
-    }
-
-    /// Takes back a volume id whose file was never made.
-    pub(crate) fn forget_volume(&self, id: u32) {
-        let mut cat = self.catalog.write();
-        cat.volumes.remove(&id);
-        cat.volume_live.remove(&id);
-    }
-
-    /// Seals a writer's volume and records it in the catalog.
-    pub fn seal_writer(&self, w: &VolumeWriter) -> Result<()> {
-        w.seal(self.now_us())?;
-        crate::fail::point("volume.sealed");
-        // Everything in a sealed volume is applied by the time a checkpoint can run (it
-        // waits for in-flight commits), so replay can skip the whole volume.
-        if let Some(v) = self.catalog.write().volumes.get_mut(&w.volume.id) {
-            v.sealed = true;
-            v.replay_from = w.end();
-        }
-        Ok(())
-    }
-
-    /// Seals a full writer and replaces it with a fresh volume for the same key.
-    pub fn rotate(&self, dir: u16, day: i64, full: &Arc<VolumeWriter>) -> Result<()> {
-        {
-            let mut writers = self.writers.lock();
-            if writers
-                .get(&(dir, day))
-                .is_some_and(|w| Arc::ptr_eq(w, full))
-            {
-                writers.remove(&(dir, day));
-            }
-        }
-        self.seal_writer(full)
-    }
-
-    /// Picks the data dir for a new segment: round robin over the dirs that work.
-    pub fn pick_dir(&self) -> Result<u16> {
-        let n = self.dirs.len();
-        let start = self.next_dir.fetch_add(1, Ordering::Relaxed);
-        for k in 0..n {
-            let d = &self.dirs[(start + k) % n];
-            if d.failed.lock().is_none() {
-                return Ok(d.index);
-            }
-        }
-        Err(Error::Invalid(
-            "every data dir is unavailable: check the disks listed in footage.toml".into(),
-        ))
-    }
-
-    pub fn day_of(us: i64) -> i64 {
-        us.div_euclid(DAY_US)
-    }
-
-    /// Writes a checkpoint. Commits pause while the catalog is serialised (not while it is
-    /// compressed and written).
-    pub fn checkpoint(&self) -> Result<PathBuf> {
-        self.writable("a checkpoint")?;
-        let mut seq = self.checkpoint_seq.lock();
-        let mut to_sync = Vec::new();
-        let (body, tracks_len, (tracks_off, tracks_bytes)) = {
-            let _gate = self.gate.write();
-            let writers: Vec<Arc<VolumeWriter>> = self.writers.lock().values().cloned().collect();
-            let mut cat = self.catalog.write();
-            for w in writers {
-                let end = w.end();
-                if let Some(v) = cat.volumes.get_mut(&w.volume.id) {
-                    v.replay_from = end;
-                }
-                to_sync.push((w, end));
-            }
-            cat.next_segment_id = cat
-                .next_segment_id
-                .max(self.next_segment_id.load(Ordering::SeqCst));
-            cat.next_lsn = cat.next_lsn.max(self.next_lsn.load(Ordering::SeqCst));
-            cat.next_volume_id = cat.next_volume_id.max(*self.next_volume_id.lock());
-            self.since_checkpoint.store(0, Ordering::Relaxed);
-            cat.compact();
-            // Queries go on while the catalog is serialised; commits wait at the gate.
-            let cat = parking_lot::RwLockWriteGuard::downgrade(cat);
-            (
-                checkpoint::encode_body(&cat, &self.store_id),
-                cat.index.tracks.len(),
-                cat.index.tracks.pending(),
-            )
-        };
-        // Replay must never start beyond what a power cut can leave: make it durable first,
-        // and the track bytes the checkpoint names too.
-        for (w, end) in to_sync {
-            w.sync_to(end)?;
-        }
-        crate::fail::point("checkpoint.log_durable");
-        let track_writer = self.catalog.read().index.tracks.writer()?;
-        track_writer.write(tracks_off, &tracks_bytes)?;
-        crate::fail::point("checkpoint.tracks_written");
-        *seq += 1;
-        let file = checkpoint::encode_file(&body, *seq, self.now_us())
-            .map_err(|e| Error::io(&self.root, e))?;
-        let path = checkpoint::write(&self.root.join("catalog"), *seq, &file)?;
-        crate::fail::point("checkpoint.written");
-        self.catalog.write().index.tracks.advance(tracks_len)?;
-        Ok(path)
-    }
-
-    /// Called after each commit: writes a checkpoint every `checkpoint_every` commits.
-    ///
-    /// A failure does not fail the caller: its commit or change is already durable and in the
-    /// log, which a checkpoint only shortcuts, so failing it would tell a dock that footage
-    /// stored for good was not stored (a lost acknowledgement). The error is kept for
-    /// [`crate::Store::last_checkpoint_error`], the count is kept so the next commit tries
-    /// again, and `close` reports it if it still fails then.
-    pub fn maybe_checkpoint(&self) {
-        let n = self.since_checkpoint.fetch_add(1, Ordering::Relaxed) + 1;
-        if n >= self.config.checkpoint_every && self.checkpoint_seq.try_lock().is_some() {
-            match self.checkpoint() {
-                Ok(_) => *self.checkpoint_error.lock() = None,
-                Err(e) => {
-                    self.since_checkpoint.fetch_add(n, Ordering::Relaxed);
-                    *self.checkpoint_error.lock() = Some(e.to_string());
-                }
-            }
-        }
     }
 }

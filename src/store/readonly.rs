@@ -287,7 +287,7 @@ fn open_read_only(
         })
         .collect();
     let loaded = load(root, store_id, &dirs)?;
-    let scrub = super::check::ScrubShared::load(root)?;
+    let scrub = super::integrity::check::ScrubShared::load(root)?;
     // Handles on the store directory, never locked: the owner holds the locks.
     let handle = || fs::File::open(root).at(root);
     let cat = loaded.cat;

@@ -115,7 +115,7 @@ impl Store {
                 .take(100)
                 .map(|&(id, until, _, local)| PinnedSegment {
                     id: id.to_string(),
-                    until: super::pin::show_pin(until),
+                    until: super::lifecycle::pin::show_pin(until),
                     local,
                 })
                 .collect(),
@@ -131,7 +131,7 @@ impl Store {
             .values()
             .map(|v| {
                 let (live_bytes, live_commits) = live.get(&v.id).copied().unwrap_or((0, 0));
-                let occ = super::compact::Occupancy {
+                let occ = super::lifecycle::compact::Occupancy {
                     allocated: v.allocated(),
                     live_bytes,
                     live_commits,
@@ -182,7 +182,7 @@ impl Store {
         let mut lost = inner.lost_segments();
         let unavailable = lost.len();
         let without_cloud = lost.iter().filter(|l| !l.cloud_copy).count();
-        lost.truncate(super::verify::SUMMARY_LIST);
+        lost.truncate(super::integrity::verify::SUMMARY_LIST);
         Ok(Stats {
             clock: self.inner.config.clock_name(),
             segments,
