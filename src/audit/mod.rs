@@ -33,6 +33,7 @@ mod open;
 pub mod scan;
 mod verify;
 
+#[cfg_attr(not(feature = "internals"), allow(unused_imports))] // some only for the tests
 pub use log::{validate_actor, AuditLog, Chain, OpenFindings, HEAD_EVERY, MAX_FILE, STORE_ACTOR};
 pub(crate) use verify::{entries, verify};
 

@@ -298,7 +298,7 @@ impl Inner {
 
 /// Adds `tag` to segment `id` with a version-1 change record (the full state), as builds
 /// before delta records wrote: for tests that such records stay readable.
-#[doc(hidden)]
+#[cfg(any(test, feature = "internals"))]
 pub fn append_v1_tag(store: &Store, id: u64, tag: &str) -> Result<()> {
     let _serial = store.inner.change_lock.lock();
     let mut state = store.inner.current_state(id)?;
