@@ -108,6 +108,7 @@ fn key_error(what: impl Into<String>) -> Error {
 }
 
 impl Key {
+    /// The key made of these 32 bytes (for AES-256-GCM).
     pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Key {
         Key(bytes)
     }

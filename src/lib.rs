@@ -26,6 +26,10 @@
 //!
 //! The on-disk format is specified in docs/FORMAT.md and the architecture in docs/DESIGN.md.
 
+// Every public item of the engine is documented (the frontends behind `server`/`cli` are
+// hidden from the docs and not checked).
+#![cfg_attr(not(feature = "server"), warn(missing_docs))]
+
 /// Declares an internal module: private in a normal build, public but hidden from the docs
 /// with the `internals` feature (which only the tests, benches and the fuzz crate turn on, to
 /// reach decoders, encoders and helpers directly). Not a stable API. These modules were all
@@ -174,3 +178,4 @@ pub use store::{
     ScrubOptions, ScrubStatus, ScrubSummary, SegmentInfo, SegmentReader, SegmentWriter, Stats,
     Store, VerifiedReader, VerifyOptions, VerifyReport, VolumeStats, SYSTEM_ACTOR,
 };
+pub use tier::CloudProblem;

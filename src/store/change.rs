@@ -24,14 +24,21 @@ use crate::meta::{validate_id, MAX_LABELS};
 /// A change a user asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
+    /// Add a retention category (policy.toml's `category.<name>`); retention follows it.
     Categorize(String),
+    /// Take a retention category away.
     Uncategorize(String),
+    /// Add a free tag.
     Tag(String),
+    /// Take a tag away.
     Untag(String),
+    /// Attach the segment to a case id.
     AddCase(String),
+    /// Detach the segment from a case id.
     RemoveCase(String),
     /// Place a legal hold for a case: the segment cannot be deleted until it is released.
     Hold(String),
+    /// Release a case's legal hold (the segment's other holds stay).
     Release(String),
 }
 

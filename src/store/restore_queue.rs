@@ -30,7 +30,9 @@ pub const RESTORE_QUEUE: &str = "restore-queue";
 /// What one pass over the queue did.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct RestoreRun {
+    /// Segments brought back from the cloud tier.
     pub restored: usize,
+    /// Bytes brought back.
     pub bytes: u64,
     /// Dropped from the queue: already local, or deleted.
     pub skipped: usize,
@@ -52,14 +54,17 @@ pub struct RestoreStats {
     pub pending: usize,
     /// Bytes of the segments waiting.
     pub pending_bytes: u64,
-    /// Since the store was created (from the queue file): restores done by the queue,
-    /// failed for good, bytes restored.
+    /// Restores done by the queue since the store was created (from the queue file).
     pub done_total: u64,
+    /// Queued restores failed for good since the store was created.
     pub failed_total: u64,
+    /// Bytes restored by the queue since the store was created.
     pub bytes_total: u64,
-    /// Since this process opened the store, every restore (queue or not).
+    /// Restores done since this process opened the store (queue or not).
     pub done: u64,
+    /// Restores failed since this process opened the store.
     pub failed: u64,
+    /// Bytes restored since this process opened the store.
     pub bytes: u64,
     /// The queued segments, oldest first (at most 100).
     pub queued: Vec<QueuedInfo>,
