@@ -199,7 +199,7 @@ impl Key {
         })
     }
 
-    /// The key from [`KEY_ENV`], if that variable is set.
+    /// The key from the `FOOTAGE_KEY` environment variable, if that variable is set.
     pub fn from_env() -> Result<Option<Key>> {
         match std::env::var(KEY_ENV).map(Zeroizing::new) {
             Ok(v) => Key::parse(&v)

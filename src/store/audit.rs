@@ -45,8 +45,9 @@ impl Store {
         self.actor.as_deref().unwrap_or(SYSTEM_ACTOR)
     }
 
-    /// Records an action in the audit log. Actions in [`READ_ACTIONS`] are written before this
-    /// returns and made durable in batches; any other action is durable before this returns.
+    /// Records an action in the audit log. Read actions (`read`, `query`, `view`, `info`, ...:
+    /// `READ_ACTIONS`) are written before this returns and made durable in batches; any other
+    /// action is durable before this returns.
     pub fn audit(
         &self,
         actor: &str,

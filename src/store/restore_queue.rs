@@ -176,9 +176,9 @@ impl Store {
     }
 
     /// Restores the queued segments in order, paced to `limits.rate`, stopping after
-    /// `limits.budget` or after [`RETRY_STREAK`] errors in a row that may pass (the cloud or
+    /// `limits.budget` or after 3 (`RETRY_STREAK`) errors in a row that may pass (the cloud or
     /// the disk not answering: the rest waits for the next pass). A segment that keeps
-    /// failing is dropped from the queue after [`MAX_FAILURES`] passes (counted as failed and
+    /// failing is dropped from the queue after 20 (`MAX_FAILURES`) passes (counted as failed and
     /// logged), so one bad entry never holds up the ones behind it.
     pub fn run_restore_queue(&self, limits: &RunLimits) -> Result<RestoreRun> {
         self.inner.writable("restoring queued segments")?;

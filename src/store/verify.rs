@@ -169,7 +169,7 @@ pub struct ScrubSummary {
     pub repaired_total: u64,
     /// Known corrupt segments now.
     pub corrupt_segments: usize,
-    /// At most [`SUMMARY_LIST`] of them, oldest first.
+    /// At most 1000 (`SUMMARY_LIST`) of them, oldest first.
     pub findings: Vec<FindingInfo>,
     /// Why the state file was not used at open, if it was not.
     pub note: Option<String>,
