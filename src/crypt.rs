@@ -337,6 +337,7 @@ impl SegmentCipher {
 }
 
 /// The nonce of a sealed message (for tests and diagnostics).
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // used by the tests
 pub fn nonce_of(sealed: &[u8]) -> Option<[u8; NONCE_LEN]> {
     sealed.get(..NONCE_LEN).and_then(|n| n.try_into().ok())
 }

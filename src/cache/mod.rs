@@ -234,6 +234,7 @@ impl BlockCache {
         Ok(cache)
     }
 
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // used by the tests
     pub fn dir(&self) -> &Path {
         &self.dir
     }
