@@ -60,6 +60,11 @@ else
 fi
 [ "$status" -eq 0 ] || exit "$status"
 
+echo "== the examples run (built by cargo test; each makes a temporary store)"
+for example in dock_ingest review retention; do
+  cargo run -q --example "$example" >/dev/null
+done
+
 echo "== section references between README, DESIGN, FORMAT and the sources"
 python3 scripts/check-doc-refs.py
 

@@ -23,6 +23,7 @@ pub mod service;
 pub use cache::CacheConfig;
 pub use map::MapConfig;
 
+/// Name of the store's configuration file in its root directory.
 pub const CONFIG_FILE: &str = "footage.toml";
 pub const CONFIG_VERSION: u32 = 1;
 /// `format_version` of an encrypted store (chunk payloads sealed, docs/FORMAT.md §20).
@@ -35,6 +36,7 @@ pub const CLOCK_SIMULATED: &str = "simulated";
 /// `clock` of an ordinary store (also what a file without the key means).
 pub const CLOCK_REAL: &str = "real";
 
+/// A store's configuration, as `footage.toml` holds it (written at creation; docs/FORMAT.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -82,9 +84,15 @@ pub struct Config {
 /// Settings for a new store; ignored when the store already exists.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
+    /// Directories that will hold volumes, one per disk (default: `<store>/data`).
     pub data_dirs: Vec<PathBuf>,
+    /// Size at which a volume is sealed and a new one begun, bytes (default 4 GiB).
     pub volume_size: u64,
+    /// Size of one chunk record's payload, bytes (default 1 MiB): the unit of CRC checks and of
+    /// reads.
     pub chunk_size: u32,
+    /// Commits between two catalog checkpoints (default 10 000): fewer makes opening faster, more
+    /// makes ingest cheaper.
     pub checkpoint_every: u64,
     /// Store id (32 hex digits) for a new store; random when None. Set only to rebuild a
     /// lost store from its cloud copies.
@@ -180,6 +188,8 @@ impl Config {
         self.encryption.is_some()
     }
 
+    /// Checks every value against its allowed range; the error names the key (`path` is where the
+    /// file is, for the message).
     pub fn validate(&self, path: &Path) -> Result<()> {
         let bad = |what: String| Error::Config {
             path: path.to_path_buf(),
@@ -277,6 +287,7 @@ impl Config {
         Ok(())
     }
 
+    /// The store id as 16 bytes, if it is 32 hex digits.
     pub fn store_id_bytes(&self) -> Option<[u8; 16]> {
         parse_store_id(&self.store_id)
     }

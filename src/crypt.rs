@@ -108,6 +108,7 @@ fn key_error(what: impl Into<String>) -> Error {
 }
 
 impl Key {
+    /// The key made of these 32 bytes (for AES-256-GCM).
     pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Key {
         Key(bytes)
     }
@@ -198,7 +199,7 @@ impl Key {
         })
     }
 
-    /// The key from [`KEY_ENV`], if that variable is set.
+    /// The key from the `FOOTAGE_KEY` environment variable, if that variable is set.
     pub fn from_env() -> Result<Option<Key>> {
         match std::env::var(KEY_ENV).map(Zeroizing::new) {
             Ok(v) => Key::parse(&v)
@@ -336,6 +337,7 @@ impl SegmentCipher {
 }
 
 /// The nonce of a sealed message (for tests and diagnostics).
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // used by the tests
 pub fn nonce_of(sealed: &[u8]) -> Option<[u8; NONCE_LEN]> {
     sealed.get(..NONCE_LEN).and_then(|n| n.try_into().ok())
 }

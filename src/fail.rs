@@ -26,9 +26,11 @@
 //! a production environment can therefore not abort a server.
 
 /// The environment variable that arms failpoints (read only by a `failpoints` build).
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // used by the tests
 pub const ENV: &str = "FOOTAGE_FAILPOINT";
 
 /// Whether this build has fail points (the cargo feature `failpoints`).
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // used by the tests
 pub const COMPILED: bool = cfg!(feature = "failpoints");
 
 #[cfg(feature = "failpoints")]

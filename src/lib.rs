@@ -26,56 +26,143 @@
 //!
 //! The on-disk format is specified in docs/FORMAT.md and the architecture in docs/DESIGN.md.
 
-pub mod audit;
-pub mod cache;
-mod catalog;
-#[cfg(feature = "cli")]
-pub mod cli;
-mod config;
-#[cfg(feature = "cli")]
-pub mod control;
-pub mod crypt;
-mod error;
-#[doc(hidden)]
-pub mod fail;
-pub mod format;
-mod fsio;
-#[cfg(feature = "server")]
-#[doc(hidden)]
-pub mod fuzz;
-pub mod index;
-pub mod input;
-mod log;
+// Every public item of the engine is documented (the frontends behind `server`/`cli` are
+// hidden from the docs and not checked).
+#![cfg_attr(not(feature = "server"), warn(missing_docs))]
+
+/// Declares an internal module: private in a normal build, public but hidden from the docs
+/// with the `internals` feature (which only the tests, benches and the fuzz crate turn on, to
+/// reach decoders, encoders and helpers directly). Not a stable API. Without the server (the
+/// engine alone) what only the frontends call is allowed to be unused; items only the tests
+/// call say so with their own `allow(dead_code)` under `not(feature = "internals")`.
+macro_rules! internal {
+    ($($(#[$m:meta])* mod $name:ident;)*) => {$(
+        $(#[$m])*
+        #[cfg(feature = "internals")]
+        #[doc(hidden)]
+        pub mod $name;
+        $(#[$m])*
+        #[cfg(not(feature = "internals"))]
+        #[cfg_attr(not(feature = "server"), allow(dead_code))]
+        mod $name;
+    )*};
+}
+
+// The engine's public surface: the root re-exports below, and these modules.
 pub mod meta;
-pub mod perms;
 pub mod policy;
-#[cfg(feature = "server")]
-pub mod priority;
 pub mod retention;
-pub mod search;
-#[cfg(feature = "server")]
-pub mod server;
-#[cfg(feature = "server")]
-pub mod service;
+
+// The engine's internals (see `internal!`).
+internal! {
+    mod audit;
+    mod cache;
+    mod crypt;
+    mod fail;
+    mod format;
+    mod index;
+    // Parts of these two only the tests call (inside files being split elsewhere).
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
+    mod input;
+    mod perms;
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
+    mod tier;
+}
+mod catalog;
+mod config;
+mod error;
+mod fsio;
+mod log;
 mod store;
+mod util;
+
+/// Helpers for tests and benches (a catalogue written directly, a store opened or created in
+/// one call). Only with the `internals` feature.
+#[cfg(any(test, feature = "internals"))]
 #[doc(hidden)]
 pub mod testing;
-pub mod tier;
-mod util;
+
+/// Fuzz entry points (`tests/fuzz.rs`, the cargo-fuzz crate in `fuzz/`). Only with the
+/// `internals` feature.
+#[cfg(all(feature = "server", feature = "internals"))]
+#[doc(hidden)]
+pub mod fuzz;
+
+// The frontends: public for the `footage` binary and the tests, not part of the engine's API.
+#[cfg(feature = "cli")]
+#[doc(hidden)]
+pub mod cli;
+#[cfg(feature = "cli")]
+#[doc(hidden)]
+pub mod control;
 #[cfg(feature = "server")]
+#[doc(hidden)]
+pub mod priority;
+#[cfg(feature = "server")]
+mod search;
+#[cfg(feature = "server")]
+#[doc(hidden)]
+pub mod server;
+#[cfg(feature = "server")]
+#[doc(hidden)]
+pub mod service;
+#[cfg(feature = "server")]
+#[doc(hidden)]
 pub mod watch;
 
+// Internals the tests, benches and fuzz targets reach at the root (`internals` feature).
+#[cfg(feature = "internals")]
 #[doc(hidden)]
-pub use fsio::faults;
-#[doc(hidden)]
-pub use fsio::record as power;
-
-pub use audit::{AuditEntry, AuditHead, AuditReport, BrokenLink, Durability};
 pub use catalog::checkpoint::{
     decode_body as decode_checkpoint_body, decode_file as decode_checkpoint_file,
 };
-pub use config::{CacheConfig, MapConfig};
-pub use config::{Config, StoreOptions, CONFIG_FILE};
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub use fsio::faults;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub use fsio::record as power;
+/// A segment id as users type it (decimal) parsed; for the frontends.
+#[doc(hidden)]
+pub use store::parse_id;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub use store::{hex, now_us, MAX_FAILURES, RESTORE_QUEUE, RETRY_STREAK, SCRUB_STATE};
+#[cfg(not(feature = "internals"))]
+#[allow(unused_imports)] // some only for the tests
+pub(crate) use store::{hex, now_us, MAX_FAILURES, RESTORE_QUEUE, RETRY_STREAK, SCRUB_STATE};
+
+// The frontends' types (resumable uploads and their checksums), public for the server.
+#[cfg(feature = "server")]
+#[doc(hidden)]
+pub use store::{ChecksumAlgorithm, ChecksumHeaderError, UploadChecksum};
+#[cfg(feature = "server")]
+#[doc(hidden)]
+pub use store::{
+    NewUpload, UploadOptions, UploadPatch, UploadRefusal, UploadStats, UploadStatus,
+    UPLOAD_PROGRESS_EVERY,
+};
+// Without the server they are used only inside store/; naming them here keeps those
+// modules' re-exports from being flagged unused.
+#[cfg(not(feature = "server"))]
+#[allow(unused_imports)]
+use {
+    store::{ChecksumAlgorithm, ChecksumHeaderError, UploadChecksum},
+    store::{
+        NewUpload, UploadOptions, UploadPatch, UploadRefusal, UploadStats, UploadStatus,
+        UPLOAD_PROGRESS_EVERY,
+    },
+};
+// Used by the tests only: named for the same reason.
+#[cfg(not(feature = "internals"))]
+#[allow(unused_imports)]
+use tier::{RESTORE_IN_FLIGHT, RESTORE_SPAN_BLOCKS};
+
+pub use audit::{
+    Action as AuditAction, AuditEntry, AuditHead, AuditReport, BrokenLink, Durability,
+};
+pub use cache::CacheStats;
+pub use config::{CacheConfig, Config, MapConfig, StoreOptions, CONFIG_FILE};
 pub use crypt::Key;
 pub use error::{Error, Result};
 pub use index::geo::{haversine_m, Area};
@@ -83,21 +170,13 @@ pub use index::query::{
     FindResult, Hit, Page, Query, DEFAULT_HIT_GAP_US, MAX_HITS_PER_SEGMENT, MAX_PAGE, MAX_PAGE_HITS,
 };
 pub use meta::{GpsFix, SegmentMeta};
+pub use policy::Policy;
 pub use retention::{Clock as RetentionClock, RetentionHandle, RetentionOptions, CLOCK_SKEW_US};
-pub use store::IngestCounts;
 pub use store::{
-    hex, now_us, parse_id, Change, Committed, CompactSummary, CorruptSegment, DiskStats, Exported,
-    FindingInfo, IndexStats, LostSegment, OpenReport, RecoverReport, RepairOutcome, ScrubHandle,
+    AuditSink, Change, Committed, CompactSummary, CorruptSegment, DiskStats, Exported, FindingInfo,
+    IndexStats, IngestCounts, LostSegment, OpenReport, PinStats, PinnedSegment, RecoverReport,
+    RefreshReport, RepairOutcome, RestoreOutcome, RestoreRun, RestoreStats, RunLimits, ScrubHandle,
     ScrubOptions, ScrubStatus, ScrubSummary, SegmentInfo, SegmentReader, SegmentWriter, Stats,
-    Store, VerifiedReader, VerifyOptions, VerifyReport, VolumeStats, SCRUB_STATE, SYSTEM_ACTOR,
+    Store, VerifiedReader, VerifyOptions, VerifyReport, VolumeStats, SYSTEM_ACTOR,
 };
-pub use store::{AuditSink, RefreshReport};
-pub use store::{ChecksumAlgorithm, ChecksumHeaderError, UploadChecksum};
-pub use store::{
-    NewUpload, UploadOptions, UploadPatch, UploadRefusal, UploadStats, UploadStatus,
-    UPLOAD_PROGRESS_EVERY,
-};
-pub use store::{
-    PinStats, PinnedSegment, RestoreOutcome, RestoreRun, RestoreStats, RunLimits, MAX_FAILURES,
-    RESTORE_QUEUE, RETRY_STREAK,
-};
+pub use tier::CloudProblem;

@@ -22,8 +22,11 @@ pub const DEGREE_SCALE: f64 = 1e7;
 /// One GPS fix: time (µs since the Unix epoch, UTC) and position in 1e-7 degrees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct GpsFix {
+    /// When the fix was taken, µs since the Unix epoch (UTC).
     pub time_us: i64,
+    /// Latitude in units of 1e-7 degree (WGS 84; north positive).
     pub lat_e7: i32,
+    /// Longitude in units of 1e-7 degree (WGS 84; east positive).
     pub lon_e7: i32,
 }
 
@@ -43,10 +46,12 @@ impl GpsFix {
         })
     }
 
+    /// Latitude in degrees.
     pub fn lat(&self) -> f64 {
         f64::from(self.lat_e7) / DEGREE_SCALE
     }
 
+    /// Longitude in degrees.
     pub fn lon(&self) -> f64 {
         f64::from(self.lon_e7) / DEGREE_SCALE
     }
@@ -55,13 +60,21 @@ impl GpsFix {
 /// What the caller tells the store about a segment when it begins ingesting it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SegmentMeta {
+    /// Id of the officer who wore the camera (at most [`MAX_ID_LEN`] bytes of printable text).
     pub officer: String,
+    /// Id of the camera that recorded the footage.
     pub device: String,
+    /// Recording start, µs since the Unix epoch (UTC).
     pub start_us: i64,
+    /// Recording end, µs since the Unix epoch (UTC); not before `start_us`.
     pub end_us: i64,
+    /// The GPS track, fixes sorted by time (at most [`MAX_GPS_FIXES`]).
     pub gps: Vec<GpsFix>,
+    /// Case ids the footage is attached to (at most [`MAX_LABELS`]).
     pub cases: Vec<String>,
+    /// Free tags (at most [`MAX_LABELS`]).
     pub tags: Vec<String>,
+    /// Retention categories (policy.toml's `category.<name>`; none means `default`).
     pub categories: Vec<String>,
 }
 

@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
+/// Name of the policy file in the store's root directory.
 pub const POLICY_FILE: &str = "policy.toml";
 
 /// The file written on first use.
@@ -41,17 +42,27 @@ const HOUR_US: i64 = 3_600_000_000;
 /// A duration in µs, or None for "never".
 pub type After = Option<i64>;
 
+/// Retention rules of one category (`[category.<name>]` in policy.toml).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CategoryPolicy {
+    /// Whether footage of this category is copied to the cloud tier.
     pub upload: bool,
+    /// How long after a segment's end its local bytes may be dropped (once a verified cloud copy
+    /// exists), µs; None: never.
     pub evict_after: After,
+    /// How long after a segment's end it is deleted everywhere unless held, µs; None: never.
     pub delete_after: After,
 }
 
+/// A store's retention policy (`policy.toml`), validated whole.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
+    /// URL of the cloud tier (`file://`, `az://`, `s3://` or `gs://`).
     pub cloud_url: String,
+    /// Rules per category, by name; `default` is always present.
     pub categories: BTreeMap<String, CategoryPolicy>,
+    /// Fraction of a data dir's disk (0 to 1) above which uploaded segments are evicted early,
+    /// oldest first.
     pub high_watermark: f64,
     /// Sealed volumes whose live fraction is below this are compacted by `retention apply`
     /// (0 = never).
@@ -61,8 +72,12 @@ pub struct Policy {
 /// What applies to one segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Effective {
+    /// Whether the segment is copied to the cloud tier (any of its categories uploads).
     pub upload: bool,
+    /// µs after its end when its local bytes may be dropped (the longest of its categories); None:
+    /// never.
     pub evict_after: After,
+    /// µs after its end when it is deleted (the longest of its categories); None: never.
     pub delete_after: After,
 }
 

@@ -5,7 +5,7 @@
 
 mod common;
 
-use footage::audit::Action;
+use footage::AuditAction as Action;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -246,7 +246,7 @@ fn a_missing_or_wrong_key_is_refused_with_the_key_id() {
     assert!(matches!(e, Error::KeyRequired { .. }), "{e}");
     let msg = e.to_string();
     assert!(
-        msg.contains(&key(1).id()) && msg.contains("--key-file"),
+        msg.contains(&key(1).id()) && msg.contains("StoreOptions::key"),
         "{msg}"
     );
     let wrong = StoreOptions {

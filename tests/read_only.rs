@@ -7,7 +7,7 @@
 mod common;
 
 use common::{meta, random_bytes, small_options, T0};
-use footage::audit::Action;
+use footage::AuditAction as Action;
 use footage::{AuditSink, Change, Error, Key, Query, Store, StoreOptions};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

@@ -185,7 +185,7 @@ fn item05_zigzag_search_answer_is_bounded() {
     let e = store
         .find(&bbox_query().limit(footage::MAX_PAGE + 1))
         .unwrap_err();
-    assert!(e.to_string().contains("--limit"), "{e}");
+    assert!(e.to_string().contains("page size (limit)"), "{e}");
 
     // The server.
     let server = footage::server::spawn(

@@ -1168,7 +1168,7 @@ fn an_ingest_token_may_only_touch_its_own_uploads() {
         .any(|e| e.action == "upload-create" && e.actor == "dock-a"));
     assert!(!entries
         .iter()
-        .any(|e| e.actor == "dock-a" && footage::audit::Action::parse(&e.action).is_access()));
+        .any(|e| e.actor == "dock-a" && footage::AuditAction::parse(&e.action).is_access()));
     srv.stop().unwrap();
 }
 

@@ -498,6 +498,7 @@ impl AuditLog {
     }
 
     /// Whether this log was opened read-only ([`AuditLog::open_read_only`]).
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // used by the tests
     pub fn is_read_only(&self) -> bool {
         self.read_only
     }

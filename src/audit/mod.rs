@@ -36,6 +36,7 @@ pub mod scan;
 mod verify;
 
 pub use action::Action;
+#[cfg_attr(not(feature = "internals"), allow(unused_imports))] // some only for the tests
 pub use log::{validate_actor, AuditLog, Chain, OpenFindings, HEAD_EVERY, MAX_FILE, STORE_ACTOR};
 pub(crate) use verify::{entries, verify};
 
@@ -70,9 +71,13 @@ pub struct AuditEntry {
     pub index: u64,
     /// When it was recorded, µs since the Unix epoch.
     pub time_us: i64,
+    /// Who did it: a user name, a token's name, or the engine itself ([`crate::SYSTEM_ACTOR`]).
     pub actor: String,
+    /// What was done (for example `ingest`, `read`, `hold`, `delete`).
     pub action: String,
+    /// The segment it was done to, if any.
     pub segment: Option<u64>,
+    /// Details of the action as JSON (for example a read's byte range).
     pub details: serde_json::Value,
     /// SHA-256 of the previous entry (zeros for the first).
     pub prev_hash: [u8; 32],
@@ -140,15 +145,20 @@ pub struct BrokenLink {
     pub index: u64,
     /// When that entry was recorded, if it could be read.
     pub time: Option<String>,
+    /// The audit file the entry is in (name inside `<store>/audit/`).
     pub file: String,
+    /// Byte offset of the entry in that file.
     pub offset: u64,
+    /// What is wrong with it.
     pub what: String,
 }
 
 /// A chain head: entries so far and the hash of the last.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditHead {
+    /// Number of entries in the chain.
     pub count: u64,
+    /// SHA-256 of the last entry, lower-case hex.
     pub hash: String,
     /// When it was recorded (for the `HEAD` file).
     pub time: Option<String>,
@@ -162,6 +172,7 @@ pub struct AuditReport {
     pub ok: bool,
     /// Valid entries read.
     pub entries: u64,
+    /// Audit files read.
     pub files: usize,
     /// The head of the chain as read.
     pub head: AuditHead,
@@ -169,6 +180,7 @@ pub struct AuditReport {
     pub recorded_head: Option<AuditHead>,
     /// The first problem, in chain order.
     pub first_broken: Option<BrokenLink>,
+    /// Every problem found, in chain order.
     pub problems: Vec<BrokenLink>,
     /// Things worth knowing that are not problems (a torn tail cut at open, no `HEAD` yet).
     pub notes: Vec<String>,

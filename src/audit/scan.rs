@@ -12,6 +12,7 @@ use super::format::{decode_frame, Frame, RawEntry, FRAME_MAGIC};
 pub enum Item {
     Entry {
         offset: usize,
+        #[cfg_attr(not(feature = "internals"), allow(dead_code))] // used by the tests
         end: usize,
         entry: RawEntry,
     },

@@ -117,10 +117,13 @@ impl Index {
 /// Counters and size of the read cache (`stats`, `/api/stats`, `/metrics`).
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct CacheStats {
+    /// Directory of the cache files.
     pub dir: String,
+    /// Budget of the cache files, bytes.
     pub max_bytes: u64,
     /// Bytes of cache files in place (headers included).
     pub bytes: u64,
+    /// Blocks held in cache files.
     pub blocks: u64,
     /// Blocks served from the cache since the store was opened (from its files or from
     /// memory).
@@ -128,9 +131,11 @@ pub struct CacheStats {
     /// Of `hits`, those served from the in-memory layer (verified plaintext of blocks read
     /// from the files recently).
     pub memory_hits: u64,
-    /// Bytes and blocks held by the in-memory layer, and its budget.
+    /// Bytes held by the in-memory layer.
     pub memory_bytes: u64,
+    /// Blocks held by the in-memory layer.
     pub memory_blocks: u64,
+    /// Budget of the in-memory layer, bytes.
     pub memory_max_bytes: u64,
     /// Blocks fetched from the cloud for want of a cached copy.
     pub misses: u64,
@@ -229,6 +234,7 @@ impl BlockCache {
         Ok(cache)
     }
 
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // used by the tests
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -124,6 +124,7 @@ pub fn decode(data: &[u8]) -> Result<(Catalog, [u8; 16], u64), DecodeError> {
 
 /// Rebuilds a catalog from an uncompressed body of the current version; returns it with the
 /// store id it names and the length of the track file it relies on.
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // called by the tests
 pub fn decode_body(body: &[u8]) -> Result<(Catalog, [u8; 16], u64), DecodeError> {
     decode_body_of(body, CHECKPOINT_VERSION)
 }
@@ -256,6 +257,7 @@ pub fn encode_file(body: &[u8], seq: u64, created_us: i64) -> Result<Vec<u8>, st
 
 /// Checks a checkpoint file's framing and returns its decompressed body (current version
 /// only: [`decode`] reads every supported version).
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // called by the tests
 pub fn decode_file(data: &[u8]) -> Result<Vec<u8>, DecodeError> {
     match decode_file_any(data)? {
         (CHECKPOINT_VERSION, body) => Ok(body),

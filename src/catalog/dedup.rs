@@ -90,6 +90,7 @@ impl DedupIndex {
         self.sorted.len() + self.tail.len()
     }
 
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // called by the tests
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

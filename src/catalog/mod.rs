@@ -134,6 +134,7 @@ impl Catalog {
         self.entries.len() - self.deleted
     }
 
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // called by the tests
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

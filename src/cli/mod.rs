@@ -306,8 +306,34 @@ pub(crate) fn failed(e: &anyhow::Error) -> i32 {
         Some(crate::Error::ClockAhead { .. }) => EXIT_USAGE,
         _ => EXIT_FAILURE,
     };
-    eprintln_out(&format!("error: {}", error_text(e)));
+    let hint = e
+        .downcast_ref::<crate::Error>()
+        .map(flag_hint)
+        .unwrap_or_default();
+    eprintln_out(&format!("error: {}{hint}", error_text(e)));
     code
+}
+
+/// The flags that answer an engine error (whose message names only library concepts).
+fn flag_hint(e: &crate::Error) -> String {
+    match e {
+        crate::Error::NoStore { path } => {
+            format!(
+                " (create one with: footage init --store {})",
+                path.display()
+            )
+        }
+        crate::Error::KeyRequired { .. } => {
+            ": give its key with --key-file PATH or the FOOTAGE_KEY environment variable".into()
+        }
+        crate::Error::ClockAhead { .. } => {
+            " (--now; `footage init --simulated-clock` creates a store with a simulated clock; \
+             `retention plan` and --dry-run accept any time)"
+                .into()
+        }
+        crate::Error::SegmentCorrupt { .. } => " (run `footage verify`)".into(),
+        _ => String::new(),
+    }
 }
 
 /// This process's `$USER` (else `$LOGNAME`): the actor when none is named.

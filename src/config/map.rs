@@ -37,7 +37,7 @@ pub struct MapConfig {
     /// Text shown in the map's corner (the tiles' licence); absent: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attribution: Option<String>,
-    /// Deepest zoom the server has tiles for; absent: [`DEFAULT_MAX_ZOOM`].
+    /// Deepest zoom the server has tiles for; absent: 19 (`DEFAULT_MAX_ZOOM`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_zoom: Option<u8>,
 }

@@ -208,6 +208,7 @@ impl SegmentState {
     }
 
     /// Whether a pin keeps the segment local at `now_us`.
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // used by the tests
     pub fn pinned_at(&self, now_us: i64) -> bool {
         self.pinned_until.is_some_and(|t| t > now_us)
     }

@@ -13,6 +13,7 @@ use super::DecodeError;
 pub const QUEUE_MAGIC: [u8; 8] = *b"FTGRSTQ\0";
 pub const QUEUE_VERSION: u16 = 1;
 /// Bytes before the CRC-covered body: magic, version, reserved, CRC.
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // used by the tests
 pub const QUEUE_HEADER_LEN: usize = super::state_file::HEADER_LEN;
 /// Most segments queued at once (a case of 100 000 segments is far beyond a station's).
 pub const MAX_QUEUED: usize = 1 << 20;

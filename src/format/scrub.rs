@@ -11,6 +11,7 @@ use super::DecodeError;
 pub const SCRUB_MAGIC: [u8; 8] = *b"FTGSCRUB";
 pub const SCRUB_VERSION: u16 = 1;
 /// Bytes before the CRC-covered body: magic, version, reserved, CRC.
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // used by the tests
 pub const SCRUB_HEADER_LEN: usize = super::state_file::HEADER_LEN;
 /// Most findings kept: past this the oldest are dropped (the audit log keeps every one).
 pub const MAX_FINDINGS: usize = 65_536;

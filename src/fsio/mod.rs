@@ -32,7 +32,10 @@
 //! tests reach them too.
 
 pub mod atomic;
+// Their switches (inject a fault, record writes) are called only by the tests.
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
 pub mod faults;
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
 pub mod record;
 
 use std::fs::File;

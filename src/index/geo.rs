@@ -31,12 +31,23 @@ pub fn haversine_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Area {
     /// Within `radius_m` metres of a point.
-    Near { lat: f64, lon: f64, radius_m: f64 },
+    Near {
+        /// Latitude of the centre, degrees (WGS 84).
+        lat: f64,
+        /// Longitude of the centre, degrees (WGS 84).
+        lon: f64,
+        /// Radius, metres (great-circle distance).
+        radius_m: f64,
+    },
     /// Inside a box, bounds inclusive; `min_lon > max_lon` crosses the antimeridian.
     BBox {
+        /// Southern edge, degrees latitude.
         min_lat: f64,
+        /// Western edge, degrees longitude.
         min_lon: f64,
+        /// Northern edge, degrees latitude.
         max_lat: f64,
+        /// Eastern edge, degrees longitude.
         max_lon: f64,
     },
 }

@@ -37,15 +37,26 @@ pub const MAX_PAGE_HITS: usize = 10_000;
 /// A search over the footage. Build it with the chained methods, then run `Store::find`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Query {
+    /// Matches footage of any of these officers (ids as ingested); empty matches every officer.
     pub officers: Vec<String>,
+    /// Matches footage of any of these devices (camera ids); empty matches every device.
     pub devices: Vec<String>,
+    /// Start of the time window, µs since the Unix epoch (UTC), inclusive; a segment matches if it
+    /// overlaps the window.
     pub from_us: Option<i64>,
+    /// End of the time window, µs since the Unix epoch (UTC), inclusive.
     pub to_us: Option<i64>,
+    /// A place the segment's GPS track must pass through during the window (see [`Area`]).
     pub area: Option<Area>,
+    /// Matches only footage attached to this case id.
     pub case: Option<String>,
+    /// Matches only footage carrying this tag.
     pub tag: Option<String>,
+    /// Matches only footage in this retention category.
     pub category: Option<String>,
+    /// Most results in one page (1 to [`MAX_PAGE`]; default [`MAX_PAGE`]).
     pub limit: Option<usize>,
+    /// Where to continue: the `next` cursor of the previous [`Page`].
     pub cursor: Option<String>,
     /// Hit runs separated by less than this many µs merge into one interval (default
     /// [`DEFAULT_HIT_GAP_US`]; 0 keeps every run apart).
@@ -53,29 +64,38 @@ pub struct Query {
 }
 
 impl Query {
+    /// An empty query: matches every segment.
     pub fn new() -> Query {
         Query::default()
     }
+    /// Adds an officer (ORed with the others given).
     pub fn officer(mut self, id: impl Into<String>) -> Query {
         self.officers.push(id.into());
         self
     }
+    /// Adds a device (ORed with the others given).
     pub fn device(mut self, id: impl Into<String>) -> Query {
         self.devices.push(id.into());
         self
     }
+    /// Sets the start of the time window, µs since the Unix epoch (UTC), inclusive.
     pub fn from(mut self, us: i64) -> Query {
         self.from_us = Some(us);
         self
     }
+    /// Sets the end of the time window, µs since the Unix epoch (UTC), inclusive.
     pub fn to(mut self, us: i64) -> Query {
         self.to_us = Some(us);
         self
     }
+    /// Restricts to footage with a GPS fix within `radius_m` metres of (`lat`, `lon`) (degrees, WGS
+    /// 84).
     pub fn near(mut self, lat: f64, lon: f64, radius_m: f64) -> Query {
         self.area = Some(Area::Near { lat, lon, radius_m });
         self
     }
+    /// Restricts to footage with a GPS fix inside a box (degrees, bounds inclusive; `min_lon >
+    /// max_lon` crosses the antimeridian).
     pub fn bbox(mut self, min_lat: f64, min_lon: f64, max_lat: f64, max_lon: f64) -> Query {
         self.area = Some(Area::BBox {
             min_lat,
@@ -85,18 +105,22 @@ impl Query {
         });
         self
     }
+    /// Restricts to footage attached to case `id`.
     pub fn case(mut self, id: impl Into<String>) -> Query {
         self.case = Some(id.into());
         self
     }
+    /// Restricts to footage carrying tag `t`.
     pub fn tag(mut self, t: impl Into<String>) -> Query {
         self.tag = Some(t.into());
         self
     }
+    /// Restricts to footage in retention category `c`.
     pub fn category(mut self, c: impl Into<String>) -> Query {
         self.category = Some(c.into());
         self
     }
+    /// Sets the page size: at most `n` results (1 to [`MAX_PAGE`]).
     pub fn limit(mut self, n: usize) -> Query {
         self.limit = Some(n);
         self
@@ -118,7 +142,7 @@ impl Query {
         let bad = |m: String| Err(Error::Invalid(m));
         if let (Some(f), Some(t)) = (self.from_us, self.to_us) {
             if f > t {
-                return bad("--from is after --to".into());
+                return bad("the start of the time range (from) is after its end (to)".into());
             }
         }
         let lat_ok = |v: f64| v.is_finite() && (-90.0..=90.0).contains(&v);
@@ -158,15 +182,15 @@ impl Query {
             None => {}
         }
         if self.limit == Some(0) {
-            return bad("--limit must be at least 1".into());
+            return bad("the page size (limit) must be at least 1".into());
         }
         if self.limit.is_some_and(|n| n > MAX_PAGE) {
             return bad(format!(
-                "--limit must be at most {MAX_PAGE} (page through the rest with --after)"
+                "the page size (limit) must be at most {MAX_PAGE} (page through the rest with a cursor: after)"
             ));
         }
         if self.hit_gap_us.is_some_and(|g| g < 0) {
-            return bad("--hit-gap must be 0 or more seconds".into());
+            return bad("the hit gap must be 0 or more".into());
         }
         if let Some(c) = &self.cursor {
             parse_cursor(c)?;
@@ -178,15 +202,20 @@ impl Query {
 /// A time range (µs, inclusive) of consecutive matching fixes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Hit {
+    /// First fix time of the run, µs since the Unix epoch (UTC).
     pub from_us: i64,
+    /// Last fix time of the run, µs since the Unix epoch (UTC).
     pub to_us: i64,
 }
 
 /// One matching segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FindResult {
+    /// The segment id.
     pub id: u64,
+    /// Recording start, µs since the Unix epoch (UTC).
     pub start_us: i64,
+    /// Recording end, µs since the Unix epoch (UTC).
     pub end_us: i64,
     /// Empty unless the query has an area. At most [`MAX_HITS_PER_SEGMENT`], the first ones.
     pub hits: Vec<Hit>,
@@ -197,6 +226,7 @@ pub struct FindResult {
 /// One page of results.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Page {
+    /// The matching segments of this page, sorted by (start, id).
     pub results: Vec<FindResult>,
     /// Cursor for the next page (`Query::after`), if more results follow.
     pub next: Option<String>,

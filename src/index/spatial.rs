@@ -156,6 +156,7 @@ impl SpatialIndex {
         self.base.len() + self.mem.len()
     }
 
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // used by the tests
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -207,11 +208,13 @@ impl SpatialIndex {
     }
 
     /// Calls `f` with the id of every posting in the cover that overlaps seconds [from, to].
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // used by the tests
     pub fn lookup(&self, cover: &Cover, from: u32, to: u32, f: impl FnMut(u64)) {
         self.prepare(cover, from, to).for_each(f);
     }
 
     /// An estimate of the work of [`Self::lookup`] (see [`Lookup::cost`]).
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // used by the tests
     pub fn cost(&self, cover: &Cover, from: u32, to: u32) -> usize {
         self.prepare(cover, from, to).cost()
     }

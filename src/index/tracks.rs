@@ -340,6 +340,7 @@ impl TrackStore {
         self.mapped_len + self.tail.len() as u64
     }
 
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // used by the tests
     pub fn is_empty(&self) -> bool {
         self.len() <= HEADER_LEN
     }

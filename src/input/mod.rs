@@ -16,13 +16,18 @@ pub mod manifest;
 pub mod mp4;
 pub mod time;
 
+// Re-exported for the frontends and (with `internals`) the tests.
+#[cfg_attr(not(feature = "internals"), allow(unused_imports))]
 pub use gps::{parse_csv, parse_gps_file, parse_gpx};
+#[cfg_attr(not(feature = "internals"), allow(unused_imports))]
 pub use manifest::{
     parse_manifest, parse_manifest_named, parse_sidecar, read_manifest, ManifestEntry,
 };
+#[cfg_attr(not(feature = "internals"), allow(unused_imports))]
 pub use mp4::{
     mp4_creation_time_us, mp4_duration_us, mp4_info, mp4_info_bytes, mp4_info_reader, Mp4Info,
 };
+#[cfg_attr(not(feature = "internals"), allow(unused_imports))]
 pub use time::{format_time, parse_time, parse_time_or_unix, unix_seconds_to_us};
 
 /// Everything that can go wrong while reading input.

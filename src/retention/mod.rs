@@ -35,8 +35,11 @@ use policy::{Effective, Policy};
 /// What `retention apply` did (or, with dry_run, would do).
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct Summary {
+    /// Segments copied to the cloud tier.
     pub uploaded: usize,
+    /// Segments whose local bytes were dropped (a verified cloud copy remains).
     pub evicted: usize,
+    /// Segments deleted everywhere (past delete_after, not held).
     pub deleted: usize,
     /// Segments past delete_after kept because of a legal hold.
     pub held: usize,
@@ -47,7 +50,9 @@ pub struct Summary {
     pub pins_fill_disk: Vec<String>,
     /// Sealed volumes rewritten by compaction (see `Store::compact`).
     pub compacted: usize,
+    /// Bytes freed on the data dirs (evicted and deleted segments, compaction).
     pub bytes_reclaimed: u64,
+    /// True when nothing was changed: the counts say what an apply would do.
     pub dry_run: bool,
     /// The store's clock: `"real"`, or `"simulated"` for a store created with
     /// `footage init --simulated-clock`.
@@ -61,12 +66,19 @@ pub struct Summary {
 /// One action coming up (`retention plan`).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct PlanItem {
+    /// The segment id (decimal).
     pub id: String,
+    /// What comes up: `upload`, `evict`, `delete`, or `pinned` (an eviction a pin defers).
     pub action: &'static str,
+    /// When it is due (RFC 3339, UTC).
     pub at: String,
+    /// The officer whose footage it is.
     pub officer: String,
+    /// The segment's recording end (RFC 3339, UTC).
     pub end: String,
+    /// The segment's retention categories.
     pub categories: Vec<String>,
+    /// Legal holds (case ids) on the segment: a held segment is never deleted.
     pub holds: Vec<String>,
     /// The segment's pin in force at the plan's `now`: RFC 3339, or `"indefinitely"`. An
     /// eviction it defers is listed as `pinned` at the time it was due, then as `evict` when
@@ -78,9 +90,13 @@ pub struct PlanItem {
 /// What a progress callback is told.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress<'a> {
+    /// The step under way: `upload`, `evict`, `delete` or `compact`.
     pub action: &'a str,
+    /// The segment (or volume, for compaction) the step is about.
     pub id: u64,
+    /// Steps done so far in this run.
     pub done: u64,
+    /// Steps the run will take in all.
     pub total: u64,
 }
 

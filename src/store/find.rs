@@ -15,7 +15,9 @@ use crate::meta::GpsFix;
 /// Sizes of the index, for `stats` and benchmarks.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct IndexStats {
+    /// Segments indexed.
     pub segments: usize,
+    /// Entries of the spatial index (one per segment, grid cell and cell size its track crosses).
     pub postings: usize,
     /// Heap bytes of the catalog (segment table, dedup, names).
     pub catalog_heap_bytes: usize,

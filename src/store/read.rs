@@ -196,6 +196,7 @@ impl SegmentReader {
         self
     }
 
+    /// The segment being read.
     pub fn id(&self) -> u64 {
         self.id
     }
@@ -205,6 +206,7 @@ impl SegmentReader {
         self.len
     }
 
+    /// Whether the segment has no byte.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -12,9 +12,12 @@ use serde::Serialize;
 use super::Store;
 use crate::error::Result;
 
+/// One volume file, as [`Store::stats`] lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct VolumeStats {
+    /// Volume number (its file is `vol-<id>.ftv`).
     pub id: u32,
+    /// Index of the data dir holding it (in `footage.toml`'s `data_dirs`).
     pub dir: u16,
     /// Length of the file.
     pub bytes: u64,
@@ -27,28 +30,43 @@ pub struct VolumeStats {
     /// `allocated_bytes` minus what compaction would keep (live chunks, a block per live
     /// commit record, the header): the space `footage compact` would give back.
     pub dead_bytes: u64,
+    /// Whether it is sealed (full: nothing more is appended).
     pub sealed: bool,
+    /// The UTC day of the footage it holds (YYYY-MM-DD).
     pub footage_day: String,
 }
 
+/// One data dir, as [`Store::stats`] lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct DiskStats {
+    /// The directory.
     pub path: String,
+    /// Whether it can be read now (false: the disk or mount is gone).
     pub available: bool,
+    /// Why it cannot be read, if it cannot.
     pub error: Option<String>,
+    /// Volumes in it.
     pub volumes: usize,
+    /// Bytes of its volume files (their lengths).
     pub volume_bytes: u64,
+    /// Free bytes on its filesystem (None if that cannot be asked).
     pub free_bytes: Option<u64>,
+    /// Size of its filesystem, bytes (None if that cannot be asked).
     pub total_bytes: Option<u64>,
 }
 
+/// A store's figures ([`Store::stats`]): segments, bytes, disks, volumes, scrub, pins, restores and
+/// cache.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stats {
     /// `"real"`, or `"simulated"` for a store created with a simulated clock (its retention
     /// may have run at pretend times).
     pub clock: &'static str,
+    /// Segments in the catalog (local, evicted or lost).
     pub segments: usize,
+    /// Video bytes of those segments.
     pub bytes: u64,
+    /// Volume files.
     pub volumes: usize,
     /// Segments whose local copy cannot be reached (disk failed, volume missing).
     pub unavailable_segments: usize,
@@ -62,9 +80,13 @@ pub struct Stats {
     pub pins: PinStats,
     /// The restore queue and restore counters (store/restore_queue.rs).
     pub restores: super::RestoreStats,
+    /// Estimated memory the catalog and its indexes hold, bytes.
     pub catalog_memory_bytes: usize,
+    /// Every data dir.
     pub disks: Vec<DiskStats>,
+    /// Every volume.
     pub volume_list: Vec<VolumeStats>,
+    /// What the open that loaded the store found and did.
     pub open: super::OpenReport,
     /// The read cache of evicted footage (`[cache]`); absent when there is none.
     pub cache: Option<crate::cache::CacheStats>,
@@ -73,8 +95,9 @@ pub struct Stats {
 /// Pins in force, as `stats` shows them.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct PinStats {
-    /// Pinned segments, and their bytes.
+    /// Pinned segments.
     pub segments: usize,
+    /// Their video bytes.
     pub bytes: u64,
     /// Of them, the ones still evicted (queued for restore, or failing to restore).
     pub evicted: usize,
@@ -85,8 +108,11 @@ pub struct PinStats {
 /// One pinned segment in `stats`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct PinnedSegment {
+    /// The segment id (decimal).
     pub id: String,
+    /// When the pin ends (RFC 3339, UTC), or `indefinitely`.
     pub until: String,
+    /// Whether its bytes are on the local disks now (false: still evicted).
     pub local: bool,
 }
 
@@ -122,6 +148,8 @@ impl Store {
         }
     }
 
+    /// The store's figures now (see [`Stats`]); reads the catalog and asks each data dir's
+    /// filesystem for its free space.
     pub fn stats(&self) -> Result<Stats> {
         let inner = &self.inner;
         let live = inner.catalog.read().volume_live.clone();

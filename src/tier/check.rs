@@ -17,9 +17,11 @@ use crate::error::{Error, Result};
 /// What was wrong with one segment's cloud copy.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct CloudProblem {
+    /// The segment id (decimal).
     pub id: String,
     /// `missing` (no meta.json), `bad_meta`, `missing_part`, `bad_part`, `sha256`, `error`.
     pub kind: &'static str,
+    /// What is wrong, in words.
     pub detail: String,
 }
 

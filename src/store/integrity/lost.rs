@@ -21,11 +21,13 @@ use crate::store::{Inner, Store};
 /// A segment whose local copy cannot be reached.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct LostSegment {
+    /// The segment id (decimal).
     pub id: String,
     /// The volume holding its commit record.
     pub volume: u32,
     /// The data dir that volume was in, if known.
     pub dir: Option<u16>,
+    /// Why its local copy cannot be reached.
     pub reason: String,
     /// A verified cloud copy exists: reads are served from it.
     pub cloud_copy: bool,

@@ -39,11 +39,20 @@ pub enum RepairOutcome {
     /// Nothing to repair: the local copy is whole (or there is none: evicted).
     Whole,
     /// These chunks were rewritten from the cloud; the segment is whole again.
-    Repaired { chunks: Vec<u32> },
+    Repaired {
+        /// Indexes of the chunks rewritten (from 0).
+        chunks: Vec<u32>,
+    },
     /// The damage is reported but cannot be repaired (why).
-    NotRepairable { reason: String },
+    NotRepairable {
+        /// Why, in words.
+        reason: String,
+    },
     /// The local copy cannot be reached (its disk or volume is gone).
-    Lost { reason: String },
+    Lost {
+        /// Why, in words.
+        reason: String,
+    },
 }
 
 impl Store {

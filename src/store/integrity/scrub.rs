@@ -51,17 +51,23 @@ impl Default for ScrubOptions {
 /// What the scrub has done since it was started, and where it is.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct ScrubStatus {
+    /// Whether the scrub thread is running.
     pub running: bool,
-    /// The pass in progress (from 1) and the highest id it has finished.
+    /// The pass in progress (from 1).
     pub pass: u64,
+    /// The highest segment id the pass in progress has finished.
     pub cursor: u64,
-    /// Segments and bytes checked since this handle started.
+    /// Segments checked since this handle started.
     pub checked: u64,
+    /// Video bytes checked since this handle started.
     pub bytes: u64,
     /// The first segment this handle checked (shows where it resumed).
     pub first: Option<u64>,
+    /// Segments found corrupt since this handle started.
     pub corrupt: u64,
+    /// Segments repaired from their cloud copy since this handle started.
     pub repaired: u64,
+    /// Segments whose local copy could not be reached since this handle started.
     pub lost: u64,
     /// Passes completed since this handle started.
     pub passes_done: u64,
@@ -98,6 +104,7 @@ pub struct ScrubHandle {
 }
 
 impl ScrubHandle {
+    /// What the scrub has done so far (a snapshot).
     pub fn status(&self) -> ScrubStatus {
         self.control.status.lock().clone()
     }

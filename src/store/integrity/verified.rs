@@ -51,10 +51,12 @@ impl<R: Read> VerifiedReader<R> {
         }
     }
 
+    /// Bytes this reader yields in all, whatever has been read so far.
     pub fn len(&self) -> u64 {
         self.len
     }
 
+    /// Whether it yields no byte at all.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

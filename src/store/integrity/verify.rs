@@ -23,15 +23,21 @@ use crate::format::scrub::FindingKind;
 use crate::store::{hex, LostSegment, RepairOutcome, Store};
 use crate::tier::{error_problem, CloudProblem};
 
+/// A segment that failed its check, and why.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct CorruptSegment {
+    /// The segment id (decimal).
     pub id: String,
+    /// What failed (the error's message).
     pub error: String,
 }
 
+/// What [`Store::verify`] found (and repaired).
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct VerifyReport {
+    /// Segments checked.
     pub checked: usize,
+    /// Video bytes read and checked.
     pub bytes: u64,
     /// Ids of segments that failed (and were not repaired).
     pub corrupt: Vec<String>,
@@ -44,6 +50,7 @@ pub struct VerifyReport {
     pub repaired: Vec<String>,
     /// Cloud copies checked (`--cloud`) and what was wrong with them.
     pub cloud_checked: usize,
+    /// What was wrong with each cloud copy that failed its check.
     pub cloud_problems: Vec<CloudProblem>,
     /// The store's list of known corrupt segments after this run, and the scrub's place.
     pub scrub: ScrubSummary,
@@ -137,23 +144,32 @@ pub struct VerifyOptions {
 /// A known corrupt segment, as `stats` and `verify` show it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct FindingInfo {
+    /// The segment id (decimal).
     pub id: String,
+    /// When the damage was found (RFC 3339, UTC).
     pub found: String,
     /// `corrupt`, or `repair_failed`.
     pub state: &'static str,
+    /// Whether the segment has a verified cloud copy to repair from.
     pub cloud_copy: bool,
+    /// What is damaged, in words.
     pub detail: String,
 }
 
 /// The scrub's place and the known corrupt segments.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct ScrubSummary {
+    /// Background scrub passes completed since the store was created.
     pub pass: u64,
+    /// The highest segment id the pass in progress has checked.
     pub cursor: u64,
+    /// When the last complete pass ended (RFC 3339, UTC).
     pub last_pass_done: Option<String>,
+    /// Segments repaired by the scrub since the store was created.
     pub repaired_total: u64,
+    /// Known corrupt segments now.
     pub corrupt_segments: usize,
-    /// At most [`SUMMARY_LIST`] of them, oldest first.
+    /// At most 1000 (`SUMMARY_LIST`) of them, oldest first.
     pub findings: Vec<FindingInfo>,
     /// Why the state file was not used at open, if it was not.
     pub note: Option<String>,
@@ -246,7 +262,7 @@ impl Store {
         mut progress: impl FnMut(u64),
     ) -> Result<VerifyReport> {
         if opts.repair {
-            self.inner.writable("verify --repair")?;
+            self.inner.writable("a verify with repair")?;
         }
         let all = ids.is_none();
         let ids = match ids {

@@ -24,14 +24,21 @@ use crate::store::{Inner, SegmentInfo, Store};
 /// A change a user asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
+    /// Add a retention category (policy.toml's `category.<name>`); retention follows it.
     Categorize(String),
+    /// Take a retention category away.
     Uncategorize(String),
+    /// Add a free tag.
     Tag(String),
+    /// Take a tag away.
     Untag(String),
+    /// Attach the segment to a case id.
     AddCase(String),
+    /// Detach the segment from a case id.
     RemoveCase(String),
     /// Place a legal hold for a case: the segment cannot be deleted until it is released.
     Hold(String),
+    /// Release a case's legal hold (the segment's other holds stay).
     Release(String),
 }
 
@@ -297,7 +304,7 @@ impl Inner {
 
 /// Adds `tag` to segment `id` with a version-1 change record (the full state), as builds
 /// before delta records wrote: for tests that such records stay readable.
-#[doc(hidden)]
+#[cfg(any(test, feature = "internals"))]
 pub fn append_v1_tag(store: &Store, id: u64, tag: &str) -> Result<()> {
     let _serial = store.inner.change_lock.lock();
     let mut state = store.inner.current_state(id)?;

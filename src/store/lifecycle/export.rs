@@ -27,14 +27,19 @@ use crate::store::{hex, now_us, Store, VerifiedReader};
 /// What `export` wrote.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Exported {
+    /// The segment id (decimal).
     pub id: String,
     /// The footage file.
     pub file: PathBuf,
     /// The chain-of-custody record.
     pub custody: PathBuf,
+    /// Bytes of the footage file.
     pub bytes: u64,
+    /// SHA-256 of the footage file, lower-case hex (checked against the one recorded at ingest).
     pub sha256: String,
+    /// The actor who exported it.
     pub exported_by: String,
+    /// When it was exported (RFC 3339, UTC).
     pub exported_at: String,
     /// The store's clock, `"real"` or `"simulated"` (a test or demo store).
     pub clock: &'static str,

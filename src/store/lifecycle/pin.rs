@@ -50,7 +50,7 @@ impl Store {
         if let Some(t) = until {
             if t <= now {
                 return Err(Error::Invalid(format!(
-                    "--until {} is not in the future (now {})",
+                    "the end of the pin ({}) is not in the future (now {})",
                     format_time(t),
                     format_time(now)
                 )));

@@ -27,8 +27,11 @@ use crate::tier::{CloudMeta, Tier};
 /// What recovery found and did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RecoverReport {
+    /// Id of the store whose cloud copies were read (32 hex digits).
     pub source_store: String,
+    /// Segments rebuilt from their cloud copies.
     pub recovered: usize,
+    /// Video bytes of those segments.
     pub bytes: u64,
     /// Cloud records that could not be used, with why.
     pub skipped: Vec<String>,
@@ -101,7 +104,7 @@ impl Store {
             (None, []) => return Err(Error::Invalid(format!("no footage under {url}"))),
             (None, many) => {
                 return Err(Error::Invalid(format!(
-                    "{url} holds several stores; pick one with --source: {}",
+                    "{url} holds several stores; name the one to recover as the source: {}",
                     many.join(", ")
                 )))
             }

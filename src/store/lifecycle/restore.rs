@@ -79,11 +79,13 @@ pub(crate) struct Restores {
 /// What one restore did.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct RestoreOutcome {
+    /// The segment id (decimal).
     pub id: String,
     /// `restored`, or `already_local` (nothing to do).
     pub outcome: &'static str,
     /// Bytes brought back (0 when already local).
     pub bytes: u64,
+    /// SHA-256 of the segment, lower-case hex (the restored bytes match it).
     pub sha256: String,
     /// `info`'s tier afterwards: `local+cloud`.
     pub tier: &'static str,

@@ -30,7 +30,9 @@ pub const RESTORE_QUEUE: &str = "restore-queue";
 /// What one pass over the queue did.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct RestoreRun {
+    /// Segments brought back from the cloud tier.
     pub restored: usize,
+    /// Bytes brought back.
     pub bytes: u64,
     /// Dropped from the queue: already local, or deleted.
     pub skipped: usize,
@@ -52,14 +54,17 @@ pub struct RestoreStats {
     pub pending: usize,
     /// Bytes of the segments waiting.
     pub pending_bytes: u64,
-    /// Since the store was created (from the queue file): restores done by the queue,
-    /// failed for good, bytes restored.
+    /// Restores done by the queue since the store was created (from the queue file).
     pub done_total: u64,
+    /// Queued restores failed for good since the store was created.
     pub failed_total: u64,
+    /// Bytes restored by the queue since the store was created.
     pub bytes_total: u64,
-    /// Since this process opened the store, every restore (queue or not).
+    /// Restores done since this process opened the store (queue or not).
     pub done: u64,
+    /// Restores failed since this process opened the store.
     pub failed: u64,
+    /// Bytes restored since this process opened the store.
     pub bytes: u64,
     /// The queued segments, oldest first (at most 100).
     pub queued: Vec<QueuedInfo>,
@@ -171,9 +176,9 @@ impl Store {
     }
 
     /// Restores the queued segments in order, paced to `limits.rate`, stopping after
-    /// `limits.budget` or after [`RETRY_STREAK`] errors in a row that may pass (the cloud or
+    /// `limits.budget` or after 3 (`RETRY_STREAK`) errors in a row that may pass (the cloud or
     /// the disk not answering: the rest waits for the next pass). A segment that keeps
-    /// failing is dropped from the queue after [`MAX_FAILURES`] passes (counted as failed and
+    /// failing is dropped from the queue after 20 (`MAX_FAILURES`) passes (counted as failed and
     /// logged), so one bad entry never holds up the ones behind it.
     pub fn run_restore_queue(&self, limits: &RunLimits) -> Result<RestoreRun> {
         self.inner.writable("restoring queued segments")?;
