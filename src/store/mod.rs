@@ -128,21 +128,35 @@ pub(crate) struct DataDir {
 /// Everything `info` shows about a segment.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SegmentInfo {
+    /// The segment id (decimal).
     pub id: String,
+    /// Id of the officer who wore the camera.
     pub officer: String,
+    /// Id of the camera.
     pub device: String,
+    /// Recording start (RFC 3339, UTC, µs precision).
     pub start: String,
+    /// Recording end (RFC 3339, UTC, µs precision).
     pub end: String,
+    /// Length of the video, bytes.
     pub bytes: u64,
+    /// SHA-256 of the video, lower-case hex (computed at ingest).
     pub sha256: String,
+    /// Retention categories.
     pub categories: Vec<String>,
+    /// Case ids the segment is attached to.
     pub cases: Vec<String>,
+    /// Free tags.
     pub tags: Vec<String>,
+    /// Case ids with a legal hold on the segment: while any remains it is never deleted.
     pub holds: Vec<String>,
+    /// Number of GPS fixes in its track.
     pub gps_fixes: usize,
+    /// Where its bytes are: `local`, `local+cloud` (uploaded, still local) or `cloud` (evicted).
     pub tier: &'static str,
     /// Kept local by a pin until then (RFC 3339, or `"indefinitely"`); null when not pinned.
     pub pinned_until: Option<String>,
+    /// When it was committed (RFC 3339, UTC).
     pub ingested: String,
     /// The store's clock: `"real"`, or `"simulated"` for a test or demo store.
     pub clock: &'static str,
@@ -232,9 +246,13 @@ impl Store {
     pub fn create_with(root: impl AsRef<Path>, opts: &StoreOptions) -> Result<Store> {
         open::open(root.as_ref(), opts, open::Mode::Create)
     }
+
+    /// The store's root directory.
     pub fn root(&self) -> &Path {
         &self.inner.root
     }
+
+    /// The store's configuration (`footage.toml`).
     pub fn config(&self) -> &Config {
         &self.inner.config
     }
@@ -246,6 +264,8 @@ impl Store {
     pub fn len(&self) -> usize {
         self.inner.catalog.read().len()
     }
+
+    /// Whether the store holds no segment.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -50,10 +50,14 @@ const COPY_CHUNKS: usize = 8;
 /// What `commit` returns: the segment's id and hash, and whether it was already stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Committed {
+    /// The segment id (the first segment's id when `duplicate`).
     pub id: u64,
+    /// SHA-256 of the video.
     #[serde(serialize_with = "ser_hex")]
     pub sha256: [u8; 32],
+    /// Length of the video, bytes.
     pub bytes: u64,
+    /// True when the same device had already stored these bytes: nothing new was stored.
     pub duplicate: bool,
 }
 
@@ -68,11 +72,14 @@ fn ser_hex<S: serde::Serializer>(v: &[u8; 32], s: S) -> std::result::Result<S::O
 }
 
 impl Committed {
+    /// The SHA-256 as lower-case hex.
     pub fn sha256_hex(&self) -> String {
         hex(&self.sha256)
     }
 }
 
+/// A segment being ingested ([`crate::Store::begin_segment`]): `write` its bytes, then
+/// `commit`; dropped uncommitted, nothing of it becomes visible.
 pub struct SegmentWriter {
     inner: Arc<Inner>,
     /// Who is ingesting, for the audit log.

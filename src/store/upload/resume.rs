@@ -21,8 +21,8 @@ use crate::store::Store;
 
 impl Store {
     /// Starts a request that writes at `offset`, which must be the durable offset (else
-    /// [`UploadRefusal::OffsetMismatch`]). Waits up to `wait` for another request on the
-    /// session to end ([`UploadRefusal::Busy`]).
+    /// `UploadRefusal::OffsetMismatch`). Waits up to `wait` for another request on the
+    /// session to end (`UploadRefusal::Busy`).
     pub fn upload_patch(
         &self,
         id: &str,
