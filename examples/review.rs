@@ -107,7 +107,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "segment {}: {} bytes, SHA-256 {} verified",
         first.id,
         sink.len(),
-        info.sha256
+        info.sha256_hex()
     );
     Ok(())
 }

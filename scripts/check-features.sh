@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 for set in "" "server"; do
   flags=(--no-default-features)
   [ -n "$set" ] && flags+=(--features "$set")
-  crates=$(cargo tree -e normal "${flags[@]}" --prefix none 2>/dev/null | sort -u | wc -l)
+  crates=$(cargo tree -e normal "${flags[@]}" --prefix none 2>/dev/null | sed "s/ (\*)$//" | sort -u | wc -l)
   echo "== library, features [${set:-none}]: $crates crates"
   cargo clippy --lib "${flags[@]}" -q -- -D warnings
 done
@@ -17,4 +17,4 @@ done
 # and its docs have no broken or private links.
 echo "== cargo doc of the engine, warnings denied"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-default-features --no-deps -q
-echo "== default features (cli, server, azure, aws, gcp): $(cargo tree -e normal --prefix none 2>/dev/null | sort -u | wc -l) crates"
+echo "== default features (cli, server, azure, aws, gcp): $(cargo tree -e normal --prefix none 2>/dev/null | sed "s/ (\*)$//" | sort -u | wc -l) crates"

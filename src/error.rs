@@ -148,6 +148,16 @@ pub enum Error {
     /// The cloud tier failed (unreachable, refused, or a copy that does not verify).
     #[error("cloud tier: {0}")]
     Cloud(String),
+    /// A request to the cloud tier's object store failed; `source` is the store's (or the
+    /// I/O runtime's) own error.
+    #[error("cloud tier: {what}: {source}")]
+    CloudRequest {
+        /// The request that failed (for example `reading segments/42/meta.json`).
+        what: String,
+        /// The object store's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
     /// The store is encrypted at rest and was opened without a key.
     #[error("store {} is encrypted (key id {key_id}): open it with its key (StoreOptions::key)", path.display())]
     KeyRequired {

@@ -74,6 +74,7 @@ mod error;
 mod fsio;
 mod log;
 mod store;
+mod types;
 mod util;
 
 /// Helpers for tests and benches (a catalogue written directly, a store opened or created in
@@ -180,3 +181,4 @@ pub use store::{
     Store, VerifiedReader, VerifyOptions, VerifyReport, VolumeStats, SYSTEM_ACTOR,
 };
 pub use tier::CloudProblem;
+pub use types::{PinnedUntil, SegmentId, TierState, Timestamp};

@@ -11,6 +11,25 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A SHA-256 sum from its 64 hex digits (either case); `None` for anything else.
+pub fn parse_sha256(text: &str) -> Option<[u8; 32]> {
+    let digits = text.as_bytes();
+    if digits.len() != 64 || !digits.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in digits.chunks_exact(2).enumerate() {
+        let pair = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Serialises bytes (a SHA-256 sum) as lower-case hex text (serde's `serialize_with`).
+pub fn serialize_hex<S: serde::Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex(bytes))
+}
+
 /// Current time in microseconds since the Unix epoch (the wall clock).
 pub fn now_us() -> i64 {
     Utc::now().timestamp_micros()
@@ -31,4 +50,20 @@ pub fn format_time(us: i64) -> String {
         SecondsFormat::Micros
     };
     dt.to_rfc3339_opts(precision, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_hex_round_trips_and_refuses_the_rest() {
+        let sum: [u8; 32] = std::array::from_fn(|i| (i * 37) as u8);
+        assert_eq!(parse_sha256(&hex(&sum)), Some(sum));
+        assert_eq!(parse_sha256(&hex(&sum).to_uppercase()), Some(sum));
+        let plus = format!("+f{}", &hex(&sum)[2..]);
+        for bad in ["", "00", &hex(&sum)[1..], &plus] {
+            assert_eq!(parse_sha256(bad), None, "{bad}");
+        }
+    }
 }

@@ -38,7 +38,7 @@ fn evicted_segments_read_back_from_azurite_and_a_store_recovers_from_it() {
     let now = 1_759_276_800_000_000 + 40 * 86_400_000_000;
     let s = store.retention_apply(now, false, "t", &mut |_| {}).unwrap();
     assert_eq!((s.uploaded, s.evicted), (1, 1), "{s:?}");
-    assert_eq!(store.info(id).unwrap().tier, "cloud");
+    assert_eq!(store.info(id).unwrap().tier, footage::TierState::Cloud);
     assert_eq!(store.read_range(id, 0, u64::MAX).unwrap(), data);
     for (off, len) in [(0u64, 10u64), ((1 << 20) - 3, 7), (3 << 20, 20_000)] {
         let end = (off + len).min(data.len() as u64) as usize;

@@ -131,7 +131,7 @@ fn evicted(store: &Store, data: &[u8], n: i64) -> u64 {
         .id;
     store.upload(id, "test", &mut |_| {}).unwrap();
     store.evict(id, "test").unwrap();
-    assert_eq!(store.info(id).unwrap().tier, "cloud");
+    assert_eq!(store.info(id).unwrap().tier, footage::TierState::Cloud);
     id
 }
 

@@ -441,7 +441,11 @@ fn check_fixture(name: &str, sub: &str) {
     }
     for id in m["evicted"].as_array().unwrap() {
         let info = store.info(id.as_u64().unwrap()).unwrap();
-        assert_eq!(info.tier, "cloud", "{ctx}: evicted segment {id}");
+        assert_eq!(
+            info.tier,
+            footage::TierState::Cloud,
+            "{ctx}: evicted segment {id}"
+        );
     }
     // Since v2: an upload session the build left in progress is still resumable at its
     // offset (unless it has expired since: then it is gone, and verify above was clean).

@@ -174,7 +174,7 @@ fn pressure_evicts_only_uploaded_segments_of_the_full_disk_oldest_first() {
     assert!(s.failed.is_empty(), "{s:?}");
     let evicted: Vec<u64> = data
         .iter()
-        .filter(|(id, ..)| store.info(*id).unwrap().tier == "cloud")
+        .filter(|(id, ..)| store.info(*id).unwrap().tier == footage::TierState::Cloud)
         .map(|(id, ..)| *id)
         .collect();
     assert!(!evicted.is_empty(), "nothing evicted: {s:?}");
@@ -190,7 +190,7 @@ fn pressure_evicts_only_uploaded_segments_of_the_full_disk_oldest_first() {
             assert!(evicted.contains(id), "{id} is older than {newest} but kept");
         }
         if *never {
-            assert_eq!(store.info(*id).unwrap().tier, "local");
+            assert_eq!(store.info(*id).unwrap().tier, footage::TierState::Local);
         }
     }
     // The small disk is below the watermark now (or nothing more could go).

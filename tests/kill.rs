@@ -147,7 +147,7 @@ fn check_store(dir: &Path, entries: &[Entry], acked: &BTreeMap<u64, usize>, ctx:
         let info = store
             .info(id)
             .unwrap_or_else(|e| panic!("{ctx}: acknowledged segment {id} lost: {e}"));
-        assert_eq!(info.sha256, entries[i].sha, "{ctx}: segment {id}");
+        assert_eq!(info.sha256_hex(), entries[i].sha, "{ctx}: segment {id}");
         let bytes = store.read_range(id, 0, u64::MAX).unwrap();
         assert!(bytes == entries[i].data, "{ctx}: segment {id} differs");
     }
@@ -158,7 +158,7 @@ fn check_store(dir: &Path, entries: &[Entry], acked: &BTreeMap<u64, usize>, ctx:
     let mut seen = HashSet::new();
     for id in store.segment_ids() {
         let info = store.info(id).unwrap();
-        let key = (info.device.clone(), info.sha256.clone());
+        let key = (info.device.clone(), info.sha256_hex());
         assert!(
             known.contains(&(key.0.as_str(), key.1.as_str())),
             "{ctx}: segment {id} is no clip of the manifest"

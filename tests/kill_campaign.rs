@@ -414,7 +414,7 @@ fn check(dir: &Path, known: &Known, ctx: &str) {
         }
         let (_, data) = clip(seq);
         assert_eq!(
-            info.sha256,
+            info.sha256_hex(),
             sha_hex(&data),
             "{ctx}: segment {id} (clip {seq})"
         );

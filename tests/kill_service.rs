@@ -687,12 +687,12 @@ fn check(store: &Path, dock: &Path, serve: &Serve, book: &Mutex<Book>, ctx: &str
     for id in s.segment_ids() {
         let Ok(i) = s.info(id) else { continue }; // deleted meanwhile by retention
         assert!(
-            seen.insert((i.device.clone(), i.sha256.clone())),
+            seen.insert((i.device.clone(), i.sha256_hex())),
             "{ctx}: stored twice: {} {}",
             i.device,
-            i.sha256
+            i.sha256_hex()
         );
-        infos.insert(id, i.sha256);
+        infos.insert(id, i.sha256_hex());
     }
     for d in lock(book).done.iter() {
         match infos.get(&d.id) {

@@ -287,10 +287,10 @@ fn check_cut(run: &Run, cut: usize, seed: Option<u64>) -> Result<(), String> {
                     return Err(format!("acknowledged segment {id} lost"));
                 }
                 let info = store.info(*id).map_err(|e| e.to_string())?;
-                if info.sha256 != hex(want) {
+                if info.sha256_hex() != hex(want) {
                     return Err(format!(
                         "segment {id}: sha256 {} != {}",
-                        info.sha256,
+                        info.sha256_hex(),
                         hex(want)
                     ));
                 }
@@ -312,7 +312,7 @@ fn check_cut(run: &Run, cut: usize, seed: Option<u64>) -> Result<(), String> {
             }
             Ack::Evicted { id } => {
                 let info = store.info(*id).map_err(|e| e.to_string())?;
-                if info.tier == "local" {
+                if info.tier == footage::TierState::Local {
                     return Err(format!("acknowledged eviction of {id} undone"));
                 }
             }

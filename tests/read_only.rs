@@ -492,7 +492,7 @@ fn deletions_evictions_and_compaction_moves_are_followed() {
         .filter(|i| !deleted.contains(i))
         .collect();
     assert_eq!(r.segment_ids(), live);
-    assert_eq!(r.info(evicted).unwrap().tier, "cloud");
+    assert_eq!(r.info(evicted).unwrap().tier, footage::TierState::Cloud);
     assert!(matches!(r.info(deleted[0]), Err(Error::NotFound(_))));
     assert_eq!(
         &read_all(&r, evicted),
@@ -882,7 +882,7 @@ fn a_retention_run_of_the_writer_is_followed() {
         let info = r.info(*id).unwrap();
         assert_eq!(info, w.info(*id).unwrap());
         if src[id].0 == "evidential" {
-            assert_eq!(info.tier, "cloud", "segment {id}");
+            assert_eq!(info.tier, footage::TierState::Cloud, "segment {id}");
         }
         assert_eq!(read_all(&r, *id), src[id].1, "segment {id}");
     }

@@ -111,7 +111,7 @@ fn evicted_fixture(n: usize) -> Fixture {
     assert!(s.failed.is_empty(), "{s:?}");
     assert_eq!(s.evicted, n, "{s:?}");
     for (id, _) in &data {
-        assert_eq!(store.info(*id).unwrap().tier, "cloud");
+        assert_eq!(store.info(*id).unwrap().tier, footage::TierState::Cloud);
     }
     store.close().unwrap();
     Fixture { data, ..f }
@@ -132,7 +132,7 @@ fn check(store: &Store, f: &Fixture, ctx: &str) {
     let local: u64 = f
         .data
         .iter()
-        .filter(|(id, _)| store.info(*id).unwrap().tier != "cloud")
+        .filter(|(id, _)| store.info(*id).unwrap().tier != footage::TierState::Cloud)
         .map(|(_, b)| b.len() as u64)
         .sum();
     assert_eq!(live, local, "{ctx}: live bytes per volume do not add up");
@@ -165,7 +165,10 @@ fn evict_read_restore_read_local_and_retention_evicts_again_unless_pinned() {
     let o = store.restore(a, "pc.restorer").unwrap();
     assert_eq!((o.outcome, o.tier), ("restored", "local+cloud"));
     assert_eq!(o.bytes, f.bytes(a).len() as u64);
-    assert_eq!(store.info(a).unwrap().tier, "local+cloud");
+    assert_eq!(
+        store.info(a).unwrap().tier,
+        footage::TierState::LocalAndCloud
+    );
     assert!(audit_actions(&store, a).contains(&"restore".to_string()));
     // A second restore has nothing to do.
     assert_eq!(store.restore(a, "x").unwrap().outcome, "already_local");
@@ -185,7 +188,7 @@ fn evict_read_restore_read_local_and_retention_evicts_again_unless_pinned() {
 
     // Pinning the evicted `b` queues it; the queue restores it.
     let info = store.pin(b, None, "pc.pinner").unwrap();
-    assert_eq!(info.pinned_until.as_deref(), Some("indefinitely"));
+    assert_eq!(info.pinned_until, Some(footage::PinnedUntil::Indefinitely));
     assert_eq!(store.restore_stats().pending, 1);
     let run = store
         .run_restore_queue(&footage::RunLimits {
@@ -194,7 +197,10 @@ fn evict_read_restore_read_local_and_retention_evicts_again_unless_pinned() {
         })
         .unwrap();
     assert_eq!((run.restored, run.pending), (1, 0), "{run:?}");
-    assert_eq!(store.info(b).unwrap().tier, "local+cloud");
+    assert_eq!(
+        store.info(b).unwrap().tier,
+        footage::TierState::LocalAndCloud
+    );
     let stats = store.stats().unwrap();
     assert_eq!(stats.pins.segments, 1);
     assert_eq!(stats.restores.done_total, 1);
@@ -205,23 +211,29 @@ fn evict_read_restore_read_local_and_retention_evicts_again_unless_pinned() {
         .retention_apply(footage::now_us(), false, "retention", &mut |_| {})
         .unwrap();
     assert_eq!((s.evicted, s.pinned), (1, 1), "{s:?}");
-    assert_eq!(store.info(a).unwrap().tier, "cloud");
-    assert_eq!(store.info(b).unwrap().tier, "local+cloud");
+    assert_eq!(store.info(a).unwrap().tier, footage::TierState::Cloud);
+    assert_eq!(
+        store.info(b).unwrap().tier,
+        footage::TierState::LocalAndCloud
+    );
     check(&store, &f, "after the second eviction");
     drop(store);
 
     // The same after a reopen (checkpoint + replay), and restore works a second time.
     let store = f.open();
-    assert_eq!(store.info(a).unwrap().tier, "cloud");
+    assert_eq!(store.info(a).unwrap().tier, footage::TierState::Cloud);
     assert_eq!(
-        store.info(b).unwrap().pinned_until.as_deref(),
-        Some("indefinitely")
+        store.info(b).unwrap().pinned_until,
+        Some(footage::PinnedUntil::Indefinitely)
     );
     store.restore(a, "pc.restorer").unwrap();
     store.checkpoint().unwrap();
     drop(store);
     let store = f.open();
-    assert_eq!(store.info(a).unwrap().tier, "local+cloud");
+    assert_eq!(
+        store.info(a).unwrap().tier,
+        footage::TierState::LocalAndCloud
+    );
     check(&store, &f, "after a reopen");
     // Unpinned, `b` goes too.
     store.unpin(b, "pc.pinner").unwrap();
@@ -248,20 +260,26 @@ fn a_pin_with_an_end_keeps_footage_local_until_then_and_never_blocks_deletion() 
         "a pin ending in the past"
     );
     let info = store.pin(a, Some(now + 10 * 24 * HOUR), "p").unwrap();
-    assert!(info.pinned_until.unwrap().starts_with('2'));
+    assert!(matches!(
+        info.pinned_until,
+        Some(footage::PinnedUntil::Time(_))
+    ));
     // Before its end: kept (the simulated clock lets retention decide at any time).
     let s = store
         .retention_apply(now + 24 * HOUR, false, "retention", &mut |_| {})
         .unwrap();
     assert_eq!((s.evicted, s.pinned), (1, 1), "{s:?}");
-    assert_eq!(store.info(a).unwrap().tier, "local+cloud");
-    assert_eq!(store.info(b).unwrap().tier, "cloud");
+    assert_eq!(
+        store.info(a).unwrap().tier,
+        footage::TierState::LocalAndCloud
+    );
+    assert_eq!(store.info(b).unwrap().tier, footage::TierState::Cloud);
     // After it: evicted like any other.
     let s = store
         .retention_apply(now + 11 * 24 * HOUR, false, "retention", &mut |_| {})
         .unwrap();
     assert_eq!((s.evicted, s.pinned), (1, 0), "{s:?}");
-    assert_eq!(store.info(a).unwrap().tier, "cloud");
+    assert_eq!(store.info(a).unwrap().tier, footage::TierState::Cloud);
     // A pin is about locality: past delete_after a pinned segment is deleted all the same.
     store.restore(a, "r").unwrap();
     store.pin(a, None, "p").unwrap();
@@ -303,9 +321,13 @@ fn a_case_hold_or_pin_queues_the_case_s_evicted_footage_and_the_queue_restores_i
         .unwrap();
     assert_eq!((run.restored, run.pending), (3, 0), "{run:?}");
     for id in &case {
-        assert_eq!(store.info(*id).unwrap().tier, "local+cloud", "{id}");
+        assert_eq!(
+            store.info(*id).unwrap().tier,
+            footage::TierState::LocalAndCloud,
+            "{id}"
+        );
     }
-    assert_eq!(store.info(other).unwrap().tier, "cloud");
+    assert_eq!(store.info(other).unwrap().tier, footage::TierState::Cloud);
     // A case pin pins what the case has now, and keeps it local through retention.
     let pinned = store.pin_case("OP-7", None, "sgt.court").unwrap();
     assert_eq!(pinned.len(), 3);
@@ -314,7 +336,11 @@ fn a_case_hold_or_pin_queues_the_case_s_evicted_footage_and_the_queue_restores_i
         .unwrap();
     assert_eq!(s.pinned, 3, "{s:?}");
     for id in &case {
-        assert_eq!(store.info(*id).unwrap().tier, "local+cloud", "{id}");
+        assert_eq!(
+            store.info(*id).unwrap().tier,
+            footage::TierState::LocalAndCloud,
+            "{id}"
+        );
     }
     // Footage linked to the case later is not covered by the earlier pin.
     store
@@ -344,18 +370,18 @@ fn a_corrupt_cloud_copy_is_never_restored() {
     let e = store.restore(a, "r").unwrap_err();
     assert!(matches!(e, footage::Error::SegmentCorrupt { .. }), "{e}");
     assert!(e.to_string().contains("CRC32"), "{e}");
-    assert_eq!(store.info(a).unwrap().tier, "cloud");
+    assert_eq!(store.info(a).unwrap().tier, footage::TierState::Cloud);
     assert!(!audit_actions(&store, a).contains(&"restore".to_string()));
     // `b`'s meta.json names other bytes (its SHA-256 replaced): refused before any byte.
     let meta = cloud_dir(&store, &f.cloud(), b).join("meta.json");
     let text = std::fs::read_to_string(&meta).unwrap();
-    let sha = store.info(b).unwrap().sha256;
+    let sha = store.info(b).unwrap().sha256_hex();
     std::fs::write(&meta, text.replace(&sha, &"0".repeat(64))).unwrap();
     drop(store); // the tier caches meta.json
     let store = f.open();
     let e = store.restore(b, "r").unwrap_err();
     assert!(e.to_string().contains("SHA-256"), "{e}");
-    assert_eq!(store.info(b).unwrap().tier, "cloud");
+    assert_eq!(store.info(b).unwrap().tier, footage::TierState::Cloud);
     // Queued, they are dropped as failed, never retried in a loop.
     store.queue_restore(&[a, b], "r", "restore").unwrap();
     let run = store
@@ -419,7 +445,11 @@ fn a_restore_killed_at_every_step_leaves_an_evicted_or_a_local_segment_and_resum
         );
         let store = f.open();
         let tier = store.info(id).unwrap().tier;
-        let want = if local_after { "local+cloud" } else { "cloud" };
+        let want = if local_after {
+            footage::TierState::LocalAndCloud
+        } else {
+            footage::TierState::Cloud
+        };
         assert_eq!(tier, want, "{point}");
         check(&store, &f, point);
         drop(store);
@@ -438,7 +468,11 @@ fn a_restore_killed_at_every_step_leaves_an_evicted_or_a_local_segment_and_resum
         };
         assert_eq!(line["outcome"], outcome, "{point}: {line}");
         let store = f.open();
-        assert_eq!(store.info(id).unwrap().tier, "local+cloud", "{point}");
+        assert_eq!(
+            store.info(id).unwrap().tier,
+            footage::TierState::LocalAndCloud,
+            "{point}"
+        );
         check(&store, &f, &format!("{point}, resumed"));
         // Dead bytes a crash left are reclaimed like any other.
         store.compact(0.0, "compactor").unwrap();
@@ -561,7 +595,10 @@ fn compaction_during_a_restore_leaves_the_restored_chunks_alone() {
     };
     let o = store.restore_paced(id, "sgt.jones", &mut pace).unwrap();
     assert_eq!(o.outcome, "restored");
-    assert_eq!(store.info(id).unwrap().tier, "local+cloud");
+    assert_eq!(
+        store.info(id).unwrap().tier,
+        footage::TierState::LocalAndCloud
+    );
     let got = store.read_range(id, 0, u64::MAX).unwrap();
     assert!(
         got == f.bytes(id),
@@ -573,7 +610,10 @@ fn compaction_during_a_restore_leaves_the_restored_chunks_alone() {
     store.pin(id, None, "sgt.jones").unwrap();
     let e = store.evict(id, "test").unwrap_err();
     assert!(e.to_string().contains("pinned"), "{e}");
-    assert_eq!(store.info(id).unwrap().tier, "local+cloud");
+    assert_eq!(
+        store.info(id).unwrap().tier,
+        footage::TierState::LocalAndCloud
+    );
     store.close().unwrap();
 }
 
@@ -597,8 +637,11 @@ fn a_queued_segment_that_keeps_failing_holds_up_nothing_and_is_given_up() {
         (1, 1, 1),
         "{run:?}"
     );
-    assert_eq!(store.info(b).unwrap().tier, "local+cloud");
-    assert_eq!(store.info(a).unwrap().tier, "cloud");
+    assert_eq!(
+        store.info(b).unwrap().tier,
+        footage::TierState::LocalAndCloud
+    );
+    assert_eq!(store.info(a).unwrap().tier, footage::TierState::Cloud);
     let mut passes = 1;
     while store.run_restore_queue(&limits).unwrap().pending > 0 {
         passes += 1;
@@ -669,7 +712,7 @@ fn a_restore_that_would_pass_the_high_watermark_is_refused_and_the_queue_waits_f
         }
         other => panic!("not refused for room: {other}"),
     }
-    assert_eq!(store.info(a).unwrap().tier, "cloud");
+    assert_eq!(store.info(a).unwrap().tier, footage::TierState::Cloud);
     assert_eq!(
         volume_bytes(&store),
         before,
@@ -739,7 +782,10 @@ fn an_audit_failure_after_the_commit_point_still_reports_the_restore_as_done() {
         "{stderr}"
     );
     let store = f.open();
-    assert_eq!(store.info(id).unwrap().tier, "local+cloud");
+    assert_eq!(
+        store.info(id).unwrap().tier,
+        footage::TierState::LocalAndCloud
+    );
     assert!(!audit_actions(&store, id).contains(&"restore".to_string()));
     check(&store, &f, "restored without its audit entry");
     // A restore whose audit entry was written has no `audit_error` at all.
@@ -781,7 +827,7 @@ fn a_restore_of_many_spans_reads_back_and_a_bad_block_in_a_middle_span_refuses_i
     let e = store.restore(bad, "r").unwrap_err();
     assert!(matches!(e, footage::Error::SegmentCorrupt { .. }), "{e}");
     assert!(e.to_string().contains("block 12 "), "{e}");
-    assert_eq!(store.info(bad).unwrap().tier, "cloud");
+    assert_eq!(store.info(bad).unwrap().tier, footage::TierState::Cloud);
     let o = store.restore(good, "r").unwrap();
     assert_eq!(
         (o.outcome, o.bytes),
@@ -801,6 +847,9 @@ fn a_restore_of_many_spans_reads_back_and_a_bad_block_in_a_middle_span_refuses_i
     assert_eq!(live, f.bytes(good).len() as u64);
     drop(store);
     let store = f.open();
-    assert_eq!(store.info(good).unwrap().tier, "local+cloud");
+    assert_eq!(
+        store.info(good).unwrap().tier,
+        footage::TierState::LocalAndCloud
+    );
     assert!(store.read_range(good, 0, u64::MAX).unwrap() == f.bytes(good));
 }

@@ -270,7 +270,10 @@ fn a_lost_store_is_rebuilt_from_the_cloud() {
     .unwrap();
     assert_eq!(report.recovered, 1);
     let info = new.info(ida).unwrap();
-    assert_eq!((info.tier, info.officer.as_str()), ("cloud", "MET-1"));
+    assert_eq!(
+        (info.tier, info.officer.as_str()),
+        (footage::TierState::Cloud, "MET-1")
+    );
     assert_eq!(info.holds, ["OP-7"]);
     assert_eq!(new.read_range(ida, 0, u64::MAX).unwrap(), a);
     assert_eq!(
@@ -513,7 +516,12 @@ fn the_plan_shows_evictions_a_pin_defers_and_when_they_come() {
     let until = now + 10 * DAY;
     store.pin(ids[0], Some(until), "sgt").unwrap();
     store.pin(ids[1], None, "sgt").unwrap();
-    let shown = store.info(ids[0]).unwrap().pinned_until.unwrap();
+    let shown = store
+        .info(ids[0])
+        .unwrap()
+        .pinned_until
+        .unwrap()
+        .to_string();
     // What the plan says for one segment, uploads aside: (action, at, pinned_until).
     let of = |days: u32, id: u64| -> Vec<(&'static str, String, Option<String>)> {
         let plan = store.retention_plan(now, days).unwrap();

@@ -248,7 +248,7 @@ fn check_consistent(root: &Path, data: &BTreeMap<u64, Vec<u8>>, case: &str) -> S
     let local: u64 = store
         .segment_ids()
         .into_iter()
-        .filter(|id| store.info(*id).unwrap().tier != "cloud")
+        .filter(|id| store.info(*id).unwrap().tier != footage::TierState::Cloud)
         .map(|id| data[&id].len() as u64)
         .sum();
     assert_eq!(live, local, "{case}: live bytes per volume do not add up");

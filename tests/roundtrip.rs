@@ -206,8 +206,8 @@ fn metadata_is_kept_and_bad_metadata_is_refused() {
     assert_eq!(info.cases, vec!["CASE-1", "CASE-2"]);
     assert_eq!(info.categories, vec!["evidential"]);
     assert_eq!(info.gps_fixes, 2);
-    assert_eq!(info.start, "2025-11-20T14:03:00Z");
-    assert_eq!(info.tier, "local");
+    assert_eq!(info.start.to_string(), "2025-11-20T14:03:00Z");
+    assert_eq!(info.tier, footage::TierState::Local);
     assert_eq!(store.track(c.id).unwrap(), m.gps);
 
     for bad in [

@@ -66,7 +66,10 @@ fn scrub_repairs_uploaded_segments_byte_identically_and_reports_the_others() {
     for (id, data) in [(a, &da), (b, &db), (d, &dd)] {
         let back = read_all(&store, id).unwrap();
         assert_eq!(sha(&back), sha(data), "segment {id}");
-        assert_eq!(footage::hex(&sha(&back)), store.info(id).unwrap().sha256);
+        assert_eq!(
+            footage::hex(&sha(&back)),
+            store.info(id).unwrap().sha256_hex()
+        );
     }
     // The segment without a cloud copy is reported, never deleted or changed.
     let err = read_all(&store, c).unwrap_err();

@@ -227,7 +227,7 @@ fn item06_video_requests_are_audited_as_what_they_were() {
     let auth = format!("Bearer {token}");
     let (id, len) = f.segs[0];
     let video = format!("{}/api/segments/{id}/video", f.server.url());
-    let sha = f.store.info(id).unwrap().sha256;
+    let sha = f.store.info(id).unwrap().sha256_hex();
 
     // A whole GET: one `read` with the bytes sent.
     let since = next_index(&f.store);

@@ -330,7 +330,7 @@ fn queries(
                 "       #{:<5} {} {} {}{}",
                 r.id,
                 info.officer,
-                &info.start[..19],
+                &info.start.to_string()[..19],
                 info.categories.join(","),
                 if hits.is_empty() {
                     String::new()

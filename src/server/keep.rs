@@ -186,7 +186,10 @@ async fn restore(
             Target::Case(c) => format!("http:case:{c}"),
         };
         let queued = store.queue_restore(&ids, &actor, &reason)?;
-        let waiting = before.iter().filter(|i| i.tier == "cloud").count();
+        let waiting = before
+            .iter()
+            .filter(|i| i.tier == crate::TierState::Cloud)
+            .count();
         let status = if waiting > 0 {
             StatusCode::ACCEPTED
         } else {

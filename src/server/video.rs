@@ -236,7 +236,7 @@ async fn video(
         sent: 0,
         done: false,
     };
-    let etag = format!("\"{}\"", v.info.sha256);
+    let etag = format!("\"{}\"", v.info.sha256_hex());
     let mut resp = Response::new(Body::empty());
     set(&mut resp, header::ETAG, &etag);
     set(&mut resp, header::ACCEPT_RANGES, "bytes");

@@ -6,9 +6,9 @@
 
 use crate::error::{Error, Result};
 use crate::format::change::{FLAG_EVICTED, FLAG_UPLOADED};
-use crate::input::time::format_time;
+use crate::types::{PinnedUntil, SegmentId, TierState, Timestamp};
 
-use super::{hex, lifecycle, SegmentInfo, Store};
+use super::{SegmentInfo, Store};
 
 impl Store {
     /// The full metadata of a segment.
@@ -19,22 +19,18 @@ impl Store {
             Err(e) => return self.info_from_cloud(id).map_err(|_| e),
         };
         let state = self.inner.state_with(id, Some(&rec))?;
-        let tier = match (
+        let tier = TierState::from_flags(
             state.flags & FLAG_UPLOADED != 0,
             state.flags & FLAG_EVICTED != 0,
-        ) {
-            (true, true) => "cloud",
-            (true, false) => "local+cloud",
-            _ => "local",
-        };
+        );
         Ok(SegmentInfo {
-            id: id.to_string(),
+            id: SegmentId::from(id),
             officer: rec.meta.officer,
             device: rec.meta.device,
-            start: format_time(rec.meta.start_us),
-            end: format_time(rec.meta.end_us),
+            start: Timestamp::from_micros(rec.meta.start_us),
+            end: Timestamp::from_micros(rec.meta.end_us),
             bytes: rec.bytes,
-            sha256: hex(&rec.sha256),
+            sha256: rec.sha256,
             categories: state.categories,
             cases: state.cases,
             tags: state.tags,
@@ -44,8 +40,8 @@ impl Store {
             pinned_until: state
                 .pinned_until
                 .filter(|t| *t > self.inner.now_us())
-                .map(lifecycle::pin::show_pin),
-            ingested: format_time(rec.committed_us),
+                .map(PinnedUntil::from_micros),
+            ingested: Timestamp::from_micros(rec.committed_us),
             clock: self.inner.config.clock_name(),
         })
     }
@@ -65,28 +61,29 @@ impl Store {
             .ok_or_else(|| Error::NotFound(id.to_string()))?;
         let m = self.inner.tier()?.meta(id)?;
         Ok(SegmentInfo {
-            id: id.to_string(),
+            id: SegmentId::from(id),
             officer: m.officer.clone(),
             device: m.device.clone(),
-            start: format_time(m.start_us),
-            end: format_time(m.end_us),
+            start: Timestamp::from_micros(m.start_us),
+            end: Timestamp::from_micros(m.end_us),
             bytes: m.bytes,
-            sha256: m.sha256.clone(),
+            sha256: crate::util::parse_sha256(&m.sha256).ok_or_else(|| {
+                Error::Cloud(format!(
+                    "segment {id}: meta.json's sha256 {:?} is not 64 hex digits",
+                    m.sha256
+                ))
+            })?,
             categories: state.categories,
             cases: state.cases,
             tags: state.tags,
             holds: state.holds,
             gps_fixes: m.gps.len(),
-            tier: if flags & FLAG_EVICTED != 0 {
-                "cloud"
-            } else {
-                "local+cloud"
-            },
+            tier: TierState::from_flags(true, flags & FLAG_EVICTED != 0),
             pinned_until: state
                 .pinned_until
                 .filter(|t| *t > self.inner.now_us())
-                .map(lifecycle::pin::show_pin),
-            ingested: format_time(m.committed_us),
+                .map(PinnedUntil::from_micros),
+            ingested: Timestamp::from_micros(m.committed_us),
             clock: self.inner.config.clock_name(),
         })
     }

@@ -37,6 +37,7 @@ pub(crate) mod integrity;
 mod latest;
 pub(crate) mod lifecycle;
 mod open;
+use crate::types::{PinnedUntil, SegmentId, TierState, Timestamp};
 pub use crate::util::{hex, now_us};
 pub(crate) use lifecycle::pin::show_pin;
 mod read;
@@ -106,15 +107,7 @@ const DAY_US: i64 = 86_400_000_000;
 
 /// A segment id as users see it: a decimal number.
 pub fn parse_id(s: &str) -> Result<u64> {
-    s.trim()
-        .parse::<u64>()
-        .ok()
-        .filter(|&id| id > 0)
-        .ok_or_else(|| {
-            Error::Invalid(format!(
-                "invalid segment id {s:?}: ids are positive whole numbers"
-            ))
-        })
+    s.parse::<crate::SegmentId>().map(u64::from)
 }
 
 /// One data directory (normally one disk).
@@ -128,20 +121,22 @@ pub(crate) struct DataDir {
 /// Everything `info` shows about a segment.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SegmentInfo {
-    /// The segment id (decimal).
-    pub id: String,
+    /// The segment id.
+    pub id: SegmentId,
     /// Id of the officer who wore the camera.
     pub officer: String,
     /// Id of the camera.
     pub device: String,
-    /// Recording start (RFC 3339, UTC, µs precision).
-    pub start: String,
-    /// Recording end (RFC 3339, UTC, µs precision).
-    pub end: String,
+    /// Recording start.
+    pub start: Timestamp,
+    /// Recording end.
+    pub end: Timestamp,
     /// Length of the video, bytes.
     pub bytes: u64,
-    /// SHA-256 of the video, lower-case hex (computed at ingest).
-    pub sha256: String,
+    /// SHA-256 of the video (computed at ingest); lower-case hex in JSON
+    /// ([`SegmentInfo::sha256_hex`]).
+    #[serde(serialize_with = "crate::util::serialize_hex")]
+    pub sha256: [u8; 32],
     /// Retention categories.
     pub categories: Vec<String>,
     /// Case ids the segment is attached to.
@@ -152,14 +147,21 @@ pub struct SegmentInfo {
     pub holds: Vec<String>,
     /// Number of GPS fixes in its track.
     pub gps_fixes: usize,
-    /// Where its bytes are: `local`, `local+cloud` (uploaded, still local) or `cloud` (evicted).
-    pub tier: &'static str,
-    /// Kept local by a pin until then (RFC 3339, or `"indefinitely"`); null when not pinned.
-    pub pinned_until: Option<String>,
-    /// When it was committed (RFC 3339, UTC).
-    pub ingested: String,
+    /// Where its bytes are.
+    pub tier: TierState,
+    /// Kept local by a pin until then; `None` (JSON null) when not pinned.
+    pub pinned_until: Option<PinnedUntil>,
+    /// When it was committed.
+    pub ingested: Timestamp,
     /// The store's clock: `"real"`, or `"simulated"` for a test or demo store.
     pub clock: &'static str,
+}
+
+impl SegmentInfo {
+    /// The SHA-256 as lower-case hex.
+    pub fn sha256_hex(&self) -> String {
+        hex(&self.sha256)
+    }
 }
 
 pub(crate) struct Inner {

@@ -49,8 +49,13 @@ use crate::error::{Error, IoContext, Result};
 /// use std::sync::Arc;
 /// struct Relay;
 /// impl footage::AuditSink for Relay {
-///     fn append(&self, _actor: &str, _action: &str, _segment: Option<u64>, _details: &str)
-///         -> footage::Result<()> {
+///     fn append(
+///         &self,
+///         _actor: &str,
+///         _action: &footage::AuditAction,
+///         _segment: Option<u64>,
+///         _details: &str,
+///     ) -> footage::Result<()> {
 ///         // send (actor, action, segment, details) to the service; Ok once it is recorded
 ///         Ok(())
 ///     }

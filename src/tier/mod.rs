@@ -77,8 +77,15 @@ pub struct Tier {
     crc_dir: Option<std::path::PathBuf>,
 }
 
-fn cloud<E: std::fmt::Display>(what: impl std::fmt::Display) -> impl FnOnce(E) -> Error {
-    move |e| Error::Cloud(format!("{what}: {e}"))
+/// Maps an object store's (or the runtime's) error to [`Error::CloudRequest`], keeping it as
+/// the source, with `what` the request that failed.
+fn cloud<E: std::error::Error + Send + Sync + 'static>(
+    what: impl std::fmt::Display,
+) -> impl FnOnce(E) -> Error {
+    move |e| Error::CloudRequest {
+        what: what.to_string(),
+        source: Box::new(e),
+    }
 }
 impl Tier {
     /// Connects to `url` (file://, az://, s3://, gs://, ...) for store `store_id` (hex).
@@ -110,7 +117,7 @@ impl Tier {
             .worker_threads(2)
             .enable_all()
             .build()
-            .map_err(|e| Error::Cloud(format!("cannot start the I/O runtime: {e}")))?;
+            .map_err(cloud("cannot start the I/O runtime"))?;
         Ok(Tier {
             store,
             rt,

@@ -31,7 +31,7 @@ impl Tier {
         }) {
             Ok(b) => Ok(Some(b.to_vec())),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(Error::Cloud(format!("reading {path}: {e}"))),
+            Err(e) => Err(cloud(format!("reading {path}"))(e)),
         }
     }
     /// Deletes a segment's cloud copy (meta.json first, so a half-deleted copy is never
@@ -51,7 +51,7 @@ impl Tier {
         self.rt.block_on(async {
             match self.store.delete(&meta).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(Error::Cloud(format!("deleting {meta}: {e}"))),
+                Err(e) => return Err(cloud(format!("deleting {meta}"))(e)),
             }
             let mut list = self.store.list(Some(&dir));
             let mut paths = Vec::new();
@@ -59,13 +59,13 @@ impl Tier {
                 match m {
                     Ok(m) => paths.push(m.location),
                     Err(object_store::Error::NotFound { .. }) => break,
-                    Err(e) => return Err(Error::Cloud(format!("listing {dir}: {e}"))),
+                    Err(e) => return Err(cloud(format!("listing {dir}"))(e)),
                 }
             }
             for p in paths {
                 match self.store.delete(&p).await {
                     Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(Error::Cloud(format!("deleting {p}: {e}"))),
+                    Err(e) => return Err(cloud(format!("deleting {p}"))(e)),
                 }
             }
             Ok(())

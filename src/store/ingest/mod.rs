@@ -53,7 +53,7 @@ pub struct Committed {
     /// The segment id (the first segment's id when `duplicate`).
     pub id: u64,
     /// SHA-256 of the video.
-    #[serde(serialize_with = "ser_hex")]
+    #[serde(serialize_with = "crate::util::serialize_hex")]
     pub sha256: [u8; 32],
     /// Length of the video, bytes.
     pub bytes: u64,
@@ -65,10 +65,6 @@ fn failed_earlier() -> Error {
     Error::Invalid(
         "an earlier write to this segment failed, so it cannot be committed: begin it again".into(),
     )
-}
-
-fn ser_hex<S: serde::Serializer>(v: &[u8; 32], s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&hex(v))
 }
 
 impl Committed {
