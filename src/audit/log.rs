@@ -18,6 +18,8 @@
 //!   on the appender's thread. Under heavy ingest an fdatasync can take tens of milliseconds,
 //!   and a reviewer's search must not pay for it (DESIGN §15).
 
+mod sync;
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,6 +31,7 @@ use parking_lot::{Condvar, Mutex};
 use super::format::{FileHeader, RawEntry, FILE_HEADER_LEN, GENESIS, MAX_DETAILS};
 use super::open::{open_files, Opened};
 use super::{files, Durability};
+use sync::{flush_batches, Kick};
 use crate::error::{Error, Result};
 
 /// A `head` entry is appended when the chain reaches a multiple of this many entries.
@@ -108,29 +111,6 @@ pub struct AuditLog {
     flusher: OnceLock<Arc<Kick>>,
     /// A `head` entry was appended by a batched entry: the flush thread writes `HEAD`.
     head_pending: AtomicBool,
-}
-
-/// Wakes the flush thread before its next tick.
-#[derive(Default)]
-struct Kick {
-    kicked: Mutex<bool>,
-    cv: Condvar,
-}
-
-impl Kick {
-    fn kick(&self) {
-        *self.kicked.lock() = true;
-        self.cv.notify_one();
-    }
-
-    /// Waits for a kick or `timeout`, whichever comes first.
-    fn wait(&self, timeout: Duration) {
-        let mut k = self.kicked.lock();
-        if !*k {
-            self.cv.wait_for(&mut k, timeout);
-        }
-        *k = false;
-    }
 }
 
 /// Checks an actor name: 1 to 256 bytes without control characters.
@@ -421,55 +401,6 @@ impl AuditLog {
         Ok(())
     }
 
-    /// Returns once the first `n` entries are durable, sharing fsyncs with concurrent callers.
-    pub fn sync_to(&self, n: u64) -> Result<()> {
-        let mut s = self.sync.lock();
-        loop {
-            if s.poisoned {
-                return Err(Error::Poisoned {
-                    path: self.state.lock().path.clone(),
-                });
-            }
-            if s.durable.chain.count >= n {
-                return Ok(());
-            }
-            if s.syncing {
-                self.synced_cv.wait(&mut s);
-                continue;
-            }
-            s.syncing = true;
-            let (file, path, target) = {
-                let st = self.state.lock();
-                let target = Durable {
-                    chain: st.chain,
-                    seq: st.seq,
-                    end: st.end,
-                };
-                (Arc::clone(&st.file), st.path.clone(), target)
-            };
-            drop(s);
-            let r = crate::fsio::sync_data(&file, "audit.append");
-            s = self.sync.lock();
-            s.syncing = false;
-            match r {
-                Ok(()) => {
-                    if target.chain.count > s.durable.chain.count {
-                        s.durable = target;
-                    }
-                    s.last_sync = Instant::now();
-                }
-                Err(e) => {
-                    s.poisoned = true;
-                    self.state.lock().poisoned = true;
-                    self.synced_cv.notify_all();
-                    return Err(Error::io(path, e));
-                }
-            }
-            self.synced_cv.notify_all();
-        }
-    }
-
-    /// Writes the durable chain head to `HEAD` if it is newer than the one there.
     pub fn write_head_file(&self) -> Result<()> {
         let mut written = self.head_written.lock();
         let d = self.sync.lock().durable;
@@ -528,25 +459,6 @@ impl AuditLog {
         };
         self.sync_to(n)?;
         self.write_head_file()
-    }
-}
-
-/// Every [`BATCH_DELAY`], or at once when an appender's batch is due, makes the entries
-/// written so far durable (and writes `HEAD` when a batched entry brought a `head` entry),
-/// until the log is gone (or poisoned). Holds the log only while it syncs.
-fn flush_batches(log: std::sync::Weak<AuditLog>, kick: &Kick) {
-    loop {
-        kick.wait(BATCH_DELAY);
-        let Some(log) = log.upgrade() else { return };
-        let written = log.state.lock().chain.count;
-        if log.sync.lock().durable.chain.count < written && log.sync_to(written).is_err() {
-            return;
-        }
-        if log.head_pending.swap(false, Ordering::SeqCst) {
-            if let Err(e) = log.write_head_file() {
-                tracing::error!(error = %e, "cannot write the audit log's HEAD file");
-            }
-        }
     }
 }
 

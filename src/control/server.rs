@@ -23,7 +23,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use handlers::{relay_audit, serve_segment};
 use parking_lot::Mutex;
 
 use super::peer::{self, Peer};
@@ -31,6 +30,7 @@ use super::protocol::{self, Claim, Frame, Reply, Request};
 use super::socket::{self, BoundSocket};
 use super::ControlError;
 use crate::Store;
+use handlers::{relay_audit, serve_segment};
 
 /// How often a waiting thread looks at the stop flag.
 const POLL: Duration = Duration::from_millis(200);

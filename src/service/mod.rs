@@ -30,6 +30,7 @@
 
 /// `[service]` of footage.toml: parsed and checked with the rest of the store's configuration.
 pub use crate::config::service as config;
+
 pub mod jobs;
 pub mod logs;
 pub mod notify;
