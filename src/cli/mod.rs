@@ -5,6 +5,7 @@
 //! line, pretty-printed when stdout is a terminal for single objects); progress bars go to
 //! stderr and only when it is a terminal; a closed stdout pipe ends the command quietly.
 
+mod actor;
 mod admin;
 mod audit;
 mod beside;
@@ -174,8 +175,10 @@ pub enum Command {
 /// clap's parsers of times and ids are the ones the review API uses (src/search.rs).
 /// Identities (OS user names, audit actors) and error lines are shared with the control
 /// channel, which resolves them for clients (src/control/identity.rs).
-pub(crate) use crate::control::identity::{actor_arg, audit_actor_of, error_text, os_user_name};
+pub(crate) use crate::control::identity::{actor_arg, audit_actor_of, error_text};
 pub(crate) use crate::search::{label_arg as id_arg, time_arg};
+use actor::{actor, audit_actor, env_user, with_os_identity};
+pub(crate) use actor::{actor_of, os_identity};
 
 /// Parses a segment id for clap.
 pub(crate) fn segment_arg(s: &str) -> Result<u64, String> {
@@ -334,68 +337,6 @@ fn flag_hint(e: &crate::Error) -> String {
         crate::Error::SegmentCorrupt { .. } => " (run `footage verify`)".into(),
         _ => String::new(),
     }
-}
-
-/// This process's `$USER` (else `$LOGNAME`): the actor when none is named.
-fn env_user() -> Option<String> {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .ok()
-}
-
-/// Who runs this process, as the OS knows it: `os:uid=N user=NAME` (the name from the user
-/// database, not from `$USER`, which anyone can set; `euid=N` too when it differs).
-pub(crate) fn os_identity() -> String {
-    // SAFETY: getuid and geteuid cannot fail and touch no memory.
-    let (uid, euid) = unsafe { (libc::getuid(), libc::geteuid()) };
-    let mut s = format!("os:uid={uid}");
-    if euid != uid {
-        s.push_str(&format!(" euid={euid}"));
-    }
-    if let Some(name) = os_user_name(uid) {
-        s.push_str(&format!(" user={name}"));
-    }
-    s
-}
-
-/// A claimed actor with the OS identity beside it: `alice (os:uid=1000 user=bob)`. The claim
-/// is what the user says; the part in brackets is what the OS says, and cannot be chosen.
-fn with_os_identity(claimed: &str) -> String {
-    format!("{claimed} ({})", os_identity())
-}
-
-/// The actor of changes: the one named on the command line (checked by clap), else the OS
-/// user, with the OS identity beside it.
-fn actor(named: &Option<String>) -> anyhow::Result<String> {
-    actor_of(named.as_deref(), env_user().as_deref(), &os_identity())
-}
-
-/// [`actor`] from its parts: the named actor, the user name of the environment, and the OS
-/// identity (this process's, or a control client's from its peer credentials).
-pub(crate) fn actor_of(
-    named: Option<&str>,
-    user: Option<&str>,
-    os: &str,
-) -> anyhow::Result<String> {
-    if let Some(name) = named {
-        actor_arg(name).map_err(|e| anyhow::anyhow!("--actor: {e}"))?;
-        return Ok(format!("{name} ({os})"));
-    }
-    let name = user.unwrap_or("unknown");
-    crate::meta::validate_id("actor", name).map_err(|e| {
-        anyhow::anyhow!("the OS user name cannot name the actor: {e}; pass --actor NAME")
-    })?;
-    Ok(format!("{name} ({os})"))
-}
-
-/// The actor recorded for ingests, reads, exports and queries: `--actor`, else the OS user
-/// as it is (any name without control characters, at most 64 bytes), else the numeric user
-/// id; always with the OS identity beside it. Unlike changes, these never fail because of an
-/// odd OS user name.
-fn audit_actor(named: &Option<String>) -> String {
-    // SAFETY: getuid cannot fail and touches no memory.
-    let uid = unsafe { libc::getuid() };
-    audit_actor_of(named.as_deref(), env_user().as_deref(), uid, &os_identity())
 }
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
