@@ -36,9 +36,9 @@
 //!   the cloud and the error is logged and counted.
 
 pub mod file;
+mod index;
 pub mod memory;
 
-use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -51,6 +51,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use file::Identity;
+use index::Index;
 use memory::MemoryBlocks;
 
 /// (segment id, block index).
@@ -58,61 +59,6 @@ pub(crate) type Key = (u64, u64);
 
 /// A hit moves a file's mtime (the LRU order a restart sees) only if it is older than this.
 const MTIME_GRAIN: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// What the index keeps per cached block (small: the file is found by its name).
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    /// File bytes (header and payload), what the budget counts.
-    bytes: u64,
-    /// Recency: larger is more recently used.
-    tick: u64,
-}
-
-#[derive(Default)]
-struct Index {
-    entries: BTreeMap<Key, Entry>,
-    /// tick -> key, oldest first.
-    lru: BTreeMap<u64, Key>,
-    next_tick: u64,
-    /// Bytes of the files in place.
-    used: u64,
-    /// Bytes reserved by fills in progress.
-    reserved: u64,
-    /// Verified plaintext of recently read blocks.
-    memory: MemoryBlocks,
-    /// Segments deleted since the cache was opened: never cached again (a read in flight
-    /// when its segment was deleted must not put a block back). Ids are never reused.
-    dead: HashSet<u64>,
-}
-
-impl Index {
-    fn touch(&mut self, key: Key) -> bool {
-        let tick = self.next_tick;
-        let Some(e) = self.entries.get_mut(&key) else {
-            return false;
-        };
-        self.lru.remove(&e.tick);
-        e.tick = tick;
-        self.lru.insert(tick, key);
-        self.next_tick += 1;
-        true
-    }
-
-    fn insert(&mut self, key: Key, bytes: u64) {
-        let tick = self.next_tick;
-        self.next_tick += 1;
-        self.entries.insert(key, Entry { bytes, tick });
-        self.lru.insert(tick, key);
-        self.used += bytes;
-    }
-
-    fn remove(&mut self, key: Key) -> Option<Entry> {
-        let e = self.entries.remove(&key)?;
-        self.lru.remove(&e.tick);
-        self.used -= e.bytes;
-        Some(e)
-    }
-}
 
 /// Counters and size of the read cache (`stats`, `/api/stats`, `/metrics`).
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
