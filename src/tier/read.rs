@@ -80,6 +80,7 @@ impl Tier {
             let from = (block - part * per_part) * stored;
             let to = (run_last - part * per_part) * stored + plain_len(run_last) + overhead;
             let path = self.part_path(id, part);
+            tracing::debug!(segment = id, %path, bytes = to - from, "ranged read from the cloud tier");
             let data = self
                 .rt
                 .block_on(self.store.get_range(&path, from..to))
@@ -93,6 +94,7 @@ impl Tier {
             for (i, b) in data.chunks(stored as usize).enumerate() {
                 let n = block + i as u64;
                 if crc_of(n) != Some(crc32fast::hash(b)) {
+                    tracing::error!(segment = id, block = n, %path, "a cloud copy block fails its CRC32");
                     return Err(Error::SegmentCorrupt {
                         segment: id,
                         offset: n * BLOCK_SIZE,

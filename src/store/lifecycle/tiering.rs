@@ -186,6 +186,7 @@ impl Store {
             rec.committed_us,
             self.inner.now_us(),
         );
+        let started = std::time::Instant::now();
         let mut reader = self.open_segment(id)?;
         let mut read = |off: u64, len: usize| -> Result<Vec<u8>> {
             use std::io::{Read, Seek, SeekFrom};
@@ -226,6 +227,13 @@ impl Store {
             Some(id),
             stamp(run, serde_json::json!({"url": tier.url(), "bytes": rec.bytes, "sha256": crate::store::hex(&rec.sha256), "lsn": lsn})),
         )?;
+        tracing::info!(
+            segment = id,
+            bytes = rec.bytes,
+            url = tier.url(),
+            ms = started.elapsed().as_millis() as u64,
+            "uploaded to the cloud tier and verified"
+        );
         self.inner.maybe_checkpoint();
         Ok(true)
     }
@@ -276,6 +284,11 @@ impl Store {
             Some(id),
             stamp(run, serde_json::json!({"bytes_freed": total, "lsn": lsn})),
         )?;
+        tracing::info!(
+            segment = id,
+            bytes_freed = total,
+            "evicted: only the cloud copy remains"
+        );
         self.inner.maybe_checkpoint();
         Ok(total)
     }
@@ -367,6 +380,7 @@ impl Store {
         }
         fail::point("delete.after_cloud");
         drop(serial);
+        tracing::info!(segment = id, bytes_freed = total, uploaded, "deleted");
         self.inner.maybe_checkpoint();
         Ok(total)
     }
@@ -392,6 +406,7 @@ impl Store {
             match self.inner.tier().and_then(|t| t.delete(id)) {
                 Ok(()) => done += 1,
                 Err(e) => {
+                    tracing::warn!(segment = id, error = %e, "the cloud copy of a deleted segment could not be deleted: kept pending for the next retention run");
                     left.push(id);
                     first_err.get_or_insert(e);
                 }
