@@ -418,66 +418,6 @@ impl Store {
             None => Ok(done),
         }
     }
-
-    /// Removes sealed volumes that hold nothing a live segment needs; returns bytes freed.
-    pub fn drop_empty_volumes(&self, actor: &str) -> Result<u64> {
-        self.inner.writable("dropping empty volumes")?;
-        let candidates: Vec<u32> = {
-            // `writers` before `catalog` (the lock order).
-            let active = self.inner.active_volume_ids();
-            // Chunks of uploads and restores in progress live there.
-            let pinned = self.inner.busy_volumes();
-            let cat = self.inner.catalog.read();
-            cat.volumes
-                .values()
-                .filter(|v| v.sealed && !active.contains(&v.id) && !pinned.contains(&v.id))
-                .filter(|v| cat.volume_live.get(&v.id).is_none_or(|l| *l == (0, 0)))
-                .map(|v| v.id)
-                .collect()
-        };
-        let mut freed = 0;
-        for vid in candidates {
-            // Restate the newest changes of live segments that live in this volume.
-            let restate: Vec<u64> = {
-                let cat = self.inner.catalog.read();
-                cat.states
-                    .iter()
-                    .filter(|(id, s)| s.volume == vid && cat.get(**id).is_some())
-                    .map(|(id, _)| *id)
-                    .collect()
-            };
-            {
-                let _serial = self.inner.change_lock.lock();
-                for id in restate {
-                    let state = self.inner.current_state(id)?;
-                    self.inner
-                        .append_change(id, Op::Restate, "", state, Vec::new(), actor)?;
-                }
-            }
-            fail::point("drop_volume.after_restate");
-            // A checkpoint that no longer needs the volume must be durable before it goes; a
-            // crash after it leaves a file that the next open recognises as retired (an id
-            // below the checkpoint's `next_volume_id` that it does not list) and removes.
-            let vol = self.inner.volume(vid);
-            {
-                let mut cat = self.inner.catalog.write();
-                cat.volumes.remove(&vid);
-                cat.volume_live.remove(&vid);
-            }
-            self.inner.checkpoint()?;
-            fail::point("drop_volume.after_checkpoint");
-            if let Some(vol) = vol {
-                freed += vol.allocated();
-                self.inner.volumes.write().remove(&vid);
-                crate::fsio::remove_file(&vol.path).map_err(|e| Error::io(&vol.path, e))?;
-                if let Some(dir) = vol.path.parent() {
-                    crate::log::sync_dir(dir, "drop_volume.dir")?;
-                }
-            }
-            fail::point("drop_volume.after_unlink");
-        }
-        Ok(freed)
-    }
 }
 
 /// An audit entry's details, with the retention run's clock when there is one.
