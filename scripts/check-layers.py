@@ -2,7 +2,11 @@
 """Fails if the crate's top-level modules import each other in a cycle (issue 13: layers
 that depend one way; docs/DESIGN.md §2 "Layers and cargo features"). An import is any
 `crate::MODULE` path in a module's code (comments and `#[cfg(test)]` tails excluded). Prints
-the import graph's cycles with the files that make each edge."""
+the import graph's cycles with the files that make each edge.
+
+It also fails on a source file over MAX_LINES lines whose `//!` header does not say why it is
+kept whole (a line starting `Kept whole:`): small files a newcomer can read are a rule of the
+house (docs/DESIGN.md §2)."""
 import os
 import re
 import sys
@@ -67,6 +71,19 @@ for comp in cycles:
     for a in comp:
         for b in sorted(set(edges.get(a, {})) & set(comp)):
             print(f"   {a} -> {b}: {', '.join(sorted(edges[a][b]))}")
-if cycles:
+MAX_LINES = 500
+long = []
+for dirpath, _, files in os.walk(SRC):
+    for f in files:
+        if f.endswith(".rs"):
+            path = os.path.join(dirpath, f)
+            with open(path, encoding="utf-8") as fh:
+                lines = fh.read().split("\n")
+            header = [l for l in lines if l.startswith("//!")]
+            if len(lines) > MAX_LINES and not any(l.startswith("//! Kept whole:") for l in header):
+                long.append((len(lines), os.path.relpath(path, SRC)))
+for n, p in sorted(long, reverse=True):
+    print(f"src/{p}: {n} lines (over {MAX_LINES}): split it, or say why in a `//! Kept whole:` line")
+if cycles or long:
     sys.exit(1)
-print(f"{len(tops)} top-level modules, {sum(len(e) for e in edges.values())} import edges, no cycle")
+print(f"{len(tops)} top-level modules, {sum(len(e) for e in edges.values())} import edges, no cycle; no file over {MAX_LINES} lines")
