@@ -175,6 +175,7 @@ impl Serialize for TierState {
 
 /// How long a pin keeps a segment local.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum PinnedUntil {
     /// Until this time.
     Time(Timestamp),

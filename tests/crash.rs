@@ -894,6 +894,7 @@ impl Labels {
             Uncategorize(c) => self.categories.retain(|x| x != c),
             Untag(t) => self.tags.retain(|x| x != t),
             RemoveCase(c) => self.cases.retain(|x| x != c),
+            other => panic!("the model does not know {other:?}"),
         }
     }
 }

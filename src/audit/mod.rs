@@ -53,6 +53,7 @@ pub const LIVE: (u32, u64) = (u32::MAX, u64::MAX);
 
 /// When an entry must be on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Durability {
     /// fsynced (shared with concurrent writers) before the call returns: for changes.
     Durable,

@@ -35,6 +35,7 @@ use crate::store::Store;
 /// What [`Store::repair`] did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum RepairOutcome {
     /// Nothing to repair: the local copy is whole (or there is none: evicted).
     Whole,

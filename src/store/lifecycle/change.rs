@@ -23,6 +23,7 @@ use crate::store::{Inner, SegmentInfo, Store};
 
 /// A change a user asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Change {
     /// Add a retention category (policy.toml's `category.<name>`); retention follows it.
     Categorize(String),
