@@ -20,6 +20,16 @@
 //! fixtures cannot hide the open's own allocations.
 //!
 //! Run: `cargo bench --bench open`.
+//!
+//! `FOOTAGE_BENCH_OPEN_1M=1 cargo bench --bench open` runs issue 14's cold open instead: a store
+//! of 1,000,000 segments (written by `footage::testing::synthesize_store`, ten-minute segments
+//! with a fix every 10 s) plus 9,999 ten-minute segments (the longest tail the default
+//! `checkpoint_every` of 10,000 leaves) ingested through the write path
+//! (4 KiB of video, a fix every second, all on one day, as a dock delivers them) and left in
+//! the log tail (no close), opened
+//! `FOOTAGE_BENCH_OPEN_RUNS` times (default 5) with the page cache dropped before each open
+//! (`sync; echo 3 > /proc/sys/vm/drop_caches`: needs root) and the pristine catalog restored.
+//! Prints each open's time, the median, and the catalog's bytes per segment.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -323,9 +333,137 @@ fn breakdown(fx: &Fixture) {
     );
 }
 
+/// Ten-minute segments of the 1 M store: officer and device cycle through 5,000, starts spread
+/// over 30 days, a fix every `fix_every_s` seconds walking from central London.
+fn ten_minute_meta(n: u64, fix_every_s: i64) -> footage::SegmentMeta {
+    let who = n % 5_000;
+    const DAY: i64 = 86_400_000_000;
+    let start = common::DAY0_US - 30 * DAY + (n as i64 * 2_597_000_000) % (30 * DAY);
+    let end = start + 600_000_000;
+    let gps = (0..600 / fix_every_s)
+        .map(|k| {
+            let t = start + k * fix_every_s * 1_000_000;
+            footage::GpsFix::from_degrees(
+                t,
+                51.5 + (who as f64 * 0.0007) % 0.2 + k as f64 * 1e-5,
+                -0.12 + (who as f64 * 0.0011) % 0.3,
+            )
+            .expect("fix on the globe")
+        })
+        .collect();
+    footage::SegmentMeta {
+        officer: format!("OPEN-OFF-{who:05}"),
+        device: format!("OPEN-DEV-{who:05}"),
+        start_us: start,
+        end_us: end,
+        gps,
+        ..footage::SegmentMeta::default()
+    }
+}
+
+/// Issue 14: open of a 1,000,000-segment store with 10,000 ten-minute segments in the log
+/// tail, cold page cache.
+fn cold_open_1m() {
+    const N: u64 = 1_000_000;
+    // The default `checkpoint_every` (10,000, in the synthesized store's footage.toml) writes a
+    // checkpoint at the 10,000th commit: 9,999 is the longest tail a default store replays.
+    const TAIL_1M: usize = 9_999;
+    let runs: usize = std::env::var("FOOTAGE_BENCH_OPEN_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let root = common::scratch("open1m-");
+    let dir = root.path().join("store");
+    let t = Instant::now();
+    let n = footage::testing::synthesize_store(&dir, (1..=N).map(|n| ten_minute_meta(n, 10)))
+        .expect("synthesize");
+    println!(
+        "1M open: synthesized {n} segments in {}",
+        common::fmt_duration(t.elapsed())
+    );
+    let t = Instant::now();
+    let store = Store::open_with(&dir, &opts()).expect("open synthesized store");
+    println!(
+        "1M open: first (warm) open {}",
+        common::fmt_duration(t.elapsed())
+    );
+    store.checkpoint().expect("checkpoint");
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for th in 0..THREADS {
+            let store = &store;
+            s.spawn(move || {
+                let mut buf = common::random_bytes(4 * KIB, 77 + th as u64);
+                let mut k = th;
+                while k < TAIL_1M {
+                    let u = UNIQUE.fetch_add(1, Ordering::Relaxed);
+                    common::stamp(&mut buf, u);
+                    // The tail is one busy day (a dock's delivery): 144 ten-minute slots.
+                    let mut meta = ten_minute_meta(N + k as u64, 1);
+                    let shift = common::DAY0_US + (k as i64 % 144) * 600_000_000 - meta.start_us;
+                    meta.start_us += shift;
+                    meta.end_us += shift;
+                    for f in &mut meta.gps {
+                        f.time_us += shift;
+                    }
+                    store.ingest_bytes(meta, &buf).expect("ingest");
+                    k += THREADS;
+                }
+            });
+        }
+    });
+    println!(
+        "1M open: ingested {TAIL_1M} ten-minute segments (600 fixes each) in {}",
+        common::fmt_duration(t.elapsed())
+    );
+    drop(store); // no close(): the tail stays in the log
+    let pristine = root.path().join("catalog-pristine");
+    copy_dir(&dir.join("catalog"), &pristine);
+    let mut times = Vec::new();
+    for r in 0..runs {
+        std::fs::remove_dir_all(dir.join("catalog")).expect("remove catalog");
+        copy_dir(&pristine, &dir.join("catalog"));
+        let dropped = std::process::Command::new("sh")
+            .args(["-c", "sync && echo 3 > /proc/sys/vm/drop_caches"])
+            .status()
+            .is_ok_and(|s| s.success());
+        let t = Instant::now();
+        let s = Store::open_with(&dir, &opts()).expect("open");
+        let d = t.elapsed();
+        assert_eq!(s.len(), N as usize + TAIL_1M);
+        assert_eq!(s.open_report().replayed, TAIL_1M);
+        println!(
+            "1M open: run {r}: {} ({}), catalog {:.1} B/segment",
+            common::fmt_duration(d),
+            if dropped {
+                "cold: page cache dropped"
+            } else {
+                "WARM: could not drop the page cache"
+            },
+            s.catalog_heap_bytes() as f64 / s.len() as f64
+        );
+        times.push(d);
+        drop(s);
+    }
+    let med = median_of(times);
+    println!(
+        "1M open: median {} over {runs} cold opens: {}",
+        common::fmt_duration(med),
+        if med < Duration::from_secs(1) {
+            "< 1 s, goal met"
+        } else {
+            "GOAL MISSED (1 s)"
+        }
+    );
+}
+
 fn main() {
     if let Ok(dir) = std::env::var(CHILD_ENV) {
         rss_child(&dir);
+        return;
+    }
+    if std::env::var("FOOTAGE_BENCH_OPEN_1M").is_ok_and(|v| v == "1") {
+        cold_open_1m();
         return;
     }
     let mut c = Criterion::default().configure_from_args();
