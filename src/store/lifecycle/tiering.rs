@@ -227,7 +227,7 @@ impl Store {
             Some(id),
             stamp(run, serde_json::json!({"url": tier.url(), "bytes": rec.bytes, "sha256": crate::store::hex(&rec.sha256), "lsn": lsn})),
         )?;
-        tracing::info!(
+        tracing::debug!(
             segment = id,
             bytes = rec.bytes,
             url = tier.url(),
@@ -284,7 +284,7 @@ impl Store {
             Some(id),
             stamp(run, serde_json::json!({"bytes_freed": total, "lsn": lsn})),
         )?;
-        tracing::info!(
+        tracing::debug!(
             segment = id,
             bytes_freed = total,
             "evicted: only the cloud copy remains"
@@ -380,7 +380,7 @@ impl Store {
         }
         fail::point("delete.after_cloud");
         drop(serial);
-        tracing::info!(segment = id, bytes_freed = total, uploaded, "deleted");
+        tracing::debug!(segment = id, bytes_freed = total, uploaded, "deleted");
         self.inner.maybe_checkpoint();
         Ok(total)
     }
