@@ -435,12 +435,10 @@ fn random_kills_during_apply_lose_nothing() {
                 std::thread::sleep(delay);
                 let sent = child.try_wait().unwrap().is_none() && child.kill().is_ok();
                 let status = child.wait().unwrap();
-                if sent {
-                    assert_eq!(
-                        status.signal(),
-                        Some(libc::SIGKILL),
-                        "round {round}: the apply was sent SIGKILL after {delay:?} but ended {status}"
-                    );
+                // A kill "sent" can still miss: the apply may exit between `try_wait` and
+                // `kill` (signalling a child that has exited but is not yet reaped succeeds).
+                // Only a death by SIGKILL counts; a clean exit is a miss, tried again earlier.
+                if sent && status.signal() == Some(libc::SIGKILL) {
                     eprintln!("round {round}: apply killed after {delay:?}");
                     return;
                 }
