@@ -184,9 +184,9 @@ pub enum PinnedUntil {
 }
 
 impl PinnedUntil {
-    /// From the change log's value (`i64::MAX` is "indefinitely").
+    /// From the change log's value (`PIN_FOREVER` is "indefinitely").
     pub(crate) fn from_micros(us: i64) -> PinnedUntil {
-        if us == i64::MAX {
+        if us == crate::format::change::PIN_FOREVER {
             PinnedUntil::Indefinitely
         } else {
             PinnedUntil::Time(Timestamp(us))

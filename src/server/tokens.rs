@@ -218,17 +218,6 @@ fn sha256(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-fn decode_hex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
 impl TokenSet {
     /// Reads the tokens file of the store at `root`; a missing file is an empty set.
     pub fn load(root: &Path) -> Result<TokenSet> {
@@ -278,7 +267,7 @@ impl TokenSet {
                 created: raw.created,
             };
             crate::meta::validate_id("token name", &e.name)?;
-            let hash = decode_hex32(&e.sha256)
+            let hash = crate::util::parse_sha256(&e.sha256)
                 .ok_or_else(|| format!("token {:?}: sha256 is not 64 hex digits", e.name))?;
             if set.get(&e.name).is_some() {
                 return Err(format!("token {:?} is listed twice", e.name));

@@ -168,9 +168,5 @@ impl Store {
 
 /// A pin's end as `info` shows it: RFC 3339, or `"indefinitely"`.
 pub(crate) fn show_pin(until: i64) -> String {
-    if until == PIN_FOREVER {
-        "indefinitely".into()
-    } else {
-        format_time(until)
-    }
+    crate::types::PinnedUntil::from_micros(until).to_string()
 }
