@@ -50,6 +50,7 @@ pub fn synthesize_store(
             chunk_capacity: 0,
             meta,
             extents: Vec::new(),
+            block_crcs: false,
         };
         cat.apply_commit(&rec, 0, 0);
     }

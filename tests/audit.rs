@@ -535,12 +535,7 @@ fn get_verify_refuses_a_corrupted_segment() {
         &out,
     );
     // Now make the chunk's CRCs match the rotten bytes: only the SHA-256 can tell.
-    let hdr = FIRST_PAYLOAD - 32;
-    let len = u32::from_le_bytes(b[hdr + 8..hdr + 12].try_into().unwrap()) as usize;
-    let crc = crc32fast::hash(&b[FIRST_PAYLOAD..FIRST_PAYLOAD + len]);
-    b[hdr + 12..hdr + 16].copy_from_slice(&crc.to_le_bytes());
-    let hcrc = crc32fast::hash(&b[hdr..hdr + 28]);
-    b[hdr + 28..hdr + 32].copy_from_slice(&hcrc.to_le_bytes());
+    common::reseal_chunk(&mut b, FIRST_PAYLOAD - 32);
     std::fs::write(&vol, &b).unwrap();
     let o = run(
         &path,

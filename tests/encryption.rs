@@ -384,10 +384,12 @@ fn a_plain_store_is_unaffected_and_ignores_a_key() {
     let store = footage::testing::open_or_create_with(dir.path(), &options(None)).unwrap();
     let data = footage_bytes(4, 2 * CAP + 5);
     let id = store.ingest_bytes(meta(0), &data).unwrap().id;
-    // Plain chunks hold the bytes verbatim, 32 + len long.
+    // Plaintext chunks hold the bytes verbatim, then their block CRC trailer (4 blocks of
+    // 16 KiB: 4 CRCs and the block size), 64 KiB with the header.
     let chunks = chunks_of(dir.path(), id);
+    let cap = 64 * 1024 - 32 - 20;
     assert_eq!(chunks[0].len as usize, 64 * 1024 - 32);
-    assert_eq!(payload(&chunks[0]), data[..64 * 1024 - 32]);
+    assert_eq!(payload(&chunks[0])[..cap], data[..cap]);
     drop(store);
     let with_key = StoreOptions {
         key: Some(key(5)),

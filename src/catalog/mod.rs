@@ -459,6 +459,7 @@ mod tests {
                 offset: 4064,
                 len: 10,
             }],
+            block_crcs: false,
         }
     }
 

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! payload (after the 32-byte record header; kind = 2, a = segment id):
-//!   u16  commit format version (1 or 2, see below)
+//!   u16  commit format version (1, 2 or 3, see below)
 //!   u64  segment id
 //!   u64  lsn            store-wide sequence number of this commit
 //!   i64  committed_us   when the store acknowledged it
@@ -27,7 +27,13 @@
 //! acknowledged request ends in a short chunk) any chunk may be shorter, 1..=capacity bytes,
 //! and the chunk holding `pos` is found by a binary search over the prefix sums of the
 //! extent lengths ([`ChunkLayout`]). `encode` writes version 1 whenever the chunks are uniform,
-//! so ordinary ingest still writes (and older builds still read) version 1.
+//! for segments whose chunks are plain (encrypted stores, and stores written before version 3).
+//!
+//! Version 3 has the fields and the chunk length rule of version 2; it says that every chunk
+//! record of the segment carries a block CRC trailer (`super::chunk`, the Blocks form), so
+//! a reader verifies a range by checking only the 16 KiB blocks it touches. Plaintext stores
+//! write version 3 for every new segment; builds before it refuse the record as an unknown
+//! version (never as damage).
 
 use super::{DecodeError, Reader, Writer};
 use crate::meta::{GpsFix, SegmentMeta};
@@ -36,6 +42,9 @@ use crate::meta::{GpsFix, SegmentMeta};
 pub const COMMIT_VERSION: u16 = 1;
 /// Version written when some chunk before the last is short (resumable uploads).
 pub const COMMIT_VERSION_VARIABLE: u16 = 2;
+/// Version written when the chunks carry block CRC trailers (`super::chunk`, the Blocks
+/// form); its chunks may have any length, as in version 2.
+pub const COMMIT_VERSION_BLOCKS: u16 = 3;
 
 /// How a segment's byte offsets map onto its chunks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,12 +160,16 @@ pub struct CommitRecord {
     pub chunk_capacity: u32,
     pub meta: SegmentMeta,
     pub extents: Vec<Extent>,
+    /// The chunks carry block CRC trailers (written as version 3).
+    pub block_crcs: bool,
 }
 
 impl CommitRecord {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.u16(if is_uniform(self.chunk_capacity, &self.extents) {
+        w.u16(if self.block_crcs {
+            COMMIT_VERSION_BLOCKS
+        } else if is_uniform(self.chunk_capacity, &self.extents) {
             COMMIT_VERSION
         } else {
             COMMIT_VERSION_VARIABLE
@@ -184,11 +197,11 @@ impl CommitRecord {
     pub fn decode(data: &[u8], with_gps: bool) -> Result<CommitRecord, DecodeError> {
         let mut r = Reader::new(data, "commit record");
         let version = r.u16()?;
-        if version != COMMIT_VERSION && version != COMMIT_VERSION_VARIABLE {
+        if !(COMMIT_VERSION..=COMMIT_VERSION_BLOCKS).contains(&version) {
             return Err(DecodeError::UnsupportedVersion {
                 what: "commit record",
                 found: u32::from(version),
-                supported: u32::from(COMMIT_VERSION_VARIABLE),
+                supported: u32::from(COMMIT_VERSION_BLOCKS),
             });
         }
         let segment_id = r.u64()?;
@@ -230,8 +243,9 @@ impl CommitRecord {
                 categories,
             },
             extents,
+            block_crcs: version == COMMIT_VERSION_BLOCKS,
         };
-        rec.check_layout(version == COMMIT_VERSION_VARIABLE)?;
+        rec.check_layout(version != COMMIT_VERSION)?;
         Ok(rec)
     }
 
@@ -360,6 +374,7 @@ mod tests {
                     len: 10,
                 },
             ],
+            block_crcs: false,
         }
     }
 
@@ -412,6 +427,23 @@ mod tests {
         big.extents[0].len = 4065;
         big.bytes += 3965;
         assert!(CommitRecord::decode(&big.encode(), true).is_err());
+    }
+
+    #[test]
+    fn block_crc_segments_are_version_3_with_any_chunk_lengths() {
+        let mut v = sample();
+        v.block_crcs = true;
+        v.extents[0].len = 100;
+        v.bytes = 110;
+        let enc = v.encode();
+        assert_eq!(&enc[..2], &COMMIT_VERSION_BLOCKS.to_le_bytes());
+        assert_eq!(CommitRecord::decode(&enc, true).unwrap(), v);
+        let mut future = enc.clone();
+        future[..2].copy_from_slice(&4u16.to_le_bytes());
+        assert!(matches!(
+            CommitRecord::decode(&future, true),
+            Err(DecodeError::UnsupportedVersion { found: 4, .. })
+        ));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 mod bytes;
 pub mod change;
+pub mod chunk;
 pub mod cloud;
 pub mod cloud_crc;
 pub mod commit;

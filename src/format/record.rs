@@ -5,9 +5,10 @@
 //!  0     4    magic        b"FTGR"
 //!  4     1    version      1
 //!  5     1    kind         1 chunk, 2 commit, 3 seal
-//!  6     2    flags        0 (reserved)
+//!  6     2    flags        chunk: bit 0 = block CRC trailer (`chunk::FLAG_BLOCK_CRCS`);
+//!                           otherwise 0
 //!  8     4    len          payload length in bytes
-//! 12     4    payload_crc  CRC32 of the payload
+//! 12     4    payload_crc  CRC32 of the payload (of its block CRC trailer when bit 0 is set)
 //! 16     8    a            chunk, commit: segment id; seal: volume id
 //! 24     4    b            chunk: chunk index within the segment; otherwise 0
 //! 28     4    header_crc   CRC32 of bytes 0..28
@@ -48,6 +49,8 @@ impl Kind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordHeader {
     pub kind: Kind,
+    /// Chunk records: [`super::chunk::FLAG_BLOCK_CRCS`] or 0; other records: 0.
+    pub flags: u16,
     pub len: u32,
     pub payload_crc: u32,
     pub a: u64,
@@ -58,6 +61,7 @@ impl RecordHeader {
     pub fn new(kind: Kind, payload: &[u8], a: u64, b: u32) -> RecordHeader {
         RecordHeader {
             kind,
+            flags: 0,
             len: payload.len() as u32,
             payload_crc: crc32fast::hash(payload),
             a,
@@ -75,6 +79,7 @@ impl RecordHeader {
         }
         RecordHeader {
             kind,
+            flags: 0,
             len: len as u32,
             payload_crc: crc.finalize(),
             a,
@@ -87,7 +92,7 @@ impl RecordHeader {
         h[0..4].copy_from_slice(&RECORD_MAGIC);
         h[4] = RECORD_VERSION;
         h[5] = self.kind as u8;
-        // h[6..8]: flags, zero.
+        h[6..8].copy_from_slice(&self.flags.to_le_bytes());
         h[8..12].copy_from_slice(&self.len.to_le_bytes());
         h[12..16].copy_from_slice(&self.payload_crc.to_le_bytes());
         h[16..24].copy_from_slice(&self.a.to_le_bytes());
@@ -128,6 +133,7 @@ impl RecordHeader {
         a.copy_from_slice(&h[16..24]);
         Ok(RecordHeader {
             kind,
+            flags: u16::from_le_bytes([h[6], h[7]]),
             len,
             payload_crc: field4(12),
             a: u64::from_le_bytes(a),
@@ -135,10 +141,33 @@ impl RecordHeader {
         })
     }
 
-    /// Checks a payload against this header's CRC.
+    /// The header of a chunk of `data_len` data bytes followed by `trailer`
+    /// ([`super::chunk::build_trailer`]): the Blocks form, whose `payload_crc` covers the
+    /// trailer.
+    pub fn blocks_chunk(data_len: u32, trailer: &[u8], a: u64, b: u32) -> RecordHeader {
+        RecordHeader {
+            kind: Kind::Chunk,
+            flags: super::chunk::FLAG_BLOCK_CRCS,
+            len: data_len + trailer.len() as u32,
+            payload_crc: crc32fast::hash(trailer),
+            a,
+            b,
+        }
+    }
+
+    /// Whether this is a chunk whose payload ends with a block CRC trailer.
+    pub fn has_block_crcs(&self) -> bool {
+        self.kind == Kind::Chunk && self.flags & super::chunk::FLAG_BLOCK_CRCS != 0
+    }
+
+    /// Checks a whole payload against this header: its CRC, or for a chunk with a block CRC
+    /// trailer the trailer and every block.
     pub fn check_payload(&self, payload: &[u8]) -> Result<(), DecodeError> {
         if payload.len() != self.len as usize {
             return Err(DecodeError::Truncated("record payload"));
+        }
+        if self.has_block_crcs() {
+            return super::chunk::check_payload(payload, self.payload_crc);
         }
         check_crc("record payload", self.payload_crc, payload)
     }

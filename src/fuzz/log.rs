@@ -101,6 +101,7 @@ fn change_of(data: &[u8], segment_id: u64) {
             ..Default::default()
         },
         extents: Vec::new(),
+        block_crcs: false,
     };
     cat.apply_commit(&rec, 1, 4064);
     if let Some(base) = c.base_lsn {

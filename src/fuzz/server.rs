@@ -161,6 +161,7 @@ fn small_catalog() -> Catalog {
             chunk_capacity: 0,
             meta,
             extents: Vec::new(),
+            block_crcs: false,
         };
         cat.apply_commit(&rec, 1, 4064);
     }

@@ -5,7 +5,8 @@
 //!   the store's lock file keeps other footage processes from truncating it underneath the
 //!   map (a truncation by hand would make reads fault; hole-punched ranges read as zeros and
 //!   fail their CRC);
-//! - every record returned has passed its header CRC and payload CRC.
+//! - every record returned by `read_record` has passed its header CRC and payload CRC;
+//!   `read_bytes` returns raw bytes for callers that check them themselves.
 
 use std::fs::{File, OpenOptions};
 use std::ops::Deref;
@@ -217,8 +218,9 @@ impl Volume {
         self.map.read().is_some()
     }
 
-    /// Reads `len` bytes at `pos`, from the map when there is one.
-    fn read_bytes(&self, pos: u64, len: usize) -> Result<RecordBytes> {
+    /// Reads `len` bytes at `pos`, from the map when there is one (unverified: the caller
+    /// checks them, as a chunk's blocks are checked against its block CRC trailer).
+    pub fn read_bytes(&self, pos: u64, len: usize) -> Result<RecordBytes> {
         if let Some(e) = crate::fail::eio(&self.path) {
             return Err(Error::io(&self.path, e));
         }

@@ -91,19 +91,30 @@ impl VolumeWriter {
     /// The payload is the concatenation of `parts`, written in place one after the other, so
     /// a payload split across buffers needs no copy.
     pub fn append(&self, kind: Kind, a: u64, b: u32, parts: &[&[u8]]) -> Result<Appended> {
+        self.append_record(RecordHeader::from_parts(kind, parts, a, b), parts)
+    }
+
+    /// Appends a record whose header the caller made (a chunk with a block CRC trailer, or a
+    /// verified record copied as it is); `header.len` must be the length of `parts`.
+    pub fn append_record(&self, header: RecordHeader, parts: &[&[u8]]) -> Result<Appended> {
+        let given: usize = parts.iter().map(|p| p.len()).sum();
+        if given != header.len as usize {
+            return Err(Error::Invalid(format!(
+                "record header says {} bytes, payload has {given}",
+                header.len
+            )));
+        }
         let mut st = self.state.lock();
-        self.append_locked(&mut st, kind, a, b, parts)
+        self.append_locked(&mut st, header, parts)
     }
 
     fn append_locked(
         &self,
         st: &mut WriteState,
-        kind: Kind,
-        a: u64,
-        b: u32,
+        header: RecordHeader,
         parts: &[&[u8]],
     ) -> Result<Appended> {
-        let header = RecordHeader::from_parts(kind, parts, a, b);
+        let kind = header.kind;
         if st.poisoned {
             return Err(Error::Poisoned {
                 path: self.volume.path.clone(),
@@ -245,13 +256,8 @@ impl VolumeWriter {
             if st.sealed {
                 return Ok(());
             }
-            let at = self.append_locked(
-                &mut st,
-                Kind::Seal,
-                u64::from(self.volume.id),
-                0,
-                &[&payload],
-            )?;
+            let header = RecordHeader::new(Kind::Seal, &payload, u64::from(self.volume.id), 0);
+            let at = self.append_locked(&mut st, header, &[&payload])?;
             st.sealed = true;
             match at {
                 Appended::At(pos) => record_end(pos, payload.len() as u32),

@@ -3,7 +3,9 @@
 //!
 //! Invariants:
 //! - every byte handed out comes from a chunk whose header names this segment and chunk
-//!   index and whose payload CRC matched, or from a cloud block whose CRC32 matched;
+//!   index and whose payload CRC matched (for a chunk with a block CRC trailer: whose
+//!   trailer matched the header's CRC and whose 16 KiB blocks holding the bytes matched
+//!   their CRCs in it), or from a cloud block whose CRC32 matched;
 //!   otherwise the read fails with [`Error::SegmentCorrupt`] naming the segment and the byte
 //!   offset (never wrong bytes); a cloud block may come from the read cache (`crate::cache`),
 //!   checked again against the same CRC32;
@@ -27,12 +29,17 @@ use std::sync::Arc;
 use super::{Inner, Store};
 use crate::error::{Error, Result};
 use crate::format::change::{FLAG_EVICTED, FLAG_UPLOADED};
+use crate::format::chunk::{ChunkForm, Trailer};
 use crate::format::commit::{ChunkLayout, Extent};
-use crate::format::record::Kind;
+use crate::format::record::{Kind, RecordHeader, HEADER_LEN};
 use crate::log::volume::{RecordBytes, Volume};
 
 /// Bytes fetched from the cloud tier at a time when reading an evicted segment.
 const CLOUD_READ: u64 = 4 << 20;
+/// Most bytes of a chunk with block CRCs verified at a time: a read checks only the blocks it
+/// needs, and a long read checks and copies piece by piece while each piece is in the CPU's
+/// cache.
+const VERIFY_AT_ONCE: u64 = 128 << 10;
 
 /// Verified bytes a reader holds, starting at segment offset `start`.
 enum Cached {
@@ -78,6 +85,8 @@ pub struct SegmentReader {
     uploaded: bool,
     /// Opens chunk payloads in an encrypted store.
     cipher: Option<Arc<crate::crypt::SegmentCipher>>,
+    /// How the chunk payloads are laid out (Blocks: verified block by block).
+    form: ChunkForm,
     /// Cloud blocks may come from (and go to) the read cache; off for verification, which
     /// must reach the cloud copy itself.
     cache: bool,
@@ -125,13 +134,16 @@ impl Store {
                     from_cloud: true,
                     uploaded: true,
                     cipher: None,
+                    form: ChunkForm::Plain,
                     cache: true,
                 });
             }
         };
+        let form = ChunkForm::of(rec.block_crcs, self.inner.crypt.is_some());
         Ok(SegmentReader {
             inner: Arc::clone(&self.inner),
             id,
+            form,
             len: rec.bytes,
             layout: Arc::new(rec.layout()),
             extents: rec.extents.into(),
@@ -170,7 +182,7 @@ impl SegmentReader {
     pub(crate) fn over_extents(
         inner: Arc<Inner>,
         id: u64,
-        capacity: u32,
+        (capacity, form): (u32, ChunkForm),
         extents: Vec<Extent>,
     ) -> SegmentReader {
         let len = extents.iter().map(|e| u64::from(e.len)).sum();
@@ -185,6 +197,7 @@ impl SegmentReader {
             current: None,
             from_cloud: false,
             uploaded: false,
+            form,
             cache: false,
         }
     }
@@ -216,8 +229,9 @@ impl SegmentReader {
         self.from_cloud
     }
 
-    /// Loads and verifies the bytes holding `pos`.
-    fn fill(&mut self, pos: u64) -> Result<Cached> {
+    /// Loads and verifies the bytes holding `pos` (for a chunk with block CRCs: the blocks
+    /// holding `pos..pos + want`, or the first of them).
+    fn fill(&mut self, pos: u64, want: usize) -> Result<Cached> {
         if !self.from_cloud {
             let Some(index) = self.layout.index_of(pos) else {
                 return Err(Error::SegmentCorrupt {
@@ -226,10 +240,10 @@ impl SegmentReader {
                     what: "commit record has no chunk size".into(),
                 });
             };
-            let mut got = self.local_chunk(index);
+            let mut got = self.local_chunk(index, pos, want);
             if got.is_err() && self.reload_extents() {
                 // Compaction moved the segment since this reader opened it.
-                got = self.local_chunk(index);
+                got = self.local_chunk(index, pos, want);
             }
             match got {
                 Ok(cached) => return Ok(cached),
@@ -276,14 +290,18 @@ impl SegmentReader {
     }
 
     /// Chunk `index` from the local copy: verified (CRC, and the AES-256-GCM tag in an
-    /// encrypted store).
-    fn local_chunk(&self, index: usize) -> Result<Cached> {
+    /// encrypted store); of a chunk with block CRCs only the blocks holding `pos..pos + want`.
+    fn local_chunk(&self, index: usize, pos: u64, want: usize) -> Result<Cached> {
         let start = self.layout.start_of(index);
-        if self.cipher.is_some() {
-            let bytes = self.decrypted_chunk(index)?;
-            return Ok(Cached::Decrypted { start, bytes });
+        match self.form {
+            ChunkForm::Sealed => {
+                let bytes = self.decrypted_chunk(index)?;
+                return Ok(Cached::Decrypted { start, bytes });
+            }
+            ChunkForm::Blocks => return self.local_blocks(index, pos.saturating_sub(start), want),
+            ChunkForm::Plain => {}
         }
-        let (vol, epoch, bytes) = self.chunk(index, 0)?;
+        let (vol, epoch, bytes) = self.chunk(index)?;
         Ok(Cached::Local {
             start,
             vol,
@@ -300,7 +318,7 @@ impl SegmentReader {
             return Err(Error::Invalid("segment is not encrypted".into()));
         };
         loop {
-            let (vol, epoch, sealed) = self.chunk(index, crate::crypt::OVERHEAD as u32)?;
+            let (vol, epoch, sealed) = self.chunk(index)?;
             let opened = vol.unpunched(|now| {
                 (now == epoch)
                     .then(|| cipher.open(crate::crypt::DOMAIN_CHUNK, index as u64, &sealed))
@@ -319,20 +337,16 @@ impl SegmentReader {
         }
     }
 
-    /// Loads and verifies chunk `index` (whose record payload is `overhead` bytes longer than
-    /// its extent: the nonce and tag in an encrypted store); returns it with its volume and
-    /// punch epoch.
-    fn chunk(&self, index: usize, overhead: u32) -> Result<(Arc<Volume>, u64, RecordBytes)> {
-        let at = self.layout.start_of(index);
-        let corrupt = |what: String| Error::SegmentCorrupt {
-            segment: self.id,
-            offset: at,
-            what,
-        };
+    /// The extent of chunk `index` and its volume.
+    fn extent(&self, index: usize) -> Result<(Extent, Arc<Volume>)> {
         let ext = *self
             .extents
             .get(index)
-            .ok_or_else(|| corrupt("chunk missing from commit record".into()))?;
+            .ok_or_else(|| Error::SegmentCorrupt {
+                segment: self.id,
+                offset: self.layout.start_of(index),
+                what: "chunk missing from commit record".into(),
+            })?;
         let vol = self
             .inner
             .volume(ext.volume_id)
@@ -343,29 +357,98 @@ impl SegmentReader {
                     ext.volume_id
                 ),
             })?;
-        let (epoch, got) = vol.unpunched(|epoch| (epoch, vol.read_record(ext.offset)));
-        let (h, payload) = got.map_err(|e| match e {
+        Ok((ext, vol))
+    }
+
+    /// What a failed read of chunk `index` is reported as: a failed disk is noted (the volume
+    /// is taken out of use), damage becomes [`Error::SegmentCorrupt`] at the chunk's start.
+    fn chunk_error(&self, vol: &Volume, ext: Extent, index: usize, e: Error) -> Error {
+        match e {
             e @ Error::Io { .. } => {
-                self.inner.note_volume_failure(&vol, &e.to_string());
+                self.inner.note_volume_failure(vol, &e.to_string());
                 e
             }
-            Error::Corruption { what, .. } => corrupt(format!(
-                "volume {} offset {}: {what}",
-                ext.volume_id, ext.offset
-            )),
+            Error::Corruption { what, .. } => Error::SegmentCorrupt {
+                segment: self.id,
+                offset: self.layout.start_of(index),
+                what: format!("volume {} offset {}: {what}", ext.volume_id, ext.offset),
+            },
             other => other,
-        })?;
+        }
+    }
+
+    /// Checks that the record header `h` is chunk `index` of this segment, in this segment's
+    /// form, holding the extent's bytes.
+    fn check_chunk_header(&self, h: &RecordHeader, ext: Extent, index: usize) -> Result<()> {
+        let extra = self.form.extra(ext.len);
         if h.kind != Kind::Chunk
             || h.a != self.id
             || h.b as usize != index
-            || Some(h.len) != ext.len.checked_add(overhead)
+            || Some(h.len) != ext.len.checked_add(extra)
+            || h.has_block_crcs() != (self.form == ChunkForm::Blocks)
         {
-            return Err(corrupt(format!(
-                "volume {} offset {} holds another record (kind {:?}, segment {}, chunk {})",
-                ext.volume_id, ext.offset, h.kind, h.a, h.b
-            )));
+            return Err(Error::SegmentCorrupt {
+                segment: self.id,
+                offset: self.layout.start_of(index),
+                what: format!(
+                    "volume {} offset {} holds another record (kind {:?}, segment {}, chunk {})",
+                    ext.volume_id, ext.offset, h.kind, h.a, h.b
+                ),
+            });
         }
+        Ok(())
+    }
+
+    /// Loads chunk `index` whole and verifies its payload; returns it with its volume and
+    /// punch epoch.
+    fn chunk(&self, index: usize) -> Result<(Arc<Volume>, u64, RecordBytes)> {
+        let (ext, vol) = self.extent(index)?;
+        let (epoch, got) = vol.unpunched(|epoch| (epoch, vol.read_record(ext.offset)));
+        let (h, payload) = got.map_err(|e| self.chunk_error(&vol, ext, index, e))?;
+        self.check_chunk_header(&h, ext, index)?;
         Ok((vol, epoch, payload))
+    }
+
+    /// The blocks of chunk `index` (a chunk with a block CRC trailer) holding its bytes
+    /// `within..within + want` (at most [`VERIFY_AT_ONCE`] of them, at least the first):
+    /// the header checked, the trailer checked against it, each block against the trailer.
+    fn local_blocks(&self, index: usize, within: u64, want: usize) -> Result<Cached> {
+        let (ext, vol) = self.extent(index)?;
+        let (epoch, got) = vol.unpunched(|epoch| {
+            let got = (|| {
+                let h = vol.read_header(ext.offset)?;
+                self.check_chunk_header(&h, ext, index)?;
+                let data_at = ext.offset + HEADER_LEN;
+                let trailer_at = data_at + u64::from(ext.len);
+                let raw = vol.read_bytes(trailer_at, (h.len - ext.len) as usize)?;
+                let t = Trailer::parse(&raw, ext.len, h.payload_crc)
+                    .map_err(|e| Error::corruption(&vol.path, trailer_at, e.to_string()))?;
+                let block = u64::from(t.block());
+                let want = (want as u64).clamp(1, VERIFY_AT_ONCE);
+                let first = (within / block) as u32;
+                let end = ((within + want).div_ceil(block) as u32)
+                    .min(t.blocks())
+                    .max(first + 1);
+                let (off, len) = t.span(first, end);
+                let bytes = vol.read_bytes(data_at + u64::from(off), len as usize)?;
+                t.check(first, &bytes).map_err(|bad| {
+                    Error::corruption(
+                        &vol.path,
+                        data_at + u64::from(bad) * block,
+                        format!("block {bad} of chunk {index} fails its CRC32"),
+                    )
+                })?;
+                Ok((u64::from(off), bytes))
+            })();
+            (epoch, got)
+        });
+        let (off, bytes) = got.map_err(|e| self.chunk_error(&vol, ext, index, e))?;
+        Ok(Cached::Local {
+            start: self.layout.start_of(index) + off,
+            vol,
+            epoch,
+            bytes,
+        })
     }
 
     /// Fills `out` from the current position; fails rather than return unverified bytes.
@@ -378,7 +461,7 @@ impl SegmentReader {
                 start <= pos && pos < start + len as u64
             });
             if !covered {
-                self.current = Some(self.fill(pos)?);
+                self.current = Some(self.fill(pos, out.len() - done)?);
             }
             let Some(cached) = &self.current else {
                 break;

@@ -82,7 +82,7 @@ pub fn sha(b: &[u8]) -> [u8; 32] {
 }
 
 /// Every volume file under `dirs`.
-fn volumes(dirs: &[PathBuf]) -> Vec<PathBuf> {
+pub fn volumes(dirs: &[PathBuf]) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for d in dirs {
         if let Ok(rd) = std::fs::read_dir(d) {

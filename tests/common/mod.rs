@@ -175,3 +175,26 @@ pub fn open_gated(root: &Path, opts: &StoreOptions) -> footage::Result<Store> {
         }
     }
 }
+
+/// Makes the chunk record whose header is at `hdr` in the volume bytes `b` consistent again
+/// after its data was changed, as a forger who knows the format would: its block CRC trailer
+/// (or payload CRC), then the header CRC.
+pub fn reseal_chunk(b: &mut [u8], hdr: usize) {
+    use footage::format::chunk::{build_trailer, data_len_of, FLAG_BLOCK_CRCS};
+    let len = u32::from_le_bytes(b[hdr + 8..hdr + 12].try_into().unwrap());
+    let flags = u16::from_le_bytes([b[hdr + 6], b[hdr + 7]]);
+    let at = hdr + 32;
+    let end = at + len as usize;
+    let crc = if flags & FLAG_BLOCK_CRCS != 0 {
+        let block = u32::from_le_bytes(b[end - 4..end].try_into().unwrap());
+        let data = data_len_of(len, block).unwrap() as usize;
+        let trailer = build_trailer(&[&b[at..at + data]]);
+        b[at + data..end].copy_from_slice(&trailer);
+        crc32fast::hash(&trailer)
+    } else {
+        crc32fast::hash(&b[at..end])
+    };
+    b[hdr + 12..hdr + 16].copy_from_slice(&crc.to_le_bytes());
+    let hcrc = crc32fast::hash(&b[hdr..hdr + 28]);
+    b[hdr + 28..hdr + 32].copy_from_slice(&hcrc.to_le_bytes());
+}

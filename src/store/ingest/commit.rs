@@ -10,8 +10,9 @@ use std::sync::Arc;
 use sha2::Digest;
 
 use crate::error::{Error, Result};
+use crate::format::chunk::ChunkForm;
 use crate::format::commit::CommitRecord;
-use crate::format::record::{record_end, Kind};
+use crate::format::record::{record_end, Kind, RecordHeader};
 
 use super::{failed_earlier, Committed, SegmentWriter};
 
@@ -116,9 +117,11 @@ impl SegmentWriter {
             chunk_capacity: self.capacity as u32,
             meta: std::mem::take(&mut self.meta),
             extents: std::mem::take(&mut self.extents),
+            block_crcs: self.form == ChunkForm::Blocks,
         };
         let payload = rec.encode();
-        let (w, pos) = self.append(Kind::Commit, 0, &[&payload])?;
+        let header = RecordHeader::new(Kind::Commit, &payload, self.id, 0);
+        let (w, pos) = self.append(header, &[&payload])?;
         // 3. The commit record is durable before the segment is visible or acknowledged.
         w.sync_to(record_end(pos, payload.len() as u32))?;
         crate::fail::point("ingest.commit_durable");

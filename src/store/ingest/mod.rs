@@ -35,8 +35,9 @@ use sha2::{Digest, Sha256};
 
 use super::{hex, Inner};
 use crate::error::{Error, Result};
+use crate::format::chunk::ChunkForm;
 use crate::format::commit::Extent;
-use crate::format::record::{record_end, Kind};
+use crate::format::record::{record_end, Kind, RecordHeader};
 use crate::log::writer::{Appended, VolumeWriter};
 use crate::meta::SegmentMeta;
 
@@ -95,6 +96,9 @@ pub struct SegmentWriter {
     failed: bool,
     /// Seals chunk payloads in an encrypted store.
     cipher: Option<crate::crypt::SegmentCipher>,
+    /// Sealed in an encrypted store; else Blocks (a block CRC trailer per chunk), or Plain
+    /// for an upload session an earlier build began.
+    form: ChunkForm,
     /// Volumes an upload session has chunks in (kept from compaction and volume dropping):
     /// each is added before the first append to it.
     pins: Option<Arc<parking_lot::Mutex<std::collections::HashSet<u32>>>>,
@@ -254,12 +258,23 @@ impl SegmentWriter {
         let index = u32::try_from(self.extents.len())
             .map_err(|_| Error::Invalid("segment has too many chunks".into()))?;
         let len = parts.iter().map(|p| p.len()).sum::<usize>() as u32;
-        let (writer, pos) = match &self.cipher {
-            Some(c) => {
+        let (writer, pos) = match (&self.cipher, self.form) {
+            (Some(c), _) => {
                 let sealed = c.seal(crate::crypt::DOMAIN_CHUNK, u64::from(index), parts);
-                self.append(Kind::Chunk, index, &[&sealed])?
+                let header = RecordHeader::from_parts(Kind::Chunk, &[&sealed], self.id, index);
+                self.append(header, &[&sealed])?
             }
-            None => self.append(Kind::Chunk, index, parts)?,
+            (None, ChunkForm::Blocks) => {
+                let trailer = crate::format::chunk::build_trailer(parts);
+                let header = RecordHeader::blocks_chunk(len, &trailer, self.id, index);
+                let mut all = parts.to_vec();
+                all.push(&trailer);
+                self.append(header, &all)?
+            }
+            (None, _) => {
+                let header = RecordHeader::from_parts(Kind::Chunk, parts, self.id, index);
+                self.append(header, parts)?
+            }
         };
         self.extents.push(Extent {
             volume_id: writer.volume.id,
@@ -270,14 +285,18 @@ impl SegmentWriter {
     }
     /// Appends a record to the active volume for this segment, moving to a new volume when
     /// the current one is full.
-    fn append(&mut self, kind: Kind, b: u32, parts: &[&[u8]]) -> Result<(Arc<VolumeWriter>, u64)> {
-        let len = parts.iter().map(|p| p.len()).sum::<usize>() as u32;
+    fn append(
+        &mut self,
+        header: RecordHeader,
+        parts: &[&[u8]],
+    ) -> Result<(Arc<VolumeWriter>, u64)> {
+        let (kind, len) = (header.kind, header.len);
         loop {
             let w = self.inner.writer_for(self.dir, self.day)?;
             if let Some(p) = &self.pins {
                 p.lock().insert(w.volume.id);
             }
-            match w.append(kind, self.id, b, parts)? {
+            match w.append_record(header, parts)? {
                 Appended::At(pos) => {
                     let end = record_end(pos, len);
                     if kind == Kind::Chunk {
@@ -299,6 +318,8 @@ impl SegmentWriter {
 
 mod commit;
 mod resumable;
+
+pub(crate) use resumable::chunk_form_of;
 
 #[cfg(test)]
 mod tests;

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use crate::error::Result;
+use crate::format::chunk::ChunkForm;
 use crate::format::commit::Extent;
-use crate::format::record::chunk_payload_capacity;
 use crate::meta::SegmentMeta;
 use crate::store::Inner;
 
@@ -28,13 +28,8 @@ impl SegmentWriter {
         day: i64,
     ) -> SegmentWriter {
         let cipher = inner.crypt.as_ref().map(|c| c.segment(id));
-        let overhead = if cipher.is_some() {
-            crate::crypt::OVERHEAD
-        } else {
-            0
-        };
-        let capacity =
-            chunk_payload_capacity(u64::from(inner.config.chunk_size)) as usize - overhead;
+        let form = ChunkForm::of(true, cipher.is_some());
+        let capacity = form.capacity(u64::from(inner.config.chunk_size)) as usize;
         SegmentWriter {
             inner,
             actor,
@@ -50,12 +45,14 @@ impl SegmentWriter {
             touched: Vec::new(),
             failed: false,
             cipher,
+            form,
             pins: None,
             hashed_by_caller: false,
         }
     }
     /// A writer that goes on after `extents` (durable chunks holding `bytes` bytes, which
-    /// `hasher` has already seen): an upload session resumed after a restart or an error.
+    /// `hasher` has already seen): an upload session resumed after a restart or an error. Its
+    /// chunks keep the form of the ones already written ([`chunk_form_of`]).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn resume(
         inner: Arc<Inner>,
@@ -66,13 +63,17 @@ impl SegmentWriter {
         bytes: u64,
         hasher: Sha256,
         pins: Arc<parking_lot::Mutex<std::collections::HashSet<u32>>>,
-    ) -> SegmentWriter {
+    ) -> Result<SegmentWriter> {
+        let form = chunk_form_of(&inner, id, &extents)?;
         let mut w = SegmentWriter::with_parts(inner, meta, actor, id, dir, day);
+        if form == ChunkForm::Plain {
+            w.plain_chunks();
+        }
         w.extents = extents;
         w.bytes = bytes;
         w.hasher = hasher;
         w.pins = Some(pins);
-        w
+        Ok(w)
     }
     /// Records every volume this writer appends to in `pins`, so that compaction and the
     /// dropping of empty volumes leave them alone while the catalog does not yet count the
@@ -98,6 +99,19 @@ impl SegmentWriter {
     /// Payload bytes of a full chunk.
     pub(crate) fn capacity(&self) -> u32 {
         self.capacity as u32
+    }
+    /// How this writer's chunk payloads are laid out.
+    pub(crate) fn form(&self) -> ChunkForm {
+        self.form
+    }
+    /// Writes plain chunks (no block CRC trailers), as builds before commit record version 3
+    /// did: for an upload session begun by such a build, whose earlier chunks are plain and
+    /// hold up to the plain capacity. Only before the first byte is written.
+    fn plain_chunks(&mut self) {
+        if self.form == ChunkForm::Blocks {
+            self.form = ChunkForm::Plain;
+            self.capacity = self.form.capacity(u64::from(self.inner.config.chunk_size)) as usize;
+        }
     }
     /// The chunks written so far (after [`SegmentWriter::persist_tail`]: all of them).
     pub(crate) fn extents(&self) -> &[Extent] {
@@ -148,4 +162,29 @@ impl SegmentWriter {
         r.map_err(|e| self.inner.explain_disk_full(e))?;
         Ok(self.bytes - self.buf.len() as u64)
     }
+}
+
+/// The form of the chunks an upload session has written so far: Sealed in an encrypted store;
+/// else what the first chunk's record header says (a session begun by a build before commit
+/// record version 3 has plain chunks, and keeps writing them so that its segment has one
+/// form); Blocks when there is no chunk yet.
+pub(crate) fn chunk_form_of(inner: &Inner, id: u64, extents: &[Extent]) -> Result<ChunkForm> {
+    if inner.crypt.is_some() {
+        return Ok(ChunkForm::Sealed);
+    }
+    let Some(first) = extents.first() else {
+        return Ok(ChunkForm::Blocks);
+    };
+    let vol = inner
+        .volume(first.volume_id)
+        .ok_or_else(|| crate::error::Error::Unavailable {
+            segment: id,
+            reason: format!("volume {} is missing", first.volume_id),
+        })?;
+    let h = vol.read_header(first.offset)?;
+    Ok(if h.has_block_crcs() {
+        ChunkForm::Blocks
+    } else {
+        ChunkForm::Plain
+    })
 }

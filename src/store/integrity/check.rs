@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use crate::audit::STORE_ACTOR;
 use crate::error::{Error, Result};
 use crate::format::change::{FLAG_DELETED, FLAG_EVICTED, FLAG_UPLOADED};
+use crate::format::chunk::ChunkForm;
 use crate::format::record::Kind;
 use crate::format::scrub::{truncate, Finding, FindingKind, ScrubState, MAX_DETAIL};
 use crate::format::DecodeError;
@@ -142,11 +143,7 @@ impl Inner {
         // In an encrypted store a chunk record holds nonce ‖ ciphertext ‖ tag: the tag is
         // checked too, and the plaintext hashed.
         let cipher = self.crypt.as_ref().map(|c| c.segment(id));
-        let overhead = if cipher.is_some() {
-            crate::crypt::OVERHEAD as u32
-        } else {
-            0
-        };
+        let form = ChunkForm::of(rec.block_crcs, cipher.is_some());
         let mut bad: Vec<u32> = Vec::new();
         let mut first_detail = None;
         for (i, ext) in rec.extents.iter().enumerate() {
@@ -162,7 +159,8 @@ impl Inner {
                     if h.kind != Kind::Chunk
                         || h.a != id
                         || h.b != index
-                        || h.len != ext.len + overhead
+                        || h.len != ext.len + form.extra(ext.len)
+                        || h.has_block_crcs() != (form == ChunkForm::Blocks)
                     {
                         Err(Some(format!(
                             "chunk {index} (volume {} offset {}) holds another record (kind {:?}, segment {}, chunk {})",
@@ -170,8 +168,9 @@ impl Inner {
                         )))
                     } else {
                         match &cipher {
+                            // Blocks form: the data, not the block CRC trailer after it.
                             None => {
-                                hasher.update(&payload[..]);
+                                hasher.update(payload.get(..ext.len as usize).unwrap_or_default());
                                 Ok(())
                             }
                             Some(c) => match c.open(crate::crypt::DOMAIN_CHUNK, u64::from(index), &payload) {

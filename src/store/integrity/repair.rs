@@ -28,6 +28,7 @@ use super::check::Checked;
 use crate::error::{Error, Result};
 use crate::fail;
 use crate::format::change::{FLAG_EVICTED, FLAG_UPLOADED};
+use crate::format::chunk::{build_trailer, ChunkForm};
 use crate::format::record::{Kind, RecordHeader};
 use crate::format::scrub::FindingKind;
 use crate::store::Store;
@@ -142,17 +143,27 @@ impl Store {
                     "the cloud copy of segment {id} is short at chunk {index}"
                 )));
             }
-            // An encrypted store seals the chunk again, under a fresh random nonce.
-            let (bytes, overhead) = match &self.inner.crypt {
-                None => (plain, 0),
-                Some(c) => (
-                    c.segment(id)
-                        .seal(crate::crypt::DOMAIN_CHUNK, u64::from(index), &[&plain]),
-                    crate::crypt::OVERHEAD as u32,
-                ),
+            // An encrypted store seals the chunk again, under a fresh random nonce; a Blocks
+            // chunk gets its block CRC trailer again.
+            let form = ChunkForm::of(rec.block_crcs, self.inner.crypt.is_some());
+            let (header, bytes) = match (&self.inner.crypt, form) {
+                (Some(c), _) => {
+                    let sealed =
+                        c.segment(id)
+                            .seal(crate::crypt::DOMAIN_CHUNK, u64::from(index), &[&plain]);
+                    (RecordHeader::new(Kind::Chunk, &sealed, id, index), sealed)
+                }
+                (None, ChunkForm::Blocks) => {
+                    let trailer = build_trailer(&[&plain]);
+                    let header =
+                        RecordHeader::blocks_chunk(plain.len() as u32, &trailer, id, index);
+                    let mut bytes = plain;
+                    bytes.extend_from_slice(&trailer);
+                    (header, bytes)
+                }
+                (None, _) => (RecordHeader::new(Kind::Chunk, &plain, id, index), plain),
             };
-            let header = RecordHeader::new(Kind::Chunk, &bytes, id, index);
-            if header.len != ext.len + overhead {
+            if header.len != ext.len + form.extra(ext.len) {
                 return Err(Error::Cloud(format!(
                     "the cloud copy of segment {id} is short at chunk {index}"
                 )));

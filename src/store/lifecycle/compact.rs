@@ -40,8 +40,9 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::fail;
 use crate::format::change::{Op, FLAG_EVICTED};
+use crate::format::chunk::ChunkForm;
 use crate::format::commit::CommitRecord;
-use crate::format::record::Kind;
+use crate::format::record::{Kind, RecordHeader};
 use crate::format::volume::{VolumeHeader, VOLUME_HEADER_LEN};
 use crate::log::volume::Volume;
 use crate::log::writer::{Appended, VolumeWriter};
@@ -269,15 +270,11 @@ impl Store {
         };
         let vol = Arc::new(Volume::create(tmp, src.dir, header)?);
         let w = VolumeWriter::new(vol, VOLUME_HEADER_LEN as u64, u64::MAX);
-        // An encrypted chunk record holds the nonce and tag beyond its extent's bytes; it is
-        // copied as it is (its sealing binds it to the segment and chunk, not the place).
-        let overhead = if inner.crypt.is_some() {
-            crate::crypt::OVERHEAD as u32
-        } else {
-            0
-        };
-        let append = |kind: Kind, a: u64, b: u32, payload: &[u8]| -> Result<u64> {
-            match w.append(kind, a, b, &[payload])? {
+        // A chunk record is copied as it is, header included: an encrypted one holds the
+        // nonce and tag beyond its extent's bytes (its sealing binds it to the segment and
+        // chunk, not the place), a Blocks one its block CRC trailer.
+        let append = |header: RecordHeader, payload: &[u8]| -> Result<u64> {
+            match w.append_record(header, &[payload])? {
                 Appended::At(pos) => Ok(pos),
                 Appended::Full => Err(Error::Invalid("compaction target refused a record".into())),
             }
@@ -286,6 +283,7 @@ impl Store {
         for old in moves {
             let mut rec = old.clone();
             let layout = old.layout();
+            let form = ChunkForm::of(old.block_crcs, inner.crypt.is_some());
             let evicted = inner
                 .catalog
                 .read()
@@ -306,14 +304,15 @@ impl Store {
                 if h.kind != Kind::Chunk
                     || h.a != old.segment_id
                     || h.b as usize != index
-                    || h.len != x.len + overhead
+                    || h.len != x.len + form.extra(x.len)
+                    || h.has_block_crcs() != (form == ChunkForm::Blocks)
                 {
                     return Err(corrupt(format!(
                         "volume {} offset {} holds another record",
                         src.id, x.offset
                     )));
                 }
-                x.offset = append(Kind::Chunk, h.a, h.b, &payload)?;
+                x.offset = append(h, &payload)?;
                 x.volume_id = nid;
             }
             copies.push((rec, old));
@@ -324,7 +323,9 @@ impl Store {
         let mut placed = Vec::with_capacity(copies.len());
         for (mut rec, old) in copies {
             rec.lsn = inner.next_lsn.fetch_add(1, Ordering::SeqCst);
-            let pos = append(Kind::Commit, rec.segment_id, 0, &rec.encode())?;
+            let payload = rec.encode();
+            let header = RecordHeader::new(Kind::Commit, &payload, rec.segment_id, 0);
+            let pos = append(header, &payload)?;
             placed.push((rec, pos, old));
         }
         w.seal(inner.now_us())?;

@@ -177,6 +177,7 @@ impl Store {
                 chunk_capacity: 0,
                 meta,
                 extents: Vec::new(),
+                block_crcs: false,
             };
             let payload = rec.encode();
             let (w, pos) = loop {

@@ -53,6 +53,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::fail;
 use crate::format::change::{Op, FLAG_EVICTED, FLAG_UPLOADED};
+use crate::format::chunk::ChunkForm;
 use crate::format::commit::CommitRecord;
 use crate::format::record::{record_end, Kind, HEADER_LEN};
 use crate::log::writer::Appended;
@@ -230,6 +231,7 @@ impl Store {
         clock.mark("fdatasync");
         fail::point("restore.after_chunks");
         let capacity = w.capacity();
+        let block_crcs = w.form() == ChunkForm::Blocks;
         // The writer's own hash state saw none of these bytes (`write_hashed_by_caller`).
         let (_, bytes, extents) = w.suspend().ok_or_else(|| {
             Error::Invalid(format!(
@@ -280,6 +282,7 @@ impl Store {
             chunk_capacity: capacity,
             meta: rec.meta.clone(),
             extents,
+            block_crcs,
         };
         self.append_restored_commit(new, rec, dir, day)?;
         clock.mark("commit_record");

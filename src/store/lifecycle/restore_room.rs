@@ -12,7 +12,8 @@
 //! the one an ingest would pick first.
 
 use crate::error::{Error, Result};
-use crate::format::record::{chunk_payload_capacity, HEADER_LEN};
+use crate::format::chunk::ChunkForm;
+use crate::format::record::HEADER_LEN;
 use crate::store::stats::disk_space;
 use crate::store::Inner;
 
@@ -29,15 +30,12 @@ impl Inner {
     /// Bytes a restore of a `bytes`-long segment appends to a volume (chunks of the store's
     /// `chunk_size`, as the ingest writer cuts them).
     pub(crate) fn restore_footprint(&self, bytes: u64) -> u64 {
-        let seal = if self.crypt.is_some() {
-            crate::crypt::OVERHEAD as u64
-        } else {
-            0
-        };
-        let capacity =
-            chunk_payload_capacity(u64::from(self.config.chunk_size)).saturating_sub(seal);
+        // A restore writes chunks as an ingest does: sealed, or with block CRC trailers.
+        let form = ChunkForm::of(true, self.crypt.is_some());
+        let capacity = form.capacity(u64::from(self.config.chunk_size));
         let chunks = bytes.div_ceil(capacity.max(1));
-        bytes + chunks * (HEADER_LEN + seal + EXTENT_BYTES) + HEADER_LEN + COMMIT_RECORD_ALLOWANCE
+        let extra = u64::from(form.extra(capacity as u32));
+        bytes + chunks * (HEADER_LEN + extra + EXTENT_BYTES) + HEADER_LEN + COMMIT_RECORD_ALLOWANCE
     }
 
     /// The data dir a restore of segment `id` needing `needed` bytes writes to: the first

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::fail;
 use crate::format::change::{Op, FLAG_DELETED, FLAG_EVICTED, FLAG_UPLOADED};
+use crate::format::chunk::ChunkForm;
 use crate::format::commit::Extent;
 use crate::format::record::HEADER_LEN;
 use crate::store::{Inner, Store};
@@ -60,8 +61,9 @@ impl Inner {
 
     /// Chunk payload bytes per volume of a segment's local chunks (what its eviction or
     /// deletion frees, in the units of `Catalog::volume_live`), and its extents.
-    fn local_chunks(&self, id: u64) -> Result<(Freed, Vec<Extent>)> {
+    fn local_chunks(&self, id: u64) -> Result<(Freed, Vec<Extent>, ChunkForm)> {
         let rec = self.load_commit(id, false)?;
+        let form = ChunkForm::of(rec.block_crcs, self.crypt.is_some());
         let mut freed: Vec<(u32, u64)> = Vec::new();
         for x in &rec.extents {
             match freed.iter_mut().find(|(v, _)| *v == x.volume_id) {
@@ -69,27 +71,24 @@ impl Inner {
                 None => freed.push((x.volume_id, u64::from(x.len))),
             }
         }
-        Ok((freed, rec.extents))
+        Ok((freed, rec.extents, form))
     }
 
-    /// Punches chunk records out of their volumes; returns the bytes freed on disk.
-    fn punch_extents(&self, extents: &[Extent]) -> Result<u64> {
+    /// Punches chunk records (of the given form) out of their volumes; returns the bytes
+    /// freed on disk.
+    fn punch_extents(&self, extents: &[Extent], form: ChunkForm) -> Result<u64> {
         if !self.punch_holes.load(std::sync::atomic::Ordering::Relaxed) {
             return Ok(0); // left as dead bytes for compaction
         }
-        // An encrypted chunk's record holds the nonce and tag beyond the extent's bytes.
-        let sealed = if self.crypt.is_some() {
-            crate::crypt::OVERHEAD as u64
-        } else {
-            0
-        };
+        // A chunk's record may hold more than the extent's bytes: the nonce and tag of an
+        // encrypted one, the block CRC trailer of a Blocks one.
         // One fdatasync per volume, not per chunk.
         let mut by_volume: std::collections::BTreeMap<u32, Vec<(u64, u64)>> = Default::default();
         for x in extents {
             by_volume
                 .entry(x.volume_id)
                 .or_default()
-                .push((x.offset, HEADER_LEN + u64::from(x.len) + sealed));
+                .push((x.offset, HEADER_LEN + u64::from(x.len + form.extra(x.len))));
         }
         let mut total = 0;
         for (vid, ranges) in by_volume {
@@ -269,13 +268,13 @@ impl Store {
         // Then the holes. A crash between leaves only dead local bytes, reclaimed by
         // compaction or when the volume is dropped; the segment is never half evicted (its
         // local copy is either whole or no longer claimed), so `verify` stays clean.
-        let (freed, extents) = self.inner.local_chunks(id)?;
+        let (freed, extents, form) = self.inner.local_chunks(id)?;
         state.flags |= FLAG_EVICTED;
         let lsn = self
             .inner
             .append_change(id, Op::Evicted, "", state, freed, actor)?;
         fail::point("evict.after_record");
-        let total = self.inner.punch_extents(&extents)?;
+        let total = self.inner.punch_extents(&extents, form)?;
         drop(_serial);
         fail::point("evict.after_punch");
         self.audit(
@@ -329,10 +328,12 @@ impl Store {
         let evicted = state.flags & FLAG_EVICTED != 0;
         // An unreadable commit record does not stop a deletion: its chunks then stay as dead
         // bytes until their volume is compacted or dropped.
-        let (freed, extents) = if evicted {
-            (Vec::new(), Vec::new())
+        let (freed, extents, form) = if evicted {
+            (Vec::new(), Vec::new(), ChunkForm::Plain)
         } else {
-            self.inner.local_chunks(id).unwrap_or_default()
+            self.inner
+                .local_chunks(id)
+                .unwrap_or((Vec::new(), Vec::new(), ChunkForm::Plain))
         };
         let uploaded = state.flags & FLAG_UPLOADED != 0;
         if uploaded {
@@ -365,7 +366,7 @@ impl Store {
         if let Some(c) = &self.inner.cache {
             c.drop_segment(id);
         }
-        let total = self.inner.punch_extents(&extents)?;
+        let total = self.inner.punch_extents(&extents, form)?;
         // The commit record goes too, so a rebuild from the log cannot bring the segment back.
         if let Some(vol) = self.inner.volume(meta_volume) {
             if let Ok(h) = vol.read_header(meta_offset) {

@@ -232,7 +232,7 @@ impl UploadPatch {
             let reader = SegmentReader::over_extents(
                 Arc::clone(&self.store.inner),
                 session.header.segment_id,
-                w.capacity(),
+                (w.capacity(), w.form()),
                 w.extents().to_vec(),
             );
             let info = crate::input::mp4::mp4_info_reader(reader, session.header.length)

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use super::{Session, UploadPatch, UploadRefusal, UPLOADS_DIR};
 use crate::audit::Durability;
 use crate::error::{Error, IoContext, Result};
+use crate::format::chunk::ChunkForm;
 use crate::format::commit::Extent;
 use crate::meta::SegmentMeta;
 use crate::store::ingest::SegmentWriter;
@@ -79,6 +80,7 @@ impl Store {
                     hasher,
                     Arc::clone(&session.pins),
                 )
+                .map_err(UploadRefusal::Store)?
             }
             _ => self
                 .resume_writer(&session, extents, durable)
@@ -104,10 +106,15 @@ impl Store {
             h.dir,
             h.day,
         );
+        let form = crate::store::ingest::chunk_form_of(&self.inner, h.segment_id, &extents)?;
+        let capacity = match form {
+            ChunkForm::Plain => ChunkForm::Plain.capacity(u64::from(self.inner.config.chunk_size)),
+            _ => u64::from(probe.capacity()),
+        } as u32;
         let mut reader = SegmentReader::over_extents(
             Arc::clone(&self.inner),
             h.segment_id,
-            probe.capacity(),
+            (capacity, form),
             extents.clone(),
         );
         let mut hasher = Sha256::new();
@@ -132,7 +139,7 @@ impl Store {
                 session.id
             )));
         }
-        Ok(SegmentWriter::resume(
+        SegmentWriter::resume(
             Arc::clone(&self.inner),
             h.meta.clone(),
             Arc::from(h.actor.as_str()),
@@ -141,7 +148,7 @@ impl Store {
             durable,
             hasher,
             Arc::clone(&session.pins),
-        ))
+        )
     }
 
     /// Ends a session that is not complete: its file is removed and its chunks become dead
