@@ -51,6 +51,8 @@ pub fn synthesize_store(
             meta,
             extents: Vec::new(),
             block_crcs: false,
+            one_sync: false,
+            durable_to: 0,
         };
         cat.apply_commit(&rec, 0, 0);
     }

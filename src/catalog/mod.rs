@@ -460,6 +460,8 @@ mod tests {
                 len: 10,
             }],
             block_crcs: false,
+            one_sync: false,
+            durable_to: 0,
         }
     }
 

@@ -42,9 +42,14 @@ use crate::meta::{GpsFix, SegmentMeta};
 pub const COMMIT_VERSION: u16 = 1;
 /// Version written when some chunk before the last is short (resumable uploads).
 pub const COMMIT_VERSION_VARIABLE: u16 = 2;
-/// Version written when the chunks carry block CRC trailers (`super::chunk`, the Blocks
-/// form); its chunks may have any length, as in version 2.
+/// Version 3: the layout rule of version 2, and after `chunk_capacity` a `u16` of flags
+/// ([`FLAG_BLOCK_CRCS`], [`FLAG_ONE_SYNC`]) and the `u64` `durable_to`.
 pub const COMMIT_VERSION_BLOCKS: u16 = 3;
+/// Commit flag: every chunk of the segment carries a block CRC trailer (the Blocks form).
+pub const FLAG_BLOCK_CRCS: u16 = 1;
+/// Commit flag: the chunks were written just before this record and made durable by the same
+/// fdatasync; recovery checks those not below the volume's durable watermark (FORMAT §11).
+pub const FLAG_ONE_SYNC: u16 = 2;
 
 /// How a segment's byte offsets map onto its chunks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,12 +167,18 @@ pub struct CommitRecord {
     pub extents: Vec<Extent>,
     /// The chunks carry block CRC trailers (written as version 3).
     pub block_crcs: bool,
+    /// The chunks were made durable by the same fdatasync as this record (version 3).
+    pub one_sync: bool,
+    /// Version 3: every byte of this record's volume below this offset was durable (an
+    /// fdatasync covering it had returned) when the record was appended; 0 if unknown.
+    pub durable_to: u64,
 }
 
 impl CommitRecord {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.u16(if self.block_crcs {
+        let v3 = self.block_crcs || self.one_sync;
+        w.u16(if v3 {
             COMMIT_VERSION_BLOCKS
         } else if is_uniform(self.chunk_capacity, &self.extents) {
             COMMIT_VERSION
@@ -182,6 +193,17 @@ impl CommitRecord {
         w.u64(self.bytes);
         w.bytes(&self.sha256);
         w.u32(self.chunk_capacity);
+        if v3 {
+            let mut flags = 0;
+            if self.block_crcs {
+                flags |= FLAG_BLOCK_CRCS;
+            }
+            if self.one_sync {
+                flags |= FLAG_ONE_SYNC;
+            }
+            w.u16(flags);
+            w.u64(self.durable_to);
+        }
         w.str16(&self.meta.officer);
         w.str16(&self.meta.device);
         w.str_list(&self.meta.categories);
@@ -212,6 +234,18 @@ impl CommitRecord {
         let bytes = r.u64()?;
         let sha256 = r.array::<32>()?;
         let chunk_capacity = r.u32()?;
+        let (flags, durable_to) = if version == COMMIT_VERSION_BLOCKS {
+            (r.u16()?, r.u64()?)
+        } else {
+            (0, 0)
+        };
+        if flags & !(FLAG_BLOCK_CRCS | FLAG_ONE_SYNC) != 0 {
+            return Err(DecodeError::UnsupportedVersion {
+                what: "commit record flags",
+                found: u32::from(flags),
+                supported: u32::from(FLAG_BLOCK_CRCS | FLAG_ONE_SYNC),
+            });
+        }
         let officer = r.str16()?;
         let device = r.str16()?;
         let categories = r.str_list()?;
@@ -243,7 +277,9 @@ impl CommitRecord {
                 categories,
             },
             extents,
-            block_crcs: version == COMMIT_VERSION_BLOCKS,
+            block_crcs: flags & FLAG_BLOCK_CRCS != 0,
+            one_sync: flags & FLAG_ONE_SYNC != 0,
+            durable_to,
         };
         rec.check_layout(version != COMMIT_VERSION)?;
         Ok(rec)
@@ -375,6 +411,8 @@ mod tests {
                 },
             ],
             block_crcs: false,
+            one_sync: false,
+            durable_to: 0,
         }
     }
 
@@ -438,6 +476,18 @@ mod tests {
         let enc = v.encode();
         assert_eq!(&enc[..2], &COMMIT_VERSION_BLOCKS.to_le_bytes());
         assert_eq!(CommitRecord::decode(&enc, true).unwrap(), v);
+        for (block_crcs, one_sync) in [(false, true), (true, true)] {
+            let mut w = v.clone();
+            (w.block_crcs, w.one_sync, w.durable_to) = (block_crcs, one_sync, 123_456);
+            assert_eq!(CommitRecord::decode(&w.encode(), true).unwrap(), w);
+        }
+        // An unknown flag is refused as a newer format, not taken for damage.
+        let mut flagged = enc.clone();
+        flagged[86] |= 0x80;
+        assert!(matches!(
+            CommitRecord::decode(&flagged, true),
+            Err(DecodeError::UnsupportedVersion { .. })
+        ));
         let mut future = enc.clone();
         future[..2].copy_from_slice(&4u16.to_le_bytes());
         assert!(matches!(

@@ -102,6 +102,8 @@ fn change_of(data: &[u8], segment_id: u64) {
         },
         extents: Vec::new(),
         block_crcs: false,
+        one_sync: false,
+        durable_to: 0,
     };
     cat.apply_commit(&rec, 1, 4064);
     if let Some(base) = c.base_lsn {

@@ -162,6 +162,8 @@ fn small_catalog() -> Catalog {
             meta,
             extents: Vec::new(),
             block_crcs: false,
+            one_sync: false,
+            durable_to: 0,
         };
         cat.apply_commit(&rec, 1, 4064);
     }

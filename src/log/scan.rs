@@ -13,6 +13,11 @@
 //!   mid-write): `end` stops before it. An invalid header followed later by valid records is
 //!   damage in the middle (bit rot): it is reported and skipped, and the scan resynchronises
 //!   on the next valid commit or seal record (headers only ever start at 4064 mod 4096);
+//! - an invalid region that ends at a one-sync commit record (FORMAT §11) and lies at or past
+//!   the volume's durable watermark (the highest `durable_to` of its commit records) is crash
+//!   residue, not damage: writes that a crash kept from the disk before the fdatasync that
+//!   was to cover them returned. It is reported apart (`residue`), and the volume must take no
+//!   more writes (a later watermark would make it look durable);
 //! - a record whose CRCs pass but whose format version is newer than this build's stops the
 //!   scan and is reported in `unsupported`: it is neither damage nor a torn tail;
 //! - an all-zero header is a punched hole (the records of a deleted segment): skipped, not
@@ -50,6 +55,8 @@ pub struct ScanOutcome {
     pub sealed: bool,
     /// Damaged regions in the middle of the volume.
     pub damage: Vec<Damage>,
+    /// Regions never made durable before a crash, ending at a one-sync commit record.
+    pub residue: Vec<Damage>,
     /// Length of the file when scanned; `len > end` means a torn tail (or trailing garbage).
     pub file_len: u64,
     /// A record written by a newer format version stopped the scan: the volume must not be
@@ -208,7 +215,30 @@ pub fn scan(vol: &Volume, from: u64) -> ScanOutcome {
             },
         }
     }
+    separate_residue(&mut out);
     out
+}
+
+/// Moves the invalid regions that are crash residue from `damage` to `residue`: each ends at
+/// a one-sync commit record and starts at or past the highest durable watermark any commit
+/// record of the volume gives (bytes below it were durable, so damage there is damage).
+fn separate_residue(out: &mut ScanOutcome) {
+    let mark = out
+        .commits
+        .iter()
+        .map(|(_, c)| c.durable_to)
+        .max()
+        .unwrap_or(0);
+    let (residue, damage): (Vec<Damage>, Vec<Damage>) =
+        std::mem::take(&mut out.damage).into_iter().partition(|d| {
+            d.from >= mark
+                && out
+                    .commits
+                    .iter()
+                    .any(|(pos, c)| *pos == d.to && c.one_sync)
+        });
+    out.damage = damage;
+    out.residue = residue;
 }
 
 /// Every valid record header of a volume, in file order, up to its seal record (holes and

@@ -80,6 +80,12 @@ impl VolumeWriter {
         self.state.lock().end
     }
 
+    /// Every byte below this offset is durable: an fdatasync that started after it was
+    /// written has returned (or, at open, the volume was synced up to here).
+    pub fn synced(&self) -> u64 {
+        self.sync.lock().synced
+    }
+
     pub fn is_sealed(&self) -> bool {
         self.state.lock().sealed
     }

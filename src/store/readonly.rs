@@ -291,7 +291,7 @@ fn open_read_only(
             failed: Mutex::new(None),
         })
         .collect();
-    let loaded = load(root, store_id, &dirs)?;
+    let loaded = load(root, store_id, &dirs, crypt.is_some())?;
     let scrub = super::integrity::check::ScrubShared::load(root)?;
     // Handles on the store directory, never locked: the owner holds the locks.
     let handle = || fs::File::open(root).at(root);

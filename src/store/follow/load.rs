@@ -18,7 +18,13 @@ use crate::store::{DataDir, OpenReport};
 use super::{note_volume, open_volume, scan_visible, Follow, Loaded, Pos, Records, LOAD_ATTEMPTS};
 
 /// Loads the catalog as open does (newest checkpoint, then the log after it), reading only.
-pub(in crate::store) fn load(root: &Path, store_id: [u8; 16], dirs: &[DataDir]) -> Result<Loaded> {
+/// `encrypted`: the store's chunks are sealed (it decides the form of their records).
+pub(in crate::store) fn load(
+    root: &Path,
+    store_id: [u8; 16],
+    dirs: &[DataDir],
+    encrypted: bool,
+) -> Result<Loaded> {
     let catalog_dir = root.join("catalog");
     let mut attempt = 0;
     loop {
@@ -125,7 +131,7 @@ pub(in crate::store) fn load(root: &Path, store_id: [u8; 16], dirs: &[DataDir]) 
             follow.pos.insert(id, pos);
             volumes.insert(id, vol);
         }
-        let counts = rec.apply(&mut cat, &volumes, &mut follow.deferred);
+        let counts = rec.apply(&mut cat, &volumes, &mut follow.deferred, encrypted);
         report.replayed = counts.segments;
         report.replayed_changes = counts.changes;
         report.relocated = counts.relocated;

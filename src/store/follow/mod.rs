@@ -31,6 +31,7 @@ use crate::format::change::ChangeRecord;
 use crate::format::commit::CommitRecord;
 use crate::log::scan::{scan, ScanOutcome};
 use crate::log::volume::Volume;
+use crate::store::open::confirm::Durable;
 
 /// Times a load starts again because the owner rotated a checkpoint or removed a volume
 /// while it read.
@@ -159,8 +160,19 @@ impl Records {
         cat: &mut Catalog,
         volumes: &HashMap<u32, Arc<Volume>>,
         deferred: &mut Vec<Deferred>,
+        encrypted: bool,
     ) -> Counts {
         let mut n = Counts::default();
+        // A one-sync commit whose chunks did not all reach the disk (the owner crashed before
+        // its fdatasync returned) is not shown: the owner leaves it out at its next open.
+        let durable = Durable::new(
+            volumes,
+            Durable::watermarks(&self.commits),
+            self.changes.iter().map(|(_, c, _)| c),
+            encrypted,
+        );
+        self.commits
+            .retain(|(_, _, c)| durable.check(c, cat).is_ok());
         for d in deferred.drain(..) {
             self.changes.push((d.volume, d.change, d.rounds + 1));
         }
@@ -303,7 +315,12 @@ pub(super) fn refresh(inner: &Inner, ro: &ReadOnly) -> Result<RefreshReport> {
     }
     if reload {
         let before = inner.catalog.read().len();
-        let loaded = load(&inner.root, inner.store_id, &inner.dirs)?;
+        let loaded = load(
+            &inner.root,
+            inner.store_id,
+            &inner.dirs,
+            inner.crypt.is_some(),
+        )?;
         let after = loaded.cat.len();
         out = RefreshReport {
             segments: after.saturating_sub(before),
@@ -349,7 +366,7 @@ pub(super) fn refresh(inner: &Inner, ro: &ReadOnly) -> Result<RefreshReport> {
             note_volume(&mut cat, *id, vol.dir, *pos);
         }
         let mut deferred = std::mem::take(&mut follow.deferred);
-        let counts = rec.apply(&mut cat, &volumes, &mut deferred);
+        let counts = rec.apply(&mut cat, &volumes, &mut deferred, inner.crypt.is_some());
         follow.deferred = deferred;
         out.segments = counts.segments;
         out.changes = counts.changes;

@@ -1,8 +1,19 @@
-//! Committing a segment: the remaining chunk, the fsync of every volume written, the commit
-//! record (group commit), the catalog, the audit entry, and the answer.
+//! Committing a segment: the remaining chunk, the commit record, the fdatasync(s) that make
+//! both durable (group commit), the catalog, the audit entry, and the answer.
 //!
-//! Invariant: a segment is visible (in the catalog) only once its chunks and then its commit
-//! record are durable, and `commit` returns only after that (DESIGN §8).
+//! Two ways to make a segment durable (DESIGN §8, FORMAT §11):
+//! - **one sync** (segments up to [`ONE_SYNC_MAX`]): the commit record is appended right behind
+//!   the chunks and one fdatasync of its volume makes both durable (other volumes the chunks
+//!   went to, after a rotation, are synced too). The record says so (`one_sync`) and carries
+//!   the volume's durable watermark (`durable_to`); recovery accepts it only if every chunk not
+//!   below a later watermark passes its CRCs. At most the last group-commit round of small
+//!   segments is checked after a crash;
+//! - **chunks first** (larger segments): every volume holding a chunk is fdatasync'ed before
+//!   the commit record is appended, then the record's volume again: recovery never reads
+//!   their chunks, however long they are.
+//!
+//! Invariant: a segment is visible (in the catalog) only once its chunks and its commit
+//! record are durable, and `commit` returns only after that.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -15,6 +26,12 @@ use crate::format::commit::CommitRecord;
 use crate::format::record::{record_end, Kind, RecordHeader};
 
 use super::{failed_earlier, Committed, SegmentWriter};
+use crate::log::writer::Appended;
+
+/// Largest segment committed with one fdatasync (chunks and commit record together). A crash
+/// leaves at most one group-commit round of such segments for recovery to check, so this
+/// bounds what an open after a crash reads: streams × 16 MiB.
+pub(crate) const ONE_SYNC_MAX: u64 = 16 << 20;
 
 impl SegmentWriter {
     /// Makes the segment durable and visible; returns its id and SHA-256. If the same device
@@ -36,9 +53,12 @@ impl SegmentWriter {
             let chunk = std::mem::take(&mut self.buf);
             self.append_chunk(&[&chunk])?;
         }
-        // 1. The chunks are durable before any commit record can name them.
-        for (w, end) in &self.touched {
-            w.sync_to(*end)?;
+        // 1. Large segments: the chunks are durable before a commit record names them.
+        let one_sync = self.bytes <= ONE_SYNC_MAX;
+        if !one_sync {
+            for (w, end) in &self.touched {
+                w.sync_to(*end)?;
+            }
         }
         crate::fail::point("ingest.chunks_durable");
         let sha256: [u8; 32] = self.hasher.clone().finalize().into();
@@ -108,7 +128,8 @@ impl SegmentWriter {
             });
         }
         let _gate = inner.gate.read();
-        let rec = CommitRecord {
+        let one_sync = self.bytes <= ONE_SYNC_MAX;
+        let mut rec = CommitRecord {
             segment_id: self.id,
             lsn: inner.next_lsn.fetch_add(1, Ordering::SeqCst),
             committed_us: inner.now_us(),
@@ -118,12 +139,34 @@ impl SegmentWriter {
             meta: std::mem::take(&mut self.meta),
             extents: std::mem::take(&mut self.extents),
             block_crcs: self.form == ChunkForm::Blocks,
+            one_sync,
+            durable_to: 0,
         };
-        let payload = rec.encode();
-        let header = RecordHeader::new(Kind::Commit, &payload, self.id, 0);
-        let (w, pos) = self.append(header, &[&payload])?;
-        // 3. The commit record is durable before the segment is visible or acknowledged.
-        w.sync_to(record_end(pos, payload.len() as u32))?;
+        // The watermark is of the volume the record lands in: taken again after a rotation.
+        let (w, pos, len) = loop {
+            let w = inner.writer_for(self.dir, self.day)?;
+            if let Some(p) = &self.pins {
+                p.lock().insert(w.volume.id);
+            }
+            rec.durable_to = w.synced();
+            let payload = rec.encode();
+            let header = RecordHeader::new(Kind::Commit, &payload, self.id, 0);
+            match w.append_record(header, &[&payload])? {
+                Appended::At(pos) => break (w, pos, payload.len() as u32),
+                Appended::Full => inner.rotate(self.dir, self.day, &w)?,
+            }
+        };
+        // 3. The chunks (one sync: in other volumes than the record's) and the commit record
+        //    are durable before the segment is visible or acknowledged.
+        if one_sync {
+            for (t, end) in &self.touched {
+                if !Arc::ptr_eq(t, &w) {
+                    t.sync_to(*end)?;
+                }
+            }
+        }
+        crate::fail::point("ingest.one_sync_appended");
+        w.sync_to(record_end(pos, len))?;
         crate::fail::point("ingest.commit_durable");
         inner.catalog.write().apply_commit(&rec, w.volume.id, pos);
         Ok(Committed {

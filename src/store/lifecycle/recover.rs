@@ -178,6 +178,8 @@ impl Store {
                 meta,
                 extents: Vec::new(),
                 block_crcs: false,
+                one_sync: false,
+                durable_to: 0,
             };
             let payload = rec.encode();
             let (w, pos) = loop {

@@ -283,6 +283,8 @@ impl Store {
             meta: rec.meta.clone(),
             extents,
             block_crcs,
+            one_sync: false,
+            durable_to: 0,
         };
         self.append_restored_commit(new, rec, dir, day)?;
         clock.mark("commit_record");

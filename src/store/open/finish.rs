@@ -20,7 +20,7 @@ use super::volumes::Found;
 use super::OpenReport;
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{IoContext, Result};
 use crate::log::volume::Volume;
 use crate::log::writer::VolumeWriter;
 use crate::store::Inner;
@@ -118,11 +118,20 @@ fn open_cache(
     }
 }
 
-/// Step 8: unsealed volumes take writes again (one per data dir and age day); the others are
-/// sealed.
-pub(super) fn reopen_active(inner: &Inner, active: Vec<(Arc<Volume>, u64)>) -> Result<()> {
+/// Step 8: unsealed volumes take writes again (one per data dir and age day); the others
+/// (full, damaged, holding a chunk of an unconfirmed commit, or a second one of the same dir
+/// and day) are sealed.
+pub(super) fn reopen_active(
+    inner: &Inner,
+    active: Vec<(Arc<Volume>, u64)>,
+    seal: &[u32],
+) -> Result<()> {
     let damaged: HashSet<String> = inner.report.damage.iter().cloned().collect();
     for (vol, end) in active {
+        // A writer takes everything below `end` as durable, and its commit records say so
+        // (`durable_to`, FORMAT §11): after a crash of the process alone, the records just
+        // replayed may still be only in the page cache. Make them durable first.
+        crate::fsio::sync_data(vol.file(), "open.active").at(&vol.path)?;
         let w = Arc::new(VolumeWriter::new(
             Arc::clone(&vol),
             end,
@@ -134,7 +143,7 @@ pub(super) fn reopen_active(inner: &Inner, active: Vec<(Arc<Volume>, u64)>) -> R
             .any(|d| d.starts_with(&format!("volume {} ", vol.id)));
         let full = end + u64::from(inner.config.chunk_size) > inner.config.volume_size;
         let mut writers = inner.writers.lock();
-        if is_damaged || full || writers.contains_key(&key) {
+        if is_damaged || full || seal.contains(&vol.id) || writers.contains_key(&key) {
             drop(writers);
             inner.seal_writer(&w)?;
         } else {

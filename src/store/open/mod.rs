@@ -17,6 +17,7 @@
 
 mod catalog;
 mod config;
+pub(crate) mod confirm;
 mod finish;
 mod lock;
 mod replay;
@@ -56,6 +57,11 @@ pub struct OpenReport {
     pub failed_dirs: Vec<String>,
     /// Commit records replayed that moved a segment (copies written by compaction).
     pub relocated: usize,
+    /// Segments left out because their commit record, written with its chunks under one
+    /// fdatasync, names a chunk that did not become durable (a crash before that fdatasync
+    /// returned: the segment was never acknowledged, like a torn tail). The volume holding the
+    /// chunk is sealed, and the segment's id is not handed out again.
+    pub unconfirmed: Vec<u64>,
     /// Files removed at open: volumes retired (compacted away or dropped) before a crash
     /// could remove them, and unfinished compaction targets (`*.ftv.compacting`).
     pub removed_files: Vec<String>,
@@ -88,7 +94,14 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
     let found = volumes::open_volumes(root, &settings, &cat, &mut report)?;
     volumes::forget_never_made(&mut cat, &found, &mut report);
     // 6, 7. Replay the log after the checkpoint.
-    let scanned = replay::scan_volumes(&mut cat, &found.volumes, &mut report)?;
+    let mut scanned = replay::scan_volumes(&mut cat, &found.volumes, crypt.is_some(), &mut report)?;
+    let candidates: Vec<(u64, [u8; 32])> = scanned
+        .unconfirmed
+        .iter()
+        .map(|u| (u.segment, u.sha256))
+        .collect();
+    let acked = confirm::acknowledged(&audit, &candidates);
+    replay::leave_out(&mut cat, &mut scanned, &acked, &mut report);
     replay::replay(
         &mut cat,
         scanned.commits,
@@ -108,7 +121,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
     // tails are cut, and the checkpoint below is still to come.
     crate::fail::point("open.replayed");
     // 8. Unsealed volumes take writes again.
-    finish::reopen_active(&inner, scanned.active)?;
+    finish::reopen_active(&inner, scanned.active, &scanned.seal)?;
     // 9. A checkpoint if anything was replayed or cut.
     finish::checkpoint_after_replay(&inner);
     Ok(Store { inner, actor: None })

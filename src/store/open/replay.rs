@@ -3,7 +3,10 @@
 //! catalog in LSN order.
 //!
 //! Invariants:
-//! - only record headers and commit/change/seal payloads are read, never chunk payloads;
+//! - only record headers and commit/change/seal payloads are read, and the chunks of a
+//!   one-sync commit record (FORMAT §11) that lie past the durable watermark of their volume;
+//!   such a commit is applied only if every one of those chunks passes its checks (else it is
+//!   left out and the chunk's volume sealed, so no later watermark can cover the chunk);
 //! - a torn tail is cut only from a volume that was still active (unsealed); damage inside a
 //!   volume is reported and never "repaired" by truncation;
 //! - a scanned record of a newer format version refuses the open; that volume is never cut;
@@ -20,6 +23,7 @@ use crate::format::change::ChangeRecord;
 use crate::format::commit::CommitRecord;
 use crate::log::scan::scan;
 use crate::log::volume::Volume;
+use crate::store::open::confirm::{Durable, Unconfirmed};
 
 /// What the scan of the volumes found: the records to replay, and the unsealed volumes with
 /// the end of their last valid record (they take writes again, step 8).
@@ -27,6 +31,44 @@ pub(super) struct Scanned {
     pub commits: Vec<(u32, u64, CommitRecord)>,
     pub changes: Vec<(u32, ChangeRecord)>,
     pub active: Vec<(Arc<Volume>, u64)>,
+    /// Volumes that must not take writes again (crash residue, or a chunk of an unconfirmed
+    /// commit).
+    pub seal: Vec<u32>,
+    /// One-sync commits with a chunk that fails its checks (see [`leave_out`]).
+    pub unconfirmed: Vec<Unconfirmed>,
+}
+
+/// Decides the commits of `scanned.unconfirmed`. One whose segment has an `ingest` entry
+/// with its SHA-256 in the audit log (`acknowledged`) was acknowledged, so its chunk was
+/// durable and has rotted since: it stays, and the damage is reported (reads of that chunk
+/// fail until it is repaired). Any other never became durable before a crash: it is left
+/// out, its id and LSN are never handed out again, and the chunk's volume takes no more
+/// writes (no later watermark may cover the chunk).
+pub(super) fn leave_out(
+    cat: &mut Catalog,
+    scanned: &mut Scanned,
+    acknowledged: &std::collections::HashSet<u64>,
+    report: &mut OpenReport,
+) {
+    for u in std::mem::take(&mut scanned.unconfirmed) {
+        scanned.seal.push(u.volume);
+        if acknowledged.contains(&u.segment) {
+            report.damage.push(format!(
+                "volume {} offset {}: segment {} (commit LSN {}), acknowledged: {}",
+                u.volume, u.offset, u.segment, u.lsn, u.why
+            ));
+            continue;
+        }
+        tracing::warn!(segment = u.segment, lsn = u.lsn, volume = u.volume, why = %u.why,
+            "a commit record names a chunk that did not become durable before a crash: the \
+             segment was never acknowledged and is left out");
+        scanned
+            .commits
+            .retain(|(_, _, c)| !(c.segment_id == u.segment && c.lsn == u.lsn));
+        cat.next_segment_id = cat.next_segment_id.max(u.segment.saturating_add(1));
+        cat.next_lsn = cat.next_lsn.max(u.lsn.saturating_add(1));
+        report.unconfirmed.push(u.segment);
+    }
 }
 
 /// Step 6: scans every volume in id order from its `replay_from`, cuts torn tails, maps
@@ -34,15 +76,20 @@ pub(super) struct Scanned {
 pub(super) fn scan_volumes(
     cat: &mut Catalog,
     volumes: &HashMap<u32, Arc<Volume>>,
+    encrypted: bool,
     report: &mut OpenReport,
 ) -> Result<Scanned> {
     let mut out = Scanned {
         commits: Vec::new(),
         changes: Vec::new(),
         active: Vec::new(),
+        seal: Vec::new(),
+        unconfirmed: Vec::new(),
     };
     let mut ids: Vec<u32> = volumes.keys().copied().collect();
     ids.sort_unstable();
+    // The durable watermark of each scanned volume: the highest `durable_to` of its records.
+    let mut watermarks: HashMap<u32, u64> = HashMap::new();
     for id in ids {
         let Some(vol) = volumes.get(&id).cloned() else {
             continue;
@@ -74,7 +121,17 @@ pub(super) fn scan_volumes(
                         d.from, d.to, d.what
                     ));
                 }
+                for d in &o.residue {
+                    tracing::info!(volume = id, from = d.from, to = d.to, what = %d.what,
+                        "bytes a crash kept from the disk before their fdatasync returned \
+                         (never acknowledged); the volume will be sealed");
+                }
+                if !o.residue.is_empty() {
+                    out.seal.push(id);
+                }
+                let mark = watermarks.entry(id).or_insert(0);
                 for (pos, c) in o.commits {
+                    *mark = (*mark).max(c.durable_to);
                     out.commits.push((id, pos, c));
                 }
                 for (_, c) in o.changes {
@@ -110,6 +167,19 @@ pub(super) fn scan_volumes(
         state.dir = vol.dir;
         state.sealed = sealed;
         state.replay_from = if sealed { end } else { state.replay_from };
+    }
+    // One-sync commits whose chunks did not all become durable (confirm.rs): decided by
+    // `leave_out`, once the audit log has said which of them were acknowledged.
+    let durable = Durable::new(
+        volumes,
+        watermarks,
+        out.changes.iter().map(|(_, c)| c),
+        encrypted,
+    );
+    for (_, _, c) in &out.commits {
+        if let Err(u) = durable.check(c, cat) {
+            out.unconfirmed.push(u);
+        }
     }
     Ok(out)
 }
