@@ -556,3 +556,24 @@ fn the_plan_shows_evictions_a_pin_defers_and_when_they_come() {
     assert_eq!(tier(&store, ids[2]), "cloud");
     assert_eq!(tier(&store, ids[0]), "local+cloud");
 }
+
+/// The last handle on a store whose cloud tier has started its I/O runtime may be dropped on a
+/// thread of another runtime (the HTTP server's, when `footage serve` stops): that must not
+/// panic ("Cannot drop a runtime in a context where blocking is not allowed").
+#[test]
+fn dropping_the_store_on_a_thread_of_another_runtime_does_not_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let cloud = dir.path().join("cloud");
+    let store = open(&dir.path().join("s"), &cloud);
+    let id = store
+        .ingest_bytes(meta("MET-1", T0, &["traffic"]), &random_bytes(1, 10_000))
+        .unwrap()
+        .id;
+    store.upload(id, "t", &mut |_| {}).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    rt.block_on(async move { tokio::spawn(async move { drop(store) }).await })
+        .expect("the store was dropped without a panic");
+}

@@ -64,7 +64,7 @@ const UPLOAD_CHUNK: usize = 8 << 20;
 /// A connection to the cloud tier.
 pub struct Tier {
     store: Arc<dyn ObjectStore>,
-    rt: tokio::runtime::Runtime,
+    rt: IoRuntime,
     url: String,
     root: ObjPath,
     metas: Mutex<HashMap<u64, Arc<CloudMeta>>>,
@@ -120,7 +120,7 @@ impl Tier {
             .map_err(cloud("cannot start the I/O runtime"))?;
         Ok(Tier {
             store,
-            rt,
+            rt: IoRuntime(Some(rt)),
             url: url.to_string(),
             root: ObjPath::from(store_id),
             metas: Mutex::new(HashMap::new()),
@@ -171,4 +171,28 @@ impl Tier {
 
 fn hex(b: &[u8]) -> String {
     crate::util::hex(b)
+}
+
+/// The tier's tokio runtime, shut down in the background when the tier goes: the last handle
+/// on a store may be dropped on a thread of another runtime (the HTTP server's), where
+/// dropping a runtime the ordinary way (blocking until its tasks end) panics.
+struct IoRuntime(Option<tokio::runtime::Runtime>);
+
+impl std::ops::Deref for IoRuntime {
+    type Target = tokio::runtime::Runtime;
+    fn deref(&self) -> &tokio::runtime::Runtime {
+        match &self.0 {
+            Some(rt) => rt,
+            // Only `drop` takes it out.
+            None => unreachable!("the tier's runtime is used after the tier was dropped"),
+        }
+    }
+}
+
+impl Drop for IoRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
