@@ -43,7 +43,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
-use footage::server::{Server, ServerOptions};
+use footage::server::ServerOptions;
 use footage::{Store, StoreOptions};
 
 const SEG_LEN: usize = 256 * common::MIB;
@@ -282,30 +282,15 @@ fn build_store(root: &Path, data: &[u8]) -> (Store, u64) {
 }
 
 fn start_footage(store: Store) -> Footage {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
     let opts = ServerOptions {
         addr: "127.0.0.1:0".parse().expect("addr"),
         log_requests: false,
         ..ServerOptions::default()
     };
-    let server = rt
-        .block_on(Server::bind(store.clone(), opts))
-        .expect("bind");
-    let addr = server.local_addr();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    rt.spawn(async move {
-        let _ = server
-            .run(async {
-                let _ = rx.await;
-            })
-            .await;
-    });
+    let common::Served { rt, addr, stop } = common::serve(&store, opts);
     Footage {
         rt,
-        stop: Some(tx),
+        stop: Some(stop),
         addr,
         _store: store,
     }

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use footage::server::{Server, ServerOptions};
+use footage::server::ServerOptions;
 use footage::{GpsFix, SegmentMeta, Store, StoreOptions};
 
 const STREAMS: usize = 8;
@@ -138,36 +138,21 @@ fn start_service(segments: usize) -> (Service, Vec<SegmentMeta>) {
         "fixture: {segments} segments ingested in {:.1} s",
         t.elapsed().as_secs_f64()
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
     let opts = ServerOptions {
         addr: "127.0.0.1:0".parse().expect("addr"),
         log_requests: false,
         bulk_nice: env_usize("FOOTAGE_BENCH_SERVICE_BULK_NICE", 10) as i32,
         ..ServerOptions::default()
     };
-    let server = rt
-        .block_on(Server::bind(store.clone(), opts))
-        .expect("bind");
-    let addr = server.local_addr();
+    let common::Served { rt, addr, stop } = common::serve(&store, opts);
     let base = format!("http://{addr}");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    rt.spawn(async move {
-        let _ = server
-            .run(async {
-                let _ = rx.await;
-            })
-            .await;
-    });
     (
         Service {
             _dir: dir,
             addr,
             base,
             rt,
-            stop: Some(tx),
+            stop: Some(stop),
         },
         metas,
     )

@@ -332,3 +332,32 @@ pub fn tus_upload(addr: std::net::SocketAddr, data: &[u8], device: &str, checksu
     );
     assert!(header(&done, "footage-segment").is_some(), "{done}");
 }
+
+/// A running `footage::server::Server` on loopback (as `footage serve` runs it): its runtime,
+/// address and the sender that stops it.
+pub struct Served {
+    pub rt: tokio::runtime::Runtime,
+    pub addr: std::net::SocketAddr,
+    pub stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Starts the library's HTTP server for `store` with `opts` on its own multi-thread runtime.
+pub fn serve(store: &footage::Store, opts: footage::server::ServerOptions) -> Served {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let server = rt
+        .block_on(footage::server::Server::bind(store.clone(), opts))
+        .expect("bind");
+    let addr = server.local_addr();
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    rt.spawn(async move {
+        let _ = server
+            .run(async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    Served { rt, addr, stop }
+}
