@@ -282,6 +282,10 @@ impl Store {
         let mut copies = Vec::with_capacity(moves.len());
         for old in moves {
             let mut rec = old.clone();
+            // The copy is written chunks-first (its chunks are synced before any commit record
+            // of the target), and the original's watermark is about another volume.
+            rec.one_sync = false;
+            rec.durable_to = 0;
             let layout = old.layout();
             let form = ChunkForm::of(old.block_crcs, inner.crypt.is_some());
             let evicted = inner
