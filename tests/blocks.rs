@@ -10,6 +10,8 @@
 //!   never returned as video;
 //! - a forger who recomputes every CRC is caught by the SHA-256 (`verify`).
 
+#[allow(dead_code)]
+mod common;
 #[path = "common/damage.rs"]
 mod damage;
 
@@ -162,11 +164,7 @@ fn a_cleared_block_flag_is_refused_not_read_as_video() {
     b[h + 6] = 0;
     // A plain chunk's CRC over the whole payload, and the header CRC: a consistent record
     // that only the flag's absence distinguishes.
-    let len = u32::from_le_bytes(b[h + 8..h + 12].try_into().unwrap()) as usize;
-    let crc = crc32fast::hash(&b[h + 32..h + 32 + len]);
-    b[h + 12..h + 16].copy_from_slice(&crc.to_le_bytes());
-    let hcrc = crc32fast::hash(&b[h..h + 28]);
-    b[h + 28..h + 32].copy_from_slice(&hcrc.to_le_bytes());
+    common::reseal_chunk(&mut b, h);
     drop(store);
     std::fs::write(&path, &b).unwrap();
     let store = Store::open_with(dir.path().join("s"), &options(&["data"])).unwrap();
@@ -185,7 +183,7 @@ fn a_forger_who_recomputes_every_crc_is_caught_by_the_sha256() {
     let (path, pos) = find_chunk(&dirs, id, 1);
     let mut b = std::fs::read(&path).unwrap();
     b[(pos + HEADER_LEN + 5000) as usize] ^= 0x20;
-    reseal(&mut b, pos as usize);
+    common::reseal_chunk(&mut b, pos as usize);
     drop(store);
     std::fs::write(&path, &b).unwrap();
     let store = Store::open_with(dir.path().join("s"), &options(&["data"])).unwrap();
@@ -200,17 +198,4 @@ fn a_forger_who_recomputes_every_crc_is_caught_by_the_sha256() {
         "{:?}",
         report.errors
     );
-}
-
-/// Recomputes the block CRC trailer, the payload CRC and the header CRC of the chunk record
-/// whose header is at `h`.
-fn reseal(b: &mut [u8], h: usize) {
-    use footage::format::chunk::{build_trailer, data_len_of, CRC_BLOCK};
-    let len = u32::from_le_bytes(b[h + 8..h + 12].try_into().unwrap());
-    let data = data_len_of(len, CRC_BLOCK).unwrap() as usize;
-    let trailer = build_trailer(&[&b[h + 32..h + 32 + data]]);
-    b[h + 32 + data..h + 32 + len as usize].copy_from_slice(&trailer);
-    b[h + 12..h + 16].copy_from_slice(&crc32fast::hash(&trailer).to_le_bytes());
-    let hcrc = crc32fast::hash(&b[h..h + 28]);
-    b[h + 28..h + 32].copy_from_slice(&hcrc.to_le_bytes());
 }

@@ -54,8 +54,7 @@ impl SegmentWriter {
             self.append_chunk(&[&chunk])?;
         }
         // 1. Large segments: the chunks are durable before a commit record names them.
-        let one_sync = self.bytes <= ONE_SYNC_MAX;
-        if !one_sync {
+        if !self.one_sync() {
             for (w, end) in &self.touched {
                 w.sync_to(*end)?;
             }
@@ -114,6 +113,10 @@ impl SegmentWriter {
         }
         Ok(committed)
     }
+    /// Whether this segment is committed with one fdatasync (chunks and record together).
+    fn one_sync(&self) -> bool {
+        self.bytes <= ONE_SYNC_MAX
+    }
     fn commit_record(&mut self, sha256: [u8; 32]) -> Result<Committed> {
         let inner = Arc::clone(&self.inner);
         if let Some(id) = inner.find_duplicate(&self.meta.device, &sha256)? {
@@ -128,7 +131,7 @@ impl SegmentWriter {
             });
         }
         let _gate = inner.gate.read();
-        let one_sync = self.bytes <= ONE_SYNC_MAX;
+        let one_sync = self.one_sync();
         let mut rec = CommitRecord {
             segment_id: self.id,
             lsn: inner.next_lsn.fetch_add(1, Ordering::SeqCst),
