@@ -10,7 +10,6 @@
 //!   never returned as video;
 //! - a forger who recomputes every CRC is caught by the SHA-256 (`verify`).
 
-#[allow(dead_code)]
 mod common;
 #[path = "common/damage.rs"]
 mod damage;
