@@ -1041,3 +1041,63 @@ fn pins_and_restores_need_a_token_that_may_change_segments() {
         Some(footage::PinnedUntil::Indefinitely)
     );
 }
+
+/// The server keeps segments it opened for video (`server/video/opened.rs`) so that the next
+/// range of the same segment does not read its commit record again. A deletion must end that
+/// at once, and a compaction that moves the segment's chunks must not leave it reading the old
+/// places: every answer stays exact.
+#[test]
+fn a_segment_opened_for_video_follows_deletion_and_compaction() {
+    let f = fixture();
+    let url = f.server.url();
+    let kept = fake_mp4(10, 150_000);
+    let doomed = random_bytes(11, 600_000);
+    let k = f
+        .store
+        .ingest_bytes(meta("MET-4", "CAM-4", T0 + 2_400_000_000), &kept)
+        .unwrap()
+        .id;
+    let d = f
+        .store
+        .ingest_bytes(meta("MET-4", "CAM-4", T0 + 3_000_000_000), &doomed)
+        .unwrap()
+        .id;
+    // A filler that seals the volume holding both (it is then read through its map).
+    f.store
+        .ingest_bytes(
+            meta("MET-5", "CAM-5", T0 + 3_600_000_000),
+            &random_bytes(12, 1_200_000),
+        )
+        .unwrap();
+    let video = |id: u64| format!("{url}/api/segments/{id}/video");
+    let check = |id: u64, bytes: &[u8]| {
+        for (from, to) in [
+            (0, 99),
+            (65_000, 140_000),
+            (bytes.len() - 10, bytes.len() - 1),
+        ] {
+            let r = get(&video(id), &[("Range", &format!("bytes={from}-{to}"))]);
+            assert_eq!(r.status, 206, "segment {id} bytes {from}-{to}");
+            assert_eq!(r.body, bytes[from..=to], "segment {id} bytes {from}-{to}");
+        }
+        let whole = get(&video(id), &[]);
+        assert_eq!(whole.body, bytes, "segment {id}");
+    };
+    check(k, &kept);
+    check(d, &doomed);
+    // Its chunks stay as dead bytes for compaction to reclaim.
+    f.store.set_punch_holes(false);
+    f.store.delete(d, "tester").unwrap();
+    get(&video(d), &[]).is_error(404);
+    get(&video(d), &[("Range", "bytes=0-99")]).is_error(404);
+    let s = f.store.compact(0.0, "tester").unwrap();
+    assert!(
+        s.segments_moved > 0,
+        "the kept segment's chunks moved: {s:?}"
+    );
+    check(k, &kept);
+    assert_eq!(
+        get(&video(k), &[]).header("content-type"),
+        Some("video/mp4")
+    );
+}

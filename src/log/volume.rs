@@ -218,6 +218,36 @@ impl Volume {
         self.map.read().is_some()
     }
 
+    /// Whether bytes `pos..pos + len` are mapped and every page of them is in memory now
+    /// (`mincore`), so reading them will not wait for the disk (unless the kernel drops a
+    /// page in between). False for a volume read by `pread` (not sealed), and on any doubt.
+    pub fn resident(&self, pos: u64, len: usize) -> bool {
+        let guard = self.map.read();
+        let Some(map) = guard.as_ref() else {
+            return false;
+        };
+        let Ok(start) = usize::try_from(pos) else {
+            return false;
+        };
+        if len == 0 || start.checked_add(len).is_none_or(|end| end > map.len()) {
+            return len == 0;
+        }
+        // SAFETY: sysconf has no preconditions.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(0);
+        if page == 0 {
+            return false;
+        }
+        let base = map.as_ptr() as usize;
+        let first = (base + start) / page * page;
+        let end = base + start + len;
+        let mut vec = vec![0u8; (end - first).div_ceil(page)];
+        // SAFETY: `first..end` lies within the live mapping `map` (held by the guard), starts
+        // on a page boundary (the mapping does), and `vec` has one byte per page of it.
+        let rc =
+            unsafe { libc::mincore(first as *mut libc::c_void, end - first, vec.as_mut_ptr()) };
+        rc == 0 && vec.iter().all(|b| b & 1 == 1)
+    }
+
     /// Reads `len` bytes at `pos`, from the map when there is one (unverified: the caller
     /// checks them, as a chunk's blocks are checked against its block CRC trailer).
     pub fn read_bytes(&self, pos: u64, len: usize) -> Result<RecordBytes> {

@@ -247,6 +247,8 @@ pub(crate) async fn blocking<T: Send + 'static>(
 /// State shared by every request.
 pub struct App {
     pub store: Store,
+    /// Segments opened lately for video (`video/opened.rs`).
+    pub videos: video::opened::OpenedVideos,
     pub tokens: auth::TokenCache,
     pub tickets: auth::Tickets,
     /// Bound to a non-loopback address: refuse everything while no token exists.

@@ -60,6 +60,7 @@ impl Server {
         let app = Arc::new(App {
             tokens: auth::TokenCache::new(store.root().to_path_buf(), tokens),
             store: store.clone(),
+            videos: Default::default(),
             tickets: auth::Tickets::new(opts.max_tickets_per_user),
             require_tokens,
             local_actor: opts.local_actor.clone(),

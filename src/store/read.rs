@@ -94,6 +94,8 @@ pub struct SegmentReader {
     /// Cloud blocks may come from (and go to) the read cache; off for verification, which
     /// must reach the cloud copy itself.
     cache: bool,
+    /// The SHA-256 its commit record names (unknown when the record was out of reach).
+    sha256: Option<[u8; 32]>,
 }
 
 impl Store {
@@ -106,6 +108,17 @@ impl Store {
             serde_json::json!({ "bytes": r.len }),
         )?;
         Ok(r)
+    }
+
+    /// The catalog's entry of segment `id` now (None: no such segment, or deleted). Any change
+    /// to where or how its bytes are kept (compaction, upload, eviction, restore) changes it.
+    pub(crate) fn catalog_entry(&self, id: u64) -> Option<crate::catalog::SegmentEntry> {
+        self.inner.catalog.read().get(id).copied()
+    }
+
+    /// Whether this handle records reads in the audit log itself (an actor handle).
+    pub(crate) fn records_access(&self) -> bool {
+        self.actor.is_some()
     }
 
     /// Opens segment `id` for reading without recording it (for the store's own checks).
@@ -140,6 +153,7 @@ impl Store {
                     cipher: None,
                     form: ChunkForm::Plain,
                     cache: true,
+                    sha256: None,
                 });
             }
         };
@@ -157,6 +171,7 @@ impl Store {
             uploaded: flags & FLAG_UPLOADED != 0,
             cipher: self.inner.crypt.as_ref().map(|c| Arc::new(c.segment(id))),
             cache: true,
+            sha256: Some(rec.sha256),
         })
     }
 
@@ -203,6 +218,7 @@ impl SegmentReader {
             uploaded: false,
             form,
             cache: false,
+            sha256: None,
         }
     }
 
@@ -226,6 +242,71 @@ impl SegmentReader {
     /// Whether the segment has no byte.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// A reader of the same segment at its start, holding no verified bytes (a copy of an
+    /// opened reader, without reading the commit record again).
+    pub fn fresh(&self) -> SegmentReader {
+        SegmentReader {
+            inner: Arc::clone(&self.inner),
+            id: self.id,
+            len: self.len,
+            layout: Arc::clone(&self.layout),
+            extents: Arc::clone(&self.extents),
+            pos: 0,
+            current: None,
+            from_cloud: self.from_cloud,
+            uploaded: self.uploaded,
+            cipher: self.cipher.clone(),
+            form: self.form,
+            cache: self.cache,
+            sha256: self.sha256,
+        }
+    }
+
+    /// Whether reading `len` bytes from `start` would take only bytes in memory now: the
+    /// bytes this reader holds verified, or whole local chunk records of sealed volumes whose
+    /// pages are all resident (`Volume::resident`). False for the cloud and for encrypted
+    /// chunks (decrypting a whole chunk is work for the blocking pool either way).
+    pub fn resident(&self, start: u64, len: u64) -> bool {
+        if self.from_cloud || self.form == ChunkForm::Sealed {
+            return false;
+        }
+        let end = start.saturating_add(len).min(self.len);
+        let mut pos = start;
+        while pos < end {
+            let held = self.current.as_ref().and_then(|c| {
+                let (s, n) = c.span();
+                (s <= pos && pos < s + n as u64).then_some(s + n as u64)
+            });
+            if let Some(next) = held {
+                pos = next;
+                continue;
+            }
+            let Some(index) = self.layout.index_of(pos) else {
+                return false;
+            };
+            let Some(ext) = self.extents.get(index) else {
+                return false;
+            };
+            let Some(vol) = self.inner.volume(ext.volume_id) else {
+                return false;
+            };
+            let record = crate::format::record::HEADER_LEN as usize
+                + ext.len as usize
+                + self.form.extra(ext.len) as usize;
+            if !vol.resident(ext.offset, record) {
+                return false;
+            }
+            pos = self.layout.start_of(index) + u64::from(ext.len);
+        }
+        true
+    }
+
+    /// The SHA-256 of the whole segment as its commit record names it; `None` when the record
+    /// was out of reach and the cloud copy serves (`Store::info` then has it from `meta.json`).
+    pub fn sha256(&self) -> Option<[u8; 32]> {
+        self.sha256
     }
 
     /// Whether the bytes come from the cloud tier.
@@ -295,35 +376,53 @@ impl SegmentReader {
 
     /// Fills `out` from the current position; fails rather than return unverified bytes.
     fn read_into(&mut self, out: &mut [u8]) -> Result<usize> {
+        let mut at = 0;
+        self.read_with(out.len(), &mut |piece| {
+            out[at..at + piece.len()].copy_from_slice(piece);
+            at += piece.len();
+        })
+    }
+
+    /// Reads up to `n` bytes from the current position into a new buffer (fewer only at the
+    /// end of the segment), copying each verified piece once and never zero-filling.
+    pub fn read_to_vec(&mut self, n: usize) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(n.min(usize::try_from(self.len).unwrap_or(n)));
+        self.read_with(n, &mut |piece| out.extend_from_slice(piece))?;
+        Ok(out)
+    }
+
+    /// Hands `put` the next `want` bytes from the current position, verified, in pieces (fewer
+    /// at the end of the segment); returns how many. Fails rather than hand out unverified
+    /// bytes.
+    fn read_with(&mut self, want: usize, put: &mut dyn FnMut(&[u8])) -> Result<usize> {
         let mut done = 0;
-        while done < out.len() && self.pos < self.len {
+        while done < want && self.pos < self.len {
             let pos = self.pos;
             let covered = self.current.as_ref().is_some_and(|c| {
                 let (start, len) = c.span();
                 start <= pos && pos < start + len as u64
             });
             if !covered {
-                self.current = Some(self.fill(pos, out.len() - done)?);
+                self.current = Some(self.fill(pos, want - done)?);
             }
             let Some(cached) = &self.current else {
                 break;
             };
-            let want = out.len() - done;
+            let left = want - done;
+            let mut give = |bytes: &[u8], start: u64| {
+                let piece = take(bytes, pos - start, left);
+                put(piece);
+                piece.len()
+            };
             let copied = match cached {
                 Cached::Local {
                     start,
                     vol,
                     epoch,
                     bytes,
-                } => vol.unpunched(|now| {
-                    (now == *epoch).then(|| copy(bytes, pos - start, &mut out[done..], want))
-                }),
-                Cached::Cloud { start, bytes } => {
-                    Some(copy(bytes, pos - start, &mut out[done..], want))
-                }
-                Cached::Decrypted { start, bytes } => {
-                    Some(copy(bytes, pos - start, &mut out[done..], want))
-                }
+                } => vol.unpunched(|now| (now == *epoch).then(|| give(bytes, *start))),
+                Cached::Cloud { start, bytes } => Some(give(bytes, *start)),
+                Cached::Decrypted { start, bytes } => Some(give(bytes, *start)),
             };
             match copied {
                 // A hole was punched since the chunk was verified: verify it again.
@@ -345,12 +444,13 @@ impl SegmentReader {
     }
 }
 
-/// Copies up to `want` bytes of `src` from `within` into `out`; returns how many.
-fn copy(src: &[u8], within: u64, out: &mut [u8], want: usize) -> usize {
-    let src = src.get(within as usize..).unwrap_or_default();
-    let n = src.len().min(want).min(out.len());
-    out[..n].copy_from_slice(&src[..n]);
-    n
+/// Up to `want` bytes of `src` from `within`.
+fn take(src: &[u8], within: u64, want: usize) -> &[u8] {
+    let src = usize::try_from(within)
+        .ok()
+        .and_then(|w| src.get(w..))
+        .unwrap_or_default();
+    &src[..src.len().min(want)]
 }
 
 impl Read for SegmentReader {
