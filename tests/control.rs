@@ -411,7 +411,9 @@ fn a_hostile_client_is_refused_and_the_service_keeps_working() {
     let mut idle = Vec::new();
     for _ in 0..16 {
         let mut s = UnixStream::connect(&sock).unwrap();
-        s.write_all(&[b'J', 1, 0]).unwrap(); // half a header, then silence
+        // Half a header, then silence. Under load the service may already have turned this
+        // one away (busy) and closed it: the write then fails, which is no failure here.
+        let _ = s.write_all(&[b'J', 1, 0]);
         idle.push(s);
     }
     // The service admits them in turn; once it has, a 17th connection is turned away.
