@@ -45,7 +45,6 @@ mod fetch;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -210,7 +209,7 @@ impl Store {
         // 0. Room below the high watermark, before a byte is fetched (restore_room.rs).
         let watermark = inner.load_policy()?.high_watermark;
         let dir = inner.room_for_restore(id, inner.restore_footprint(rec.bytes), watermark)?;
-        let mut clock = Phases::start();
+        let mut clock = crate::util::Phases::start();
         // 1. Fetch, hash and append, overlapped.
         let day = Inner::day_of(rec.meta.start_us);
         let mut w = SegmentWriter::with_parts(
@@ -340,7 +339,17 @@ impl Store {
             e.to_string()
         });
         clock.mark("audit");
-        clock.log(id, bytes);
+        // Where the time went (the restore bench and DESIGN §27 read these to see which step
+        // to make faster).
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            tracing::debug!(
+                segment = id,
+                bytes,
+                total_ms = clock.total_ms(),
+                phases = %clock,
+                "restore timing"
+            );
+        }
         inner.maybe_checkpoint();
         Ok(RestoreOutcome {
             id: id.to_string(),
@@ -412,48 +421,5 @@ impl Store {
         ids.sort_unstable();
         ids.dedup();
         ids
-    }
-}
-
-/// Where a restore's time went, logged at debug level when it ends (the restore bench and
-/// DESIGN §27 read these to see which step to make faster).
-struct Phases {
-    start: Instant,
-    last: Instant,
-    marks: Vec<(&'static str, Duration)>,
-}
-
-impl Phases {
-    fn start() -> Phases {
-        let now = Instant::now();
-        Phases {
-            start: now,
-            last: now,
-            marks: Vec::new(),
-        }
-    }
-
-    fn mark(&mut self, phase: &'static str) {
-        let now = Instant::now();
-        self.marks.push((phase, now - self.last));
-        self.last = now;
-    }
-
-    fn log(&self, id: u64, bytes: u64) {
-        if !tracing::enabled!(tracing::Level::DEBUG) {
-            return;
-        }
-        let phases: Vec<String> = self
-            .marks
-            .iter()
-            .map(|(p, d)| format!("{p}={:.1}ms", d.as_secs_f64() * 1e3))
-            .collect();
-        tracing::debug!(
-            segment = id,
-            bytes,
-            total_ms = self.start.elapsed().as_secs_f64() * 1e3,
-            phases = %phases.join(" "),
-            "restore timing"
-        );
     }
 }
