@@ -87,3 +87,16 @@ pub fn open_or_create_with(root: impl AsRef<Path>, opts: &StoreOptions) -> Resul
 pub fn open_or_create_default(root: impl AsRef<Path>) -> Result<crate::Store> {
     open_or_create(root.as_ref(), &StoreOptions::default())
 }
+
+/// Tests only: sends every request of `store`'s cloud tier through `wrap`, an object store
+/// around the one its policy names (for example one that corrupts a byte of what it is
+/// given), from now until the store is closed.
+#[cfg(feature = "internals")]
+pub fn wrap_cloud(
+    store: &crate::Store,
+    wrap: impl FnOnce(
+        std::sync::Arc<dyn object_store::ObjectStore>,
+    ) -> std::sync::Arc<dyn object_store::ObjectStore>,
+) -> Result<()> {
+    store.inner.wrap_tier(wrap)
+}

@@ -84,7 +84,7 @@ impl Tier {
         let mut hasher = Sha256::new();
         // An encrypted store's copy holds sealed blocks: each stored block is its plaintext
         // plus the seal's overhead, its CRC32 covers the sealed bytes and the SHA-256 the
-        // opened ones (as `verify_parts` and reads do).
+        // opened ones (as reads do).
         let cipher = match (&self.crypt, meta.sealed) {
             (Some(c), true) => Some(c.segment(id)),
             (None, false) => None,
@@ -166,6 +166,22 @@ impl Tier {
             ));
         }
         out
+    }
+}
+
+impl Tier {
+    /// Checks the whole cloud copy of a segment end to end against its `meta.json` (every
+    /// block's CRC32, every sealed block opened, the SHA-256 of the whole): [`Tier::check`]
+    /// as one result.
+    pub fn verify(&self, id: u64) -> Result<()> {
+        let meta = self.fresh_meta(id)?;
+        match self.check(id, &meta.sha256, meta.bytes, &mut |_| {}).first() {
+            None => Ok(()),
+            Some(p) => Err(Error::Cloud(format!(
+                "the cloud copy of segment {id} does not verify ({}): {}",
+                p.kind, p.detail
+            ))),
+        }
     }
 }
 

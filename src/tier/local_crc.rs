@@ -5,7 +5,9 @@
 //!
 //! Invariants:
 //! - a segment's list is written durably (temp file, fsync, rename, directory fsync) by the
-//!   upload after the read-back verification and before `meta.json`, hence before the
+//!   upload once the SHA-256 of the bytes it sent matched the ingest SHA-256 (while the last
+//!   part may still be read back: the list holds the CRC32s of the stored blocks sent, which
+//!   the read-back then proves the cloud holds) and before `meta.json`, hence before the
 //!   `Uploaded` record that eviction requires: no segment uploaded by this version is evicted
 //!   without its list;
 //! - a `meta.json` whose length, encryption or block CRC32s differ from the local list is

@@ -11,10 +11,15 @@
 //! block.
 //!
 //! Invariants:
-//! - an upload is complete only once every part was read back and hashed to the segment's
-//!   SHA-256 and `meta.json` was written; only then may local bytes be dropped;
+//! - an upload is complete only once the SHA-256 of the plaintext it sent (read locally, for
+//!   parts resumed) equals the one recorded at ingest, every part was read back and proven to
+//!   hold exactly the stored bytes meant for it (each 1 MiB block's length and CRC32, computed
+//!   from the buffers sent: `readback.rs`), and `meta.json` was written; only then may local
+//!   bytes be dropped;
 //! - an upload that stopped part-way is resumed: parts already present with the right size
-//!   are kept (each part is written atomically by the object store) and re-verified;
+//!   are kept (each part is written atomically by the object store) and read back against the
+//!   local copy (a plain part's CRC32s; an encrypted part's blocks opened and compared, as
+//!   sealing is not deterministic); a part proven wrong is deleted and sent again;
 //! - every byte a ranged read returns passed its block's CRC32 (and, in an encrypted store,
 //!   its AES-256-GCM tag), whether it came from the cloud or the read cache
 //!   (`crate::cache`: its files are checked on every read, its memory holds plaintext that
@@ -31,7 +36,7 @@
 //!   swapped-in plaintext copy is never served as the segment.
 //!
 //! Here: the connection (`Tier::open`, object paths); `meta.rs` (`meta.json`), `upload.rs`,
-//! `read.rs` (ranged reads and the cache), `objects.rs` (audit head, deletion, listings),
+//! `readback.rs` (the upload's proof), `read.rs` (ranged reads and the cache), `objects.rs` (audit head, deletion, listings),
 //! `check.rs` (checking a copy), `restore.rs` (fetching for a restore), `local_crc.rs`.
 
 mod check;
@@ -39,6 +44,7 @@ pub mod local_crc;
 mod meta;
 mod objects;
 mod read;
+mod readback;
 mod restore;
 mod upload;
 
@@ -144,6 +150,16 @@ impl Tier {
     /// read against it ([`local_crc`]).
     pub fn with_local_crcs(mut self, dir: Option<std::path::PathBuf>) -> Tier {
         self.crc_dir = dir;
+        self
+    }
+    /// The same tier, its requests going through `wrap` (tests: an object store that
+    /// corrupts what it is given or returns).
+    #[cfg(feature = "internals")]
+    pub fn map_object_store(
+        mut self,
+        wrap: impl FnOnce(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore>,
+    ) -> Tier {
+        self.store = wrap(self.store);
         self
     }
     /// Bytes a stored block of `plain` bytes takes in a part.

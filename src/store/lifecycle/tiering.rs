@@ -48,15 +48,30 @@ impl Inner {
         if let Some(t) = slot.as_ref() {
             return Ok(Arc::clone(t));
         }
+        let t = Arc::new(self.connect_tier()?);
+        *slot = Some(Arc::clone(&t));
+        Ok(t)
+    }
+
+    fn connect_tier(&self) -> Result<Tier> {
         let policy = self.load_policy()?;
-        let t = Arc::new(
+        Ok(
             Tier::open(&policy.cloud_url, &crate::store::hex(&self.store_id))?
                 .with_crypt(self.crypt.clone())
                 .with_cache(self.cache.clone())
                 .with_local_crcs(Some(self.root.join(crate::tier::local_crc::LOCAL_CRC_DIR))),
-        );
-        *slot = Some(Arc::clone(&t));
-        Ok(t)
+        )
+    }
+
+    /// Tests only: connects the cloud tier anew through `wrap` (`crate::testing::wrap_cloud`).
+    #[cfg(feature = "internals")]
+    pub(crate) fn wrap_tier(
+        &self,
+        wrap: impl FnOnce(Arc<dyn object_store::ObjectStore>) -> Arc<dyn object_store::ObjectStore>,
+    ) -> Result<()> {
+        let t = Arc::new(self.connect_tier()?.map_object_store(wrap));
+        *self.tier.lock() = Some(t);
+        Ok(())
     }
 
     /// Chunk payload bytes per volume of a segment's local chunks (what its eviction or
@@ -185,7 +200,7 @@ impl Store {
             rec.committed_us,
             self.inner.now_us(),
         );
-        let started = std::time::Instant::now();
+        let mut clock = crate::util::Phases::start();
         let mut reader = self.open_segment(id)?;
         let mut read = |off: u64, len: usize| -> Result<Vec<u8>> {
             use std::io::{Read, Seek, SeekFrom};
@@ -201,6 +216,7 @@ impl Store {
             Ok(buf)
         };
         tier.upload(meta, &mut read, progress)?;
+        clock.mark("tier_upload");
         let serial = self.inner.change_lock.lock();
         let mut state = match self.inner.current_state(id) {
             Ok(s) => s,
@@ -219,6 +235,7 @@ impl Store {
             self.inner
                 .append_change(id, Op::Uploaded, tier.url(), state, Vec::new(), actor)?;
         drop(serial);
+        clock.mark("uploaded_record");
         fail::point("upload.after_record");
         self.audit(
             actor,
@@ -226,11 +243,13 @@ impl Store {
             Some(id),
             stamp(run, serde_json::json!({"url": tier.url(), "bytes": rec.bytes, "sha256": crate::store::hex(&rec.sha256), "lsn": lsn})),
         )?;
+        clock.mark("audit");
         tracing::debug!(
             segment = id,
             bytes = rec.bytes,
             url = tier.url(),
-            ms = started.elapsed().as_millis() as u64,
+            total_ms = clock.total_ms(),
+            phases = %clock,
             "uploaded to the cloud tier and verified"
         );
         self.inner.maybe_checkpoint();
@@ -268,13 +287,16 @@ impl Store {
         // Then the holes. A crash between leaves only dead local bytes, reclaimed by
         // compaction or when the volume is dropped; the segment is never half evicted (its
         // local copy is either whole or no longer claimed), so `verify` stays clean.
+        let mut clock = crate::util::Phases::start();
         let (freed, extents, form) = self.inner.local_chunks(id)?;
         state.flags |= FLAG_EVICTED;
         let lsn = self
             .inner
             .append_change(id, Op::Evicted, "", state, freed, actor)?;
+        clock.mark("evicted_record");
         fail::point("evict.after_record");
         let total = self.inner.punch_extents(&extents, form)?;
+        clock.mark("punch");
         drop(_serial);
         fail::point("evict.after_punch");
         self.audit(
@@ -283,9 +305,12 @@ impl Store {
             Some(id),
             stamp(run, serde_json::json!({"bytes_freed": total, "lsn": lsn})),
         )?;
+        clock.mark("audit");
         tracing::debug!(
             segment = id,
             bytes_freed = total,
+            total_ms = clock.total_ms(),
+            phases = %clock,
             "evicted: only the cloud copy remains"
         );
         self.inner.maybe_checkpoint();
