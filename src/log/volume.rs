@@ -139,19 +139,24 @@ impl Volume {
     /// a hole punched with fallocate where the filesystem supports it, else zeros written.
     /// The file keeps its length. Returns the bytes freed.
     pub fn punch(&self, offset: u64, len: u64) -> Result<u64> {
-        self.punch_many(&[(offset, len)])
+        self.punch_many(&[(offset, len)], true)
     }
 
-    /// Frees several `(offset, len)` ranges as `punch` does, with one fdatasync at the end
-    /// (the records of one segment in one volume). Returns the bytes freed.
-    pub fn punch_many(&self, ranges: &[(u64, u64)]) -> Result<u64> {
+    /// Frees several `(offset, len)` ranges as `punch` does (the records of one segment in
+    /// one volume), with one fdatasync at the end when `durable`: a deletion's punch must
+    /// survive a power cut (the footage must be gone); an eviction's need not, its `Evicted`
+    /// record being durable first (a punch a power cut undoes leaves dead bytes, as a crash
+    /// between the record and the punch does). Returns the bytes freed.
+    pub fn punch_many(&self, ranges: &[(u64, u64)], durable: bool) -> Result<u64> {
         let _w = self.punch_lock.write();
         self.epoch.fetch_add(1, Ordering::SeqCst);
         let mut total = 0;
         for &(offset, len) in ranges {
             total += self.punch_range(offset, len)?;
         }
-        crate::fsio::sync_data(&self.file, "volume.punch").at(&self.path)?;
+        if durable {
+            crate::fsio::sync_data(&self.file, "volume.punch").at(&self.path)?;
+        }
         Ok(total)
     }
 

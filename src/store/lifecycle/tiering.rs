@@ -4,12 +4,14 @@
 //! Invariants (the order of each step is what makes a crash at any point safe):
 //! - upload: parts, read-back verification and `meta.json` first, then the `Uploaded` change
 //!   record; a crash before the record only means the next apply uploads (resumes) again;
-//! - evict: only with `Uploaded` recorded; the `Evicted` record first, then the holes; a crash
-//!   between leaves dead local bytes (reclaimed by compaction or dropping the volume), never a
-//!   half-evicted segment that `verify` would call corrupt;
-//! - delete: refused while held; the `Deleted` record first, then local holes (chunks and the
-//!   commit record, so no rebuild from the log can bring it back), then the cloud copy, whose
-//!   pending deletion is kept in `cloud-deletes` until done;
+//! - evict: only with `Uploaded` recorded; the `Evicted` record first (durable), then the
+//!   holes, not synced: a crash between, or a power cut that undoes the punch, leaves dead
+//!   local bytes (reclaimed by compaction or dropping the volume), never a half-evicted
+//!   segment that `verify` would call corrupt;
+//! - delete: refused while held; the `Deleted` record first, then local holes, synced (its
+//!   chunks, or those an evicted segment's eviction left in place, and the commit record, so
+//!   no rebuild from the log can bring it back), then the cloud copy, whose pending deletion is
+//!   kept in `cloud-deletes` until done;
 //! - each upload, eviction and deletion is recorded in the audit log after its change record
 //!   (the segment's audit trail outlives the segment);
 //! - a volume is dropped only when sealed and holding no chunk and no commit record of a live
@@ -89,9 +91,9 @@ impl Inner {
         Ok((freed, rec.extents, form))
     }
 
-    /// Punches chunk records (of the given form) out of their volumes; returns the bytes
-    /// freed on disk.
-    fn punch_extents(&self, extents: &[Extent], form: ChunkForm) -> Result<u64> {
+    /// Punches chunk records (of the given form) out of their volumes, durably or not
+    /// ([`crate::log::volume::Volume::punch_many`]); returns the bytes freed on disk.
+    fn punch_extents(&self, extents: &[Extent], form: ChunkForm, durable: bool) -> Result<u64> {
         if !self.punch_holes.load(std::sync::atomic::Ordering::Relaxed) {
             return Ok(0); // left as dead bytes for compaction
         }
@@ -110,9 +112,41 @@ impl Inner {
             let Some(vol) = self.volume(vid) else {
                 continue; // its disk is gone (or it was compacted away): nothing to free there
             };
-            total += vol.punch_many(&ranges)?;
+            total += vol.punch_many(&ranges, durable)?;
         }
         Ok(total)
+    }
+
+    /// The chunk records of an evicted segment still in place, punched durably: its
+    /// eviction's punch (not synced) may have been undone by a power cut, and a deletion
+    /// leaves no footage behind whatever happened to the eviction. A record is punched only
+    /// while its header still names this segment and chunk (one already punched reads as
+    /// zeros and costs no sync; a volume compacted or dropped since is gone, its id never
+    /// reused).
+    fn punch_leftover_chunks(&self, id: u64, extents: &[Extent], form: ChunkForm) -> Result<u64> {
+        let left: Vec<Extent> = extents
+            .iter()
+            .enumerate()
+            .filter(|(i, x)| {
+                self.volume(x.volume_id)
+                    .and_then(|v| v.read_header(x.offset).ok())
+                    .is_some_and(|h| {
+                        h.kind == crate::format::record::Kind::Chunk
+                            && h.a == id
+                            && h.b as usize == *i
+                    })
+            })
+            .map(|(_, x)| *x)
+            .collect();
+        if left.is_empty() {
+            return Ok(0);
+        }
+        tracing::debug!(
+            segment = id,
+            chunks = left.len(),
+            "deleting an evicted segment: punching chunks its eviction left in place"
+        );
+        self.punch_extents(&left, form, true)
     }
 
     fn pending_path(&self) -> PathBuf {
@@ -295,7 +329,9 @@ impl Store {
             .append_change(id, Op::Evicted, "", state, freed, actor)?;
         clock.mark("evicted_record");
         fail::point("evict.after_record");
-        let total = self.inner.punch_extents(&extents, form)?;
+        // Not synced: the record above is the durable decision (see `Volume::punch_many`); a
+        // deletion later punches whatever a power cut put back (`punch_leftover_chunks`).
+        let total = self.inner.punch_extents(&extents, form, false)?;
         clock.mark("punch");
         drop(_serial);
         fail::point("evict.after_punch");
@@ -353,12 +389,11 @@ impl Store {
         let evicted = state.flags & FLAG_EVICTED != 0;
         // An unreadable commit record does not stop a deletion: its chunks then stay as dead
         // bytes until their volume is compacted or dropped.
-        let (freed, extents, form) = if evicted {
-            (Vec::new(), Vec::new(), ChunkForm::Plain)
-        } else {
-            self.inner
-                .local_chunks(id)
-                .unwrap_or((Vec::new(), Vec::new(), ChunkForm::Plain))
+        // (An evicted segment frees nothing more: its chunks were counted out at eviction.)
+        let (freed, extents, form) = match self.inner.local_chunks(id) {
+            Ok((_, x, form)) if evicted => (Vec::new(), x, form),
+            Ok(chunks) => chunks,
+            Err(_) => (Vec::new(), Vec::new(), ChunkForm::Plain),
         };
         let uploaded = state.flags & FLAG_UPLOADED != 0;
         if uploaded {
@@ -391,7 +426,11 @@ impl Store {
         if let Some(c) = &self.inner.cache {
             c.drop_segment(id);
         }
-        let total = self.inner.punch_extents(&extents, form)?;
+        let total = if evicted {
+            self.inner.punch_leftover_chunks(id, &extents, form)?
+        } else {
+            self.inner.punch_extents(&extents, form, true)?
+        };
         // The commit record goes too, so a rebuild from the log cannot bring the segment back.
         if let Some(vol) = self.inner.volume(meta_volume) {
             if let Ok(h) = vol.read_header(meta_offset) {
