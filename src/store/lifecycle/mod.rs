@@ -11,6 +11,7 @@
 //! - a restore writes only into a data dir that stays at or below the policy's high watermark.
 
 pub(crate) mod change;
+pub(super) mod cloud_deletes;
 pub(crate) mod compact;
 pub(super) mod export;
 pub(super) mod pin;

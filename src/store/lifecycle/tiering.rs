@@ -18,7 +18,6 @@
 //!   segment; the latest change records of live segments it holds are first restated in the
 //!   active log.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -29,11 +28,6 @@ use crate::format::commit::Extent;
 use crate::format::record::HEADER_LEN;
 use crate::store::{Inner, Store};
 use crate::tier::{meta_for, Tier};
-
-/// `<root>/cloud-deletes`: ids of deleted segments whose cloud copies may remain (one per
-/// line). Written before the `Deleted` record of an uploaded segment, cleared once its cloud
-/// copy is gone; the next `retention apply` finishes whatever a crash or an outage left.
-pub const PENDING_CLOUD_DELETES: &str = "cloud-deletes";
 
 /// Chunk payload bytes freed per volume (the `freed` list of a change record).
 type Freed = Vec<(u32, u64)>;
@@ -147,37 +141,6 @@ impl Inner {
             "deleting an evicted segment: punching chunks its eviction left in place"
         );
         self.punch_extents(&left, form, true)
-    }
-
-    fn pending_path(&self) -> PathBuf {
-        self.root.join(PENDING_CLOUD_DELETES)
-    }
-
-    /// Ids whose cloud copies may still exist although their deletion was decided.
-    pub(crate) fn pending_cloud_deletes(&self) -> Result<Vec<u64>> {
-        let path = self.pending_path();
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Ok(text
-                .lines()
-                .filter_map(|l| l.trim().parse::<u64>().ok())
-                .collect()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(Error::io(&path, e)),
-        }
-    }
-
-    /// Replaces the list of pending cloud deletions durably (removes the file when empty).
-    pub(crate) fn set_pending_cloud_deletes(&self, ids: &[u64]) -> Result<()> {
-        let path = self.pending_path();
-        if ids.is_empty() {
-            match crate::fsio::remove_file(&path) {
-                Ok(()) => return crate::log::sync_dir(&self.root, "pending_deletes.dir"),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-                Err(e) => return Err(Error::io(&path, e)),
-            }
-        }
-        let text: String = ids.iter().map(|id| format!("{id}\n")).collect();
-        crate::log::write_atomic(&path, text.as_bytes())
     }
 
     /// Deletes the cloud copy of a segment already deleted locally, then drops it from the
@@ -448,40 +411,6 @@ impl Store {
         tracing::debug!(segment = id, bytes_freed = total, uploaded, "deleted");
         self.inner.maybe_checkpoint();
         Ok(total)
-    }
-
-    /// Deletes the cloud copies of deleted segments that a crash or a cloud outage left
-    /// behind (`cloud-deletes`). Returns how many were deleted.
-    pub fn finish_cloud_deletes(&self) -> Result<usize> {
-        self.inner.writable("finishing cloud deletions")?;
-        let _serial = self.inner.change_lock.lock();
-        let pending = self.inner.pending_cloud_deletes()?;
-        if pending.is_empty() {
-            return Ok(0);
-        }
-        let mut left = Vec::new();
-        let mut done = 0;
-        let mut first_err = None;
-        for id in pending {
-            if self.inner.catalog.read().get(id).is_some() {
-                // Its `Deleted` record never became durable: it is still stored (and still
-                // due, so this apply deletes it again).
-                continue;
-            }
-            match self.inner.tier().and_then(|t| t.delete(id)) {
-                Ok(()) => done += 1,
-                Err(e) => {
-                    tracing::warn!(segment = id, error = %e, "the cloud copy of a deleted segment could not be deleted: kept pending for the next retention run");
-                    left.push(id);
-                    first_err.get_or_insert(e);
-                }
-            }
-        }
-        self.inner.set_pending_cloud_deletes(&left)?;
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(done),
-        }
     }
 }
 
