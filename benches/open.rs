@@ -29,8 +29,11 @@
 //! the log tail (no close), opened
 //! `FOOTAGE_BENCH_OPEN_RUNS` times (default 5) with the page cache dropped before each open
 //! (`sync; echo 3 > /proc/sys/vm/drop_caches`: needs root) and the pristine catalog restored.
-//! Prints each open's time, the median, the catalog's bytes per segment, and the size of
-//! `catalog/` and `data/` with the time to read each whole from a cold cache.
+//! Prints each open's time, the median, the catalog's bytes per segment, the load average, one
+//! warm open of the same tail (the CPU part), and the size of `catalog/` and `data/` with the
+//! time to read each whole from a cold cache. `FOOTAGE_BENCH_OPEN_1M_DIR=<dir>` keeps the
+//! fixture in `<dir>` and reuses it on later runs (no synthesis); `RUST_LOG=footage::store=debug`
+//! logs the time of each step of the open and of the checkpoint it writes.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -362,28 +365,18 @@ fn ten_minute_meta(n: u64, fix_every_s: i64) -> footage::SegmentMeta {
     }
 }
 
-/// Issue 14: open of a 1,000,000-segment store with 10,000 ten-minute segments in the log
-/// tail, cold page cache.
-fn cold_open_1m() {
-    const N: u64 = 1_000_000;
-    // The default `checkpoint_every` (10,000, in the synthesized store's footage.toml) writes a
-    // checkpoint at the 10,000th commit: 9,999 is the longest tail a default store replays.
-    const TAIL_1M: usize = 9_999;
-    let runs: usize = std::env::var("FOOTAGE_BENCH_OPEN_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
-    let root = common::scratch("open1m-");
-    let dir = root.path().join("store");
+/// Issue 14's fixture: `n_base` synthesized segments, a checkpoint, then `tail` segments
+/// ingested through the write path and left in the log (no close).
+fn build_1m_fixture(dir: &Path, n_base: u64, tail: usize) {
     let t = Instant::now();
-    let n = footage::testing::synthesize_store(&dir, (1..=N).map(|n| ten_minute_meta(n, 10)))
+    let n = footage::testing::synthesize_store(dir, (1..=n_base).map(|n| ten_minute_meta(n, 10)))
         .expect("synthesize");
     println!(
         "1M open: synthesized {n} segments in {}",
         common::fmt_duration(t.elapsed())
     );
     let t = Instant::now();
-    let store = Store::open_with(&dir, &opts()).expect("open synthesized store");
+    let store = Store::open_with(dir, &opts()).expect("open synthesized store");
     println!(
         "1M open: first (warm) open {}",
         common::fmt_duration(t.elapsed())
@@ -396,11 +389,11 @@ fn cold_open_1m() {
             s.spawn(move || {
                 let mut buf = common::random_bytes(4 * KIB, 77 + th as u64);
                 let mut k = th;
-                while k < TAIL_1M {
+                while k < tail {
                     let u = UNIQUE.fetch_add(1, Ordering::Relaxed);
                     common::stamp(&mut buf, u);
                     // The tail is one busy day (a dock's delivery): 144 ten-minute slots.
-                    let mut meta = ten_minute_meta(N + k as u64, 1);
+                    let mut meta = ten_minute_meta(n_base + k as u64, 1);
                     let shift = common::DAY0_US + (k as i64 % 144) * 600_000_000 - meta.start_us;
                     meta.start_us += shift;
                     meta.end_us += shift;
@@ -414,12 +407,40 @@ fn cold_open_1m() {
         }
     });
     println!(
-        "1M open: ingested {TAIL_1M} ten-minute segments (600 fixes each) in {}",
+        "1M open: ingested {tail} ten-minute segments (600 fixes each) in {}",
         common::fmt_duration(t.elapsed())
     );
     drop(store); // no close(): the tail stays in the log
-    let pristine = root.path().join("catalog-pristine");
-    copy_dir(&dir.join("catalog"), &pristine);
+}
+
+/// Issue 14: open of a 1,000,000-segment store with 10,000 ten-minute segments in the log
+/// tail, cold page cache.
+fn cold_open_1m() {
+    const N: u64 = 1_000_000;
+    // The default `checkpoint_every` (10,000, in the synthesized store's footage.toml) writes a
+    // checkpoint at the 10,000th commit: 9,999 is the longest tail a default store replays.
+    const TAIL_1M: usize = 9_999;
+    let runs: usize = std::env::var("FOOTAGE_BENCH_OPEN_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    // `FOOTAGE_BENCH_OPEN_1M_DIR=<dir>` keeps the fixture there and reuses it on the next run
+    // (built only if `<dir>/catalog-pristine` is missing), for repeated experiments.
+    let kept = std::env::var_os("FOOTAGE_BENCH_OPEN_1M_DIR").map(PathBuf::from);
+    let scratch = kept.is_none().then(|| common::scratch("open1m-"));
+    let root = kept.unwrap_or_else(|| scratch.as_ref().expect("scratch").path().to_path_buf());
+    let dir = root.join("store");
+    let pristine = root.join("catalog-pristine");
+    if pristine.exists() {
+        println!("1M open: reusing the fixture in {}", root.display());
+    } else {
+        if dir.exists() {
+            // A build cut short.
+            std::fs::remove_dir_all(&dir).expect("remove unfinished fixture");
+        }
+        build_1m_fixture(&dir, N, TAIL_1M);
+        copy_dir(&dir.join("catalog"), &pristine);
+    }
     let mut times = Vec::new();
     for r in 0..runs {
         std::fs::remove_dir_all(dir.join("catalog")).expect("remove catalog");
@@ -434,18 +455,34 @@ fn cold_open_1m() {
         assert_eq!(s.len(), N as usize + TAIL_1M);
         assert_eq!(s.open_report().replayed, TAIL_1M);
         println!(
-            "1M open: run {r}: {} ({}), catalog {:.1} B/segment",
+            "1M open: run {r}: {} ({}), catalog {:.1} B/segment, load average {}",
             common::fmt_duration(d),
             if dropped {
                 "cold: page cache dropped"
             } else {
                 "WARM: could not drop the page cache"
             },
-            s.catalog_heap_bytes() as f64 / s.len() as f64
+            s.catalog_heap_bytes() as f64 / s.len() as f64,
+            load_average()
         );
         times.push(d);
         drop(s);
     }
+    // The same open with everything in the page cache: its CPU part.
+    std::fs::remove_dir_all(dir.join("catalog")).expect("remove catalog");
+    copy_dir(&pristine, &dir.join("catalog"));
+    let _ = std::process::Command::new("sync").status();
+    for ent in std::fs::read_dir(dir.join("catalog")).expect("read_dir") {
+        let _ = std::fs::read(ent.expect("entry").path());
+    }
+    let t = Instant::now();
+    let s = Store::open_with(&dir, &opts()).expect("open");
+    println!(
+        "1M open: warm open (same tail, page cache warm): {}, load average {}",
+        common::fmt_duration(t.elapsed()),
+        load_average()
+    );
+    drop(s);
     // What an open must at least read from a cold disk: the catalog/ files, and the volumes
     // (of which the tail scan reads only the records after the checkpoint).
     for sub in ["catalog", "data"] {
@@ -487,7 +524,20 @@ fn cold_open_1m() {
     );
 }
 
+/// The first three fields of /proc/loadavg.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
 fn main() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     if let Ok(dir) = std::env::var(CHILD_ENV) {
         rss_child(&dir);
         return;

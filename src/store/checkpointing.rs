@@ -20,6 +20,7 @@ impl Inner {
     pub fn checkpoint(&self) -> Result<PathBuf> {
         self.writable("a checkpoint")?;
         let mut seq = self.checkpoint_seq.lock();
+        let t0 = std::time::Instant::now();
         let mut to_sync = Vec::new();
         let (body, tracks_len, (tracks_off, tracks_bytes)) = {
             let _gate = self.gate.write();
@@ -47,21 +48,35 @@ impl Inner {
                 cat.index.tracks.pending(),
             )
         };
+        let t_body = t0.elapsed();
         // Replay must never start beyond what a power cut can leave: make it durable first,
         // and the track bytes the checkpoint names too.
         for (w, end) in to_sync {
             w.sync_to(end)?;
         }
         crate::fail::point("checkpoint.log_durable");
+        let t_log = t0.elapsed();
         let track_writer = self.catalog.read().index.tracks.writer()?;
         track_writer.write(tracks_off, &tracks_bytes)?;
         crate::fail::point("checkpoint.tracks_written");
+        let t_tracks = t0.elapsed();
         *seq += 1;
         let file = checkpoint::encode_file(&body, *seq, self.now_us())
             .map_err(|e| Error::io(&self.root, e))?;
+        let t_compress = t0.elapsed();
         let path = checkpoint::write(&self.root.join("catalog"), *seq, &file)?;
         crate::fail::point("checkpoint.written");
         self.catalog.write().index.tracks.advance(tracks_len)?;
+        tracing::debug!(
+            body_ms = t_body.as_secs_f64() * 1e3,
+            log_sync_ms = (t_log - t_body).as_secs_f64() * 1e3,
+            tracks_ms = (t_tracks - t_log).as_secs_f64() * 1e3,
+            track_bytes = tracks_bytes.len(),
+            compress_ms = (t_compress - t_tracks).as_secs_f64() * 1e3,
+            write_ms = (t0.elapsed() - t_compress).as_secs_f64() * 1e3,
+            file_bytes = file.len(),
+            "checkpoint written"
+        );
         Ok(path)
     }
     /// Called after each commit: writes a checkpoint every `checkpoint_every` commits.

@@ -19,7 +19,9 @@ pub(super) fn load_catalog(
     store_id: &[u8; 16],
     report: &mut OpenReport,
 ) -> Result<(Catalog, u64)> {
+    let t0 = std::time::Instant::now();
     let (mut cat, ckpt_seq, tracks_len) = load_checkpoint(root, store_id, report)?;
+    let t_ckpt = t0.elapsed();
     let catalog_dir = root.join("catalog");
     match TrackStore::open(&catalog_dir, store_id, tracks_len)? {
         Some(tracks) => cat.index.tracks = tracks,
@@ -38,6 +40,11 @@ pub(super) fn load_catalog(
                 .ok_or_else(|| Error::Invalid("cannot create the track file".into()))?;
         }
     }
+    tracing::debug!(
+        checkpoint_ms = t_ckpt.as_secs_f64() * 1e3,
+        tracks_ms = (t0.elapsed() - t_ckpt).as_secs_f64() * 1e3,
+        "catalog loaded"
+    );
     Ok((cat, ckpt_seq))
 }
 
@@ -49,6 +56,7 @@ fn load_checkpoint(
     let files = checkpoint::list(&root.join("catalog"))?;
     let newest = files.first().map_or(0, |f| f.0);
     for (seq, path) in files {
+        let t0 = std::time::Instant::now();
         let data = match fs::read(&path) {
             Ok(d) => d,
             Err(e) => {
@@ -58,7 +66,14 @@ fn load_checkpoint(
                 continue;
             }
         };
+        let t_read = t0.elapsed();
         let decoded = checkpoint::decode(&data);
+        tracing::debug!(
+            read_ms = t_read.as_secs_f64() * 1e3,
+            decode_ms = (t0.elapsed() - t_read).as_secs_f64() * 1e3,
+            bytes = data.len(),
+            "checkpoint read and decoded"
+        );
         match decoded {
             Ok((cat, id, tracks_len)) if &id == store_id => {
                 report.checkpoint = Some(path.display().to_string());

@@ -6,7 +6,8 @@
 //! `volumes.rs` (4, 5), `replay.rs` (6, 7), `finish.rs` (assembly, 8, 9).
 //!
 //! Invariants:
-//! - only record headers and commit records are read (never chunk payloads);
+//! - only record headers and commit records are decoded (never chunk payloads; log/scan.rs
+//!   reads runs of small records in windows);
 //! - commit records are applied in LSN order; applying one already in the checkpoint is a
 //!   no-op; the catalog's tables are sized exactly for the result (no spare capacity);
 //! - a torn tail is cut only from a volume that was still active (unsealed); damage inside a
@@ -77,6 +78,7 @@ pub(super) enum Mode {
 }
 
 pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store> {
+    let mut clock = PhaseClock::new();
     // 1. The root (created only for a new store) and the two flocks.
     lock::prepare_root(root, opts, mode)?;
     let locks = lock::take_locks(root)?;
@@ -88,13 +90,17 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
     let mut report = OpenReport::default();
     config::write_default_policy(root)?;
     let audit = crate::audit::AuditLog::open(root, store_id)?;
+    clock.lap("locks, configuration, audit log");
     // 3. The newest usable checkpoint (and its track file).
     let (mut cat, ckpt_seq) = catalog::load_catalog(root, &store_id, &mut report)?;
+    clock.lap("checkpoint and track file");
     // 4, 5. Data dirs and the volumes in them.
     let found = volumes::open_volumes(root, &settings, &cat, &mut report)?;
     volumes::forget_never_made(&mut cat, &found, &mut report);
+    clock.lap("volumes opened");
     // 6, 7. Replay the log after the checkpoint.
     let mut scanned = replay::scan_volumes(&mut cat, &found.volumes, crypt.is_some(), &mut report)?;
+    clock.lap("log scanned");
     let candidates: Vec<(u64, [u8; 32])> = scanned
         .unconfirmed
         .iter()
@@ -102,6 +108,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
         .collect();
     let acked = confirm::acknowledged(&audit, &candidates);
     replay::leave_out(&mut cat, &mut scanned, &acked, &mut report);
+    clock.lap("unconfirmed commits decided");
     replay::replay(
         &mut cat,
         scanned.commits,
@@ -109,6 +116,7 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
         &found.volumes,
         &mut report,
     );
+    clock.lap("records replayed");
     let parts = finish::Parts {
         settings,
         locks,
@@ -117,12 +125,42 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
         ckpt_seq,
     };
     let inner = finish::assemble(root, parts, cat, found, report)?;
+    clock.lap("assembled");
     // Recovery itself is crash-tested (tests/kill_campaign.rs): the log is replayed, torn
     // tails are cut, and the checkpoint below is still to come.
     crate::fail::point("open.replayed");
     // 8. Unsealed volumes take writes again.
     finish::reopen_active(&inner, scanned.active, &scanned.seal)?;
+    clock.lap("active volumes reopened");
     // 9. A checkpoint if anything was replayed or cut.
     finish::checkpoint_after_replay(&inner);
+    clock.lap("checkpoint after replay");
     Ok(Store { inner, actor: None })
+}
+
+/// Times the steps of one open, for `footage::store::open=debug` logs.
+struct PhaseClock {
+    start: std::time::Instant,
+    last: std::time::Instant,
+}
+
+impl PhaseClock {
+    fn new() -> PhaseClock {
+        let now = std::time::Instant::now();
+        PhaseClock {
+            start: now,
+            last: now,
+        }
+    }
+
+    fn lap(&mut self, step: &'static str) {
+        let now = std::time::Instant::now();
+        tracing::debug!(
+            step,
+            ms = (now - self.last).as_secs_f64() * 1e3,
+            total_ms = (now - self.start).as_secs_f64() * 1e3,
+            "open step done"
+        );
+        self.last = now;
+    }
 }
