@@ -449,19 +449,23 @@ fn cold_open_1m() {
             .args(["-c", "sync && echo 3 > /proc/sys/vm/drop_caches"])
             .status()
             .is_ok_and(|s| s.success());
+        let io0 = read_bytes();
         let t = Instant::now();
         let s = Store::open_with(&dir, &opts()).expect("open");
         let d = t.elapsed();
+        let disk = read_bytes().saturating_sub(io0);
         assert_eq!(s.len(), N as usize + TAIL_1M);
         assert_eq!(s.open_report().replayed, TAIL_1M);
         println!(
-            "1M open: run {r}: {} ({}), catalog {:.1} B/segment, load average {}",
+            "1M open: run {r}: {} ({}), {:.1} MB read from disk, catalog {:.1} B/segment, \
+             load average {}",
             common::fmt_duration(d),
             if dropped {
                 "cold: page cache dropped"
             } else {
                 "WARM: could not drop the page cache"
             },
+            disk as f64 / 1e6,
             s.catalog_heap_bytes() as f64 / s.len() as f64,
             load_average()
         );
@@ -522,6 +526,17 @@ fn cold_open_1m() {
             "GOAL MISSED (1 s)"
         }
     );
+}
+
+/// Bytes this process has caused to be read from the disk (`read_bytes` of /proc/self/io).
+fn read_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("read_bytes: ")?.trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// The first three fields of /proc/loadavg.
