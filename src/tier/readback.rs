@@ -75,7 +75,7 @@ pub(super) async fn read_back(store: Arc<dyn ObjectStore>, check: PartCheck) -> 
     let path = check.path.clone();
     let meta_path = check.meta_path.clone();
     let unreadable = |e: &dyn std::fmt::Display| Error::Cloud(format!("reading back {path}: {e}"));
-    if crate::fail::error("cloud.get") {
+    if crate::fail::error("cloud.read_back") {
         return Err(unreadable(&"injected failure"));
     }
     let got = store.get(&path).await.map_err(cloud(format!("reading back {path}")))?;
