@@ -62,6 +62,9 @@ impl Tier {
     ) -> Result<CloudMeta> {
         let id = meta.id;
         let mut clock = Phases::start();
+        // A `meta.json` this process read or wrote for an earlier attempt is not the copy
+        // being made (a part proven wrong deletes it).
+        self.metas.lock().remove(&id);
         meta.sealed = self.crypt.is_some();
         meta.part_size = PART_SIZE;
         meta.block_size = BLOCK_SIZE;
