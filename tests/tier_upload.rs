@@ -6,7 +6,8 @@
 //!
 //! The cloud is a `file://` directory seen through [`Faulty`], an object store that corrupts
 //! one byte of a part's first piece on its way up, or of a part read back, or fails the
-//! `meta.json` put, when a test arms it.
+//! `meta.json` put, when a test arms it; or that returns every get as a stream of pieces, as
+//! an HTTP store does (the read-back then takes its other path).
 
 mod common;
 #[path = "common/damage.rs"]
@@ -41,6 +42,8 @@ struct Faults {
     get: Option<&'static str>,
     /// Fail the next `meta.json` put.
     meta: bool,
+    /// Return every get as a stream (as an HTTP store does), not as a local file.
+    stream: bool,
     /// Parts started by `put_multipart`, in order (file names).
     sent: Vec<String>,
 }
@@ -107,14 +110,44 @@ impl ObjectStore for Faulty {
         options: GetOptions,
     ) -> object_store::Result<GetResult> {
         let r = self.inner.get_opts(location, options).await?;
-        let hit = {
+        let (hit, stream) = {
             let mut f = self.faults.lock();
             let hit = f.get.is_some_and(|p| location.as_ref().ends_with(p));
             if hit {
                 f.get = None;
             }
-            hit
+            (hit, f.stream)
         };
+        if !hit && stream {
+            let GetResult {
+                payload,
+                meta,
+                range,
+                attributes,
+                extensions,
+            } = r;
+            let whole = GetResult {
+                payload,
+                meta: meta.clone(),
+                range: range.clone(),
+                attributes: attributes.clone(),
+                extensions: extensions.clone(),
+            };
+            // In pieces that do not fall on block boundaries.
+            let pieces: Vec<object_store::Result<bytes::Bytes>> = whole
+                .bytes()
+                .await?
+                .chunks(300_007)
+                .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+                .collect();
+            return Ok(GetResult {
+                payload: GetResultPayload::Stream(futures::stream::iter(pieces).boxed()),
+                meta,
+                range,
+                attributes,
+                extensions,
+            });
+        }
         if !hit {
             return Ok(r);
         }
@@ -409,4 +442,22 @@ fn a_bad_second_part_fails_the_upload_and_only_it_is_sent_again() {
         ["part-00000", "part-00001", "part-00001"],
         "part 0 was resumed (read back against the local bytes), part 1 sent again"
     );
+}
+
+#[test]
+fn a_streamed_read_back_proves_a_copy_as_a_file_one_does() {
+    // An HTTP store's get is a stream of pieces; the read-back cuts them into blocks.
+    for (name, key) in keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _cloud, faults) = store(dir.path(), key);
+        faults.lock().stream = true;
+        let (id, data) = ingest(&store, 6, 3 * MIB + 12_345);
+        then_uploads(&store, id, &data);
+        let (id, data) = ingest(&store, 7, 2 * MIB);
+        faults.lock().put = Some("part-00000");
+        let e = store.upload(id, "tester", &mut |_| {}).unwrap_err();
+        refused(&store, id, &data, e, "read back differs");
+        then_uploads(&store, id, &data);
+        assert_eq!(faults.lock().sent.len(), 3, "{name}");
+    }
 }
