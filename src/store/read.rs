@@ -112,11 +112,13 @@ impl Store {
 
     /// The catalog's entry of segment `id` now (None: no such segment, or deleted). Any change
     /// to where or how its bytes are kept (compaction, upload, eviction, restore) changes it.
+    #[cfg(feature = "server")]
     pub(crate) fn catalog_entry(&self, id: u64) -> Option<crate::catalog::SegmentEntry> {
         self.inner.catalog.read().get(id).copied()
     }
 
     /// Whether this handle records reads in the audit log itself (an actor handle).
+    #[cfg(feature = "server")]
     pub(crate) fn records_access(&self) -> bool {
         self.actor.is_some()
     }
