@@ -399,28 +399,10 @@ fn a_plain_store_is_unaffected_and_ignores_a_key() {
     assert_eq!(store.read_range(id, 0, u64::MAX).unwrap(), data);
 }
 
-const POLICY: &str = r#"
-[cloud]
-url = "CLOUD"
-
-[category.default]
-upload = false
-evict_after = "31d"
-delete_after = "31d"
-
-[category.evidential]
-upload = true
-evict_after = "30d"
-delete_after = "2555d"
-
-[disk]
-high_watermark = 1.0
-"#;
-
 fn with_cloud(dir: &Path, cloud: &Path, k: Option<Key>) -> Store {
     let store = footage::testing::open_or_create_with(dir, &options(k)).unwrap();
     let url = format!("file://{}", cloud.display());
-    std::fs::write(dir.join("policy.toml"), POLICY.replace("CLOUD", &url)).unwrap();
+    common::write_cloud_policy(dir, &url);
     store
 }
 

@@ -13,29 +13,11 @@ use footage::{SegmentMeta, Store, TierState};
 
 const T0: i64 = 1_763_647_380_000_000;
 
-const POLICY: &str = r#"
-[cloud]
-url = "CLOUD"
-
-[category.default]
-upload = false
-evict_after = "31d"
-delete_after = "31d"
-
-[category.evidential]
-upload = true
-evict_after = "30d"
-delete_after = "2555d"
-
-[disk]
-high_watermark = 1.0
-"#;
-
 fn store(dir: &Path) -> Store {
     let root = dir.join("store");
     let store = common::open_small(&root);
     let url = format!("file://{}", dir.join("cloud").display());
-    std::fs::write(root.join("policy.toml"), POLICY.replace("CLOUD", &url)).unwrap();
+    common::write_cloud_policy(&root, &url);
     store
 }
 

@@ -234,24 +234,6 @@ impl MultipartUpload for CorruptFirstPiece {
     }
 }
 
-const POLICY: &str = r#"
-[cloud]
-url = "CLOUD"
-
-[category.default]
-upload = false
-evict_after = "31d"
-delete_after = "31d"
-
-[category.evidential]
-upload = true
-evict_after = "30d"
-delete_after = "2555d"
-
-[disk]
-high_watermark = 1.0
-"#;
-
 /// A store (encrypted when `key` is given) whose cloud tier is `<dir>/cloud` seen through a
 /// [`Faulty`] store; returns the store, the cloud directory and the faults to arm.
 fn store(dir: &Path, key: Option<Key>) -> (Store, PathBuf, Arc<Mutex<Faults>>) {
@@ -263,7 +245,7 @@ fn store(dir: &Path, key: Option<Key>) -> (Store, PathBuf, Arc<Mutex<Faults>>) {
     };
     let store = footage::testing::open_or_create_with(&root, &opts).unwrap();
     let url = format!("file://{}", cloud.display());
-    std::fs::write(root.join("policy.toml"), POLICY.replace("CLOUD", &url)).unwrap();
+    common::write_cloud_policy(&root, &url);
     let faults = Arc::new(Mutex::new(Faults::default()));
     let f = Arc::clone(&faults);
     footage::testing::wrap_cloud(&store, move |inner| Arc::new(Faulty { inner, faults: f }))

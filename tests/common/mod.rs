@@ -198,3 +198,26 @@ pub fn reseal_chunk(b: &mut [u8], hdr: usize) {
     let hcrc = crc32fast::hash(&b[hdr..hdr + 28]);
     b[hdr + 28..hdr + 32].copy_from_slice(&hcrc.to_le_bytes());
 }
+
+/// Writes a `policy.toml` with a cloud tier at `url`: default footage not uploaded (31 days),
+/// evidential footage uploaded, evicted after 30 days, kept 7 years; no disk-pressure eviction.
+pub fn write_cloud_policy(root: &Path, url: &str) {
+    const POLICY: &str = r#"
+[cloud]
+url = "CLOUD"
+
+[category.default]
+upload = false
+evict_after = "31d"
+delete_after = "31d"
+
+[category.evidential]
+upload = true
+evict_after = "30d"
+delete_after = "2555d"
+
+[disk]
+high_watermark = 1.0
+"#;
+    std::fs::write(root.join("policy.toml"), POLICY.replace("CLOUD", url)).unwrap();
+}
