@@ -53,6 +53,7 @@ pub fn synthesize_store(
             block_crcs: false,
             one_sync: false,
             durable_to: 0,
+            actor: None,
         };
         cat.apply_commit(&rec, 0, 0);
     }

@@ -434,6 +434,12 @@ impl AuditLog {
         self.read_only
     }
 
+    /// Entries appended so far (durable or not): what a later `sync_to` must reach to cover
+    /// every entry appended before this call.
+    pub fn appended(&self) -> u64 {
+        self.state.lock().chain.count
+    }
+
     /// The newest file and how far it is written, for readers that must not see a partial
     /// entry.
     pub fn written(&self) -> (u32, u64) {

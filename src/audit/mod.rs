@@ -38,7 +38,7 @@ mod verify;
 pub use action::Action;
 #[cfg_attr(not(feature = "internals"), allow(unused_imports))] // some only for the tests
 pub use log::{validate_actor, AuditLog, Chain, OpenFindings, HEAD_EVERY, MAX_FILE, STORE_ACTOR};
-pub(crate) use verify::{entries, verify};
+pub(crate) use verify::{entries, recent_entries, verify};
 
 use serde::Serialize;
 

@@ -5,8 +5,11 @@
 //! - only the newest file is scanned, and only from the position `HEAD` names when it lies in
 //!   that file (the full check is `verify`'s job), so opening costs little however long the
 //!   log is;
-//! - only the newest file's tail is ever cut, only after its last valid entry, and only after
-//!   the cut bytes were saved; damage before valid entries is reported, never cut;
+//! - only the newest file's tail is ever cut, only after the cut bytes were saved: after its
+//!   last valid entry, or from the first of holes of never-written (zero) bytes with valid
+//!   entries after them (a power cut lost writes no fsync covered and kept later ones: with
+//!   batched entries many writes can be unsynced at once); any other damage before valid
+//!   entries is reported, never cut;
 //! - a file whose header is damaged is never written again: a new file is started;
 //! - an audit file of a newer format version refuses the open.
 
@@ -191,13 +194,17 @@ fn open_last(
     file.read_exact_at(&mut data, from).at(path)?;
     let mut last_was_head = false;
     let mut problems = Vec::new();
-    let (end, tail) = scan(&data, 0, |item| match item {
+    let mut hole: Option<Hole> = None;
+    let (mut end, tail) = scan(&data, 0, |item| match item {
         Item::Entry { entry, .. } => {
             if let Some(h) = check.filter(|h| h.count == entry.index + 1 && h.hash != entry.hash) {
                 problems.push(format!(
                     "entry {} does not match the hash HEAD recorded for it",
                     h.count - 1
                 ));
+            }
+            if let Some(h) = &mut hole {
+                h.entries += 1;
             }
             chain = Chain {
                 count: entry.index + 1,
@@ -209,27 +216,52 @@ fn open_last(
             from: a,
             to: b,
             what,
-        } => problems.push(format!(
-            "{} offsets {}..{} are damaged: {what}",
-            path.display(),
-            from + a as u64,
-            from + b as u64
-        )),
+        } => {
+            let unwritten = has_unwritten_run(data.get(a..b).unwrap_or_default());
+            hole.get_or_insert(Hole {
+                at: a,
+                chain,
+                last_was_head,
+                entries: 0,
+                unwritten: true,
+            })
+            .unwritten &= unwritten;
+            problems.push(format!(
+                "{} offsets {}..{} are damaged: {what}",
+                path.display(),
+                from + a as u64,
+                from + b as u64
+            ))
+        }
     });
+    // Holes of never-written bytes: a power cut lost writes that no fsync had covered and
+    // kept some written after them, so nothing from the first hole on was durable. A torn
+    // tail: cut from the hole (and saved), not damage.
+    let mut cut = tail.map(|t| (t.from, t.what));
+    if let Some(h) = hole.filter(|h| h.unwritten) {
+        problems.clear();
+        found.notes.push(format!(
+            "{} entries after unsynced bytes that a power cut lost, from offset {}, were never \
+             made durable: cut with them",
+            h.entries,
+            from + h.at as u64
+        ));
+        (end, chain, last_was_head) = (h.at, h.chain, h.last_was_head);
+        cut = Some((h.at, "a power cut lost bytes before later entries".into()));
+    }
     found.problems.extend(problems);
     let end = from + end as u64;
-    if let Some(t) = tail {
-        let bytes = data.get(t.from..).unwrap_or_default();
-        let at = from + t.from as u64;
+    if let Some((t_from, what)) = cut {
+        let bytes = data.get(t_from..).unwrap_or_default();
+        let at = from + t_from as u64;
         let saved = files::save_torn(dir, seq, at, bytes)?;
         crate::fsio::set_len(&file, end).at(path)?;
         crate::fsio::sync_all(&file, "audit.cut_tail").at(path)?;
         found.torn_bytes += bytes.len() as u64;
         found.notes.push(format!(
-            "cut a torn tail of {} bytes from {} at offset {at} ({}); saved in {}",
+            "cut a torn tail of {} bytes from {} at offset {at} ({what}); saved in {}",
             bytes.len(),
             path.display(),
-            t.what,
             saved.display()
         ));
     }
@@ -239,6 +271,36 @@ fn open_last(
         chain,
         last_was_head,
     }))
+}
+
+/// Damage in the newest file, and what follows it.
+struct Hole {
+    /// Where the damage starts (relative to the bytes scanned).
+    at: usize,
+    /// The chain before it.
+    chain: Chain,
+    last_was_head: bool,
+    /// Valid entries after it.
+    entries: u64,
+    /// Whether every damaged region holds a run of never-written bytes.
+    unwritten: bool,
+}
+
+/// Bytes a power cut can leave where an appended write was lost: a file's blocks that were
+/// never written read as zeros. No entry holds this many zero bytes in a row (its hashes and
+/// text do not), so bit rot or an edit leaves none; a lost or torn write (whole 512-byte
+/// sectors missing) always does.
+const UNWRITTEN_RUN: usize = 64;
+
+fn has_unwritten_run(b: &[u8]) -> bool {
+    let mut run = 0;
+    for &x in b {
+        run = if x == 0 { run + 1 } else { 0 };
+        if run >= UNWRITTEN_RUN {
+            return true;
+        }
+    }
+    false
 }
 
 /// The chain head at the end of a whole file, if its header is usable.

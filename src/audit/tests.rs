@@ -132,3 +132,53 @@ fn a_torn_tail_is_cut_and_saved_and_a_cut_below_head_is_truncation() {
         drop(AuditLog::open_with(dir.path(), ID, 1 << 20, 1000).unwrap());
     }
 }
+
+#[test]
+fn a_hole_of_unwritten_bytes_before_later_entries_is_cut_and_other_damage_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open_with(dir.path(), ID, 1 << 20, 1000).unwrap();
+    for i in 0..3 {
+        log.append("a", "tag", Some(i), "{}", Durability::Durable)
+            .unwrap();
+    }
+    let mut ends = vec![log.written().1];
+    for i in 3..6 {
+        log.append("pc.smith", "read", Some(i), "{}", Durability::Batched)
+            .unwrap();
+        ends.push(log.written().1);
+    }
+    // A power cut: no close, no HEAD past the open (the process is gone).
+    std::mem::forget(log);
+    let file = files::list(&dir.path().join("audit")).unwrap()[0].1.clone();
+    let pristine = std::fs::read(&file).unwrap();
+    let (a, b) = (ends[0] as usize, ends[1] as usize);
+    // The write of entry 3 was lost (zeros), those of 4 and 5 reached the disk.
+    let mut holed = pristine.clone();
+    holed[a..b].fill(0);
+    std::fs::write(&file, &holed).unwrap();
+    let log = AuditLog::open_with(dir.path(), ID, 1 << 20, 1000).unwrap();
+    let f = log.findings.clone();
+    assert!(f.problems.is_empty(), "{f:?}");
+    assert_eq!(f.torn_bytes, (pristine.len() - a) as u64, "{f:?}");
+    assert!(f.notes.iter().any(|n| n.contains("2 entries")), "{f:?}");
+    // Entries 0..3, then the recovery entry where entry 3 was.
+    assert_eq!(log.head().count, 4);
+    drop(log);
+    let r = check(dir.path());
+    assert!(r.ok, "{r:?}");
+    // The same entry edited instead (no unwritten bytes): damage, reported and not cut.
+    for p in std::fs::read_dir(dir.path().join("audit")).unwrap() {
+        let p = p.unwrap().path();
+        if !p.to_string_lossy().ends_with(".log") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    let mut edited = pristine.clone();
+    edited[a + 40] ^= 0x20;
+    std::fs::write(&file, &edited).unwrap();
+    let log = AuditLog::open_with(dir.path(), ID, 1 << 20, 1000).unwrap();
+    assert!(!log.findings.problems.is_empty(), "{:?}", log.findings);
+    assert_eq!(log.findings.torn_bytes, 0);
+    drop(log);
+    assert!(!check(dir.path()).ok);
+}

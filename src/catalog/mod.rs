@@ -462,6 +462,7 @@ mod tests {
             block_crcs: false,
             one_sync: false,
             durable_to: 0,
+            actor: None,
         }
     }
 

@@ -14,6 +14,7 @@
 //!   u32  chunk_capacity version 1: payload bytes of every chunk but the last; version 2: the
 //!                       most any chunk holds (0, with no extents, for a segment recovered
 //!                       from the cloud tier: its bytes are only there)
+//!   version 3 only: u16 flags, u64 durable_to, and with FLAG_ACTOR a str16 actor
 //!   str16 officer, str16 device          (u16 length + UTF-8)
 //!   list categories, list cases, list tags  (u16 count + str16 each)
 //!   u32  extent count, then per chunk in order: u32 volume id, u64 header offset, u32 length
@@ -50,6 +51,12 @@ pub const FLAG_BLOCK_CRCS: u16 = 1;
 /// Commit flag: the chunks were written just before this record and made durable by the same
 /// fdatasync; recovery checks those not below the volume's durable watermark (FORMAT §11).
 pub const FLAG_ONE_SYNC: u16 = 2;
+/// Commit flag: a `str16` actor (who ingested the segment) follows `durable_to`. Its ingest
+/// audit entry was batched: recovery writes it again from this record if a crash lost it
+/// (FORMAT §11, "Ingest entries recovered from commit records").
+pub const FLAG_ACTOR: u16 = 4;
+/// Every flag this build reads.
+const KNOWN_FLAGS: u16 = FLAG_BLOCK_CRCS | FLAG_ONE_SYNC | FLAG_ACTOR;
 
 /// How a segment's byte offsets map onto its chunks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,12 +179,15 @@ pub struct CommitRecord {
     /// Version 3: every byte of this record's volume below this offset was durable (an
     /// fdatasync covering it had returned) when the record was appended; 0 if unknown.
     pub durable_to: u64,
+    /// Version 3 with [`FLAG_ACTOR`]: who ingested the segment (the actor of its `ingest`
+    /// audit entry, which was batched). None for records written without it.
+    pub actor: Option<String>,
 }
 
 impl CommitRecord {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        let v3 = self.block_crcs || self.one_sync;
+        let v3 = self.block_crcs || self.one_sync || self.actor.is_some();
         w.u16(if v3 {
             COMMIT_VERSION_BLOCKS
         } else if is_uniform(self.chunk_capacity, &self.extents) {
@@ -201,8 +211,14 @@ impl CommitRecord {
             if self.one_sync {
                 flags |= FLAG_ONE_SYNC;
             }
+            if self.actor.is_some() {
+                flags |= FLAG_ACTOR;
+            }
             w.u16(flags);
             w.u64(self.durable_to);
+            if let Some(actor) = &self.actor {
+                w.str16(actor);
+            }
         }
         w.str16(&self.meta.officer);
         w.str16(&self.meta.device);
@@ -239,13 +255,18 @@ impl CommitRecord {
         } else {
             (0, 0)
         };
-        if flags & !(FLAG_BLOCK_CRCS | FLAG_ONE_SYNC) != 0 {
+        if flags & !KNOWN_FLAGS != 0 {
             return Err(DecodeError::UnsupportedVersion {
                 what: "commit record flags",
                 found: u32::from(flags),
-                supported: u32::from(FLAG_BLOCK_CRCS | FLAG_ONE_SYNC),
+                supported: u32::from(KNOWN_FLAGS),
             });
         }
+        let actor = if flags & FLAG_ACTOR != 0 {
+            Some(r.str16()?)
+        } else {
+            None
+        };
         let officer = r.str16()?;
         let device = r.str16()?;
         let categories = r.str_list()?;
@@ -280,6 +301,7 @@ impl CommitRecord {
             block_crcs: flags & FLAG_BLOCK_CRCS != 0,
             one_sync: flags & FLAG_ONE_SYNC != 0,
             durable_to,
+            actor,
         };
         rec.check_layout(version != COMMIT_VERSION)?;
         Ok(rec)

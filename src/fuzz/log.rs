@@ -104,6 +104,7 @@ fn change_of(data: &[u8], segment_id: u64) {
         block_crcs: false,
         one_sync: false,
         durable_to: 0,
+        actor: None,
     };
     cat.apply_commit(&rec, 1, 4064);
     if let Some(base) = c.base_lsn {

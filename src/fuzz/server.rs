@@ -164,6 +164,7 @@ fn small_catalog() -> Catalog {
             block_crcs: false,
             one_sync: false,
             durable_to: 0,
+            actor: None,
         };
         cat.apply_commit(&rec, 1, 4064);
     }

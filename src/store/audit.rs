@@ -143,6 +143,9 @@ impl Store {
     }
 
     fn put_audit_head(&self) -> Result<AuditHead> {
+        // The head published covers every entry appended so far, batched ones too (a new
+        // segment's `ingest` entry is batched).
+        self.inner.audit.sync_to(self.inner.audit.appended())?;
         let (count, hash) = self.audit_head();
         let head = AuditHead {
             count,

@@ -22,8 +22,13 @@ impl Inner {
         let mut seq = self.checkpoint_seq.lock();
         let t0 = std::time::Instant::now();
         let mut to_sync = Vec::new();
-        let (body, tracks_len, (tracks_off, tracks_bytes)) = {
+        let (body, tracks_len, (tracks_off, tracks_bytes), audited) = {
             let _gate = self.gate.write();
+            // Every commit this checkpoint covers has appended its ingest audit entry (a
+            // commit holds the gate until it has): those entries are made durable before the
+            // checkpoint is written, since recovery rewrites lost ones only for the commit
+            // records it replays (FORMAT §11).
+            let audited = self.audit.appended();
             let writers: Vec<Arc<VolumeWriter>> = self.writers.lock().values().cloned().collect();
             let mut cat = self.catalog.write();
             for w in writers {
@@ -46,6 +51,7 @@ impl Inner {
                 checkpoint::encode_body(&cat, &self.store_id),
                 cat.index.tracks.len(),
                 cat.index.tracks.pending(),
+                audited,
             )
         };
         let t_body = t0.elapsed();
@@ -54,6 +60,7 @@ impl Inner {
         for (w, end) in to_sync {
             w.sync_to(end)?;
         }
+        self.audit.sync_to(audited)?;
         crate::fail::point("checkpoint.log_durable");
         let t_log = t0.elapsed();
         let track_writer = self.catalog.read().index.tracks.writer()?;

@@ -46,6 +46,7 @@ pub(crate) fn sample() -> CommitRecord {
         block_crcs: false,
         one_sync: false,
         durable_to: 0,
+        actor: None,
     }
 }
 
@@ -134,4 +135,21 @@ fn extents_must_add_up_to_the_segment_length() {
     let mut c = sample();
     c.bytes += 1;
     assert!(CommitRecord::decode(&c.encode(), true).is_err());
+}
+
+#[test]
+fn an_actor_makes_version_3_and_round_trips_with_every_flag() {
+    for (block_crcs, one_sync) in [(false, false), (true, false), (true, true)] {
+        let mut v = sample();
+        (v.block_crcs, v.one_sync, v.durable_to) = (block_crcs, one_sync, 99);
+        v.actor = Some("dock-07 (Brixton)".into());
+        let enc = v.encode();
+        assert_eq!(&enc[..2], &COMMIT_VERSION_BLOCKS.to_le_bytes());
+        assert_eq!(CommitRecord::decode(&enc, true).unwrap(), v);
+        assert_eq!(CommitRecord::decode(&enc, false).unwrap().actor, v.actor);
+        // A record cut inside the actor is truncated, never read as another field.
+        for cut in 87..=96 {
+            assert!(CommitRecord::decode(&enc[..cut], false).is_err(), "cut at {cut}");
+        }
+    }
 }

@@ -12,12 +12,16 @@
 //!   the commit record is appended, then the record's volume again: recovery never reads
 //!   their chunks, however long they are.
 //!
-//! Invariant: a segment is visible (in the catalog) only once its chunks and its commit
-//! record are durable, and `commit` returns only after that.
+//! Invariants: a segment is visible (in the catalog) only once its chunks and its commit
+//! record are durable, and `commit` returns only after that. The ingest audit entry of a new
+//! segment is batched (its commit record names the actor: recovery rewrites a lost entry) and
+//! appended before the checkpoint gate is released; a duplicate's entry is durable before
+//! `commit` returns.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use parking_lot::{MutexGuard, RwLockReadGuard};
 use sha2::Digest;
 
 use crate::error::{Error, Result};
@@ -27,6 +31,7 @@ use crate::format::record::{record_end, Kind, RecordHeader};
 
 use super::{failed_earlier, Committed, SegmentWriter};
 use crate::log::writer::Appended;
+use crate::store::Inner;
 
 /// Largest segment committed with one fdatasync (chunks and commit record together). A crash
 /// leaves at most one group-commit round of such segments for recovery to check, so this
@@ -65,7 +70,7 @@ impl SegmentWriter {
         let (officer, device) = (self.meta.officer.clone(), self.meta.device.clone());
         // 2. One commit per (device, hash) at a time; a retry waits for the first to finish.
         let key = crate::catalog::dedup_key(&self.meta.device, &sha256);
-        let (committed, serial) = loop {
+        let (committed, hold) = loop {
             {
                 let mut p = inner.pending.lock();
                 while p.contains(&key) {
@@ -73,19 +78,23 @@ impl SegmentWriter {
                 }
                 p.insert(key);
             }
-            let result = self.commit_record(sha256);
+            let result = self.commit_record(&inner, sha256);
             inner.pending.lock().remove(&key);
             inner.pending_cv.notify_all();
-            let committed = result?;
+            let (committed, gate) = result?;
+            if let Some(gate) = gate {
+                break (committed, Hold::Gate(gate));
+            }
             if !committed.duplicate {
-                break (committed, None);
+                // This upload's own segment, committed before a crash or a failed append.
+                break (committed, Hold::Nothing);
             }
             // A duplicate is acknowledged as the segment it names only while that segment
             // exists: `change_lock` keeps a deletion (retention) from running between this
             // check and the audit entry; one that ran first makes these bytes a new segment.
             let serial = inner.change_lock.lock();
             if inner.catalog.read().get(committed.id).is_some() {
-                break (committed, Some(serial));
+                break (committed, Hold::Serial(serial));
             }
         };
         inner
@@ -100,14 +109,23 @@ impl SegmentWriter {
             "officer": officer,
             "device": device,
         });
-        inner.audit.record(
+        // A segment this call committed has its actor in its commit record: the entry is
+        // batched, and recovery writes it again from the record if a crash loses it. Held
+        // at the gate until it is appended, so no checkpoint covers the commit without it.
+        // A duplicate has no record of this upload: its entry is durable before the answer.
+        let durability = match hold {
+            Hold::Gate(_) => crate::audit::Durability::Batched,
+            Hold::Serial(_) | Hold::Nothing => crate::audit::Durability::Durable,
+        };
+        inner.audit.append(
             &self.actor,
-            &crate::audit::Action::Ingest,
+            crate::audit::Action::Ingest.name(),
             Some(committed.id),
             &details.to_string(),
+            durability,
         )?;
         crate::fail::point("ingest.audited");
-        drop(serial);
+        drop(hold);
         if !committed.duplicate {
             inner.maybe_checkpoint();
         }
@@ -117,20 +135,26 @@ impl SegmentWriter {
     fn one_sync(&self) -> bool {
         self.bytes <= ONE_SYNC_MAX
     }
-    fn commit_record(&mut self, sha256: [u8; 32]) -> Result<Committed> {
-        let inner = Arc::clone(&self.inner);
+    /// Appends and syncs the commit record, or finds the segment these bytes already are
+    /// (no gate returned). A new commit returns the checkpoint gate, still held.
+    fn commit_record<'i>(
+        &mut self,
+        inner: &'i Inner,
+        sha256: [u8; 32],
+    ) -> Result<(Committed, Option<RwLockReadGuard<'i, ()>>)> {
         if let Some(id) = inner.find_duplicate(&self.meta.device, &sha256)? {
             // The segment found may be this one: an upload whose commit record became durable
             // before a crash (or a failed audit append) completes again after it. It is the
             // dock's own segment, not a duplicate of another (`Footage-Duplicate: false`).
-            return Ok(Committed {
+            let found = Committed {
                 id,
                 sha256,
                 bytes: self.bytes,
                 duplicate: id != self.id,
-            });
+            };
+            return Ok((found, None));
         }
-        let _gate = inner.gate.read();
+        let gate = inner.gate.read();
         let one_sync = self.one_sync();
         let mut rec = CommitRecord {
             segment_id: self.id,
@@ -144,6 +168,7 @@ impl SegmentWriter {
             block_crcs: self.form == ChunkForm::Blocks,
             one_sync,
             durable_to: 0,
+            actor: Some(self.actor.to_string()),
         };
         // The watermark is of the volume the record lands in: taken again after a rotation.
         let (w, pos, len) = loop {
@@ -172,11 +197,21 @@ impl SegmentWriter {
         w.sync_to(record_end(pos, len))?;
         crate::fail::point("ingest.commit_durable");
         inner.catalog.write().apply_commit(&rec, w.volume.id, pos);
-        Ok(Committed {
+        let committed = Committed {
             id: self.id,
             sha256,
             bytes: self.bytes,
             duplicate: false,
-        })
+        };
+        Ok((committed, Some(gate)))
     }
+}
+
+/// What a commit holds until its audit entry is appended: the checkpoint gate (a new
+/// segment), the change lock (a duplicate, against a deletion of the segment it names), or
+/// nothing (the upload's own segment, committed before).
+enum Hold<'i> {
+    Gate(#[allow(dead_code)] RwLockReadGuard<'i, ()>),
+    Serial(#[allow(dead_code)] MutexGuard<'i, ()>),
+    Nothing,
 }

@@ -180,6 +180,7 @@ impl Store {
                 block_crcs: false,
                 one_sync: false,
                 durable_to: 0,
+                actor: None,
             };
             let payload = rec.encode();
             let (w, pos) = loop {

@@ -284,6 +284,7 @@ impl Store {
             block_crcs,
             one_sync: false,
             durable_to: 0,
+            actor: None,
         };
         self.append_restored_commit(new, rec, dir, day)?;
         clock.mark("commit_record");

@@ -30,47 +30,12 @@ use crate::log::volume::Volume;
 pub(crate) struct Unconfirmed {
     pub segment: u64,
     pub lsn: u64,
+    pub committed_us: i64,
     pub sha256: [u8; 32],
     /// The volume holding the chunk, and the chunk record's offset in it.
     pub volume: u32,
     pub offset: u64,
     pub why: String,
-}
-
-/// The segments among `candidates` that the audit log says were acknowledged: an `ingest`
-/// entry names the segment and the SHA-256 of its commit record. Reads the audit log only
-/// when there is a candidate (after a crash that left one).
-pub(crate) fn acknowledged(
-    audit: &crate::audit::AuditLog,
-    candidates: &[(u64, [u8; 32])],
-) -> std::collections::HashSet<u64> {
-    let mut out = std::collections::HashSet::new();
-    if candidates.is_empty() {
-        return out;
-    }
-    let entries = match crate::audit::entries(&audit.dir, audit.written(), None, None) {
-        Ok(e) => e,
-        Err(e) => {
-            // Then every candidate counts as never acknowledged; `verify`'s cross-check of
-            // the audit log against the catalog still names any that was.
-            tracing::warn!(error = %e, "cannot read the audit log to check unconfirmed commits");
-            return out;
-        }
-    };
-    for e in entries {
-        let Some(id) = e.segment else { continue };
-        if e.action != crate::audit::Action::Ingest.name() {
-            continue;
-        }
-        let sha = e.details.get("sha256").and_then(|v| v.as_str());
-        if candidates
-            .iter()
-            .any(|(c, h)| *c == id && sha == Some(crate::util::hex(h).as_str()))
-        {
-            out.insert(id);
-        }
-    }
-    out
 }
 
 /// What proves chunks durable, for the records of one replay.
@@ -151,6 +116,7 @@ impl<'a> Durable<'a> {
                 return Err(Unconfirmed {
                     segment: c.segment_id,
                     lsn: c.lsn,
+                    committed_us: c.committed_us,
                     sha256: c.sha256,
                     volume: x.volume_id,
                     offset: x.offset,

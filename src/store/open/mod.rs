@@ -3,7 +3,7 @@
 //! written after it, with torn tails cut back. `open` reads as the steps of FORMAT.md §11
 //! ("Opening, step by step"), one function per step, in one file per group of steps:
 //! `lock.rs` (1), `config.rs` (2: configuration, key, policy, audit log), `catalog.rs` (3),
-//! `volumes.rs` (4, 5), `replay.rs` (6, 7), `finish.rs` (assembly, 8, 9).
+//! `volumes.rs` (4, 5), `replay.rs` and `audited.rs` (6, 7), `finish.rs` (assembly, 8, 9).
 //!
 //! Invariants:
 //! - only record headers and commit records are decoded (never chunk payloads; log/scan.rs
@@ -16,6 +16,7 @@
 //! - a volume header or scanned record in a newer format version fails the open with
 //!   [`Error::UnsupportedVersion`](crate::Error::UnsupportedVersion); that volume is never cut.
 
+mod audited;
 mod catalog;
 mod config;
 pub(crate) mod confirm;
@@ -63,6 +64,9 @@ pub struct OpenReport {
     /// returned: the segment was never acknowledged, like a torn tail). The volume holding the
     /// chunk is sealed, and the segment's id is not handed out again.
     pub unconfirmed: Vec<u64>,
+    /// Segments whose `ingest` audit entry a crash had lost, written again from their commit
+    /// records (marked `"recovered": true`).
+    pub recovered_audit_entries: Vec<u64>,
     /// Files removed at open: volumes retired (compacted away or dropped) before a crash
     /// could remove them, and unfinished compaction targets (`*.ftv.compacting`).
     pub removed_files: Vec<String>,
@@ -101,15 +105,15 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
     // 6, 7. Replay the log after the checkpoint.
     let mut scanned = replay::scan_volumes(&mut cat, &found.volumes, crypt.is_some(), &mut report)?;
     clock.lap("log scanned");
-    let candidates: Vec<(u64, [u8; 32])> = scanned
+    let candidates: Vec<(u64, [u8; 32], i64)> = scanned
         .unconfirmed
         .iter()
-        .map(|u| (u.segment, u.sha256))
+        .map(|u| (u.segment, u.sha256, u.committed_us))
         .collect();
-    let acked = confirm::acknowledged(&audit, &candidates);
+    let acked = audited::acknowledged(&audit, &candidates);
     replay::leave_out(&mut cat, &mut scanned, &acked, &mut report);
     clock.lap("unconfirmed commits decided");
-    replay::replay(
+    let ingested = replay::replay(
         &mut cat,
         scanned.commits,
         scanned.changes,
@@ -117,6 +121,9 @@ pub(super) fn open(root: &Path, opts: &StoreOptions, mode: Mode) -> Result<Store
         &mut report,
     );
     clock.lap("records replayed");
+    // Ingest entries a power cut lost (batched: their commit records name the actors).
+    report.recovered_audit_entries = audited::rewrite_lost(&audit, &ingested)?;
+    clock.lap("ingest audit entries checked");
     let parts = finish::Parts {
         settings,
         locks,

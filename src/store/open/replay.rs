@@ -23,6 +23,7 @@ use crate::format::change::ChangeRecord;
 use crate::format::commit::CommitRecord;
 use crate::log::scan::scan;
 use crate::log::volume::Volume;
+use crate::store::open::audited::Ingested;
 use crate::store::open::confirm::{Durable, Unconfirmed};
 
 /// What the scan of the volumes found: the records to replay, and the unsealed volumes with
@@ -184,14 +185,16 @@ pub(super) fn scan_volumes(
     Ok(out)
 }
 
-/// Step 7: applies the commit and change records found, in their one LSN sequence.
+/// Step 7: applies the commit and change records found, in their one LSN sequence. Returns
+/// the new segments whose records name the actor (their `ingest` entries were batched).
 pub(super) fn replay(
     cat: &mut Catalog,
     mut commits: Vec<(u32, u64, CommitRecord)>,
     mut changes: Vec<(u32, ChangeRecord)>,
     volumes: &HashMap<u32, Arc<Volume>>,
     report: &mut OpenReport,
-) {
+) -> Vec<Ingested> {
+    let mut ingested = Vec::new();
     // Commits and changes share one LSN sequence: apply them in it. The tables grow once,
     // by at most what the log holds, and give back what replay did not use (no doubling).
     commits.sort_by_key(|(_, _, c)| std::cmp::Reverse(c.lsn));
@@ -210,7 +213,9 @@ pub(super) fn replay(
         };
         if commit_first {
             if let Some((vol, pos, c)) = commits.pop() {
-                replay_commit(cat, vol, pos, &c, volumes, report);
+                if replay_commit(cat, vol, pos, &c, volumes, report) {
+                    ingested.extend(ingested_by(c));
+                }
             }
         } else if let Some((vol, c)) = changes.pop() {
             replay_change(cat, vol, &c, report);
@@ -219,9 +224,24 @@ pub(super) fn replay(
     if replaying {
         cat.shrink_to_fit();
     }
+    ingested
 }
 
-/// One commit record (in volume `vol` at `pos`): adds its segment, or moves it to this copy.
+/// The ingest a commit record of a new segment tells of, if it names its actor.
+fn ingested_by(c: CommitRecord) -> Option<Ingested> {
+    Some(Ingested {
+        segment: c.segment_id,
+        sha256: c.sha256,
+        bytes: c.bytes,
+        committed_us: c.committed_us,
+        officer: c.meta.officer,
+        device: c.meta.device,
+        actor: c.actor?,
+    })
+}
+
+/// One commit record (in volume `vol` at `pos`): adds its segment (true), or moves it to this
+/// copy.
 fn replay_commit(
     cat: &mut Catalog,
     vol: u32,
@@ -229,9 +249,10 @@ fn replay_commit(
     c: &CommitRecord,
     volumes: &HashMap<u32, Arc<Volume>>,
     report: &mut OpenReport,
-) {
+) -> bool {
     if cat.apply_commit(c, vol, pos) {
         report.replayed += 1;
+        true
     } else {
         // A second commit record of a known segment, later in LSN order than
         // whatever placed it: a copy made by compaction. It wins.
@@ -248,6 +269,7 @@ fn replay_commit(
         if newer && cat.relocate(c, vol, pos, old.as_ref()) {
             report.relocated += 1;
         }
+        false
     }
 }
 
