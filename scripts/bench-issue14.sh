@@ -42,7 +42,7 @@ unset FOOTAGE_AZURITE_URL
 
 if [ -z "${SKIP_OPEN_1M:-}" ]; then
   step "cold open of 1,000,000 segments + 9,999 in the log tail"
-  FOOTAGE_BENCH_OPEN_1M=1 cargo bench --bench open
+  FOOTAGE_BENCH_OPEN_1M=1 cargo bench --bench open  # FOOTAGE_BENCH_OPEN_1M_DIR=<dir> keeps and reuses the fixture
 fi
 
 step "done (log: $log)"
