@@ -257,7 +257,9 @@ fn hits_of(
         if f.time_us > hi {
             break;
         }
-        let m = lo <= f.time_us && pre.holds(f.lat_e7, f.lon_e7) && area.contains(&f);
+        let m = lo <= f.time_us
+            && pre.holds(f.lat_e7, f.lon_e7)
+            && (pre.surely_holds(f.lat_e7, f.lon_e7) || area.contains(&f));
         if m {
             hits.fix(f.time_us, open);
         }

@@ -122,9 +122,19 @@ impl Cover {
 pub struct E7Box {
     pub lat: (i32, i32),
     pub lons: [(i32, i32); 2],
+    /// A box inside the area, (lat range, lon range) in 1e-7 degrees, empty as `(1, 0)`s: a
+    /// position in it certainly passes the exact test ([`Area::inner_e7`]).
+    pub inner: ((i32, i32), (i32, i32)),
 }
 
 impl E7Box {
+    /// Whether a position certainly lies in the area (no exact test needed).
+    #[inline]
+    pub fn surely_holds(&self, lat_e7: i32, lon_e7: i32) -> bool {
+        let ((a, b), (c, d)) = self.inner;
+        a <= lat_e7 && lat_e7 <= b && c <= lon_e7 && lon_e7 <= d
+    }
+
     /// Whether a position may lie in the area.
     #[inline]
     pub fn holds(&self, lat_e7: i32, lon_e7: i32) -> bool {
@@ -241,6 +251,7 @@ impl Area {
         let mut b = E7Box {
             lat: (lo(lat0), hi(lat1)),
             lons: [(1, 0); 2],
+            inner: self.inner_e7().unwrap_or(((1, 0), (1, 0))),
         };
         for (slot, &(a, c)) in b.lons.iter_mut().zip(&lons) {
             *slot = (lo(a), hi(c));
@@ -249,6 +260,51 @@ impl Area {
             b.lons = [(i32::MIN, i32::MAX), (1, 0)];
         }
         b
+    }
+
+    /// For a circle, a box of positions (1e-7 degrees) certainly within it: most fixes of a
+    /// track that crosses the circle then skip the haversine. None when no useful box exists
+    /// (a radius over ~600 km, a cap near a pole, a box across the antimeridian).
+    ///
+    /// Why a position in the box passes the exact test: with |Δlat| ≤ α and |Δlon| ≤ β the
+    /// haversine term is sin²(Δφ/2) + cos φ₁ cos φ₂ sin²(Δλ/2) ≤ sin²(α/2) + cos φ₁ c sin²(β/2)
+    /// (c: the cosine of the box's latitude nearest the equator, at least cos φ₂), and α and β
+    /// are chosen so that each part is at most ½ sin²(θ/2) (θ = r / R): the
+    /// distance is then at most r. Both are shrunk by a part in 10⁶ and by 10⁻⁹ degrees, far
+    /// more than the rounding of the f64 haversine or of a fix's degrees.
+    pub fn inner_e7(&self) -> Option<((i32, i32), (i32, i32))> {
+        let Area::Near { lat, lon, radius_m } = *self else {
+            return None;
+        };
+        let theta = radius_m / EARTH_RADIUS_M;
+        if theta.is_nan() || theta <= 0.0 || theta >= 0.1 || lat.abs() > 80.0 {
+            return None;
+        }
+        let half = (theta / 2.0).sin() / std::f64::consts::SQRT_2;
+        let shrink = |rad: f64| rad.to_degrees() * (1.0 - 1e-6) - 1e-9;
+        let alpha_rad = 2.0 * half.asin();
+        let alpha = shrink(alpha_rad);
+        // cos φ₂ is at most the cosine of the latitude in the band nearest the equator.
+        let nearest = (lat.abs().to_radians() - alpha_rad).max(0.0);
+        let ratio = half / (lat.to_radians().cos() * nearest.cos()).sqrt();
+        // NaN (a cosine of 0 at a pole) fails this too.
+        if ratio.is_nan() || ratio >= 1.0 {
+            return None;
+        }
+        let beta = shrink(2.0 * ratio.asin());
+        if alpha <= 0.0 || beta <= 0.0 || lon - beta <= -180.0 || lon + beta >= 180.0 {
+            return None;
+        }
+        let e7 = |lo: f64, hi: f64| {
+            (
+                (lo * DEGREE_SCALE).ceil() as i32,
+                (hi * DEGREE_SCALE).floor() as i32,
+            )
+        };
+        Some((
+            e7(lat - alpha, lat + alpha),
+            e7(lon - beta, lon + beta),
+        ))
     }
 
     /// The cells of `level` that hold every fix in the area.
@@ -289,6 +345,50 @@ mod tests {
         // Across the antimeridian.
         let d = haversine_m(0.0, 179.9, 0.0, -179.9);
         assert!((d - 22_239.0).abs() < 1.0, "{d}");
+    }
+
+    #[test]
+    fn every_position_in_the_inner_box_of_a_circle_matches_and_its_corners_are_near_the_edge() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(15);
+        let mut boxes = 0;
+        for _ in 0..3000 {
+            let lat: f64 = rng.random_range(-85.0..=85.0);
+            let lon: f64 = rng.random_range(-180.0..=180.0);
+            let radius_m = 10f64.powf(rng.random_range(-0.5..6.0));
+            let area = Area::Near { lat, lon, radius_m };
+            let Some(((a, b), (c, d))) = area.inner_e7() else {
+                continue;
+            };
+            boxes += 1;
+            assert_eq!(area.e7_box().inner, ((a, b), (c, d)));
+            let corners = [(a, c), (a, d), (b, c), (b, d)];
+            let mut far = 0.0f64;
+            for (la, lo) in corners.into_iter().chain((0..40).map(|_| {
+                (rng.random_range(a..=b), rng.random_range(c..=d))
+            })) {
+                let fix = GpsFix {
+                    time_us: 0,
+                    lat_e7: la,
+                    lon_e7: lo,
+                };
+                assert!(area.contains(&fix), "{area:?}: {fix:?} in the inner box");
+                far = far.max(haversine_m(lat, lon, fix.lat(), fix.lon()));
+            }
+            // Not a box too small to matter: its corners reach the circle (to the 1e-7° grid).
+            if radius_m > 50.0 {
+                assert!(far > radius_m * 0.99, "{area:?}: corners at {far} m");
+            }
+        }
+        assert!(boxes > 2500, "{boxes}");
+        // No box where the proof does not hold or cannot help.
+        for (lat, lon, r) in [(89.0, 0.0, 100.0), (0.0, 179.99999, 100.0), (0.0, 0.0, 1e6)] {
+            let area = Area::Near {
+                lat,
+                lon,
+                radius_m: r,
+            };
+            assert!(area.inner_e7().is_none(), "{area:?}");
+        }
     }
 
     #[test]
