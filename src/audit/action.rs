@@ -6,7 +6,9 @@
 //!   returns and made durable in batches ([`Durability::Batched`]);
 //! - **everything else** (ingest, changes, exports, cloud events, token changes, retention
 //!   runs, an embedder's own actions) is durable before the call returns
-//!   ([`Durability::Durable`]).
+//!   ([`Durability::Durable`]). One caller overrides this: the `ingest` entry of a new segment
+//!   is batched, because its commit record names the actor and open rewrites the entry if a
+//!   power cut lost it (`store::ingest::commit`, FORMAT.md §11).
 //!
 //! Invariants: [`Action::parse`] of [`Action::name`] gives the same action back; a name that is
 //! not one of the built-in actions parses as [`Action::Custom`], which is durable. A custom name

@@ -8,13 +8,14 @@
 //! chunk is written, every volume holding a chunk is fsynced up to it, the (device, SHA-256)
 //! pair is checked against stored segments (a retried dock gets the existing id back with
 //! `duplicate`), the commit record is appended and fsynced, and only then is the segment in
-//! the catalog; finally an `ingest` entry is made durable in the audit log and the
-//! commit returns.
+//! the catalog; finally an `ingest` entry is written to the audit log (batched for a new
+//! segment, whose commit record names the actor so that open can rewrite a lost entry;
+//! durable for a duplicate) and the commit returns.
 //!
 //! Invariants: a commit record is never written before the chunks it names are durable; a
 //! writer that is dropped without `commit` leaves only dead chunks, never a visible segment;
 //! a writer whose `write` failed refuses to commit (its hash and length would not match the
-//! chunks on disk); a commit is acknowledged only once its audit entry is durable (if that
+//! chunks on disk); a commit is acknowledged only once its audit entry is written (if that
 //! fails, the segment is stored but the commit reports the error: a retry gets it back as a
 //! duplicate and is recorded then).
 //!
