@@ -29,18 +29,24 @@ fn read_files(dir: &Path, written: (u32, u64)) -> Result<Vec<(u32, String, Vec<u
         if seq > written.0 {
             continue;
         }
-        let mut data = fs::read(&path).at(&path)?;
-        if written == super::LIVE && seq == newest {
-            if data.len() > FILE_HEADER_LEN {
-                let (end, _) = scan(&data, FILE_HEADER_LEN, |_| {});
-                data.truncate(end);
-            }
-        } else if seq == written.0 {
-            data.truncate(usize::try_from(written.1).unwrap_or(usize::MAX));
-        }
+        let data = file_bytes(&path, seq, written, newest)?;
         out.push((seq, path.display().to_string(), data));
     }
     Ok(out)
+}
+
+/// The bytes of audit file `seq` that `written` covers (`newest`: the newest file's number).
+fn file_bytes(path: &Path, seq: u32, written: (u32, u64), newest: u32) -> Result<Vec<u8>> {
+    let mut data = fs::read(path).at(path)?;
+    if written == super::LIVE && seq == newest {
+        if data.len() > FILE_HEADER_LEN {
+            let (end, _) = scan(&data, FILE_HEADER_LEN, |_| {});
+            data.truncate(end);
+        }
+    } else if seq == written.0 {
+        data.truncate(usize::try_from(written.1).unwrap_or(usize::MAX));
+    }
+    Ok(data)
 }
 
 /// Every readable entry, in order, filtered by segment and time.
@@ -73,14 +79,13 @@ pub fn entries(
 /// asked for, not the whole log (recovery's check of its replayed commits).
 pub fn recent_entries(dir: &Path, written: (u32, u64), since_us: i64) -> Result<Vec<AuditEntry>> {
     let mut out = Vec::new();
-    for (seq, path) in files::list(dir)?.into_iter().rev() {
+    let list = files::list(dir)?;
+    let newest = list.last().map_or(0, |l| l.0);
+    for (seq, path) in list.into_iter().rev() {
         if seq > written.0 {
             continue;
         }
-        let mut data = fs::read(&path).at(&path)?;
-        if seq == written.0 {
-            data.truncate(usize::try_from(written.1).unwrap_or(usize::MAX));
-        }
+        let data = file_bytes(&path, seq, written, newest)?;
         if FileHeader::decode(&data).is_err() {
             continue;
         }
