@@ -12,6 +12,7 @@ use std::collections::HashMap;
 
 use super::{Catalog, SegmentEntry};
 use crate::error::{Error, Result};
+use crate::format::DecodeError;
 use crate::index::geo::{Area, E7Box, LEVELS};
 use crate::index::query::{
     cursor_of, parse_cursor, window, FindResult, Hit, Page, Query, DEFAULT_HIT_GAP_US,
@@ -226,9 +227,10 @@ pub fn run<'a>(cat: &'a Catalog, q: &Query) -> Result<Page> {
 
 /// The runs of consecutive fixes of segment `e` inside the window and the area, runs less
 /// than `gap` µs apart merged: the first [`MAX_HITS_PER_SEGMENT`] intervals and the count of
-/// the rest. `pre` is the area's integer box: it rules out whole tracks (by their bounding
-/// box) and most fixes before the exact test; fixes are in time order, so decoding stops
-/// after the window.
+/// the rest. `pre` is the area's integer box: it rules out whole tracks and whole blocks of
+/// fixes (by their boxes) and most fixes before the exact test. Only the blocks that meet the
+/// window and the box are decoded; a block inside both the window and the area's inner box
+/// matches whole, undecoded. Fixes are in time order, so the walk stops after the window.
 #[allow(clippy::too_many_arguments)]
 fn hits_of(
     cat: &Catalog,
@@ -246,24 +248,45 @@ fn hits_of(
     if !pre.meets(t.bbox) {
         return Ok((Vec::new(), 0));
     }
+    let damaged = |err: DecodeError| Error::SegmentCorrupt {
+        segment: e.id,
+        offset: 0,
+        what: format!("GPS track: {err}"),
+    };
     let mut hits = HitList::new(gap);
+    // Whether the fix before the next one matched.
     let mut open = false;
-    for f in t.fixes() {
-        let f = f.map_err(|err| Error::SegmentCorrupt {
-            segment: e.id,
-            offset: 0,
-            what: format!("GPS track: {err}"),
-        })?;
-        if f.time_us > hi {
-            break;
+    for b in t.blocks() {
+        let b = b.map_err(damaged)?;
+        if let Some((first, last)) = b.times {
+            if first > hi {
+                break;
+            }
+            if last < lo || !pre.meets(b.bbox) {
+                open = false;
+                continue;
+            }
+            if lo <= first && last <= hi && pre.surely_holds_rect(b.bbox) {
+                // Every fix matches: the run goes on from `first` to `last`.
+                hits.fix(first, open);
+                hits.fix(last, true);
+                open = true;
+                continue;
+            }
         }
-        let m = lo <= f.time_us
-            && pre.holds(f.lat_e7, f.lon_e7)
-            && (pre.surely_holds(f.lat_e7, f.lon_e7) || area.contains(&f));
-        if m {
-            hits.fix(f.time_us, open);
+        for f in b.fixes().map_err(damaged)? {
+            let f = f.map_err(damaged)?;
+            if f.time_us > hi {
+                return Ok(hits.finish());
+            }
+            let m = lo <= f.time_us
+                && pre.holds(f.lat_e7, f.lon_e7)
+                && (pre.surely_holds(f.lat_e7, f.lon_e7) || area.contains(&f));
+            if m {
+                hits.fix(f.time_us, open);
+            }
+            open = m;
         }
-        open = m;
     }
     Ok(hits.finish())
 }

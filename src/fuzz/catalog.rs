@@ -6,6 +6,7 @@ use crate::catalog::checkpoint::{decode_body, decode_file, encode_body};
 use crate::catalog::search::run;
 use crate::catalog::Catalog;
 use crate::index::query::Query;
+use crate::index::track_record::fix_crcs;
 use crate::index::tracks::{encode as encode_track, TrackRef, HEADER_LEN as TRACKS_HEADER};
 use crate::index::LabelKind;
 
@@ -97,12 +98,12 @@ pub fn tracks(data: &[u8]) {
 fn walk_tracks(data: &mut [u8], fix: bool) {
     let mut pos = (TRACKS_HEADER as usize).min(data.len());
     while pos < data.len() {
-        let len = data
-            .get(pos..pos + 4)
-            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+        // Bit 31 of the length marks a version-2 record (FORMAT §9a).
+        let len = data.get(pos..pos + 4).map_or(0, |b| {
+            (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) & 0x7fff_ffff) as usize
+        });
         if fix {
-            let end = pos.saturating_add(4).saturating_add(len).min(data.len());
-            fix_crc(data, pos + 8, end, pos + 4);
+            fix_crcs(data.get_mut(pos..).unwrap_or_default());
         }
         let Ok(t) = TrackRef::parse(data.get(pos..).unwrap_or_default()) else {
             return;

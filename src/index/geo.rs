@@ -135,6 +135,13 @@ impl E7Box {
         a <= lat_e7 && lat_e7 <= b && c <= lon_e7 && lon_e7 <= d
     }
 
+    /// Whether every position in a bounding box (min_lat, min_lon, max_lat, max_lon)
+    /// certainly lies in the area.
+    #[inline]
+    pub fn surely_holds_rect(&self, (min_lat, min_lon, max_lat, max_lon): (i32, i32, i32, i32)) -> bool {
+        self.surely_holds(min_lat, min_lon) && self.surely_holds(max_lat, max_lon)
+    }
+
     /// Whether a position may lie in the area.
     #[inline]
     pub fn holds(&self, lat_e7: i32, lon_e7: i32) -> bool {
@@ -262,9 +269,12 @@ impl Area {
         b
     }
 
-    /// For a circle, a box of positions (1e-7 degrees) certainly within it: most fixes of a
-    /// track that crosses the circle then skip the haversine. None when no useful box exists
-    /// (a radius over ~600 km, a cap near a pole, a box across the antimeridian).
+    /// A box of positions (1e-7 degrees) certainly within the area: most fixes of a track that
+    /// crosses a circle then skip the haversine, and whole blocks of fixes inside it match
+    /// undecoded. None when no useful box exists (for a circle: a radius over ~600 km, a cap
+    /// near a pole, a box across the antimeridian; for a box: one across the antimeridian).
+    ///
+    /// For a circle:
     ///
     /// Why a position in the box passes the exact test: with |Δlat| ≤ α and |Δlon| ≤ β the
     /// haversine term is sin²(Δφ/2) + cos φ₁ cos φ₂ sin²(Δλ/2) ≤ sin²(α/2) + cos φ₁ c sin²(β/2)
@@ -272,9 +282,30 @@ impl Area {
     /// are chosen so that each part is at most ½ sin²(θ/2) (θ = r / R): the
     /// distance is then at most r. Both are shrunk by a part in 10⁶ and by 10⁻⁹ degrees, far
     /// more than the rounding of the f64 haversine or of a fix's degrees.
+    ///
+    /// For a box that does not cross the antimeridian: its own bounds, pulled in by one unit
+    /// beyond rounding (an integer coordinate one unit inside a bound passes the f64 test).
     pub fn inner_e7(&self) -> Option<((i32, i32), (i32, i32))> {
-        let Area::Near { lat, lon, radius_m } = *self else {
-            return None;
+        let (lat, lon, radius_m) = match *self {
+            Area::Near { lat, lon, radius_m } => (lat, lon, radius_m),
+            Area::BBox {
+                min_lat,
+                min_lon,
+                max_lat,
+                max_lon,
+            } => {
+                let all = [min_lat, min_lon, max_lat, max_lon];
+                if min_lon > max_lon || all.iter().any(|v| !v.is_finite() || v.abs() > 180.0) {
+                    return None;
+                }
+                let e7 = |lo: f64, hi: f64| {
+                    (
+                        (lo * DEGREE_SCALE).ceil() as i32 + 1,
+                        (hi * DEGREE_SCALE).floor() as i32 - 1,
+                    )
+                };
+                return Some((e7(min_lat, max_lat), e7(min_lon, max_lon)));
+            }
         };
         let theta = radius_m / EARTH_RADIUS_M;
         if theta.is_nan() || theta <= 0.0 || theta >= 0.1 || lat.abs() > 80.0 {
@@ -389,6 +420,47 @@ mod tests {
             };
             assert!(area.inner_e7().is_none(), "{area:?}");
         }
+    }
+
+    #[test]
+    fn the_inner_box_of_a_box_holds_only_matching_positions_and_reaches_its_edges() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(16);
+        for _ in 0..3000 {
+            let (la, lb) = (rng.random_range(-90.0..=90.0), rng.random_range(-90.0..=90.0));
+            let (oa, ob) = (
+                rng.random_range(-180.0..=180.0),
+                rng.random_range(-180.0..=180.0),
+            );
+            let area = Area::BBox {
+                min_lat: f64::min(la, lb),
+                min_lon: f64::min(oa, ob),
+                max_lat: f64::max(la, lb),
+                max_lon: f64::max(oa, ob),
+            };
+            let ((a, b), (c, d)) = area.inner_e7().unwrap();
+            let pre = area.e7_box();
+            // Just inside the inner box matches; just outside it may or may not.
+            for (la, lo) in [(a, c), (a, d), (b, c), (b, d)] {
+                let fix = GpsFix {
+                    time_us: 0,
+                    lat_e7: la,
+                    lon_e7: lo,
+                };
+                if a <= b && c <= d {
+                    assert!(area.contains(&fix) && pre.holds(la, lo), "{area:?}: {fix:?}");
+                }
+            }
+            // Pulled in by at most 2 units of 1e-7°.
+            let Area::BBox { min_lat, .. } = area else { unreachable!() };
+            assert!((f64::from(a) - min_lat * 1e7).abs() <= 2.0, "{area:?}");
+        }
+        let across = Area::BBox {
+            min_lat: 0.0,
+            min_lon: 170.0,
+            max_lat: 1.0,
+            max_lon: -170.0,
+        };
+        assert!(across.inner_e7().is_none());
     }
 
     #[test]

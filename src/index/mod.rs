@@ -23,6 +23,7 @@
 pub mod geo;
 pub mod query;
 pub mod spatial;
+pub mod track_record;
 pub mod tracks;
 
 use std::collections::HashMap;

@@ -18,7 +18,7 @@
 use std::collections::BTreeSet;
 
 use super::geo::{cell_of, Cover, LEVELS};
-use super::tracks::read_varint;
+use super::track_record::read_varint;
 use crate::format::{DecodeError, Reader, Writer};
 use crate::meta::GpsFix;
 

@@ -1,26 +1,23 @@
-//! The track file: every segment's GPS track, delta-encoded, in one append-only file that is
-//! memory-mapped for the exact checks of near/bbox queries and for `Store::track`.
+//! The track file: every segment's GPS track in one append-only file that is memory-mapped
+//! for the exact checks of near/bbox queries and for `Store::track`. The records' encoding is
+//! in [`super::track_record`] (FORMAT §9a).
 //!
 //! ```text
 //! <store>/catalog/tracks.ftt
-//! header, 64 bytes: magic b"FTGTRACK", u16 version 1, u16 0, [16] store id, [32] 0,
-//!                   u32 CRC32 of bytes 0..60
-//! then records, back to back:
-//!   u32 len        bytes after this field
-//!   u32 crc        CRC32 of the bytes after this field
-//!   u64 segment id
-//!   i32 min_lat_e7, i32 min_lon_e7, i32 max_lat_e7, i32 max_lon_e7   (bounding box)
-//!   u32 fix count
-//!   fixes: the first as zigzag varints (time_us, lat_e7, lon_e7); each later one as zigzag
-//!          varints of (time delta - previous time delta, lat delta, lon delta)
+//! header, 64 bytes: magic b"FTGTRACK", u16 version (2; 1 before issue 15), u16 0,
+//!                   [16] store id, [32] 0, u32 CRC32 of bytes 0..60
+//! then records back to back (version 1 or 2, each marked in its own length field)
 //! ```
 //!
 //! Invariants:
 //! - the file is derived data: the checkpoint records how long its valid prefix is, opening
 //!   cuts it back to that length, and replay re-appends the tracks of later commits;
+//! - a file with a version-1 header may hold only version-1 records: the owner's open
+//!   rewrites the header to version 2 before any version-2 record is appended, so a build
+//!   that knows only version 1 rebuilds the file instead of misreading it;
 //! - bytes past the mapped prefix live in memory (`tail`) until a checkpoint appends and
 //!   fsyncs them *before* the checkpoint that names the new length is written;
-//! - a record is used only after its CRC and segment id check out.
+//! - a record is used only after its CRCs and segment id check out.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -29,202 +26,17 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 
 use crate::error::{Error, IoContext, Result};
-use crate::format::{DecodeError, Reader, Writer};
 use crate::meta::GpsFix;
+
+pub use super::track_record::{encode, TrackRef};
 
 pub const TRACKS_FILE: &str = "tracks.ftt";
 const MAGIC: [u8; 8] = *b"FTGTRACK";
-const VERSION: u16 = 1;
+/// The header version written; version 1 headers are read too (and rewritten by the owner).
+const VERSION: u16 = 2;
 pub const HEADER_LEN: u64 = 64;
 /// Offset meaning "this segment has no GPS fixes".
 pub const NO_TRACK: u64 = u64::MAX;
-
-/// Encodes one track record.
-pub fn encode(id: u64, fixes: &[GpsFix]) -> Vec<u8> {
-    let mut body = Writer::new();
-    body.u64(id);
-    let (mut a, mut b, mut c, mut d) = (i32::MAX, i32::MAX, i32::MIN, i32::MIN);
-    for f in fixes {
-        a = a.min(f.lat_e7);
-        b = b.min(f.lon_e7);
-        c = c.max(f.lat_e7);
-        d = d.max(f.lon_e7);
-    }
-    for v in [a, b, c, d] {
-        body.u32(v as u32);
-    }
-    body.u32(fixes.len() as u32);
-    let (mut pt, mut pdt, mut plat, mut plon) = (0i64, 0i64, 0i64, 0i64);
-    for (i, f) in fixes.iter().enumerate() {
-        if i == 0 {
-            body.svarint(f.time_us);
-        } else {
-            let dt = f.time_us.wrapping_sub(pt);
-            body.svarint(dt.wrapping_sub(pdt));
-            pdt = dt;
-        }
-        body.svarint(i64::from(f.lat_e7) - plat);
-        body.svarint(i64::from(f.lon_e7) - plon);
-        pt = f.time_us;
-        plat = i64::from(f.lat_e7);
-        plon = i64::from(f.lon_e7);
-    }
-    let mut w = Writer::new();
-    w.u32(body.buf.len() as u32 + 4);
-    w.u32(crc32fast::hash(&body.buf));
-    w.bytes(&body.buf);
-    w.buf
-}
-
-/// A decoded track record, borrowing its fixes' encoding.
-pub struct TrackRef<'a> {
-    pub id: u64,
-    /// (min_lat_e7, min_lon_e7, max_lat_e7, max_lon_e7).
-    pub bbox: (i32, i32, i32, i32),
-    pub count: u32,
-    fixes: &'a [u8],
-}
-
-impl<'a> TrackRef<'a> {
-    /// Parses the record at the start of `data`, checking its length and CRC.
-    pub fn parse(data: &'a [u8]) -> Result<TrackRef<'a>, DecodeError> {
-        let mut r = Reader::new(data, "track record");
-        let len = r.u32()? as usize;
-        if len < 4 + 28 {
-            return Err(DecodeError::invalid("track record", "too short"));
-        }
-        let crc = r.u32()?;
-        let body = r.take(len - 4)?;
-        crate::format::check_crc("track record", crc, body)?;
-        let mut b = Reader::new(body, "track record");
-        let id = b.u64()?;
-        let bbox = (
-            b.u32()? as i32,
-            b.u32()? as i32,
-            b.u32()? as i32,
-            b.u32()? as i32,
-        );
-        let count = b.u32()?;
-        let fixes = b.take(b.remaining())?;
-        Ok(TrackRef {
-            id,
-            bbox,
-            count,
-            fixes,
-        })
-    }
-
-    /// The fixes, decoded lazily.
-    pub fn fixes(&self) -> FixIter<'a> {
-        FixIter {
-            data: self.fixes,
-            pos: 0,
-            left: self.count,
-            first: true,
-            t: 0,
-            dt: 0,
-            lat: 0,
-            lon: 0,
-        }
-    }
-
-    /// All fixes, or an error if the encoding is damaged.
-    pub fn to_vec(&self) -> Result<Vec<GpsFix>, DecodeError> {
-        // Every fix takes at least 3 bytes: never reserve more than the bytes can hold (the
-        // count is CRC-checked, but a decoder must not trust it with memory).
-        let mut out = Vec::with_capacity((self.count as usize).min(self.fixes.len() / 3));
-        for f in self.fixes() {
-            out.push(f?);
-        }
-        Ok(out)
-    }
-}
-
-/// Decodes a track's fixes (a hot loop of queries with an area: see [`read_varint`]).
-pub struct FixIter<'a> {
-    data: &'a [u8],
-    pos: usize,
-    left: u32,
-    first: bool,
-    t: i64,
-    dt: i64,
-    lat: i64,
-    lon: i64,
-}
-
-/// Reads a varint (LEB128, at most 10 bytes: the encoding of `format::Writer::varint`) at
-/// `*pos`, advancing it; `None` if the input ends or the varint is too long. Inline, with a
-/// one-byte fast path: track and posting decoding spend most of their time here.
-#[inline(always)]
-pub(crate) fn read_varint(data: &[u8], pos: &mut usize) -> Option<u64> {
-    let b = *data.get(*pos)?;
-    *pos += 1;
-    if b < 0x80 {
-        return Some(u64::from(b));
-    }
-    let mut v = u64::from(b & 0x7f);
-    for shift in (7..64).step_by(7) {
-        let b = *data.get(*pos)?;
-        *pos += 1;
-        v |= u64::from(b & 0x7f) << shift;
-        if b < 0x80 {
-            return Some(v);
-        }
-    }
-    None
-}
-
-/// Zigzag decoding of [`read_varint`].
-#[inline(always)]
-pub(crate) fn read_svarint(data: &[u8], pos: &mut usize) -> Option<i64> {
-    let u = read_varint(data, pos)?;
-    Some(((u >> 1) as i64) ^ -((u & 1) as i64))
-}
-
-impl FixIter<'_> {
-    #[inline(always)]
-    fn svarint(&mut self) -> Result<i64, DecodeError> {
-        read_svarint(self.data, &mut self.pos)
-            .ok_or_else(|| DecodeError::invalid("track fixes", "truncated or overlong varint"))
-    }
-
-    #[inline(always)]
-    fn step(&mut self) -> Result<GpsFix, DecodeError> {
-        if self.first {
-            self.t = self.svarint()?;
-            self.first = false;
-        } else {
-            self.dt = self.dt.wrapping_add(self.svarint()?);
-            self.t = self.t.wrapping_add(self.dt);
-        }
-        self.lat = self.lat.wrapping_add(self.svarint()?);
-        self.lon = self.lon.wrapping_add(self.svarint()?);
-        let lat = i32::try_from(self.lat).map_err(|_| DecodeError::invalid("track", "lat"))?;
-        let lon = i32::try_from(self.lon).map_err(|_| DecodeError::invalid("track", "lon"))?;
-        Ok(GpsFix {
-            time_us: self.t,
-            lat_e7: lat,
-            lon_e7: lon,
-        })
-    }
-}
-
-impl Iterator for FixIter<'_> {
-    type Item = Result<GpsFix, DecodeError>;
-
-    #[inline]
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.left == 0 {
-            return None;
-        }
-        self.left -= 1;
-        let f = self.step();
-        if f.is_err() {
-            self.left = 0;
-        }
-        Some(f)
-    }
-}
 
 /// The track file plus the records not yet appended to it.
 pub struct TrackStore {
@@ -257,7 +69,7 @@ impl TrackStore {
         crate::fsio::create_dir_all(dir).at(dir)?;
         let file = crate::fsio::create_file(&path, crate::fsio::Existing::Keep).at(&path)?;
         let len = file.metadata().at(&path)?.len();
-        let header = header(store_id);
+        let header = header(store_id, VERSION);
         if valid_len <= HEADER_LEN {
             // A fresh file (or a store that never had a checkpoint with tracks).
             crate::fsio::set_len(&file, 0).at(&path)?;
@@ -265,8 +77,19 @@ impl TrackStore {
             crate::fsio::sync_all(&file, "tracks.create").at(&path)?;
         } else {
             let mut got = [0u8; HEADER_LEN as usize];
-            if len < valid_len || file.read_exact_at(&mut got, 0).is_err() || got != header {
+            let version = match file.read_exact_at(&mut got, 0) {
+                Ok(()) => version_of(&got, store_id),
+                Err(_) => None,
+            };
+            let Some(version) = version.filter(|_| len >= valid_len) else {
                 return Ok(None);
+            };
+            if version < VERSION {
+                // Version-2 records are about to follow version-1 ones: say so in the header
+                // first, durably (see the module's invariants).
+                crate::fsio::write_all_at(&file, &header, 0).at(&path)?;
+                crate::fsio::sync_all(&file, "tracks.upgrade").at(&path)?;
+                tracing::info!(path = %path.display(), "track file header upgraded to version 2");
             }
             if len > valid_len {
                 crate::fsio::set_len(&file, valid_len).at(&path)?;
@@ -315,7 +138,10 @@ impl TrackStore {
         };
         let len = file.metadata().at(&path)?.len();
         let mut got = [0u8; HEADER_LEN as usize];
-        if len < valid_len || file.read_exact_at(&mut got, 0).is_err() || got != header(store_id) {
+        if len < valid_len
+            || file.read_exact_at(&mut got, 0).is_err()
+            || version_of(&got, store_id).is_none()
+        {
             return Ok(None);
         }
         // SAFETY: the owner never rewrites or truncates the prefix a checkpoint names while
@@ -446,42 +272,85 @@ impl TrackWriter {
     }
 }
 
-fn header(store_id: &[u8; 16]) -> [u8; HEADER_LEN as usize] {
+/// The version of a header of this store's track file that this build reads (1 or 2).
+fn version_of(got: &[u8; HEADER_LEN as usize], store_id: &[u8; 16]) -> Option<u16> {
+    (1..=VERSION).find(|&v| *got == header(store_id, v))
+}
+
+fn header(store_id: &[u8; 16], version: u16) -> [u8; HEADER_LEN as usize] {
     let mut h = [0u8; HEADER_LEN as usize];
     h[..8].copy_from_slice(&MAGIC);
-    h[8..10].copy_from_slice(&VERSION.to_le_bytes());
+    h[8..10].copy_from_slice(&version.to_le_bytes());
     h[12..28].copy_from_slice(store_id);
     let crc = crc32fast::hash(&h[..60]);
     h[60..].copy_from_slice(&crc.to_le_bytes());
     h
 }
 
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::index::track_record::encode_v1;
 
-    #[test]
-    fn tracks_round_trip_and_damage_is_detected() {
-        let fixes: Vec<GpsFix> = (0..100)
+    fn walk(n: i64, lat0: i32) -> Vec<GpsFix> {
+        (0..n)
             .map(|i| GpsFix {
-                time_us: 1_700_000_000_000_000 + i * 5_000_000 + (i % 3),
-                lat_e7: 515_080_000 + (i as i32) * 37,
+                time_us: 1_700_000_000_000_000 + i * 5_000_000,
+                lat_e7: lat0 + (i as i32) * 37,
                 lon_e7: -1_247_000 - (i as i32) * 51,
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn records_are_found_by_offset_and_id() {
+        let fixes = walk(100, 515_080_000);
         let mut ts = TrackStore::in_memory();
         let off = ts.append(9, &fixes);
         let empty = ts.append(10, &[]);
         assert_eq!(ts.get(off, 9).unwrap().to_vec().unwrap(), fixes);
         assert!(ts.get(empty, 10).unwrap().to_vec().unwrap().is_empty());
         assert!(ts.get(off, 10).is_err());
-        let rec = encode(9, &fixes);
-        // Five bytes a fix or less for a regular walking track.
-        assert!(rec.len() < 100 * 5 + 40, "{}", rec.len());
-        for i in 0..rec.len() {
-            let mut bad = rec.clone();
-            bad[i] ^= 0x10;
-            assert!(TrackRef::parse(&bad).is_err(), "byte {i}");
-        }
+    }
+
+    /// A file written by a build of version 1 keeps its records readable; the owner's open
+    /// marks it version 2 before appending version-2 records; a follower reads both.
+    #[test]
+    fn a_version_1_file_is_read_and_upgraded_before_new_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = [7u8; 16];
+        let old = walk(50, 515_000_000);
+        let mut file = header(&id, 1).to_vec();
+        file.extend_from_slice(&encode_v1(1, &old));
+        let len = file.len() as u64;
+        std::fs::write(dir.path().join(TRACKS_FILE), &file).unwrap();
+
+        let ro = TrackStore::open_read_only(dir.path(), &id, len).unwrap().unwrap();
+        assert_eq!(ro.get(HEADER_LEN, 1).unwrap().to_vec().unwrap(), old);
+        drop(ro);
+
+        let mut ts = TrackStore::open(dir.path(), &id, len).unwrap().unwrap();
+        let on_disk = std::fs::read(dir.path().join(TRACKS_FILE)).unwrap();
+        assert_eq!(on_disk[..64], header(&id, 2), "header upgraded");
+        assert_eq!(on_disk[64..], file[64..], "records untouched");
+        let new = walk(40, 516_000_000);
+        let off = ts.append(2, &new);
+        let (at, bytes) = ts.pending();
+        ts.writer().unwrap().write(at, &bytes).unwrap();
+        ts.advance(ts.len()).unwrap();
+        let total = ts.len();
+        assert_eq!(ts.get(HEADER_LEN, 1).unwrap().to_vec().unwrap(), old);
+        assert_eq!(ts.get(off, 2).unwrap().to_vec().unwrap(), new);
+        drop(ts);
+
+        let ro = TrackStore::open_read_only(dir.path(), &id, total).unwrap().unwrap();
+        assert_eq!(ro.get(off, 2).unwrap().to_vec().unwrap(), new);
+        // Another store's file, or an unknown version, is not used.
+        assert!(TrackStore::open_read_only(dir.path(), &[8u8; 16], total).unwrap().is_none());
+        let mut bad = std::fs::read(dir.path().join(TRACKS_FILE)).unwrap();
+        bad[..64].copy_from_slice(&header(&id, 3));
+        std::fs::write(dir.path().join(TRACKS_FILE), &bad).unwrap();
+        assert!(TrackStore::open(dir.path(), &id, total).unwrap().is_none());
     }
 }
