@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use super::{Catalog, SegmentEntry};
 use crate::error::{Error, Result};
 use crate::format::DecodeError;
-use crate::index::geo::{Area, E7Box, LEVELS};
+use crate::index::geo::{Area, DiscTest, E7Box, LEVELS};
 use crate::index::query::{
     cursor_of, parse_cursor, window, FindResult, Hit, Page, Query, DEFAULT_HIT_GAP_US,
     MAX_HITS_PER_SEGMENT, MAX_PAGE, MAX_PAGE_HITS,
@@ -180,6 +180,7 @@ pub fn run<'a>(cat: &'a Catalog, q: &Query) -> Result<Page> {
         }
     }
     let pre = q.area.map(|a| a.e7_box());
+    let disc = q.area.and_then(|a| a.disc_test());
 
     let mut page = Page {
         plan: plan.0,
@@ -199,7 +200,7 @@ pub fn run<'a>(cat: &'a Catalog, q: &Query) -> Result<Page> {
         }
         let (hits, hits_omitted) = match (&q.area, &pre) {
             (Some(area), Some(pre)) => {
-                let found = hits_of(cat, e, area, pre, lo, hi, gap)?;
+                let found = hits_of(cat, e, (area, pre, disc), lo, hi, gap)?;
                 if found.0.is_empty() {
                     continue;
                 }
@@ -228,15 +229,14 @@ pub fn run<'a>(cat: &'a Catalog, q: &Query) -> Result<Page> {
 /// The runs of consecutive fixes of segment `e` inside the window and the area, runs less
 /// than `gap` µs apart merged: the first [`MAX_HITS_PER_SEGMENT`] intervals and the count of
 /// the rest. `pre` is the area's integer box: it rules out whole tracks and whole blocks of
-/// fixes (by their boxes) and most fixes before the exact test. Only the blocks that meet the
-/// window and the box are decoded; a block inside both the window and the area's inner box
-/// matches whole, undecoded. Fixes are in time order, so the walk stops after the window.
-#[allow(clippy::too_many_arguments)]
+/// fixes (by their boxes) and most fixes before the exact test; `disc`, a circle's fast test,
+/// decides most of the rest without the trigonometry. Only the blocks that meet the window and
+/// the box are decoded; a block inside both the window and the area's inner box matches
+/// whole, undecoded. Fixes are in time order, so the walk stops after the window.
 fn hits_of(
     cat: &Catalog,
     e: &SegmentEntry,
-    area: &Area,
-    pre: &E7Box,
+    (area, pre, disc): (&Area, &E7Box, Option<DiscTest>),
     lo: i64,
     hi: i64,
     gap: i64,
@@ -281,7 +281,10 @@ fn hits_of(
             }
             let m = lo <= f.time_us
                 && pre.holds(f.lat_e7, f.lon_e7)
-                && (pre.surely_holds(f.lat_e7, f.lon_e7) || area.contains(&f));
+                && (pre.surely_holds(f.lat_e7, f.lon_e7)
+                    || disc
+                        .and_then(|d| d.classify(f.lat_e7, f.lon_e7))
+                        .unwrap_or_else(|| area.contains(&f)));
             if m {
                 hits.fix(f.time_us, open);
             }
