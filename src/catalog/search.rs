@@ -122,15 +122,18 @@ pub fn run<'a>(cat: &'a Catalog, q: &Query) -> Result<Page> {
         &[]
     };
 
-    // Candidates as (start, id), ascending.
+    // Candidates as (start, id), ascending; those outside the window are dropped before the
+    // sort (a label's list spans all time).
+    let in_window = |id: u64| {
+        entry(cat, id)
+            .filter(|e| e.start_us <= hi && e.end_us >= lo)
+            .map(|e| (e.start_us, id))
+            .filter(|&k| k > after)
+    };
     let by_ids = |mut ids: Vec<u64>| -> Vec<(i64, u64)> {
         ids.sort_unstable();
         ids.dedup();
-        let mut v: Vec<(i64, u64)> = ids
-            .into_iter()
-            .filter_map(|id| entry(cat, id).map(|e| (e.start_us, id)))
-            .filter(|&k| k > after)
-            .collect();
+        let mut v: Vec<(i64, u64)> = ids.into_iter().filter_map(in_window).collect();
         v.sort_unstable();
         v
     };
@@ -153,8 +156,15 @@ pub fn run<'a>(cat: &'a Catalog, q: &Query) -> Result<Page> {
             &owned
         }
         ("label", _, _) => {
+            // A label list is sorted and without duplicates already.
             let shortest = labels.iter().min_by_key(|l| l.len()).copied();
-            owned = by_ids(shortest.unwrap_or_default().to_vec());
+            let mut v: Vec<(i64, u64)> = shortest
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|&id| in_window(id))
+                .collect();
+            v.sort_unstable();
+            owned = v;
             &owned
         }
         ("spatial", _, _) => {
