@@ -137,22 +137,16 @@ pub fn run<'a>(cat: &'a Catalog, q: &Query) -> Result<Page> {
         v.sort_unstable();
         v
     };
-    let merged = |lists: Vec<&[(i64, u64)]>| -> Vec<(i64, u64)> {
-        let mut v: Vec<(i64, u64)> = lists.concat();
-        v.sort_unstable();
-        v.dedup();
-        v
-    };
     let owned: Vec<(i64, u64)>;
     let candidates: &[(i64, u64)] = match (plan.0, &officer_lists, &device_lists) {
         // One officer (or device): its window is already sorted.
         ("officer", Some(l), _) | ("device", _, Some(l)) if l.len() == 1 => l[0],
         ("officer", _, _) => {
-            owned = merged(officer_lists.unwrap_or_default());
+            owned = merge(officer_lists.unwrap_or_default());
             &owned
         }
         ("device", _, _) => {
-            owned = merged(device_lists.unwrap_or_default());
+            owned = merge(device_lists.unwrap_or_default());
             &owned
         }
         ("label", _, _) => {
@@ -194,6 +188,7 @@ pub fn run<'a>(cat: &'a Catalog, q: &Query) -> Result<Page> {
 
     let mut page = Page {
         plan: plan.0,
+        results: Vec::with_capacity(candidates.len().min(limit)),
         ..Page::default()
     };
     let mut page_hits = 0usize;
@@ -234,6 +229,34 @@ pub fn run<'a>(cat: &'a Catalog, q: &Query) -> Result<Page> {
         });
     }
     Ok(page)
+}
+
+/// The union of sorted lists, sorted, without duplicates: a merge of the lists' heads when
+/// they are few (a handful of officers), a sort of their concatenation otherwise.
+fn merge(lists: Vec<&[(i64, u64)]>) -> Vec<(i64, u64)> {
+    const FEW: usize = 8;
+    let mut out: Vec<(i64, u64)> = Vec::with_capacity(lists.iter().map(|l| l.len()).sum());
+    if lists.len() > FEW {
+        out.extend(lists.concat());
+        out.sort_unstable();
+        out.dedup();
+        return out;
+    }
+    let mut heads = lists;
+    loop {
+        let Some((k, &least)) = heads
+            .iter()
+            .enumerate()
+            .filter_map(|(k, l)| l.first().map(|x| (k, x)))
+            .min_by_key(|&(_, x)| *x)
+        else {
+            return out;
+        };
+        if out.last() != Some(&least) {
+            out.push(least);
+        }
+        heads[k] = &heads[k][1..];
+    }
 }
 
 /// The runs of consecutive fixes of segment `e` inside the window and the area, runs less
@@ -351,5 +374,23 @@ impl HitList {
     fn finish(mut self) -> (Vec<Hit>, u64) {
         self.close();
         (self.listed, self.omitted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge;
+
+    #[test]
+    fn merging_sorted_lists_gives_their_sorted_union_once() {
+        let a = [(1, 1), (3, 3), (5, 5)];
+        let b = [(2, 2), (3, 3), (6, 6)];
+        let want = vec![(1, 1), (2, 2), (3, 3), (5, 5), (6, 6)];
+        assert_eq!(merge(vec![&a, &b, &a]), want);
+        let many: Vec<&[(i64, u64)]> = (0..10)
+            .map(|i| if i % 2 == 0 { &a[..] } else { &b[..] })
+            .collect();
+        assert_eq!(merge(many), want);
+        assert!(merge(vec![&[], &[]]).is_empty());
     }
 }
