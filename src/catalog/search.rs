@@ -192,7 +192,15 @@ pub fn run<'a>(cat: &'a Catalog, q: &Query) -> Result<Page> {
         ..Page::default()
     };
     let mut page_hits = 0usize;
-    for &(_, id) in candidates {
+    // An area query touches each candidate's track record, a cache miss in a large map:
+    // ask for the record a few candidates ahead so that the misses overlap.
+    const AHEAD: usize = 4;
+    for (i, &(_, id)) in candidates.iter().enumerate() {
+        if q.area.is_some() {
+            if let Some(next) = candidates.get(i + AHEAD).and_then(|&(_, n)| entry(cat, n)) {
+                idx.tracks.prefetch(next.track);
+            }
+        }
         let Some(e) = entry(cat, id) else { continue };
         if !(e.start_us <= hi && e.end_us >= lo) {
             continue;

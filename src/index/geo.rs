@@ -325,7 +325,7 @@ impl Area {
     }
 
     /// For a circle with an inner box ([`Area::inner_e7`]) and a radius of at least 10⁻⁶ of
-    /// the Earth's (6.4 m): the [`DiscTest`] that spares most fixes the trigonometry.
+    /// the Earth's (6.4 m): the `DiscTest` that spares most fixes the trigonometry.
     pub fn disc_test(&self) -> Option<DiscTest> {
         let Area::Near { lat, lon, radius_m } = *self else {
             return None;
