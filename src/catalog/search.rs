@@ -1,8 +1,9 @@
 //! Evaluates a [`Query`] against the catalog and its index: picks the cheapest source of
 //! candidates (a label list, an officer's or device's time list, the spatial cells of the
 //! area, or the time list), then checks every predicate of each candidate exactly, and for an
-//! area query decodes each candidate's track once to report its hit intervals. The semantics
-//! are specified in src/index/query.rs (tests compare with brute force).
+//! area query walks each candidate's track once, decoding only the blocks of fixes that meet
+//! the window and the area, to report its hit intervals. The semantics are specified in
+//! src/index/query.rs (tests compare with brute force).
 //!
 //! Invariants: an answer is bounded by `MAX_PAGE` results and `MAX_PAGE_HITS` intervals;
 //! nothing here writes; the catalog is borrowed for the whole query (the caller holds its read
