@@ -115,8 +115,19 @@ pub fn run<'a>(cat: &'a Catalog, q: &Query) -> Result<Page> {
     const CHEAP: usize = 64;
     let time = if plan.1 > CHEAP {
         let time = window(&idx.time, lo, hi, md, after);
-        if time.len() < plan.1 {
-            plan = ("time", time.len());
+        // The time list is walked from the cursor and the walk stops when the page is full:
+        // with a label of `l` segments among `n`, that is about limit · n / l candidates. A
+        // label's list has no time order, so its plan reads all of it for every page: a long
+        // answer read page by page would cost a whole list per page.
+        let n = idx.time.len().max(1);
+        let until_full = labels
+            .iter()
+            .map(|l| limit.saturating_mul(n) / l.len().max(1))
+            .min()
+            .unwrap_or(usize::MAX);
+        let cost = time.len().min(until_full);
+        if cost < plan.1 {
+            plan = ("time", cost);
         }
         time
     } else {
