@@ -6,7 +6,7 @@ use crate::catalog::checkpoint::{decode_body, decode_file, encode_body};
 use crate::catalog::search::run;
 use crate::catalog::Catalog;
 use crate::index::query::Query;
-use crate::index::track_record::fix_crcs;
+use crate::index::track_record::{BLOCKED, DIR_ENTRY, V2_HEAD};
 use crate::index::tracks::{encode as encode_track, TrackRef, HEADER_LEN as TRACKS_HEADER};
 use crate::index::LabelKind;
 
@@ -99,11 +99,10 @@ fn walk_tracks(data: &mut [u8], fix: bool) {
     let mut pos = (TRACKS_HEADER as usize).min(data.len());
     while pos < data.len() {
         // Bit 31 of the length marks a version-2 record (FORMAT §9a).
-        let len = data.get(pos..pos + 4).map_or(0, |b| {
-            (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) & 0x7fff_ffff) as usize
-        });
+        let raw = le_u32(data, pos);
+        let len = (raw & !BLOCKED) as usize;
         if fix {
-            fix_crcs(data.get_mut(pos..).unwrap_or_default());
+            fix_record_crcs(data, pos, raw & BLOCKED != 0);
         }
         let Ok(t) = TrackRef::parse(data.get(pos..).unwrap_or_default()) else {
             return;
@@ -118,5 +117,77 @@ fn walk_tracks(data: &mut [u8], fix: bool) {
             assert_eq!(back, Ok((t.id, fixes)), "track record round trip");
         }
         pos += 4 + len;
+    }
+}
+
+fn le_u32(data: &[u8], at: usize) -> u32 {
+    data.get(at..at + 4)
+        .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// Recomputes the CRCs of the track record at `pos` so that changes reach the decoders
+/// behind them: the whole body's (version 1), or the head's and each block's (version 2).
+fn fix_record_crcs(data: &mut [u8], pos: usize, blocked: bool) {
+    let end = pos
+        .saturating_add(4)
+        .saturating_add((le_u32(data, pos) & !BLOCKED) as usize)
+        .min(data.len());
+    let body = pos + 8;
+    if !blocked {
+        fix_crc(data, body, end, pos + 4);
+        return;
+    }
+    let count = le_u32(data, body + 24);
+    let per = data
+        .get(body + 28..body + 30)
+        .map_or(1, |b| u16::from_le_bytes([b[0], b[1]]))
+        .max(1);
+    let n = count.div_ceil(u32::from(per)) as usize;
+    let dir = body + V2_HEAD;
+    let blocks = dir.saturating_add(n.saturating_mul(DIR_ENTRY)).min(end);
+    let mut start = blocks;
+    for e in (0..n)
+        .map(|i| dir + i * DIR_ENTRY)
+        .take_while(|&e| e + 4 <= end)
+    {
+        let stop = blocks.saturating_add(le_u32(data, e) as usize).min(end);
+        fix_crc(data, start.min(stop), stop, e + 4);
+        start = stop;
+    }
+    fix_crc(data, body, blocks, pos + 4);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::GpsFix;
+
+    /// With every CRC of both record forms wiped, the fixer makes them whole again (so the
+    /// fuzzer's changes reach the fix decoders).
+    #[test]
+    fn wiped_track_crcs_are_recomputed() {
+        let fixes: Vec<GpsFix> = (0..70)
+            .map(|i| GpsFix {
+                time_us: 1_700_000_000_000_000 + i * 5_000_000,
+                lat_e7: 515_000_000 + i as i32 * 41,
+                lon_e7: -1_200_000 - i as i32 * 17,
+            })
+            .collect();
+        for (rec, blocked) in [
+            (encode_track(4, &fixes), true),
+            (crate::index::track_record::encode_v1(4, &fixes), false),
+        ] {
+            let mut bad = rec.clone();
+            bad[4..8].fill(0);
+            if blocked {
+                for i in 0..3 {
+                    let at = 8 + V2_HEAD + i * DIR_ENTRY + 4;
+                    bad[at..at + 4].fill(0);
+                }
+            }
+            assert!(TrackRef::parse(&bad).and_then(|t| t.to_vec()).is_err());
+            fix_record_crcs(&mut bad, 0, blocked);
+            assert_eq!(bad, rec);
+        }
     }
 }

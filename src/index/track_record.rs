@@ -19,14 +19,14 @@ use crate::meta::GpsFix;
 /// Fixes per block of a version-2 record (the last block may hold fewer).
 pub const BLOCK_FIXES: usize = 32;
 /// Bit 31 of `len`: a version-2 (blocked) record.
-const BLOCKED: u32 = 1 << 31;
+pub(crate) const BLOCKED: u32 = 1 << 31;
 /// Bytes of a directory entry: u32 end, u32 crc, i64 first time, i64 last time, 4 × i32 box.
-const DIR_ENTRY: usize = 40;
+pub(crate) const DIR_ENTRY: usize = 40;
 /// Bytes of a version-1 head: u64 id, 4 × i32 box, u32 count.
 const V1_HEAD: usize = 28;
 /// Bytes of a version-2 head before the directory: the version-1 head, u16 fixes per block,
 /// u16 0.
-const V2_HEAD: usize = 32;
+pub(crate) const V2_HEAD: usize = 32;
 
 /// A bounding box: (min_lat_e7, min_lon_e7, max_lat_e7, max_lon_e7).
 pub type E7Rect = (i32, i32, i32, i32);
@@ -107,43 +107,6 @@ pub fn encode_v1(id: u64, fixes: &[GpsFix]) -> Vec<u8> {
     w.u32(crc32fast::hash(&body.buf));
     w.bytes(&body.buf);
     w.buf
-}
-
-/// Recomputes every CRC of the record at the start of `data` in place, so that a fuzzer's
-/// changes reach the decoders behind them; returns the record's length (0 if unreadable).
-#[cfg(feature = "internals")]
-pub fn fix_crcs(data: &mut [u8]) -> usize {
-    let Some(raw) = data.get(..4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])) else {
-        return 0;
-    };
-    let len = (raw & !BLOCKED) as usize;
-    let end = 4usize.saturating_add(len).min(data.len());
-    let set = |data: &mut [u8], from: usize, to: usize, at: usize| {
-        if let (Some(c), true) = (data.get(from..to), at + 4 <= data.len()) {
-            let crc = crc32fast::hash(c).to_le_bytes();
-            data[at..at + 4].copy_from_slice(&crc);
-        }
-    };
-    if raw & BLOCKED == 0 {
-        set(data, 8, end, 4);
-        return 4 + len;
-    }
-    let count = data.get(32..36).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-    let per = data.get(36..38).map_or(1, |b| u16::from_le_bytes([b[0], b[1]])).max(1);
-    let n = count.div_ceil(u32::from(per)) as usize;
-    let blocks_at = (8 + V2_HEAD).saturating_add(n.saturating_mul(DIR_ENTRY)).min(end);
-    let mut start = blocks_at;
-    for i in 0..n {
-        let e = 8 + V2_HEAD + i * DIR_ENTRY;
-        let Some(b) = data.get(e..e + 4) else { break };
-        let stop = blocks_at
-            .saturating_add(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-            .min(end);
-        set(data, start.min(stop), stop, e + 4);
-        start = stop;
-    }
-    set(data, 8, blocks_at, 4);
-    4 + len
 }
 
 /// A track record whose head checked out.
