@@ -97,6 +97,9 @@ pub struct Seal {
 }
 
 impl Seal {
+    /// Bytes of an encoded seal record's payload.
+    pub const LEN: u32 = 12;
+
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.u32(self.volume_id);

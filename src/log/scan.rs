@@ -369,6 +369,21 @@ pub fn headers(vol: &Volume) -> Vec<(u64, RecordHeader)> {
     out
 }
 
+/// Whether a valid seal record ends exactly at `end`. A checkpoint written before this was
+/// checked for could record a volume as active with its replay start just past its seal
+/// record (the writer was sealed while the checkpoint listed it): open must not take such a
+/// volume for active and seal it a second time.
+pub fn seal_ends_at(vol: &Volume, end: u64) -> bool {
+    let Some(pos) = end.checked_sub(HEADER_LEN + u64::from(Seal::LEN)) else {
+        return false;
+    };
+    if !is_header_pos(pos) {
+        return false;
+    }
+    let mut rd = Reader::new(vol, vol.len().unwrap_or(0));
+    matches!(probe(&mut rd, pos), Probe::Record(h, _, true) if record_end(pos, h.len) == end)
+}
+
 /// The next offset after `pos` holding a valid commit or seal record, if any.
 fn resync(rd: &mut Reader, pos: u64) -> Option<u64> {
     let mut q = pos + BLOCK;

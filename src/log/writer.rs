@@ -90,6 +90,13 @@ impl VolumeWriter {
         self.state.lock().sealed
     }
 
+    /// The end of the records while the volume takes writes; `None` once a seal record is
+    /// appended (read under one lock, so an end never includes a seal record unknowingly).
+    pub fn active_end(&self) -> Option<u64> {
+        let st = self.state.lock();
+        (!st.sealed).then_some(st.end)
+    }
+
     /// Appends one record. A volume accepts records until its size cap; a record that would
     /// cross the cap goes to the next volume, unless this volume is empty (a record larger
     /// than the cap still has to go somewhere).

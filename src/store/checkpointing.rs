@@ -31,8 +31,18 @@ impl Inner {
             let audited = self.audit.appended();
             let writers: Vec<Arc<VolumeWriter>> = self.writers.lock().values().cloned().collect();
             let mut cat = self.catalog.write();
+            crate::fail::hook("checkpoint.writers_listed");
             for w in writers {
-                let end = w.end();
+                // A writer sealed since it was listed (a rotation or `writer_for` runs beside
+                // the checkpoint, which holds no writer lock): its end lies past the seal
+                // record, and the catalog may still call the volume active. Recorded as its
+                // replay start, the next open would scan from beyond the seal, take the volume
+                // for active and seal it a second time. Its replay start stays where the last
+                // checkpoint put it, before the seal, as for a writer rotated out before the
+                // list was taken; `seal_writer` records it sealed.
+                let Some(end) = w.active_end() else {
+                    continue;
+                };
                 if let Some(v) = cat.volumes.get_mut(&w.volume.id) {
                     v.replay_from = end;
                 }
@@ -106,3 +116,6 @@ impl Inner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -138,7 +138,22 @@ pub(super) fn scan_volumes(
                 for (_, c) in o.changes {
                     out.changes.push((id, c));
                 }
-                let sealed = o.sealed || known.is_some_and(|k| k.sealed);
+                // Nothing after the replay start, and a seal record right before it: the
+                // volume was sealed while a checkpoint listed its writer (fixed since, and
+                // caught here for stores that such a checkpoint left behind).
+                let sealed_before = !o.sealed
+                    && from > 0
+                    && o.end == from
+                    && crate::log::scan::seal_ends_at(&vol, from);
+                if sealed_before {
+                    tracing::warn!(
+                        volume = id,
+                        replay_from = from,
+                        "the checkpoint calls this volume active, but its seal record ends \
+                         where its replay starts: taken as sealed"
+                    );
+                }
+                let sealed = o.sealed || sealed_before || known.is_some_and(|k| k.sealed);
                 if !sealed && o.file_len > o.end {
                     // A power cut mid-append: drop the incomplete record(s).
                     crate::fsio::set_len(vol.file(), o.end).at(&vol.path)?;
