@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 /// Fixtures every build must read: (directory under tests/fixtures, what wrote it).
-const FIXTURES: &[&str] = &["v1", "v2", "v3", "v4"];
+const FIXTURES: &[&str] = &["v1", "v2", "v3", "v4", "v5"];
 
 /// The key of every encrypted fixture (committed on purpose: it protects test data only).
 const FIXTURE_KEY: [u8; 32] = *b"footage-compat-fixture-key-00001";

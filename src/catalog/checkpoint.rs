@@ -5,7 +5,8 @@
 //! ```text
 //! header, 64 bytes:
 //!  0  8  magic      b"FTGCKPT\0"
-//!  8  2  version    3 (2: states without their pin; 1: before the index)
+//!  8  2  version    4 (3: postings without sub-cell masks; 2: states without their pin;
+//!                   1: before the index)
 //! 10  2  reserved   0
 //! 12  4  body_crc   CRC32 of the compressed body
 //! 16  8  body_len   compressed body length
@@ -26,7 +27,8 @@
 //!       record holds it; version 2: without)
 //!   u32 volume count, each: u32 volume id, u64 live chunk bytes, u32 live commit records
 //!   index (see `index::Index::encode`): u64 track file length, i64 max duration,
-//!       3 label maps (cases, tags, categories), spatial postings
+//!       3 label maps (cases, tags, categories), spatial postings (version 4: with their
+//!       sub-cell masks; version 3 and 2: without, read as every sub-cell)
 //! ```
 //! Invariant: a checkpoint file either decodes completely with every CRC matching or is
 //! rejected; the loader then falls back to the previous checkpoint, then to a full log scan.
@@ -40,7 +42,9 @@ use crate::error::{Error, IoContext, Result};
 use crate::format::{check_crc, DecodeError, Reader, Writer};
 
 pub const CHECKPOINT_MAGIC: [u8; 8] = *b"FTGCKPT\0";
-pub const CHECKPOINT_VERSION: u16 = 3;
+pub const CHECKPOINT_VERSION: u16 = 4;
+/// The version before postings carried their sub-cell masks (still read).
+pub const CHECKPOINT_VERSION_3: u16 = 3;
 /// The version before segment states carried their pin (still read).
 pub const CHECKPOINT_VERSION_2: u16 = 2;
 const HEADER_LEN: usize = 64;
@@ -130,7 +134,8 @@ pub fn decode_body(body: &[u8]) -> Result<(Catalog, [u8; 16], u64), DecodeError>
 }
 
 fn decode_body_of(body: &[u8], version: u16) -> Result<(Catalog, [u8; 16], u64), DecodeError> {
-    let with_pin = version >= CHECKPOINT_VERSION;
+    let with_pin = version >= CHECKPOINT_VERSION_3;
+    let with_masks = version >= CHECKPOINT_VERSION;
     let mut r = Reader::new(body, "checkpoint");
     let store_id = r.array::<16>()?;
     let mut cat = Catalog::new();
@@ -228,7 +233,7 @@ fn decode_body_of(body: &[u8], version: u16) -> Result<(Catalog, [u8; 16], u64),
         let commits = r.u32()?;
         cat.volume_live.insert(v, (bytes, commits));
     }
-    let (mut index, tracks_len) = crate::index::Index::decode(&mut r)?;
+    let (mut index, tracks_len) = crate::index::Index::decode(&mut r, with_masks)?;
     r.finish()?;
     cat.index.labels = std::mem::take(&mut index.labels);
     cat.index.spatial = index.spatial;
@@ -288,7 +293,7 @@ fn decode_file_any(data: &[u8]) -> Result<(u16, Vec<u8>), DecodeError> {
         stored,
         head.get(..60).unwrap_or_default(),
     )?;
-    if version != CHECKPOINT_VERSION && version != CHECKPOINT_VERSION_2 {
+    if !(CHECKPOINT_VERSION_2..=CHECKPOINT_VERSION).contains(&version) {
         return Err(DecodeError::UnsupportedVersion {
             what: "checkpoint",
             found: u32::from(version),

@@ -130,12 +130,30 @@ pub fn cell_of(level: u8, fix: &GpsFix) -> u64 {
     cell_key(level, row_of(level, fix.lat()), col_of(level, fix.lon()))
 }
 
-/// Cells of one level covering an area: rows `rows` × each column range.
+/// Levels between a cell and its sub-cells: a cell holds 4 × 4 sub-cells.
+pub const SUB_LEVELS: u8 = 2;
+/// A sub-cell mask naming every sub-cell (what a posting of an older checkpoint carries).
+pub const ALL_SUB_CELLS: u16 = u16::MAX;
+
+/// The bit of a fix's sub-cell within its cell of `level`: bit `4 · r + c` for the sub-cell in
+/// row `r` and column `c` (each 0..4, south to north and west to east) of the cell's 4 × 4
+/// cells at `level + 2`. A cell at `level + 2` lies in the cell of `level` of its row and
+/// column shifted right by 2 (the grid's coordinates are scaled by powers of two, which is
+/// exact in floating point).
+pub fn sub_cell_bit(level: u8, fix: &GpsFix) -> u16 {
+    let fine = level + SUB_LEVELS;
+    let (r, c) = (row_of(fine, fix.lat()) & 3, col_of(fine, fix.lon()) & 3);
+    1 << (4 * r + c)
+}
+
+/// Cells of one level covering an area: rows `rows` × each column range, and the area's
+/// cover two levels finer (`fine`), which names the sub-cells of each cell the area meets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cover {
     pub level: u8,
     pub rows: (u32, u32),
     pub cols: Vec<(u32, u32)>,
+    fine: Option<Box<Cover>>,
 }
 
 impl Cover {
@@ -156,9 +174,30 @@ impl Cover {
             ((key >> 24) & 0xFF_FFFF) as u32,
             (key & 0xFF_FFFF) as u32,
         );
-        level == self.level
-            && (self.rows.0..=self.rows.1).contains(&row)
+        level == self.level && self.holds(row, col)
+    }
+
+    fn holds(&self, row: u32, col: u32) -> bool {
+        (self.rows.0..=self.rows.1).contains(&row)
             && self.cols.iter().any(|&(a, b)| (a..=b).contains(&col))
+    }
+
+    /// The sub-cells (bits as [`sub_cell_bit`] numbers them) of cell `key` of this cover that
+    /// hold a fix in the area: every fix in the area lies in a sub-cell of the finer cover.
+    pub fn sub_mask(&self, key: u64) -> u16 {
+        let Some(fine) = &self.fine else {
+            return ALL_SUB_CELLS;
+        };
+        let (row, col) = (((key >> 24) & 0xFF_FFFF) as u32, (key & 0xFF_FFFF) as u32);
+        let mut mask = 0u16;
+        for r in 0..4 {
+            for c in 0..4 {
+                if fine.holds(4 * row + r, 4 * col + c) {
+                    mask |= 1 << (4 * r + c);
+                }
+            }
+        }
+        mask
     }
 
     /// Every cell key of the cover, row by row.
@@ -414,8 +453,17 @@ impl Area {
         ))
     }
 
-    /// The cells of `level` that hold every fix in the area.
+    /// The cells of `level` that hold every fix in the area, with the cover two levels finer
+    /// that says which of their sub-cells do.
     pub fn cover(&self, level: u8) -> Cover {
+        let mut cover = self.cover_at(level);
+        if level + SUB_LEVELS <= 24 {
+            cover.fine = Some(Box::new(self.cover_at(level + SUB_LEVELS)));
+        }
+        cover
+    }
+
+    fn cover_at(&self, level: u8) -> Cover {
         let ((lat0, lat1), lons) = self.bounds();
         let mut cols: Vec<(u32, u32)> = lons
             .iter()
@@ -434,6 +482,7 @@ impl Area {
             level,
             rows: (row_of(level, lat0), row_of(level, lat1)),
             cols: merged,
+            fine: None,
         }
     }
 }

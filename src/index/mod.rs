@@ -4,7 +4,7 @@
 //!  time        Vec<(start, id)> sorted            window overlap: seek to from - max_duration
 //!  officer     sym -> Vec<(start, id)> sorted     one list per officer (and per device)
 //!  labels      case/tag/category -> ids sorted    persisted in the checkpoint
-//!  spatial     postings (cell, t_first, t_last, id) at 4 cell sizes, see `spatial`
+//!  spatial     postings (cell, t_first, duration, sub-cells, id) at 4 cell sizes, see `spatial`
 //!  tracks      every segment's track, delta-encoded in catalog/tracks.ftt (mmap), see `tracks`
 //! ```
 //!
@@ -229,8 +229,9 @@ impl Index {
         self.spatial.encode(w, keep);
     }
 
-    /// Reads what [`Self::encode`] wrote; returns the index and the track file length it names.
-    pub fn decode(r: &mut Reader) -> Result<(Index, u64), DecodeError> {
+    /// Reads what [`Self::encode`] wrote (postings `with_masks` from checkpoint version 4 on);
+    /// returns the index and the track file length it names.
+    pub fn decode(r: &mut Reader, with_masks: bool) -> Result<(Index, u64), DecodeError> {
         let mut idx = Index::default();
         let tracks_len = r.u64()?;
         idx.max_duration = r.i64()?;
@@ -257,7 +258,7 @@ impl Index {
                 lists.insert(name, ids);
             }
         }
-        idx.spatial = SpatialIndex::decode(r)?;
+        idx.spatial = SpatialIndex::decode(r, with_masks)?;
         Ok((idx, tracks_len))
     }
 

@@ -2,22 +2,26 @@
 //! at several cell sizes, as postings sorted by (cell, first second, segment).
 //!
 //! A *visit* is a run of consecutive fixes in one cell, cut so that it never lasts more than
-//! [`MAX_VISIT_S`]; its posting holds the whole seconds of its first and last fix. A query
-//! looks up each cell of its cover and seeks to `from - MAX_VISIT_S` (no interval tree needed).
+//! [`MAX_VISIT_S`]; its posting holds the whole seconds of its first and last fix and which
+//! of the cell's 4 × 4 sub-cells its fixes lay in. A query looks up each cell of its cover,
+//! seeks to `from - MAX_VISIT_S` (no interval tree needed) and passes on a posting only if
+//! one of its sub-cells meets the area: candidates come at a sixteenth of a cell, not a cell.
 //!
 //! Invariants:
 //! - `base` is sorted by (key, t_first, id), and `dir` holds each distinct key of `base` with
 //!   the index of its first posting; `mem` (an ordered set of recent postings) stays
 //!   below an eighth of `base` (or [`MEM_LIMIT`]) and is then merged into it;
 //! - for every fix of every indexed segment and every level there is a posting with the fix's
-//!   cell and `t_first <= sec(fix) <= t_last`, where `sec` floors to whole seconds and clamps
-//!   to the u32 range (so postings are a superset: candidates are checked exactly);
+//!   cell, `t_first <= sec(fix) <= t_last` and the fix's sub-cell bit in its mask, where `sec`
+//!   floors to whole seconds and clamps to the u32 range (so postings are a superset:
+//!   candidates are checked exactly). A posting read from a checkpoint older than masks has
+//!   every bit set;
 //! - postings of removed segments may linger until the next rebuild; lookups skip ids the
 //!   catalog no longer has.
 
 use std::collections::BTreeSet;
 
-use super::geo::{cell_of, Cover, LEVELS};
+use super::geo::{cell_of, sub_cell_bit, Cover, ALL_SUB_CELLS, LEVELS};
 use super::track_record::read_varint;
 use crate::format::{DecodeError, Reader, Writer};
 use crate::meta::GpsFix;
@@ -27,12 +31,23 @@ pub const MAX_VISIT_S: u32 = 3600;
 /// Postings held in the ordered insert buffer before it is merged into the base run.
 const MEM_LIMIT: usize = 1 << 16;
 
+/// One visit (24 bytes): ordered by cell, first second, duration, sub-cells, segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Posting {
     pub key: u64,
     pub t_first: u32,
-    pub t_last: u32,
+    /// Seconds from the first fix to the last, at most [`MAX_VISIT_S`].
+    pub dur: u16,
+    /// The sub-cells the visit's fixes lay in (bits as [`sub_cell_bit`] numbers them).
+    pub mask: u16,
     pub id: u64,
+}
+
+impl Posting {
+    /// The whole second of the visit's last fix.
+    pub fn t_last(&self) -> u32 {
+        self.t_first + u32::from(self.dur)
+    }
 }
 
 /// Whole seconds of a time, clamped to u32.
@@ -47,10 +62,13 @@ pub fn postings_of(id: u64, fixes: &[GpsFix]) -> Vec<Posting> {
         let mut cur: Option<Posting> = None;
         for f in fixes {
             let key = cell_of(level, f);
+            let bit = sub_cell_bit(level, f);
             let t = sec(f.time_us);
             match &mut cur {
                 Some(p) if p.key == key && t >= p.t_first && t - p.t_first <= MAX_VISIT_S => {
-                    p.t_last = p.t_last.max(t);
+                    // At most MAX_VISIT_S, which fits.
+                    p.dur = p.dur.max((t - p.t_first) as u16);
+                    p.mask |= bit;
                 }
                 _ => {
                     if let Some(p) = cur.take() {
@@ -59,7 +77,8 @@ pub fn postings_of(id: u64, fixes: &[GpsFix]) -> Vec<Posting> {
                     cur = Some(Posting {
                         key,
                         t_first: t,
-                        t_last: t,
+                        dur: 0,
+                        mask: bit,
                         id,
                     });
                 }
@@ -72,10 +91,11 @@ pub fn postings_of(id: u64, fixes: &[GpsFix]) -> Vec<Posting> {
     out
 }
 
-/// A prepared lookup: the base run's postings of each cell of a cover, for one time range.
+/// A prepared lookup: the base run's postings of each cell of a cover, for one time range,
+/// with the sub-cells of each cell that meet the area.
 pub struct Lookup<'a> {
     idx: &'a SpatialIndex,
-    cells: Vec<(u64, &'a [Posting])>,
+    cells: Vec<(u64, u16, &'a [Posting])>,
     from: u32,
     to: u32,
 }
@@ -83,17 +103,18 @@ pub struct Lookup<'a> {
 impl Lookup<'_> {
     /// Postings to scan (the buffer counted by its size, which is small).
     pub fn cost(&self) -> usize {
-        self.cells.iter().map(|c| c.1.len() + 1).sum::<usize>() + self.idx.mem.len().min(64)
+        self.cells.iter().map(|c| c.2.len() + 1).sum::<usize>() + self.idx.mem.len().min(64)
     }
 
-    /// Calls `f` with the id of every posting that overlaps the time range.
+    /// Calls `f` with the id of every posting that overlaps the time range and was in a
+    /// sub-cell that meets the area.
     pub fn for_each(&self, mut f: impl FnMut(u64)) {
-        for &(key, run) in &self.cells {
+        for &(key, mask, run) in &self.cells {
             for p in run
                 .iter()
                 .chain(self.idx.mem_range(key, self.from, self.to))
             {
-                if p.t_last >= self.from {
+                if p.t_last() >= self.from && p.mask & mask != 0 {
                     f(p.id);
                 }
             }
@@ -181,13 +202,15 @@ impl SpatialIndex {
         let lo = Posting {
             key,
             t_first: from.saturating_sub(MAX_VISIT_S),
-            t_last: 0,
+            dur: 0,
+            mask: 0,
             id: 0,
         };
         let hi = Posting {
             key,
             t_first: to,
-            t_last: u32::MAX,
+            dur: u16::MAX,
+            mask: u16::MAX,
             id: u64::MAX,
         };
         self.mem.range(lo..=hi)
@@ -200,7 +223,7 @@ impl SpatialIndex {
             idx: self,
             cells: cover
                 .keys()
-                .map(|key| (key, self.range(key, from, to)))
+                .map(|key| (key, cover.sub_mask(key), self.range(key, from, to)))
                 .collect(),
             from,
             to,
@@ -219,7 +242,8 @@ impl SpatialIndex {
         self.prepare(cover, from, to).cost()
     }
 
-    /// Serialises the live postings (those `keep` accepts), delta-encoded.
+    /// Serialises the live postings (those `keep` accepts), delta-encoded, with their
+    /// sub-cell masks (checkpoint version 4).
     pub fn encode(&self, w: &mut Writer, keep: impl Fn(u64) -> bool) {
         let live = || self.sorted().filter(|p| keep(p.id));
         w.u64(live().count() as u64);
@@ -228,7 +252,8 @@ impl SpatialIndex {
             w.varint(p.key - pk);
             let t_base = if p.key == pk { pt } else { 0 };
             w.varint(u64::from(p.t_first - t_base));
-            w.varint(u64::from(p.t_last - p.t_first));
+            w.varint(u64::from(p.dur));
+            w.varint(u64::from(p.mask));
             w.svarint(p.id.wrapping_sub(pid) as i64);
             pk = p.key;
             pt = p.t_first;
@@ -236,10 +261,11 @@ impl SpatialIndex {
         }
     }
 
-    /// Reads what [`Self::encode`] wrote. The postings are the last part of a checkpoint body
+    /// Reads what [`Self::encode`] wrote (`with_masks`), or what a version-3 checkpoint holds
+    /// (no masks: every sub-cell set). The postings are the last part of a checkpoint body
     /// and by far its largest: this consumes the rest of `r` and decodes it with the inline
     /// varint reader, then fails unless every byte was used.
-    pub fn decode(r: &mut Reader) -> Result<SpatialIndex, DecodeError> {
+    pub fn decode(r: &mut Reader, with_masks: bool) -> Result<SpatialIndex, DecodeError> {
         let n = usize::try_from(r.u64()?).unwrap_or(usize::MAX);
         if n > r.remaining() / 4 {
             return Err(DecodeError::Truncated("spatial index"));
@@ -257,17 +283,25 @@ impl SpatialIndex {
             let t_base = if key == pk { pt } else { 0 };
             let dt = u32::try_from(next()?).map_err(|_| bad())?;
             let t_first = t_base.checked_add(dt).ok_or_else(bad)?;
-            let dur = u32::try_from(next()?).map_err(|_| bad())?;
-            let t_last = t_first.checked_add(dur).ok_or_else(bad)?;
+            let dur = u32::try_from(next()?)
+                .ok()
+                .filter(|&d| d <= MAX_VISIT_S)
+                .ok_or_else(bad)?;
+            t_first.checked_add(dur).ok_or_else(bad)?;
+            let mask = match with_masks {
+                true => u16::try_from(next()?).map_err(|_| bad())?,
+                false => ALL_SUB_CELLS,
+            };
             let d = next()?;
             let id = pid.wrapping_add((((d >> 1) as i64) ^ -((d & 1) as i64)) as u64);
             let p = Posting {
                 key,
                 t_first,
-                t_last,
+                dur: dur as u16,
+                mask,
                 id,
             };
-            if prev.is_some_and(|q| q > p) || dur > MAX_VISIT_S {
+            if prev.is_some_and(|q| q > p) {
                 return Err(DecodeError::invalid(
                     "spatial index",
                     "postings out of order",
@@ -349,13 +383,54 @@ mod tests {
                 let mut want: Vec<u64> = all
                     .iter()
                     .filter(|p| cover.contains(p.key))
-                    .filter(|p| p.t_last >= from && p.t_first <= to)
+                    .filter(|p| p.t_last() >= from && p.t_first <= to)
+                    .filter(|p| p.mask & cover.sub_mask(p.key) != 0)
                     .map(|p| p.id)
                     .collect();
                 want.sort_unstable();
                 assert_eq!(got, want, "{area:?} {from}..{to}");
             }
         }
+    }
+
+    #[test]
+    fn sub_cells_narrow_a_cell_and_older_checkpoints_read_as_whole_cells() {
+        // Two segments in opposite corners of one level-16 cell (305 m × 380 m here).
+        let a = fix(1_000, 51.49869, -0.12579);
+        let b = fix(1_000, 51.50088, -0.12140);
+        assert_eq!(cell_of(16, &a), cell_of(16, &b));
+        assert_ne!(sub_cell_bit(16, &a), sub_cell_bit(16, &b));
+        let mut idx = SpatialIndex::default();
+        idx.insert(postings_of(1, &[a]));
+        idx.insert(postings_of(2, &[b]));
+        let near_a = Area::Near {
+            lat: a.lat(),
+            lon: a.lon(),
+            radius_m: 20.0,
+        };
+        let cover = near_a.cover(16);
+        let got = |idx: &SpatialIndex| {
+            let mut v = Vec::new();
+            idx.lookup(&cover, 0, 10_000, |id| v.push(id));
+            v.sort_unstable();
+            v
+        };
+        assert_eq!(got(&idx), vec![1]);
+        // Encoded, then read as a version-3 checkpoint would be (the same bytes without the
+        // masks): every posting names its whole cell.
+        let mut w = Writer::new();
+        w.u64(idx.len() as u64);
+        for (i, p) in idx.sorted().enumerate() {
+            let prev = (i > 0).then(|| idx.sorted().nth(i - 1)).flatten();
+            w.varint(p.key - prev.map_or(0, |q| q.key));
+            let same = prev.is_some_and(|q| q.key == p.key);
+            w.varint(u64::from(p.t_first - prev.filter(|_| same).map_or(0, |q| q.t_first)));
+            w.varint(u64::from(p.dur));
+            w.svarint(p.id.wrapping_sub(prev.map_or(0, |q| q.id)) as i64);
+        }
+        let old = SpatialIndex::decode(&mut Reader::new(&w.buf, "t"), false).unwrap();
+        assert!(old.sorted().all(|p| p.mask == ALL_SUB_CELLS));
+        assert_eq!(got(&old), vec![1, 2]);
     }
 
     #[test]
@@ -379,7 +454,7 @@ mod tests {
         assert!(got.is_empty());
         let mut w = Writer::new();
         idx.encode(&mut w, |_| true);
-        let back = SpatialIndex::decode(&mut Reader::new(&w.buf, "t")).unwrap();
+        let back = SpatialIndex::decode(&mut Reader::new(&w.buf, "t"), true).unwrap();
         let all: Vec<Posting> = idx.sorted().collect();
         assert!(all.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(back.base, all);

@@ -140,6 +140,12 @@ fn covers_hold_every_matching_fix() {
                 for c in &covers {
                     let key = cell_of(c.level, &fix);
                     assert!(c.contains(key), "{area:?} level {} misses {fix:?}", c.level);
+                    let bit = sub_cell_bit(c.level, &fix);
+                    assert!(
+                        c.sub_mask(key) & bit != 0,
+                        "{area:?} level {} sub-cells miss {fix:?}",
+                        c.level
+                    );
                 }
             }
         }
