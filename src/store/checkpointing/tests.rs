@@ -7,18 +7,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::config::StoreOptions;
-use crate::meta::SegmentMeta;
+use crate::store::ingest::tests::meta;
 use crate::Store;
-
-fn meta(n: i64) -> SegmentMeta {
-    SegmentMeta {
-        officer: "MET-9".into(),
-        device: "AX-9".into(),
-        start_us: 1_763_647_380_000_000 + n,
-        end_us: 1_763_647_380_000_000 + n + 1,
-        ..SegmentMeta::default()
-    }
-}
 
 fn bytes(seed: u8, len: usize) -> Vec<u8> {
     (0..len)

@@ -323,4 +323,4 @@ mod resumable;
 pub(crate) use resumable::chunk_form_of;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

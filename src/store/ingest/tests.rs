@@ -8,7 +8,8 @@ use crate::config::StoreOptions;
 use crate::meta::SegmentMeta;
 use crate::Store;
 
-fn meta(n: i64) -> SegmentMeta {
+/// Metadata of test segment `n` (one officer and camera, start `n` µs after a fixed time).
+pub(crate) fn meta(n: i64) -> SegmentMeta {
     SegmentMeta {
         officer: "MET-9".into(),
         device: "AX-9".into(),
