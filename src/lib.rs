@@ -49,6 +49,10 @@ macro_rules! internal {
 }
 
 // The engine's public surface: the root re-exports below, and these modules.
+/// Force-wide search: the catalogue as a Delta Lake table beside the cloud tier (feature
+/// `fleet`).
+#[cfg(feature = "fleet")]
+pub mod fleet;
 pub mod meta;
 pub mod policy;
 pub mod retention;

@@ -22,6 +22,7 @@ use crate::index::query::{
 use crate::index::spatial::sec;
 use crate::index::tracks::NO_TRACK;
 use crate::index::{LabelKind, TimeList};
+use crate::meta::GpsFix;
 
 /// Covers with more cells than this are not looked up cell by cell (a coarser level, or the
 /// time list, serves instead).
@@ -345,6 +346,26 @@ fn hits_of(
         }
     }
     Ok(hits.finish())
+}
+
+/// The hit intervals of a whole track for `area` and the window [lo, hi], by the plain
+/// definition (every fix tested with [`Area::contains`]): what [`hits_of`] computes from a
+/// stored track record, for tracks held elsewhere (the fleet table's rows).
+#[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+pub fn hits_in_fixes(area: &Area, fixes: &[GpsFix], lo: i64, hi: i64, gap: i64) -> (Vec<Hit>, u64) {
+    let mut hits = HitList::new(gap);
+    let mut open = false;
+    for f in fixes {
+        if f.time_us > hi {
+            break;
+        }
+        let m = lo <= f.time_us && area.contains(f);
+        if m {
+            hits.fix(f.time_us, open);
+        }
+        open = m;
+    }
+    hits.finish()
 }
 
 /// Hit intervals as they are found: the listed ones (at most [`MAX_HITS_PER_SEGMENT`]), the

@@ -82,6 +82,7 @@ pub(crate) fn name(command: &Command) -> &'static str {
         Command::Serve(_) => "serve",
         Command::Token(_) => "token",
         Command::Demo(_) => "demo",
+        Command::Fleet(_) => "fleet",
     }
 }
 

@@ -14,6 +14,7 @@ mod compact;
 mod demo;
 mod demo_data;
 pub(crate) mod find;
+mod fleet;
 mod ingest;
 mod init;
 mod read;
@@ -170,6 +171,10 @@ pub enum Command {
     Token(token::TokenArgs),
     /// Build a demo store of synthetic footage around a London station and tour it
     Demo(demo::DemoArgs),
+    /// The force-wide table: publish this store as a station, find across every station,
+    /// get a segment of any station from its cloud copy
+    #[command(subcommand)]
+    Fleet(fleet::FleetCommand),
 }
 
 /// clap's parsers of times and ids are the ones the review API uses (src/search.rs).
@@ -373,6 +378,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Stats => admin::stats(&open(&cli.store)?),
         Command::Verify(args) => admin::verify(&as_actor()?, args),
         Command::Audit(args) => audit::run(&open(&cli.store)?, args),
+        Command::Fleet(c) => fleet::run(&as_actor()?, c),
         Command::Serve(args) => {
             // Without tokens, changes are made as the local user (or --actor).
             let local = actor().unwrap_or_else(|_| with_os_identity("local"));

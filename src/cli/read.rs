@@ -89,6 +89,23 @@ fn exists_error(path: &Path) -> anyhow::Error {
 
 /// Copies to `out` atomically (temporary file, fsync, rename), or to stdout.
 fn deliver(mut limited: impl Read, out: Option<&Path>, force: bool) -> anyhow::Result<i32> {
+    deliver_with(
+        |w| {
+            std::io::copy(&mut limited, w)?;
+            Ok(())
+        },
+        out,
+        force,
+    )
+}
+
+/// What `write` writes, to `out` atomically (temporary file, fsync, rename: nothing appears
+/// if `write` fails), or to stdout.
+pub(crate) fn deliver_with(
+    write: impl FnOnce(&mut dyn Write) -> anyhow::Result<()>,
+    out: Option<&Path>,
+    force: bool,
+) -> anyhow::Result<i32> {
     match out {
         Some(path) => {
             // Refused before reading anything; checked again, atomically, by the rename.
@@ -105,7 +122,7 @@ fn deliver(mut limited: impl Read, out: Option<&Path>, force: bool) -> anyhow::R
                 .unwrap_or_default();
             let mut tmp = TempFile::create(dir, &stem, crate::perms::FILE_MODE)
                 .with_context(|| format!("cannot create a file in {}", dir.display()))?;
-            std::io::copy(&mut limited, &mut tmp)?;
+            write(&mut tmp)?;
             // rename(2) replaces a link at `path` (--force); it never writes through it.
             let how = if force {
                 Place::Replace
@@ -120,7 +137,7 @@ fn deliver(mut limited: impl Read, out: Option<&Path>, force: bool) -> anyhow::R
         }
         None => {
             let mut out = std::io::stdout().lock();
-            std::io::copy(&mut limited, &mut out)?;
+            write(&mut out)?;
             out.flush()?;
         }
     }

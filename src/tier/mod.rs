@@ -85,7 +85,7 @@ pub struct Tier {
 
 /// Maps an object store's (or the runtime's) error to [`Error::CloudRequest`], keeping it as
 /// the source, with `what` the request that failed.
-fn cloud<E: std::error::Error + Send + Sync + 'static>(
+pub(crate) fn cloud<E: std::error::Error + Send + Sync + 'static>(
     what: impl std::fmt::Display,
 ) -> impl FnOnce(E) -> Error {
     move |e| Error::CloudRequest {
@@ -93,32 +93,40 @@ fn cloud<E: std::error::Error + Send + Sync + 'static>(
         source: Box::new(e),
     }
 }
+/// The object store at `url` (file://, az://, s3://, gs://, ...), its path as the root:
+/// a local directory is created if missing and written with fsync. Credentials come from the
+/// usual environment variables (AZURE_*, AWS_*, GOOGLE_*). The tier and the fleet table
+/// (`crate::fleet`) both connect through this.
+pub(crate) fn connect(url: &str) -> Result<Arc<dyn ObjectStore>> {
+    let parsed = url::Url::parse(url)
+        .map_err(|e| Error::Invalid(format!("cloud url {url:?} is not a URL: {e}")))?;
+    Ok(if parsed.scheme() == "file" {
+        let dir = parsed
+            .to_file_path()
+            .map_err(|_| Error::Invalid(format!("cloud url {url:?} is not a local path")))?;
+        crate::fsio::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        Arc::new(
+            object_store::local::LocalFileSystem::new_with_prefix(&dir)
+                .map_err(cloud(format!("cloud directory {}", dir.display())))?
+                .with_fsync(true),
+        )
+    } else {
+        let opts = std::env::vars().filter_map(|(k, v)| {
+            let l = k.to_ascii_lowercase();
+            (l.starts_with("azure_") || l.starts_with("aws_") || l.starts_with("google_"))
+                .then_some((l, v))
+        });
+        let (s, prefix) =
+            object_store::parse_url_opts(&parsed, opts).map_err(cloud(format!("cloud url {url}")))?;
+        Arc::new(object_store::prefix::PrefixStore::new(s, prefix))
+    })
+}
+
 impl Tier {
     /// Connects to `url` (file://, az://, s3://, gs://, ...) for store `store_id` (hex).
     /// Credentials come from the usual environment variables (AZURE_*, AWS_*, GOOGLE_*).
     pub fn open(url: &str, store_id: &str) -> Result<Tier> {
-        let parsed = url::Url::parse(url)
-            .map_err(|e| Error::Invalid(format!("cloud url {url:?} is not a URL: {e}")))?;
-        let store: Arc<dyn ObjectStore> = if parsed.scheme() == "file" {
-            let dir = parsed
-                .to_file_path()
-                .map_err(|_| Error::Invalid(format!("cloud url {url:?} is not a local path")))?;
-            crate::fsio::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-            Arc::new(
-                object_store::local::LocalFileSystem::new_with_prefix(&dir)
-                    .map_err(cloud(format!("cloud directory {}", dir.display())))?
-                    .with_fsync(true),
-            )
-        } else {
-            let opts = std::env::vars().filter_map(|(k, v)| {
-                let l = k.to_ascii_lowercase();
-                (l.starts_with("azure_") || l.starts_with("aws_") || l.starts_with("google_"))
-                    .then_some((l, v))
-            });
-            let (s, prefix) = object_store::parse_url_opts(&parsed, opts)
-                .map_err(cloud(format!("cloud url {url}")))?;
-            Arc::new(object_store::prefix::PrefixStore::new(s, prefix))
-        };
+        let store = connect(url)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

@@ -1,0 +1,261 @@
+//! The fleet table's Delta Lake transaction log: creating the table (version 0: protocol,
+//! schema, partition columns), reading a snapshot (the live data files of the latest
+//! version), and committing one publish with "create if absent" on the next version.
+//!
+//! Protocol: reader version 1, writer version 2 (no table features); commits are JSON lines
+//! of `add` / `remove` / `commitInfo` actions (docs/FORMAT.md, "The fleet table").
+//!
+//! Invariants: a snapshot is replayed from version 0 with no gap; a table written by a newer
+//! protocol, or whose `footage.fleet.version` is newer than [`TABLE_VERSION`], is refused
+//! rather than half-read; a commit either creates its version's file whole or finds it taken.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use super::{Fleet, TABLE_VERSION};
+use crate::error::{Error, Result};
+
+/// The log's folder under the table.
+pub const LOG_DIR: &str = "_delta_log";
+/// `add.tags` key: the hash of the station's live rows the file was built from.
+pub const TAG_LIVE: &str = "footage.live_rows";
+/// `add.tags` keys: the file's first start and last end (µs), and its tracks' box
+/// (`min_lat,min_lon,max_lat,max_lon` in 1e-7 degrees), exact, for pruning.
+pub const TAG_MIN_START: &str = "footage.min_start_us";
+pub const TAG_MAX_END: &str = "footage.max_end_us";
+pub const TAG_BBOX: &str = "footage.bbox_e7";
+
+/// A live data file of the table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataFile {
+    /// Relative to the table.
+    pub path: String,
+    pub station: String,
+    pub day: String,
+    pub size: u64,
+    pub live_rows: Option<String>,
+    pub min_start_us: Option<i64>,
+    pub max_end_us: Option<i64>,
+    /// The tracks' box; `Some(None)`: no fixes at all; `None`: not known (no tag).
+    pub bbox: Option<Option<(i32, i32, i32, i32)>>,
+}
+
+/// The table at one version.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// The latest version; `None` if the table does not exist yet.
+    pub version: Option<u64>,
+    /// Live files by path.
+    pub files: BTreeMap<String, DataFile>,
+}
+
+fn bad(what: impl std::fmt::Display) -> Error {
+    Error::Invalid(format!("fleet table log: {what}"))
+}
+
+fn log_name(version: u64) -> String {
+    format!("{LOG_DIR}/{version:020}.json")
+}
+
+/// The Delta schema (its `schemaString`): the data files' columns, then the partition ones.
+fn schema_string() -> String {
+    let f =
+        |name: &str, t: Value| json!({"name": name, "type": t, "nullable": true, "metadata": {}});
+    let list = |t: Value| json!({"type": "array", "elementType": t, "containsNull": true});
+    let fix = json!({"type": "struct", "fields": [
+        f("time", json!("timestamp")), f("lat_e7", json!("integer")), f("lon_e7", json!("integer"))
+    ]});
+    let fields = vec![
+        f("store_id", json!("string")),
+        f("segment_id", json!("long")),
+        f("officer", json!("string")),
+        f("device", json!("string")),
+        f("start", json!("timestamp")),
+        f("end", json!("timestamp")),
+        f("bytes", json!("long")),
+        f("sha256", json!("string")),
+        f("categories", list(json!("string"))),
+        f("cases", list(json!("string"))),
+        f("tags", list(json!("string"))),
+        f("holds", list(json!("string"))),
+        f("tier", json!("string")),
+        f("cloud_key", json!("string")),
+        f("deleted", json!("boolean")),
+        f("gps_fixes", json!("long")),
+        f("min_lat", json!("double")),
+        f("max_lat", json!("double")),
+        f("min_lon", json!("double")),
+        f("max_lon", json!("double")),
+        f("track", list(fix)),
+        f("day", json!("date")),
+        f("station", json!("string")),
+    ];
+    json!({"type": "struct", "fields": fields}).to_string()
+}
+
+fn lines(actions: &[Value]) -> Bytes {
+    let mut out = String::new();
+    for a in actions {
+        out.push_str(&a.to_string());
+        out.push('\n');
+    }
+    Bytes::from(out)
+}
+
+fn random_uuid() -> String {
+    let b: [u8; 16] = rand::random();
+    let h = crate::util::hex(&b);
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
+}
+
+/// Creates the table (version 0) unless it exists.
+pub fn create(fleet: &Fleet, now_ms: i64) -> Result<()> {
+    let actions = [
+        json!({"commitInfo": {"timestamp": now_ms, "operation": "CREATE TABLE",
+            "operationParameters": {}, "engineInfo": format!("footage {}", env!("CARGO_PKG_VERSION"))}}),
+        json!({"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}}),
+        json!({"metaData": {
+            "id": random_uuid(),
+            "name": "footage_fleet",
+            "description": "Body-worn-video segments of every station (footage fleet publish)",
+            "format": {"provider": "parquet", "options": {}},
+            "schemaString": schema_string(),
+            "partitionColumns": ["day", "station"],
+            "configuration": {"footage.fleet.version": TABLE_VERSION.to_string()},
+            "createdTime": now_ms,
+        }}),
+    ];
+    fleet.put_new(&log_name(0), lines(&actions))?;
+    Ok(())
+}
+
+/// Commits `actions` as `version`: false if another writer took it first.
+pub fn commit(fleet: &Fleet, version: u64, actions: &[Value]) -> Result<bool> {
+    fleet.put_new(&log_name(version), lines(actions))
+}
+
+fn parse_version(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".json")?;
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
+fn tag<'a>(add: &'a Value, key: &str) -> Option<&'a str> {
+    add.get("tags")?.get(key)?.as_str()
+}
+
+fn data_file(add: &Value) -> Result<DataFile> {
+    let path = add["path"]
+        .as_str()
+        .ok_or_else(|| bad("an add action without a path"))?;
+    let part = |k: &str| add["partitionValues"][k].as_str().unwrap_or("").to_string();
+    let int = |k: &str| tag(add, k).and_then(|v| v.parse::<i64>().ok());
+    let bbox = tag(add, TAG_BBOX).and_then(|v| {
+        if v == "none" {
+            return Some(None);
+        }
+        let p: Vec<i32> = v.split(',').filter_map(|x| x.parse().ok()).collect();
+        (p.len() == 4).then(|| Some((p[0], p[1], p[2], p[3])))
+    });
+    Ok(DataFile {
+        path: path.to_string(),
+        station: part("station"),
+        day: part("day"),
+        size: add["size"].as_u64().unwrap_or(0),
+        live_rows: tag(add, TAG_LIVE).map(str::to_string),
+        min_start_us: int(TAG_MIN_START),
+        max_end_us: int(TAG_MAX_END),
+        bbox,
+    })
+}
+
+/// Applies the commit `text` (version `v`) to `snap`.
+fn apply(snap: &mut Snapshot, v: u64, text: &[u8]) -> Result<()> {
+    let text = std::str::from_utf8(text).map_err(|_| bad(format!("version {v} is not UTF-8")))?;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let a: Value = serde_json::from_str(line)
+            .map_err(|e| bad(format!("version {v}: an action is not JSON: {e}")))?;
+        if let Some(p) = a.get("protocol") {
+            let r = p["minReaderVersion"].as_u64().unwrap_or(u64::MAX);
+            if r > 1 {
+                return Err(bad(format!(
+                    "version {v} asks for Delta reader version {r}; this build reads version 1"
+                )));
+            }
+        } else if let Some(m) = a.get("metaData") {
+            let tv = m["configuration"]["footage.fleet.version"]
+                .as_str()
+                .and_then(|s| s.parse::<u32>().ok());
+            match tv {
+                Some(t) if t <= TABLE_VERSION => {}
+                Some(t) => {
+                    return Err(bad(format!(
+                        "the table is fleet version {t}; this build knows up to {TABLE_VERSION}"
+                    )))
+                }
+                None => return Err(bad("the table's metadata is not a footage fleet table's")),
+            }
+        } else if let Some(add) = a.get("add") {
+            let f = data_file(add)?;
+            snap.files.insert(f.path.clone(), f);
+        } else if let Some(rm) = a.get("remove") {
+            if let Some(p) = rm["path"].as_str() {
+                snap.files.remove(p);
+            }
+        }
+    }
+    snap.version = Some(v);
+    Ok(())
+}
+
+/// The table's latest version and its live files (an empty snapshot if there is no table).
+pub fn snapshot(fleet: &Fleet) -> Result<Snapshot> {
+    let mut versions: Vec<u64> = fleet
+        .list(LOG_DIR)?
+        .iter()
+        .filter_map(|n| parse_version(n))
+        .collect();
+    versions.sort_unstable();
+    let mut snap = Snapshot::default();
+    catch_up(fleet, &mut snap, &versions)?;
+    Ok(snap)
+}
+
+/// Applies `versions` (sorted, from the one after `snap`'s) to `snap`; versions committed
+/// after the listing are read too, until one is absent.
+fn catch_up(fleet: &Fleet, snap: &mut Snapshot, versions: &[u64]) -> Result<()> {
+    let first = snap.version.map_or(0, |v| v + 1);
+    let mut next = first;
+    for &v in versions.iter().filter(|&&v| v >= first) {
+        if v != next {
+            return Err(bad(format!(
+                "version {next} is missing before {v} (a checkpointed table: footage reads JSON commits from version 0)"
+            )));
+        }
+        let text = fleet
+            .read(&log_name(v))?
+            .ok_or_else(|| bad(format!("version {v} vanished while read")))?;
+        apply(snap, v, &text)?;
+        next = v + 1;
+    }
+    while let Some(text) = fleet.read(&log_name(next))? {
+        apply(snap, next, &text)?;
+        next += 1;
+    }
+    Ok(())
+}
+
+/// Brings `snap` up to the latest version.
+pub fn refresh(fleet: &Fleet, snap: &mut Snapshot) -> Result<()> {
+    catch_up(fleet, snap, &[])
+}

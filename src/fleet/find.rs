@@ -1,0 +1,149 @@
+//! `fleet find`: a [`Query`] over every station's rows in the fleet table, with the local
+//! `find`'s semantics (`crate::index::query`): officers and devices OR together, every other
+//! filter ANDs, windows overlap with bounds inclusive, an area needs a fix inside it at a
+//! time in the window (`Area::contains`: haversine, R = 6,371,008.8 m), hits are the same
+//! intervals. Deleted rows never match.
+//!
+//! Pruning: a data file is read only if its exact tags (first start, last end, tracks' box)
+//! can meet the window and the area; files without them (written by another engine) are
+//! read. [`FleetAnswer`] says how many of the table's files were read.
+
+use super::delta::{self, DataFile};
+use super::row::FleetRow;
+use super::{data_file, Fleet};
+use crate::catalog::search::hits_in_fixes;
+use crate::error::{Error, Result};
+use crate::index::query::{Hit, Query, DEFAULT_HIT_GAP_US};
+
+/// One matching segment of some station.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FleetHit {
+    /// The station that published it.
+    pub station: String,
+    /// Its store's id.
+    pub store_id: String,
+    /// Its id in that store (`fleet get STATION:ID`).
+    pub segment_id: u64,
+    pub officer: String,
+    pub device: String,
+    /// Recording start and end, µs since the Unix epoch (UTC).
+    pub start_us: i64,
+    pub end_us: i64,
+    pub bytes: u64,
+    pub sha256: String,
+    /// `local`, `local+cloud` or `cloud` when the station last published.
+    pub tier: String,
+    /// Whether a verified cloud copy exists (`fleet get` can fetch it).
+    pub cloud_copy: bool,
+    /// Hit intervals (only with an area), as the local `find` gives them.
+    pub hits: Vec<Hit>,
+    pub hits_omitted: u64,
+}
+
+/// The answer of [`Fleet::find`].
+#[derive(Debug, Clone, Default)]
+pub struct FleetAnswer {
+    /// Sorted by (start, station, store id, segment id).
+    pub results: Vec<FleetHit>,
+    /// The table version read (`None`: no table yet).
+    pub version: Option<u64>,
+    /// Live data files of that version.
+    pub files: usize,
+    /// Files read (the others were pruned by their tags).
+    pub files_read: usize,
+    /// Rows read from them.
+    pub rows_read: usize,
+}
+
+fn may_hold(f: &DataFile, q: &Query, lo: i64, hi: i64) -> bool {
+    if f.min_start_us.is_some_and(|s| s > hi) || f.max_end_us.is_some_and(|e| e < lo) {
+        return false;
+    }
+    match (&q.area, f.bbox) {
+        // No fix in the file: no area can be met.
+        (Some(_), Some(None)) => false,
+        (Some(area), Some(Some(b))) => area.e7_box().meets(b),
+        _ => true,
+    }
+}
+
+/// The hit intervals of `r` for `q` if it matches (an empty list without an area).
+fn matches(r: &FleetRow, q: &Query, lo: i64, hi: i64, gap: i64) -> Option<(Vec<Hit>, u64)> {
+    let has = |list: &[String], v: &Option<String>| v.as_ref().is_none_or(|v| list.contains(v));
+    let any = |wanted: &[String], v: &str| wanted.is_empty() || wanted.iter().any(|w| w == v);
+    let ok = !r.deleted
+        && r.start_us <= hi
+        && r.end_us >= lo
+        && any(&q.officers, &r.officer)
+        && any(&q.devices, &r.device)
+        && has(&r.cases, &q.case)
+        && has(&r.tags, &q.tag)
+        && has(&r.categories, &q.category);
+    if !ok {
+        return None;
+    }
+    match &q.area {
+        None => Some((Vec::new(), 0)),
+        Some(area) => {
+            let (hits, omitted) = hits_in_fixes(area, &r.track, lo, hi, gap);
+            (!hits.is_empty()).then_some((hits, omitted))
+        }
+    }
+}
+
+impl Fleet {
+    /// Every segment of every station matching `q` (its `limit` and `cursor` are not used:
+    /// the whole answer comes back).
+    pub fn find(&self, q: &Query) -> Result<FleetAnswer> {
+        q.validate()?;
+        if q.cursor.is_some() {
+            return Err(Error::Invalid("fleet find answers whole: no cursor".into()));
+        }
+        let snap = delta::snapshot(self)?;
+        let lo = q.from_us.unwrap_or(i64::MIN);
+        let hi = q.to_us.unwrap_or(i64::MAX);
+        let gap = q.hit_gap_us.unwrap_or(DEFAULT_HIT_GAP_US).max(0);
+        let mut ans = FleetAnswer {
+            version: snap.version,
+            files: snap.files.len(),
+            ..FleetAnswer::default()
+        };
+        for f in snap.files.values().filter(|f| may_hold(f, q, lo, hi)) {
+            let data = self.read(&f.path)?.ok_or_else(|| {
+                Error::Invalid(format!("fleet table: data file {} is missing", f.path))
+            })?;
+            let rows = data_file::decode(data, &f.station)
+                .map_err(|e| Error::Invalid(format!("{}: {e}", f.path)))?;
+            ans.files_read += 1;
+            ans.rows_read += rows.len();
+            for r in rows {
+                if let Some((hits, hits_omitted)) = matches(&r, q, lo, hi, gap) {
+                    ans.results.push(FleetHit {
+                        cloud_copy: r.cloud_key.is_some(),
+                        station: r.station,
+                        store_id: r.store_id,
+                        segment_id: r.segment_id,
+                        officer: r.officer,
+                        device: r.device,
+                        start_us: r.start_us,
+                        end_us: r.end_us,
+                        bytes: r.bytes,
+                        sha256: r.sha256,
+                        tier: r.tier,
+                        hits,
+                        hits_omitted,
+                    });
+                }
+            }
+        }
+        ans.results.sort_by(|a, b| {
+            (a.start_us, &a.station, &a.store_id, a.segment_id).cmp(&(
+                b.start_us,
+                &b.station,
+                &b.store_id,
+                b.segment_id,
+            ))
+        });
+        Ok(ans)
+    }
+}

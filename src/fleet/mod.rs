@@ -1,0 +1,185 @@
+//! Force-wide search (issue 16): every station's catalogue as one Delta Lake table beside
+//! the cloud tier, `<cloud url>/fleet/`, that Spark, Databricks, DuckDB, DataFusion or the
+//! `deltalake` package read as they are, and `fleet find` / `fleet get` over it.
+//!
+//! ```text
+//! <cloud url>/fleet/_delta_log/00000000000000000000.json   protocol, schema (version 0)
+//! <cloud url>/fleet/_delta_log/<version, 20 digits>.json     one publish of one station
+//! <cloud url>/fleet/day=<YYYY-MM-DD>/station=<name>/<store id>-<hash>.parquet
+//! ```
+//! One data file per (station, day): the rows of the segments that started that UTC day
+//! ([`FleetRow`], schema in `data_file`). A publish rewrites only the days whose rows changed
+//! (a new file, the old one removed in the same commit), so it is incremental; it commits
+//! with "create if absent" on the next log version and, when another station won that
+//! version, reads the commits it missed and tries again, so many stations publish at once.
+//!
+//! Invariants:
+//! - a data file is written in full before the commit that names it, and its name holds the
+//!   hash of the station's live rows it was built from: a publish cut short leaves at most
+//!   unreferenced files that the next publish rewrites under the same name and commits;
+//! - a station only ever adds and removes files under its own `station=` partition;
+//! - readers see a table version, never a part of a publish (Delta's atomic commits);
+//! - `find` answers with the local `find`'s exact semantics (`crate::index::query`): the
+//!   rows' tracks are tested fix by fix with the same `Area::contains` and hit rules.
+//!
+//! Here: the connection ([`Fleet`]); `row.rs` (a row, its hash), `data_file.rs` (Parquet),
+//! `delta.rs` (the log: snapshot, commit), `publish.rs`, `find.rs`, `get.rs`.
+
+mod data_file;
+mod delta;
+mod find;
+mod get;
+mod publish;
+mod row;
+
+pub use find::{FleetAnswer, FleetHit};
+pub use get::{parse_target, Fetched};
+pub use publish::PublishReport;
+pub use row::FleetRow;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::path::Path as ObjPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+use crate::error::{Error, Result};
+use crate::tier::cloud;
+
+/// The table's folder under the cloud url.
+pub const TABLE_DIR: &str = "fleet";
+/// The version of the table's schema, in its `metaData.configuration` as
+/// `footage.fleet.version` (docs/FORMAT.md, "The fleet table").
+pub const TABLE_VERSION: u32 = 1;
+/// The actor of `fleet` actions in the audit log.
+pub const FLEET_ACTOR: &str = "fleet";
+
+/// A connection to the fleet table at `<cloud url>/fleet`.
+pub struct Fleet {
+    store: Arc<dyn ObjectStore>,
+    rt: tokio::runtime::Runtime,
+    url: String,
+    root: ObjPath,
+}
+
+/// Whether `name` may name a station: 1 to 64 of `A-Z a-z 0-9 - _ .`, not starting with a
+/// dot (it is a path segment of the table).
+pub fn check_station(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "station name {name:?}: use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'"
+        )))
+    }
+}
+
+impl Fleet {
+    /// Connects to the table under `cloud_url` (the tier's url in policy.toml; the same
+    /// credentials).
+    pub fn open(cloud_url: &str) -> Result<Fleet> {
+        let store = crate::tier::connect(cloud_url)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(cloud("cannot start the I/O runtime"))?;
+        Ok(Fleet {
+            store,
+            rt,
+            url: cloud_url.trim_end_matches('/').to_string(),
+            root: ObjPath::from(TABLE_DIR),
+        })
+    }
+
+    /// Connects to the table under the cloud url of `store`'s policy.toml.
+    pub fn for_store(store: &crate::Store) -> Result<Fleet> {
+        Fleet::open(&store.inner.load_policy()?.cloud_url)
+    }
+
+    /// The same connection, its requests going through `wrap` (tests: a bucket that fails).
+    #[cfg(feature = "internals")]
+    pub fn map_object_store(
+        mut self,
+        wrap: impl FnOnce(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore>,
+    ) -> Fleet {
+        self.store = wrap(self.store);
+        self
+    }
+
+    /// The table's url (what an engine is pointed at).
+    pub fn table_url(&self) -> String {
+        format!("{}/{TABLE_DIR}", self.url)
+    }
+
+    /// The cloud url the table lives under.
+    pub fn cloud_url(&self) -> &str {
+        &self.url
+    }
+
+    fn path(&self, rel: &str) -> ObjPath {
+        rel.split('/')
+            .fold(self.root.clone(), |p, part| p.join(part))
+    }
+
+    /// The object at `rel` (relative to the table), or `None` if absent.
+    fn read(&self, rel: &str) -> Result<Option<Bytes>> {
+        let path = self.path(rel);
+        self.rt.block_on(async {
+            match self.store.get(&path).await {
+                Ok(r) => r
+                    .bytes()
+                    .await
+                    .map(Some)
+                    .map_err(cloud(format!("read {path}"))),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(cloud(format!("read {path}"))(e)),
+            }
+        })
+    }
+
+    /// Writes (or replaces) the object at `rel`.
+    fn put(&self, rel: &str, data: Bytes) -> Result<()> {
+        let path = self.path(rel);
+        self.rt
+            .block_on(self.store.put(&path, PutPayload::from_bytes(data)))
+            .map(|_| ())
+            .map_err(cloud(format!("write {path}")))
+    }
+
+    /// Writes the object at `rel` only if there is none: false if one was there.
+    fn put_new(&self, rel: &str, data: Bytes) -> Result<bool> {
+        let path = self.path(rel);
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self.rt.block_on(
+            self.store
+                .put_opts(&path, PutPayload::from_bytes(data), opts),
+        ) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(cloud(format!("create {path}"))(e)),
+        }
+    }
+
+    /// The names of the objects directly or indirectly under `rel`.
+    fn list(&self, rel: &str) -> Result<Vec<String>> {
+        use futures::TryStreamExt;
+        let path = self.path(rel);
+        let metas: Vec<_> = self
+            .rt
+            .block_on(self.store.list(Some(&path)).try_collect())
+            .map_err(cloud(format!("list {path}")))?;
+        Ok(metas
+            .into_iter()
+            .filter_map(|m| m.location.filename().map(str::to_string))
+            .collect())
+    }
+}

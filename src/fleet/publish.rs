@@ -1,0 +1,364 @@
+//! `fleet publish`: one station's catalogue into the fleet table, day by day, only the days
+//! whose rows changed since the table's current files of that station.
+//!
+//! Steps: (1) the store's segments grouped by the UTC day of their start (the catalogue's
+//! time list; no video read); (2) the table's snapshot, this station's files by day; (3) for
+//! each day of either: the live rows (`Store::info`, `Store::track`) and their hash; a day
+//! whose one file carries that hash is done; else its old files' rows that are no longer
+//! live are kept marked `deleted`, the new file is written (point `fleet.file_written`), and
+//! an `add` and a `remove` per old file join the commit; (4) the commit, on the next version
+//! (point `fleet.committed` after it); when that version is taken, the snapshot is brought
+//! up to date and, if this station's files did not change meanwhile, the same actions are
+//! committed on the next free version, else the publish starts over; (5) one audit entry.
+//!
+//! Invariants: nothing is removed from the table without its rows being carried into the
+//! file that replaces it (deleted segments stay as `deleted` rows); a crash at any step
+//! leaves the previous version intact and the next publish completes the work.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Value};
+
+use super::delta::{self, DataFile, Snapshot};
+use super::row::{bbox_of, rows_hash, FleetRow};
+use super::{check_station, data_file, Fleet};
+use crate::audit::Action;
+use crate::error::{Error, Result};
+use crate::index::query::Query;
+use crate::store::Store;
+
+/// Attempts at a commit before giving up (each after other stations took the version).
+const MAX_ATTEMPTS: u32 = 50;
+/// The audit action of a publish.
+pub const PUBLISH_ACTION: &str = "fleet-publish";
+
+/// What a publish did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PublishReport {
+    /// The station published.
+    pub station: String,
+    /// The table (`<cloud url>/fleet`).
+    pub table: String,
+    /// The table version this publish committed; `None` when nothing had changed.
+    pub version: Option<u64>,
+    /// Days whose file was (re)written.
+    pub days_written: usize,
+    /// Days already up to date.
+    pub days_unchanged: usize,
+    /// Live segments published (in the days written).
+    pub rows: usize,
+    /// Rows kept as deleted (in the days written).
+    pub deleted_rows: usize,
+    /// Files the commit removed (replaced by the new ones).
+    pub files_removed: usize,
+    /// Bytes of the data files written.
+    pub bytes_written: u64,
+    /// Commit attempts (more than 1 when other stations committed at the same time).
+    pub attempts: u32,
+}
+
+/// A day's new file and the actions that put it in the table.
+struct DayChange {
+    actions: Vec<Value>,
+    live: usize,
+    deleted: usize,
+    removed: usize,
+    bytes: u64,
+}
+
+fn iso_ms(us: i64, round_up: bool) -> String {
+    let ms = if round_up {
+        us.div_euclid(1000) + i64::from(us.rem_euclid(1000) != 0)
+    } else {
+        us.div_euclid(1000)
+    };
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_default()
+}
+
+/// The `add` action of a file of `rows` (their statistics for engines that prune, and exact
+/// values in `tags` for `fleet find`).
+fn add_action(path: &str, f: &DataFile, rows: &[FleetRow], now_ms: i64) -> Value {
+    let boxes: Vec<_> = rows.iter().filter_map(FleetRow::bbox).collect();
+    let deg = |v: i32| f64::from(v) / 1e7;
+    let min_start = rows.iter().map(|r| r.start_us).min().unwrap_or(0);
+    let max_start = rows.iter().map(|r| r.start_us).max().unwrap_or(0);
+    let min_end = rows.iter().map(|r| r.end_us).min().unwrap_or(0);
+    let max_end = rows.iter().map(|r| r.end_us).max().unwrap_or(0);
+    let min_id = rows.iter().map(|r| r.segment_id).min().unwrap_or(0);
+    let max_id = rows.iter().map(|r| r.segment_id).max().unwrap_or(0);
+    let mut min_values = json!({"segment_id": min_id, "start": iso_ms(min_start, false),
+        "end": iso_ms(min_end, false)});
+    let mut max_values = json!({"segment_id": max_id, "start": iso_ms(max_start, true),
+        "end": iso_ms(max_end, true)});
+    let nulls = rows.len() - boxes.len();
+    if !boxes.is_empty() {
+        let col = |pick: fn(&(i32, i32, i32, i32)) -> i32| {
+            let v = boxes.iter().map(pick);
+            (deg(v.clone().min().unwrap_or(0)), deg(v.max().unwrap_or(0)))
+        };
+        for (name, pick) in [
+            ("min_lat", (|b| b.0) as fn(&(i32, i32, i32, i32)) -> i32),
+            ("min_lon", |b| b.1),
+            ("max_lat", |b| b.2),
+            ("max_lon", |b| b.3),
+        ] {
+            let (lo, hi) = col(pick);
+            min_values[name] = json!(lo);
+            max_values[name] = json!(hi);
+        }
+    }
+    let stats = json!({
+        "numRecords": rows.len(),
+        "minValues": min_values,
+        "maxValues": max_values,
+        "nullCount": {"min_lat": nulls, "max_lat": nulls, "min_lon": nulls, "max_lon": nulls},
+    });
+    let bbox = bbox_of(boxes.iter().map(|b| (b.0, b.2, b.1, b.3)))
+        .map_or("none".to_string(), |b| {
+            format!("{},{},{},{}", b.0, b.1, b.2, b.3)
+        });
+    json!({"add": {
+        "path": path,
+        "partitionValues": {"day": f.day, "station": f.station},
+        "size": f.size,
+        "modificationTime": now_ms,
+        "dataChange": true,
+        "stats": stats.to_string(),
+        "tags": {
+            delta::TAG_LIVE: f.live_rows,
+            delta::TAG_MIN_START: min_start.to_string(),
+            delta::TAG_MAX_END: max_end.to_string(),
+            delta::TAG_BBOX: bbox,
+        },
+    }})
+}
+
+fn remove_action(f: &DataFile, now_ms: i64) -> Value {
+    json!({"remove": {
+        "path": f.path,
+        "deletionTimestamp": now_ms,
+        "dataChange": true,
+        "extendedFileMetadata": true,
+        "partitionValues": {"day": f.day, "station": f.station},
+        "size": f.size,
+    }})
+}
+
+impl Fleet {
+    /// Publishes `store`'s catalogue as station `station`. An encrypted store's metadata
+    /// (officers, places, labels) would leave the station in plaintext: it is refused unless
+    /// `allow_plaintext` says the force accepts that.
+    pub fn publish(
+        &self,
+        store: &Store,
+        station: &str,
+        allow_plaintext: bool,
+    ) -> Result<PublishReport> {
+        check_station(station)?;
+        if store.config().encryption.is_some() && !allow_plaintext {
+            return Err(Error::Invalid(
+                "this store is encrypted at rest; the fleet table holds officers, places and labels \
+                 in plaintext in the bucket: publish with --allow-plaintext-metadata if the force accepts that"
+                    .into(),
+            ));
+        }
+        let store_id = store.config().store_id.clone();
+        // Reads below are the publish's own, recorded once at the end: not a query each.
+        let quiet = Store {
+            inner: std::sync::Arc::clone(&store.inner),
+            actor: None,
+        };
+        let mut by_day: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        for r in quiet.find_all(&Query::new()) {
+            let r = r?;
+            by_day
+                .entry(super::row::day_of(r.start_us))
+                .or_default()
+                .push(r.id);
+        }
+        let mut attempts = 0;
+        let report = loop {
+            attempts += 1;
+            if attempts > MAX_ATTEMPTS {
+                return Err(Error::Invalid(format!(
+                    "fleet publish: the table's next version was taken {MAX_ATTEMPTS} times in a row"
+                )));
+            }
+            if let Some(r) = self.publish_once(&quiet, station, &store_id, &by_day, attempts)? {
+                break r;
+            }
+        };
+        store.audit(
+            store.actor(),
+            Action::Custom(PUBLISH_ACTION.into()),
+            None,
+            json!({"table": report.table, "station": station, "version": report.version,
+                "days_written": report.days_written, "rows": report.rows,
+                "deleted_rows": report.deleted_rows}),
+        )?;
+        Ok(report)
+    }
+
+    /// One attempt: `None` if this station's files changed under it (start over).
+    fn publish_once(
+        &self,
+        store: &Store,
+        station: &str,
+        store_id: &str,
+        by_day: &BTreeMap<String, Vec<u64>>,
+        attempts: u32,
+    ) -> Result<Option<PublishReport>> {
+        let now_ms = store.inner.now_us().div_euclid(1000);
+        let mut snap = delta::snapshot(self)?;
+        if snap.version.is_none() {
+            delta::create(self, now_ms)?;
+            delta::refresh(self, &mut snap)?;
+        }
+        let mine = files_of(&snap, station);
+        let days: BTreeSet<&String> = by_day.keys().chain(mine.keys()).collect();
+        let mut report = PublishReport {
+            station: station.to_string(),
+            table: self.table_url(),
+            version: None,
+            days_written: 0,
+            days_unchanged: 0,
+            rows: 0,
+            deleted_rows: 0,
+            files_removed: 0,
+            bytes_written: 0,
+            attempts,
+        };
+        let mut actions = Vec::new();
+        for day in days {
+            let ids = by_day.get(day).map(Vec::as_slice).unwrap_or(&[]);
+            let old = mine.get(day).map(Vec::as_slice).unwrap_or(&[]);
+            match self.day_change(store, station, store_id, day, ids, old, now_ms)? {
+                None => report.days_unchanged += 1,
+                Some(c) => {
+                    report.days_written += 1;
+                    report.rows += c.live;
+                    report.deleted_rows += c.deleted;
+                    report.files_removed += c.removed;
+                    report.bytes_written += c.bytes;
+                    actions.extend(c.actions);
+                }
+            }
+        }
+        if actions.is_empty() {
+            return Ok(Some(report));
+        }
+        actions.push(json!({"commitInfo": {
+            "timestamp": now_ms, "operation": "WRITE",
+            "operationParameters": {"mode": "Append", "station": station},
+            "engineInfo": format!("footage {}", env!("CARGO_PKG_VERSION")),
+        }}));
+        loop {
+            let version = snap.version.map_or(0, |v| v + 1);
+            if delta::commit(self, version, &actions)? {
+                crate::fail::point("fleet.committed");
+                report.version = Some(version);
+                return Ok(Some(report));
+            }
+            // Another writer took the version: go on if it left this station's files alone.
+            delta::refresh(self, &mut snap)?;
+            if files_of(&snap, station) != mine {
+                return Ok(None);
+            }
+            report.attempts += 1;
+        }
+    }
+
+    /// The change of one day: `None` if its one file already holds exactly these live rows.
+    #[allow(clippy::too_many_arguments)]
+    fn day_change(
+        &self,
+        store: &Store,
+        station: &str,
+        store_id: &str,
+        day: &str,
+        ids: &[u64],
+        old: &[DataFile],
+        now_ms: i64,
+    ) -> Result<Option<DayChange>> {
+        let mut rows = Vec::with_capacity(ids.len());
+        for &id in ids {
+            if let Some(r) = FleetRow::of(store, station, store_id, id)? {
+                rows.push(r);
+            }
+        }
+        rows.sort_by(|a, b| (&a.store_id, a.segment_id).cmp(&(&b.store_id, b.segment_id)));
+        let live_hash = rows_hash(&rows);
+        if let [f] = old {
+            if f.live_rows.as_deref() == Some(live_hash.as_str()) {
+                return Ok(None);
+            }
+        }
+        let live = rows.len();
+        let have: BTreeSet<(String, u64)> = rows
+            .iter()
+            .map(|r| (r.store_id.clone(), r.segment_id))
+            .collect();
+        let mut carried = BTreeMap::new();
+        for f in old {
+            let data = self.read(&f.path)?.ok_or_else(|| {
+                Error::Invalid(format!("fleet table: data file {} is missing", f.path))
+            })?;
+            for mut r in data_file::decode(data, station)
+                .map_err(|e| Error::Invalid(format!("{}: {e}", f.path)))?
+            {
+                if !have.contains(&(r.store_id.clone(), r.segment_id)) {
+                    r.deleted = true;
+                    carried.insert((r.store_id.clone(), r.segment_id), r);
+                }
+            }
+        }
+        if rows.is_empty() && carried.is_empty() && old.is_empty() {
+            return Ok(None);
+        }
+        let deleted = carried.len();
+        rows.extend(carried.into_values());
+        rows.sort_by(|a, b| (&a.store_id, a.segment_id).cmp(&(&b.store_id, b.segment_id)));
+        let path = format!(
+            "day={day}/station={station}/{store_id}-{}.parquet",
+            &live_hash[..32]
+        );
+        let bytes = data_file::encode(&rows)?;
+        let file = DataFile {
+            path: path.clone(),
+            station: station.to_string(),
+            day: day.to_string(),
+            size: bytes.len() as u64,
+            live_rows: Some(live_hash),
+            min_start_us: None,
+            max_end_us: None,
+            bbox: None,
+        };
+        self.put(&path, bytes)?;
+        crate::fail::point("fleet.file_written");
+        let mut actions = vec![add_action(&path, &file, &rows, now_ms)];
+        // A file rewritten under the same name (a publish cut short) is added again, not removed.
+        actions.extend(
+            old.iter()
+                .filter(|f| f.path != path)
+                .map(|f| remove_action(f, now_ms)),
+        );
+        Ok(Some(DayChange {
+            removed: actions.len() - 1,
+            actions,
+            live,
+            deleted,
+            bytes: file.size,
+        }))
+    }
+}
+
+/// `station`'s live files, by day.
+fn files_of(snap: &Snapshot, station: &str) -> BTreeMap<String, Vec<DataFile>> {
+    let mut out: BTreeMap<String, Vec<DataFile>> = BTreeMap::new();
+    for f in snap.files.values().filter(|f| f.station == station) {
+        out.entry(f.day.clone()).or_default().push(f.clone());
+    }
+    out
+}
