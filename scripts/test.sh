@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README): installs what the tests need, then runs every test.
 # Needs: cargo; root (or sudo) to install ffmpeg, Chromium and node from Debian's packages if
-# they are missing; the npm registry for playwright-core (tests/browser); PyPI for tuspy
-# (tests/uploads.rs).
+# they are missing; the npm registry for playwright-core (tests/browser); PyPI for tuspy,
+# deltalake and pyarrow (tests/uploads.rs, tests/fleet.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,17 +24,19 @@ if [ ! -d tests/browser/node_modules/playwright-core ]; then
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-# tuspy (a real tus client, from PyPI) for tests/uploads.rs, in a virtualenv under target/.
-tus_venv="${CARGO_TARGET_DIR:-target}/tus-venv"
-if ! "$tus_venv/bin/python" -c 'import tusclient.client' >/dev/null 2>&1; then
-  echo "== pip install tuspy (a tus client for tests/uploads.rs)"
-  if ! python3 -m venv "$tus_venv" >/dev/null 2>&1; then
+# Python packages from PyPI, in a virtualenv under target/: tuspy (a real tus client, for
+# tests/uploads.rs), deltalake and pyarrow (an engine the project did not write reads the fleet
+# table, tests/fleet.rs).
+test_venv="${CARGO_TARGET_DIR:-target}/test-venv"
+if ! "$test_venv/bin/python" -c 'import tusclient.client, deltalake, pyarrow' >/dev/null 2>&1; then
+  echo "== pip install tuspy deltalake pyarrow (tests/uploads.rs, tests/fleet.rs)"
+  if ! python3 -m venv "$test_venv" >/dev/null 2>&1; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
-    rm -rf "$tus_venv"
-    python3 -m venv "$tus_venv"
+    rm -rf "$test_venv"
+    python3 -m venv "$test_venv"
   fi
-  "$tus_venv/bin/pip" install -q --disable-pip-version-check tuspy==1.1.0
+  "$test_venv/bin/pip" install -q --disable-pip-version-check tuspy==1.1.0 deltalake==1.6.6 pyarrow==26.0.1
 fi
 
 # Azurite (the Azure Blob emulator, from npm) for the cloud tier tests.

@@ -1179,7 +1179,7 @@ fn an_ingest_token_may_only_touch_its_own_uploads() {
 }
 
 /// A Python with the `tuspy` client: `FOOTAGE_TUS_PYTHON`, else the virtualenv
-/// scripts/test.sh makes (`<target>/tus-venv`), else `python3` if it has the package.
+/// scripts/test.sh makes (`<target>/test-venv`), else `python3` if it has the package.
 fn tus_python() -> Option<std::path::PathBuf> {
     let target = common::skip_list()
         .parent()
@@ -1187,7 +1187,7 @@ fn tus_python() -> Option<std::path::PathBuf> {
         .unwrap_or_default();
     let candidates = [
         std::env::var_os("FOOTAGE_TUS_PYTHON").map(std::path::PathBuf::from),
-        Some(target.join("tus-venv/bin/python")),
+        Some(target.join("test-venv/bin/python")),
         Some("python3".into()),
     ];
     candidates.into_iter().flatten().find(|py| {
@@ -1208,7 +1208,7 @@ fn tuspy_uploads_with_checksums_and_resumes() {
     let Some(py) = tus_python() else {
         common::skip(
             "tuspy_uploads_with_checksums_and_resumes",
-            "no Python with the tuspy package (scripts/test.sh installs it in target/tus-venv)",
+            "no Python with the tuspy package (scripts/test.sh installs it in target/test-venv)",
         );
         return;
     };

@@ -10,7 +10,7 @@
 
 use super::delta::{self, DataFile};
 use super::row::FleetRow;
-use super::{data_file, Fleet};
+use super::Fleet;
 use crate::catalog::search::hits_in_fixes;
 use crate::error::{Error, Result};
 use crate::index::query::{Hit, Query, DEFAULT_HIT_GAP_US};
@@ -92,6 +92,17 @@ fn matches(r: &FleetRow, q: &Query, lo: i64, hi: i64, gap: i64) -> Option<(Vec<H
 }
 
 impl Fleet {
+    /// Every row of the table's latest version (deleted ones included), in file order: what
+    /// an engine reading the table sees.
+    pub fn rows(&self) -> Result<Vec<FleetRow>> {
+        let snap = delta::snapshot(self)?;
+        let mut out = Vec::new();
+        for f in snap.files.values() {
+            out.extend(self.read_rows(f)?);
+        }
+        Ok(out)
+    }
+
     /// Every segment of every station matching `q` (its `limit` and `cursor` are not used:
     /// the whole answer comes back).
     pub fn find(&self, q: &Query) -> Result<FleetAnswer> {
@@ -109,11 +120,7 @@ impl Fleet {
             ..FleetAnswer::default()
         };
         for f in snap.files.values().filter(|f| may_hold(f, q, lo, hi)) {
-            let data = self.read(&f.path)?.ok_or_else(|| {
-                Error::Invalid(format!("fleet table: data file {} is missing", f.path))
-            })?;
-            let rows = data_file::decode(data, &f.station)
-                .map_err(|e| Error::Invalid(format!("{}: {e}", f.path)))?;
+            let rows = self.read_rows(f)?;
             ans.files_read += 1;
             ans.rows_read += rows.len();
             for r in rows {

@@ -11,7 +11,7 @@
 use sha2::{Digest, Sha256};
 
 use super::delta;
-use super::{check_station, data_file, Fleet, FLEET_ACTOR};
+use super::{check_station, Fleet, FLEET_ACTOR};
 use crate::audit::Action;
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -53,10 +53,8 @@ impl Fleet {
         let snap = delta::snapshot(self)?;
         let mut row = None;
         for f in snap.files.values().filter(|f| f.station == station) {
-            let data = self.read(&f.path)?.ok_or_else(|| {
-                Error::Invalid(format!("fleet table: data file {} is missing", f.path))
-            })?;
-            row = data_file::decode(data, station)?
+            row = self
+                .read_rows(f)?
                 .into_iter()
                 .find(|r| r.segment_id == id && !r.deleted);
             if row.is_some() {

@@ -35,7 +35,7 @@ mod row;
 pub use find::{FleetAnswer, FleetHit};
 pub use get::{parse_target, Fetched};
 pub use publish::PublishReport;
-pub use row::FleetRow;
+pub use row::{day_of, FleetRow};
 
 use std::sync::Arc;
 
@@ -141,6 +141,14 @@ impl Fleet {
                 Err(e) => Err(cloud(format!("read {path}"))(e)),
             }
         })
+    }
+
+    /// The rows of a live data file of the table.
+    fn read_rows(&self, f: &delta::DataFile) -> Result<Vec<FleetRow>> {
+        let data = self.read(&f.path)?.ok_or_else(|| {
+            Error::Invalid(format!("fleet table: data file {} is missing", f.path))
+        })?;
+        data_file::decode(data, &f.station).map_err(|e| Error::Invalid(format!("{}: {e}", f.path)))
     }
 
     /// Writes (or replaces) the object at `rel`.

@@ -256,6 +256,7 @@ impl Fleet {
         }}));
         loop {
             let version = snap.version.map_or(0, |v| v + 1);
+            crate::fail::hook("fleet.before_commit");
             if delta::commit(self, version, &actions)? {
                 crate::fail::point("fleet.committed");
                 report.version = Some(version);
@@ -302,12 +303,7 @@ impl Fleet {
             .collect();
         let mut carried = BTreeMap::new();
         for f in old {
-            let data = self.read(&f.path)?.ok_or_else(|| {
-                Error::Invalid(format!("fleet table: data file {} is missing", f.path))
-            })?;
-            for mut r in data_file::decode(data, station)
-                .map_err(|e| Error::Invalid(format!("{}: {e}", f.path)))?
-            {
+            for mut r in self.read_rows(f)? {
                 if !have.contains(&(r.store_id.clone(), r.segment_id)) {
                     r.deleted = true;
                     carried.insert((r.store_id.clone(), r.segment_id), r);

@@ -1,0 +1,532 @@
+//! The fleet table (issue 16): three stores ("stations") publish to one bucket at once;
+//! `fleet find` must answer exactly the union of each store's own `find` over random queries
+//! of every kind, before and after label changes, holds, evictions and deletions are
+//! published; a commit that loses its version to another station is retried; `fleet get`
+//! fetches a segment of another station from its cloud copy, checked and audited; the table
+//! is read by an engine the project did not write (the `deltalake` Python package); a
+//! publish killed at each of its steps leaves a table readers accept and the next publish
+//! completes it. The bucket is a file:// directory, and Azurite when scripts/test.sh runs it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use footage::fleet::{Fleet, FleetRow};
+use footage::{GpsFix, Hit, Query, SegmentMeta, Store};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const DAY: i64 = 86_400_000_000;
+/// 2025-12-01T00:00:00Z
+const T0: i64 = 1_764_547_200_000_000;
+const STATIONS: [&str; 3] = ["north", "south", "east"];
+const CASES: [&str; 3] = ["OP-ALDER", "OP-BIRCH", "OP-CEDAR"];
+const TAGS: [&str; 3] = ["response", "foot-patrol", "traffic"];
+
+/// A store of `n` segments over 3 days around London, its cloud tier at `url`.
+fn station(root: &Path, url: &str, seed: u64, n: usize) -> Store {
+    let store = footage::testing::open_or_create_with(root, &common::small_options()).unwrap();
+    common::write_cloud_policy(root, url);
+    let mut rng = StdRng::seed_from_u64(seed);
+    for i in 0..n {
+        let start = T0 + rng.random_range(0..3 * DAY);
+        let end = start + rng.random_range(60..5400) * 1_000_000;
+        let mut gps = Vec::new();
+        if rng.random_bool(0.9) {
+            let (mut lat, mut lon) = (
+                51.45 + rng.random::<f64>() * 0.1,
+                -0.25 + rng.random::<f64>() * 0.2,
+            );
+            let mut t = start;
+            while t <= end {
+                gps.push(GpsFix::from_degrees(t, lat, lon).unwrap());
+                lat += rng.random_range(-0.0004..0.0004);
+                lon += rng.random_range(-0.0006..0.0006);
+                t += rng.random_range(3..40) * 1_000_000;
+            }
+        }
+        let pick = |rng: &mut StdRng, from: &[&str], p: f64| -> Vec<String> {
+            from.iter()
+                .filter(|_| rng.random_bool(p))
+                .map(|s| s.to_string())
+                .collect()
+        };
+        let meta = SegmentMeta {
+            officer: format!("MET-{:03}", rng.random_range(0..15)),
+            device: format!("AX-{:02}", rng.random_range(0..8)),
+            start_us: start,
+            end_us: end,
+            gps,
+            cases: pick(&mut rng, &CASES, 0.2),
+            tags: pick(&mut rng, &TAGS, 0.3),
+            categories: if rng.random_bool(0.4) {
+                vec!["evidential".into()]
+            } else {
+                vec![]
+            },
+        };
+        let data = common::random_bytes(seed * 10_000 + i as u64, 3000 + i * 7);
+        store.ingest_bytes(meta, &data).unwrap();
+    }
+    store
+}
+
+/// A random query of one of the kinds `find` takes, around the fixes of `track`.
+fn random_query(rng: &mut StdRng, fixes: &[GpsFix]) -> Query {
+    let mut q = Query::new();
+    let windowed = |q: Query, rng: &mut StdRng| {
+        let from = T0 - DAY / 4 + rng.random_range(0..3 * DAY);
+        let len = [600, 7200, 86_400, 3 * 86_400][rng.random_range(0..4)] * 1_000_000;
+        q.from(from).to(from + len)
+    };
+    match rng.random_range(0..7) {
+        0 => {
+            q = q.officer(format!("MET-{:03}", rng.random_range(0..16)));
+            if rng.random_bool(0.5) {
+                q = q.officer(format!("MET-{:03}", rng.random_range(0..16)));
+            }
+        }
+        1 => q = windowed(q, rng),
+        2 | 3 => {
+            let f = fixes[rng.random_range(0..fixes.len())];
+            let radius = [25.0, 150.0, 600.0, 2500.0][rng.random_range(0..4)];
+            q = q.near(f.lat(), f.lon(), radius);
+        }
+        4 => {
+            let f = fixes[rng.random_range(0..fixes.len())];
+            let h = rng.random_range(0.001..0.03);
+            q = q.bbox(f.lat() - h, f.lon() - h, f.lat() + h, f.lon() + h);
+        }
+        5 => {
+            q = match rng.random_range(0..3) {
+                0 => q.case(CASES[rng.random_range(0..3)]),
+                1 => q.tag(TAGS[rng.random_range(0..3)]),
+                _ => q.category("evidential"),
+            }
+        }
+        _ => q = q.device(format!("AX-{:02}", rng.random_range(0..8))),
+    }
+    if rng.random_bool(0.5) {
+        q = windowed(q, rng);
+    }
+    q
+}
+
+type Answer = Vec<(i64, String, u64, Vec<Hit>, u64)>;
+
+/// The union of each store's own answer, as (start, store id, id, hits, omitted), sorted.
+fn local_union(stores: &[Store], q: &Query) -> Answer {
+    let mut out = Vec::new();
+    for s in stores {
+        for r in s.find_all(q) {
+            let r = r.unwrap();
+            out.push((
+                r.start_us,
+                s.config().store_id.clone(),
+                r.id,
+                r.hits,
+                r.hits_omitted,
+            ));
+        }
+    }
+    out.sort_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
+    out
+}
+
+fn fleet_answer(fleet: &Fleet, q: &Query) -> Answer {
+    let mut out: Answer = fleet
+        .find(q)
+        .unwrap()
+        .results
+        .into_iter()
+        .map(|r| (r.start_us, r.store_id, r.segment_id, r.hits, r.hits_omitted))
+        .collect();
+    out.sort_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
+    out
+}
+
+/// `n` random queries: `fleet find` must equal the union of the stores' answers.
+fn compare(fleet: &Fleet, stores: &[Store], n: usize, seed: u64, ctx: &str) -> usize {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let fixes: Vec<GpsFix> = stores
+        .iter()
+        .flat_map(|s| {
+            s.segment_ids()
+                .into_iter()
+                .flat_map(|id| s.track(id).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut nonempty = 0;
+    for i in 0..n {
+        let q = random_query(&mut rng, &fixes);
+        let want = local_union(stores, &q);
+        nonempty += usize::from(!want.is_empty());
+        assert_eq!(fleet_answer(fleet, &q), want, "{ctx}: query {i}: {q:?}");
+    }
+    nonempty
+}
+
+fn publish_all(url: &str, stores: &[Store]) -> Vec<footage::fleet::PublishReport> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = stores
+            .iter()
+            .zip(STATIONS)
+            .map(|(store, name)| {
+                s.spawn(move || {
+                    Fleet::open(url)
+                        .unwrap()
+                        .publish(store, name, false)
+                        .unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// The whole life of the table at `url`: concurrent publishes, answers before and after
+/// changes, retention (evictions, deletions), `fleet get` and the Python reader.
+fn fleet_life(url: &str, dir: &Path, queries: usize) {
+    let stores: Vec<Store> = STATIONS
+        .iter()
+        .enumerate()
+        .map(|(i, name)| station(&dir.join(name), url, 100 + i as u64, 60))
+        .collect();
+    let reports = publish_all(url, &stores);
+    let mut versions: Vec<_> = reports.iter().map(|r| r.version.unwrap()).collect();
+    versions.sort_unstable();
+    // Version 0 creates the table (whoever came first); each station committed its own.
+    assert_eq!(versions, vec![1, 2, 3], "{reports:?}");
+    let fleet = Fleet::open(url).unwrap();
+    let hits = compare(&fleet, &stores, queries, 1, "first publish");
+    assert!(
+        hits > queries / 3,
+        "only {hits} of {queries} queries had results"
+    );
+
+    // A second publish with nothing changed writes nothing.
+    for r in publish_all(url, &stores) {
+        assert_eq!((r.version, r.days_written), (None, 0), "{r:?}");
+    }
+
+    // Label changes and holds, published: only the days they touch are rewritten.
+    let ids = stores[0].segment_ids();
+    stores[0]
+        .change(ids[0], &footage::Change::Tag("reviewed".into()), "t")
+        .unwrap();
+    stores[1]
+        .change(
+            stores[1].segment_ids()[3],
+            &footage::Change::AddCase("OP-ALDER".into()),
+            "t",
+        )
+        .unwrap();
+    let held: Vec<u64> = stores[2].segment_ids().into_iter().take(8).collect();
+    for &id in &held {
+        stores[2].hold(id, "OP-CEDAR", "t").unwrap();
+    }
+    let reports = publish_all(url, &stores);
+    assert!(reports
+        .iter()
+        .all(|r| r.days_written >= 1 && r.days_written <= 3));
+    compare(&fleet, &stores, queries, 2, "after labels and holds");
+    let q = Query::new().tag("reviewed");
+    assert_eq!(fleet_answer(&fleet, &q).len(), 1);
+
+    // Retention 40 days on: evidential footage uploaded and evicted, the rest deleted
+    // (unless held).
+    let before: Vec<usize> = stores.iter().map(Store::len).collect();
+    for s in &stores {
+        s.retention_apply(T0 + 40 * DAY, false, "t", &mut |_| {})
+            .unwrap();
+    }
+    let after: Vec<usize> = stores.iter().map(Store::len).collect();
+    assert!(
+        after.iter().zip(&before).all(|(a, b)| a < b),
+        "{before:?} -> {after:?}"
+    );
+    let reports = publish_all(url, &stores);
+    assert!(reports.iter().all(|r| r.deleted_rows > 0), "{reports:?}");
+    compare(&fleet, &stores, queries, 3, "after retention");
+
+    // Deleted segments stay in the table, flagged.
+    let rows = fleet.rows().unwrap();
+    let deleted = rows.iter().filter(|r| r.deleted).count();
+    let total: usize = before.iter().sum();
+    assert_eq!(rows.len(), total);
+    assert_eq!(deleted, total - after.iter().sum::<usize>());
+
+    // fleet get: an evicted segment of "south", fetched by "north"'s operator.
+    let evicted = fleet_answer(&fleet, &Query::new().category("evidential"))
+        .into_iter()
+        .find(|r| r.1 == stores[1].config().store_id)
+        .expect("an evidential segment of south");
+    let mut out = Vec::new();
+    let got = fleet.get(&stores[0], "south", evicted.2, &mut out).unwrap();
+    assert_eq!(out, stores[1].read_range(evicted.2, 0, u64::MAX).unwrap());
+    assert_eq!(got.sha256, stores[1].info(evicted.2).unwrap().sha256_hex());
+    let audit = stores[0].audit_entries(None, None).unwrap();
+    let e = audit.last().unwrap();
+    assert_eq!(
+        (e.actor.as_str(), e.action.as_str()),
+        ("fleet", "download"),
+        "{e:?}"
+    );
+    // A local-only (held, default category) segment has no cloud copy: refused, clearly.
+    let local_only = held
+        .iter()
+        .copied()
+        .find(|&id| stores[2].info(id).unwrap().tier == footage::TierState::Local)
+        .expect("a held segment of the default category");
+    let err = fleet.get(&stores[0], "east", local_only, &mut Vec::new());
+    let text = err.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(text.contains("no cloud copy"), "{text}");
+
+    python_reads_the_same_rows(url, &rows);
+}
+
+/// The `deltalake` package reads the table and finds the same rows.
+fn python_reads_the_same_rows(url: &str, rows: &[FleetRow]) {
+    let Some(py) = delta_python() else {
+        common::skip(
+            "fleet: python_reads_the_same_rows",
+            "no Python with deltalake and pyarrow (scripts/test.sh installs them in target/test-venv)",
+        );
+        return;
+    };
+    let script = r#"
+import json, sys
+from deltalake import DeltaTable
+url = sys.argv[1]
+opts = {}
+if url.startswith("az://"):
+    opts = {"use_emulator": "true", "account_name": "devstoreaccount1"}
+elif url.startswith("file://"):
+    url = url[len("file://"):]
+t = DeltaTable(url, storage_options=opts).to_pyarrow_table()
+for r in t.to_pylist():
+    print(json.dumps([r["station"], r["store_id"], r["segment_id"], r["officer"],
+        int(r["start"].timestamp() * 1_000_000), r["deleted"], len(r["track"] or []),
+        sorted(r["tags"] or []), str(r["day"])]))
+"#;
+    let out = common::output(
+        Command::new(py)
+            .args(["-c", script, &format!("{url}/fleet")])
+            .stderr(Stdio::piped()),
+    );
+    assert!(
+        out.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut theirs: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let mut ours: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let mut tags = r.tags.clone();
+            tags.sort();
+            serde_json::json!([
+                r.station,
+                r.store_id,
+                r.segment_id,
+                r.officer,
+                r.start_us,
+                r.deleted,
+                r.track.len(),
+                tags,
+                r.day()
+            ])
+            .to_string()
+        })
+        .collect();
+    // json.dumps puts a space after separators.
+    theirs = theirs
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    theirs.sort();
+    ours.sort();
+    assert_eq!(theirs.len(), ours.len());
+    assert_eq!(theirs, ours);
+}
+
+/// A Python with `deltalake` and `pyarrow`: `FOOTAGE_TEST_PYTHON`, else the virtualenv
+/// scripts/test.sh makes (`<target>/test-venv`), else `python3` if it has them.
+fn delta_python() -> Option<PathBuf> {
+    let target = common::skip_list()
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    [
+        std::env::var_os("FOOTAGE_TEST_PYTHON").map(PathBuf::from),
+        Some(target.join("test-venv/bin/python")),
+        Some("python3".into()),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|py| {
+        Command::new(py)
+            .args(["-c", "import deltalake, pyarrow"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+#[test]
+fn three_stations_publish_to_a_directory_and_fleet_find_answers_their_union() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().join("bucket").display());
+    fleet_life(&url, dir.path(), 500);
+}
+
+#[test]
+fn three_stations_publish_to_azurite_and_fleet_find_answers_their_union() {
+    let Ok(base) = std::env::var("FOOTAGE_AZURITE_URL") else {
+        common::skip(
+            "three_stations_publish_to_azurite_and_fleet_find_answers_their_union",
+            "Azurite is not running (FOOTAGE_AZURITE_URL unset; scripts/test.sh starts it)",
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("{base}/fleet-{}", std::process::id());
+    fleet_life(&url, dir.path(), 150);
+}
+
+/// A station whose commit loses its version to another station's commits on the next one,
+/// with the same actions; one whose own files changed meanwhile starts over.
+#[test]
+fn a_commit_that_loses_its_version_is_retried_on_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().join("bucket").display());
+    let a = station(&dir.path().join("a"), &url, 7, 20);
+    let b = station(&dir.path().join("b"), &url, 8, 20);
+    let (b2, url2) = (b.clone(), url.clone());
+    footage::fail::set_hook("fleet.before_commit", move || {
+        let r = Fleet::open(&url2)
+            .unwrap()
+            .publish(&b2, "south", false)
+            .unwrap();
+        assert_eq!(r.version, Some(1));
+    });
+    let r = Fleet::open(&url)
+        .unwrap()
+        .publish(&a, "north", false)
+        .unwrap();
+    assert_eq!((r.version, r.attempts), (Some(2), 2), "{r:?}");
+    let fleet = Fleet::open(&url).unwrap();
+    compare(
+        &fleet,
+        &[a.clone(), b.clone()],
+        100,
+        9,
+        "after a lost version",
+    );
+
+    // The same station published twice at once: the loser sees its files changed and plans
+    // again from the new table (nothing left to do).
+    a.change(a.segment_ids()[0], &footage::Change::Tag("x".into()), "t")
+        .unwrap();
+    let (a2, url3) = (a.clone(), url.clone());
+    footage::fail::set_hook("fleet.before_commit", move || {
+        let r = Fleet::open(&url3)
+            .unwrap()
+            .publish(&a2, "north", false)
+            .unwrap();
+        assert_eq!(r.version, Some(3));
+    });
+    let r = Fleet::open(&url)
+        .unwrap()
+        .publish(&a, "north", false)
+        .unwrap();
+    assert_eq!((r.version, r.days_written), (None, 0), "{r:?}");
+    compare(&fleet, &[a, b], 50, 10, "after a double publish");
+}
+
+fn run_publish(store: &Path, failpoint: Option<&str>) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_footage"));
+    cmd.arg("--store")
+        .arg(store)
+        .args(["fleet", "publish", "--station", "west"])
+        .env_remove(footage::fail::ENV);
+    if let Some(p) = failpoint {
+        cmd.env(footage::fail::ENV, p);
+    }
+    common::output(cmd.stdout(Stdio::piped()).stderr(Stdio::piped()))
+}
+
+/// `footage fleet publish` killed after each data file and after its commit: the table is
+/// still read (at its previous or its new version), and the next publish completes it.
+#[test]
+fn a_publish_killed_at_each_step_leaves_a_readable_table_and_the_next_completes_it() {
+    for point in [
+        "fleet.file_written@1",
+        "fleet.file_written@2",
+        "fleet.committed",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("file://{}", dir.path().join("bucket").display());
+        let root = dir.path().join("west");
+        let store = station(&root, &url, 11, 40);
+        let fleet = Fleet::open(&url).unwrap();
+        drop(store);
+        assert!(run_publish(&root, None).status.success());
+        let store = footage::testing::open_or_create_with(&root, &common::small_options()).unwrap();
+        let old = fleet.rows().unwrap();
+        // Change a segment of each day, so the publish rewrites three files.
+        let mut days = std::collections::BTreeMap::new();
+        for id in store.segment_ids() {
+            days.entry(footage::fleet::day_of(
+                store.info(id).unwrap().start.as_micros(),
+            ))
+            .or_insert(id);
+        }
+        assert_eq!(days.len(), 3, "{days:?}");
+        for &id in days.values() {
+            store
+                .change(id, &footage::Change::Tag("late".into()), "t")
+                .unwrap();
+        }
+        drop(store);
+        let out = run_publish(&root, Some(point));
+        assert!(!out.status.success(), "{point}: the publish was not killed");
+        let rows = fleet.rows().unwrap();
+        let late = rows
+            .iter()
+            .filter(|r| r.tags.contains(&"late".to_string()))
+            .count();
+        if point == "fleet.committed" {
+            assert_eq!(late, 3, "{point}: the commit is in the table");
+        } else {
+            assert_eq!(rows, old, "{point}: readers still see the previous version");
+        }
+        let out = run_publish(&root, None);
+        assert!(
+            out.status.success(),
+            "{point}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let store = footage::testing::open_or_create_with(&root, &common::small_options()).unwrap();
+        compare(&fleet, &[store], 60, 12, point);
+        let rows = fleet.rows().unwrap();
+        assert_eq!(
+            rows.iter()
+                .filter(|r| r.tags.contains(&"late".to_string()))
+                .count(),
+            3
+        );
+        assert_eq!(rows.len(), 40, "{point}: one row per segment");
+    }
+}
