@@ -191,3 +191,6 @@ impl Fleet {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests;
