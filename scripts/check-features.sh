@@ -17,4 +17,4 @@ done
 # and its docs have no broken or private links.
 echo "== cargo doc of the engine, warnings denied"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-default-features --no-deps -q
-echo "== default features (cli, server, azure, aws, gcp): $(cargo tree -e normal --prefix none 2>/dev/null | sed "s/ (\*)$//" | sort -u | wc -l) crates"
+echo "== default features (cli, server, fleet, azure, aws, gcp): $(cargo tree -e normal --prefix none 2>/dev/null | sed "s/ (\*)$//" | sort -u | wc -l) crates"

@@ -22,8 +22,8 @@ fn row(id: u64, fixes: usize) -> FleetRow {
         tags: vec!["a".into(), "b".into()],
         holds: vec!["OP-X".into()],
         tier: "cloud".into(),
-        cloud_key: (id % 2 == 0).then(|| format!("x/segments/{id:020}")),
-        deleted: id % 3 == 0,
+        cloud_key: id.is_multiple_of(2).then(|| format!("x/segments/{id:020}")),
+        deleted: id.is_multiple_of(3),
         track: (0..fixes)
             .map(|i| GpsFix {
                 time_us: 1_764_547_200_000_000 + i as i64 * 1_000_000,
