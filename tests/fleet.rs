@@ -234,6 +234,16 @@ fn fleet_life(url: &str, dir: &Path, queries: usize) {
     compare(&fleet, &stores, queries, 2, "after labels and holds");
     let q = Query::new().tag("reviewed");
     assert_eq!(fleet_answer(&fleet, &q).len(), 1);
+    // An audited search: the local log says who asked what of the force's table.
+    let asker = stores[0].with_actor("inspector-7").unwrap();
+    let ans = fleet.find_audited(&asker, &q).unwrap();
+    let e = stores[0].audit_entries(None, None).unwrap().pop().unwrap();
+    assert_eq!(
+        (e.actor.as_str(), e.action.as_str()),
+        ("inspector-7", "query")
+    );
+    assert_eq!(e.details["results"], ans.results.len());
+    assert_eq!(e.details["tag"], "reviewed", "{e:?}");
 
     // Retention 40 days on: evidential footage uploaded and evicted, the rest deleted
     // (unless held).

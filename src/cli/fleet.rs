@@ -97,7 +97,7 @@ pub fn run(store: &Store, command: FleetCommand) -> anyhow::Result<i32> {
                 return Ok(super::EXIT_USAGE);
             }
             let fleet = connect(store, &a.common)?;
-            let ans = fleet.find(&q)?;
+            let ans = fleet.find_audited(store, &q)?;
             let limit = q.limit.unwrap_or(usize::MAX);
             for r in ans.results.iter().take(limit) {
                 let mut line = serde_json::json!({

@@ -92,6 +92,19 @@ fn matches(r: &FleetRow, q: &Query, lo: i64, hi: i64, gap: i64) -> Option<(Vec<H
 }
 
 impl Fleet {
+    /// [`Fleet::find`], recorded in `local`'s audit log as a `query` under its actor (the
+    /// answer reveals other stations' metadata): the query, the table, the results and files
+    /// read.
+    pub fn find_audited(&self, local: &crate::Store, q: &Query) -> Result<FleetAnswer> {
+        let ans = self.find(q)?;
+        let mut details = crate::store::audit::query_details(q);
+        details["fleet"] = self.table_url().into();
+        details["results"] = ans.results.len().into();
+        details["files_read"] = ans.files_read.into();
+        local.audit(local.actor(), crate::audit::Action::Query, None, details)?;
+        Ok(ans)
+    }
+
     /// Every row of the table's latest version (deleted ones included), in file order: what
     /// an engine reading the table sees.
     pub fn rows(&self) -> Result<Vec<FleetRow>> {

@@ -26,7 +26,7 @@
 //! `lifecycle/` (changes, pins, tiering, restore, compaction, export, recover); `upload/`
 //! (resumable upload sessions).
 
-mod audit;
+pub(crate) mod audit;
 mod checkpointing;
 mod counters;
 mod find;
