@@ -140,7 +140,15 @@ fn fleet_answer(fleet: &Fleet, q: &Query) -> Answer {
         .unwrap()
         .results
         .into_iter()
-        .map(|r| (r.start_us, r.store_id, r.segment_id, r.hits, r.hits_omitted))
+        .map(|r| {
+            (
+                r.row.start_us,
+                r.row.store_id,
+                r.row.segment_id,
+                r.hits,
+                r.hits_omitted,
+            )
+        })
         .collect();
     out.sort_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
     out

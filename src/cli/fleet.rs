@@ -101,17 +101,17 @@ pub fn run(store: &Store, command: FleetCommand) -> anyhow::Result<i32> {
             let limit = q.limit.unwrap_or(usize::MAX);
             for r in ans.results.iter().take(limit) {
                 let mut line = serde_json::json!({
-                    "station": r.station,
-                    "id": r.segment_id,
-                    "store_id": r.store_id,
-                    "officer": r.officer,
-                    "device": r.device,
-                    "start": format_time(r.start_us),
-                    "end": format_time(r.end_us),
-                    "bytes": r.bytes,
-                    "sha256": r.sha256,
-                    "tier": r.tier,
-                    "cloud_copy": r.cloud_copy,
+                    "station": r.row.station,
+                    "id": r.row.segment_id,
+                    "store_id": r.row.store_id,
+                    "officer": r.row.officer,
+                    "device": r.row.device,
+                    "start": format_time(r.row.start_us),
+                    "end": format_time(r.row.end_us),
+                    "bytes": r.row.bytes,
+                    "sha256": r.row.sha256,
+                    "tier": r.row.tier,
+                    "cloud_copy": r.cloud_copy(),
                 });
                 if q.area.is_some() {
                     line["hits"] = r

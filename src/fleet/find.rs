@@ -15,29 +15,22 @@ use crate::catalog::search::hits_in_fixes;
 use crate::error::{Error, Result};
 use crate::index::query::{Hit, Query, DEFAULT_HIT_GAP_US};
 
-/// One matching segment of some station.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// One matching segment of some station: its published row (without its track, which the
+/// hits summarise) and where the query met it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct FleetHit {
-    /// The station that published it.
-    pub station: String,
-    /// Its store's id.
-    pub store_id: String,
-    /// Its id in that store (`fleet get STATION:ID`).
-    pub segment_id: u64,
-    pub officer: String,
-    pub device: String,
-    /// Recording start and end, µs since the Unix epoch (UTC).
-    pub start_us: i64,
-    pub end_us: i64,
-    pub bytes: u64,
-    pub sha256: String,
-    /// `local`, `local+cloud` or `cloud` when the station last published.
-    pub tier: String,
-    /// Whether a verified cloud copy exists (`fleet get` can fetch it).
-    pub cloud_copy: bool,
+    /// The row as the station published it, `track` left empty.
+    pub row: FleetRow,
     /// Hit intervals (only with an area), as the local `find` gives them.
     pub hits: Vec<Hit>,
     pub hits_omitted: u64,
+}
+
+impl FleetHit {
+    /// Whether a verified cloud copy exists (`fleet get` can fetch it).
+    pub fn cloud_copy(&self) -> bool {
+        self.row.cloud_key.is_some()
+    }
 }
 
 /// The answer of [`Fleet::find`].
@@ -139,17 +132,10 @@ impl Fleet {
             for r in rows {
                 if let Some((hits, hits_omitted)) = matches(&r, q, lo, hi, gap) {
                     ans.results.push(FleetHit {
-                        cloud_copy: r.cloud_key.is_some(),
-                        station: r.station,
-                        store_id: r.store_id,
-                        segment_id: r.segment_id,
-                        officer: r.officer,
-                        device: r.device,
-                        start_us: r.start_us,
-                        end_us: r.end_us,
-                        bytes: r.bytes,
-                        sha256: r.sha256,
-                        tier: r.tier,
+                        row: FleetRow {
+                            track: Vec::new(),
+                            ..r
+                        },
                         hits,
                         hits_omitted,
                     });
@@ -157,6 +143,7 @@ impl Fleet {
             }
         }
         ans.results.sort_by(|a, b| {
+            let (a, b) = (&a.row, &b.row);
             (a.start_us, &a.station, &a.store_id, a.segment_id).cmp(&(
                 b.start_us,
                 &b.station,
