@@ -548,3 +548,85 @@ fn a_publish_killed_at_each_step_leaves_a_readable_table_and_the_next_completes_
         assert_eq!(rows.len(), 40, "{point}: one row per segment");
     }
 }
+
+/// The volume file and header offset of segment `id`'s commit record.
+fn commit_record_of(store_dir: &Path, id: u64) -> (PathBuf, u64) {
+    use footage::format::record::{next_header_pos, Kind, RecordHeader, HEADER_LEN};
+    for path in common::volume_files(store_dir) {
+        let data = std::fs::read(&path).unwrap();
+        let mut pos = next_header_pos(64);
+        while pos + HEADER_LEN <= data.len() as u64 {
+            let Ok(h) = RecordHeader::decode(&data[pos as usize..]) else {
+                pos += 4096;
+                continue;
+            };
+            if h.kind == Kind::Commit && h.a == id {
+                return (path, pos);
+            }
+            pos = next_header_pos(pos + HEADER_LEN + u64::from(h.len));
+        }
+    }
+    panic!("no commit record of segment {id}");
+}
+
+/// A segment whose commit record is damaged after it was published: the publish goes on,
+/// names it as unreadable (the CLI exits 1 with a warning), keeps its published row as it
+/// was (not marked deleted, not dropped), and publishes the other changes of its day; the
+/// next publish with nothing else changed writes nothing.
+#[test]
+fn a_segment_that_cannot_be_read_keeps_its_published_row_and_the_rest_is_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().join("bucket").display());
+    let root = dir.path().join("west");
+    let store = station(&root, &url, 21, 40);
+    let fleet = Fleet::open(&url).unwrap();
+    fleet.publish(&store, "west", false).unwrap();
+    let before = fleet.rows().unwrap();
+    // Two segments of one day: both get a tag, then one's record is damaged.
+    let ids = store.segment_ids();
+    let day = |id: u64| footage::fleet::day_of(store.info(id).unwrap().start.as_micros());
+    let bad = ids[0];
+    let good = *ids[1..].iter().find(|&&i| day(i) == day(bad)).unwrap();
+    for id in [bad, good] {
+        store
+            .change(id, &footage::Change::Tag("late".into()), "t")
+            .unwrap();
+    }
+    store.checkpoint().unwrap();
+    drop(store);
+    let (vol, pos) = commit_record_of(&root, bad);
+    let f = std::fs::OpenOptions::new().write(true).open(&vol).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, b"damaged!", pos + 40).unwrap();
+    drop(f);
+
+    let store = common::open_small(&root);
+    assert!(store.info(bad).is_err(), "the record is damaged");
+    let r = fleet.publish(&store, "west", false).unwrap();
+    assert_eq!(r.unreadable, vec![bad], "{r:?}");
+    assert_eq!((r.days_written, r.deleted_rows), (1, 0), "{r:?}");
+    let rows = fleet.rows().unwrap();
+    let row = |rows: &[FleetRow], id: u64| rows.iter().find(|r| r.segment_id == id).cloned();
+    assert_eq!(
+        row(&rows, bad),
+        row(&before, bad),
+        "the old row is kept as it was"
+    );
+    assert!(row(&rows, good).unwrap().tags.contains(&"late".into()));
+    assert_eq!(rows.len(), 40);
+    assert_eq!(rows.iter().filter(|r| r.deleted).count(), 0);
+
+    let again = fleet.publish(&store, "west", false).unwrap();
+    assert_eq!(
+        (again.version, again.days_written, again.unreadable.clone()),
+        (None, 0, vec![bad]),
+        "{again:?}"
+    );
+    drop(store);
+    let out = run_publish(&root, None);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("could not be read") && err.contains(&format!("[{bad}]")),
+        "{err}"
+    );
+}

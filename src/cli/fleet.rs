@@ -16,7 +16,8 @@ use crate::Store;
 #[derive(Subcommand, Debug)]
 pub enum FleetCommand {
     /// Publish this store's catalogue to the fleet table as a station (only the days that
-    /// changed); prints a JSON summary
+    /// changed); prints a JSON summary. Exit status 1 if some segments could not be read
+    /// (named in `unreadable`; the rest was published, their earlier rows kept)
     #[command(
         after_help = "Example:\n  footage --store /srv/footage fleet publish --station westminster"
     )]
@@ -88,7 +89,17 @@ pub fn run(store: &Store, command: FleetCommand) -> anyhow::Result<i32> {
     match command {
         FleetCommand::Publish(a) => {
             let fleet = connect(store, &a.common)?;
-            print_json(&fleet.publish(store, &a.station, a.allow_plaintext_metadata)?)?;
+            let report = fleet.publish(store, &a.station, a.allow_plaintext_metadata)?;
+            print_json(&report)?;
+            if !report.unreadable.is_empty() {
+                eprintln!(
+                    "warning: {} segment(s) could not be read ({:?}{}); their previously published rows were kept; run `footage verify`",
+                    report.unreadable.len(),
+                    &report.unreadable[..report.unreadable.len().min(20)],
+                    if report.unreadable.len() > 20 { ", ..." } else { "" }
+                );
+                return Ok(super::EXIT_FAILURE);
+            }
         }
         FleetCommand::Find(a) => {
             let q = a.search.query();

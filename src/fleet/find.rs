@@ -8,7 +8,7 @@
 //! can meet the window and the area; files without them (written by another engine) are
 //! read. [`FleetAnswer`] says how many of the table's files were read.
 
-use super::delta::{self, DataFile};
+use super::delta::DataFile;
 use super::row::FleetRow;
 use super::Fleet;
 use crate::catalog::search::hits_in_fixes;
@@ -101,12 +101,10 @@ impl Fleet {
     /// Every row of the table's latest version (deleted ones included), in file order: what
     /// an engine reading the table sees.
     pub fn rows(&self) -> Result<Vec<FleetRow>> {
-        let snap = delta::snapshot(self)?;
-        let mut out = Vec::new();
-        for f in snap.files.values() {
-            out.extend(self.read_rows(f)?);
-        }
-        Ok(out)
+        let snap = self.latest()?;
+        let files: Vec<DataFile> = snap.files.values().cloned().collect();
+        drop(snap);
+        self.rows_of_files(&files)
     }
 
     /// Every segment of every station matching `q` (its `limit` and `cursor` are not used:
@@ -116,7 +114,7 @@ impl Fleet {
         if q.cursor.is_some() {
             return Err(Error::Invalid("fleet find answers whole: no cursor".into()));
         }
-        let snap = delta::snapshot(self)?;
+        let snap = self.latest()?;
         let lo = q.from_us.unwrap_or(i64::MIN);
         let hi = q.to_us.unwrap_or(i64::MAX);
         let gap = q.hit_gap_us.unwrap_or(DEFAULT_HIT_GAP_US).max(0);

@@ -37,7 +37,7 @@ pub use get::{parse_target, Fetched};
 pub use publish::PublishReport;
 pub use row::{day_of, FleetRow};
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use object_store::path::Path as ObjPath;
@@ -60,6 +60,9 @@ pub struct Fleet {
     rt: tokio::runtime::Runtime,
     url: String,
     root: ObjPath,
+    /// The table as last read: brought up to date (the commits after it) before each
+    /// query, so a long-lived connection replays the log once.
+    latest: Mutex<delta::Snapshot>,
 }
 
 /// Whether `name` may name a station: 1 to 64 of `A-Z a-z 0-9 - _ .`, not starting with a
@@ -94,6 +97,7 @@ impl Fleet {
             rt,
             url: cloud_url.trim_end_matches('/').to_string(),
             root: ObjPath::from(TABLE_DIR),
+            latest: Mutex::new(delta::Snapshot::default()),
         })
     }
 
@@ -149,6 +153,30 @@ impl Fleet {
             Error::Invalid(format!("fleet table: data file {} is missing", f.path))
         })?;
         data_file::decode(data, &f.station).map_err(|e| Error::Invalid(format!("{}: {e}", f.path)))
+    }
+
+    /// The rows of `files`, in order.
+    fn rows_of_files(&self, files: &[delta::DataFile]) -> Result<Vec<FleetRow>> {
+        let mut out = Vec::new();
+        for f in files {
+            out.extend(self.read_rows(f)?);
+        }
+        Ok(out)
+    }
+
+    /// The table's latest version: the cached snapshot with the commits made since (the
+    /// whole log, listed, the first time).
+    fn latest(&self) -> Result<MutexGuard<'_, delta::Snapshot>> {
+        let mut snap = self
+            .latest
+            .lock()
+            .map_err(|_| Error::Invalid("fleet: a query panicked".into()))?;
+        if snap.version.is_none() {
+            *snap = delta::snapshot(self)?;
+        } else {
+            delta::refresh(self, &mut snap)?;
+        }
+        Ok(snap)
     }
 
     /// Writes (or replaces) the object at `rel`.

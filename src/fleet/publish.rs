@@ -53,6 +53,10 @@ pub struct PublishReport {
     pub files_removed: usize,
     /// Bytes of the data files written.
     pub bytes_written: u64,
+    /// Live segments whose record or track could not be read (a damaged or missing volume):
+    /// their previously published rows were kept as they were (a segment never published
+    /// before is left out until it can be read). `footage verify` tells what is wrong.
+    pub unreadable: Vec<u64>,
     /// Commit attempts (more than 1 when other stations committed at the same time).
     pub attempts: u32,
 }
@@ -64,6 +68,12 @@ struct DayChange {
     deleted: usize,
     removed: usize,
     bytes: u64,
+}
+
+/// A day's live rows as the store gives them, and the segments it could not read.
+struct DayRows {
+    rows: Vec<FleetRow>,
+    unreadable: Vec<u64>,
 }
 
 fn iso_ms(us: i64, round_up: bool) -> String {
@@ -228,13 +238,16 @@ impl Fleet {
             deleted_rows: 0,
             files_removed: 0,
             bytes_written: 0,
+            unreadable: Vec::new(),
             attempts,
         };
         let mut actions = Vec::new();
         for day in days {
             let ids = by_day.get(day).map(Vec::as_slice).unwrap_or(&[]);
             let old = mine.get(day).map(Vec::as_slice).unwrap_or(&[]);
-            match self.day_change(store, station, store_id, day, ids, old, now_ms)? {
+            let got = day_rows(store, station, store_id, ids)?;
+            report.unreadable.extend(&got.unreadable);
+            match self.day_change(got, station, store_id, day, old, now_ms)? {
                 None => report.days_unchanged += 1,
                 Some(c) => {
                     report.days_written += 1;
@@ -272,22 +285,32 @@ impl Fleet {
     }
 
     /// The change of one day: `None` if its one file already holds exactly these live rows.
-    #[allow(clippy::too_many_arguments)]
+    /// An unreadable segment keeps the row the old files have for it (not marked deleted).
     fn day_change(
         &self,
-        store: &Store,
+        got: DayRows,
         station: &str,
         store_id: &str,
         day: &str,
-        ids: &[u64],
         old: &[DataFile],
         now_ms: i64,
     ) -> Result<Option<DayChange>> {
-        let mut rows = Vec::with_capacity(ids.len());
-        for &id in ids {
-            if let Some(r) = FleetRow::of(store, station, store_id, id)? {
-                rows.push(r);
-            }
+        let DayRows {
+            mut rows,
+            unreadable,
+        } = got;
+        let mut old_rows = None;
+        if !unreadable.is_empty() {
+            let all = self.rows_of_files(old)?;
+            let wanted: BTreeSet<u64> = unreadable.iter().copied().collect();
+            rows.extend(
+                all.iter()
+                    .filter(|r| {
+                        !r.deleted && r.store_id == store_id && wanted.contains(&r.segment_id)
+                    })
+                    .cloned(),
+            );
+            old_rows = Some(all);
         }
         rows.sort_by(|a, b| (&a.store_id, a.segment_id).cmp(&(&b.store_id, b.segment_id)));
         let live_hash = rows_hash(&rows);
@@ -301,13 +324,15 @@ impl Fleet {
             .iter()
             .map(|r| (r.store_id.clone(), r.segment_id))
             .collect();
+        let old_rows = match old_rows {
+            Some(r) => r,
+            None => self.rows_of_files(old)?,
+        };
         let mut carried = BTreeMap::new();
-        for f in old {
-            for mut r in self.read_rows(f)? {
-                if !have.contains(&(r.store_id.clone(), r.segment_id)) {
-                    r.deleted = true;
-                    carried.insert((r.store_id.clone(), r.segment_id), r);
-                }
+        for mut r in old_rows {
+            if !have.contains(&(r.store_id.clone(), r.segment_id)) {
+                r.deleted = true;
+                carried.insert((r.store_id.clone(), r.segment_id), r);
             }
         }
         if rows.is_empty() && carried.is_empty() && old.is_empty() {
@@ -348,6 +373,33 @@ impl Fleet {
             bytes: file.size,
         }))
     }
+}
+
+/// The rows of segments `ids` (one day's) of `store`: a segment gone meanwhile is left out,
+/// one that cannot be read is named in `unreadable` (and logged) instead of failing the
+/// publish.
+fn day_rows(store: &Store, station: &str, store_id: &str, ids: &[u64]) -> Result<DayRows> {
+    let mut out = DayRows {
+        rows: Vec::with_capacity(ids.len()),
+        unreadable: Vec::new(),
+    };
+    for &id in ids {
+        match FleetRow::of(store, station, store_id, id) {
+            Ok(Some(r)) => out.rows.push(r),
+            Ok(None) => {}
+            Err(
+                e @ (Error::Io { .. }
+                | Error::Corruption { .. }
+                | Error::SegmentCorrupt { .. }
+                | Error::Unavailable { .. }),
+            ) => {
+                tracing::warn!(segment = id, error = %e, "fleet publish: segment unreadable, its published row is kept");
+                out.unreadable.push(id);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
 }
 
 /// `station`'s live files, by day.
