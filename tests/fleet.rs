@@ -252,6 +252,8 @@ fn fleet_life(url: &str, dir: &Path, queries: usize) {
     );
     assert_eq!(e.details["results"], ans.results.len());
     assert_eq!(e.details["tag"], "reviewed", "{e:?}");
+    // The files' label tags prune: only the one file holding the tag is read.
+    assert_eq!((ans.files_read, ans.files), (1, 9), "{ans:?}");
 
     // Retention 40 days on: evidential footage uploaded and evicted, the rest deleted
     // (unless held).

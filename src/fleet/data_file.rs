@@ -20,7 +20,7 @@ use arrow_array::{
 use arrow_schema::{DataType, Field, Fields, Schema, TimeUnit};
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ArrowWriter;
+use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
@@ -283,18 +283,36 @@ fn track_of(a: &ListArray, i: usize) -> Result<Vec<GpsFix>> {
         .collect()
 }
 
-/// The rows of a data file of station `station`. The `parquet` crate panics on some damaged
-/// files (a division by zero in its byte-array reader, found by the tests' bit flips): such a
-/// panic is caught here and becomes an error like any other damage.
+/// The rows of a data file of station `station`.
+#[cfg(test)]
 pub fn decode(data: Bytes, station: &str) -> Result<Vec<FleetRow>> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode_rows(data, station)))
-        .unwrap_or_else(|_| Err(invalid("damaged Parquet (the decoder failed)")))
+    decode_with(data, station, true)
 }
 
-fn decode_rows(data: Bytes, station: &str) -> Result<Vec<FleetRow>> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(data)
-        .and_then(|b| b.build())
-        .map_err(invalid)?;
+/// The rows of a data file of station `station`; without `with_track`, the `track` column
+/// is not read (most of a file's bytes) and every row's track is empty. The `parquet` crate
+/// panics on some damaged files (a division by zero in its byte-array reader, found by the
+/// tests' bit flips): such a panic is caught here and becomes an error like any other damage.
+pub fn decode_with(data: Bytes, station: &str, with_track: bool) -> Result<Vec<FleetRow>> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decode_rows(data, station, with_track)
+    }))
+    .unwrap_or_else(|_| Err(invalid("damaged Parquet (the decoder failed)")))
+}
+
+fn decode_rows(data: Bytes, station: &str, with_track: bool) -> Result<Vec<FleetRow>> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(data).map_err(invalid)?;
+    let builder = if with_track {
+        builder
+    } else {
+        let roots: Vec<usize> = (builder.schema().fields().iter().enumerate())
+            .filter(|(_, f)| f.name() != "track")
+            .map(|(i, _)| i)
+            .collect();
+        let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+        builder.with_projection(mask)
+    };
+    let reader = builder.build().map_err(invalid)?;
     let mut rows = Vec::new();
     for batch in reader {
         let b = batch.map_err(invalid)?;
@@ -313,7 +331,11 @@ fn decode_rows(data: Bytes, station: &str) -> Result<Vec<FleetRow>> {
         let tier = column::<StringArray>(&b, "tier")?;
         let key = column::<StringArray>(&b, "cloud_key")?;
         let deleted = column::<BooleanArray>(&b, "deleted")?;
-        let track = column::<ListArray>(&b, "track")?;
+        let track = if with_track {
+            Some(column::<ListArray>(&b, "track")?)
+        } else {
+            None
+        };
         for i in 0..b.num_rows() {
             let unsigned = |v: i64, name: &str| {
                 u64::try_from(v).map_err(|_| invalid(format!("{name} {v} is negative")))
@@ -335,7 +357,10 @@ fn decode_rows(data: Bytes, station: &str) -> Result<Vec<FleetRow>> {
                 tier: text(tier, i, "tier")?,
                 cloud_key: (!key.is_null(i)).then(|| key.value(i).to_string()),
                 deleted: !deleted.is_null(i) && deleted.value(i),
-                track: track_of(track, i)?,
+                track: match track {
+                    Some(t) => track_of(t, i)?,
+                    None => Vec::new(),
+                },
             });
         }
     }

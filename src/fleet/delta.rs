@@ -26,6 +26,14 @@ pub const TAG_LIVE: &str = "footage.live_rows";
 pub const TAG_MIN_START: &str = "footage.min_start_us";
 pub const TAG_MAX_END: &str = "footage.max_end_us";
 pub const TAG_BBOX: &str = "footage.bbox_e7";
+/// `add.tags` keys: the distinct officers, devices and labels (`category:`, `case:`, `tag:`
+/// followed by the label) of the file's live rows, a JSON array of strings, sorted; absent
+/// when there are more than [`MAX_KEYS`] (the file is then read for such queries).
+pub const TAG_OFFICERS: &str = "footage.officers";
+pub const TAG_DEVICES: &str = "footage.devices";
+pub const TAG_LABELS: &str = "footage.labels";
+/// The most values a key tag lists.
+pub const MAX_KEYS: usize = 256;
 
 /// A live data file of the table.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +48,11 @@ pub struct DataFile {
     pub max_end_us: Option<i64>,
     /// The tracks' box; `Some(None)`: no fixes at all; `None`: not known (no tag).
     pub bbox: Option<Option<(i32, i32, i32, i32)>>,
+    /// The live rows' officers, devices and labels (`TAG_LABELS`' form), sorted; `None`: not
+    /// known.
+    pub officers: Option<Vec<String>>,
+    pub devices: Option<Vec<String>>,
+    pub labels: Option<Vec<String>>,
 }
 
 /// The table at one version.
@@ -176,7 +189,17 @@ fn data_file(add: &Value) -> Result<DataFile> {
         min_start_us: int(TAG_MIN_START),
         max_end_us: int(TAG_MAX_END),
         bbox,
+        officers: keys(add, TAG_OFFICERS),
+        devices: keys(add, TAG_DEVICES),
+        labels: keys(add, TAG_LABELS),
     })
+}
+
+/// A key tag's values, sorted (`None` if absent or not a JSON array of strings).
+fn keys(add: &Value, key: &str) -> Option<Vec<String>> {
+    let mut v: Vec<String> = serde_json::from_str(tag(add, key)?).ok()?;
+    v.sort_unstable();
+    Some(v)
 }
 
 /// Applies the commit `text` (version `v`) to `snap`.

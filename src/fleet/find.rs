@@ -4,9 +4,10 @@
 //! time in the window (`Area::contains`: haversine, R = 6,371,008.8 m), hits are the same
 //! intervals. Deleted rows never match.
 //!
-//! Pruning: a data file is read only if its exact tags (first start, last end, tracks' box)
-//! can meet the window and the area; files without them (written by another engine) are
-//! read. [`FleetAnswer`] says how many of the table's files were read.
+//! Pruning: a data file is read only if its exact tags (first start, last end, tracks' box,
+//! the officers, devices and labels of its live rows) can meet the query; a file without a
+//! tag (written by another engine, or with too many values) is read. Without an area, the
+//! `track` column is not read. [`FleetAnswer`] says how many of the table's files were read.
 
 use super::delta::DataFile;
 use super::row::FleetRow;
@@ -50,6 +51,30 @@ pub struct FleetAnswer {
 
 fn may_hold(f: &DataFile, q: &Query, lo: i64, hi: i64) -> bool {
     if f.min_start_us.is_some_and(|s| s > hi) || f.max_end_us.is_some_and(|e| e < lo) {
+        return false;
+    }
+    // A key tag lists every value of the file's live rows: a wanted value absent from it
+    // cannot match there.
+    let meets = |wanted: &[String], have: &Option<Vec<String>>| {
+        wanted.is_empty()
+            || have
+                .as_ref()
+                .is_none_or(|h| wanted.iter().any(|w| h.binary_search(w).is_ok()))
+    };
+    let labels = [
+        ("category", &q.category),
+        ("case", &q.case),
+        ("tag", &q.tag),
+    ];
+    let wanted_labels = labels
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}:{v}")));
+    if !meets(&q.officers, &f.officers)
+        || !meets(&q.devices, &f.devices)
+        || wanted_labels
+            .into_iter()
+            .any(|l| !meets(std::slice::from_ref(&l), &f.labels))
+    {
         return false;
     }
     match (&q.area, f.bbox) {
@@ -124,7 +149,7 @@ impl Fleet {
             ..FleetAnswer::default()
         };
         for f in snap.files.values().filter(|f| may_hold(f, q, lo, hi)) {
-            let rows = self.read_rows(f)?;
+            let rows = self.read_rows_with(f, q.area.is_some())?;
             ans.files_read += 1;
             ans.rows_read += rows.len();
             for r in rows {

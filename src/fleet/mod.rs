@@ -149,10 +149,16 @@ impl Fleet {
 
     /// The rows of a live data file of the table.
     fn read_rows(&self, f: &delta::DataFile) -> Result<Vec<FleetRow>> {
+        self.read_rows_with(f, true)
+    }
+
+    /// The rows of a live data file, their tracks only `with_track`.
+    fn read_rows_with(&self, f: &delta::DataFile, with_track: bool) -> Result<Vec<FleetRow>> {
         let data = self.read(&f.path)?.ok_or_else(|| {
             Error::Invalid(format!("fleet table: data file {} is missing", f.path))
         })?;
-        data_file::decode(data, &f.station).map_err(|e| Error::Invalid(format!("{}: {e}", f.path)))
+        data_file::decode_with(data, &f.station, with_track)
+            .map_err(|e| Error::Invalid(format!("{}: {e}", f.path)))
     }
 
     /// The rows of `files`, in order.

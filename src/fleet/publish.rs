@@ -129,7 +129,7 @@ fn add_action(path: &str, f: &DataFile, rows: &[FleetRow], now_ms: i64) -> Value
         .map_or("none".to_string(), |b| {
             format!("{},{},{},{}", b.0, b.1, b.2, b.3)
         });
-    json!({"add": {
+    let mut add = json!({"add": {
         "path": path,
         "partitionValues": {"day": f.day, "station": f.station},
         "size": f.size,
@@ -142,7 +142,37 @@ fn add_action(path: &str, f: &DataFile, rows: &[FleetRow], now_ms: i64) -> Value
             delta::TAG_MAX_END: max_end.to_string(),
             delta::TAG_BBOX: bbox,
         },
-    }})
+    }});
+    let live = || rows.iter().filter(|r| !r.deleted);
+    let sets = [
+        (
+            delta::TAG_OFFICERS,
+            live().map(|r| r.officer.clone()).collect::<BTreeSet<_>>(),
+        ),
+        (
+            delta::TAG_DEVICES,
+            live().map(|r| r.device.clone()).collect(),
+        ),
+        (delta::TAG_LABELS, live().flat_map(label_keys).collect()),
+    ];
+    for (key, set) in sets {
+        if set.len() <= delta::MAX_KEYS {
+            let list: Vec<String> = set.into_iter().collect();
+            add["add"]["tags"][key] = json!(serde_json::to_string(&list).unwrap_or_default());
+        }
+    }
+    add
+}
+
+/// A row's labels as the `footage.labels` tag lists them.
+pub fn label_keys(r: &FleetRow) -> Vec<String> {
+    let tagged = |kind: &str, v: &[String]| -> Vec<String> {
+        v.iter().map(|x| format!("{kind}:{x}")).collect()
+    };
+    let mut out = tagged("category", &r.categories);
+    out.extend(tagged("case", &r.cases));
+    out.extend(tagged("tag", &r.tags));
+    out
 }
 
 fn remove_action(f: &DataFile, now_ms: i64) -> Value {
@@ -188,18 +218,13 @@ impl Fleet {
                 .or_default()
                 .push(r.id);
         }
-        let mut attempts = 0;
-        let report = loop {
-            attempts += 1;
-            if attempts > MAX_ATTEMPTS {
-                return Err(Error::Invalid(format!(
-                    "fleet publish: the table's next version was taken {MAX_ATTEMPTS} times in a row"
-                )));
-            }
-            if let Some(r) = self.publish_once(&quiet, station, &store_id, &by_day, attempts)? {
-                break r;
-            }
+        let days: BTreeSet<String> = by_day.keys().cloned().collect();
+        let mut rows_of = |day: &str| {
+            let ids = by_day.get(day).map(Vec::as_slice).unwrap_or(&[]);
+            day_rows(&quiet, station, &store_id, ids)
         };
+        let now_ms = store.inner.now_us().div_euclid(1000);
+        let report = self.publish_days(station, &store_id, &days, true, now_ms, &mut rows_of)?;
         store.audit(
             store.actor(),
             Action::Custom(PUBLISH_ACTION.into()),
@@ -211,23 +236,77 @@ impl Fleet {
         Ok(report)
     }
 
+    /// Tests and benchmarks: publishes `rows` (by UTC day of their start) as station
+    /// `station`'s rows of those days, as `publish` would from a store holding them; other
+    /// days of the station are left as they are.
+    #[cfg(feature = "internals")]
+    pub fn publish_rows(
+        &self,
+        station: &str,
+        store_id: &str,
+        rows: &BTreeMap<String, Vec<FleetRow>>,
+    ) -> Result<PublishReport> {
+        check_station(station)?;
+        let days: BTreeSet<String> = rows.keys().cloned().collect();
+        let mut rows_of = |day: &str| {
+            Ok(DayRows {
+                rows: rows.get(day).cloned().unwrap_or_default(),
+                unreadable: Vec::new(),
+            })
+        };
+        let now_ms = crate::util::now_us().div_euclid(1000);
+        self.publish_days(station, store_id, &days, false, now_ms, &mut rows_of)
+    }
+
+    /// Publishes the rows `rows_of` gives for `days` (with `whole`, `days` are all the
+    /// station has: its other days in the table have only deleted rows left), committing
+    /// again on a lost version and starting over when the station's own files changed.
+    fn publish_days(
+        &self,
+        station: &str,
+        store_id: &str,
+        days: &BTreeSet<String>,
+        whole: bool,
+        now_ms: i64,
+        rows_of: &mut dyn FnMut(&str) -> Result<DayRows>,
+    ) -> Result<PublishReport> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            if attempts > MAX_ATTEMPTS {
+                return Err(Error::Invalid(format!(
+                    "fleet publish: the table's next version was taken {MAX_ATTEMPTS} times in a row"
+                )));
+            }
+            if let Some(r) =
+                self.publish_once(station, store_id, (days, whole), now_ms, rows_of, attempts)?
+            {
+                return Ok(r);
+            }
+        }
+    }
+
     /// One attempt: `None` if this station's files changed under it (start over).
     fn publish_once(
         &self,
-        store: &Store,
         station: &str,
         store_id: &str,
-        by_day: &BTreeMap<String, Vec<u64>>,
+        (source_days, whole): (&BTreeSet<String>, bool),
+        now_ms: i64,
+        rows_of: &mut dyn FnMut(&str) -> Result<DayRows>,
         attempts: u32,
     ) -> Result<Option<PublishReport>> {
-        let now_ms = store.inner.now_us().div_euclid(1000);
-        let mut snap = delta::snapshot(self)?;
+        let mut snap = self.latest()?;
         if snap.version.is_none() {
             delta::create(self, now_ms)?;
             delta::refresh(self, &mut snap)?;
         }
         let mine = files_of(&snap, station);
-        let days: BTreeSet<&String> = by_day.keys().chain(mine.keys()).collect();
+        let days: BTreeSet<&String> = if whole {
+            source_days.iter().chain(mine.keys()).collect()
+        } else {
+            source_days.iter().collect()
+        };
         let mut report = PublishReport {
             station: station.to_string(),
             table: self.table_url(),
@@ -243,9 +322,8 @@ impl Fleet {
         };
         let mut actions = Vec::new();
         for day in days {
-            let ids = by_day.get(day).map(Vec::as_slice).unwrap_or(&[]);
             let old = mine.get(day).map(Vec::as_slice).unwrap_or(&[]);
-            let got = day_rows(store, station, store_id, ids)?;
+            let got = rows_of(day)?;
             report.unreadable.extend(&got.unreadable);
             match self.day_change(got, station, store_id, day, old, now_ms)? {
                 None => report.days_unchanged += 1,
@@ -355,6 +433,9 @@ impl Fleet {
             min_start_us: None,
             max_end_us: None,
             bbox: None,
+            officers: None,
+            devices: None,
+            labels: None,
         };
         self.put(&path, bytes)?;
         crate::fail::point("fleet.file_written");

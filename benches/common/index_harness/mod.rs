@@ -103,7 +103,7 @@ pub struct Census {
 }
 
 /// One pass over the catalogue without storing it: counts, probes (reservoir sample), time.
-fn census(segments: impl Iterator<Item = SegmentMeta>, seed: u64) -> Census {
+pub fn census(segments: impl Iterator<Item = SegmentMeta>, seed: u64) -> Census {
     const RESERVOIR: usize = 20_000;
     let mut r = Rng(seed);
     let mut c = Census {
@@ -176,7 +176,7 @@ impl Q {
         }
     }
 
-    fn footage(&self) -> Query {
+    pub fn footage(&self) -> Query {
         let mut q = Query::new().from(self.lo).to(self.hi);
         for o in &self.officers {
             q = q.officer(o.clone());
