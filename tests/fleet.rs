@@ -632,3 +632,190 @@ fn a_segment_that_cannot_be_read_keeps_its_published_row_and_the_rest_is_publish
         "{err}"
     );
 }
+
+/// `footage serve --fleet-publish-every 1s --fleet-station west`: the service publishes at
+/// once, and again after a tag is added beside it (`footage tag` through the control
+/// channel); its job shows in /api/stats; a bad station name stops the service from starting.
+#[test]
+fn the_station_service_publishes_on_a_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().join("bucket").display());
+    let root = dir.path().join("west");
+    let store = station(&root, &url, 31, 20);
+    let id = store.segment_ids()[5];
+    drop(store);
+    let serve = |station: &str| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_footage"));
+        c.arg("--store").arg(&root).args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--quiet",
+            "--fleet-publish-every",
+            "1s",
+            "--fleet-station",
+            station,
+        ]);
+        c.env_remove("NOTIFY_SOCKET").env_remove(footage::fail::ENV);
+        common::spawn(c.stdout(Stdio::piped()).stderr(Stdio::piped()))
+    };
+    let bad = common::output(
+        Command::new(env!("CARGO_BIN_EXE_footage"))
+            .arg("--store")
+            .arg(&root)
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--fleet-publish-every",
+                "1s",
+            ])
+            .args(["--fleet-station", "../up"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("station name"),
+        "{bad:?}"
+    );
+
+    let mut child = serve("west");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let listening: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let base = listening["listening"].as_str().unwrap().to_string();
+    let fleet = Fleet::open(&url).unwrap();
+    let wait_for = |what: &str, ok: &dyn Fn(&[FleetRow]) -> bool| {
+        let start = std::time::Instant::now();
+        loop {
+            let rows = fleet.rows().unwrap_or_default();
+            if ok(&rows) {
+                return;
+            }
+            assert!(start.elapsed().as_secs() < 120, "{what}: {rows:?}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    wait_for("the first publish", &|rows| rows.len() == 20);
+    let tag = common::output(
+        Command::new(env!("CARGO_BIN_EXE_footage"))
+            .arg("--store")
+            .arg(&root)
+            .args(["tag", &id.to_string(), "late"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    assert!(tag.status.success(), "{tag:?}");
+    wait_for("the tag published", &|rows| {
+        rows.iter()
+            .any(|r| r.segment_id == id && r.tags.contains(&"late".to_string()))
+    });
+    let body = ureq::get(&format!("{base}/api/stats"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_vec()
+        .unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let job = &stats["service"]["jobs"]["fleet"];
+    assert_eq!(
+        (job["enabled"].as_bool(), job["every_s"].as_u64()),
+        (Some(true), Some(1)),
+        "{job}"
+    );
+    assert!(job["runs"].as_u64().unwrap() >= 2, "{job}");
+    assert!(job["last_error"].is_null(), "{job}");
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    // The publishes are in the store's audit log under the service's actor.
+    let store = common::open_small(&root);
+    let entries = store.audit_entries(None, None).unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.action.as_str() == "fleet-publish" && e.actor == "fleet"),
+        "{entries:?}"
+    );
+}
+
+/// A row of station `station` for tests that publish rows directly.
+fn made_row(station: &str, id: u64, start_us: i64) -> FleetRow {
+    FleetRow {
+        station: station.into(),
+        store_id: format!("{:032x}", id % 7 + 1),
+        segment_id: id,
+        officer: format!("MET-{:03}", id % 11),
+        device: format!("AX-{:02}", id % 5),
+        start_us,
+        end_us: start_us + 600_000_000,
+        bytes: 1000 + id,
+        sha256: format!("{id:064x}"),
+        categories: vec![],
+        cases: vec![],
+        tags: if id.is_multiple_of(3) {
+            vec!["traffic".into()]
+        } else {
+            vec![]
+        },
+        holds: vec![],
+        tier: "local".into(),
+        cloud_key: None,
+        deleted: false,
+        track: vec![GpsFix::from_degrees(start_us, 51.5, -0.12).unwrap()],
+    }
+}
+
+fn sorted(mut rows: Vec<FleetRow>) -> Vec<FleetRow> {
+    rows.sort_by(|a, b| (&a.station, a.segment_id).cmp(&(&b.station, b.segment_id)));
+    rows
+}
+
+/// After its 100th commit the table gets a log compaction: a new reader starts from it (a
+/// damaged commit before it does not matter), sees the rows that replaying every commit
+/// gives, and the Python engine, which replays the commits, reads the same rows.
+#[test]
+fn a_log_compaction_lets_readers_skip_the_commits_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().join("bucket").display());
+    let fleet = Fleet::open(&url).unwrap();
+    for i in 0..105u64 {
+        let station = format!("s{}", i % 5);
+        let start = T0 + (i / 5) as i64 * DAY + i as i64 * 1000;
+        let rows = vec![
+            made_row(&station, i, start),
+            made_row(&station, 1000 + i, start + 5),
+        ];
+        let day = footage::fleet::day_of(start);
+        let r = fleet
+            .publish_rows(&station, &format!("{:032x}", 9), &[(day, rows)].into())
+            .unwrap();
+        assert_eq!(r.version, Some(i + 1));
+    }
+    let log = dir.path().join("bucket/fleet/_delta_log");
+    let compaction = log.join(format!("{:020}.{:020}.compacted.json", 0, 99));
+    assert!(compaction.exists(), "no compaction after version 99");
+    let all = sorted(fleet.rows().unwrap());
+    assert_eq!(all.len(), 210);
+    python_reads_the_same_rows(&url, &all);
+
+    // A reader that starts from the compaction never reads commit 5.
+    std::fs::write(log.join(format!("{:020}.json", 5)), b"{not json").unwrap();
+    let fresh = Fleet::open(&url).unwrap();
+    assert_eq!(sorted(fresh.rows().unwrap()), all);
+    let q = Query::new().tag("traffic");
+    assert_eq!(fleet_answer(&fresh, &q), fleet_answer(&fleet, &q));
+    // Without the compaction, the damaged commit is met (so it was the compaction that served).
+    std::fs::remove_file(&compaction).unwrap();
+    let err = Fleet::open(&url).unwrap().rows().unwrap_err().to_string();
+    assert!(err.contains("version 5"), "{err}");
+    // A compaction that does not read is passed over: the commits are replayed.
+    std::fs::write(&compaction, b"garbage").unwrap();
+    let err = Fleet::open(&url).unwrap().rows().unwrap_err().to_string();
+    assert!(err.contains("version 5"), "{err}");
+}

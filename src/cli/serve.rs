@@ -83,6 +83,13 @@ pub struct ServeArgs {
     /// Time between two looks at the --watch folder
     #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = crate::watch::parse_duration, requires = "watch")]
     pub watch_interval: std::time::Duration,
+    /// Publish this store's catalogue to the force's fleet table this often (`footage fleet
+    /// publish`; e.g. 1h; `off` for never) [default: `[service] fleet_publish_every`, else off]
+    #[arg(long, value_name = "INTERVAL", value_parser = interval_arg)]
+    pub fleet_publish_every: Option<Interval>,
+    /// The station name to publish as [default: `[service] fleet_station`]
+    #[arg(long, value_name = "NAME", env = "FOOTAGE_STATION")]
+    pub fleet_station: Option<String>,
     /// Unfinished resumable uploads (/api/uploads) are removed this long after their creation
     /// (e.g. 168h; `off` for never)
     #[arg(long, default_value = "168h", value_name = "INTERVAL", value_parser = interval_arg)]
@@ -136,6 +143,13 @@ fn settings(store: &Store, args: &ServeArgs) -> anyhow::Result<Settings> {
             anyhow::anyhow!("--restore-every cannot be off (use --restore-rate off)")
         })?;
     }
+    if let Some(v) = args.fleet_publish_every {
+        s.fleet_publish_every = v.0;
+    }
+    if let Some(v) = &args.fleet_station {
+        s.fleet_station = Some(v.clone());
+    }
+    s.fleet_publish().map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Some(v) = args.drain_timeout {
         s.drain_timeout =
             v.0.ok_or_else(|| anyhow::anyhow!("--drain-timeout cannot be off"))?;

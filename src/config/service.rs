@@ -12,6 +12,9 @@
 //! restore_every = "10s"       # how often the restore queue is looked at
 //! drain_timeout = "30s"       # SIGTERM: how long requests in flight may take to finish
 //! bulk_nice = 10              # ingest threads run this many nice steps below searches (0-19)
+//! fleet_publish_every = "1h"  # publish the catalogue to the force's fleet table; "off" for never
+//! fleet_station = "westminster"  # this store's station name in that table (needed by the above)
+//! fleet_allow_plaintext_metadata = false  # an encrypted store publishes only with true
 //! ```
 //!
 //! Invariants: every key is optional (a missing key, or a missing table, takes the default
@@ -45,6 +48,12 @@ pub struct ServiceConfig {
     pub restore_rate: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_every: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet_publish_every: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet_station: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet_allow_plaintext_metadata: Option<bool>,
 }
 
 /// Checked settings of the service. `None` = the job is off.
@@ -72,6 +81,12 @@ pub struct Settings {
     pub restore_rate: Option<u64>,
     /// Default: every 10 s (each run restores what it can in at most that long).
     pub restore_every: Duration,
+    /// `fleet publish` this often ([`Settings::fleet_publish`]). Default: off.
+    pub fleet_publish_every: Option<Duration>,
+    /// The station name the store publishes as.
+    pub fleet_station: Option<String>,
+    /// An encrypted store's fleet publish sends its metadata in plaintext. Default: false.
+    pub fleet_allow_plaintext: bool,
 }
 
 /// Default of `restore_rate`.
@@ -102,6 +117,9 @@ impl Default for Settings {
             bulk_nice: BULK_NICE,
             restore_rate: Some(RESTORE_RATE),
             restore_every: RESTORE_EVERY,
+            fleet_publish_every: None,
+            fleet_station: None,
+            fleet_allow_plaintext: false,
         }
     }
 }
@@ -141,6 +159,12 @@ impl ServiceConfig {
             s.drain_timeout = key("drain_timeout", parse_interval(v))?
                 .ok_or_else(|| "service.drain_timeout cannot be off".to_string())?;
         }
+        if let Some(v) = &self.fleet_publish_every {
+            s.fleet_publish_every = key("fleet_publish_every", parse_interval(v))?;
+        }
+        s.fleet_station = self.fleet_station.clone();
+        s.fleet_publish()?;
+        s.fleet_allow_plaintext = self.fleet_allow_plaintext_metadata.unwrap_or(false);
         if let Some(v) = self.bulk_nice {
             s.bulk_nice = i32::try_from(v)
                 .ok()
@@ -150,6 +174,31 @@ impl ServiceConfig {
                 })?;
         }
         Ok(s)
+    }
+}
+
+impl Settings {
+    /// The fleet publish job (interval, station), if on: an interval needs a station, named
+    /// as `fleet publish --station` takes it.
+    pub fn fleet_publish(&self) -> Result<Option<(Duration, &str)>, String> {
+        let Some(every) = self.fleet_publish_every else {
+            return Ok(None);
+        };
+        fleet_job(every, self.fleet_station.as_deref())
+    }
+}
+
+fn fleet_job(every: Duration, station: Option<&str>) -> Result<Option<(Duration, &str)>, String> {
+    let station = station.ok_or_else(|| {
+        "service.fleet_publish_every needs service.fleet_station (or --fleet-station): the name this store publishes as".to_string()
+    })?;
+    if cfg!(feature = "fleet") {
+        // The name itself is checked when the job starts (`crate::fleet::check_station`).
+        Ok(Some((every, station)))
+    } else {
+        Err(format!(
+            "service.fleet_publish_every: this build has no fleet layer (cargo feature `fleet`) to publish {station:?} with"
+        ))
     }
 }
 
@@ -277,5 +326,23 @@ mod tests {
         .settings()
         .unwrap_err();
         assert!(e.contains("service.checkpoint_every"), "{e}");
+    }
+
+    #[cfg(feature = "fleet")]
+    #[test]
+    fn fleet_publish_needs_a_good_station() {
+        let c = |every: &str, station: Option<&str>| ServiceConfig {
+            fleet_publish_every: Some(every.into()),
+            fleet_station: station.map(str::to_string),
+            ..ServiceConfig::default()
+        };
+        let s = c("1h", Some("westminster")).settings().unwrap();
+        assert_eq!(
+            s.fleet_publish(),
+            Ok(Some((Duration::from_secs(3600), "westminster")))
+        );
+        assert_eq!(c("off", None).settings().unwrap().fleet_publish(), Ok(None));
+        let e = c("1h", None).settings().unwrap_err();
+        assert!(e.contains("fleet_station"), "{e}");
     }
 }

@@ -62,13 +62,20 @@ pub struct Snapshot {
     pub version: Option<u64>,
     /// Live files by path.
     pub files: BTreeMap<String, DataFile>,
+    /// The actions as read (JSON lines), for a log compaction (`compact.rs`): the protocol,
+    /// the metadata, each live file's `add` (by path), and the `remove`s with their deletion
+    /// time (ms).
+    pub(super) protocol: Option<String>,
+    pub(super) metadata: Option<String>,
+    pub(super) adds: BTreeMap<String, String>,
+    pub(super) removes: Vec<(i64, String, String)>,
 }
 
-fn bad(what: impl std::fmt::Display) -> Error {
+pub(super) fn bad(what: impl std::fmt::Display) -> Error {
     Error::Invalid(format!("fleet table log: {what}"))
 }
 
-fn log_name(version: u64) -> String {
+pub(super) fn log_name(version: u64) -> String {
     format!("{LOG_DIR}/{version:020}.json")
 }
 
@@ -108,7 +115,7 @@ fn schema_string() -> String {
     json!({"type": "struct", "fields": fields}).to_string()
 }
 
-fn lines(actions: &[Value]) -> Bytes {
+pub(super) fn lines(actions: &[Value]) -> Bytes {
     let mut out = String::new();
     for a in actions {
         out.push_str(&a.to_string());
@@ -202,8 +209,8 @@ fn keys(add: &Value, key: &str) -> Option<Vec<String>> {
     Some(v)
 }
 
-/// Applies the commit `text` (version `v`) to `snap`.
-fn apply(snap: &mut Snapshot, v: u64, text: &[u8]) -> Result<()> {
+/// Applies the commit `text` (version `v`; or a log compaction ending at `v`) to `snap`.
+pub(super) fn apply(snap: &mut Snapshot, v: u64, text: &[u8]) -> Result<()> {
     let text = std::str::from_utf8(text).map_err(|_| bad(format!("version {v} is not UTF-8")))?;
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let a: Value = serde_json::from_str(line)
@@ -215,6 +222,7 @@ fn apply(snap: &mut Snapshot, v: u64, text: &[u8]) -> Result<()> {
                     "version {v} asks for Delta reader version {r}; this build reads version 1"
                 )));
             }
+            snap.protocol = Some(line.to_string());
         } else if let Some(m) = a.get("metaData") {
             let tv = m["configuration"]["footage.fleet.version"]
                 .as_str()
@@ -228,12 +236,17 @@ fn apply(snap: &mut Snapshot, v: u64, text: &[u8]) -> Result<()> {
                 }
                 None => return Err(bad("the table's metadata is not a footage fleet table's")),
             }
+            snap.metadata = Some(line.to_string());
         } else if let Some(add) = a.get("add") {
             let f = data_file(add)?;
+            snap.adds.insert(f.path.clone(), line.to_string());
             snap.files.insert(f.path.clone(), f);
         } else if let Some(rm) = a.get("remove") {
             if let Some(p) = rm["path"].as_str() {
                 snap.files.remove(p);
+                snap.adds.remove(p);
+                let at = rm["deletionTimestamp"].as_i64().unwrap_or(0);
+                snap.removes.push((at, p.to_string(), line.to_string()));
             }
         }
     }
@@ -241,15 +254,15 @@ fn apply(snap: &mut Snapshot, v: u64, text: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// The table's latest version and its live files (an empty snapshot if there is no table).
+/// The table's latest version and its live files (an empty snapshot if there is no table):
+/// from the newest log compaction of versions 0 to N, if there is one that reads, then the
+/// commits after it.
 pub fn snapshot(fleet: &Fleet) -> Result<Snapshot> {
-    let mut versions: Vec<u64> = fleet
-        .list(LOG_DIR)?
-        .iter()
-        .filter_map(|n| parse_version(n))
-        .collect();
+    let names = fleet.list(LOG_DIR)?;
+    let mut versions: Vec<u64> = names.iter().filter_map(|n| parse_version(n)).collect();
     versions.sort_unstable();
-    let mut snap = Snapshot::default();
+    let snap = super::compact::newest(fleet, &names).unwrap_or_default();
+    let mut snap = snap;
     catch_up(fleet, &mut snap, &versions)?;
     Ok(snap)
 }

@@ -23,8 +23,11 @@
 //!   rows' tracks are tested fix by fix with the same `Area::contains` and hit rules.
 //!
 //! Here: the connection ([`Fleet`]); `row.rs` (a row, its hash), `data_file.rs` (Parquet),
-//! `delta.rs` (the log: snapshot, commit), `publish.rs`, `find.rs`, `get.rs`.
+//! `delta.rs` (the log: snapshot, commit), `actions.rs` (a publish's add and remove actions), `compact.rs` (log compactions, so a reader does not
+//! replay every commit), `publish.rs`, `find.rs`, `get.rs`.
 
+mod actions;
+mod compact;
 mod data_file;
 mod delta;
 mod find;

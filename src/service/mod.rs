@@ -36,7 +36,7 @@ pub mod logs;
 pub mod notify;
 mod work;
 
-use work::{checkpoint_work, disk_work, publish_work, restore_work, retention_work};
+use work::{checkpoint_work, disk_work, fleet_job, publish_work, restore_work, retention_work};
 
 pub use crate::server::ops::{
     http, metrics, store_samples, Jobs, Metrics, Ops, Sample, SampleSource, StatusSource,
@@ -204,6 +204,7 @@ impl Service {
             .map_err(thread_err)?,
             None => jobs::Job::off("restore"),
         });
+        list.push(fleet_job(store, &settings)?);
         let service = Arc::new(Service {
             settings,
             started: format_time(crate::now_us()),
@@ -222,6 +223,7 @@ impl Service {
             publish_head_every_s = service.settings.publish_head_every.map(|d| d.as_secs()),
             disk_check_every_s = service.settings.disk_check_every.map(|d| d.as_secs()),
             restore_rate = service.settings.restore_rate,
+            fleet_publish_every_s = service.settings.fleet_publish_every.map(|d| d.as_secs()),
             "background jobs started"
         );
         Ok(service)

@@ -1,5 +1,6 @@
 //! The work of each background job of the service, one function per job: what one run of
-//! restore, retention, checkpoint, audit-head publishing and the disk watch does, as the
+//! restore, retention, checkpoint, audit-head publishing, the disk watch and the fleet
+//! publish does, as the
 //! `jobs::Work` closure `Service::start` schedules.
 //!
 //! Invariants: a run never panics and never stops the service: it returns its summary (JSON)
@@ -169,5 +170,65 @@ pub(super) fn disk_work(
             "bytes_reclaimed": s.bytes_reclaimed,
             "failed": s.failed,
         }))
+    })
+}
+
+/// The `fleet` job as `settings` say: off, or a publish every interval (the first at once).
+/// A missing cloud url, or an encrypted store without `fleet_allow_plaintext_metadata`, is
+/// refused here, when the service starts.
+pub(super) fn fleet_job(store: &Store, settings: &super::Settings) -> crate::Result<jobs::Job> {
+    let _ = store; // unused without the `fleet` feature
+    match settings.fleet_publish().map_err(crate::Error::Invalid)? {
+        #[cfg(feature = "fleet")]
+        Some((every, station)) => {
+            crate::fleet::check_station(station)?;
+            if store.config().encryption.is_some() && !settings.fleet_allow_plaintext {
+                return Err(crate::Error::Invalid(
+                    "service.fleet_publish_every: this store is encrypted at rest and the fleet table holds its metadata in plaintext: set service.fleet_allow_plaintext_metadata = true if the force accepts that".into(),
+                ));
+            }
+            crate::fleet::Fleet::for_store(store)?;
+            let work = fleet_work(store, station, settings.fleet_allow_plaintext);
+            jobs::Job::start("fleet", every, Duration::ZERO, work)
+                .map_err(|e| crate::Error::Invalid(format!("cannot start a background job: {e}")))
+        }
+        _ => Ok(jobs::Job::off("fleet")),
+    }
+}
+
+/// One `fleet publish` of the store as `station` (only the days that changed), under the
+/// service's actor. The connection is kept between runs (it reads only the table's new
+/// commits), and made again after a failure. Segments that could not be read fail the run
+/// (their earlier rows were kept, the rest is published), so the job's status shows them.
+#[cfg(feature = "fleet")]
+pub(super) fn fleet_work(store: &Store, station: &str, allow_plaintext: bool) -> jobs::Work {
+    let store = store.clone();
+    let station = station.to_string();
+    let mut fleet: Option<crate::fleet::Fleet> = None;
+    Box::new(move || {
+        let publisher = store
+            .with_actor(crate::fleet::FLEET_ACTOR)
+            .map_err(|e| e.to_string())?;
+        let f = match fleet.take() {
+            Some(f) => f,
+            None => crate::fleet::Fleet::for_store(&store).map_err(|e| e.to_string())?,
+        };
+        let report = f
+            .publish(&publisher, &station, allow_plaintext)
+            .map_err(|e| e.to_string())?;
+        fleet = Some(f);
+        if !report.unreadable.is_empty() {
+            return Err(format!(
+                "published, but {} segment(s) could not be read (their earlier rows were kept): {:?}; run `footage verify`",
+                report.unreadable.len(),
+                &report.unreadable[..report.unreadable.len().min(20)]
+            ));
+        }
+        if report.version.is_none() {
+            return Ok(
+                serde_json::json!({ "skipped": "nothing changed since the last publish", "table": report.table }),
+            );
+        }
+        serde_json::to_value(&report).map_err(|e| e.to_string())
     })
 }
