@@ -15,7 +15,8 @@
 //! - `first`: the first publish of the whole store (every day written);
 //! - `unchanged`: the publish right after, nothing changed (every segment's record and track
 //!   read and hashed, nothing written);
-//! - `changed`: after a tag on 100 segments spread over the days (those days rewritten);
+//! - `changed`: after a tag on the 100 newest segments (a day's reviewing: the days they
+//!   started on are rewritten);
 //! - baseline `puts`: the data files the first publish wrote, read into memory, then written
 //!   with plain `ObjectStore::put` into another prefix (the bytes a publish must write, with
 //!   no store to read and no Parquet to encode).
@@ -125,14 +126,17 @@ fn main() {
         .publish(&store, "westminster", false)
         .expect("publish");
     let first_s = t.elapsed().as_secs_f64();
+    let mut files = Vec::new();
+    parquet_files(&bucket_dir.join("fleet"), &mut files);
     let t = Instant::now();
     let again = fleet
         .publish(&store, "westminster", false)
         .expect("publish");
     let unchanged_s = t.elapsed().as_secs_f64();
     assert_eq!(again.days_written, 0, "{again:?}");
+    // A day's work: the 100 newest segments reviewed (tagged).
     let ids = store.segment_ids();
-    for id in ids.iter().step_by((ids.len() / 100).max(1)).take(100) {
+    for id in ids.iter().rev().take(100) {
         store
             .change(*id, &footage::Change::Tag("reviewed".into()), "bench")
             .expect("tag");
@@ -144,8 +148,6 @@ fn main() {
     let changed_s = t.elapsed().as_secs_f64();
 
     // Baseline: the first publish's files, put as they are into another prefix.
-    let mut files = Vec::new();
-    parquet_files(&bucket_dir.join("fleet"), &mut files);
     let datas: Vec<(String, bytes::Bytes)> = files
         .iter()
         .map(|p| {

@@ -819,3 +819,49 @@ fn a_log_compaction_lets_readers_skip_the_commits_before_it() {
     let err = Fleet::open(&url).unwrap().rows().unwrap_err().to_string();
     assert!(err.contains("version 5"), "{err}");
 }
+
+/// A table written by the previous build (fleet version 1, without `h3_cells`: the demo
+/// store published as `westminster`, tests/fixtures/fleet-v1): read as it is; a station
+/// publishing to it upgrades the metadata to the current version in its commit, the old
+/// files stay readable beside the new ones, and the Python engine reads both.
+#[test]
+fn a_version_1_table_is_read_and_upgraded_by_the_next_publish() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    common::copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fleet-v1"),
+        &bucket,
+    );
+    let url = format!("file://{}", bucket.display());
+    let old = sorted(Fleet::open(&url).unwrap().rows().unwrap());
+    assert_eq!(old.len(), 62);
+    assert!(old.iter().all(|r| r.station == "westminster"));
+    let store = station(&dir.path().join("north"), &url, 41, 20);
+    let r = Fleet::open(&url)
+        .unwrap()
+        .publish(&store, "north", false)
+        .unwrap();
+    assert_eq!(r.version, Some(2));
+    let commit =
+        std::fs::read_to_string(bucket.join(format!("fleet/_delta_log/{:020}.json", 2))).unwrap();
+    let meta: serde_json::Value = serde_json::from_str(commit.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        meta["metaData"]["configuration"]["footage.fleet.version"],
+        footage::fleet::TABLE_VERSION.to_string()
+    );
+    assert!(meta["metaData"]["schemaString"]
+        .as_str()
+        .unwrap()
+        .contains("h3_cells"));
+    let fleet = Fleet::open(&url).unwrap();
+    let rows = sorted(fleet.rows().unwrap());
+    assert_eq!(rows.len(), 82);
+    let westminster: Vec<FleetRow> = rows
+        .iter()
+        .filter(|r| r.station == "westminster")
+        .cloned()
+        .collect();
+    assert_eq!(westminster, old);
+    assert_eq!(rows.len() - westminster.len(), store.len());
+    python_reads_the_same_rows(&url, &rows);
+}

@@ -69,6 +69,10 @@ pub fn schema() -> Arc<Schema> {
         f("min_lon", DataType::Float64),
         f("max_lon", DataType::Float64),
         f(
+            "h3_cells",
+            DataType::List(Arc::new(Field::new("element", DataType::Int64, true))),
+        ),
+        f(
             "track",
             DataType::List(Arc::new(Field::new(
                 "element",
@@ -123,6 +127,34 @@ fn degrees(values: impl Iterator<Item = Option<i32>>) -> ArrayRef {
     let mut b = Float64Builder::new();
     for v in values {
         b.append_option(v.map(|e7| f64::from(e7) / 1e7));
+    }
+    Arc::new(b.finish())
+}
+
+/// The resolution of the `h3_cells` column (docs/FORMAT.md §24): cells of about 0.1 km²
+/// (edge about 174 m).
+pub const H3_RESOLUTION: h3o::Resolution = h3o::Resolution::Nine;
+
+/// The distinct H3 cells (resolution [`H3_RESOLUTION`]) of a track's fixes, sorted.
+pub fn h3_cells(track: &[crate::meta::GpsFix]) -> Vec<i64> {
+    let mut cells: Vec<i64> = track
+        .iter()
+        .filter_map(|f| {
+            let ll = h3o::LatLng::new(f64::from(f.lat_e7) / 1e7, f64::from(f.lon_e7) / 1e7).ok()?;
+            i64::try_from(u64::from(ll.to_cell(H3_RESOLUTION))).ok()
+        })
+        .collect();
+    cells.sort_unstable();
+    cells.dedup();
+    cells
+}
+
+fn cell_lists(rows: &[FleetRow]) -> ArrayRef {
+    let field = Field::new("element", DataType::Int64, true);
+    let mut b = ListBuilder::new(Int64Builder::new()).with_field(Arc::new(field));
+    for r in rows {
+        b.values().append_slice(&h3_cells(&r.track));
+        b.append(true);
     }
     Arc::new(b.finish())
 }
@@ -187,6 +219,7 @@ pub fn encode(rows: &[FleetRow]) -> Result<Bytes> {
         degrees(boxes.iter().map(|b| b.map(|b| b.2))),
         degrees(boxes.iter().map(|b| b.map(|b| b.1))),
         degrees(boxes.iter().map(|b| b.map(|b| b.3))),
+        cell_lists(rows),
         Arc::new(track),
     ];
     let batch = RecordBatch::try_new(schema(), columns).map_err(invalid)?;
@@ -302,16 +335,13 @@ pub fn decode_with(data: Bytes, station: &str, with_track: bool) -> Result<Vec<F
 
 fn decode_rows(data: Bytes, station: &str, with_track: bool) -> Result<Vec<FleetRow>> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(data).map_err(invalid)?;
-    let builder = if with_track {
-        builder
-    } else {
-        let roots: Vec<usize> = (builder.schema().fields().iter().enumerate())
-            .filter(|(_, f)| f.name() != "track")
-            .map(|(i, _)| i)
-            .collect();
-        let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-        builder.with_projection(mask)
-    };
+    // `h3_cells` is for other engines (derived from the track); `track` only when asked.
+    let roots: Vec<usize> = (builder.schema().fields().iter().enumerate())
+        .filter(|(_, f)| f.name() != "h3_cells" && (with_track || f.name() != "track"))
+        .map(|(i, _)| i)
+        .collect();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let builder = builder.with_projection(mask);
     let reader = builder.build().map_err(invalid)?;
     let mut rows = Vec::new();
     for batch in reader {

@@ -66,6 +66,8 @@ pub struct Snapshot {
     /// the metadata, each live file's `add` (by path), and the `remove`s with their deletion
     /// time (ms).
     pub(super) protocol: Option<String>,
+    /// `footage.fleet.version` of the table's metadata.
+    pub table_version: Option<u32>,
     pub(super) metadata: Option<String>,
     pub(super) adds: BTreeMap<String, String>,
     pub(super) removes: Vec<(i64, String, String)>,
@@ -108,6 +110,7 @@ fn schema_string() -> String {
         f("max_lat", json!("double")),
         f("min_lon", json!("double")),
         f("max_lon", json!("double")),
+        f("h3_cells", list(json!("long"))),
         f("track", list(fix)),
         f("day", json!("date")),
         f("station", json!("string")),
@@ -156,6 +159,23 @@ pub fn create(fleet: &Fleet, now_ms: i64) -> Result<()> {
     ];
     fleet.put_new(&log_name(0), lines(&actions))?;
     Ok(())
+}
+
+/// The `metaData` action that brings a table of an older `footage.fleet.version` to
+/// [`TABLE_VERSION`] (its schema and version; id, partitions and creation time kept), or
+/// `None` if it is current. Version 1 lacked the `h3_cells` column: its files stay as they
+/// are (engines read the column as null there) until their day is rewritten.
+pub fn upgrade(snap: &Snapshot) -> Result<Option<Value>> {
+    if snap.table_version.is_none_or(|v| v >= TABLE_VERSION) {
+        return Ok(None);
+    }
+    let line = snap.metadata.as_deref().unwrap_or("");
+    let mut a: Value =
+        serde_json::from_str(line).map_err(|e| bad(format!("the metadata is not JSON: {e}")))?;
+    let m = &mut a["metaData"];
+    m["schemaString"] = schema_string().into();
+    m["configuration"]["footage.fleet.version"] = TABLE_VERSION.to_string().into();
+    Ok(Some(a))
 }
 
 /// Commits `actions` as `version`: false if another writer took it first.
@@ -236,6 +256,7 @@ pub(super) fn apply(snap: &mut Snapshot, v: u64, text: &[u8]) -> Result<()> {
                 }
                 None => return Err(bad("the table's metadata is not a footage fleet table's")),
             }
+            snap.table_version = tv;
             snap.metadata = Some(line.to_string());
         } else if let Some(add) = a.get("add") {
             let f = data_file(add)?;

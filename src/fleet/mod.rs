@@ -53,7 +53,7 @@ use crate::tier::cloud;
 pub const TABLE_DIR: &str = "fleet";
 /// The version of the table's schema, in its `metaData.configuration` as
 /// `footage.fleet.version` (docs/FORMAT.md, "The fleet table").
-pub const TABLE_VERSION: u32 = 1;
+pub const TABLE_VERSION: u32 = 2;
 /// The actor of `fleet` actions in the audit log.
 pub const FLEET_ACTOR: &str = "fleet";
 

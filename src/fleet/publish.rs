@@ -231,6 +231,9 @@ impl Fleet {
         if actions.is_empty() {
             return Ok(Some(report));
         }
+        if let Some(meta) = delta::upgrade(&snap)? {
+            actions.insert(0, meta);
+        }
         actions.push(json!({"commitInfo": {
             "timestamp": now_ms, "operation": "WRITE",
             "operationParameters": {"mode": "Append", "station": station},

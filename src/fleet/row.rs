@@ -134,6 +134,8 @@ pub fn rows_hash(rows: &[FleetRow]) -> String {
         h.update((b.len() as u64).to_le_bytes());
         h.update(b);
     };
+    // The table version first: a new version (new columns) rewrites every day once.
+    s(&super::TABLE_VERSION.to_le_bytes());
     for r in rows {
         s(r.station.as_bytes());
         s(r.store_id.as_bytes());

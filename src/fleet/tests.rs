@@ -99,3 +99,48 @@ fn station_names_are_path_safe() {
     assert!(parse_target("west").is_err());
     assert!(parse_target("../x:1").is_err());
 }
+
+#[test]
+fn h3_cells_hold_every_fix_once_sorted() {
+    use super::data_file::h3_cells;
+    // A walk of 2 km east along a London street, a fix every 5 m.
+    let track: Vec<GpsFix> = (0..400)
+        .map(|i| {
+            GpsFix::from_degrees(
+                i64::from(i) * 1_000_000,
+                51.5080,
+                -0.1247 + f64::from(i) * 7.2e-5,
+            )
+            .unwrap()
+        })
+        .collect();
+    let cells = h3_cells(&track);
+    assert!(cells.windows(2).all(|w| w[0] < w[1]), "sorted, distinct");
+    // Cells of about 174 m edge: 2 km crosses 10 to 20 of them.
+    assert!((8..=25).contains(&cells.len()), "{}", cells.len());
+    for f in &track {
+        let ll = h3o::LatLng::new(f64::from(f.lat_e7) / 1e7, f64::from(f.lon_e7) / 1e7).unwrap();
+        let c = i64::try_from(u64::from(ll.to_cell(h3o::Resolution::Nine))).unwrap();
+        assert!(cells.binary_search(&c).is_ok());
+        let centre = h3o::LatLng::from(h3o::CellIndex::try_from(c as u64).unwrap());
+        assert!(ll.distance_m(centre) < 260.0, "a fix lies in its cell");
+    }
+    assert!(h3_cells(&[]).is_empty());
+}
+
+#[test]
+fn a_data_file_has_the_h3_cells_column_for_other_engines() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let bytes = encode(&[row(1, 5), row(2, 0)]).unwrap();
+    let r = SerializedFileReader::new(bytes).unwrap();
+    let names: Vec<String> = r
+        .metadata()
+        .file_metadata()
+        .schema_descr()
+        .root_schema()
+        .get_fields()
+        .iter()
+        .map(|f| f.name().to_string())
+        .collect();
+    assert!(names.contains(&"h3_cells".to_string()), "{names:?}");
+}
