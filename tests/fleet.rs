@@ -730,6 +730,23 @@ fn the_station_service_publishes_on_a_schedule() {
     );
     assert!(job["runs"].as_u64().unwrap() >= 2, "{job}");
     assert!(job["last_error"].is_null(), "{job}");
+    // `footage fleet publish` beside the service: a read-only open, its audit entry relayed.
+    let out = common::output(
+        Command::new(env!("CARGO_BIN_EXE_footage"))
+            .arg("--store")
+            .arg(&root)
+            .args([
+                "--actor",
+                "pc-1234",
+                "fleet",
+                "publish",
+                "--station",
+                "west",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    assert!(out.status.success(), "{out:?}");
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert!(child.wait().unwrap().success());

@@ -48,6 +48,9 @@ pub enum Action {
     VideoRangeRefused,
     /// A video's headers were fetched without its bytes (HTTP HEAD).
     VideoHead,
+    /// The catalogue was published to the force's fleet table (`fleet publish`: read and
+    /// copied out, the store unchanged).
+    FleetPublish,
     /// A segment was stored (also a duplicate delivery of one already stored).
     Ingest,
     /// Segments were exported to a directory with a custody manifest.
@@ -136,6 +139,7 @@ const BUILT_IN: &[(Action, &str)] = &[
     (Action::VideoNotModified, "video-not-modified"),
     (Action::VideoRangeRefused, "video-range-refused"),
     (Action::VideoHead, "video-head"),
+    (Action::FleetPublish, "fleet-publish"),
     (Action::Ingest, "ingest"),
     (Action::Export, "export"),
     (Action::Categorize, "categorize"),
@@ -210,6 +214,7 @@ impl Action {
                 | Action::VideoNotModified
                 | Action::VideoRangeRefused
                 | Action::VideoHead
+                | Action::FleetPublish
         )
     }
 
@@ -317,7 +322,8 @@ mod tests {
                 "ticket",
                 "video-not-modified",
                 "video-range-refused",
-                "video-head"
+                "video-head",
+                "fleet-publish"
             ]
         );
         assert_eq!(Action::Ingest.durability(), Durability::Durable);

@@ -30,8 +30,6 @@ use crate::store::Store;
 
 /// Attempts at a commit before giving up (each after other stations took the version).
 const MAX_ATTEMPTS: u32 = 50;
-/// The audit action of a publish.
-pub const PUBLISH_ACTION: &str = "fleet-publish";
 
 /// What a publish did.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -118,7 +116,7 @@ impl Fleet {
         let report = self.publish_days(station, &store_id, &days, true, now_ms, &mut rows_of)?;
         store.audit(
             store.actor(),
-            Action::Custom(PUBLISH_ACTION.into()),
+            Action::FleetPublish,
             None,
             json!({"table": report.table, "station": station, "version": report.version,
                 "days_written": report.days_written, "rows": report.rows,
