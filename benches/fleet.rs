@@ -48,13 +48,6 @@ use footage::{SegmentMeta, Store};
 const STATIONS: usize = 100;
 const HOMES: usize = 12;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// The station (0..100) of a segment: a sub-station of its camera's home station, by officer.
 fn station_of(m: &SegmentMeta) -> usize {
     let home = m
@@ -174,8 +167,8 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let n = env_usize("FOOTAGE_BENCH_SEGMENTS", 450_000);
-    let per_kind = env_usize("FOOTAGE_BENCH_QUERIES", 60);
+    let n = common::env_usize("FOOTAGE_BENCH_SEGMENTS", 450_000);
+    let per_kind = common::env_usize("FOOTAGE_BENCH_QUERIES", 60);
     let (scratch, dir) = match std::env::var_os("FOOTAGE_BENCH_FLEET_DIR") {
         Some(d) => (None, PathBuf::from(d).join(format!("n{n}"))),
         None => {

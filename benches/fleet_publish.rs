@@ -41,13 +41,6 @@ use footage::{Store, StoreOptions};
 use object_store::local::LocalFileSystem;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// The store under `dir/store`, ingested unless `dir/done` says it was.
 fn fixture(dir: &Path, n: usize) -> Store {
     let root = dir.join("store");
@@ -100,7 +93,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let n = env_usize("FOOTAGE_BENCH_SEGMENTS", 1_000_000);
+    let n = common::env_usize("FOOTAGE_BENCH_SEGMENTS", 1_000_000);
     let (scratch, dir) = match std::env::var_os("FOOTAGE_BENCH_FLEET_DIR") {
         Some(d) => (None, PathBuf::from(d).join(format!("publish-n{n}"))),
         None => {

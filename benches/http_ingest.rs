@@ -34,13 +34,6 @@ use criterion::{Criterion, Throughput};
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn payload(len: usize) -> Vec<u8> {
     let mut s = 0x9E37_79B9_7F4A_7C15u64;
     (0..len)
@@ -138,7 +131,7 @@ fn put_server(dir: PathBuf) -> PutServer {
 /// (default 10, the same for every server under test), so they do not take the cores from the
 /// server they measure.
 fn concurrent(streams: usize, data: &Arc<Vec<u8>>, go: impl Fn(usize, &[u8]) + Sync) -> Duration {
-    let nice = env_usize("FOOTAGE_BENCH_CLIENT_NICE", 10) as i32;
+    let nice = common::env_usize("FOOTAGE_BENCH_CLIENT_NICE", 10) as i32;
     let t = Instant::now();
     std::thread::scope(|s| {
         for i in 0..streams {
@@ -169,7 +162,7 @@ fn tus_round(streams: usize, data: &Arc<Vec<u8>>, round: u64, checksum: bool) ->
         footage::server::ServerOptions {
             addr: "127.0.0.1:0".parse().expect("addr"),
             log_requests: false,
-            bulk_nice: env_usize(
+            bulk_nice: common::env_usize(
                 "FOOTAGE_BENCH_BULK_NICE",
                 footage::priority::BULK_NICE as usize,
             ) as i32,
@@ -223,8 +216,8 @@ fn bench_root() -> PathBuf {
 }
 
 fn main() {
-    let mib = env_usize("FOOTAGE_BENCH_MIB", 64);
-    let streams = env_usize("FOOTAGE_BENCH_STREAMS", 8);
+    let mib = common::env_usize("FOOTAGE_BENCH_MIB", 64);
+    let streams = common::env_usize("FOOTAGE_BENCH_STREAMS", 8);
     let data = Arc::new(payload(mib << 20));
     let total = (streams * (mib << 20)) as u64;
     if std::env::var("FOOTAGE_BENCH_CRITERION").as_deref() != Ok("0") {
@@ -255,7 +248,7 @@ fn main() {
         g.finish();
         c.final_summary();
     }
-    let rounds = env_usize("FOOTAGE_BENCH_ROUNDS", 3) as u64;
+    let rounds = common::env_usize("FOOTAGE_BENCH_ROUNDS", 3) as u64;
     // Interleaved rounds, the order rotated so no side always runs on a warmer page cache.
     let (mut tus, mut put, mut putsha, mut tussum) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());

@@ -49,16 +49,9 @@ use footage::{Store, StoreOptions};
 const SEG_LEN: usize = 256 * common::MIB;
 const NGINX: &str = "/usr/sbin/nginx";
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// Rounds of the interleaved pass (`FOOTAGE_BENCH_ROUNDS`, default 5).
 fn rounds() -> usize {
-    env_usize("FOOTAGE_BENCH_ROUNDS", 5).max(1)
+    common::env_usize("FOOTAGE_BENCH_ROUNDS", 5).max(1)
 }
 
 fn criterion_runs() -> bool {
@@ -495,7 +488,7 @@ fn interleaved(targets: &[Target], rounds: usize, mb: usize, test_mode: bool) ->
 fn main() {
     let test_mode = common::cli_test_mode();
     let rounds = if test_mode { 1 } else { rounds() };
-    let mb = env_usize("FOOTAGE_BENCH_RANGE_MB", 128);
+    let mb = common::env_usize("FOOTAGE_BENCH_RANGE_MB", 128);
 
     let dir = common::scratch("http-range-");
     let data = common::random_bytes(SEG_LEN, 14);

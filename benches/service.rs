@@ -37,13 +37,6 @@ const STREAMS: usize = 8;
 const LAT0: f64 = 51.5074;
 const LON0: f64 = -0.1278;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// Segment `n` of the fixture: officer, times and a track wandering from a point near LAT0/LON0.
 fn fixture_meta(n: u64, rng: &mut common::Rng) -> SegmentMeta {
     let start = common::DAY0_US + (n as i64) * 45_000_000;
@@ -141,7 +134,7 @@ fn start_service(segments: usize) -> (Service, Vec<SegmentMeta>) {
     let opts = ServerOptions {
         addr: "127.0.0.1:0".parse().expect("addr"),
         log_requests: false,
-        bulk_nice: env_usize("FOOTAGE_BENCH_SERVICE_BULK_NICE", 10) as i32,
+        bulk_nice: common::env_usize("FOOTAGE_BENCH_SERVICE_BULK_NICE", 10) as i32,
         ..ServerOptions::default()
     };
     let common::Served { rt, addr, stop } = common::serve(&store, opts);
@@ -190,7 +183,7 @@ fn ingest_load(
     stop: Arc<AtomicBool>,
 ) -> Vec<std::thread::JoinHandle<u64>> {
     let next = Arc::new(AtomicU64::new(1 << 40));
-    let nice = env_usize("FOOTAGE_BENCH_SERVICE_CLIENT_NICE", 10) as i32;
+    let nice = common::env_usize("FOOTAGE_BENCH_SERVICE_CLIENT_NICE", 10) as i32;
     (0..STREAMS)
         .map(|s| {
             let (stop, next) = (Arc::clone(&stop), Arc::clone(&next));
@@ -251,9 +244,9 @@ fn summarize(label: &str, lat: &[(&'static str, Duration)]) -> Vec<(String, Dura
 }
 
 fn bench_service(c: &mut Criterion) {
-    let segments = env_usize("FOOTAGE_BENCH_SERVICE_SEGMENTS", 2_000);
-    let per_kind = env_usize("FOOTAGE_BENCH_SERVICE_QUERIES", 200);
-    let mb = env_usize("FOOTAGE_BENCH_SERVICE_MB", 64);
+    let segments = common::env_usize("FOOTAGE_BENCH_SERVICE_SEGMENTS", 2_000);
+    let per_kind = common::env_usize("FOOTAGE_BENCH_SERVICE_QUERIES", 200);
+    let mb = common::env_usize("FOOTAGE_BENCH_SERVICE_MB", 64);
     let test_mode = common::cli_test_mode();
     let (segments, per_kind) = if test_mode {
         (40, 4)

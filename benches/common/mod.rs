@@ -361,3 +361,11 @@ pub fn serve(store: &footage::Store, opts: footage::server::ServerOptions) -> Se
     });
     Served { rt, addr, stop }
 }
+
+/// The number in environment variable `name`, or `default` when it is unset or not a number.
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
