@@ -214,9 +214,29 @@ fn fleet_life(url: &str, dir: &Path, queries: usize) {
         "only {hits} of {queries} queries had results"
     );
 
-    // A second publish with nothing changed writes nothing.
+    // A second publish with nothing changed reads no segment and writes nothing.
     for r in publish_all(url, &stores) {
-        assert_eq!((r.version, r.days_written), (None, 0), "{r:?}");
+        assert_eq!(
+            (r.version, r.days_written, r.days_read),
+            (None, 0, 0),
+            "{r:?}"
+        );
+    }
+    // A pin changes no row: its day is read once and its file re-tagged (no data written),
+    // then it is not read again.
+    stores[0]
+        .pin(stores[0].segment_ids()[1], None, "t")
+        .unwrap();
+    for (round, (reads, version)) in [(1, true), (0, false)].into_iter().enumerate() {
+        let r = Fleet::open(url)
+            .unwrap()
+            .publish(&stores[0], STATIONS[0], false)
+            .unwrap();
+        assert_eq!(
+            (r.days_read, r.days_written, r.version.is_some()),
+            (reads, 0, version),
+            "round {round}: {r:?}"
+        );
     }
 
     // Label changes and holds, published: only the days they touch are rewritten.
@@ -239,6 +259,11 @@ fn fleet_life(url: &str, dir: &Path, queries: usize) {
     assert!(reports
         .iter()
         .all(|r| r.days_written >= 1 && r.days_written <= 3));
+    // Only the days whose catalogue changed were read.
+    assert!(
+        reports.iter().all(|r| r.days_read == r.days_written),
+        "{reports:?}"
+    );
     compare(&fleet, &stores, queries, 2, "after labels and holds");
     let q = Query::new().tag("reviewed");
     assert_eq!(fleet_answer(&fleet, &q).len(), 1);
@@ -617,10 +642,17 @@ fn a_segment_that_cannot_be_read_keeps_its_published_row_and_the_rest_is_publish
     assert_eq!(rows.len(), 40);
     assert_eq!(rows.iter().filter(|r| r.deleted).count(), 0);
 
+    // The day with the unreadable segment is read again (its fingerprint was not kept); the
+    // others are not.
     let again = fleet.publish(&store, "west", false).unwrap();
     assert_eq!(
-        (again.version, again.days_written, again.unreadable.clone()),
-        (None, 0, vec![bad]),
+        (
+            again.version,
+            again.days_written,
+            again.days_read,
+            again.unreadable.clone()
+        ),
+        (None, 0, 1, vec![bad]),
         "{again:?}"
     );
     drop(store);

@@ -80,6 +80,9 @@ pub fn add_action(path: &str, f: &DataFile, rows: &[FleetRow], now_ms: i64) -> V
             delta::TAG_BBOX: bbox,
         },
     }});
+    if let Some(fp) = &f.catalog_fp {
+        add["add"]["tags"][delta::TAG_CATALOG] = fp.as_str().into();
+    }
     let live = || rows.iter().filter(|r| !r.deleted);
     let sets = [
         (

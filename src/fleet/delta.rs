@@ -32,6 +32,10 @@ pub const TAG_BBOX: &str = "footage.bbox_e7";
 pub const TAG_OFFICERS: &str = "footage.officers";
 pub const TAG_DEVICES: &str = "footage.devices";
 pub const TAG_LABELS: &str = "footage.labels";
+/// `add.tags` key: the catalogue fingerprint of the station's segments of that day when the
+/// file was written (`publish::catalog_fp`): a publish that finds it unchanged does not read
+/// the day's segments. Absent when a segment could not be read.
+pub const TAG_CATALOG: &str = "footage.catalog_fp";
 /// The most values a key tag lists.
 pub const MAX_KEYS: usize = 256;
 
@@ -53,6 +57,8 @@ pub struct DataFile {
     pub officers: Option<Vec<String>>,
     pub devices: Option<Vec<String>>,
     pub labels: Option<Vec<String>>,
+    /// The catalogue fingerprint the file was written from (`TAG_CATALOG`).
+    pub catalog_fp: Option<String>,
 }
 
 /// The table at one version.
@@ -219,6 +225,7 @@ fn data_file(add: &Value) -> Result<DataFile> {
         officers: keys(add, TAG_OFFICERS),
         devices: keys(add, TAG_DEVICES),
         labels: keys(add, TAG_LABELS),
+        catalog_fp: tag(add, TAG_CATALOG).map(str::to_string),
     })
 }
 

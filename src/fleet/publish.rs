@@ -18,6 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 
 use super::actions::{add_action, remove_action};
 use super::delta::{self, DataFile, Snapshot};
@@ -44,6 +45,9 @@ pub struct PublishReport {
     pub days_written: usize,
     /// Days already up to date.
     pub days_unchanged: usize,
+    /// Days whose segments were read from the store (the others' catalogue fingerprint
+    /// matched their file's: nothing of them changed since it was written).
+    pub days_read: usize,
     /// Live segments published (in the days written).
     pub rows: usize,
     /// Rows kept as deleted (in the days written).
@@ -73,6 +77,54 @@ struct DayChange {
 struct DayRows {
     rows: Vec<FleetRow>,
     unreadable: Vec<u64>,
+}
+
+/// Where a publish's rows come from: a day's rows, and a fingerprint of what the day's rows
+/// are made of, from memory (`None`: no fingerprint, always read the rows).
+struct Source<'a> {
+    rows_of: &'a mut dyn FnMut(&str) -> Result<DayRows>,
+    fingerprint: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// The fingerprint of segments `ids` (one day's, in catalogue order): the table version,
+/// the store, and per segment its id, its catalogue flags (tier) and its changed labels and
+/// holds. What a row holds besides is fixed at ingest (the commit record and track never
+/// change), so equal fingerprints mean equal rows; a pin or a label put back changes it
+/// without changing the rows (then the day is read once more, and re-tagged).
+fn catalog_fp(store: &Store, store_id: &str, ids: &[u64]) -> String {
+    let cat = store.inner.catalog.read();
+    let mut h = Sha256::new();
+    h.update(super::TABLE_VERSION.to_le_bytes());
+    h.update(store_id.as_bytes());
+    for &id in ids {
+        h.update(id.to_le_bytes());
+        h.update(cat.get(id).map_or(u32::MAX, |e| e.flags).to_le_bytes());
+        match cat.state(id) {
+            None => h.update([0]),
+            Some(s) => {
+                h.update([1]);
+                let st = &s.state;
+                for list in [&st.categories, &st.cases, &st.tags, &st.holds] {
+                    h.update((list.len() as u64).to_le_bytes());
+                    for v in list {
+                        h.update((v.len() as u64).to_le_bytes());
+                        h.update(v.as_bytes());
+                    }
+                }
+            }
+        }
+    }
+    crate::util::hex(&h.finalize()[..16])
+}
+
+/// The `add` of live file `f` again (same path, `dataChange: false`) with catalogue
+/// fingerprint `fp`; `None` if the snapshot has no `add` line for it.
+fn retag(snap: &Snapshot, f: &DataFile, fp: &str) -> Option<Value> {
+    let mut a: Value = serde_json::from_str(snap.adds.get(&f.path)?).ok()?;
+    let add = a.get_mut("add")?;
+    add["dataChange"] = false.into();
+    add["tags"][delta::TAG_CATALOG] = fp.into();
+    Some(a)
 }
 
 impl Fleet {
@@ -108,12 +160,15 @@ impl Fleet {
                 .push(r.id);
         }
         let days: BTreeSet<String> = by_day.keys().cloned().collect();
-        let mut rows_of = |day: &str| {
-            let ids = by_day.get(day).map(Vec::as_slice).unwrap_or(&[]);
-            day_rows(&quiet, station, &store_id, ids)
+        let mut source = Source {
+            rows_of: &mut |day: &str| {
+                let ids = by_day.get(day).map(Vec::as_slice).unwrap_or(&[]);
+                day_rows(&quiet, station, &store_id, ids)
+            },
+            fingerprint: &|day: &str| Some(catalog_fp(&quiet, &store_id, by_day.get(day)?)),
         };
         let now_ms = store.inner.now_us().div_euclid(1000);
-        let report = self.publish_days(station, &store_id, &days, true, now_ms, &mut rows_of)?;
+        let report = self.publish_days(station, &store_id, &days, true, now_ms, &mut source)?;
         store.audit(
             store.actor(),
             Action::FleetPublish,
@@ -137,14 +192,17 @@ impl Fleet {
     ) -> Result<PublishReport> {
         check_station(station)?;
         let days: BTreeSet<String> = rows.keys().cloned().collect();
-        let mut rows_of = |day: &str| {
-            Ok(DayRows {
-                rows: rows.get(day).cloned().unwrap_or_default(),
-                unreadable: Vec::new(),
-            })
+        let mut source = Source {
+            rows_of: &mut |day: &str| {
+                Ok(DayRows {
+                    rows: rows.get(day).cloned().unwrap_or_default(),
+                    unreadable: Vec::new(),
+                })
+            },
+            fingerprint: &|_: &str| None,
         };
         let now_ms = crate::util::now_us().div_euclid(1000);
-        self.publish_days(station, store_id, &days, false, now_ms, &mut rows_of)
+        self.publish_days(station, store_id, &days, false, now_ms, &mut source)
     }
 
     /// Publishes the rows `rows_of` gives for `days` (with `whole`, `days` are all the
@@ -157,7 +215,7 @@ impl Fleet {
         days: &BTreeSet<String>,
         whole: bool,
         now_ms: i64,
-        rows_of: &mut dyn FnMut(&str) -> Result<DayRows>,
+        source: &mut Source<'_>,
     ) -> Result<PublishReport> {
         let mut attempts = 0;
         loop {
@@ -168,7 +226,7 @@ impl Fleet {
                 )));
             }
             if let Some(r) =
-                self.publish_once(station, store_id, (days, whole), now_ms, rows_of, attempts)?
+                self.publish_once(station, store_id, (days, whole), now_ms, source, attempts)?
             {
                 return Ok(r);
             }
@@ -182,7 +240,7 @@ impl Fleet {
         store_id: &str,
         (source_days, whole): (&BTreeSet<String>, bool),
         now_ms: i64,
-        rows_of: &mut dyn FnMut(&str) -> Result<DayRows>,
+        source: &mut Source<'_>,
         attempts: u32,
     ) -> Result<Option<PublishReport>> {
         let mut snap = self.latest()?;
@@ -202,6 +260,7 @@ impl Fleet {
             version: None,
             days_written: 0,
             days_unchanged: 0,
+            days_read: 0,
             rows: 0,
             deleted_rows: 0,
             files_removed: 0,
@@ -212,10 +271,29 @@ impl Fleet {
         let mut actions = Vec::new();
         for day in days {
             let old = mine.get(day).map(Vec::as_slice).unwrap_or(&[]);
-            let got = rows_of(day)?;
+            let fp = (source.fingerprint)(day);
+            if let (Some(fp), [f]) = (fp.as_deref(), old) {
+                if f.catalog_fp.as_deref() == Some(fp) {
+                    report.days_unchanged += 1;
+                    continue;
+                }
+            }
+            let got = (source.rows_of)(day)?;
+            report.days_read += 1;
+            // A day with an unreadable segment is read again next time.
+            let fp = fp.filter(|_| got.unreadable.is_empty());
             report.unreadable.extend(&got.unreadable);
-            match self.day_change(got, station, store_id, day, old, now_ms)? {
-                None => report.days_unchanged += 1,
+            match self.day_change(got, (station, store_id, day), old, fp.as_deref(), now_ms)? {
+                None => {
+                    report.days_unchanged += 1;
+                    // Same rows, new fingerprint (a pin, a label put back): the file's
+                    // `add` again with it, so the day is not read next time.
+                    if let (Some(fp), [f]) = (fp, old) {
+                        if let Some(a) = retag(&snap, f, &fp) {
+                            actions.push(a);
+                        }
+                    }
+                }
                 Some(c) => {
                     report.days_written += 1;
                     report.rows += c.live;
@@ -267,10 +345,9 @@ impl Fleet {
     fn day_change(
         &self,
         got: DayRows,
-        station: &str,
-        store_id: &str,
-        day: &str,
+        (station, store_id, day): (&str, &str, &str),
         old: &[DataFile],
+        catalog_fp: Option<&str>,
         now_ms: i64,
     ) -> Result<Option<DayChange>> {
         let DayRows {
@@ -336,6 +413,7 @@ impl Fleet {
             officers: None,
             devices: None,
             labels: None,
+            catalog_fp: catalog_fp.map(str::to_string),
         };
         self.put(&path, bytes)?;
         crate::fail::point("fleet.file_written");
