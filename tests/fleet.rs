@@ -330,6 +330,7 @@ fn fleet_life(url: &str, dir: &Path, queries: usize) {
     assert!(text.contains("no cloud copy"), "{text}");
 
     python_reads_the_same_rows(url, &rows);
+    datafusion_answers_as_fleet_find(url, &fleet, &rows);
 }
 
 /// The `deltalake` package reads the table and finds the same rows.
@@ -403,6 +404,110 @@ for r in t.to_pylist():
     ours.sort();
     assert_eq!(theirs.len(), ours.len());
     assert_eq!(theirs, ours);
+}
+
+/// DataFusion (the query engine inside the `deltalake` package, `QueryBuilder`) answers SQL
+/// over the table as `fleet find` does: officer, device and label queries over a window
+/// drawn from the table's rows, as SQL on the columns, give the same segments.
+fn datafusion_answers_as_fleet_find(url: &str, fleet: &Fleet, rows: &[FleetRow]) {
+    let Some(py) = delta_python() else {
+        common::skip(
+            "fleet: datafusion_answers_as_fleet_find",
+            "no Python with deltalake and pyarrow (scripts/test.sh installs them in target/test-venv)",
+        );
+        return;
+    };
+    let mut cases: Vec<(String, Query)> = Vec::new();
+    for (i, r) in rows
+        .iter()
+        .filter(|r| !r.deleted)
+        .step_by(7)
+        .take(24)
+        .enumerate()
+    {
+        let (lo, hi) = (r.start_us - 3_600_000_000, r.start_us + 3_600_000_000);
+        let window =
+            format!("cast(\"start\" as bigint) <= {hi} and cast(\"end\" as bigint) >= {lo}");
+        let q = Query::new().from(lo).to(hi);
+        let (cond, q) = match i % 3 {
+            0 => (
+                format!("officer = '{}'", r.officer),
+                q.officer(r.officer.clone()),
+            ),
+            1 => (
+                format!("device = '{}'", r.device),
+                q.device(r.device.clone()),
+            ),
+            _ => match r.tags.first() {
+                Some(t) => (format!("array_has(tags, '{t}')"), q.tag(t.clone())),
+                None => (
+                    format!("officer = '{}'", r.officer),
+                    q.officer(r.officer.clone()),
+                ),
+            },
+        };
+        let sql = format!(
+            "select station, store_id, segment_id from fleet where not deleted and {cond} and {window}"
+        );
+        cases.push((sql, q));
+    }
+    let script = r#"
+import json, sys
+import pyarrow as pa
+from deltalake import DeltaTable, QueryBuilder
+url = sys.argv[1]
+opts = {}
+if url.startswith("az://"):
+    opts = {"use_emulator": "true", "account_name": "devstoreaccount1"}
+elif url.startswith("file://"):
+    url = url[len("file://"):]
+qb = QueryBuilder().register("fleet", DeltaTable(url, storage_options=opts))
+for sql in json.load(sys.stdin):
+    rows = pa.table(qb.execute(sql).read_all()).to_pylist()
+    print(json.dumps(sorted([r["station"], r["store_id"], r["segment_id"]] for r in rows)))
+"#;
+    let sqls: Vec<&String> = cases.iter().map(|(s, _)| s).collect();
+    let mut child = Command::new(py)
+        .args(["-c", script, &format!("{url}/fleet")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        serde_json::to_string(&sqls).unwrap().as_bytes(),
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answers: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(answers.len(), cases.len());
+    let mut found = 0;
+    for ((sql, q), theirs) in cases.iter().zip(answers) {
+        let mut ours: Vec<(String, String, u64)> = fleet
+            .find(q)
+            .unwrap()
+            .results
+            .into_iter()
+            .map(|h| (h.row.station, h.row.store_id, h.row.segment_id))
+            .collect();
+        ours.sort();
+        found += ours.len();
+        assert_eq!(serde_json::json!(ours), theirs, "{sql}");
+    }
+    assert!(
+        found >= cases.len(),
+        "the queries found too little: {found}"
+    );
 }
 
 /// A Python with `deltalake` and `pyarrow`: `FOOTAGE_TEST_PYTHON`, else the virtualenv
