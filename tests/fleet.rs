@@ -930,9 +930,10 @@ fn sorted(mut rows: Vec<FleetRow>) -> Vec<FleetRow> {
     rows
 }
 
-/// After its 100th commit the table gets a log compaction: a new reader starts from it (a
-/// damaged commit before it does not matter), sees the rows that replaying every commit
-/// gives, and the Python engine, which replays the commits, reads the same rows.
+/// After its 100th commit the table gets a log compaction and a Delta checkpoint: a new
+/// reader starts from the compaction (a damaged commit before it does not matter) and sees
+/// the rows that replaying every commit gives; the Python engine reads the same rows,
+/// whether it replays the commits or starts from the checkpoint.
 #[test]
 fn a_log_compaction_lets_readers_skip_the_commits_before_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -957,13 +958,32 @@ fn a_log_compaction_lets_readers_skip_the_commits_before_it() {
     let all = sorted(fleet.rows().unwrap());
     assert_eq!(all.len(), 210);
     python_reads_the_same_rows(&url, &all);
+    // The Delta checkpoint of the same version, and the pointer to it.
+    assert!(log.join(format!("{:020}.checkpoint.parquet", 99)).exists());
+    let last: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(log.join("_last_checkpoint")).unwrap()).unwrap();
+    assert_eq!(last["version"], 99, "{last}");
+    assert_eq!(last["numOfAddFiles"], 99, "{last}");
+    // The Python engine starts from the checkpoint: without the commits before it (and
+    // without the compaction, which it does not read) it reads the same rows.
+    let copy = dir.path().join("copy");
+    common::copy_dir(&dir.path().join("bucket"), &copy);
+    let copy_log = copy.join("fleet/_delta_log");
+    for v in 0..=99 {
+        std::fs::remove_file(copy_log.join(format!("{v:020}.json"))).unwrap();
+    }
+    std::fs::remove_file(copy_log.join(compaction.file_name().unwrap())).unwrap();
+    python_reads_the_same_rows(&format!("file://{}", copy.display()), &all);
 
-    // A reader that starts from the compaction never reads commit 5.
+    // A reader that starts from the compaction never reads commit 5: found through
+    // `_last_checkpoint`, or among the listed log when the pointer does not read.
     std::fs::write(log.join(format!("{:020}.json", 5)), b"{not json").unwrap();
     let fresh = Fleet::open(&url).unwrap();
     assert_eq!(sorted(fresh.rows().unwrap()), all);
     let q = Query::new().tag("traffic");
     assert_eq!(fleet_answer(&fresh, &q), fleet_answer(&fleet, &q));
+    std::fs::write(log.join("_last_checkpoint"), b"{\"vers").unwrap();
+    assert_eq!(sorted(Fleet::open(&url).unwrap().rows().unwrap()), all);
     // Without the compaction, the damaged commit is met (so it was the compaction that served).
     std::fs::remove_file(&compaction).unwrap();
     let err = Fleet::open(&url).unwrap().rows().unwrap_err().to_string();

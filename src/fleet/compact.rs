@@ -48,24 +48,44 @@ pub fn newest(fleet: &Fleet, names: &[String]) -> Option<Snapshot> {
         .map(|(_, y)| y)
         .collect();
     ends.sort_unstable();
-    for y in ends.into_iter().rev() {
-        let text = match fleet.read(&name(y)) {
-            Ok(Some(t)) => t,
-            Ok(None) => continue,
-            Err(e) => {
-                tracing::warn!(compaction = y, error = %e, "fleet table: a log compaction could not be read; replaying commits");
-                continue;
-            }
-        };
-        let mut snap = Snapshot::default();
-        match delta::apply(&mut snap, y, &text) {
-            Ok(()) => return Some(snap),
-            Err(e) => {
-                tracing::warn!(compaction = y, error = %e, "fleet table: a log compaction does not read; replaying commits");
-            }
+    ends.into_iter().rev().find_map(|y| at(fleet, y))
+}
+
+/// The table at the compaction of versions 0 to `y`, if it is there and reads.
+pub fn at(fleet: &Fleet, y: u64) -> Option<Snapshot> {
+    let text = match fleet.read(&name(y)) {
+        Ok(t) => t?,
+        Err(e) => {
+            tracing::warn!(compaction = y, error = %e, "fleet table: a log compaction could not be read; replaying commits");
+            return None;
+        }
+    };
+    let mut snap = Snapshot::default();
+    match delta::apply(&mut snap, y, &text) {
+        Ok(()) => Some(snap),
+        Err(e) => {
+            tracing::warn!(compaction = y, error = %e, "fleet table: a log compaction does not read; replaying commits");
+            None
         }
     }
-    None
+}
+
+/// The actions of `snap` reconciled (as JSON lines): the protocol, the metadata, the
+/// `remove` tombstones younger than [`TOMBSTONE_MS`] of files not live, then the `add` of
+/// every live file. A compaction and a checkpoint (`checkpoint.rs`) hold these.
+pub(super) fn reconciled(snap: &Snapshot, now_ms: i64) -> Vec<&str> {
+    let mut out: Vec<&str> = [&snap.protocol, &snap.metadata]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    for (at, path, line) in &snap.removes {
+        if now_ms.saturating_sub(*at) < TOMBSTONE_MS && !snap.adds.contains_key(path) {
+            out.push(line);
+        }
+    }
+    out.extend(snap.adds.values().map(String::as_str));
+    out
 }
 
 /// Whether a compaction is due after committing `version`.
@@ -79,20 +99,9 @@ pub fn write(fleet: &Fleet, snap: &Snapshot, now_ms: i64) -> Result<()> {
         return Ok(());
     };
     let mut out = String::new();
-    let mut push = |line: &str| {
+    for line in reconciled(snap, now_ms) {
         out.push_str(line);
         out.push('\n');
-    };
-    for line in [&snap.protocol, &snap.metadata].into_iter().flatten() {
-        push(line);
-    }
-    for (at, path, line) in &snap.removes {
-        if now_ms.saturating_sub(*at) < TOMBSTONE_MS && !snap.adds.contains_key(path) {
-            push(line);
-        }
-    }
-    for line in snap.adds.values() {
-        push(line);
     }
     fleet.put(&name(y), Bytes::from(out))
 }

@@ -283,9 +283,21 @@ pub(super) fn apply(snap: &mut Snapshot, v: u64, text: &[u8]) -> Result<()> {
 }
 
 /// The table's latest version and its live files (an empty snapshot if there is no table):
-/// from the newest log compaction of versions 0 to N, if there is one that reads, then the
+/// from the log compaction at the version `_last_checkpoint` names, else the newest log
+/// compaction of versions 0 to N among the listed log, if there is one that reads, then the
 /// commits after it.
 pub fn snapshot(fleet: &Fleet) -> Result<Snapshot> {
+    // The shortcut: the compaction at the version `_last_checkpoint` names, then the
+    // commits listed after it.
+    if let Some(mut snap) =
+        super::checkpoint::last(fleet).and_then(|c| super::compact::at(fleet, c))
+    {
+        let names = fleet.list_after(LOG_DIR, snap.version.map(log_name).as_deref())?;
+        let mut versions: Vec<u64> = names.iter().filter_map(|n| parse_version(n)).collect();
+        versions.sort_unstable();
+        catch_up(fleet, &mut snap, &versions)?;
+        return Ok(snap);
+    }
     let names = fleet.list(LOG_DIR)?;
     let mut versions: Vec<u64> = names.iter().filter_map(|n| parse_version(n)).collect();
     versions.sort_unstable();

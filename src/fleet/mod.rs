@@ -24,9 +24,10 @@
 //!
 //! Here: the connection ([`Fleet`]); `row.rs` (a row, its hash), `data_file.rs` (Parquet),
 //! `delta.rs` (the log: snapshot, commit), `actions.rs` (a publish's add and remove actions), `compact.rs` (log compactions, so a reader does not
-//! replay every commit), `publish.rs`, `find.rs`, `get.rs`.
+//! replay every commit), `checkpoint.rs` (Delta checkpoints, the same for other engines), `publish.rs`, `find.rs`, `get.rs`.
 
 mod actions;
+mod checkpoint;
 mod compact;
 mod data_file;
 mod delta;
@@ -216,11 +217,21 @@ impl Fleet {
 
     /// The names of the objects directly or indirectly under `rel`.
     fn list(&self, rel: &str) -> Result<Vec<String>> {
+        self.list_after(rel, None)
+    }
+
+    /// The names of the objects under `rel` whose path (relative to the table) sorts after
+    /// `after` (all of them if `None`).
+    fn list_after(&self, rel: &str, after: Option<&str>) -> Result<Vec<String>> {
         use futures::TryStreamExt;
         let path = self.path(rel);
+        let listing = match after {
+            Some(a) => self.store.list_with_offset(Some(&path), &self.path(a)),
+            None => self.store.list(Some(&path)),
+        };
         let metas: Vec<_> = self
             .rt
-            .block_on(self.store.list(Some(&path)).try_collect())
+            .block_on(listing.try_collect())
             .map_err(cloud(format!("list {path}")))?;
         Ok(metas
             .into_iter()
