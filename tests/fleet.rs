@@ -994,6 +994,62 @@ fn a_log_compaction_lets_readers_skip_the_commits_before_it() {
     assert!(err.contains("version 5"), "{err}");
 }
 
+/// Once a checkpoint is older than the log's retention (30 days), a publish's cleanup deletes
+/// the commits, checkpoints and compactions before it: what is left starts at that
+/// checkpoint, footage (through `_last_checkpoint`, or listing) and the Python engine read
+/// the same rows as before, and a publish goes on from it. Nothing younger is deleted.
+#[test]
+fn the_log_before_an_old_checkpoint_is_cleaned_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().join("bucket").display());
+    let fleet = Fleet::open(&url).unwrap();
+    let publish = |i: u64| {
+        let station = format!("s{}", i % 4);
+        let start = T0 + (i / 4) as i64 * DAY + i as i64 * 1000;
+        let day = footage::fleet::day_of(start);
+        let rows = vec![made_row(&station, i, start)];
+        fleet
+            .publish_rows(&station, &format!("{:032x}", 9), &[(day, rows)].into())
+            .unwrap()
+    };
+    for i in 0..205u64 {
+        assert_eq!(publish(i).version, Some(i + 1));
+    }
+    let log = dir.path().join("bucket/fleet/_delta_log");
+    let names = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&log)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = sorted(fleet.rows().unwrap());
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    // Nothing is older than the retention yet.
+    assert_eq!(fleet.clean_log_at(now_ms).unwrap(), 0);
+    assert_eq!(names().len(), 206 + 2 * 2 + 1);
+    // 31 days on: everything before checkpoint 199 goes (199 commits, checkpoint and
+    // compaction 99); commit 199 and the ones after stay.
+    let deleted = fleet.clean_log_at(now_ms + 31 * DAY / 1000).unwrap();
+    assert_eq!(deleted, 199 + 2);
+    let mut expect: Vec<String> = (199..=205).map(|v| format!("{v:020}.json")).collect();
+    expect.push(format!("{:020}.{:020}.compacted.json", 0, 199));
+    expect.push(format!("{:020}.checkpoint.parquet", 199));
+    expect.push("_last_checkpoint".into());
+    expect.sort();
+    assert_eq!(names(), expect);
+    assert_eq!(sorted(Fleet::open(&url).unwrap().rows().unwrap()), before);
+    python_reads_the_same_rows(&url, &before);
+    std::fs::write(log.join("_last_checkpoint"), b"[]").unwrap();
+    assert_eq!(sorted(Fleet::open(&url).unwrap().rows().unwrap()), before);
+    // Run again: nothing more to delete; a publish goes on from the cleaned log.
+    assert_eq!(fleet.clean_log_at(now_ms + 31 * DAY / 1000).unwrap(), 0);
+    assert_eq!(publish(205).version, Some(206));
+    let after = Fleet::open(&url).unwrap().rows().unwrap();
+    assert_eq!(after.len(), before.len() + 1);
+}
+
 /// A table written by the previous build (fleet version 1, without `h3_cells`: the demo
 /// store published as `westminster`, tests/fixtures/fleet-v1): read as it is; a station
 /// publishing to it upgrades the metadata to the current version in its commit, the old

@@ -39,6 +39,14 @@ fn name(y: u64) -> String {
     format!("{LOG_DIR}/{y:020}.checkpoint.parquet")
 }
 
+/// The version of a checkpoint's file name.
+pub(super) fn parse(name: &str) -> Option<u64> {
+    let d = name.strip_suffix(".checkpoint.parquet")?;
+    (d.len() == 20 && d.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| d.parse().ok())
+        .flatten()
+}
+
 /// The version `_last_checkpoint` names, if it is there and reads.
 pub fn last(fleet: &Fleet) -> Option<u64> {
     let text = match fleet.read(&format!("{LOG_DIR}/{LAST}")) {

@@ -29,7 +29,7 @@ fn name(y: u64) -> String {
 }
 
 /// (x, y) of a compaction's file name.
-fn parse(name: &str) -> Option<(u64, u64)> {
+pub(super) fn parse(name: &str) -> Option<(u64, u64)> {
     let (x, y) = name.strip_suffix(".compacted.json")?.split_once('.')?;
     let num = |d: &str| {
         (d.len() == 20 && d.bytes().all(|b| b.is_ascii_digit()))

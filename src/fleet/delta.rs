@@ -189,7 +189,7 @@ pub fn commit(fleet: &Fleet, version: u64, actions: &[Value]) -> Result<bool> {
     fleet.put_new(&log_name(version), lines(actions))
 }
 
-fn parse_version(name: &str) -> Option<u64> {
+pub(super) fn parse_version(name: &str) -> Option<u64> {
     let digits = name.strip_suffix(".json")?;
     (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
         .then(|| digits.parse().ok())

@@ -24,10 +24,12 @@
 //!
 //! Here: the connection ([`Fleet`]); `row.rs` (a row, its hash), `data_file.rs` (Parquet),
 //! `delta.rs` (the log: snapshot, commit), `actions.rs` (a publish's add and remove actions), `compact.rs` (log compactions, so a reader does not
-//! replay every commit), `checkpoint.rs` (Delta checkpoints, the same for other engines), `publish.rs`, `find.rs`, `get.rs`.
+//! replay every commit), `checkpoint.rs` (Delta checkpoints, the same for other engines), `cleanup.rs`
+//! (old commits deleted once a checkpoint older than the log's retention covers them), `publish.rs`, `find.rs`, `get.rs`.
 
 mod actions;
 mod checkpoint;
+mod cleanup;
 mod compact;
 mod data_file;
 mod delta;
@@ -217,12 +219,46 @@ impl Fleet {
 
     /// The names of the objects directly or indirectly under `rel`.
     fn list(&self, rel: &str) -> Result<Vec<String>> {
-        self.list_after(rel, None)
+        Ok(self
+            .list_meta(rel, None)?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect())
     }
 
     /// The names of the objects under `rel` whose path (relative to the table) sorts after
     /// `after` (all of them if `None`).
     fn list_after(&self, rel: &str, after: Option<&str>) -> Result<Vec<String>> {
+        Ok(self
+            .list_meta(rel, after)?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect())
+    }
+
+    /// Deletes the objects at `rels` (relative to the table); one already gone is not an
+    /// error. Batched where the store allows (S3, Azure).
+    fn delete_all(&self, rels: &[String]) -> Result<()> {
+        use futures::StreamExt;
+        let paths: Vec<object_store::Result<ObjPath>> =
+            rels.iter().map(|r| Ok(self.path(r))).collect();
+        let results: Vec<_> = self.rt.block_on(
+            self.store
+                .delete_stream(futures::stream::iter(paths).boxed())
+                .collect(),
+        );
+        for r in results {
+            match r {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(cloud("delete from the fleet log")(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The names and modification times (ms since 1970) of the objects under `rel` whose
+    /// path (relative to the table) sorts after `after` (all of them if `None`).
+    fn list_meta(&self, rel: &str, after: Option<&str>) -> Result<Vec<(String, i64)>> {
         use futures::TryStreamExt;
         let path = self.path(rel);
         let listing = match after {
@@ -235,7 +271,10 @@ impl Fleet {
             .map_err(cloud(format!("list {path}")))?;
         Ok(metas
             .into_iter()
-            .filter_map(|m| m.location.filename().map(str::to_string))
+            .filter_map(|m| {
+                let name = m.location.filename()?.to_string();
+                Some((name, m.last_modified.timestamp_millis()))
+            })
             .collect())
     }
 }

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use super::actions::{add_action, remove_action};
 use super::delta::{self, DataFile, Snapshot};
 use super::row::{rows_hash, FleetRow};
-use super::{check_station, checkpoint, compact, data_file, Fleet};
+use super::{check_station, checkpoint, cleanup, compact, data_file, Fleet};
 use crate::audit::Action;
 use crate::error::{Error, Result};
 use crate::index::query::Query;
@@ -325,9 +325,10 @@ impl Fleet {
                     // Only a reader's shortcut: the commit stands whatever happens here.
                     let done = delta::refresh(self, &mut snap)
                         .and_then(|()| compact::write(self, &snap, now_ms))
-                        .and_then(|()| checkpoint::write(self, &snap, now_ms));
+                        .and_then(|()| checkpoint::write(self, &snap, now_ms))
+                        .and_then(|()| cleanup::run(self, now_ms).map(|_| ()));
                     if let Err(e) = done {
-                        tracing::warn!(version, error = %e, "fleet table: log compaction or checkpoint not written");
+                        tracing::warn!(version, error = %e, "fleet table: log compaction, checkpoint or cleanup not done");
                     }
                 }
                 return Ok(Some(report));
