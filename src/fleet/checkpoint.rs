@@ -22,9 +22,6 @@ use arrow_array::{
 use arrow_buffer::NullBuffer;
 use arrow_schema::{Field, Fields, Schema};
 use bytes::Bytes;
-use parquet::arrow::ArrowWriter;
-use parquet::basic::Compression;
-use parquet::file::properties::WriterProperties;
 use serde_json::{json, Value};
 
 use super::compact;
@@ -299,16 +296,8 @@ fn encode(actions: &[Value]) -> Result<Bytes> {
     ));
     let arrays = columns.into_iter().map(|(_, a)| a).collect();
     let fail = |e: &dyn std::fmt::Display| bad(format!("checkpoint: {e}"));
-    let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| fail(&e))?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_created_by(format!("footage {}", env!("CARGO_PKG_VERSION")))
-        .build();
-    let mut out = Vec::new();
-    let mut w = ArrowWriter::try_new(&mut out, schema, Some(props)).map_err(|e| fail(&e))?;
-    w.write(&batch).map_err(|e| fail(&e))?;
-    w.close().map_err(|e| fail(&e))?;
-    Ok(Bytes::from(out))
+    let batch = RecordBatch::try_new(schema, arrays).map_err(|e| fail(&e))?;
+    super::data_file::parquet_bytes(&batch).map_err(|e| fail(&e))
 }
 
 #[cfg(test)]

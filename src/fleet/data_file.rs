@@ -223,14 +223,20 @@ pub fn encode(rows: &[FleetRow]) -> Result<Bytes> {
         Arc::new(track),
     ];
     let batch = RecordBatch::try_new(schema(), columns).map_err(invalid)?;
+    parquet_bytes(&batch).map_err(invalid)
+}
+
+/// `batch` as one Parquet file (Snappy, "created by" footage): the data files and the log's
+/// checkpoints (`checkpoint.rs`).
+pub(super) fn parquet_bytes(batch: &RecordBatch) -> parquet::errors::Result<Bytes> {
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_created_by(format!("footage {}", env!("CARGO_PKG_VERSION")))
         .build();
     let mut out = Vec::new();
-    let mut w = ArrowWriter::try_new(&mut out, schema(), Some(props)).map_err(invalid)?;
-    w.write(&batch).map_err(invalid)?;
-    w.close().map_err(invalid)?;
+    let mut w = ArrowWriter::try_new(&mut out, batch.schema(), Some(props))?;
+    w.write(batch)?;
+    w.close()?;
     Ok(Bytes::from(out))
 }
 
