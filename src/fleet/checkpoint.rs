@@ -38,10 +38,7 @@ fn name(y: u64) -> String {
 
 /// The version of a checkpoint's file name.
 pub(super) fn parse(name: &str) -> Option<u64> {
-    let d = name.strip_suffix(".checkpoint.parquet")?;
-    (d.len() == 20 && d.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| d.parse().ok())
-        .flatten()
+    super::delta::version_digits(name.strip_suffix(".checkpoint.parquet")?)
 }
 
 /// The version `_last_checkpoint` names, if it is there and reads.
@@ -55,7 +52,8 @@ pub fn last(fleet: &Fleet) -> Option<u64> {
     };
     let v = serde_json::from_slice::<Value>(&text)
         .ok()
-        .and_then(|v| v["version"].as_u64());
+        .and_then(|v| v["version"].as_u64())
+        .filter(|&v| v <= super::delta::MAX_VERSION);
     if v.is_none() {
         tracing::warn!("fleet table: _last_checkpoint does not read; listing the log");
     }
@@ -64,7 +62,7 @@ pub fn last(fleet: &Fleet) -> Option<u64> {
 
 /// Writes the checkpoint of `snap`'s version and points `_last_checkpoint` at it.
 pub fn write(fleet: &Fleet, snap: &Snapshot, now_ms: i64) -> Result<()> {
-    let Some(y) = snap.version.filter(|&y| y > 0) else {
+    let Some(y) = snap.version.filter(|&y| y > 0 && !snap.foreign) else {
         return Ok(());
     };
     let actions = compact::reconciled(snap, now_ms)

@@ -51,10 +51,22 @@ impl Entry {
     }
 }
 
-/// Deletes what the retention lets go as of `now_ms`; returns how many objects it deleted.
+/// Deletes what the retention lets go as of `now_ms` (this station's clock); returns how
+/// many objects it deleted.
 pub fn run(fleet: &Fleet, now_ms: i64) -> Result<usize> {
+    run_later(fleet, now_ms, 0)
+}
+
+/// [`run`] as if `later_ms` more had passed on every clock (tests).
+fn run_later(fleet: &Fleet, now_ms: i64, later_ms: i64) -> Result<usize> {
     let listed = fleet.list_meta(LOG_DIR, None)?;
-    let cutoff = now_ms.saturating_sub(LOG_RETENTION_MS);
+    // The bucket's times too, not only this station's clock: one running ahead must not
+    // cut into the last 30 days of the log.
+    let newest = listed.iter().map(|(_, at)| *at).max().unwrap_or(now_ms);
+    let cutoff = now_ms
+        .min(newest)
+        .saturating_add(later_ms)
+        .saturating_sub(LOG_RETENTION_MS);
     let entries: Vec<(Entry, String, i64)> = listed
         .into_iter()
         .filter_map(|(name, at)| Some((Entry::of(&name)?, name, at)))
@@ -104,9 +116,10 @@ pub fn run(fleet: &Fleet, now_ms: i64) -> Result<usize> {
 }
 
 impl Fleet {
-    /// Tests: the cleanup as it would run at `now_ms` (ms since 1970).
+    /// Tests: the cleanup as it would run with this station's clock at `now_ms` (ms since
+    /// 1970), `later_ms` from now on every clock.
     #[cfg(feature = "internals")]
-    pub fn clean_log_at(&self, now_ms: i64) -> Result<usize> {
-        run(self, now_ms)
+    pub fn clean_log_at(&self, now_ms: i64, later_ms: i64) -> Result<usize> {
+        run_later(self, now_ms.saturating_add(later_ms), later_ms)
     }
 }

@@ -31,16 +31,12 @@ fn name(y: u64) -> String {
 /// (x, y) of a compaction's file name.
 pub(super) fn parse(name: &str) -> Option<(u64, u64)> {
     let (x, y) = name.strip_suffix(".compacted.json")?.split_once('.')?;
-    let num = |d: &str| {
-        (d.len() == 20 && d.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| d.parse().ok())
-            .flatten()
-    };
-    Some((num(x)?, num(y)?))
+    Some((delta::version_digits(x)?, delta::version_digits(y)?))
 }
 
-/// The table at the newest compaction from version 0 among the log's `names`, if one reads.
-pub fn newest(fleet: &Fleet, names: &[String]) -> Option<Snapshot> {
+/// The table at the newest compaction from version 0 among the log's `names`, if one reads
+/// (an error if one could not be read: the cloud, not the compaction, failed).
+pub fn newest(fleet: &Fleet, names: &[String]) -> Result<Option<Snapshot>> {
     let mut ends: Vec<u64> = names
         .iter()
         .filter_map(|n| parse(n))
@@ -48,24 +44,26 @@ pub fn newest(fleet: &Fleet, names: &[String]) -> Option<Snapshot> {
         .map(|(_, y)| y)
         .collect();
     ends.sort_unstable();
-    ends.into_iter().rev().find_map(|y| at(fleet, y))
+    for y in ends.into_iter().rev() {
+        if let Some(snap) = at(fleet, y)? {
+            return Ok(Some(snap));
+        }
+    }
+    Ok(None)
 }
 
-/// The table at the compaction of versions 0 to `y`, if it is there and reads.
-pub fn at(fleet: &Fleet, y: u64) -> Option<Snapshot> {
-    let text = match fleet.read(&name(y)) {
-        Ok(t) => t?,
-        Err(e) => {
-            tracing::warn!(compaction = y, error = %e, "fleet table: a log compaction could not be read; replaying commits");
-            return None;
-        }
+/// The table at the compaction of versions 0 to `y`: `None` if it is absent or does not
+/// parse (passed over, with a warning), an error if the cloud could not be read.
+pub fn at(fleet: &Fleet, y: u64) -> Result<Option<Snapshot>> {
+    let Some(text) = fleet.read(&name(y))? else {
+        return Ok(None);
     };
     let mut snap = Snapshot::default();
     match delta::apply(&mut snap, y, &text) {
-        Ok(()) => Some(snap),
+        Ok(()) => Ok(Some(snap)),
         Err(e) => {
             tracing::warn!(compaction = y, error = %e, "fleet table: a log compaction does not read; replaying commits");
-            None
+            Ok(None)
         }
     }
 }
@@ -79,11 +77,18 @@ pub(super) fn reconciled(snap: &Snapshot, now_ms: i64) -> Vec<&str> {
         .flatten()
         .map(String::as_str)
         .collect();
-    for (at, path, line) in &snap.removes {
-        if now_ms.saturating_sub(*at) < TOMBSTONE_MS && !snap.adds.contains_key(path) {
-            out.push(line);
+    // The newest tombstone of each path (a file name can come back: it holds a hash).
+    let mut seen = std::collections::HashSet::new();
+    let mut tombstones: Vec<&str> = Vec::new();
+    for (at, path, line) in snap.removes.iter().rev() {
+        if now_ms.saturating_sub(*at) < TOMBSTONE_MS
+            && !snap.adds.contains_key(path)
+            && seen.insert(path)
+        {
+            tombstones.push(line);
         }
     }
+    out.extend(tombstones.into_iter().rev());
     out.extend(snap.adds.values().map(String::as_str));
     out
 }
@@ -95,7 +100,7 @@ pub fn due(version: u64) -> bool {
 
 /// Writes the compaction of versions 0 to `snap`'s.
 pub fn write(fleet: &Fleet, snap: &Snapshot, now_ms: i64) -> Result<()> {
-    let Some(y) = snap.version.filter(|&y| y > 0) else {
+    let Some(y) = snap.version.filter(|&y| y > 0 && !snap.foreign) else {
         return Ok(());
     };
     let mut out = String::new();

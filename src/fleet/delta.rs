@@ -5,11 +5,15 @@
 //! Protocol: reader version 1, writer version 2 (no table features); commits are JSON lines
 //! of `add` / `remove` / `commitInfo` actions (docs/FORMAT.md, "The fleet table").
 //!
-//! Invariants: a snapshot is replayed from version 0 with no gap; a table written by a newer
-//! protocol, or whose `footage.fleet.version` is newer than [`TABLE_VERSION`], is refused
-//! rather than half-read; a commit either creates its version's file whole or finds it taken.
+//! Invariants: a snapshot is replayed from version 0, or from a log compaction of versions 0
+//! to c, with no gap after; a table written by a newer protocol, or whose
+//! `footage.fleet.version` is newer than [`TABLE_VERSION`], is refused rather than half-read
+//! (and one whose writer protocol is above 2 is read but not published to); a commit either
+//! creates its version's file whole or finds it taken; a snapshot whose next commits a log
+//! cleanup deleted is noticed (`_last_checkpoint` past it) and read again.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -77,7 +81,21 @@ pub struct Snapshot {
     pub(super) metadata: Option<String>,
     pub(super) adds: BTreeMap<String, String>,
     pub(super) removes: Vec<(i64, String, String)>,
+    /// The protocol's `minWriterVersion` (footage writes version 2).
+    pub min_writer: Option<u64>,
+    /// Whether the log holds actions footage does not write (`txn`, `domainMetadata`, ...):
+    /// a compaction or checkpoint of it would drop them, so none is written.
+    pub(super) foreign: bool,
+    /// When `_last_checkpoint` was last compared with this snapshot.
+    pointer_checked: Option<Instant>,
 }
+
+/// How long a connection goes without comparing its snapshot with `_last_checkpoint` (a
+/// log cleanup only deletes commits older than 30 days).
+const POINTER_CHECK: Duration = Duration::from_secs(600);
+/// The largest version footage reads (Delta versions are signed 64-bit): `v + 1` never
+/// overflows.
+pub(super) const MAX_VERSION: u64 = i64::MAX as u64;
 
 pub(super) fn bad(what: impl std::fmt::Display) -> Error {
     Error::Invalid(format!("fleet table log: {what}"))
@@ -190,10 +208,15 @@ pub fn commit(fleet: &Fleet, version: u64, actions: &[Value]) -> Result<bool> {
 }
 
 pub(super) fn parse_version(name: &str) -> Option<u64> {
-    let digits = name.strip_suffix(".json")?;
-    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| digits.parse().ok())
+    version_digits(name.strip_suffix(".json")?)
+}
+
+/// A version written as 20 digits, at most [`MAX_VERSION`].
+pub(super) fn version_digits(d: &str) -> Option<u64> {
+    (d.len() == 20 && d.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| d.parse().ok())
         .flatten()
+        .filter(|&v| v <= MAX_VERSION)
 }
 
 fn tag<'a>(add: &'a Value, key: &str) -> Option<&'a str> {
@@ -249,6 +272,7 @@ pub(super) fn apply(snap: &mut Snapshot, v: u64, text: &[u8]) -> Result<()> {
                     "version {v} asks for Delta reader version {r}; this build reads version 1"
                 )));
             }
+            snap.min_writer = p["minWriterVersion"].as_u64();
             snap.protocol = Some(line.to_string());
         } else if let Some(m) = a.get("metaData") {
             let tv = m["configuration"]["footage.fleet.version"]
@@ -276,6 +300,8 @@ pub(super) fn apply(snap: &mut Snapshot, v: u64, text: &[u8]) -> Result<()> {
                 let at = rm["deletionTimestamp"].as_i64().unwrap_or(0);
                 snap.removes.push((at, p.to_string(), line.to_string()));
             }
+        } else if a.get("commitInfo").is_none() {
+            snap.foreign = true;
         }
     }
     snap.version = Some(v);
@@ -287,24 +313,46 @@ pub(super) fn apply(snap: &mut Snapshot, v: u64, text: &[u8]) -> Result<()> {
 /// compaction of versions 0 to N among the listed log, if there is one that reads, then the
 /// commits after it.
 pub fn snapshot(fleet: &Fleet) -> Result<Snapshot> {
-    // The shortcut: the compaction at the version `_last_checkpoint` names, then the
-    // commits listed after it.
-    if let Some(mut snap) =
-        super::checkpoint::last(fleet).and_then(|c| super::compact::at(fleet, c))
-    {
-        let names = fleet.list_after(LOG_DIR, snap.version.map(log_name).as_deref())?;
-        let mut versions: Vec<u64> = names.iter().filter_map(|n| parse_version(n)).collect();
-        versions.sort_unstable();
-        catch_up(fleet, &mut snap, &versions)?;
-        return Ok(snap);
-    }
-    let names = fleet.list(LOG_DIR)?;
-    let mut versions: Vec<u64> = names.iter().filter_map(|n| parse_version(n)).collect();
-    versions.sort_unstable();
-    let snap = super::compact::newest(fleet, &names).unwrap_or_default();
-    let mut snap = snap;
-    catch_up(fleet, &mut snap, &versions)?;
+    let checked = Instant::now();
+    let mut snap = match from_last_checkpoint(fleet) {
+        Ok(Some(snap)) => snap,
+        Ok(None) => from_listing(fleet)?,
+        Err(e) => {
+            tracing::warn!(error = %e, "fleet table: the log after _last_checkpoint does not read; listing the whole log");
+            from_listing(fleet)?
+        }
+    };
+    snap.pointer_checked = Some(checked);
     Ok(snap)
+}
+
+/// The shortcut: the compaction at the version `_last_checkpoint` names, then the commits
+/// listed after it (`None` if there is no pointer or no such compaction).
+fn from_last_checkpoint(fleet: &Fleet) -> Result<Option<Snapshot>> {
+    let Some(c) = super::checkpoint::last(fleet) else {
+        return Ok(None);
+    };
+    let Some(mut snap) = super::compact::at(fleet, c)? else {
+        return Ok(None);
+    };
+    let names = fleet.list_after(LOG_DIR, Some(&log_name(c)))?;
+    catch_up(fleet, &mut snap, &versions_in(&names))?;
+    Ok(Some(snap))
+}
+
+/// The whole log listed: from its newest compaction that reads, or from version 0.
+fn from_listing(fleet: &Fleet) -> Result<Snapshot> {
+    let names = fleet.list(LOG_DIR)?;
+    let mut snap = super::compact::newest(fleet, &names)?.unwrap_or_default();
+    catch_up(fleet, &mut snap, &versions_in(&names))?;
+    Ok(snap)
+}
+
+/// The commit versions among `names`, sorted.
+fn versions_in(names: &[String]) -> Vec<u64> {
+    let mut v: Vec<u64> = names.iter().filter_map(|n| parse_version(n)).collect();
+    v.sort_unstable();
+    v
 }
 
 /// Applies `versions` (sorted, from the one after `snap`'s) to `snap`; versions committed
@@ -315,7 +363,7 @@ fn catch_up(fleet: &Fleet, snap: &mut Snapshot, versions: &[u64]) -> Result<()> 
     for &v in versions.iter().filter(|&&v| v >= first) {
         if v != next {
             return Err(bad(format!(
-                "version {next} is missing before {v} (a checkpointed table: footage reads JSON commits from version 0)"
+                "version {next} is missing before {v} (footage starts from version 0 or from a log compaction of versions 0 to c; the log's start was deleted without one)"
             )));
         }
         let text = fleet
@@ -333,5 +381,43 @@ fn catch_up(fleet: &Fleet, snap: &mut Snapshot, versions: &[u64]) -> Result<()> 
 
 /// Brings `snap` up to the latest version.
 pub fn refresh(fleet: &Fleet, snap: &mut Snapshot) -> Result<()> {
-    catch_up(fleet, snap, &[])
+    bring_up(fleet, snap, false)
+}
+
+/// Brings `snap` up to the latest version. A snapshot not refreshed for longer than the
+/// log's retention would look current after a cleanup deleted the commits after it (the
+/// next one is absent): so when `strict` (before a publish plans), or when it was last done
+/// more than [`POINTER_CHECK`] ago, `_last_checkpoint` is read (the log after the snapshot
+/// listed if it does not read), and a checkpoint or commit past the snapshot makes it read
+/// again from the start.
+pub fn bring_up(fleet: &Fleet, snap: &mut Snapshot, strict: bool) -> Result<()> {
+    catch_up(fleet, snap, &[])?;
+    if strict
+        || snap
+            .pointer_checked
+            .is_none_or(|t| t.elapsed() >= POINTER_CHECK)
+    {
+        let checked = Instant::now();
+        let pointer = super::checkpoint::last(fleet);
+        let passed = match (pointer, snap.version) {
+            (Some(c), v) => v.is_none_or(|v| c > v),
+            // No pointer that reads: a commit listed after the next (absent) one.
+            (None, Some(v)) => fleet
+                .list_after(LOG_DIR, Some(&log_name(v)))?
+                .iter()
+                .filter_map(|n| parse_version(n))
+                .any(|w| w > v + 1),
+            (None, None) => false,
+        };
+        if passed {
+            tracing::warn!(
+                version = snap.version,
+                checkpoint = pointer,
+                "fleet table: the log moved past this connection's snapshot (a cleanup); reading it again"
+            );
+            *snap = snapshot(fleet)?;
+        }
+        snap.pointer_checked = Some(checked);
+    }
+    Ok(())
 }

@@ -126,7 +126,7 @@ impl Fleet {
     /// Every row of the table's latest version (deleted ones included), in file order: what
     /// an engine reading the table sees.
     pub fn rows(&self) -> Result<Vec<FleetRow>> {
-        let snap = self.latest()?;
+        let snap = self.latest(false)?;
         let files: Vec<DataFile> = snap.files.values().cloned().collect();
         drop(snap);
         self.rows_of_files(&files)
@@ -139,7 +139,7 @@ impl Fleet {
         if q.cursor.is_some() {
             return Err(Error::Invalid("fleet find answers whole: no cursor".into()));
         }
-        let snap = self.latest()?;
+        let snap = self.latest(false)?;
         let lo = q.from_us.unwrap_or(i64::MIN);
         let hi = q.to_us.unwrap_or(i64::MAX);
         let gap = q.hit_gap_us.unwrap_or(DEFAULT_HIT_GAP_US).max(0);

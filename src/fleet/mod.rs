@@ -178,7 +178,8 @@ impl Fleet {
 
     /// The table's latest version: the cached snapshot with the commits made since (the
     /// whole log, listed, the first time).
-    fn latest(&self) -> Result<MutexGuard<'_, delta::Snapshot>> {
+    /// `strict`: make sure no log cleanup passed the cached snapshot by (before a publish).
+    fn latest(&self, strict: bool) -> Result<MutexGuard<'_, delta::Snapshot>> {
         let mut snap = self
             .latest
             .lock()
@@ -186,7 +187,7 @@ impl Fleet {
         if snap.version.is_none() {
             *snap = delta::snapshot(self)?;
         } else {
-            delta::refresh(self, &mut snap)?;
+            delta::bring_up(self, &mut snap, strict)?;
         }
         Ok(snap)
     }
@@ -217,7 +218,7 @@ impl Fleet {
         }
     }
 
-    /// The names of the objects directly or indirectly under `rel`.
+    /// The names of the objects directly under `rel`.
     fn list(&self, rel: &str) -> Result<Vec<String>> {
         Ok(self
             .list_meta(rel, None)?
@@ -256,8 +257,9 @@ impl Fleet {
         Ok(())
     }
 
-    /// The names and modification times (ms since 1970) of the objects under `rel` whose
-    /// path (relative to the table) sorts after `after` (all of them if `None`).
+    /// The names and modification times (ms since 1970) of the objects directly under `rel`
+    /// (not in folders below it) whose path (relative to the table) sorts after `after` (all
+    /// of them if `None`).
     fn list_meta(&self, rel: &str, after: Option<&str>) -> Result<Vec<(String, i64)>> {
         use futures::TryStreamExt;
         let path = self.path(rel);
@@ -272,6 +274,9 @@ impl Fleet {
         Ok(metas
             .into_iter()
             .filter_map(|m| {
+                if m.location.prefix_match(&path)?.count() != 1 {
+                    return None;
+                }
                 let name = m.location.filename()?.to_string();
                 Some((name, m.last_modified.timestamp_millis()))
             })

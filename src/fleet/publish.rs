@@ -122,6 +122,9 @@ fn catalog_fp(store: &Store, store_id: &str, ids: &[u64]) -> String {
 fn retag(snap: &Snapshot, f: &DataFile, fp: &str) -> Option<Value> {
     let mut a: Value = serde_json::from_str(snap.adds.get(&f.path)?).ok()?;
     let add = a.get_mut("add")?;
+    if !(add["tags"].is_object() || add["tags"].is_null()) {
+        return None;
+    }
     add["dataChange"] = false.into();
     add["tags"][delta::TAG_CATALOG] = fp.into();
     Some(a)
@@ -243,10 +246,16 @@ impl Fleet {
         source: &mut Source<'_>,
         attempts: u32,
     ) -> Result<Option<PublishReport>> {
-        let mut snap = self.latest()?;
+        let mut snap = self.latest(true)?;
         if snap.version.is_none() {
             delta::create(self, now_ms)?;
             delta::refresh(self, &mut snap)?;
+        }
+        if let Some(w) = snap.min_writer.filter(|&w| w > 2) {
+            return Err(Error::Invalid(format!(
+                "fleet publish: the table asks for Delta writer version {w} (another engine upgraded it); \
+                 footage writes version 2 and does not publish to it"
+            )));
         }
         let mine = files_of(&snap, station);
         let days: BTreeSet<&String> = if whole {
