@@ -9,9 +9,11 @@
 //! Invariants: a checkpoint holds exactly the lines of [`compact::reconciled`] (protocol,
 //! metadata, young tombstones, every live `add` with its tags and statistics), so an engine
 //! starting from it sees the table that replaying commits 0 to y gives; it is written whole
-//! by one put before `_last_checkpoint` names it; `_last_checkpoint` never moves back (a
-//! slower publisher that finds a newer one there leaves it); a checkpoint or pointer that
-//! is missing or damaged only costs a reader the replay of more commits.
+//! by one put before `_last_checkpoint` names it; a publisher that finds a newer pointer
+//! leaves it (two racing within one read-then-write could still move it back, 100 commits
+//! apart: object_store's local file system has no conditional overwrite); a checkpoint or
+//! pointer that is missing, old or damaged only costs a reader the replay of more commits
+//! (footage's reader falls back to listing the log when the log after it does not read).
 
 use std::sync::Arc;
 

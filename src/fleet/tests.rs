@@ -144,3 +144,38 @@ fn a_data_file_has_the_h3_cells_column_for_other_engines() {
         .collect();
     assert!(names.contains(&"h3_cells".to_string()), "{names:?}");
 }
+
+/// A log with an action footage does not write (`txn`) gets no compaction or checkpoint
+/// (they would drop it); versions past 2^63 − 1 in names are not versions.
+#[test]
+fn foreign_actions_stop_compactions_and_huge_versions_are_not_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().display());
+    let fleet = Fleet::open(&url).unwrap();
+    let mut snap = delta::Snapshot::default();
+    let lines = concat!(
+        r#"{"protocol":{"minReaderVersion":1,"minWriterVersion":2}}"#,
+        "\n",
+        r#"{"txn":{"appId":"spark-stream","version":3}}"#,
+        "\n"
+    );
+    delta::apply(&mut snap, 5, lines.as_bytes()).unwrap();
+    assert!(snap.foreign);
+    compact::write(&fleet, &snap, 0).unwrap();
+    checkpoint::write(&fleet, &snap, 0).unwrap();
+    assert!(!dir.path().join(TABLE_DIR).exists(), "nothing written");
+    let max = format!("{:020}", delta::MAX_VERSION);
+    assert_eq!(
+        delta::parse_version(&format!("{max}.json")),
+        Some(delta::MAX_VERSION)
+    );
+    assert_eq!(delta::parse_version("18446744073709551615.json"), None);
+    assert_eq!(
+        compact::parse(&format!("{:020}.18446744073709551615.compacted.json", 0)),
+        None
+    );
+    assert_eq!(
+        checkpoint::parse("18446744073709551615.checkpoint.parquet"),
+        None
+    );
+}
