@@ -10,11 +10,9 @@ use footage::{SegmentMeta, Store};
 
 #[test]
 fn evicted_segments_read_back_from_azurite_and_a_store_recovers_from_it() {
-    let Ok(base) = std::env::var("FOOTAGE_AZURITE_URL") else {
-        common::skip(
-            "evicted_segments_read_back_from_azurite_and_a_store_recovers_from_it",
-            "Azurite is not running (FOOTAGE_AZURITE_URL unset; scripts/test.sh starts it)",
-        );
+    let Some(base) = common::azurite_or_skip(
+        "evicted_segments_read_back_from_azurite_and_a_store_recovers_from_it",
+    ) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

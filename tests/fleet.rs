@@ -553,11 +553,9 @@ fn three_stations_publish_to_a_directory_and_fleet_find_answers_their_union() {
 
 #[test]
 fn three_stations_publish_to_azurite_and_fleet_find_answers_their_union() {
-    let Ok(base) = std::env::var("FOOTAGE_AZURITE_URL") else {
-        common::skip(
-            "three_stations_publish_to_azurite_and_fleet_find_answers_their_union",
-            "Azurite is not running (FOOTAGE_AZURITE_URL unset; scripts/test.sh starts it)",
-        );
+    let Some(base) = common::azurite_or_skip(
+        "three_stations_publish_to_azurite_and_fleet_find_answers_their_union",
+    ) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -1121,11 +1119,7 @@ fn a_table_with_a_newer_writer_protocol_is_read_but_not_published_to() {
 /// the same rows before and after.
 #[test]
 fn checkpoints_and_cleanup_work_on_azurite() {
-    let Ok(base) = std::env::var("FOOTAGE_AZURITE_URL") else {
-        common::skip(
-            "checkpoints_and_cleanup_work_on_azurite",
-            "Azurite is not running (FOOTAGE_AZURITE_URL unset; scripts/test.sh starts it)",
-        );
+    let Some(base) = common::azurite_or_skip("checkpoints_and_cleanup_work_on_azurite") else {
         return;
     };
     let url = format!("{base}/fleet-log-{}", std::process::id());

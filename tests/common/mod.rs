@@ -107,6 +107,20 @@ pub fn skip(test: &str, why: &str) {
     skip_as(in_ci(), test, why, &skip_list())
 }
 
+/// The Azurite container url scripts/test.sh exports (`FOOTAGE_AZURITE_URL`), or `None`
+/// after [`skip`]ping `test` (the caller returns).
+#[track_caller]
+pub fn azurite_or_skip(test: &str) -> Option<String> {
+    let url = std::env::var("FOOTAGE_AZURITE_URL").ok();
+    if url.is_none() {
+        skip(
+            test,
+            "Azurite is not running (FOOTAGE_AZURITE_URL unset; scripts/test.sh starts it)",
+        );
+    }
+    url
+}
+
 /// [`skip`] with the CI decision and the list given (for the test of the rule itself).
 #[track_caller]
 pub fn skip_as(ci: bool, test: &str, why: &str, list: &Path) {
